@@ -1,0 +1,188 @@
+package bus
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Codec turns a Go value into body bytes and back. It is used only when a
+// message leaves the process; in-process delivery never encodes.
+type Codec interface {
+	// Name identifies the codec in link handshakes ("cbor", "json").
+	Name() string
+	// Append appends the encoding of v to dst.
+	Append(dst []byte, v any) ([]byte, error)
+	// Decode decodes data into v, a non-nil pointer.
+	Decode(data []byte, v any) error
+}
+
+// JSON is a Codec using encoding/json. It is slower and larger than a binary
+// codec but readable, and needs nothing outside the standard library.
+var JSON Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+func (jsonCodec) Name() string { return "json" }
+func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
+}
+func (jsonCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// Types maps message type names to Go types, so that a receiving node decodes
+// a body into the Go type it was sent as. A type's name is what it was
+// registered under, or else its Go name as reflect prints it ("orders.Add",
+// "*orders.Add"). Register types that cross process boundaries on the
+// receiving side; naming them explicitly keeps two binaries in agreement.
+//
+// Types is safe for concurrent use.
+type Types struct {
+	mu     sync.RWMutex
+	byName map[string]reflect.Type
+	byType map[reflect.Type]string
+}
+
+// NewTypes returns a registry that knows the basic Go types (string, []byte,
+// bool, the sized integers and floats).
+func NewTypes() *Types {
+	t := &Types{byName: map[string]reflect.Type{}, byType: map[reflect.Type]string{}}
+	for _, v := range []any{"", []byte(nil), false, 0, int8(0), int16(0), int32(0), int64(0),
+		uint(0), uint8(0), uint16(0), uint32(0), uint64(0), float32(0), float64(0), map[string]any(nil), []any(nil)} {
+		t.mustRegister(reflect.TypeOf(v).String(), reflect.TypeOf(v))
+	}
+	return t
+}
+
+func (t *Types) mustRegister(name string, rt reflect.Type) {
+	if err := t.register(name, rt); err != nil {
+		panic(err)
+	}
+}
+
+// Register records sample's dynamic type under name; an empty name means the
+// Go name. Registering the same type under the same name again is a no-op; a
+// name already taken by another type, or a type already named otherwise, is
+// an error.
+func (t *Types) Register(name string, sample any) error {
+	rt := reflect.TypeOf(sample)
+	if rt == nil {
+		return fmt.Errorf("%w: cannot register the nil type", ErrUnknownType)
+	}
+	if name == "" {
+		name = rt.String()
+	}
+	return t.register(name, rt)
+}
+
+// RegisterType records T under name (its Go name when name is empty).
+func RegisterType[T any](t *Types, name string) error {
+	rt := reflect.TypeFor[T]()
+	if name == "" {
+		name = rt.String()
+	}
+	return t.register(name, rt)
+}
+
+func (t *Types) register(name string, rt reflect.Type) error {
+	if name == "" || len(name) > MaxTypeLen {
+		return fmt.Errorf("%w: type name %q must be 1..%d bytes", ErrInvalidName, name, MaxTypeLen)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.byName[name]; ok {
+		if old == rt {
+			return nil
+		}
+		return fmt.Errorf("bus: type name %q already names %v, not %v", name, old, rt)
+	}
+	if old, ok := t.byType[rt]; ok {
+		return fmt.Errorf("bus: type %v already registered as %q", rt, old)
+	}
+	t.byName[name] = rt
+	t.byType[rt] = name
+	return nil
+}
+
+// NameOf returns the wire name of v's dynamic type.
+func (t *Types) NameOf(v any) string {
+	rt := reflect.TypeOf(v)
+	if rt == nil {
+		return ""
+	}
+	t.mu.RLock()
+	name, ok := t.byType[rt]
+	t.mu.RUnlock()
+	if ok {
+		return name
+	}
+	return rt.String()
+}
+
+// New returns a pointer to a new zero value of the type registered as name.
+func (t *Types) New(name string) (reflect.Value, error) {
+	t.mu.RLock()
+	rt, ok := t.byName[name]
+	t.mu.RUnlock()
+	if !ok {
+		return reflect.Value{}, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
+	}
+	return reflect.New(rt), nil
+}
+
+// EncodeBody encodes env.Msg with c, appending the bytes to dst, and sets
+// env.Type. An error envelope's Msg (an error) is encoded by the bus itself as
+// its Code and text, so errors keep their identity whatever the codec. A nil
+// Msg encodes as no body.
+func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
+	if env.Kind == KindError || (env.Kind == KindStreamEnd && env.Msg != nil) {
+		err, _ := env.Msg.(error)
+		if err == nil {
+			err = fmt.Errorf("%v", env.Msg)
+		}
+		env.Type = ""
+		dst = binary.AppendUvarint(dst, uint64(CodeOf(err)))
+		return append(dst, err.Error()...), nil
+	}
+	if env.Msg == nil {
+		env.Type = ""
+		return dst, nil
+	}
+	env.Type = t.NameOf(env.Msg)
+	out, err := c.Append(dst, env.Msg)
+	if err != nil {
+		return dst, fmt.Errorf("bus: encoding %s with %s: %w", env.Type, c.Name(), err)
+	}
+	return out, nil
+}
+
+// DecodeBody sets env.Msg from env.Type and env.Body, the reverse of
+// EncodeBody. The decoded value does not alias env.Body.
+func (t *Types) DecodeBody(c Codec, env *Envelope) error {
+	if env.Kind == KindError || (env.Kind == KindStreamEnd && len(env.Body) > 0) {
+		code, n := binary.Uvarint(env.Body)
+		if n <= 0 || code >= uint64(codeMax) {
+			return fmt.Errorf("%w: bad error body", ErrBadEnvelope)
+		}
+		env.Msg = &RemoteError{Code: Code(code), Text: string(env.Body[n:])}
+		return nil
+	}
+	if env.Type == "" {
+		if len(env.Body) > 0 {
+			return fmt.Errorf("%w: body without a type", ErrBadEnvelope)
+		}
+		env.Msg = nil
+		return nil
+	}
+	p, err := t.New(env.Type)
+	if err != nil {
+		return err
+	}
+	if err := c.Decode(env.Body, p.Interface()); err != nil {
+		return fmt.Errorf("%w: decoding %s with %s: %v", ErrBadEnvelope, env.Type, c.Name(), err)
+	}
+	env.Msg = p.Elem().Interface()
+	return nil
+}

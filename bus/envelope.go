@@ -1,0 +1,283 @@
+package bus
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Kind says what an envelope carries.
+type Kind uint8
+
+const (
+	KindTell       Kind = iota + 1 // one-way message to an actor
+	KindAsk                        // request; the receiver owes a reply or an error to From/Corr
+	KindReply                      // the answer to an ask
+	KindError                      // an ask failed; Msg is an error
+	KindPublish                    // a message on a topic; To.Name is the subject
+	KindStreamItem                 // one item of a stream
+	KindStreamEnd                  // the end of a stream (Msg may be an error)
+	KindCancel                     // the asker gave up: stop work on Corr
+	KindSystem                     // bus-to-bus control (names, interest, heartbeats)
+	kindMax
+)
+
+var kindNames = [...]string{"invalid", "tell", "ask", "reply", "error", "publish", "stream-item", "stream-end", "cancel", "system"}
+
+func (k Kind) String() string {
+	if k < kindMax {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Header is one key/value pair of envelope metadata.
+type Header struct {
+	Key, Value string
+}
+
+// Envelope is what travels between actors: an addressed message.
+//
+// Inside one process only Msg is used and nothing is encoded. When an envelope
+// crosses a process boundary the transport encodes the header fields with
+// AppendBinary and the body (Msg) with a Codec into Type and Body; the
+// receiving side reverses both. The binary layout is specified in
+// docs/wire.md.
+type Envelope struct {
+	Kind     Kind
+	From     Ref      // sender; zero when sent from outside any actor
+	To       Ref      // destination; ID 0 means "any instance of To.Name"
+	Corr     uint64   // correlation id of an ask and its reply; unique per From.Node
+	Deadline int64    // unix nanoseconds after which the work is useless; 0 for none
+	Headers  []Header // optional metadata
+	Type     string   // registered type name of the body (wire only)
+	Body     []byte   // encoded message (wire only)
+	Msg      any      // the message value (in process, and after decoding)
+}
+
+// DeadlineTime returns the deadline as a time, and whether there is one.
+func (e *Envelope) DeadlineTime() (time.Time, bool) {
+	if e.Deadline == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, e.Deadline), true
+}
+
+// Header returns the value of the first header with key k.
+func (e *Envelope) Header(k string) (string, bool) {
+	for _, h := range e.Headers {
+		if h.Key == k {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// Limits of the binary envelope header. They bound what a decoder allocates
+// before it has checked anything else.
+const (
+	WireVersion    = 1
+	MaxNameLen     = 1024 // bytes of an actor name or subject
+	MaxTypeLen     = 512  // bytes of a type name
+	MaxHeaders     = 64   // headers per envelope
+	MaxHeaderBytes = 8192 // bytes of one header's key plus value
+)
+
+const (
+	flagFrom     = 1 << 0
+	flagTo       = 1 << 1
+	flagDeadline = 1 << 2
+	flagHeaders  = 1 << 3
+	flagMask     = flagFrom | flagTo | flagDeadline | flagHeaders
+)
+
+// AppendBinary appends the binary form of e (header fields, Type and Body;
+// never Msg) to dst. It fails only when a field is over its limit.
+func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
+	if e.Kind == 0 || e.Kind >= kindMax {
+		return dst, fmt.Errorf("%w: kind %d", ErrBadEnvelope, e.Kind)
+	}
+	if len(e.From.Name) > MaxNameLen || len(e.To.Name) > MaxNameLen {
+		return dst, fmt.Errorf("%w: name longer than %d bytes", ErrBadEnvelope, MaxNameLen)
+	}
+	if len(e.Type) > MaxTypeLen {
+		return dst, fmt.Errorf("%w: type name longer than %d bytes", ErrBadEnvelope, MaxTypeLen)
+	}
+	if len(e.Headers) > MaxHeaders {
+		return dst, fmt.Errorf("%w: %d headers, at most %d", ErrBadEnvelope, len(e.Headers), MaxHeaders)
+	}
+	var flags byte
+	if !e.From.IsZero() {
+		flags |= flagFrom
+	}
+	if !e.To.IsZero() {
+		flags |= flagTo
+	}
+	if e.Deadline != 0 {
+		flags |= flagDeadline
+	}
+	if len(e.Headers) > 0 {
+		flags |= flagHeaders
+	}
+	dst = append(dst, WireVersion, byte(e.Kind), flags)
+	if flags&flagFrom != 0 {
+		dst = appendRef(dst, e.From)
+	}
+	if flags&flagTo != 0 {
+		dst = appendRef(dst, e.To)
+	}
+	dst = binary.AppendUvarint(dst, e.Corr)
+	if flags&flagDeadline != 0 {
+		dst = binary.AppendVarint(dst, e.Deadline)
+	}
+	if flags&flagHeaders != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Headers)))
+		for _, h := range e.Headers {
+			if len(h.Key)+len(h.Value) > MaxHeaderBytes {
+				return dst, fmt.Errorf("%w: header %q longer than %d bytes", ErrBadEnvelope, h.Key, MaxHeaderBytes)
+			}
+			dst = appendString(dst, h.Key)
+			dst = appendString(dst, h.Value)
+		}
+	}
+	dst = appendString(dst, e.Type)
+	return append(dst, e.Body...), nil
+}
+
+func appendRef(dst []byte, r Ref) []byte {
+	dst = append(dst, r.Node[:]...)
+	dst = binary.AppendUvarint(dst, r.ID)
+	return appendString(dst, r.Name)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// DecodeEnvelope parses one binary envelope that fills data exactly. It
+// treats data as hostile: every length is checked against the limits and the
+// bytes that remain before anything is allocated, and a bad envelope is an
+// error wrapping ErrBadEnvelope, never a panic. e.Body aliases data; copy it
+// if data will be reused. e.Msg is left nil.
+func DecodeEnvelope(data []byte, e *Envelope) error {
+	d := decoder{b: data}
+	if len(data) < 3 {
+		return fmt.Errorf("%w: %d bytes, shorter than the 3-byte prefix", ErrBadEnvelope, len(data))
+	}
+	if data[0] != WireVersion {
+		return fmt.Errorf("%w: envelope version %d, want %d", ErrBadEnvelope, data[0], WireVersion)
+	}
+	kind, flags := Kind(data[1]), data[2]
+	if kind == 0 || kind >= kindMax {
+		return fmt.Errorf("%w: unknown kind %d", ErrBadEnvelope, data[1])
+	}
+	if flags&^flagMask != 0 {
+		return fmt.Errorf("%w: unknown flags %#x", ErrBadEnvelope, flags)
+	}
+	d.b = data[3:]
+	*e = Envelope{Kind: kind}
+	if flags&flagFrom != 0 {
+		e.From = d.ref()
+	}
+	if flags&flagTo != 0 {
+		e.To = d.ref()
+	}
+	e.Corr = d.uvarint()
+	if flags&flagDeadline != 0 {
+		e.Deadline = d.varint()
+	}
+	if flags&flagHeaders != 0 {
+		n := d.uvarint()
+		if n == 0 || n > MaxHeaders {
+			d.fail("header count %d, want 1..%d", n, MaxHeaders)
+		} else if d.err == nil {
+			e.Headers = make([]Header, 0, n)
+			for range n {
+				k := d.string(MaxHeaderBytes)
+				v := d.string(MaxHeaderBytes - len(k))
+				if d.err != nil {
+					break
+				}
+				e.Headers = append(e.Headers, Header{k, v})
+			}
+		}
+	}
+	e.Type = d.string(MaxTypeLen)
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) > 0 {
+		e.Body = d.b
+	}
+	return nil
+}
+
+// decoder reads varints and strings from a bounded buffer; the first error
+// sticks and every later read returns zero.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrBadEnvelope}, args...)...)
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string(max int) string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(max) || n > uint64(len(d.b)) {
+		d.fail("string of %d bytes, limit %d, %d left", n, max, len(d.b))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) ref() Ref {
+	if d.err != nil {
+		return Ref{}
+	}
+	if len(d.b) < len(NodeID{}) {
+		d.fail("truncated node id")
+		return Ref{}
+	}
+	var r Ref
+	copy(r.Node[:], d.b)
+	d.b = d.b[len(r.Node):]
+	r.ID = d.uvarint()
+	r.Name = d.string(MaxNameLen)
+	return r
+}

@@ -1,0 +1,63 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Transport is a way of reaching other nodes: shared memory on one host
+// (package shmbus), sockets across hosts (package netbus). The bus never
+// imports a transport; one is plugged in with WithTransport.
+//
+// New calls Start once with the bus as Host. From then on the transport
+// reports each link it establishes (accepted or dialed) with Host.LinkUp,
+// hands every envelope it receives to Host.Deliver, and reports a link's end
+// with Host.LinkDown. Close stops accepting and dialing, closes every link
+// (each reported with LinkDown) and waits for the transport's goroutines.
+type Transport interface {
+	Start(h Host) error
+	Close(ctx context.Context) error
+}
+
+// Dialer is implemented by transports that can connect to an address on
+// demand. Discovery uses it to reach nodes it learns of.
+type Dialer interface {
+	Dial(ctx context.Context, addr string) error
+}
+
+// Link is a connection from this node to one peer node through one
+// transport. The bus keeps, per peer, the nearest link that is up.
+type Link interface {
+	// Peer is the node at the other end, learned in the link's handshake.
+	Peer() NodeID
+	// Locality is SameHost for shared memory and Unix sockets, Remote for TCP.
+	Locality() Locality
+	// Send encodes env (with AppendBinary and the link's codec, see
+	// Types.EncodeBody) and queues it, in order, for the peer. It may block
+	// while the link applies backpressure, until ctx ends or the link closes.
+	// The caller may reuse env once Send returns.
+	Send(ctx context.Context, env *Envelope) error
+	// Close closes the link; the transport then reports LinkDown with err.
+	Close(err error)
+}
+
+// Host is what a transport sees of the bus. *Bus implements it.
+type Host interface {
+	// NodeID is the id this node presents in handshakes.
+	NodeID() NodeID
+	// Types is the registry the transport decodes message bodies with.
+	Types() *Types
+	// Logger is where the transport logs.
+	Logger() *slog.Logger
+	// LinkUp adds a link whose handshake has completed. The bus then sends
+	// the peer the names and subscriptions it hosts, and keeps it current.
+	LinkUp(l Link)
+	// Deliver hands the bus one envelope received on l, with Msg decoded.
+	// It does not block on a slow actor for long: a full mailbox answers the
+	// sender with an error or counts a dead letter. Envelopes of one link are
+	// delivered one at a time, in the order received.
+	Deliver(l Link, env *Envelope)
+	// LinkDown removes l. Every ask waiting on its peer through it fails
+	// with an error wrapping ErrPeerGone and err.
+	LinkDown(l Link, err error)
+}
