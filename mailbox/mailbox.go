@@ -1,0 +1,412 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors returned by Send.
+var (
+	ErrFull   = errors.New("mailbox: full")
+	ErrClosed = errors.New("mailbox: closed")
+	// ErrDropped is the reason passed to Invoker.Dropped for a message
+	// pushed out by a newer one under DropOldest.
+	ErrDropped = errors.New("mailbox: dropped as oldest")
+)
+
+// Policy says what Send does when the mailbox is full.
+type Policy uint8
+
+const (
+	Default    Policy = iota // the mailbox's own policy (Options.Policy)
+	Block                    // wait for room until the sender's ctx ends
+	FailFast                 // return ErrFull at once
+	DropOldest               // drop the oldest queued message to make room, reporting it to Dropped
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Default:
+		return "default"
+	case Block:
+		return "block"
+	case FailFast:
+		return "fail-fast"
+	case DropOldest:
+		return "drop-oldest"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// Invoker is what a mailbox runs its messages on: the actor behind it. All
+// calls of InvokeSystem and Invoke happen on one goroutine at a time, in
+// order; never two at once.
+type Invoker[T any] interface {
+	// InvokeSystem handles one message of the system lane.
+	InvokeSystem(msg T)
+	// Invoke handles one user message.
+	Invoke(msg T)
+	// Dropped is told of every message the mailbox gives up on: the oldest
+	// one under DropOldest (reason ErrDropped), or one left queued or sent
+	// late when the mailbox closes (reason ErrClosed). It may be called on
+	// any goroutine, concurrently with Invoke.
+	Dropped(msg T, reason error)
+}
+
+// Options configure a mailbox. The zero value is valid.
+type Options struct {
+	// Capacity bounds the user lane; it must be a power of two. Zero means
+	// DefaultCapacity. The ring of cells is allocated on the first send, so
+	// a mailbox that never receives costs little.
+	Capacity int
+	// Policy is what Send does when the user lane is full and the sender
+	// passes Default. Zero means Block.
+	Policy Policy
+	// Throughput is how many user messages one turn processes before the
+	// mailbox yields its goroutine to others. Zero means DefaultThroughput.
+	Throughput int
+}
+
+const (
+	DefaultCapacity   = 1024
+	DefaultThroughput = 256
+	maxCapacity       = 1 << 24
+)
+
+func (o *Options) fill() error {
+	if o.Capacity == 0 {
+		o.Capacity = DefaultCapacity
+	}
+	if o.Capacity < 2 || o.Capacity > maxCapacity || o.Capacity&(o.Capacity-1) != 0 {
+		return fmt.Errorf("mailbox: capacity must be a power of two between 2 and %d, got %d", maxCapacity, o.Capacity)
+	}
+	if o.Policy == Default {
+		o.Policy = Block
+	}
+	if o.Policy > DropOldest {
+		return fmt.Errorf("mailbox: unknown policy %d", o.Policy)
+	}
+	if o.Throughput == 0 {
+		o.Throughput = DefaultThroughput
+	}
+	if o.Throughput < 0 {
+		return fmt.Errorf("mailbox: throughput must be positive, got %d", o.Throughput)
+	}
+	return nil
+}
+
+// state bits
+const (
+	scheduled = 1 << iota // a goroutine owns the mailbox and will look at both lanes before it lets go
+	suspended             // user messages wait; the system lane still runs
+	closed                // nothing more is accepted; what is queued is dropped
+)
+
+// Mailbox is a bounded multi-producer single-consumer queue of user messages,
+// an unbounded lane of system messages served first, and the scheduling that
+// runs its Invoker only while there is work.
+//
+// An idle mailbox owns no goroutine. A send that finds it idle starts one; the
+// goroutine runs every system message, then up to Throughput user messages,
+// yields the processor if more are waiting, and exits when both lanes are
+// empty. A send racing with that exit is never lost: the sender publishes its
+// message before it looks at the state, and the exiting goroutine clears the
+// state before it looks at the lanes for the last time (both sequentially
+// consistent), so one of them sees the other.
+//
+// Concurrency: Send, SendSystem, Suspend, Resume, Close and Len are safe from
+// any goroutine. The user lane is lock-free; sysMu guards only the system
+// lane, which sees a handful of messages per actor lifetime.
+type Mailbox[T any] struct {
+	state atomic.Uint32
+	user  atomic.Pointer[ring[T]] // allocated by the first send
+	inv   Invoker[T]
+	opts  Options
+
+	sysLen atomic.Int32 // len(sys), readable without sysMu
+	sysMu  sync.Mutex
+	sys    []T
+
+	waiters atomic.Int32 // senders blocked for room
+	spaceMu sync.Mutex
+	space   chan struct{} // closed when room appears; replaced after
+}
+
+// New returns an idle mailbox that runs messages on inv.
+func New[T any](inv Invoker[T], o Options) (*Mailbox[T], error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	return &Mailbox[T]{inv: inv, opts: o}, nil
+}
+
+// Options returns the mailbox's options with defaults filled in.
+func (m *Mailbox[T]) Options() Options { return m.opts }
+
+func (m *Mailbox[T]) ring() *ring[T] {
+	if r := m.user.Load(); r != nil {
+		return r
+	}
+	r := newRing[T](m.opts.Capacity)
+	if m.user.CompareAndSwap(nil, r) {
+		return r
+	}
+	return m.user.Load()
+}
+
+// Send queues a user message. p chooses what happens when the mailbox is full
+// (Default: the mailbox's policy); Block waits until ctx ends, returning
+// ctx.Err(). After Close, Send returns ErrClosed. A message Send accepted is
+// either invoked or reported to Dropped: never lost.
+func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
+	if p == Default {
+		p = m.opts.Policy
+	}
+	r := m.ring()
+	for {
+		if m.state.Load()&closed != 0 {
+			return ErrClosed
+		}
+		if r.push(v) {
+			if m.state.Load()&closed != 0 {
+				// Close may have drained before our push landed; drain
+				// again so our message is reported, not stranded.
+				m.drain()
+				return nil
+			}
+			m.schedule()
+			return nil
+		}
+		switch p {
+		case FailFast:
+			return ErrFull
+		case DropOldest:
+			if old, ok := r.pop(); ok {
+				m.inv.Dropped(old, ErrDropped)
+			}
+		default:
+			if err := m.waitForSpace(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// waitForSpace blocks until the ring may have room, the mailbox closes, or
+// ctx ends.
+func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
+	m.waiters.Add(1)
+	defer m.waiters.Add(-1)
+	m.spaceMu.Lock()
+	if m.space == nil {
+		m.space = make(chan struct{})
+	}
+	ch := m.space
+	m.spaceMu.Unlock()
+	// Re-check after registering: the consumer may have made room between
+	// our failed push and waiters.Add.
+	if r.len() < m.opts.Capacity || m.state.Load()&closed != 0 {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wakeSenders releases every sender blocked in waitForSpace.
+func (m *Mailbox[T]) wakeSenders() {
+	m.spaceMu.Lock()
+	if m.space != nil {
+		close(m.space)
+		m.space = nil
+	}
+	m.spaceMu.Unlock()
+}
+
+// SendSystem queues a system message. System messages are never refused for
+// lack of room and run before any queued user message, also while the mailbox
+// is suspended. After Close it returns ErrClosed.
+func (m *Mailbox[T]) SendSystem(v T) error {
+	m.sysMu.Lock()
+	if m.state.Load()&closed != 0 {
+		m.sysMu.Unlock()
+		return ErrClosed
+	}
+	m.sys = append(m.sys, v)
+	m.sysLen.Add(1)
+	m.sysMu.Unlock()
+	m.schedule()
+	return nil
+}
+
+func (m *Mailbox[T]) popSystem() (T, bool) {
+	var zero T
+	if m.sysLen.Load() == 0 {
+		return zero, false
+	}
+	m.sysMu.Lock()
+	defer m.sysMu.Unlock()
+	if len(m.sys) == 0 {
+		return zero, false
+	}
+	v := m.sys[0]
+	m.sys[0] = zero
+	m.sys = m.sys[1:]
+	if len(m.sys) == 0 {
+		m.sys = nil
+	}
+	m.sysLen.Add(-1)
+	return v, true
+}
+
+// Suspend stops user messages from running; they keep queueing. The system
+// lane still runs. Typically called by the Invoker when its actor fails.
+func (m *Mailbox[T]) Suspend() { m.state.Or(suspended) }
+
+// Resume lets user messages run again after Suspend.
+func (m *Mailbox[T]) Resume() {
+	m.state.And(^uint32(suspended))
+	m.schedule()
+}
+
+// Suspended reports whether user messages are held back.
+func (m *Mailbox[T]) Suspended() bool { return m.state.Load()&suspended != 0 }
+
+// Close stops the mailbox: later sends fail with ErrClosed, senders blocked
+// for room are released, and every message still queued, user and system, is
+// reported to Dropped with ErrClosed. A turn in progress ends after the
+// message it is running. Close is idempotent.
+func (m *Mailbox[T]) Close() {
+	m.sysMu.Lock()
+	old := m.state.Or(closed)
+	m.sysMu.Unlock()
+	if old&closed != 0 {
+		return
+	}
+	m.wakeSenders()
+	m.drain()
+}
+
+// Closed reports whether Close was called.
+func (m *Mailbox[T]) Closed() bool { return m.state.Load()&closed != 0 }
+
+func (m *Mailbox[T]) drain() {
+	for {
+		v, ok := m.popSystem()
+		if !ok {
+			break
+		}
+		m.inv.Dropped(v, ErrClosed)
+	}
+	r := m.user.Load()
+	if r == nil {
+		return
+	}
+	for r.len() > 0 {
+		v, ok := r.pop()
+		if !ok {
+			// A producer claimed a cell and has not written it yet; it
+			// will see closed and drain again once it has.
+			return
+		}
+		m.inv.Dropped(v, ErrClosed)
+	}
+}
+
+// Len is the number of user messages queued.
+func (m *Mailbox[T]) Len() int {
+	if r := m.user.Load(); r != nil {
+		return r.len()
+	}
+	return 0
+}
+
+func (m *Mailbox[T]) schedule() {
+	for {
+		s := m.state.Load()
+		if s&(scheduled|closed) != 0 {
+			return
+		}
+		if s&suspended != 0 && m.sysLen.Load() == 0 {
+			return
+		}
+		if m.state.CompareAndSwap(s, s|scheduled) {
+			go m.run()
+			return
+		}
+	}
+}
+
+func (m *Mailbox[T]) hasWork() bool {
+	s := m.state.Load()
+	if s&closed != 0 {
+		return false
+	}
+	if m.sysLen.Load() > 0 {
+		return true
+	}
+	if s&suspended != 0 {
+		return false
+	}
+	r := m.user.Load()
+	return r != nil && r.ready()
+}
+
+// run is one scheduled goroutine's life: turns until both lanes are empty.
+func (m *Mailbox[T]) run() {
+	for {
+		budget := m.turn()
+		if budget == 0 && m.hasWork() {
+			runtime.Gosched() // let other actors run; we keep the mailbox
+			continue
+		}
+		m.state.And(^uint32(scheduled))
+		if !m.hasWork() {
+			return
+		}
+		s := m.state.Load()
+		if s&(scheduled|closed) != 0 || !m.state.CompareAndSwap(s, s|scheduled) {
+			return // someone else scheduled it, or it closed
+		}
+	}
+}
+
+// turn runs system messages first, then up to Throughput user messages,
+// re-checking the system lane before each. It returns the unused budget.
+func (m *Mailbox[T]) turn() int {
+	budget := m.opts.Throughput
+	r := m.user.Load()
+	for budget > 0 {
+		if m.sysLen.Load() > 0 {
+			if v, ok := m.popSystem(); ok {
+				m.inv.InvokeSystem(v)
+				continue
+			}
+		}
+		if m.state.Load()&(suspended|closed) != 0 {
+			return budget
+		}
+		if r == nil {
+			if r = m.user.Load(); r == nil {
+				return budget
+			}
+		}
+		v, ok := r.pop()
+		if !ok {
+			return budget
+		}
+		if m.waiters.Load() != 0 {
+			m.wakeSenders()
+		}
+		m.inv.Invoke(v)
+		budget--
+	}
+	return budget
+}
