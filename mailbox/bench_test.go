@@ -1,0 +1,146 @@
+package mailbox
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Each benchmark moves b.N messages through mailboxes and, with the timer
+// stopped, the same number through the plain-Go baseline: a buffered channel
+// of the same capacity feeding one goroutine. ns/op and allocs/op are the
+// mailbox's; msgs/s is the mailbox's rate, chan-msgs/s the baseline's and
+// x-chan their ratio (above 1: the mailbox is faster).
+//
+//	go test -run '^$' -bench BenchmarkSend -count 5 ./mailbox
+
+// payload is what travels: a pointer to a 64-byte message, as the bus
+// hands a pointer to an envelope to a mailbox.
+type payload struct{ _ [64]byte }
+
+var msg = &payload{}
+
+// counter is an Invoker that counts user messages and says when it has
+// seen want of them. Invoke runs on one goroutine at a time, so n needs
+// no atomic.
+type counter struct {
+	n, want int
+	done    chan struct{}
+}
+
+func (c *counter) InvokeSystem(*payload)   {}
+func (c *counter) Dropped(*payload, error) { panic("dropped under Block") }
+func (c *counter) Invoke(*payload) {
+	c.n++
+	if c.n == c.want {
+		close(c.done)
+	}
+}
+
+const benchCap = 1024
+
+// runMailboxes sends total messages, split evenly over senders, to
+// mailboxes (sender i to mailbox i%mailboxes), and waits until all are
+// processed.
+func runMailboxes(b *testing.B, total, senders, mailboxes int) time.Duration {
+	per := total / senders
+	invs := make([]*counter, mailboxes)
+	mbs := make([]*Mailbox[*payload], mailboxes)
+	for i := range mailboxes {
+		invs[i] = &counter{done: make(chan struct{})}
+		mb, err := New[*payload](invs[i], Options{Capacity: benchCap, Policy: Block})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mbs[i] = mb
+	}
+	for i := range senders {
+		invs[i%mailboxes].want += per
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range senders {
+		mb := mbs[i%mailboxes]
+		wg.Go(func() {
+			for range per {
+				if err := mb.Send(ctx, msg, Default); err != nil {
+					panic(err)
+				}
+			}
+		})
+	}
+	for _, c := range invs {
+		if c.want > 0 {
+			<-c.done
+		}
+	}
+	d := time.Since(start)
+	wg.Wait()
+	for _, mb := range mbs {
+		mb.Close()
+	}
+	return d
+}
+
+// runChans is runMailboxes' baseline: a buffered channel per receiver, each
+// drained by one goroutine.
+func runChans(total, senders, receivers int) time.Duration {
+	per := total / senders
+	chans := make([]chan *payload, receivers)
+	want := make([]int, receivers)
+	for i := range senders {
+		want[i%receivers] += per
+	}
+	var recv sync.WaitGroup
+	for i := range receivers {
+		chans[i] = make(chan *payload, benchCap)
+		ch, w := chans[i], want[i]
+		recv.Go(func() {
+			n := 0
+			for n < w {
+				<-ch
+				n++
+			}
+		})
+	}
+	var send sync.WaitGroup
+	start := time.Now()
+	for i := range senders {
+		ch := chans[i%receivers]
+		send.Go(func() {
+			for range per {
+				ch <- msg
+			}
+		})
+	}
+	recv.Wait()
+	d := time.Since(start)
+	send.Wait()
+	return d
+}
+
+func benchSend(b *testing.B, senders, mailboxes int) {
+	b.ReportAllocs()
+	total := b.N - b.N%senders
+	if total == 0 {
+		total = senders
+	}
+	d := runMailboxes(b, total, senders, mailboxes)
+	b.StopTimer()
+	base := runChans(total, senders, mailboxes)
+	rate := float64(total) / d.Seconds()
+	baseRate := float64(total) / base.Seconds()
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(baseRate, "chan-msgs/s")
+	b.ReportMetric(rate/baseRate, "x-chan")
+}
+
+func BenchmarkSend(b *testing.B) {
+	n := runtime.GOMAXPROCS(0)
+	b.Run("1to1", func(b *testing.B) { benchSend(b, 1, 1) })
+	b.Run("2to1", func(b *testing.B) { benchSend(b, 2, 1) })
+	b.Run("NtoN", func(b *testing.B) { benchSend(b, n, n) })
+}
