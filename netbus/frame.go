@@ -1,0 +1,141 @@
+package netbus
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Frames. After the handshake's hello, everything on a connection is a frame:
+//
+//	0  4  length of the payload, big-endian uint32
+//	4  1  type
+//	5  1  flags (compression of a data frame's payload)
+//	6  …  payload
+//
+// The layout, byte by byte, is in docs/wire.md.
+const frameHeaderLen = 6
+
+// Frame types.
+const (
+	frameData    byte = 1 // payload: one binary envelope (bus.Envelope.AppendBinary), maybe compressed
+	framePing    byte = 2 // heartbeat; empty payload
+	frameClose   byte = 3 // the sender closes: 1 byte close code, then UTF-8 reason
+	frameAuth    byte = 4 // handshake: HMAC proof (32 bytes, or empty without a secret)
+	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
+	frameTypeMax byte = 6
+)
+
+// Flags of a data frame: the compression of its payload. A compressed payload
+// is the uvarint length of the decompressed bytes followed by the compressed
+// bytes.
+const (
+	compNone byte = 0
+	compS2   byte = 1
+	compZstd byte = 2
+	compMask byte = 3
+)
+
+// Limits.
+const (
+	maxCloseReason = 1024 // bytes of a close frame's reason
+	maxAuthPayload = 64   // bytes of an auth frame's payload
+	minMaxFrame    = 1024 // smallest MaxFrameSize a node may announce
+)
+
+// appendFrameHeader appends a frame header for a payload of n bytes.
+func appendFrameHeader(dst []byte, typ, flags byte, n int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	return append(dst, typ, flags)
+}
+
+// putFrameHeader writes a frame header into b[:frameHeaderLen].
+func putFrameHeader(b []byte, typ, flags byte, n int) {
+	binary.BigEndian.PutUint32(b, uint32(n))
+	b[4], b[5] = typ, flags
+}
+
+// appendCloseFrame appends a close frame telling the peer why.
+func appendCloseFrame(dst []byte, err error) []byte {
+	reason := err.Error()
+	if len(reason) > maxCloseReason {
+		reason = reason[:maxCloseReason]
+	}
+	dst = appendFrameHeader(dst, frameClose, 0, 1+len(reason))
+	dst = append(dst, byte(codeFor(err)))
+	return append(dst, reason...)
+}
+
+// parseFrameHeader checks a frame header against the protocol and max, the
+// largest payload this side accepts.
+func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
+	n64 := binary.BigEndian.Uint32(h)
+	typ, flags = h[4], h[5]
+	if typ == 0 || typ >= frameTypeMax {
+		return 0, 0, 0, fmt.Errorf("%w: unknown frame type %d", ErrBadFrame, typ)
+	}
+	if uint64(n64) > uint64(max) {
+		return 0, 0, 0, fmt.Errorf("%w: %d-byte payload, limit %d", ErrFrameTooLarge, n64, max)
+	}
+	n = int(n64)
+	switch typ {
+	case frameData:
+		if flags&^compMask != 0 || flags&compMask == compMask {
+			return 0, 0, 0, fmt.Errorf("%w: unknown data frame flags %#x", ErrBadFrame, flags)
+		}
+		if n == 0 {
+			return 0, 0, 0, fmt.Errorf("%w: empty data frame", ErrBadFrame)
+		}
+	case framePing, frameReady:
+		if flags != 0 || n != 0 {
+			return 0, 0, 0, fmt.Errorf("%w: type %d frame with flags %#x and %d bytes", ErrBadFrame, typ, flags, n)
+		}
+	case frameClose:
+		if flags != 0 || n == 0 || n > 1+maxCloseReason {
+			return 0, 0, 0, fmt.Errorf("%w: close frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
+		}
+	case frameAuth:
+		if flags != 0 || n > maxAuthPayload {
+			return 0, 0, 0, fmt.Errorf("%w: auth frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
+		}
+	}
+	return typ, flags, n, nil
+}
+
+// frameReader reads frames from a stream. It owns one buffer that grows up
+// to the largest frame seen (bounded by max); a payload it returns is valid
+// until the next call.
+type frameReader struct {
+	r   io.Reader
+	max int
+	hdr [frameHeaderLen]byte
+	buf []byte
+}
+
+// next reads one frame. Errors that mean the peer broke the protocol wrap
+// ErrBadFrame or ErrFrameTooLarge; I/O errors are returned as they are.
+func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return 0, 0, nil, err
+	}
+	typ, flags, n, err := parseFrameHeader(fr.hdr[:], fr.max)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if cap(fr.buf) < n {
+		fr.buf = make([]byte, n, max(n, min(2*cap(fr.buf), fr.max)))
+	}
+	payload = fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, payload); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, nil, err
+	}
+	return typ, flags, payload, nil
+}
+
+// parseClose decodes a close frame's payload into the error it reports.
+func parseClose(p []byte) error {
+	return rejectedError(closeCode(p[0]), string(p[1:]))
+}

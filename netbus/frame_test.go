@@ -1,0 +1,137 @@
+package netbus
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+func TestFrameHeader(t *testing.T) {
+	cases := []struct {
+		name string
+		hdr  []byte
+		want error
+	}{
+		{"data", appendFrameHeader(nil, frameData, 0, 10), nil},
+		{"data s2", appendFrameHeader(nil, frameData, compS2, 10), nil},
+		{"ping", appendFrameHeader(nil, framePing, 0, 0), nil},
+		{"too large", appendFrameHeader(nil, frameData, 0, 1<<20+1), ErrFrameTooLarge},
+		{"too large is bus.ErrTooLarge", appendFrameHeader(nil, frameData, 0, 1<<31), bus.ErrTooLarge},
+		{"type 0", appendFrameHeader(nil, 0, 0, 1), ErrBadFrame},
+		{"type 99", appendFrameHeader(nil, 99, 0, 1), ErrBadFrame},
+		{"both compressions", appendFrameHeader(nil, frameData, 3, 1), ErrBadFrame},
+		{"unknown flag", appendFrameHeader(nil, frameData, 8, 1), ErrBadFrame},
+		{"empty data", appendFrameHeader(nil, frameData, 0, 0), ErrBadFrame},
+		{"ping with payload", appendFrameHeader(nil, framePing, 0, 1), ErrBadFrame},
+		{"empty close", appendFrameHeader(nil, frameClose, 0, 0), ErrBadFrame},
+		{"huge auth", appendFrameHeader(nil, frameAuth, 0, 65), ErrBadFrame},
+	}
+	for _, c := range cases {
+		_, _, _, err := parseFrameHeader(c.hdr, 1<<20)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestFrameReaderTruncated(t *testing.T) {
+	b := appendFrameHeader(nil, frameData, 0, 100)
+	b = append(b, make([]byte, 50)...)
+	fr := frameReader{r: bytes.NewReader(b), max: 1 << 10}
+	if _, _, _, err := fr.next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want unexpected EOF", err)
+	}
+}
+
+func newTestCompressor(t testing.TB, maxRaw int) *compressor {
+	c, err := newCompressor(maxRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+func TestCompressionRoundTrip(t *testing.T) {
+	c := newTestCompressor(t, 8<<20)
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog. "), 100000) // 4.5 MB
+	random := make([]byte, 1<<20)
+	rand.Read(random)
+	for _, alg := range []byte{compS2, compZstd} {
+		for name, src := range map[string][]byte{"text": text, "random": random, "small": []byte("hello")} {
+			comp := c.compress(nil, src, alg)
+			if name == "text" && len(comp) > len(src)/10 {
+				t.Errorf("alg %d: %d bytes compressed to %d", alg, len(src), len(comp))
+			}
+			out, err := c.decompress(nil, comp, alg)
+			if err != nil || !bytes.Equal(out, src) {
+				t.Fatalf("alg %d %s: round trip failed: %v", alg, name, err)
+			}
+		}
+	}
+}
+
+func TestCompressionBomb(t *testing.T) {
+	big := make([]byte, 4<<20) // zeros compress to almost nothing
+	c := newTestCompressor(t, 1<<20)
+	for _, alg := range []byte{compS2, compZstd} {
+		comp := c.compress(nil, big, alg)
+		if len(comp) > 1<<16 {
+			t.Fatalf("alg %d: zeros compressed to %d bytes", alg, len(comp))
+		}
+		if _, err := c.decompress(nil, comp, alg); !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("alg %d: got %v, want ErrFrameTooLarge", alg, err)
+		}
+		// A lying length prefix: announce 1 KiB, carry 4 MiB.
+		lie := append([]byte{0x80, 0x08}, comp[3:]...)
+		if _, err := c.decompress(nil, lie, alg); !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("alg %d: lying length: got %v", alg, err)
+		}
+	}
+}
+
+// FuzzFrameDecoder feeds arbitrary bytes to the receive path of a connection:
+// frame reader, decompression, envelope decoder. It must never panic, and it
+// must never hand out a payload above the limits.
+func FuzzFrameDecoder(f *testing.F) {
+	c := newTestCompressor(f, 1<<16)
+	env := &bus.Envelope{Kind: bus.KindAsk, To: bus.Ref{Name: "echo"}, Corr: 7, Type: "string", Body: []byte(`"hi"`)}
+	raw, _ := env.AppendBinary(nil)
+	for _, alg := range []byte{compNone, compS2, compZstd} {
+		p := raw
+		if alg != compNone {
+			p = c.compress(nil, raw, alg)
+		}
+		f.Add(append(appendFrameHeader(nil, frameData, alg, len(p)), p...))
+	}
+	f.Add(appendCloseFrame(nil, ErrAuth))
+	f.Add(appendFrameHeader(nil, framePing, 0, 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr := frameReader{r: bytes.NewReader(data), max: 1 << 12}
+		var scratch []byte
+		for {
+			typ, flags, p, err := fr.next()
+			if err != nil {
+				return
+			}
+			if len(p) > 1<<12 {
+				t.Fatalf("payload of %d bytes", len(p))
+			}
+			switch typ {
+			case frameData:
+				var e bus.Envelope
+				if err := c.decodeData(&e, flags, p, &scratch); err == nil && len(e.Body) > 1<<16 {
+					t.Fatalf("body of %d bytes", len(e.Body))
+				}
+			case frameClose:
+				if err := parseClose(p); !errors.Is(err, ErrRejected) {
+					t.Fatalf("close frame gave %v", err)
+				}
+			}
+		}
+	})
+}

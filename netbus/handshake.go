@@ -1,0 +1,285 @@
+package netbus
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// The handshake opens every connection. Both ends send a hello at once, then
+// an auth frame proving they hold the shared secret, then a ready frame once
+// they have checked the peer's proof. The layout is in docs/wire.md.
+//
+// handshake is the protocol as a goroutine-free state machine: the driver
+// (dialConn/acceptConn) writes what start and feed return and reads bytes
+// into feed until done, so every rule is table-tested and fuzzed without a
+// socket or a timer.
+
+const (
+	protoVersion = 1
+	helloFixed   = 70 // bytes of a hello before the codec name
+	maxCodecName = 64
+	nonceLen     = 32
+	proofLen     = sha256.Size
+)
+
+var magic = [4]byte{'X', 'B', 'U', 'S'}
+
+// hello flags
+const (
+	helloAuth   = 1 << 0 // the sender requires the HMAC proof
+	helloDialer = 1 << 1 // the sender opened the connection
+	helloMask   = helloAuth | helloDialer
+)
+
+// hsConfig is what one end puts in its hello.
+type hsConfig struct {
+	Node     bus.NodeID
+	Codec    string
+	Secret   []byte      // empty: no HMAC authentication
+	Decode   byte        // compressions this end decodes (compS2<<0 | …): bit0 s2, bit1 zstd
+	Compress Compression // what this end sends with, if the peer decodes it
+	Dialer   bool
+	LinkID   uint64 // dialer: the pooled link this connection belongs to
+	Conn     uint8  // dialer: index of this connection in the pool
+	Pool     uint8  // dialer: connections in the pool (1..255)
+	MaxFrame uint32 // the largest frame payload this end accepts
+	Nonce    [nonceLen]byte
+}
+
+// hsResult is what a completed handshake established.
+type hsResult struct {
+	Peer         bus.NodeID
+	LinkID       uint64
+	Conn, Pool   uint8
+	PeerMaxFrame int
+	SendComp     byte // compression flag to send data frames with (compNone if none agreed)
+}
+
+type hsState uint8
+
+const (
+	hsHello hsState = iota
+	hsAuth
+	hsReady
+	hsDone
+	hsFailed
+)
+
+type handshake struct {
+	cfg       hsConfig
+	state     hsState
+	in        []byte // bytes received and not yet consumed
+	mine      []byte // our hello, as sent
+	theirs    []byte // the peer's hello, as received
+	res       hsResult
+	peerAuth  bool
+	err       error
+	maxBuffer int
+}
+
+func newHandshake(cfg hsConfig) *handshake {
+	return &handshake{cfg: cfg, maxBuffer: helloFixed + maxCodecName + 2*frameHeaderLen + maxAuthPayload + 1 + maxCloseReason}
+}
+
+// start returns the hello to send first.
+func (h *handshake) start() []byte {
+	c := &h.cfg
+	b := make([]byte, 0, helloFixed+len(c.Codec))
+	b = append(b, magic[:]...)
+	var flags byte
+	if len(c.Secret) > 0 {
+		flags |= helloAuth
+	}
+	if c.Dialer {
+		flags |= helloDialer
+	}
+	b = append(b, protoVersion, flags, c.Decode, c.Pool, c.Conn, byte(len(c.Codec)))
+	b = append(b, c.Node[:]...)
+	b = binary.BigEndian.AppendUint64(b, c.LinkID)
+	b = binary.BigEndian.AppendUint32(b, c.MaxFrame)
+	b = append(b, c.Nonce[:]...)
+	b = append(b, c.Codec...)
+	h.mine = b
+	return b
+}
+
+// done reports whether the handshake completed; rest returns the bytes
+// received after it (the first frames of the connection).
+func (h *handshake) done() bool       { return h.state == hsDone }
+func (h *handshake) result() hsResult { return h.res }
+func (h *handshake) rest() []byte     { return h.in }
+
+// feed consumes bytes received from the peer. It returns bytes to send (it
+// may return some together with an error: a close frame telling the peer why
+// it is refused; send them, then close). After an error, or once done, feed
+// must not be called again.
+func (h *handshake) feed(p []byte) (out []byte, err error) {
+	if h.state == hsDone || h.state == hsFailed {
+		return nil, fmt.Errorf("%w: feed after the end", ErrHandshake)
+	}
+	h.in = append(h.in, p...)
+	for {
+		var progressed bool
+		out, progressed, err = h.step(out)
+		if err != nil {
+			h.state, h.err = hsFailed, err
+			if !isRejection(err) {
+				out = appendCloseFrame(out, err)
+			}
+			return out, err
+		}
+		if !progressed || h.state == hsDone {
+			if h.state != hsDone && len(h.in) > h.maxBuffer {
+				// Unreachable with a well-formed peer: every message is bounded.
+				err = fmt.Errorf("%w: %d bytes buffered", ErrHandshake, len(h.in))
+				h.state, h.err = hsFailed, err
+				return appendCloseFrame(out, err), err
+			}
+			return out, nil
+		}
+	}
+}
+
+// isRejection reports whether err is the peer's refusal (which needs no close
+// frame in answer).
+func isRejection(err error) bool { return errors.Is(err, ErrRejected) }
+
+// step makes at most one transition.
+func (h *handshake) step(out []byte) ([]byte, bool, error) {
+	switch h.state {
+	case hsHello:
+		// Check the magic and version byte by byte as they arrive, so a peer
+		// speaking another protocol is refused at once.
+		for i := 0; i < len(h.in) && i < len(magic); i++ {
+			if h.in[i] != magic[i] {
+				return out, false, fmt.Errorf("%w: got % x", ErrBadMagic, h.in[:min(len(h.in), 4)])
+			}
+		}
+		if len(h.in) > 4 && h.in[4] != protoVersion {
+			return out, false, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, h.in[4], protoVersion)
+		}
+		if len(h.in) < 10 {
+			return out, false, nil
+		}
+		n := helloFixed + int(h.in[9])
+		if len(h.in) < n {
+			return out, false, nil
+		}
+		if err := h.parseHello(h.in[:n]); err != nil {
+			return out, false, err
+		}
+		h.theirs = append([]byte(nil), h.in[:n]...)
+		h.in = h.in[n:]
+		proof := h.proof(h.cfg.Dialer)
+		out = appendFrameHeader(out, frameAuth, 0, len(proof))
+		out = append(out, proof...)
+		h.state = hsAuth
+		return out, true, nil
+	case hsAuth, hsReady:
+		if len(h.in) < frameHeaderLen {
+			return out, false, nil
+		}
+		typ, _, n, err := parseFrameHeader(h.in, maxCloseReason+1)
+		if err != nil {
+			return out, false, fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
+		if len(h.in) < frameHeaderLen+n {
+			return out, false, nil
+		}
+		payload := h.in[frameHeaderLen : frameHeaderLen+n]
+		want := frameAuth
+		if h.state == hsReady {
+			want = frameReady
+		}
+		switch typ {
+		case frameClose:
+			return out, false, parseClose(payload)
+		case want:
+		default:
+			return out, false, fmt.Errorf("%w: frame type %d while waiting for %d", ErrHandshake, typ, want)
+		}
+		if h.state == hsAuth {
+			if len(h.cfg.Secret) > 0 && !hmac.Equal(payload, h.proof(!h.cfg.Dialer)) {
+				return out, false, fmt.Errorf("%w: the peer's proof does not match this node's secret", ErrAuth)
+			}
+			out = appendFrameHeader(out, frameReady, 0, 0)
+			h.state = hsReady
+		} else {
+			h.state = hsDone
+		}
+		h.in = h.in[frameHeaderLen+n:]
+		return out, true, nil
+	}
+	return out, false, fmt.Errorf("%w: state %d", ErrHandshake, h.state)
+}
+
+func (h *handshake) parseHello(b []byte) error {
+	flags, decode, pool, conn, nameLen := b[5], b[6], b[7], b[8], int(b[9])
+	var peer bus.NodeID
+	copy(peer[:], b[10:26])
+	linkID := binary.BigEndian.Uint64(b[26:34])
+	maxFrame := binary.BigEndian.Uint32(b[34:38])
+	codec := string(b[helloFixed:])
+	switch {
+	case flags&^helloMask != 0:
+		return fmt.Errorf("%w: unknown hello flags %#x", ErrHandshake, flags)
+	case decode&^compMask != 0:
+		return fmt.Errorf("%w: unknown compressions %#x", ErrHandshake, decode)
+	case nameLen == 0 || nameLen > maxCodecName:
+		return fmt.Errorf("%w: codec name of %d bytes", ErrHandshake, nameLen)
+	case peer.IsZero():
+		return fmt.Errorf("%w: zero node id", ErrHandshake)
+	case peer == h.cfg.Node:
+		return fmt.Errorf("%w: connected to itself (node %s)", ErrHandshake, peer.Short())
+	case maxFrame < minMaxFrame:
+		return fmt.Errorf("%w: max frame %d below %d", ErrHandshake, maxFrame, minMaxFrame)
+	case (flags&helloDialer != 0) == h.cfg.Dialer:
+		return fmt.Errorf("%w: both ends claim the same role", ErrHandshake)
+	case codec != h.cfg.Codec:
+		return fmt.Errorf("%w: peer uses %q, this node %q", ErrCodecMismatch, codec, h.cfg.Codec)
+	case (flags&helloAuth != 0) != (len(h.cfg.Secret) > 0):
+		if len(h.cfg.Secret) > 0 {
+			return fmt.Errorf("%w: peer has no shared secret", ErrAuth)
+		}
+		return fmt.Errorf("%w: peer requires a shared secret and this node has none", ErrAuth)
+	}
+	if h.cfg.Dialer {
+		pool, conn, linkID = h.cfg.Pool, h.cfg.Conn, h.cfg.LinkID
+	} else if pool == 0 || conn >= pool {
+		return fmt.Errorf("%w: connection %d of a pool of %d", ErrHandshake, conn, pool)
+	}
+	h.res = hsResult{Peer: peer, LinkID: linkID, Conn: conn, Pool: pool, PeerMaxFrame: int(maxFrame)}
+	if f := h.cfg.Compress.flag(); f != compNone && decode&f != 0 {
+		h.res.SendComp = f
+	}
+	return nil
+}
+
+// proof is the HMAC-SHA256, keyed with the shared secret, of a label naming
+// the prover's role and both hellos (dialer's first). Each hello carries a
+// fresh random nonce, so a proof is good for one connection only (no replay),
+// and the role label stops a peer from reflecting our own proof back to us.
+// Without a secret the proof is empty.
+func (h *handshake) proof(dialer bool) []byte {
+	if len(h.cfg.Secret) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, h.cfg.Secret)
+	d, a := h.mine, h.theirs
+	if !h.cfg.Dialer {
+		d, a = a, d
+	}
+	if dialer {
+		m.Write([]byte("xbus-netbus-v1 dialer"))
+	} else {
+		m.Write([]byte("xbus-netbus-v1 acceptor"))
+	}
+	m.Write(d)
+	m.Write(a)
+	return m.Sum(nil)
+}
