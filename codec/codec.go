@@ -1,8 +1,37 @@
 // Package codec holds the codecs that encode message bodies when they leave
-// the process. Binary returns the default the transports use.
+// the process; in-process delivery never encodes. A transport takes one
+// bus.Codec and uses it with bus.Types.EncodeBody and DecodeBody:
+//
+//	body, err := types.EncodeBody(codec.Binary(), env, buf[:0])
+//
+// Binary returns the default, CBOR (package codec/cbor), chosen over
+// MessagePack by measurement: see DEPENDENCIES.md. JSON is readable and needs
+// only the standard library. Raw carries []byte and string bodies as they
+// are. Any type with the three methods of bus.Codec is a codec too.
 package codec
 
-import "github.com/xbus-dev/xbus/bus"
+import (
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec/cbor"
+)
 
-// Binary returns the default codec for bodies that cross a process boundary.
-func Binary() bus.Codec { return bus.JSON }
+// Binary returns the default codec for bodies that cross a process boundary:
+// CBOR with default limits.
+func Binary() bus.Codec { return cbor.Default() }
+
+// JSON is the encoding/json codec, bus.JSON.
+var JSON bus.Codec = bus.JSON
+
+// ByName returns the built-in codec called name ("cbor", "json", "raw"), for
+// a transport that negotiates its codec by name in a handshake.
+func ByName(name string) (bus.Codec, bool) {
+	switch name {
+	case "cbor":
+		return Binary(), true
+	case "json":
+		return JSON, true
+	case "raw":
+		return Raw, true
+	}
+	return nil, false
+}
