@@ -1,0 +1,126 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// askCall is one pending Ask. Calls are pooled: state packs the arming
+// sequence number with the call's status, so a reply meant for an earlier
+// arming of a reused call can never complete a later one.
+type askCall struct {
+	state atomic.Uint64 // seq<<2 | status
+	done  chan struct{} // signalled once per completed blocking ask
+	reply any
+	err   error
+
+	// Set per arming, by the asker, before the ask is sent.
+	cb    func(reply any, err error) // non-blocking ask: run on owner
+	owner *process
+	peer  *peer // remote ask: the peer it went to
+	link  Link
+	corr  uint64
+}
+
+const (
+	callWaiting   = 0
+	callDone      = 1
+	callAbandoned = 2
+)
+
+var callPool = sync.Pool{New: func() any { return &askCall{done: make(chan struct{}, 1)} }}
+
+func getCall() (*askCall, uint64) {
+	c := callPool.Get().(*askCall)
+	seq := c.state.Load()>>2 + 1
+	c.state.Store(seq << 2)
+	return c, seq
+}
+
+func putCall(c *askCall) {
+	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr = nil, nil, nil, nil, nil, nil, 0
+	callPool.Put(c)
+}
+
+// complete delivers the outcome of arming seq; it reports false if the call
+// was already completed or abandoned.
+func (c *askCall) complete(seq uint64, reply any, err error) bool {
+	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callDone) {
+		return false
+	}
+	c.reply, c.err = reply, err
+	if c.peer != nil {
+		c.peer.inflight.Add(-1)
+	}
+	if c.cb != nil {
+		owner, fn := c.owner, c.cb
+		putCallLater := c
+		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
+			owner.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
+		}
+		putCall(putCallLater)
+		return true
+	}
+	c.done <- struct{}{}
+	return true
+}
+
+// abandon gives up on arming seq; false means the outcome is already there.
+func (c *askCall) abandon(seq uint64) bool {
+	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callAbandoned) {
+		return false
+	}
+	if c.peer != nil {
+		c.peer.inflight.Add(-1)
+	}
+	return true
+}
+
+func (c *askCall) abandonedAt(seq uint64) bool {
+	return c.state.Load() == seq<<2|callAbandoned
+}
+
+// wait blocks until the call completes or ctx ends, then recycles the call.
+func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.abandon(seq) {
+			b.forgetRemote(c)
+			putCall(c)
+			return nil, ctxError(ctx.Err())
+		}
+		<-c.done // the reply won the race; it is being stored
+	case <-b.closed:
+		if c.abandon(seq) {
+			b.forgetRemote(c)
+			putCall(c)
+			return nil, ErrClosed
+		}
+		<-c.done
+	}
+	reply, err := c.reply, c.err
+	putCall(c)
+	return reply, err
+}
+
+func ctxError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrDeadline, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCanceled, err)
+}
+
+// complete answers the ask carried by d (a local call or an envelope from a
+// link) with reply or err.
+func (b *Bus) complete(d delivery, reply any, err error) {
+	switch {
+	case d.call != nil:
+		d.call.complete(d.seq, reply, err)
+	case d.in != nil:
+		b.replyRemote(d.in, reply, err)
+	}
+}

@@ -1,0 +1,453 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// Bus is one node: the actors registered in this process, the routes to
+// actors elsewhere, and the transports that reach them.
+//
+// All methods are safe for concurrent use.
+type Bus struct {
+	id         NodeID
+	name       string
+	log        *slog.Logger
+	types      *Types
+	transports []Transport
+	mbDefaults mailbox.Options
+
+	nextID atomic.Uint64
+	procs  procTable
+
+	namesMu sync.Mutex // serializes changes to names and what peers are told of them
+	names   sync.Map   // string -> *service
+
+	corr    atomic.Uint64
+	pending sync.Map // corr -> pendingAsk: asks waiting on a peer
+	inbound sync.Map // inKey -> *inbound: asks from peers being served
+
+	peersMu sync.RWMutex
+	peers   map[NodeID]*peer
+
+	subMu    sync.Mutex
+	subs     atomic.Pointer[[]*Subscription]
+	interest map[string]int // local subscription patterns and their counts
+	deadSubs atomic.Int32
+
+	dead deadLetters
+
+	closing   atomic.Bool
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+}
+
+// New creates a bus and starts its transports.
+func New(opts ...Option) (*Bus, error) {
+	cfg := config{name: "xbus"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	if cfg.types == nil {
+		cfg.types = NewTypes()
+	}
+	if _, err := mailbox.New[delivery](nil, cfg.mailbox); err != nil {
+		return nil, err
+	}
+	b := &Bus{
+		id:         NewNodeID(),
+		name:       cfg.name,
+		types:      cfg.types,
+		transports: cfg.transports,
+		mbDefaults: cfg.mailbox,
+		peers:      map[NodeID]*peer{},
+		interest:   map[string]int{},
+		closed:     make(chan struct{}),
+	}
+	b.log = cfg.logger.With("node", b.id.Short())
+	if err := registerSystemTypes(b.types); err != nil {
+		return nil, err
+	}
+	for i, t := range b.transports {
+		if err := t.Start(b); err != nil {
+			for _, s := range b.transports[:i] {
+				_ = s.Close(context.Background())
+			}
+			return nil, fmt.Errorf("bus: starting transport %T: %w", t, err)
+		}
+	}
+	return b, nil
+}
+
+// NodeID is this node's id.
+func (b *Bus) NodeID() NodeID { return b.id }
+
+// Name is the node name given with WithName.
+func (b *Bus) Name() string { return b.name }
+
+// Types is the registry of message types this bus decodes.
+func (b *Bus) Types() *Types { return b.types }
+
+// Logger is the bus's logger.
+func (b *Bus) Logger() *slog.Logger { return b.log }
+
+// Register starts actor a under name and returns its Ref. Several actors may
+// share a name, on this node and on others: a message sent to the name goes
+// to the instance with the fewest asks in flight, the nearest on a tie.
+func (b *Bus) Register(name string, a Actor, opts ...ActorOption) (Ref, error) {
+	if name == "" {
+		return Ref{}, fmt.Errorf("%w: empty name", ErrInvalidName)
+	}
+	p, err := b.spawn(name, a, nil, opts)
+	if err != nil {
+		return Ref{}, err
+	}
+	return p.ref, nil
+}
+
+// Spawn starts an anonymous actor, reachable only by its Ref.
+func (b *Bus) Spawn(a Actor, opts ...ActorOption) (Ref, error) {
+	p, err := b.spawn("", a, nil, opts)
+	if err != nil {
+		return Ref{}, err
+	}
+	return p.ref, nil
+}
+
+// Stop stops the actor at ref (and its children) and waits for it up to its
+// shutdown timeout. Messages still queued become dead letters; asks among
+// them fail with ErrActorStopped.
+func (b *Bus) Stop(ref Ref) error {
+	p := b.lookup(ref)
+	if p == nil {
+		return ErrNoRoute
+	}
+	p.stopAndWait(nil)
+	return nil
+}
+
+// Done returns a channel closed when the actor at ref has stopped (closed at
+// once if it is not a live local actor).
+func (b *Bus) Done(ref Ref) <-chan struct{} {
+	if p := b.lookup(ref); p != nil {
+		return p.done
+	}
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %q must be 1..%d bytes", ErrInvalidName, name, MaxNameLen)
+	}
+	if name[0] == '$' {
+		return fmt.Errorf("%w: %q: names starting with $ are reserved", ErrInvalidName, name)
+	}
+	for _, r := range name {
+		if r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r) || r == '*' || r == '>' {
+			return fmt.Errorf("%w: %q contains %q", ErrInvalidName, name, r)
+		}
+	}
+	return nil
+}
+
+func isNil(a Actor) bool {
+	if a == nil {
+		return true
+	}
+	v := reflect.ValueOf(a)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Chan, reflect.Interface, reflect.Slice:
+		return v.IsNil()
+	}
+	return false
+}
+
+func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (*process, error) {
+	if isNil(a) {
+		return nil, ErrNilActor
+	}
+	if name != "" {
+		if err := validName(name); err != nil {
+			return nil, err
+		}
+	}
+	if b.closing.Load() && parent == nil {
+		return nil, ErrClosed
+	}
+	cfg := actorConfig{mailbox: b.mbDefaults, shutdown: DefaultShutdownTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.shutdown <= 0 {
+		cfg.shutdown = DefaultShutdownTimeout
+	}
+	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a, done: make(chan struct{})}
+	mb, err := mailbox.New[delivery](p, cfg.mailbox)
+	if err != nil {
+		return nil, err
+	}
+	p.mb = mb
+	p.ref = Ref{Node: b.id, Name: name, ID: b.nextID.Add(1)}
+	if parent != nil {
+		parent.mu.Lock()
+		if parent.stopped {
+			parent.mu.Unlock()
+			return nil, ErrActorStopped
+		}
+		parent.children = append(parent.children, p)
+		parent.mu.Unlock()
+	}
+	b.procs.put(p.ref.ID, p)
+	_ = p.mb.SendSystem(delivery{msg: sysStart{}})
+	if name != "" {
+		b.addName(p)
+	}
+	return p, nil
+}
+
+type sysStart struct{}
+
+// unregister removes a stopped process from the tables.
+func (b *Bus) unregister(p *process) {
+	b.procs.delete(p.ref.ID)
+	if p.ref.Name != "" {
+		b.removeName(p)
+	}
+}
+
+// lookup returns the live local process at ref, or nil.
+func (b *Bus) lookup(ref Ref) *process {
+	if ref.Node != b.id || ref.ID == 0 {
+		return nil
+	}
+	return b.procs.get(ref.ID)
+}
+
+// Tell sends msg to a Ref or a name without waiting for it to be handled. It
+// returns an error, never drops silently, when msg cannot be queued: unknown
+// name (ErrNoRoute), stopped actor (ErrActorStopped), full mailbox under
+// FailFast (ErrMailboxFull), closed bus (ErrClosed). Under the actor's Block
+// policy it waits for room.
+func (b *Bus) Tell(to any, msg any) error {
+	return b.send(context.Background(), to, msg, nil, mailbox.Default)
+}
+
+// Send is Tell with a context bounding any wait for room and an overflow
+// policy for this message (mailbox.Default: the actor's own).
+func (b *Bus) Send(ctx context.Context, to any, msg any, p mailbox.Policy) error {
+	return b.send(ctx, to, msg, nil, p)
+}
+
+var errBadAddress = fmt.Errorf("%w: an address must be a bus.Ref or a name string", ErrInvalidName)
+
+// target resolves an address to a local process or a remote Ref.
+func (b *Bus) target(to any) (*process, Ref, error) {
+	switch t := to.(type) {
+	case Ref:
+		if t.ID == 0 {
+			return b.place(t.Name)
+		}
+		if t.Node == b.id {
+			if p := b.procs.get(t.ID); p != nil {
+				return p, Ref{}, nil
+			}
+			return nil, Ref{}, ErrNoRoute
+		}
+		return nil, t, nil
+	case string:
+		return b.place(t)
+	}
+	return nil, Ref{}, errBadAddress
+}
+
+func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mailbox.Policy) error {
+	if from == nil && b.closing.Load() {
+		return ErrClosed
+	}
+	p, remote, err := b.target(to)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		return p.send(ctx, delivery{msg: msg, from: from}, pol)
+	}
+	env := &Envelope{Kind: KindTell, To: remote, Msg: msg}
+	if from != nil {
+		env.From = from.ref
+	}
+	return b.sendTo(ctx, remote.Node, env)
+}
+
+// Ask sends msg to a Ref or a name and waits for the reply. It always
+// returns: with the reply, or with an error when ctx ends (ErrDeadline,
+// ErrCanceled), the actor fails on the message (ErrActorFailed) or stops
+// (ErrActorStopped), its mailbox is full under FailFast (ErrMailboxFull),
+// its node goes away (ErrPeerGone), or the bus closes (ErrClosed).
+func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
+	if b.closing.Load() {
+		return nil, ErrClosed
+	}
+	p, remote, err := b.target(to)
+	if err != nil {
+		return nil, err
+	}
+	call, seq := getCall()
+	if p != nil {
+		p.inflight.Add(1)
+		if err := p.send(ctx, delivery{msg: msg, call: call, seq: seq}, mailbox.Default); err != nil {
+			p.inflight.Add(-1)
+			putCall(call)
+			return nil, err
+		}
+		return b.wait(ctx, call, seq)
+	}
+	if err := b.askRemote(ctx, remote, msg, Ref{Node: b.id}, call, seq); err != nil {
+		return nil, err
+	}
+	return b.wait(ctx, call, seq)
+}
+
+// AskAs is Ask with the reply converted to T; a reply of another type is an
+// error wrapping ErrWrongType.
+func AskAs[T any](ctx context.Context, b *Bus, to any, msg any) (T, error) {
+	var zero T
+	r, err := b.Ask(ctx, to, msg)
+	if err != nil {
+		return zero, err
+	}
+	v, ok := r.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: got %T, want %T", ErrWrongType, r, zero)
+	}
+	return v, nil
+}
+
+// askAsync is Context.Ask: the outcome runs fn on the asking actor.
+func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn func(any, error)) {
+	fail := func(err error) {
+		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
+	}
+	p, remote, err := b.target(to)
+	if err != nil {
+		fail(err)
+		return
+	}
+	call, seq := getCall()
+	call.cb, call.owner = fn, owner
+	if p != nil {
+		p.inflight.Add(1)
+		if err := p.send(ctx, delivery{msg: msg, from: owner, call: call, seq: seq}, mailbox.Default); err != nil {
+			p.inflight.Add(-1)
+			putCall(call)
+			fail(err)
+			return
+		}
+	} else if err := b.askRemote(ctx, remote, msg, owner.ref, call, seq); err != nil {
+		fail(err)
+		return
+	}
+	if ctx.Done() != nil {
+		context.AfterFunc(ctx, func() {
+			if call.abandon(seq) {
+				b.forgetRemote(call)
+				fail(ctxError(ctx.Err()))
+				// The call is not recycled: a late reply may still read it.
+			}
+		})
+	}
+}
+
+func (b *Bus) watch(w *process, ref Ref) {
+	if ref.Node != b.id {
+		b.watchRemote(w, ref)
+		return
+	}
+	t := b.procs.get(ref.ID)
+	if t == nil {
+		w.notifyTerminated(Terminated{Ref: ref, Reason: ErrNoRoute})
+		return
+	}
+	t.watch(w)
+}
+
+// Close shuts the bus down gracefully. It stops intake (Tell, Ask, Register
+// from outside actors return ErrClosed), lets every top-level actor finish
+// the messages queued before Close, stops them in reverse start order (each
+// stopping its children first), then closes the transports. When ctx ends
+// first, the remaining actors are stopped at once: their queued messages
+// become dead letters and their asks fail. Every pending Ask returns.
+// Close is idempotent; later calls return the first call's result.
+func (b *Bus) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.shutdown(ctx) })
+	return b.closeErr
+}
+
+func (b *Bus) shutdown(ctx context.Context) error {
+	b.closing.Store(true)
+	var tops []*process
+	b.procs.each(true, func(p *process) {
+		if p.parent == nil {
+			tops = append(tops, p)
+		}
+	})
+	for _, p := range tops {
+		_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
+	}
+	var err error
+	for _, p := range tops {
+		select {
+		case <-p.done:
+			continue
+		case <-ctx.Done():
+		}
+		if err == nil {
+			err = fmt.Errorf("bus: close: %w; stopping the remaining actors at once", ctx.Err())
+		}
+		if p.mb.SendSystem(delivery{msg: sysStop{reason: ErrClosed}}) == nil {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
+		}
+		p.mb.Close() // an actor stuck in Receive: its queued messages are reported now
+	}
+	close(b.closed)
+	for _, t := range b.transports {
+		if e := t.Close(ctx); e != nil && err == nil {
+			err = e
+		}
+	}
+	b.pending.Range(func(k, v any) bool {
+		pa := v.(pendingAsk)
+		b.pending.Delete(k)
+		pa.call.complete(pa.seq, nil, ErrClosed)
+		return true
+	})
+	b.closeSubscriptions()
+	b.wg.Wait()
+	return err
+}
+
+// Closed reports whether Close has begun.
+func (b *Bus) Closed() bool { return b.closing.Load() }
+
+var _ Host = (*Bus)(nil)
+
+var errNoLink = errors.New("no link to that node")

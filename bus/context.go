@@ -1,0 +1,206 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// Context is an actor's view of the bus while it handles a message. It is
+// valid only on the actor's goroutine, during Receive (or a callback the bus
+// runs there); do not keep it.
+type Context struct {
+	p        *process
+	cur      delivery
+	replied  bool
+	promised bool
+}
+
+// Self is the actor's own Ref.
+func (c *Context) Self() Ref { return c.p.ref }
+
+// Bus is the bus the actor runs on.
+func (c *Context) Bus() *Bus { return c.p.bus }
+
+// Logger is the bus's logger with the actor's Ref attached.
+func (c *Context) Logger() *slog.Logger { return c.p.bus.log.With("actor", c.p.ref.String()) }
+
+// Sender is the Ref of the actor that sent the current message, or the zero
+// Ref when it came from outside any actor.
+func (c *Context) Sender() Ref { return c.cur.sender() }
+
+// IsAsk reports whether the current message is an ask that expects a reply.
+func (c *Context) IsAsk() bool { return c.cur.isAsk() }
+
+// Deadline returns the asker's deadline for the current message, if it sent
+// one across a link.
+func (c *Context) Deadline() (time.Time, bool) {
+	if c.cur.in != nil {
+		return c.cur.in.env.DeadlineTime()
+	}
+	return time.Time{}, false
+}
+
+// Canceled reports whether the asker of the current message gave up on it,
+// so long work can stop early.
+func (c *Context) Canceled() bool {
+	d := c.cur
+	switch {
+	case d.call != nil:
+		return d.call.abandonedAt(d.seq)
+	case d.in != nil:
+		return d.in.canceled.Load()
+	}
+	return false
+}
+
+// Reply answers the current ask with msg. For a message that is not an ask,
+// Reply tells msg to the sending actor. Only the first reply counts.
+func (c *Context) Reply(msg any) error {
+	if c.replied {
+		return nil
+	}
+	c.replied = true
+	if c.cur.isAsk() {
+		c.p.bus.complete(c.cur, msg, nil)
+		return nil
+	}
+	if s := c.Sender(); !s.IsZero() {
+		return c.Tell(s, msg)
+	}
+	return ErrNoRoute
+}
+
+// ReplyError answers the current ask with an error. The asker's Ask returns
+// it (across a link, as a *RemoteError with the same Code).
+func (c *Context) ReplyError(err error) {
+	if c.replied || !c.cur.isAsk() {
+		return
+	}
+	c.replied = true
+	c.p.bus.complete(c.cur, nil, err)
+}
+
+// Promise detaches the reply of the current ask so it can be given later,
+// from any goroutine. Without Promise, an ask that Receive returns from
+// without replying is answered with ErrNoReply.
+func (c *Context) Promise() *Promise {
+	c.promised = true
+	return &Promise{b: c.p.bus, d: c.cur}
+}
+
+// Promise is a reply owed to an asker; see Context.Promise.
+type Promise struct {
+	b    *Bus
+	d    delivery
+	done bool
+}
+
+// Reply answers the ask. Only the first Reply or Fail counts.
+func (p *Promise) Reply(msg any) {
+	if !p.done {
+		p.done = true
+		p.b.complete(p.d, msg, nil)
+	}
+}
+
+// Fail answers the ask with err.
+func (p *Promise) Fail(err error) {
+	if !p.done {
+		p.done = true
+		p.b.complete(p.d, nil, err)
+	}
+}
+
+// Tell sends msg to a Ref or a name, with this actor as the sender.
+func (c *Context) Tell(to any, msg any) error {
+	return c.p.bus.send(context.Background(), to, msg, c.p, mailbox.Default)
+}
+
+// Ask sends msg as an ask without blocking the actor. fn runs later on the
+// actor's own goroutine with the reply or the error (ctx ended, no route,
+// peer gone...). ctx bounds the wait; its deadline travels with the ask.
+func (c *Context) Ask(ctx context.Context, to any, msg any, fn func(reply any, err error)) {
+	c.p.bus.askAsync(ctx, to, msg, c.p, fn)
+}
+
+// Spawn starts a child actor. The child stops when this actor stops, and its
+// failures come to this actor's ChildFailed if it is a Supervisor. name may
+// be empty for an anonymous child.
+func (c *Context) Spawn(name string, a Actor, opts ...ActorOption) (Ref, error) {
+	p, err := c.p.bus.spawn(name, a, c.p, opts)
+	if err != nil {
+		return Ref{}, err
+	}
+	return p.ref, nil
+}
+
+// Children returns the Refs of this actor's live children in start order.
+func (c *Context) Children() []Ref {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	refs := make([]Ref, len(c.p.children))
+	for i, ch := range c.p.children {
+		refs[i] = ch.ref
+	}
+	return refs
+}
+
+// Watch asks for a Terminated message when ref ends. If ref is already gone,
+// or unknown, Terminated comes at once. A watched remote actor's node going
+// away counts as its end (Reason wraps ErrPeerGone).
+func (c *Context) Watch(ref Ref) { c.p.bus.watch(c.p, ref) }
+
+// Unwatch cancels a Watch.
+func (c *Context) Unwatch(ref Ref) {
+	if t := c.p.bus.lookup(ref); t != nil {
+		t.unwatch(c.p)
+	}
+}
+
+// Stop stops this actor once the current message is handled.
+func (c *Context) Stop() { c.p.stopAfter = true }
+
+// Restart replaces a failed (or live) child with a (nil: a fresh instance
+// from its factory, or the same value) and resumes its mailbox: it keeps its
+// Ref and every queued message.
+func (c *Context) Restart(child Ref, a Actor) error {
+	return c.toChild(child, delivery{msg: sysRestart{actor: a}})
+}
+
+// Resume lets a failed child go on with its next message, keeping its state.
+func (c *Context) Resume(child Ref) error { return c.toChild(child, delivery{msg: sysResume{}}) }
+
+// StopChild stops a child and waits for it up to its shutdown timeout.
+func (c *Context) StopChild(child Ref) error {
+	ch := c.child(child)
+	if ch == nil {
+		return ErrNoRoute
+	}
+	ch.stopAndWait(nil)
+	return nil
+}
+
+func (c *Context) toChild(child Ref, d delivery) error {
+	ch := c.child(child)
+	if ch == nil {
+		return ErrNoRoute
+	}
+	if ch.mb.SendSystem(d) != nil {
+		return ErrActorStopped
+	}
+	return nil
+}
+
+func (c *Context) child(ref Ref) *process {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	for _, ch := range c.p.children {
+		if ch.ref == ref {
+			return ch
+		}
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package bus
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// Option configures a Bus in New.
+type Option func(*config)
+
+type config struct {
+	name       string
+	logger     *slog.Logger
+	transports []Transport
+	types      *Types
+	mailbox    mailbox.Options
+}
+
+// WithName names the node in logs and in what it tells its peers. Zero: "xbus".
+func WithName(name string) Option { return func(c *config) { c.name = name } }
+
+// WithLogger sets the logger. Zero: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithTransport plugs in a transport (shmbus, netbus). Several may be given;
+// per peer the bus uses the nearest link that is up.
+func WithTransport(t Transport) Option {
+	return func(c *config) { c.transports = append(c.transports, t) }
+}
+
+// WithTypes sets the registry of message types used to decode bodies that
+// arrive from other processes. Zero: a fresh registry from NewTypes.
+func WithTypes(t *Types) Option { return func(c *config) { c.types = t } }
+
+// WithMailboxDefaults sets the mailbox options used when an actor is
+// registered without WithMailbox. Zero: mailbox.Options{} (capacity 1024,
+// Block, throughput 256).
+func WithMailboxDefaults(o mailbox.Options) Option { return func(c *config) { c.mailbox = o } }
+
+// ActorOption configures one actor in Register, Spawn and Context.Spawn.
+type ActorOption func(*actorConfig)
+
+type actorConfig struct {
+	mailbox  mailbox.Options
+	mbSet    bool
+	factory  func() Actor
+	shutdown time.Duration
+}
+
+// DefaultShutdownTimeout is how long a parent waits for a child to stop
+// before it abandons it and goes on.
+const DefaultShutdownTimeout = 5 * time.Second
+
+// WithMailbox sets the actor's mailbox options: capacity, overflow policy
+// and throughput.
+func WithMailbox(o mailbox.Options) ActorOption {
+	return func(c *actorConfig) { c.mailbox, c.mbSet = o, true }
+}
+
+// WithFactory gives the bus a way to build a fresh instance of the actor,
+// used when a supervisor restarts it without supplying one.
+func WithFactory(f func() Actor) ActorOption { return func(c *actorConfig) { c.factory = f } }
+
+// WithShutdownTimeout bounds how long the actor's parent waits for it to stop.
+// Zero: DefaultShutdownTimeout.
+func WithShutdownTimeout(d time.Duration) ActorOption {
+	return func(c *actorConfig) { c.shutdown = d }
+}

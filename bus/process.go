@@ -1,0 +1,350 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// delivery is what a mailbox holds: the message and where it came from. It is
+// stored by value in the mailbox ring, so a Tell in process allocates nothing.
+type delivery struct {
+	msg  any
+	from *process // the sending actor, when it is local
+	call *askCall // an ask: where the reply goes
+	seq  uint64   // the call's arming the ask belongs to
+	in   *inbound // an envelope that came over a link
+}
+
+// inbound is what the bus keeps of an envelope received from a peer.
+type inbound struct {
+	env      Envelope // header fields; Msg decoded
+	link     Link
+	canceled atomic.Bool
+}
+
+// System-lane messages.
+type (
+	sysStop     struct{ reason error }
+	sysResume   struct{}
+	sysRestart  struct{ actor Actor }
+	childFailed struct {
+		child *process
+		f     Failure
+	}
+	sysCallback struct {
+		fn    func(reply any, err error)
+		reply any
+		err   error
+	}
+	sysTerminated struct{ t Terminated }
+)
+
+// poison, queued in the user lane, stops the actor once every message queued
+// before it has run: the graceful stop of Close.
+type poison struct{}
+
+// process is one actor instance: its mailbox, the actor value and its place
+// in the tree.
+//
+// Ownership: actor, ctx, stopping and the actor's state belong to the
+// goroutine the mailbox runs (one at a time). mu guards children, watchers,
+// stopped and reason, which other actors touch. inflight is atomic.
+type process struct {
+	bus       *Bus
+	ref       Ref
+	mb        *mailbox.Mailbox[delivery]
+	parent    *process
+	factory   func() Actor
+	shutdown  time.Duration
+	inflight  atomic.Int64 // asks queued or running here: the placement load
+	actor     Actor
+	ctx       Context
+	stopping  bool
+	stopAfter bool // Context.Stop was called during this message
+
+	mu       sync.Mutex
+	children []*process
+	watchers []*process
+	stopped  bool
+	reason   error
+	done     chan struct{}
+}
+
+func (p *process) InvokeSystem(d delivery) {
+	switch m := d.msg.(type) {
+	case sysStart:
+		p.lifecycle(Started{})
+	case sysStop:
+		p.stop(m.reason)
+	case sysResume:
+		p.mb.Resume()
+	case sysRestart:
+		p.restart(m.actor)
+	case childFailed:
+		p.handleChildFailure(m)
+	case sysCallback:
+		p.ctx.cur = delivery{}
+		p.ctx.p = p
+		m.fn(m.reply, m.err)
+	case sysTerminated:
+		p.receive(delivery{msg: m.t})
+	}
+}
+
+func (p *process) Invoke(d delivery) {
+	if _, ok := d.msg.(poison); ok {
+		p.stop(nil)
+		return
+	}
+	if d.call != nil && d.call.abandonedAt(d.seq) {
+		p.inflight.Add(-1)
+		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
+		return
+	}
+	if d.in != nil && d.in.env.Kind == KindAsk {
+		if d.in.canceled.Load() {
+			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
+			p.bus.finishInbound(d.in)
+			return
+		}
+		if dl := d.in.env.Deadline; dl != 0 && time.Now().UnixNano() > dl {
+			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
+			p.bus.replyRemote(d.in, nil, ErrDeadline)
+			return
+		}
+	}
+	p.receive(d)
+	if p.stopAfter {
+		p.stopAfter = false
+		p.stop(nil)
+	}
+}
+
+// receive runs the actor on one message and handles what follows: a missing
+// reply, a failure.
+func (p *process) receive(d delivery) {
+	c := &p.ctx
+	c.p, c.cur, c.replied, c.promised = p, d, false, false
+	err := p.safeReceive(c, d.msg)
+	if d.isAsk() {
+		if d.call != nil {
+			p.inflight.Add(-1)
+		}
+		if !c.replied && !c.promised {
+			if err != nil {
+				p.bus.complete(d, nil, fmt.Errorf("%w: %w", ErrActorFailed, err))
+			} else {
+				p.bus.complete(d, nil, ErrNoReply)
+			}
+		}
+	}
+	c.cur = delivery{}
+	if err != nil {
+		p.fail(err, d.msg)
+	}
+}
+
+func (p *process) safeReceive(c *Context, msg any) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return p.actor.Receive(c, msg)
+}
+
+// fail handles a failed Receive: dead-letter the message, then let the parent
+// decide, or resume by default.
+func (p *process) fail(err error, msg any) {
+	f := Failure{Ref: p.ref, Reason: err, Message: msg, Time: time.Now()}
+	p.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
+	if par := p.parent; par != nil {
+		if _, ok := par.actor.(Supervisor); ok {
+			p.mb.Suspend()
+			if par.mb.SendSystem(delivery{msg: childFailed{child: p, f: f}}) == nil {
+				return
+			}
+			p.mb.Resume() // the parent is gone; nobody to decide
+		}
+	}
+	p.bus.log.Warn("actor failed; resuming with its next message", "actor", p.ref.String(), "reason", err)
+}
+
+func (p *process) handleChildFailure(m childFailed) {
+	sv, ok := p.actor.(Supervisor)
+	if !ok {
+		m.child.mb.Resume()
+		return
+	}
+	c := &p.ctx
+	c.p, c.cur = p, delivery{}
+	var err error
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+		err = sv.ChildFailed(c, m.f)
+	}()
+	if err != nil {
+		p.fail(err, m.f)
+	}
+}
+
+func (p *process) restart(a Actor) {
+	if a == nil && p.factory != nil {
+		a = p.factory()
+	}
+	if a == nil {
+		a = p.actor
+	}
+	if a != p.actor {
+		p.lifecycle(Restarting{})
+	}
+	p.actor = a
+	p.lifecycle(Started{})
+	p.mb.Resume()
+}
+
+// lifecycle delivers a lifecycle message; a failure there is logged, not
+// escalated, so that a restart or stop always completes.
+func (p *process) lifecycle(msg any) {
+	c := &p.ctx
+	c.p, c.cur = p, delivery{}
+	if err := p.safeReceive(c, msg); err != nil {
+		p.bus.log.Warn("actor failed handling a lifecycle message", "actor", p.ref.String(), "message", fmt.Sprintf("%T", msg), "reason", err)
+	}
+}
+
+// stop ends the actor on its own goroutine: Stopping, children in reverse
+// start order, the mailbox (what is left becomes dead letters and failed
+// asks), the name, then Terminated to watchers.
+func (p *process) stop(reason error) {
+	if p.stopping {
+		return
+	}
+	p.stopping = true
+	p.lifecycle(Stopping{})
+	p.mu.Lock()
+	children := slices.Clone(p.children)
+	p.mu.Unlock()
+	for i := len(children) - 1; i >= 0; i-- {
+		children[i].stopAndWait(reason)
+	}
+	p.mb.Close()
+	p.bus.unregister(p)
+	p.mu.Lock()
+	p.stopped, p.reason = true, reason
+	watchers := p.watchers
+	p.watchers = nil
+	p.mu.Unlock()
+	for _, w := range watchers {
+		w.notifyTerminated(Terminated{Ref: p.ref, Reason: reason})
+	}
+	if par := p.parent; par != nil {
+		par.mu.Lock()
+		par.children = slices.DeleteFunc(par.children, func(c *process) bool { return c == p })
+		par.mu.Unlock()
+	}
+	close(p.done)
+}
+
+// stopAndWait asks p to stop and waits up to its shutdown timeout.
+func (p *process) stopAndWait(reason error) {
+	if p.mb.SendSystem(delivery{msg: sysStop{reason: reason}}) != nil {
+		<-p.done // already closing
+		return
+	}
+	t := time.NewTimer(p.shutdown)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.shutdown)
+	}
+}
+
+func (p *process) notifyTerminated(t Terminated) {
+	_ = p.mb.SendSystem(delivery{msg: sysTerminated{t}})
+}
+
+// watch adds w as a watcher; if p has already stopped, w is told at once.
+func (p *process) watch(w *process) {
+	p.mu.Lock()
+	if p.stopped {
+		reason := p.reason
+		p.mu.Unlock()
+		w.notifyTerminated(Terminated{Ref: p.ref, Reason: reason})
+		return
+	}
+	p.watchers = append(p.watchers, w)
+	p.mu.Unlock()
+}
+
+func (p *process) unwatch(w *process) {
+	p.mu.Lock()
+	p.watchers = slices.DeleteFunc(p.watchers, func(x *process) bool { return x == w })
+	p.mu.Unlock()
+}
+
+// Dropped is told of every message the mailbox gives up on.
+func (p *process) Dropped(d delivery, reason error) {
+	switch d.msg.(type) {
+	case poison, sysStart, sysStop, sysResume, sysRestart, sysTerminated, sysCallback:
+		return
+	case childFailed:
+		return // the parent is stopping and stops the child with it
+	}
+	err := ErrActorStopped
+	if errors.Is(reason, mailbox.ErrDropped) {
+		err = ErrMailboxFull
+	}
+	if d.call != nil {
+		p.inflight.Add(-1)
+	}
+	p.bus.deadLetter(d.msg, p.ref, d.sender(), err)
+	if d.isAsk() {
+		p.bus.complete(d, nil, err)
+	}
+}
+
+func (d *delivery) isAsk() bool {
+	return d.call != nil || (d.in != nil && d.in.env.Kind == KindAsk)
+}
+
+func (d *delivery) sender() Ref {
+	switch {
+	case d.from != nil:
+		return d.from.ref
+	case d.in != nil:
+		return d.in.env.From
+	}
+	return Ref{}
+}
+
+// send queues a user message on p, mapping mailbox errors to the bus's.
+func (p *process) send(ctx context.Context, d delivery, pol mailbox.Policy) error {
+	err := p.mb.Send(ctx, d, pol)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mailbox.ErrFull):
+		return ErrMailboxFull
+	case errors.Is(err, mailbox.ErrClosed):
+		return ErrActorStopped
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrDeadline, err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: %w", ErrCanceled, err)
+	}
+	return err
+}

@@ -1,0 +1,324 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Message is one published message as a subscriber sees it.
+type Message struct {
+	Subject string
+	Msg     any
+}
+
+// SlowPolicy is what a publisher does when a subscriber's window is full.
+type SlowPolicy uint8
+
+const (
+	// SlowBlock makes the publisher wait for room, up to its context.
+	SlowBlock SlowPolicy = iota
+	// SlowDropOldest drops the subscriber's oldest buffered message; every
+	// drop is counted (Subscription.Dropped) and dead-lettered.
+	SlowDropOldest
+	// SlowCut ends the subscription with ErrSlowConsumer, as NATS does with
+	// slow consumers; the message that did not fit is dead-lettered.
+	SlowCut
+)
+
+// DefaultWindow is how many messages a subscription buffers by default.
+const DefaultWindow = 256
+
+// SubOption configures Subscribe.
+type SubOption func(*Subscription)
+
+// WithWindow sets the subscriber's credit: at most n messages are buffered
+// for it; the publisher side never holds more. Zero: DefaultWindow.
+func WithWindow(n int) SubOption { return func(s *Subscription) { s.window = n } }
+
+// WithSlowPolicy sets what happens when the window is full. Zero: SlowBlock.
+func WithSlowPolicy(p SlowPolicy) SubOption { return func(s *Subscription) { s.policy = p } }
+
+// Subscription is a stream of the messages published on subjects matching its
+// pattern. Read it with Next or range over Messages; Close it when done (it
+// also closes when the ctx given to Subscribe ends, or the bus closes).
+type Subscription struct {
+	b       *Bus
+	pattern string
+	window  int
+	policy  SlowPolicy
+	ch      chan Message
+	done    chan struct{}
+	dropped atomic.Uint64
+	stopCtx func() bool
+
+	mu     sync.RWMutex // held for reading while publishing into ch; for writing to close it
+	closed bool
+	err    error
+}
+
+// Subscribe starts a subscription to pattern ("prices.>", "orders.*.new").
+// Publishers on other nodes linked to this one send matching messages too.
+func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) (*Subscription, error) {
+	if pattern != DeadLetterSubject {
+		if err := validPattern(pattern); err != nil {
+			return nil, err
+		}
+	}
+	if b.closing.Load() {
+		return nil, ErrClosed
+	}
+	s := &Subscription{b: b, pattern: pattern, done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.window == 0 {
+		s.window = DefaultWindow
+	}
+	if s.window < 0 || s.policy > SlowCut {
+		return nil, fmt.Errorf("bus: subscription window must be positive and policy known, got %d and %d", s.window, s.policy)
+	}
+	s.ch = make(chan Message, s.window)
+
+	b.namesMu.Lock()
+	b.subMu.Lock()
+	old := b.subs.Load()
+	var list []*Subscription
+	if old != nil {
+		list = slices.Clone(*old)
+	}
+	list = append(list, s)
+	b.subs.Store(&list)
+	first := false
+	if pattern == DeadLetterSubject {
+		b.deadSubs.Add(1)
+	} else if b.interest[pattern]++; b.interest[pattern] == 1 {
+		first = true
+	}
+	b.subMu.Unlock()
+	if first {
+		b.broadcast(&sysInterest{Add: []string{pattern}})
+	}
+	b.namesMu.Unlock()
+
+	s.stopCtx = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	return s, nil
+}
+
+// Pattern is the subscription's pattern.
+func (s *Subscription) Pattern() string { return s.pattern }
+
+// Messages returns the channel messages arrive on. It is closed when the
+// subscription ends; Err then says why.
+func (s *Subscription) Messages() <-chan Message { return s.ch }
+
+// Next returns the next message, waiting until one arrives, ctx ends, or the
+// subscription ends (then the error is Err()).
+func (s *Subscription) Next(ctx context.Context) (Message, error) {
+	select {
+	case m, ok := <-s.ch:
+		if !ok {
+			return Message{}, s.Err()
+		}
+		return m, nil
+	case <-ctx.Done():
+		return Message{}, ctxError(ctx.Err())
+	}
+}
+
+// Dropped is how many messages were dropped for this subscriber.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Err says why the subscription ended: ErrClosed after Close or when the bus
+// closed, ErrSlowConsumer under SlowCut, or the ctx's error. Nil while open.
+func (s *Subscription) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.err
+}
+
+// Close ends the subscription. Messages already buffered can still be read
+// from Messages. Close is idempotent.
+func (s *Subscription) Close() error {
+	s.end(ErrClosed)
+	return nil
+}
+
+func (s *Subscription) end(reason error) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed, s.err = true, reason
+	close(s.done) // releases publishers blocked on a full window...
+	s.mu.Unlock()
+	// ...which must let go of the read lock before the channel can close.
+	s.mu.Lock()
+	close(s.ch)
+	s.mu.Unlock()
+	if s.stopCtx != nil {
+		s.stopCtx()
+	}
+	s.b.removeSubscription(s)
+}
+
+func (b *Bus) removeSubscription(s *Subscription) {
+	b.namesMu.Lock()
+	defer b.namesMu.Unlock()
+	b.subMu.Lock()
+	old := b.subs.Load()
+	if old != nil {
+		list := slices.DeleteFunc(slices.Clone(*old), func(x *Subscription) bool { return x == s })
+		b.subs.Store(&list)
+	}
+	last := false
+	if s.pattern == DeadLetterSubject {
+		b.deadSubs.Add(-1)
+	} else if b.interest[s.pattern]--; b.interest[s.pattern] <= 0 {
+		delete(b.interest, s.pattern)
+		last = true
+	}
+	b.subMu.Unlock()
+	if last && !b.closing.Load() {
+		b.broadcast(&sysInterest{Remove: []string{s.pattern}})
+	}
+}
+
+func (b *Bus) closeSubscriptions() {
+	if l := b.subs.Load(); l != nil {
+		for _, s := range *l {
+			s.end(ErrClosed)
+		}
+	}
+}
+
+// Publish sends msg to every subscription matching subject, here and on
+// linked nodes. A message with no subscriber goes nowhere, as in NATS; that
+// is not an error. Publish waits while a SlowBlock subscriber's window is
+// full; use PublishContext to bound that wait.
+func (b *Bus) Publish(subject string, msg any) error {
+	return b.PublishContext(context.Background(), subject, msg)
+}
+
+// PublishContext is Publish with ctx bounding any wait for a slow subscriber.
+func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error {
+	if err := validSubject(subject); err != nil {
+		return err
+	}
+	if b.closing.Load() {
+		return ErrClosed
+	}
+	if err := b.publish(ctx, subject, msg, false); err != nil {
+		return err
+	}
+	return b.publishRemote(ctx, subject, msg)
+}
+
+// publishLocal delivers a message that arrived from a peer.
+func (b *Bus) publishLocal(ctx context.Context, subject string, msg any) {
+	_ = b.publish(ctx, subject, msg, false)
+}
+
+func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool) error {
+	l := b.subs.Load()
+	if l == nil {
+		return nil
+	}
+	var first error
+	for _, s := range *l {
+		if s.pattern == subject || (s.pattern != DeadLetterSubject && matchSubject(s.pattern, subject)) {
+			if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, noWait); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+func (s *Subscription) deliver(ctx context.Context, m Message, noWait bool) error {
+	cut := false
+	s.mu.RLock()
+	err := func() error {
+		if s.closed {
+			return nil
+		}
+		select {
+		case s.ch <- m:
+			return nil
+		default:
+		}
+		if noWait {
+			s.dropped.Add(1)
+			return nil
+		}
+		switch s.policy {
+		case SlowDropOldest:
+			for {
+				select {
+				case old := <-s.ch:
+					s.dropped.Add(1)
+					s.b.deadLetter(old.Msg, Ref{Name: old.Subject}, Ref{}, ErrSlowConsumer)
+				default:
+				}
+				select {
+				case s.ch <- m:
+					return nil
+				default:
+				}
+			}
+		case SlowCut:
+			cut = true
+			s.dropped.Add(1)
+			s.b.deadLetter(m.Msg, Ref{Name: m.Subject}, Ref{}, ErrSlowConsumer)
+			return nil
+		}
+		select {
+		case s.ch <- m:
+			return nil
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+			return ctxError(ctx.Err())
+		}
+	}()
+	s.mu.RUnlock()
+	if cut {
+		s.end(ErrSlowConsumer)
+	}
+	return err
+}
+
+// publishRemote sends msg to every peer with a matching subscription.
+func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error {
+	if strings.HasPrefix(subject, "$") {
+		return nil
+	}
+	b.peersMu.RLock()
+	var links []Link
+	for _, pr := range b.peers {
+		for _, pat := range pr.interest {
+			if matchSubject(pat, subject) {
+				links = append(links, pr.links[0])
+				break
+			}
+		}
+	}
+	b.peersMu.RUnlock()
+	var first error
+	for _, l := range links {
+		env := &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
+		if err := l.Send(ctx, env); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

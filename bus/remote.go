@@ -1,0 +1,387 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// peer is another node this bus has at least one link to.
+//
+// links, names, interest and watchers are guarded by Bus.peersMu; names and
+// interest change only with Bus.namesMu held as well.
+type peer struct {
+	id       NodeID
+	links    []Link // nearest first
+	names    map[uint64]*instance
+	interest []string
+	watchers map[Ref][]*process
+	inflight atomic.Int64 // asks to this node waiting for a reply
+}
+
+func (p *peer) locality() Locality {
+	if len(p.links) == 0 {
+		return Remote
+	}
+	return p.links[0].Locality()
+}
+
+// System message bodies exchanged between buses over a link.
+type (
+	// sysNames adds and removes named instances; Reset replaces them all.
+	sysNames struct {
+		Reset  bool        `json:"reset,omitempty" cbor:"1,keyasint,omitempty"`
+		Add    []nameEntry `json:"add,omitempty" cbor:"2,keyasint,omitempty"`
+		Remove []nameEntry `json:"remove,omitempty" cbor:"3,keyasint,omitempty"`
+	}
+	nameEntry struct {
+		Name string `json:"n" cbor:"1,keyasint"`
+		ID   uint64 `json:"i" cbor:"2,keyasint"`
+	}
+	// sysInterest adds and removes subscription patterns.
+	sysInterest struct {
+		Reset  bool     `json:"reset,omitempty" cbor:"1,keyasint,omitempty"`
+		Add    []string `json:"add,omitempty" cbor:"2,keyasint,omitempty"`
+		Remove []string `json:"remove,omitempty" cbor:"3,keyasint,omitempty"`
+	}
+)
+
+func registerSystemTypes(t *Types) error {
+	if err := RegisterType[*sysNames](t, "xbus.names"); err != nil {
+		return err
+	}
+	return RegisterType[*sysInterest](t, "xbus.interest")
+}
+
+// pendingAsk is what Bus.pending keeps for an ask sent to a peer.
+type pendingAsk struct {
+	call *askCall
+	seq  uint64
+}
+
+type inKey struct {
+	node NodeID
+	corr uint64
+}
+
+// LinkUp implements Host: it adds l and tells the peer what this node hosts.
+func (b *Bus) LinkUp(l Link) {
+	b.namesMu.Lock()
+	defer b.namesMu.Unlock()
+	b.peersMu.Lock()
+	pr := b.peers[l.Peer()]
+	if pr == nil {
+		pr = &peer{id: l.Peer(), names: map[uint64]*instance{}, watchers: map[Ref][]*process{}}
+		b.peers[pr.id] = pr
+	}
+	pr.links = append(pr.links, l)
+	slices.SortStableFunc(pr.links, func(x, y Link) int { return int(x.Locality()) - int(y.Locality()) })
+	b.peersMu.Unlock()
+
+	names := &sysNames{Reset: true}
+	b.names.Range(func(_, v any) bool {
+		for _, in := range *v.(*service).inst.Load() {
+			if in.proc != nil {
+				names.Add = append(names.Add, nameEntry{in.ref.Name, in.ref.ID})
+			}
+		}
+		return true
+	})
+	b.subMu.Lock()
+	interest := &sysInterest{Reset: true}
+	for pat := range b.interest {
+		interest.Add = append(interest.Add, pat)
+	}
+	b.subMu.Unlock()
+	b.log.Debug("link up", "peer", pr.id.Short(), "locality", l.Locality().String(), "names", len(names.Add))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range []any{names, interest} {
+		if err := l.Send(ctx, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+			b.log.Warn("telling a new peer what this node hosts failed", "peer", pr.id.Short(), "err", err)
+		}
+	}
+}
+
+// LinkDown implements Host: it removes l, and when it was the peer's last
+// link, forgets the peer's names and tells watchers of its actors.
+func (b *Bus) LinkDown(l Link, err error) {
+	b.namesMu.Lock()
+	b.peersMu.Lock()
+	pr := b.peers[l.Peer()]
+	var gone bool
+	var watchers map[Ref][]*process
+	if pr != nil {
+		pr.links = slices.DeleteFunc(pr.links, func(x Link) bool { return x == l })
+		if len(pr.links) == 0 {
+			gone = true
+			delete(b.peers, pr.id)
+			for _, in := range pr.names {
+				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
+			}
+			watchers = pr.watchers
+		}
+	}
+	b.peersMu.Unlock()
+	b.namesMu.Unlock()
+
+	reason := fmt.Errorf("%w: %w", ErrPeerGone, err)
+	if err == nil {
+		reason = ErrPeerGone
+	}
+	b.pending.Range(func(k, v any) bool {
+		pa := v.(pendingAsk)
+		if pa.call.link == l || (gone && pa.call.peer == pr) {
+			b.pending.Delete(k)
+			pa.call.complete(pa.seq, nil, reason)
+		}
+		return true
+	})
+	b.inbound.Range(func(k, v any) bool {
+		if in := v.(*inbound); in.link == l {
+			in.canceled.Store(true)
+			b.inbound.Delete(k)
+		}
+		return true
+	})
+	for ref, ws := range watchers {
+		for _, w := range ws {
+			w.notifyTerminated(Terminated{Ref: ref, Reason: reason})
+		}
+	}
+	if pr != nil {
+		b.log.Debug("link down", "peer", pr.id.Short(), "last", gone, "err", err)
+	}
+}
+
+// linkTo returns the nearest link to node, or nil.
+func (b *Bus) linkTo(node NodeID) (*peer, Link) {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	pr := b.peers[node]
+	if pr == nil || len(pr.links) == 0 {
+		return nil, nil
+	}
+	return pr, pr.links[0]
+}
+
+func (b *Bus) sendTo(ctx context.Context, node NodeID, env *Envelope) error {
+	_, l := b.linkTo(node)
+	if l == nil {
+		return fmt.Errorf("%w: %w %s", ErrNoRoute, errNoLink, node.Short())
+	}
+	return l.Send(ctx, env)
+}
+
+func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
+	pr, l := b.linkTo(to.Node)
+	if l == nil {
+		putCall(call)
+		return fmt.Errorf("%w: %w %s", ErrNoRoute, errNoLink, to.Node.Short())
+	}
+	corr := b.corr.Add(1)
+	call.peer, call.link, call.corr = pr, l, corr
+	pr.inflight.Add(1)
+	b.pending.Store(corr, pendingAsk{call, seq})
+	env := &Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
+	if dl, ok := ctx.Deadline(); ok {
+		env.Deadline = dl.UnixNano()
+	}
+	if err := l.Send(ctx, env); err != nil {
+		b.pending.Delete(corr)
+		if call.abandon(seq) && call.cb == nil {
+			putCall(call)
+		}
+		return err
+	}
+	return nil
+}
+
+// forgetRemote drops a remote ask its asker gave up on and tells the peer to
+// stop work on it.
+func (b *Bus) forgetRemote(c *askCall) {
+	if c.corr == 0 {
+		return
+	}
+	b.pending.Delete(c.corr)
+	l, corr := c.link, c.corr
+	b.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Send(ctx, &Envelope{Kind: KindCancel, From: Ref{Node: b.id}, Corr: corr})
+	})
+}
+
+// replyRemote sends the outcome of an ask that came over a link back on it.
+func (b *Bus) replyRemote(in *inbound, reply any, err error) {
+	b.finishInbound(in)
+	env := &Envelope{Kind: KindReply, From: in.env.To, To: in.env.From, Corr: in.env.Corr, Msg: reply}
+	if err != nil {
+		env.Kind, env.Msg = KindError, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if e := in.link.Send(ctx, env); e != nil {
+		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
+	}
+}
+
+func (b *Bus) finishInbound(in *inbound) {
+	b.inbound.Delete(inKey{in.link.Peer(), in.env.Corr})
+}
+
+func (b *Bus) watchRemote(w *process, ref Ref) {
+	b.peersMu.Lock()
+	pr := b.peers[ref.Node]
+	if pr != nil {
+		pr.watchers[ref] = append(pr.watchers[ref], w)
+	}
+	b.peersMu.Unlock()
+	if pr == nil {
+		w.notifyTerminated(Terminated{Ref: ref, Reason: ErrPeerGone})
+	}
+}
+
+// broadcast sends a system message to every peer; namesMu must be held so
+// that updates reach each peer in the order they happened.
+func (b *Bus) broadcast(m any) {
+	b.peersMu.RLock()
+	links := make([]Link, 0, len(b.peers))
+	for _, pr := range b.peers {
+		links = append(links, pr.links[0])
+	}
+	b.peersMu.RUnlock()
+	if len(links) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, l := range links {
+		if err := l.Send(ctx, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+			b.log.Warn("telling a peer of a change failed", "peer", l.Peer().Short(), "err", err)
+		}
+	}
+}
+
+// Deliver implements Host: one envelope that arrived on l.
+func (b *Bus) Deliver(l Link, env *Envelope) {
+	switch env.Kind {
+	case KindTell, KindAsk:
+		b.deliverMessage(l, env)
+	case KindReply, KindError:
+		v, ok := b.pending.LoadAndDelete(env.Corr)
+		if !ok {
+			return // the asker gave up
+		}
+		pa := v.(pendingAsk)
+		if env.Kind == KindError {
+			err, _ := env.Msg.(error)
+			if err == nil {
+				err = fmt.Errorf("%w: error reply without an error", ErrBadEnvelope)
+			}
+			pa.call.complete(pa.seq, nil, err)
+		} else {
+			pa.call.complete(pa.seq, env.Msg, nil)
+		}
+	case KindPublish:
+		b.publishLocal(context.Background(), env.To.Name, env.Msg)
+	case KindCancel:
+		if v, ok := b.inbound.Load(inKey{l.Peer(), env.Corr}); ok {
+			v.(*inbound).canceled.Store(true)
+		}
+	case KindSystem:
+		b.handleSystem(l, env.Msg)
+	default:
+		b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: unexpected %v from a peer", ErrBadEnvelope, env.Kind))
+	}
+}
+
+func (b *Bus) deliverMessage(l Link, env *Envelope) {
+	in := &inbound{env: *env, link: l}
+	msg := env.Msg
+	in.env.Msg, in.env.Body = nil, nil
+	var p *process
+	if env.To.ID != 0 {
+		if env.To.Node == b.id {
+			p = b.procs.get(env.To.ID)
+		}
+	} else {
+		p = b.placeLocal(env.To.Name)
+	}
+	fail := func(err error) {
+		if env.Kind == KindAsk {
+			b.replyRemote(in, nil, err)
+		}
+		b.deadLetter(msg, env.To, env.From, err)
+	}
+	if p == nil {
+		fail(ErrNoRoute)
+		return
+	}
+	if env.Kind == KindAsk {
+		b.inbound.Store(inKey{l.Peer(), env.Corr}, in)
+	}
+	if err := p.send(context.Background(), delivery{msg: msg, in: in}, mailbox.Default); err != nil {
+		fail(err)
+	}
+}
+
+func (b *Bus) handleSystem(l Link, m any) {
+	switch m := m.(type) {
+	case *sysNames:
+		b.namesMu.Lock()
+		b.peersMu.Lock()
+		pr := b.peers[l.Peer()]
+		if pr == nil {
+			b.peersMu.Unlock()
+			b.namesMu.Unlock()
+			return
+		}
+		if m.Reset {
+			for id, in := range pr.names {
+				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
+				delete(pr.names, id)
+			}
+		}
+		for _, e := range m.Remove {
+			if in := pr.names[e.ID]; in != nil {
+				b.removeInstances(e.Name, func(x *instance) bool { return x == in })
+				delete(pr.names, e.ID)
+			}
+		}
+		for _, e := range m.Add {
+			if validName(e.Name) != nil || pr.names[e.ID] != nil {
+				continue
+			}
+			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr}
+			pr.names[e.ID] = in
+			b.addInstance(in)
+		}
+		b.peersMu.Unlock()
+		b.namesMu.Unlock()
+	case *sysInterest:
+		b.peersMu.Lock()
+		if pr := b.peers[l.Peer()]; pr != nil {
+			if m.Reset {
+				pr.interest = nil
+			}
+			for _, pat := range m.Remove {
+				if i := slices.Index(pr.interest, pat); i >= 0 {
+					pr.interest = slices.Delete(pr.interest, i, i+1)
+				}
+			}
+			for _, pat := range m.Add {
+				if validPattern(pat) == nil && !slices.Contains(pr.interest, pat) {
+					pr.interest = append(pr.interest, pat)
+				}
+			}
+		}
+		b.peersMu.Unlock()
+	default:
+		b.log.Debug("unknown system message from a peer", "peer", l.Peer().Short(), "type", fmt.Sprintf("%T", m))
+	}
+}
