@@ -131,6 +131,8 @@ type Mailbox[T any] struct {
 	sysMu  sync.Mutex
 	sys    []T
 
+	runFn func() // m.run, made on first schedule; written only while holding the scheduled bit
+
 	waiters atomic.Int32 // senders blocked for room
 	spaceMu sync.Mutex
 	space   chan struct{} // closed when room appears; replaced after
@@ -166,11 +168,11 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 	if p == Default {
 		p = m.opts.Policy
 	}
+	if m.state.Load()&closed != 0 {
+		return ErrClosed
+	}
 	r := m.ring()
 	for {
-		if m.state.Load()&closed != 0 {
-			return ErrClosed
-		}
 		if r.push(v) {
 			if m.state.Load()&closed != 0 {
 				// Close may have drained before our push landed; drain
@@ -187,11 +189,18 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 		case DropOldest:
 			if old, ok := r.pop(); ok {
 				m.inv.Dropped(old, ErrDropped)
+			} else {
+				// The oldest cell is claimed but not yet written (or
+				// was just taken); let its writer finish.
+				runtime.Gosched()
 			}
 		default:
 			if err := m.waitForSpace(ctx, r); err != nil {
 				return err
 			}
+		}
+		if m.state.Load()&closed != 0 {
+			return ErrClosed
 		}
 	}
 }
@@ -338,7 +347,14 @@ func (m *Mailbox[T]) schedule() {
 			return
 		}
 		if m.state.CompareAndSwap(s, s|scheduled) {
-			go m.run()
+			// go m.run() would allocate a closure on every start; the
+			// method value, made once by the first goroutine to win the
+			// state (the CAS orders it before every later winner),
+			// makes starting a goroutine allocation-free.
+			if m.runFn == nil {
+				m.runFn = m.run
+			}
+			go m.runFn()
 			return
 		}
 	}
@@ -368,12 +384,24 @@ func (m *Mailbox[T]) run() {
 			continue
 		}
 		m.state.And(^uint32(scheduled))
-		if !m.hasWork() {
+		if !m.hasWork() || !m.reclaim() {
 			return
 		}
+	}
+}
+
+// reclaim takes the mailbox back after run let go of it and then found work:
+// false if another goroutine scheduled it meanwhile, or it closed. A CAS that
+// fails only because another bit changed (Suspend, Resume) is retried:
+// giving up then would strand the work no sender will schedule.
+func (m *Mailbox[T]) reclaim() bool {
+	for {
 		s := m.state.Load()
-		if s&(scheduled|closed) != 0 || !m.state.CompareAndSwap(s, s|scheduled) {
-			return // someone else scheduled it, or it closed
+		if s&(scheduled|closed) != 0 {
+			return false
+		}
+		if m.state.CompareAndSwap(s, s|scheduled) {
+			return true
 		}
 	}
 }
@@ -384,13 +412,16 @@ func (m *Mailbox[T]) turn() int {
 	budget := m.opts.Throughput
 	r := m.user.Load()
 	for budget > 0 {
+		if m.state.Load()&closed != 0 {
+			return budget // Close reports what is left to Dropped
+		}
 		if m.sysLen.Load() > 0 {
 			if v, ok := m.popSystem(); ok {
 				m.inv.InvokeSystem(v)
 				continue
 			}
 		}
-		if m.state.Load()&(suspended|closed) != 0 {
+		if m.state.Load()&suspended != 0 {
 			return budget
 		}
 		if r == nil {

@@ -87,8 +87,13 @@ func (r *ring[T]) ready() bool {
 	return r.cell[pos&r.mask].seq.Load() == pos+1
 }
 
-// len is the number of claimed cells, written or not. It is exact only when
-// no operation is in flight.
+// len is the number of claimed cells, written or not, between 0 and the
+// capacity. It is exact only when no operation is in flight.
 func (r *ring[T]) len() int {
-	return int(r.tail.Load() - r.head.Load())
+	head := r.head.Load() // before tail, so tail-head never goes negative
+	n := r.tail.Load() - head
+	if n > r.mask+1 {
+		n = r.mask + 1 // both moved on between the loads
+	}
+	return int(n)
 }
