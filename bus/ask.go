@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -83,8 +84,21 @@ func (c *askCall) abandonedAt(seq uint64) bool {
 	return c.state.Load() == seq<<2|callAbandoned
 }
 
+// spinChecks bounds how long an asker polls for its reply before it parks:
+// on a small VM waking a parked goroutine's thread costs tens of
+// microseconds, several times an in-process round trip, so a short poll
+// (yielding the processor each time, so the actor can run on it) wins for
+// fast actors and costs little for slow ones.
+const spinChecks = 64
+
 // wait blocks until the call completes or ctx ends, then recycles the call.
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
+	for range spinChecks {
+		if c.state.Load() != seq<<2|callWaiting {
+			break
+		}
+		runtime.Gosched()
+	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
