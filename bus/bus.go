@@ -29,8 +29,10 @@ type Bus struct {
 	nextID atomic.Uint64
 	procs  procTable
 
-	namesMu sync.Mutex // serializes changes to names and what peers are told of them
-	names   sync.Map   // string -> *service
+	// Lock order: namesMu, then routesMu, then peersMu; subMu after namesMu.
+	namesMu  sync.Mutex // orders what peers are told of local names and subscriptions
+	routesMu sync.Mutex // serializes changes to names (never held across I/O)
+	names    sync.Map   // string -> *service
 
 	corr    atomic.Uint64
 	pending sync.Map // corr -> pendingAsk: asks waiting on a peer

@@ -68,7 +68,8 @@ type process struct {
 	actor     Actor
 	ctx       Context
 	stopping  bool
-	stopAfter bool // Context.Stop was called during this message
+	stopAfter bool  // Context.Stop was called during this message
+	failure   error // why the actor last failed; the stop reason if it is stopped while failed
 
 	mu       sync.Mutex
 	children []*process
@@ -165,6 +166,7 @@ func (p *process) safeReceive(c *Context, msg any) (err error) {
 // decide, or resume by default.
 func (p *process) fail(err error, msg any) {
 	f := Failure{Ref: p.ref, Reason: err, Message: msg, Time: time.Now()}
+	p.failure = err
 	p.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
 	if par := p.parent; par != nil {
 		if _, ok := par.actor.(Supervisor); ok {
@@ -211,6 +213,7 @@ func (p *process) restart(a Actor) {
 		p.lifecycle(Restarting{})
 	}
 	p.actor = a
+	p.failure = nil
 	p.lifecycle(Started{})
 	p.mb.Resume()
 }
@@ -233,6 +236,9 @@ func (p *process) stop(reason error) {
 		return
 	}
 	p.stopping = true
+	if reason == nil && p.mb.Suspended() {
+		reason = p.failure // stopped by its supervisor after a failure
+	}
 	p.lifecycle(Stopping{})
 	p.mu.Lock()
 	children := slices.Clone(p.children)

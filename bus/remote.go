@@ -12,8 +12,8 @@ import (
 
 // peer is another node this bus has at least one link to.
 //
-// links, names, interest and watchers are guarded by Bus.peersMu; names and
-// interest change only with Bus.namesMu held as well.
+// links, names, interest and watchers are guarded by Bus.peersMu; names
+// change only with Bus.routesMu held as well.
 type peer struct {
 	id       NodeID
 	links    []Link // nearest first
@@ -110,7 +110,7 @@ func (b *Bus) LinkUp(l Link) {
 // LinkDown implements Host: it removes l, and when it was the peer's last
 // link, forgets the peer's names and tells watchers of its actors.
 func (b *Bus) LinkDown(l Link, err error) {
-	b.namesMu.Lock()
+	b.routesMu.Lock()
 	b.peersMu.Lock()
 	pr := b.peers[l.Peer()]
 	var gone bool
@@ -127,7 +127,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		}
 	}
 	b.peersMu.Unlock()
-	b.namesMu.Unlock()
+	b.routesMu.Unlock()
 
 	reason := fmt.Errorf("%w: %w", ErrPeerGone, err)
 	if err == nil {
@@ -333,12 +333,12 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 func (b *Bus) handleSystem(l Link, m any) {
 	switch m := m.(type) {
 	case *sysNames:
-		b.namesMu.Lock()
+		b.routesMu.Lock()
 		b.peersMu.Lock()
 		pr := b.peers[l.Peer()]
 		if pr == nil {
 			b.peersMu.Unlock()
-			b.namesMu.Unlock()
+			b.routesMu.Unlock()
 			return
 		}
 		if m.Reset {
@@ -362,7 +362,7 @@ func (b *Bus) handleSystem(l Link, m any) {
 			b.addInstance(in)
 		}
 		b.peersMu.Unlock()
-		b.namesMu.Unlock()
+		b.routesMu.Unlock()
 	case *sysInterest:
 		b.peersMu.Lock()
 		if pr := b.peers[l.Peer()]; pr != nil {

@@ -6,7 +6,7 @@ import (
 )
 
 // service is every known instance of one name: local processes and actors on
-// peers. The slice is replaced, never changed in place (under Bus.namesMu),
+// peers. The slice is replaced, never changed in place (under Bus.routesMu),
 // so placement reads it without a lock.
 type service struct {
 	inst atomic.Pointer[[]*instance]
@@ -92,7 +92,7 @@ func (b *Bus) serviceFor(name string) *service {
 	return v.(*service)
 }
 
-// addInstance and removeInstances must be called with namesMu held.
+// addInstance and removeInstances must be called with routesMu held.
 func (b *Bus) addInstance(in *instance) {
 	s := b.serviceFor(in.ref.Name)
 	old := *s.inst.Load()
@@ -128,14 +128,18 @@ func (b *Bus) removeInstances(name string, drop func(*instance) bool) {
 func (b *Bus) addName(p *process) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
+	b.routesMu.Lock()
 	b.addInstance(&instance{ref: p.ref, proc: p})
+	b.routesMu.Unlock()
 	b.broadcast(&sysNames{Add: []nameEntry{{p.ref.Name, p.ref.ID}}})
 }
 
 func (b *Bus) removeName(p *process) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
+	b.routesMu.Lock()
 	b.removeInstances(p.ref.Name, func(in *instance) bool { return in.proc == p })
+	b.routesMu.Unlock()
 	b.broadcast(&sysNames{Remove: []nameEntry{{p.ref.Name, p.ref.ID}}})
 }
 
