@@ -1,0 +1,167 @@
+package netbus
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
+)
+
+// Config configures a Transport. The zero value is valid: a transport that
+// listens nowhere and dials only when asked, without authentication or
+// compression, using codec.Binary() for bodies.
+type Config struct {
+	// Listen lists the addresses to accept links on: "host:port" or
+	// "tcp://host:port" for TCP, "unix:///path" or "unix:path" for a Unix
+	// socket (same protocol). Port 0 picks a free port; Addrs reports it.
+	// Empty: accept nothing.
+	Listen []string
+	// Peers lists addresses dialed at Start and kept connected, reconnecting
+	// with exponential backoff and jitter whenever the link drops.
+	Peers []string
+	// Secret is the shared secret of the HMAC challenge/response. Both ends
+	// must hold the same one; it never crosses the wire. Empty: no HMAC
+	// authentication, and peers that require it are refused.
+	Secret []byte
+	// TLS, when set, wraps every connection in TLS: the server side with it
+	// for accepted connections, the client side for dialed ones (ServerName
+	// defaults to the dialed host). For mutual TLS set Certificates, RootCAs,
+	// ClientCAs and ClientAuth: tls.RequireAndVerifyClientCert. Nil: plain
+	// sockets.
+	TLS *tls.Config
+	// Codec encodes message bodies; both ends must use the same one (checked
+	// by name in the handshake). Nil: codec.Binary().
+	Codec bus.Codec
+	// Compression is what this node compresses data frames with, when the
+	// peer can decode it (every netbus node decodes S2 and Zstd). Zero: none.
+	Compression Compression
+	// CompressMin is the smallest frame, in bytes, that gets compressed.
+	// Zero: 1024.
+	CompressMin int
+	// MaxFrameSize is the largest frame payload this node accepts (announced
+	// in the handshake; a larger frame closes the link). Zero: 16 MiB.
+	MaxFrameSize int
+	// MaxDecompressed is the largest payload a compressed frame may expand
+	// to. Zero: 4 × MaxFrameSize.
+	MaxDecompressed int
+	// PoolSize is the number of connections per dialed link. Messages of one
+	// sender always use the same connection, so per-sender order holds.
+	// Zero: 1. At most 255.
+	PoolSize int
+	// HandshakeTimeout bounds connecting, the TLS and the xbus handshakes.
+	// Zero: 10s.
+	HandshakeTimeout time.Duration
+	// HeartbeatInterval is how often a connection that has sent nothing else
+	// sends a ping. Zero: 2s.
+	HeartbeatInterval time.Duration
+	// IdleTimeout closes a link whose peer sent nothing (not even a ping), or
+	// took nothing we wrote, for this long. Zero: 3 × HeartbeatInterval.
+	IdleTimeout time.Duration
+	// MaxQueued is how many encoded bytes may wait for a connection's writer
+	// before Send blocks (until its ctx ends). Zero: 4 MiB.
+	MaxQueued int
+	// BackoffMin and BackoffMax bound the delay between reconnect attempts.
+	// Zero: 50ms and 5s.
+	BackoffMin, BackoffMax time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Codec == nil {
+		c.Codec = codec.Binary()
+	}
+	if n := len(c.Codec.Name()); n == 0 || n > maxCodecName {
+		return c, fmt.Errorf("netbus: codec name must be 1..%d bytes, got %q", maxCodecName, c.Codec.Name())
+	}
+	if c.Compression > Zstd {
+		return c, fmt.Errorf("netbus: unknown compression %d", c.Compression)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.CompressMin, 1024)
+	def(&c.MaxFrameSize, 16<<20)
+	def(&c.MaxDecompressed, 4*c.MaxFrameSize)
+	def(&c.PoolSize, 1)
+	def(&c.MaxQueued, 4<<20)
+	defD(&c.HandshakeTimeout, 10*time.Second)
+	defD(&c.HeartbeatInterval, 2*time.Second)
+	defD(&c.IdleTimeout, 3*c.HeartbeatInterval)
+	defD(&c.BackoffMin, 50*time.Millisecond)
+	defD(&c.BackoffMax, 5*time.Second)
+	switch {
+	case c.MaxFrameSize < minMaxFrame || c.MaxFrameSize > 1<<31-1:
+		return c, fmt.Errorf("netbus: MaxFrameSize must be %d..%d, got %d", minMaxFrame, 1<<31-1, c.MaxFrameSize)
+	case c.MaxDecompressed < c.MaxFrameSize:
+		return c, fmt.Errorf("netbus: MaxDecompressed %d is below MaxFrameSize %d", c.MaxDecompressed, c.MaxFrameSize)
+	case c.PoolSize < 1 || c.PoolSize > 255:
+		return c, fmt.Errorf("netbus: PoolSize must be 1..255, got %d", c.PoolSize)
+	case c.IdleTimeout <= c.HeartbeatInterval:
+		return c, fmt.Errorf("netbus: IdleTimeout %v must exceed HeartbeatInterval %v", c.IdleTimeout, c.HeartbeatInterval)
+	case c.BackoffMin > c.BackoffMax:
+		return c, fmt.Errorf("netbus: BackoffMin %v exceeds BackoffMax %v", c.BackoffMin, c.BackoffMax)
+	case c.MaxQueued < 0 || c.CompressMin < 0:
+		return c, fmt.Errorf("netbus: negative MaxQueued or CompressMin")
+	}
+	for _, a := range append(append([]string(nil), c.Listen...), c.Peers...) {
+		if _, _, err := parseAddr(a); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// parseAddr splits an address into a network ("tcp" or "unix") and the
+// address for net.Dial/net.Listen.
+func parseAddr(s string) (network, addr string, err error) {
+	switch {
+	case strings.HasPrefix(s, "unix://"):
+		network, addr = "unix", strings.TrimPrefix(s, "unix://")
+	case strings.HasPrefix(s, "unix:"):
+		network, addr = "unix", strings.TrimPrefix(s, "unix:")
+	case strings.HasPrefix(s, "tcp://"):
+		network, addr = "tcp", strings.TrimPrefix(s, "tcp://")
+	default:
+		network, addr = "tcp", s
+	}
+	if addr == "" {
+		return "", "", fmt.Errorf("netbus: empty address in %q", s)
+	}
+	if network == "tcp" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", "", fmt.Errorf("netbus: address %q: %v", s, err)
+		}
+	}
+	return network, addr, nil
+}
+
+// formatAddr is the inverse of parseAddr.
+func formatAddr(a net.Addr) string {
+	if a.Network() == "unix" {
+		return "unix://" + a.String()
+	}
+	return "tcp://" + a.String()
+}
+
+// backoff returns the delay before reconnect attempt n (0 for the first
+// retry): exponential from lo, capped at hi, with "equal jitter" (a random
+// point in the upper half, r in [0,1)) so peers that lost a link at the same
+// moment do not reconnect in lockstep.
+func backoff(n int, lo, hi time.Duration, r float64) time.Duration {
+	d := lo
+	for i := 0; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + time.Duration(r*float64(d/2))
+}

@@ -1,0 +1,256 @@
+package netbus
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// conn is one socket of a link, after its handshake.
+//
+// Goroutines: a reader (reads frames, hands envelopes to the link) and a
+// writer (writes what senders queued, sends heartbeats, watches for an idle
+// peer). Senders encode a frame outside any lock, then append it to out under
+// mu and kick the writer. The writer swaps out for its spare buffer under mu
+// and writes the whole batch with one call, without the lock: frames queued
+// while it writes go out in the next batch, so the socket is flushed exactly
+// when the queue runs dry.
+type conn struct {
+	l   *link
+	nc  net.Conn
+	res hsResult
+	br  io.Reader // handshake leftovers, then nc, buffered
+
+	mu     sync.Mutex // guards the fields below
+	out    []byte     // frames waiting for the writer
+	closed bool       // no more frames are accepted; the writer flushes and exits
+	space  chan struct{}
+
+	kick chan struct{} // cap 1: the writer has work
+	recv atomic.Uint64 // frames received; the writer's idle check reads it
+}
+
+// frameBufs pools the scratch buffers senders encode frames into.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuf() *[]byte { return frameBufs.Get().(*[]byte) }
+func putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		*b = (*b)[:0]
+		frameBufs.Put(b)
+	}
+}
+
+// send encodes env into a data frame and queues it.
+func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
+	t := c.l.t
+	e := *env // EncodeBody sets Type; the caller's env stays as it was
+	bodyBuf := getBuf()
+	defer putBuf(bodyBuf)
+	body, err := c.l.types.EncodeBody(t.cfg.Codec, &e, (*bodyBuf)[:0])
+	if err != nil {
+		return err
+	}
+	*bodyBuf = body
+	e.Body = body
+	frameBuf := getBuf()
+	defer putBuf(frameBuf)
+	frame := append((*frameBuf)[:0], make([]byte, frameHeaderLen)...)
+	frame, err = e.AppendBinary(frame)
+	*frameBuf = frame
+	if err != nil {
+		return err
+	}
+	var flags byte
+	if alg := c.res.SendComp; alg != compNone && len(frame)-frameHeaderLen >= t.cfg.CompressMin {
+		zb := getBuf()
+		defer putBuf(zb)
+		z := t.comp.compress(append((*zb)[:0], make([]byte, frameHeaderLen)...), frame[frameHeaderLen:], alg)
+		*zb = z
+		if len(z) < len(frame) { // incompressible payloads go as they are
+			frame, flags = z, alg
+		}
+	}
+	n := len(frame) - frameHeaderLen
+	if n > c.res.PeerMaxFrame {
+		return fmt.Errorf("netbus: %d-byte frame, peer accepts %d: %w", n, c.res.PeerMaxFrame, bus.ErrTooLarge)
+	}
+	putFrameHeader(frame, frameData, flags, n)
+	return c.enqueue(ctx, frame)
+}
+
+// enqueue appends a complete frame to the writer's queue, waiting for space
+// while more than MaxQueued bytes are waiting.
+func (c *conn) enqueue(ctx context.Context, frame []byte) error {
+	c.mu.Lock()
+	for !c.closed && len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued {
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.l.done:
+		}
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return c.l.sendErr()
+	}
+	c.out = append(c.out, frame...)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// shut stops intake and tells the writer to flush and close.
+func (c *conn) shut(err error) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		if err != nil && !errors.Is(err, ErrRejected) && !isIOErr(err) {
+			c.out = appendCloseFrame(c.out, err)
+		}
+		if c.space != nil {
+			close(c.space)
+			c.space = nil
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	// Unblock the reader now; the writer closes the socket once it has
+	// flushed.
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// isIOErr reports whether err came from the socket rather than the protocol
+// (then there is nobody to send a close frame to).
+func isIOErr(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// writeLoop is the writer goroutine.
+func (c *conn) writeLoop() {
+	cfg := &c.l.t.cfg
+	tick := time.NewTicker(cfg.HeartbeatInterval)
+	defer tick.Stop()
+	defer c.nc.Close()
+	var spare []byte
+	wrote, lastRecv, idleTicks := false, uint64(0), 0
+	maxIdleTicks := int((cfg.IdleTimeout + cfg.HeartbeatInterval - 1) / cfg.HeartbeatInterval)
+	ping := appendFrameHeader(nil, framePing, 0, 0)
+	for {
+		select {
+		case <-c.kick:
+		case <-tick.C:
+			if r := c.recv.Load(); r != lastRecv {
+				lastRecv, idleTicks = r, 0
+			} else if idleTicks++; idleTicks >= maxIdleTicks {
+				c.l.close(fmt.Errorf("%w: nothing received for %v", ErrIdleTimeout, cfg.IdleTimeout))
+			}
+			if !wrote {
+				c.mu.Lock()
+				if !c.closed && len(c.out) == 0 {
+					c.out = append(c.out, ping...)
+				}
+				c.mu.Unlock()
+			}
+			wrote = false
+		}
+		c.mu.Lock()
+		batch, closed := c.out, c.closed
+		c.out = spare[:0]
+		if c.space != nil {
+			close(c.space)
+			c.space = nil
+		}
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			deadline := cfg.IdleTimeout
+			if closed {
+				deadline = time.Second // a last close frame: best effort
+			}
+			c.nc.SetWriteDeadline(time.Now().Add(deadline))
+			_, err := c.nc.Write(batch)
+			wrote = true
+			if err != nil {
+				c.l.close(fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), err))
+				return
+			}
+		}
+		if cap(batch) > 4<<20 {
+			batch = nil // do not keep a burst's buffer forever
+		}
+		spare = batch
+		if closed {
+			return
+		}
+	}
+}
+
+// readLoop is the reader goroutine. It hands envelopes to the link one at a
+// time, in the order received.
+func (c *conn) readLoop() {
+	t := c.l.t
+	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
+	var scratch []byte
+	for {
+		typ, flags, p, err := fr.next()
+		if err != nil {
+			c.l.close(err)
+			return
+		}
+		c.recv.Add(1)
+		switch typ {
+		case frameData:
+			env := new(bus.Envelope)
+			if err := t.comp.decodeData(env, flags, p, &scratch); err != nil {
+				c.l.close(err)
+				return
+			}
+			c.l.deliver(c, env)
+		case framePing:
+		case frameClose:
+			c.l.close(parseClose(p))
+			return
+		default:
+			c.l.close(fmt.Errorf("%w: frame type %d after the handshake", ErrBadFrame, typ))
+			return
+		}
+		if cap(scratch) > 4<<20 {
+			scratch = nil
+		}
+	}
+}
+
+// newConn wraps a socket whose handshake completed; rest holds the bytes
+// read past the handshake.
+func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
+	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1)}
+	var r io.Reader = nc
+	if len(rest) > 0 {
+		r = io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), nc)
+	}
+	c.br = bufio.NewReaderSize(r, 64<<10)
+	return c
+}

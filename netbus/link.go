@@ -1,0 +1,122 @@
+package netbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// link is a bus.Link: the pool of connections to one peer that one dial
+// established (the dialer chose a link id and pool size; the acceptor groups
+// connections by them). Messages of one sender always take the same
+// connection, so per-sender order holds with any pool size. The pool lives
+// and dies as one: when any connection fails the whole link closes, so every
+// ask in flight on it fails at once instead of waiting for a reply that
+// cannot come.
+type link struct {
+	t     *Transport
+	peer  bus.NodeID
+	loc   bus.Locality
+	types *bus.Types
+	conns []*conn // fixed after newLink
+
+	deliverMu sync.Mutex // Host.Deliver is called one envelope at a time per link
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by close
+	err       error         // why the link closed; written before done is closed
+	readers   atomic.Int32  // live reader goroutines; the last one reports LinkDown
+}
+
+var _ bus.Link = (*link)(nil)
+
+func (l *link) Peer() bus.NodeID       { return l.peer }
+func (l *link) Locality() bus.Locality { return l.loc }
+func (l *link) String() string {
+	return fmt.Sprintf("netbus link to %s via %s (%d conns)", l.peer.Short(), l.conns[0].nc.RemoteAddr(), len(l.conns))
+}
+
+// Send encodes env and queues it on the connection of env's sender.
+func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
+	select {
+	case <-l.done:
+		return l.sendErr()
+	default:
+	}
+	return l.pick(env).send(ctx, env)
+}
+
+// pick returns the connection for env: a hash of the sender (or, for a
+// message from outside any actor, of the destination), so one sender's
+// messages stay in order.
+func (l *link) pick(env *bus.Envelope) *conn {
+	if len(l.conns) == 1 {
+		return l.conns[0]
+	}
+	r := env.From
+	if r.IsZero() {
+		r = env.To
+	}
+	h := uint64(14695981039346656037)
+	for _, b := range r.Node {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	h = (h ^ r.ID) * 1099511628211
+	for i := 0; i < len(r.Name); i++ {
+		h = (h ^ uint64(r.Name[i])) * 1099511628211
+	}
+	return l.conns[h%uint64(len(l.conns))]
+}
+
+func (l *link) sendErr() error {
+	return fmt.Errorf("netbus: link to %s closed: %w: %w", l.peer.Short(), bus.ErrPeerGone, l.err)
+}
+
+// Close closes the link; the transport reports LinkDown with err.
+func (l *link) Close(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	l.close(err)
+}
+
+func (l *link) close(err error) {
+	l.closeOnce.Do(func() {
+		l.err = err
+		close(l.done)
+		for _, c := range l.conns {
+			c.shut(err)
+		}
+	})
+}
+
+// deliver decodes env's body and hands it to the host. A body that does
+// not decode (an unregistered type, say) fails only that message: an ask gets
+// an error reply, anything else is logged and dropped.
+func (l *link) deliver(c *conn, env *bus.Envelope) {
+	err := l.types.DecodeBody(l.t.cfg.Codec, env)
+	env.Body = nil // it aliased the reader's buffer
+	if err != nil {
+		l.t.log.Warn("netbus: dropping a message whose body does not decode",
+			"peer", l.peer.Short(), "kind", env.Kind, "to", env.To, "type", env.Type, "err", err)
+		if env.Kind == bus.KindAsk && !env.From.IsZero() {
+			reply := &bus.Envelope{Kind: bus.KindError, From: env.To, To: env.From, Corr: env.Corr, Msg: err}
+			_ = c.send(context.Background(), reply) // the writer drains independently of this reader
+		}
+		return
+	}
+	l.deliverMu.Lock()
+	l.t.host.Deliver(l, env)
+	l.deliverMu.Unlock()
+}
+
+// readerDone is called by each reader as it exits; the last one reports
+// the link down, after which the host hears nothing more of it.
+func (l *link) readerDone() {
+	if l.readers.Add(-1) == 0 {
+		l.t.linkDown(l)
+	}
+}

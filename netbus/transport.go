@@ -1,0 +1,500 @@
+package netbus
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// Transport carries the bus between processes over TCP or Unix sockets. It
+// implements bus.Transport and bus.Dialer; every link it establishes is a
+// bus.Link.
+//
+// Goroutines: one accept loop per listener, one handshake goroutine per
+// accepted connection, one keeper per dialed address (reconnecting with
+// backoff), and a reader and a writer per connection. All are tracked by wg;
+// Close waits for them.
+type Transport struct {
+	cfg  Config
+	err  error // from validating the Config; returned by Start
+	comp *compressor
+	host bus.Host
+	log  *slog.Logger
+
+	ctx    context.Context // ends when Close begins
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	closed    bool
+	listeners []net.Listener
+	links     map[*link]struct{}
+	forming   map[formKey]*forming // accepted connections of links not yet complete
+}
+
+// formKey identifies a pooled link being assembled on the accepting side.
+type formKey struct {
+	peer bus.NodeID
+	id   uint64
+}
+
+type forming struct {
+	conns []*conn
+	have  int
+	timer *time.Timer
+}
+
+var (
+	_ bus.Transport = (*Transport)(nil)
+	_ bus.Dialer    = (*Transport)(nil)
+)
+
+// New returns a transport configured by cfg. A Config that does not validate
+// makes Start return the error.
+func New(cfg Config) *Transport {
+	c, err := cfg.withDefaults()
+	t := &Transport{cfg: c, err: err, links: map[*link]struct{}{}, forming: map[formKey]*forming{}}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t
+}
+
+// Start begins listening and dialing the configured peers. The bus calls it
+// once.
+func (t *Transport) Start(h bus.Host) error {
+	if t.err != nil {
+		return t.err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started || t.closed {
+		return fmt.Errorf("netbus: Start called twice or after Close")
+	}
+	comp, err := newCompressor(t.cfg.MaxDecompressed)
+	if err != nil {
+		return err
+	}
+	t.comp, t.host, t.log = comp, h, h.Logger()
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	for _, a := range t.cfg.Listen {
+		network, addr, _ := parseAddr(a)
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			for _, ln := range t.listeners {
+				ln.Close()
+			}
+			t.listeners = nil
+			comp.close()
+			return fmt.Errorf("netbus: listen on %s: %w", a, err)
+		}
+		t.listeners = append(t.listeners, ln)
+	}
+	t.started = true
+	for _, ln := range t.listeners {
+		t.wg.Go(func() { t.acceptLoop(ln) })
+	}
+	for _, a := range t.cfg.Peers {
+		t.wg.Go(func() { t.keep(a, nil) })
+	}
+	return nil
+}
+
+// Addrs returns the addresses the transport listens on, in the form Dial
+// and Config.Peers accept ("tcp://127.0.0.1:40123", "unix:///run/x.sock").
+func (t *Transport) Addrs() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, ln := range t.listeners {
+		out = append(out, formatAddr(ln.Addr()))
+	}
+	return out
+}
+
+// Close stops accepting and dialing, closes every link (each reported with
+// LinkDown; peers are told the node shut down) and waits for the
+// transport's goroutines, or for ctx. It may be called more than once.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	first := !t.closed
+	t.closed = true
+	t.cancel()
+	for _, ln := range t.listeners {
+		ln.Close()
+	}
+	for k, f := range t.forming {
+		f.timer.Stop()
+		for _, c := range f.conns {
+			if c != nil {
+				c.nc.Close()
+			}
+		}
+		delete(t.forming, k)
+	}
+	links := make([]*link, 0, len(t.links))
+	for l := range t.links {
+		links = append(links, l)
+	}
+	t.mu.Unlock()
+	for _, l := range links {
+		l.close(ErrClosed)
+	}
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("netbus: close: %w", ctx.Err())
+	}
+	if first && t.comp != nil {
+		t.comp.close()
+	}
+	return nil
+}
+
+// Dial connects to the node at addr and keeps the link up from then on,
+// reconnecting with backoff whenever it drops, until Close. It returns once
+// the first link is up, or with the error of the last attempt when ctx ends
+// first, or at once when the peer refuses the handshake (wrong secret,
+// version, codec).
+func (t *Transport) Dial(ctx context.Context, addr string) error {
+	if _, _, err := parseAddr(addr); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if !t.started || t.closed {
+		t.mu.Unlock()
+		return fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
+	}
+	first := make(chan error, 1)
+	t.wg.Go(func() { t.keep(addr, &dialWait{ctx: ctx, result: first}) })
+	t.mu.Unlock()
+	return <-first
+}
+
+// dialWait lets Dial wait for the first attempts of a keeper.
+type dialWait struct {
+	ctx    context.Context
+	result chan error
+}
+
+// permanent reports whether a dial error will not go away by retrying.
+func permanent(err error) bool {
+	for _, e := range []error{ErrAuth, ErrVersion, ErrBadMagic, ErrCodecMismatch, ErrHandshake} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// keep dials addr and redials it whenever the link drops, until Close. With
+// w, it reports the first success or failure to w and gives up if w.ctx ends
+// before the first link is up.
+func (t *Transport) keep(addr string, w *dialWait) {
+	attempt := 0
+	for {
+		l, err := t.dialLink(addr)
+		if err == nil {
+			attempt = 0
+			if w != nil {
+				w.result <- nil
+				w = nil
+			}
+			select {
+			case <-l.done:
+			case <-t.ctx.Done():
+				return
+			}
+			if t.ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if t.ctx.Err() != nil {
+			if w != nil {
+				w.result <- fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
+			}
+			return
+		}
+		if w != nil && permanent(err) {
+			w.result <- err
+			return
+		}
+		d := backoff(attempt, t.cfg.BackoffMin, t.cfg.BackoffMax, mrand.Float64())
+		attempt++
+		t.log.Debug("netbus: dial failed; retrying", "addr", addr, "err", err, "in", d)
+		timer := time.NewTimer(d)
+		var wctx <-chan struct{}
+		if w != nil {
+			wctx = w.ctx.Done()
+		}
+		select {
+		case <-timer.C:
+		case <-wctx:
+			timer.Stop()
+			w.result <- fmt.Errorf("netbus: dial %s: %w (last attempt: %w)", addr, w.ctx.Err(), err)
+			return
+		case <-t.ctx.Done():
+			timer.Stop()
+			if w != nil {
+				w.result <- fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
+			}
+			return
+		}
+	}
+}
+
+// dialLink opens a pool of connections to addr, handshakes each and
+// reports the link up.
+func (t *Transport) dialLink(addr string) (*link, error) {
+	network, a, _ := parseAddr(addr)
+	var linkID uint64
+	var idb [8]byte
+	rand.Read(idb[:])
+	linkID = binary.BigEndian.Uint64(idb[:])
+	n := t.cfg.PoolSize
+	conns := make([]*conn, 0, n)
+	fail := func(err error) (*link, error) {
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return nil, err
+	}
+	for i := range n {
+		ctx, cancel := context.WithTimeout(t.ctx, t.cfg.HandshakeTimeout)
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		if err != nil {
+			cancel()
+			return fail(fmt.Errorf("netbus: dial %s: %w", addr, err))
+		}
+		if t.cfg.TLS != nil {
+			cfg := t.cfg.TLS
+			if cfg.ServerName == "" && network == "tcp" {
+				cfg = cfg.Clone()
+				cfg.ServerName, _, _ = net.SplitHostPort(a)
+			}
+			tc := tls.Client(nc, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				cancel()
+				nc.Close()
+				return fail(fmt.Errorf("netbus: TLS with %s: %w", addr, err))
+			}
+			nc = tc
+		}
+		c, err := t.handshake(ctx, nc, hsConfig{Dialer: true, LinkID: linkID, Conn: uint8(i), Pool: uint8(n)})
+		cancel()
+		if err != nil {
+			nc.Close()
+			return fail(fmt.Errorf("netbus: handshake with %s: %w", addr, err))
+		}
+		conns = append(conns, c)
+	}
+	l, err := t.startLink(conns, network)
+	if err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// handshake runs the xbus handshake on nc, bounded by ctx.
+func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*conn, error) {
+	hc.Node = t.host.NodeID()
+	hc.Codec = t.cfg.Codec.Name()
+	hc.Secret = t.cfg.Secret
+	hc.Decode = compS2 | compZstd
+	hc.Compress = t.cfg.Compression
+	hc.MaxFrame = uint32(t.cfg.MaxFrameSize)
+	rand.Read(hc.Nonce[:])
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	h := newHandshake(hc)
+	if _, err := nc.Write(h.start()); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 4096)
+	for !h.done() {
+		n, rerr := nc.Read(buf)
+		if n > 0 {
+			out, err := h.feed(buf[:n])
+			if len(out) > 0 {
+				if _, werr := nc.Write(out); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if rerr != nil && !h.done() {
+			return nil, fmt.Errorf("%w: connection ended: %w", ErrHandshake, rerr)
+		}
+	}
+	nc.SetDeadline(time.Time{})
+	return newConn(nc, h.result(), h.rest()), nil
+}
+
+func (t *Transport) acceptLoop(ln net.Listener) {
+	var tempDelay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// Out of file descriptors and the like: back off a little, as
+			// net/http does.
+			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			t.log.Warn("netbus: accept", "err", err)
+			select {
+			case <-time.After(tempDelay):
+			case <-t.ctx.Done():
+				return
+			}
+			continue
+		}
+		tempDelay = 0
+		t.wg.Go(func() { t.accept(nc, ln.Addr().Network()) })
+	}
+}
+
+// accept handshakes one incoming connection and adds it to the link it
+// belongs to.
+func (t *Transport) accept(nc net.Conn, network string) {
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	if t.cfg.TLS != nil {
+		tc := tls.Server(nc, t.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			t.log.Warn("netbus: refused a connection: TLS", "remote", nc.RemoteAddr(), "err", err)
+			nc.Close()
+			return
+		}
+		nc = tc
+	}
+	c, err := t.handshake(ctx, nc, hsConfig{})
+	if err != nil {
+		t.log.Warn("netbus: refused a connection", "remote", nc.RemoteAddr(), "err", err)
+		nc.Close()
+		return
+	}
+	if c.res.Pool == 1 {
+		if _, err := t.startLink([]*conn{c}, network); err != nil {
+			nc.Close()
+		}
+		return
+	}
+	key := formKey{c.res.Peer, c.res.LinkID}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		nc.Close()
+		return
+	}
+	f := t.forming[key]
+	if f == nil {
+		f = &forming{conns: make([]*conn, c.res.Pool)}
+		f.timer = time.AfterFunc(t.cfg.HandshakeTimeout, func() { t.abandon(key, f) })
+		t.forming[key] = f
+	}
+	if int(c.res.Pool) != len(f.conns) || f.conns[c.res.Conn] != nil {
+		t.mu.Unlock()
+		t.log.Warn("netbus: refused a connection: inconsistent pool", "remote", nc.RemoteAddr(), "peer", c.res.Peer.Short())
+		nc.Close()
+		return
+	}
+	f.conns[c.res.Conn] = c
+	f.have++
+	complete := f.have == len(f.conns)
+	if complete {
+		f.timer.Stop()
+		delete(t.forming, key)
+	}
+	t.mu.Unlock()
+	if complete {
+		if _, err := t.startLink(f.conns, network); err != nil {
+			for _, c := range f.conns {
+				c.nc.Close()
+			}
+		}
+	}
+}
+
+// abandon drops a pooled link whose connections did not all arrive in time.
+func (t *Transport) abandon(key formKey, f *forming) {
+	t.mu.Lock()
+	if t.forming[key] != f {
+		t.mu.Unlock()
+		return
+	}
+	delete(t.forming, key)
+	t.mu.Unlock()
+	t.log.Warn("netbus: a pooled link did not complete in time", "peer", key.peer.Short(), "have", f.have, "want", len(f.conns))
+	for _, c := range f.conns {
+		if c != nil {
+			c.nc.Close()
+		}
+	}
+}
+
+// startLink registers a link over handshaken connections, reports it up and
+// starts its goroutines.
+func (t *Transport) startLink(conns []*conn, network string) (*link, error) {
+	loc := bus.Remote
+	if network == "unix" {
+		loc = bus.SameHost
+	}
+	l := &link{t: t, peer: conns[0].res.Peer, loc: loc, types: t.host.Types(), conns: conns, done: make(chan struct{})}
+	for _, c := range conns {
+		c.l = l
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	t.links[l] = struct{}{}
+	l.readers.Store(int32(len(conns)))
+	t.mu.Unlock()
+	// The calling goroutine is itself tracked by wg, so these wg.Go calls
+	// never race with Close's wg.Wait. A Close that came in between has
+	// already shut the conns; the loops then exit at once and the last
+	// reader reports LinkDown.
+	t.host.LinkUp(l)
+	for _, c := range conns {
+		t.wg.Go(c.writeLoop)
+		t.wg.Go(func() {
+			defer l.readerDone()
+			c.readLoop()
+		})
+	}
+	t.log.Debug("netbus: link up", "peer", l.peer.Short(), "conns", len(conns), "locality", loc)
+	return l, nil
+}
+
+func (t *Transport) linkDown(l *link) {
+	t.mu.Lock()
+	delete(t.links, l)
+	t.mu.Unlock()
+	t.log.Debug("netbus: link down", "peer", l.peer.Short(), "err", l.err)
+	t.host.LinkDown(l, l.err)
+}
