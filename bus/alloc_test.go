@@ -1,0 +1,136 @@
+package bus_test
+
+import (
+	"context"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// The allocation budgets of the in-process hot paths (see docs/performance.md):
+//
+//   - Tell allocates nothing in steady state: the message is stored by value
+//     in the mailbox's ring, and starting the actor's goroutine reuses a
+//     method value made once. The caller passes an already boxed message (a
+//     pointer, or an interface value it keeps); boxing a fresh struct into
+//     `any` is the caller's allocation, not the bus's.
+//   - Ask allocates at most askAllocBudget per round trip (measured: 0). The
+//     pending call is pooled and its wake-up channel reused; an actor that
+//     replies with a fresh struct pays for boxing it, as a caller does.
+const askAllocBudget = 0
+
+// payload is a 64-byte message handed over by pointer.
+type payload struct{ _ [64]byte }
+
+var msg any = &payload{}
+
+// echo answers every ask with the message it was sent.
+func echo(c *bus.Context, m any) error {
+	if c.IsAsk() {
+		return c.Reply(m)
+	}
+	return nil
+}
+
+func newTestBus(tb testing.TB) *bus.Bus {
+	tb.Helper()
+	b, err := bus.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			tb.Errorf("close: %v", err)
+		}
+	})
+	return b
+}
+
+// raceEnabled reports whether the binary runs under the race detector, which
+// makes sync.Pool drop items at random.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+func TestTellAllocatesNothing(t *testing.T) {
+	b := newTestBus(t)
+	ref, err := b.Register("sink", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10_000 { // steady state: the ring exists, goroutines are pooled
+		if err := b.Tell(ref, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		tell func() error
+	}{
+		{"to a Ref", func() error { return b.Tell(ref, msg) }},
+		{"to a name", func() error { return b.Tell("sink", msg) }},
+		{"package-level Tell on Default", nil},
+	}
+	def, err := bus.Register("alloc-sink", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases[2].tell = func() error { return bus.Tell(def, msg) }
+	for _, c := range cases {
+		n := testing.AllocsPerRun(20_000, func() {
+			if err := c.tell(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != 0 {
+			t.Errorf("Tell %s: %v allocations per call, want 0", c.name, n)
+		}
+	}
+}
+
+func TestAskAllocationBudget(t *testing.T) {
+	b := newTestBus(t)
+	ref, err := b.Register("echo", bus.ActorFunc(echo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := askAllocBudget
+	if raceEnabled() {
+		// Under -race sync.Pool drops a quarter of what is put back, so
+		// some asks build a fresh call (the struct and its channel).
+		budget += 2
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		to   any
+	}{{"to a Ref", ref}, {"to a name", "echo"}} {
+		for range 1000 {
+			if _, err := b.Ask(ctx, c.to, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := testing.AllocsPerRun(5_000, func() {
+			if r, err := b.Ask(ctx, c.to, msg); err != nil || r != msg {
+				t.Fatalf("ask: %v, %v", r, err)
+			}
+		})
+		t.Logf("Ask %s: %v allocations per round trip", c.name, n)
+		if n > float64(budget) {
+			t.Errorf("Ask %s: %v allocations per round trip, budget %d", c.name, n, budget)
+		}
+	}
+}
