@@ -172,6 +172,7 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 		return ErrClosed
 	}
 	r := m.ring()
+	spins := 0
 	for {
 		if r.push(v) {
 			if m.state.Load()&closed != 0 {
@@ -195,6 +196,16 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 				runtime.Gosched()
 			}
 		default:
+			// A consumer that is running frees a cell every few tens of
+			// nanoseconds: retry a while (a failed push only reads the
+			// tail and one cell) before paying for a park and a wake-up.
+			if spins < blockSpins {
+				spins++
+				if spins%blockYieldEvery == 0 {
+					runtime.Gosched()
+				}
+				continue
+			}
 			if err := m.waitForSpace(ctx, r); err != nil {
 				return err
 			}
@@ -204,6 +215,12 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 		}
 	}
 }
+
+// How long a Block send retries a full mailbox before it parks.
+const (
+	blockSpins      = 128
+	blockYieldEvery = 32
+)
 
 // waitForSpace blocks until the ring may have room, the mailbox closes, or
 // ctx ends.
