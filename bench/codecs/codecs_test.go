@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,30 +146,53 @@ func TestHostileAllocation(t *testing.T) {
 	}
 }
 
+var rounds = flag.Int("rounds", 5, "TestTable: rounds over all cells; each cell reports its median")
+
 // TestTable prints the comparison as a markdown table, with each binary
-// codec's time as a ratio of encoding/json's in the same run:
+// codec's time as a ratio of encoding/json's in the same run. The cells are
+// measured in interleaved rounds and each reports its median, so a burst of
+// load on a shared machine moves one sample, not a whole row:
 //
-//	go test -run TestTable -table -v
+//	go test -run TestTable -table -v -benchtime 200ms
 func TestTable(t *testing.T) {
 	if !*table {
 		t.Skip("run with -table")
 	}
+	type cell struct {
+		s          sample
+		c          candidate
+		enc, dec   []float64
+		encA, decA int64
+	}
+	var cells []*cell
+	for _, s := range samples() {
+		for _, c := range candidates() {
+			cells = append(cells, &cell{s: s, c: c})
+		}
+	}
+	for range *rounds {
+		for _, x := range cells {
+			enc := testing.Benchmark(func(b *testing.B) { benchEncode(b, x.c.codec, x.s.v) })
+			dec := testing.Benchmark(func(b *testing.B) { benchDecode(b, x.c.codec, x.s) })
+			x.enc = append(x.enc, float64(enc.T.Nanoseconds())/float64(enc.N))
+			x.dec = append(x.dec, float64(dec.T.Nanoseconds())/float64(dec.N))
+			x.encA, x.decA = enc.AllocsPerOp(), dec.AllocsPerOp()
+		}
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s/%s, GOMAXPROCS=%d, median of %d rounds\n\n", runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), *rounds)
 	sb.WriteString("| message | codec | bytes | encode ns/op | allocs | decode ns/op | allocs | encode vs json | decode vs json |\n")
 	sb.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range samples() {
-		var jsonEnc, jsonDec float64
-		for _, c := range candidates() {
-			size, _ := c.codec.Append(nil, s.v)
-			enc := testing.Benchmark(func(b *testing.B) { benchEncode(b, c.codec, s.v) })
-			dec := testing.Benchmark(func(b *testing.B) { benchDecode(b, c.codec, s) })
-			en, de := float64(enc.NsPerOp()), float64(dec.NsPerOp())
-			if c.name == "json" {
-				jsonEnc, jsonDec = en, de
-			}
-			fmt.Fprintf(&sb, "| %s | %s | %d | %.0f | %d | %.0f | %d | %.2f× | %.2f× |\n",
-				s.name, c.name, len(size), en, enc.AllocsPerOp(), de, dec.AllocsPerOp(), en/jsonEnc, de/jsonDec)
+	var jsonEnc, jsonDec float64
+	for _, x := range cells {
+		size, _ := x.c.codec.Append(nil, x.s.v)
+		en, de := median(x.enc), median(x.dec)
+		if x.c.name == "json" {
+			jsonEnc, jsonDec = en, de
 		}
+		fmt.Fprintf(&sb, "| %s | %s | %d | %.0f | %d | %.0f | %d | %.2f× | %.2f× |\n",
+			x.s.name, x.c.name, len(size), en, x.encA, de, x.decA, en/jsonEnc, de/jsonDec)
 	}
 	t.Log("\n" + sb.String())
 }

@@ -1,6 +1,6 @@
 module github.com/xbus-dev/xbus/bench/codecs
 
-go 1.26
+go 1.26.0
 
 replace github.com/xbus-dev/xbus => ../..
 
