@@ -1,0 +1,369 @@
+package netbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// BenchOptions configures RunBench. The zero value is valid.
+type BenchOptions struct {
+	// Duration of each measurement. Zero: 2s.
+	Duration time.Duration
+	// Size of the message body in bytes. Zero: 64.
+	Size int
+	// Concurrency lists the numbers of concurrent callers for the calls per
+	// second rows. Nil: 1, 16 and 128.
+	Concurrency []int
+}
+
+// RunBench measures netbus between two buses in this process over loopback
+// TCP and a Unix socket, each figure beside a baseline measured in the same
+// run (a raw socket ping-pong of the same bytes), and writes a Markdown
+// table to w. It is what `xbus bench net` runs.
+func RunBench(w io.Writer, o BenchOptions) error {
+	if o.Duration == 0 {
+		o.Duration = 2 * time.Second
+	}
+	if o.Size == 0 {
+		o.Size = 64
+	}
+	if o.Concurrency == nil {
+		o.Concurrency = []int{1, 16, 128}
+	}
+	dir, err := os.MkdirTemp("", "netbus-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(w, "| measurement | netbus | baseline | ratio |\n|---|---|---|---|\n")
+	for _, nw := range []struct{ name, listen string }{
+		{"TCP", "tcp://127.0.0.1:0"},
+		{"Unix", "unix://" + filepath.Join(dir, "bench.sock")},
+	} {
+		p, err := NewBenchPair(nw.listen, o.Size)
+		if err != nil {
+			return err
+		}
+		raw, err := RawPingPong(nw.listen, p.FrameSize, o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		lat, err := p.AskLatency(o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		fmt.Fprintf(w, "| %s ask round trip p50 | %v | %v (raw ping-pong, %d B) | %.2f× |\n", nw.name, lat.P50, raw.P50, p.FrameSize, float64(lat.P50)/float64(raw.P50))
+		fmt.Fprintf(w, "| %s ask round trip p99 | %v | %v | %.2f× |\n", nw.name, lat.P99, raw.P99, float64(lat.P99)/float64(raw.P99))
+		rawRate := float64(raw.N) / raw.Elapsed.Seconds()
+		for _, c := range o.Concurrency {
+			rate, err := p.AskRate(c, o.Duration)
+			if err != nil {
+				p.Close()
+				return err
+			}
+			fmt.Fprintf(w, "| %s asks/s, %d callers | %.0f | %.0f (raw ping-pong, 1 caller) | %.2f× |\n", nw.name, c, rate, rawRate, rate/rawRate)
+		}
+		tell, err := p.TellRate(o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		rawStream, err := RawStream(nw.listen, p.FrameSize, o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		fmt.Fprintf(w, "| %s one-way tells/s | %.0f | %.0f (raw buffered stream) | %.2f× |\n", nw.name, tell, rawStream, tell/rawStream)
+		if err := p.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Latency summarizes a series of round trips.
+type Latency struct {
+	P50, P99 time.Duration
+	N        int
+	Elapsed  time.Duration
+}
+
+func summarize(d []time.Duration, elapsed time.Duration) Latency {
+	slices.Sort(d)
+	if len(d) == 0 {
+		return Latency{}
+	}
+	return Latency{P50: d[len(d)/2], P99: d[len(d)*99/100], N: len(d), Elapsed: elapsed}
+}
+
+// BenchPair is two buses linked by netbus: a server with an "echo" actor
+// and a "sink" that counts tells, and a client.
+type BenchPair struct {
+	Server, Client *bus.Bus
+	// FrameSize is the size on the wire of one ask frame, for baselines of
+	// the same bytes.
+	FrameSize int
+	sunk      atomic.Int64
+	body      []byte
+}
+
+// NewBenchPair starts two buses linked over listen ("tcp://127.0.0.1:0" or
+// "unix:///path"), exchanging bodies of size bytes.
+func NewBenchPair(listen string, size int) (*BenchPair, error) {
+	p := &BenchPair{body: make([]byte, size)}
+	log := slog.New(slog.DiscardHandler)
+	st := New(Config{Listen: []string{listen}})
+	var err error
+	p.Server, err = bus.New(bus.WithName("bench-server"), bus.WithTransport(st), bus.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	p.Server.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			return c.Reply(msg)
+		}
+		return nil
+	}))
+	p.Server.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if _, ok := msg.([]byte); ok {
+			p.sunk.Add(1)
+		}
+		return nil
+	}))
+	ct := New(Config{})
+	p.Client, err = bus.New(bus.WithName("bench-client"), bus.WithTransport(ct), bus.WithLogger(log))
+	if err != nil {
+		p.Server.Close(context.Background())
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ct.Dial(ctx, st.Addrs()[0]); err != nil {
+		p.Close()
+		return nil, err
+	}
+	for {
+		if _, err := p.Client.Ask(ctx, "echo", p.body); err == nil {
+			break
+		} else if !errors.Is(err, bus.ErrNoRoute) || ctx.Err() != nil {
+			p.Close()
+			return nil, fmt.Errorf("netbus: bench: waiting for the server's names: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	env := &bus.Envelope{Kind: bus.KindAsk, From: bus.Ref{Node: p.Client.NodeID(), ID: 1}, To: bus.Ref{Name: "echo"},
+		Corr: 1 << 40, Deadline: time.Now().UnixNano(), Msg: p.body}
+	body, err := p.Client.Types().EncodeBody(ct.cfg.Codec, env, nil)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	env.Body = body
+	b, _ := env.AppendBinary(nil)
+	p.FrameSize = frameHeaderLen + len(b)
+	return p, nil
+}
+
+// Close closes both buses.
+func (p *BenchPair) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(p.Client.Close(ctx), p.Server.Close(ctx))
+}
+
+// Ask makes one ask round trip.
+func (p *BenchPair) Ask(ctx context.Context) error {
+	_, err := p.Client.Ask(ctx, "echo", p.body)
+	return err
+}
+
+// AskLatency measures sequential ask round trips for d.
+func (p *BenchPair) AskLatency(d time.Duration) (Latency, error) {
+	ctx := context.Background()
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if err := p.Ask(ctx); err != nil {
+			return Latency{}, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return summarize(lat, time.Since(start)), nil
+}
+
+// AskRate measures asks per second with n concurrent callers for d.
+func (p *BenchPair) AskRate(n int, d time.Duration) (float64, error) {
+	var count atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	stop := start.Add(d)
+	for range n {
+		wg.Go(func() {
+			ctx := context.Background()
+			for time.Now().Before(stop) {
+				if err := p.Ask(ctx); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds(), firstErr
+}
+
+// TellRate measures one-way tells per second for d: it sends as fast as it
+// can, then waits until the sink has counted every tell.
+func (p *BenchPair) TellRate(d time.Duration) (float64, error) {
+	base := p.sunk.Load()
+	start := time.Now()
+	var sent int64
+	for time.Since(start) < d {
+		for range 256 {
+			if err := p.Client.Tell("sink", p.body); err != nil {
+				return 0, err
+			}
+		}
+		sent += 256
+	}
+	for p.sunk.Load()-base < sent {
+		if time.Since(start) > d+30*time.Second {
+			return 0, fmt.Errorf("netbus: bench: %d of %d tells arrived", p.sunk.Load()-base, sent)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return float64(sent) / time.Since(start).Seconds(), nil
+}
+
+func rawListen(listen string) (net.Listener, string, error) {
+	network, addr, err := parseAddr(listen)
+	if err != nil {
+		return nil, "", err
+	}
+	if network == "unix" {
+		addr += ".raw"
+	}
+	ln, err := net.Listen(network, addr)
+	return ln, network, err
+}
+
+// RawPingPong is the baseline of an ask: a client writes size bytes on a
+// socket of the same kind, the server reads them and writes them back, for
+// d.
+func RawPingPong(listen string, size int, d time.Duration) (Latency, error) {
+	ln, network, err := rawListen(listen)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		return Latency{}, err
+	}
+	defer c.Close()
+	buf := make([]byte, size)
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return Latency{}, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return Latency{}, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return summarize(lat, time.Since(start)), nil
+}
+
+// RawStream is the baseline of one-way tells: messages of size bytes
+// written through a 64 KiB buffer and read by a counting reader, for d.
+// It returns messages per second.
+func RawStream(listen string, size int, d time.Duration) (float64, error) {
+	ln, network, err := rawListen(listen)
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		var n int64
+		for {
+			k, err := c.Read(buf)
+			n += int64(k)
+			got.Store(n / int64(size))
+			if err != nil {
+				return
+			}
+		}
+	})
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	msg := make([]byte, size)
+	out := make([]byte, 0, 64<<10)
+	var sent int64
+	start := time.Now()
+	for time.Since(start) < d {
+		for range 256 {
+			out = append(out, msg...)
+			if len(out)+size > cap(out) {
+				if _, err := c.Write(out); err != nil {
+					c.Close()
+					return 0, err
+				}
+				out = out[:0]
+			}
+		}
+		sent += 256
+	}
+	c.Write(out)
+	c.Close()
+	wg.Wait()
+	return float64(got.Load()) / time.Since(start).Seconds(), nil
+}

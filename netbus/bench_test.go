@@ -1,0 +1,112 @@
+package netbus
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func benchPair(b *testing.B, listen string) *BenchPair {
+	p, err := NewBenchPair(listen, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	return p
+}
+
+func listens(b *testing.B) map[string]string {
+	return map[string]string{"tcp": "tcp://127.0.0.1:0", "unix": "unix://" + filepath.Join(b.TempDir(), "b.sock")}
+}
+
+// BenchmarkAsk measures an ask round trip between two buses over netbus and
+// reports it as a ratio of a raw ping-pong of the same bytes on the same
+// kind of socket, measured in the same run.
+func BenchmarkAsk(b *testing.B) {
+	for name, listen := range listens(b) {
+		b.Run(name, func(b *testing.B) {
+			p := benchPair(b, listen)
+			raw, err := RawPingPong(listen, p.FrameSize, 500*time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for b.Loop() {
+				if err := p.Ask(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := time.Since(start) / time.Duration(b.N)
+			rawMean := raw.Elapsed / time.Duration(raw.N)
+			b.ReportMetric(float64(per)/float64(rawMean), "x-raw-pingpong")
+		})
+	}
+}
+
+// BenchmarkAskParallel measures asks per second with 128 callers.
+func BenchmarkAskParallel(b *testing.B) {
+	p := benchPair(b, "tcp://127.0.0.1:0")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(64) // 128 callers on 2 CPUs
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := p.Ask(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkTell measures one-way tells until all have arrived, as a ratio
+// of a raw buffered stream of the same bytes.
+func BenchmarkTell(b *testing.B) {
+	for name, listen := range listens(b) {
+		b.Run(name, func(b *testing.B) {
+			p := benchPair(b, listen)
+			raw, err := RawStream(listen, p.FrameSize, 300*time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			base := p.sunk.Load()
+			start := time.Now()
+			for b.Loop() {
+				if err := p.Client.Tell("sink", p.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for p.sunk.Load()-base < int64(b.N) {
+				time.Sleep(50 * time.Microsecond)
+			}
+			rate := float64(b.N) / time.Since(start).Seconds()
+			b.ReportMetric(rate, "msgs/s")
+			b.ReportMetric(rate/raw, "x-raw-stream")
+		})
+	}
+}
+
+// TestRunBench runs the whole `xbus bench net` table briefly.
+func TestRunBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("benchmark table")
+	}
+	var out testWriter
+	if err := RunBench(&out, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.b) == 0 {
+		t.Fatal("no table")
+	}
+	t.Log("\n" + string(out.b))
+}
+
+type testWriter struct{ b []byte }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
