@@ -1,0 +1,59 @@
+// Package netbus carries the bus between processes and hosts over TCP or
+// Unix sockets (one implementation for both).
+//
+// A Transport plugs into a bus with bus.WithTransport. It listens on the
+// addresses in Config.Listen, dials the ones in Config.Peers (and any passed
+// to Dial later) and keeps those links up, reconnecting with exponential
+// backoff and jitter. Each link is reported to the bus, which then exchanges
+// with the peer the names and subscriptions both host: from then on Tell, Ask
+// and Subscribe reach actors on the other node with the same calls as in
+// process.
+//
+//	tr := netbus.New(netbus.Config{
+//		Listen: []string{"tcp://0.0.0.0:7400"},
+//		Peers:  []string{"tcp://orders.internal:7400"},
+//		Secret: []byte(os.Getenv("XBUS_SECRET")),
+//	})
+//	b, err := bus.New(bus.WithName("billing"), bus.WithTransport(tr))
+//	...
+//	sum, err := bus.AskAs[Sum](ctx, b, "add", Add{1, 2}) // "add" may live on the peer
+//
+// # Connections
+//
+// A connection starts with a handshake: magic and protocol version, node id,
+// the body codec's name, the compressions each end decodes, and a
+// shared-secret HMAC challenge/response in which both ends prove they hold
+// Config.Secret without sending it (each proof covers both hellos and their
+// fresh nonces, so it cannot be replayed or reflected). Optional TLS
+// (Config.TLS, with client certificates for mutual authentication) runs
+// underneath. A peer that fails any check is refused with a close frame that
+// names the reason; nothing it sends reaches the bus.
+//
+// After the handshake a connection carries length-prefixed frames: data
+// (one binary envelope, compressed with S2 or Zstd above Config.CompressMin
+// when both ends agree), pings, and a close frame with a reason. Frames over
+// Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
+// and anything that does not decode close that link with a clear error;
+// every other link keeps going. docs/wire.md specifies every byte.
+//
+// Each connection has one writer goroutine: senders encode their frame
+// without a lock, append it to the connection's queue and kick the writer,
+// which writes everything queued in one call, so a busy connection makes
+// one syscall per batch and an idle one flushes at once. A reader goroutine
+// decodes frames and hands them to the bus in order. Pings flow when a
+// connection has been quiet for Config.HeartbeatInterval; a peer silent for
+// Config.IdleTimeout is declared dead.
+//
+// # Links and failure
+//
+// A link is Config.PoolSize connections to one peer. The messages of one
+// sender (its Ref, or for a message from outside any actor, its destination)
+// always take the same connection, so per-sender order holds. The pool
+// lives and dies as one: when any of its connections fails, the link
+// closes, the bus hears LinkDown at once and fails every ask waiting on that
+// peer with bus.ErrPeerGone, well before their deadlines. A dialed link is
+// then re-dialed; replies that were in flight are not replayed.
+//
+// Close stops listening and dialing, tells every peer it is shutting down,
+// and waits for all of the transport's goroutines.
+package netbus
