@@ -52,11 +52,17 @@ type child struct {
 type drainStop struct{}
 
 // worker wraps every child instance so the supervisor can stop it after its
-// queued messages.
-type worker struct{ inner bus.Actor }
+// queued messages, and know when it has handled Started.
+type worker struct {
+	inner   bus.Actor
+	started chan struct{} // closed once Started has been handled
+}
 
 func (w *worker) Receive(c *bus.Context, msg any) error {
-	if _, ok := msg.(drainStop); ok {
+	switch msg.(type) {
+	case bus.Started:
+		defer w.markStarted()
+	case drainStop:
 		if c.IsAsk() {
 			_ = c.Reply(struct{}{})
 		}
@@ -64,6 +70,14 @@ func (w *worker) Receive(c *bus.Context, msg any) error {
 		return nil
 	}
 	return w.inner.Receive(c, msg)
+}
+
+func (w *worker) markStarted() {
+	select {
+	case <-w.started:
+	default:
+		close(w.started)
+	}
 }
 
 // supervising wraps a child that supervises children of its own (a nested
@@ -74,24 +88,39 @@ func (s *supervising) ChildFailed(c *bus.Context, f bus.Failure) error {
 	return s.inner.(bus.Supervisor).ChildFailed(c, f)
 }
 
-func wrap(a bus.Actor) bus.Actor {
+// instance is a wrapped child instance ready to run.
+type instance struct {
+	actor   bus.Actor
+	started <-chan struct{}
+}
+
+func wrap(a bus.Actor) instance {
+	w := worker{inner: a, started: make(chan struct{})}
 	if _, ok := a.(bus.Supervisor); ok {
-		return &supervising{worker{a}}
+		return instance{&supervising{w}, w.started}
 	}
-	return &worker{a}
+	return instance{&w, w.started}
 }
 
 // build calls the child's factory, turning a panic or a nil actor into an
 // error.
-func (ch *child) build() (a bus.Actor, err error) {
+func (ch *child) build() (in instance, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			a, err = nil, fmt.Errorf("%w: %q: New panicked: %v", ErrStartFailed, ch.spec.Name, v)
+			in, err = instance{}, fmt.Errorf("%w: %q: New panicked: %v", ErrStartFailed, ch.spec.Name, v)
 		}
 	}()
-	a = ch.spec.New()
+	a := ch.spec.New()
 	if a == nil {
-		return nil, fmt.Errorf("%w: %q: New returned nil", ErrStartFailed, ch.spec.Name)
+		return instance{}, fmt.Errorf("%w: %q: New returned nil", ErrStartFailed, ch.spec.Name)
 	}
 	return wrap(a), nil
+}
+
+// shutdownTimeout is the child's Shutdown, or the bus's default.
+func (ch *child) shutdownTimeout() time.Duration {
+	if ch.spec.Shutdown > 0 {
+		return ch.spec.Shutdown
+	}
+	return bus.DefaultShutdownTimeout
 }

@@ -234,16 +234,36 @@ func (s *Supervisor) newChild(cs ChildSpec) *child {
 	return &child{spec: cs, retry: NewRetry(s.spec.Backoff)}
 }
 
-// spawn starts a new process for ch running a.
-func (s *Supervisor) spawn(c *bus.Context, ch *child, a bus.Actor, now time.Time) error {
+// spawn starts a new process for ch running in, and waits for it to have
+// handled Started.
+func (s *Supervisor) spawn(c *bus.Context, ch *child, in instance, now time.Time) error {
 	opts := append(slices.Clone(ch.spec.Options), bus.WithShutdownTimeout(ch.spec.Shutdown))
-	ref, err := c.Spawn(ch.spec.Name, a, opts...)
+	ref, err := c.Spawn(ch.spec.Name, in.actor, opts...)
 	if err != nil {
 		return err
 	}
 	c.Watch(ref)
 	ch.ref, ch.state, ch.startedAt, ch.pending = ref, Running, now, 0
+	s.awaitStarted(ch, in)
 	return nil
+}
+
+// awaitStarted waits, up to the child's shutdown timeout, for a new
+// instance to handle Started, so that children start one after another as
+// in Erlang/OTP: a child may rely on the ones started before it.
+func (s *Supervisor) awaitStarted(ch *child, in instance) {
+	select {
+	case <-in.started:
+		return
+	default:
+	}
+	t := time.NewTimer(ch.shutdownTimeout())
+	defer t.Stop()
+	select {
+	case <-in.started:
+	case <-t.C:
+		s.log.Warn("child still starting after its shutdown timeout; going on", "child", ch.spec.Name, "ref", ch.ref.String())
+	}
 }
 
 // restartFrom restarts child i and the siblings its strategy names, now or
@@ -314,14 +334,15 @@ func (s *Supervisor) restartGroup(c *bus.Context, group []*child, now time.Time)
 // restartOne replaces ch's instance with a fresh one in place, keeping its
 // Ref and mailbox, or starts it anew when its process has ended.
 func (s *Supervisor) restartOne(c *bus.Context, ch *child, now time.Time) error {
-	a, err := ch.build()
+	in, err := ch.build()
 	if err != nil {
 		return err
 	}
 	ch.restartedAt, ch.pending = now, 0
-	if !ch.ref.IsZero() && c.Restart(ch.ref, a) == nil {
+	if !ch.ref.IsZero() && c.Restart(ch.ref, in.actor) == nil {
 		ch.state, ch.startedAt = Running, now
-	} else if err := s.spawn(c, ch, a, now); err != nil {
+		s.awaitStarted(ch, in)
+	} else if err := s.spawn(c, ch, in, now); err != nil {
 		return err
 	}
 	ch.restarts++
@@ -438,10 +459,7 @@ func (s *Supervisor) drain(c *bus.Context, ch *child) {
 	ref := ch.ref
 	c.Unwatch(ref)
 	done := c.Bus().Done(ref)
-	timeout := ch.spec.Shutdown
-	if timeout <= 0 {
-		timeout = bus.DefaultShutdownTimeout
-	}
+	timeout := ch.shutdownTimeout()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c.Ask(ctx, ref, drainStop{}, func(any, error) {})
