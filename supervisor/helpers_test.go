@@ -96,10 +96,13 @@ func (p *probe) Receive(c *bus.Context, msg any) error {
 	switch m := msg.(type) {
 	case bus.Started:
 		p.j.add(p.name + ":started")
+		return nil
 	case bus.Stopping:
 		p.j.add(p.name + ":stopping")
+		return nil
 	case bus.Restarting:
 		p.j.add(p.name + ":restarting")
+		return nil
 	case string:
 		switch m {
 		case "panic":

@@ -45,6 +45,9 @@ func Start(ctx context.Context, b *bus.Bus, spec Spec) (*Supervisor, bus.Ref, er
 	// The ask is served after Started, so the children exist when it returns.
 	st, err := Query(ctx, b, ref)
 	if err != nil {
+		if e := sup.Status().Err; e != nil {
+			err = e // it gave up and stopped before the ask was served
+		}
 		return sup, ref, err
 	}
 	if st.Err != nil {
