@@ -42,7 +42,7 @@ type Header struct {
 // crosses a process boundary the transport encodes the header fields with
 // AppendBinary and the body (Msg) with a Codec into Type and Body; the
 // receiving side reverses both. The binary layout is specified in
-// docs/wire.md.
+// docs/envelope.md.
 type Envelope struct {
 	Kind     Kind
 	From     Ref      // sender; zero when sent from outside any actor
@@ -106,6 +106,11 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	if len(e.Headers) > MaxHeaders {
 		return dst, fmt.Errorf("%w: %d headers, at most %d", ErrBadEnvelope, len(e.Headers), MaxHeaders)
 	}
+	for _, h := range e.Headers {
+		if len(h.Key)+len(h.Value) > MaxHeaderBytes {
+			return dst, fmt.Errorf("%w: header %q longer than %d bytes", ErrBadEnvelope, h.Key, MaxHeaderBytes)
+		}
+	}
 	var flags byte
 	if !e.From.IsZero() {
 		flags |= flagFrom
@@ -133,9 +138,6 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	if flags&flagHeaders != 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(e.Headers)))
 		for _, h := range e.Headers {
-			if len(h.Key)+len(h.Value) > MaxHeaderBytes {
-				return dst, fmt.Errorf("%w: header %q longer than %d bytes", ErrBadEnvelope, h.Key, MaxHeaderBytes)
-			}
 			dst = appendString(dst, h.Key)
 			dst = appendString(dst, h.Value)
 		}
@@ -189,8 +191,8 @@ func DecodeEnvelope(data []byte, e *Envelope) error {
 	}
 	if flags&flagHeaders != 0 {
 		n := d.uvarint()
-		if n == 0 || n > MaxHeaders {
-			d.fail("header count %d, want 1..%d", n, MaxHeaders)
+		if n == 0 || n > MaxHeaders || n*2 > uint64(len(d.b)) {
+			d.fail("header count %d, want 1..%d within %d bytes", n, MaxHeaders, len(d.b))
 		} else if d.err == nil {
 			e.Headers = make([]Header, 0, n)
 			for range n {
