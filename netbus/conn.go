@@ -198,8 +198,8 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		if cap(batch) > 4<<20 {
-			batch = nil // do not keep a burst's buffer forever
+		if cap(batch) > 2*cfg.MaxQueued+64<<10 {
+			batch = nil // a frame larger than the queue: do not keep its buffer
 		}
 		spare = batch
 		if closed {
