@@ -159,3 +159,62 @@ func BenchmarkSend(b *testing.B) {
 	b.Run("2to1", func(b *testing.B) { benchSend(b, 2, 1) })
 	b.Run("NtoN", func(b *testing.B) { benchSend(b, n, n) })
 }
+
+// replier is an Invoker that answers every message on a channel: an Ask's
+// round trip without the bus.
+type replier struct{ reply chan *payload }
+
+func (r *replier) InvokeSystem(*payload)   {}
+func (r *replier) Dropped(*payload, error) { panic("dropped") }
+func (r *replier) Invoke(m *payload)       { r.reply <- m }
+
+// BenchmarkPingPong measures a round trip: send to an idle mailbox, which
+// replies on a channel, and wait for the reply. The baseline is a channel
+// ping-pong between two goroutines. x-chan above 1: the mailbox is faster.
+//
+//	go test -run '^$' -bench BenchmarkPingPong -count 5 ./mailbox
+func BenchmarkPingPong(b *testing.B) {
+	b.ReportAllocs()
+	const round = 20_000
+	ctx := context.Background()
+	rep := &replier{reply: make(chan *payload)}
+	mb, err := New[*payload](rep, Options{Capacity: benchCap})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mb.Close()
+	ping, pong := make(chan *payload), make(chan *payload)
+	go func() {
+		for m := range ping {
+			pong <- m
+		}
+	}()
+	defer close(ping)
+	var rtts, baseRTTs, ratios []float64
+	for total := 0; total < b.N; {
+		n := min(round, b.N-total)
+		total += n
+		b.StartTimer()
+		start := time.Now()
+		for range n {
+			if err := mb.Send(ctx, msg, Default); err != nil {
+				b.Fatal(err)
+			}
+			<-rep.reply
+		}
+		d := time.Since(start)
+		b.StopTimer()
+		start = time.Now()
+		for range n {
+			ping <- msg
+			<-pong
+		}
+		base := time.Since(start)
+		rtts = append(rtts, float64(d.Nanoseconds())/float64(n))
+		baseRTTs = append(baseRTTs, float64(base.Nanoseconds())/float64(n))
+		ratios = append(ratios, float64(base)/float64(d))
+	}
+	b.ReportMetric(median(rtts), "ns/rtt")
+	b.ReportMetric(median(baseRTTs), "chan-ns/rtt")
+	b.ReportMetric(median(ratios), "x-chan")
+}
