@@ -181,3 +181,5 @@ func contains(s []string, e string) bool {
 }
 
 var _ = strings.Contains
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
