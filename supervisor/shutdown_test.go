@@ -113,7 +113,7 @@ func TestBackoffDelaysRestart(t *testing.T) {
 		}
 		j := &journal{}
 		_, ref, err := Start(context.Background(), b, Spec{Name: "slow", Intensity: Intensity{MaxRestarts: -1},
-			Backoff: Backoff{Initial: time.Second, Jitter: -1, ResetAfter: time.Hour},
+			Backoff:  Backoff{Initial: time.Second, Jitter: -1, ResetAfter: time.Hour},
 			Children: []ChildSpec{{Name: "p", New: newProbe("p", j)}}})
 		if err != nil {
 			t.Fatal(err)
