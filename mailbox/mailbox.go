@@ -44,7 +44,9 @@ func (p Policy) String() string {
 
 // Invoker is what a mailbox runs its messages on: the actor behind it. All
 // calls of InvokeSystem and Invoke happen on one goroutine at a time, in
-// order; never two at once.
+// order; never two at once. They must not panic: the mailbox's goroutine
+// does not recover, so the caller wraps its actor (the bus recovers a
+// failing actor and Suspends its mailbox).
 type Invoker[T any] interface {
 	// InvokeSystem handles one message of the system lane.
 	InvokeSystem(msg T)
@@ -162,7 +164,9 @@ func (m *Mailbox[T]) ring() *ring[T] {
 
 // Send queues a user message. p chooses what happens when the mailbox is full
 // (Default: the mailbox's policy); Block waits until ctx ends, returning
-// ctx.Err(). After Close, Send returns ErrClosed. A message Send accepted is
+// ctx.Err(): it first retries for a moment (a running consumer frees a cell
+// every few tens of nanoseconds), then parks until the consumer takes a
+// message, which wakes every parked sender. After Close, Send returns ErrClosed. A message Send accepted is
 // either invoked or reported to Dropped: never lost.
 func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 	if p == Default {
@@ -307,8 +311,10 @@ func (m *Mailbox[T]) Suspended() bool { return m.state.Load()&suspended != 0 }
 
 // Close stops the mailbox: later sends fail with ErrClosed, senders blocked
 // for room are released, and every message still queued, user and system, is
-// reported to Dropped with ErrClosed. A turn in progress ends after the
-// message it is running. Close is idempotent.
+// reported to Dropped with ErrClosed. Close does not wait for a turn in
+// progress: the one message being invoked, if any, finishes after Close
+// returns, and nothing runs after it. Close may be called from inside
+// Invoke. Close is idempotent.
 func (m *Mailbox[T]) Close() {
 	m.sysMu.Lock()
 	old := m.state.Or(closed)

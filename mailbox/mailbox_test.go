@@ -340,10 +340,16 @@ func (c *seqChecker) err() error {
 // wake-up), not slowness.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	waitForf(t, func() string { return what }, cond)
+}
+
+// waitForf is waitFor with a description made when it gives up.
+func waitForf(t *testing.T, what func() string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
+			t.Fatalf("gave up waiting: %s", what())
 		}
 		runtime.Gosched()
 		time.Sleep(50 * time.Microsecond)
@@ -405,8 +411,10 @@ func TestNoLostWakeup(t *testing.T) {
 				close(stop)
 				toggler.Wait()
 				want := int64(producers * per)
-				waitFor(t, fmt.Sprintf("round %d: processed %d of %d, Len %d, state %b", round, c.processed.Load(), want, mb.Len(), mb.state.Load()),
-					func() bool { return c.processed.Load() == want && mb.sysLen.Load() == 0 })
+				waitForf(t, func() string {
+					return fmt.Sprintf("round %d: processed %d of %d, Len %d, system %d, state %b (a lost wake-up)",
+						round, c.processed.Load(), want, mb.Len(), mb.sysLen.Load(), mb.state.Load())
+				}, func() bool { return c.processed.Load() == want && mb.sysLen.Load() == 0 })
 				if err := c.err(); err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
