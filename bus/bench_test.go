@@ -1,0 +1,297 @@
+package bus_test
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// The in-process benchmarks of docs/performance.md. Each one measures xbus
+// and then, with the timer stopped, a plain-Go baseline doing the same work
+// in the same run, and reports both with their ratio:
+//
+//	go test -run '^$' -bench . -benchtime 2000000x ./bus   # Tell, Ask
+//	go test -run '^$' -bench SpawnIdle -benchtime 1000000x ./bus
+//
+// Metrics: msgs/s, p50-ns, p99-ns, s/1M and B/actor are xbus's figures;
+// the same name with a "chan-" or "goroutine-" prefix is the baseline's; x-
+// metrics are xbus divided by the baseline (for msgs/s higher is better, for
+// latencies, times and bytes lower is better).
+
+// benchCap is the actors' mailbox capacity and the baseline channels'
+// buffer: the bus's default.
+const benchCap = 1024
+
+// counting returns an actor that counts payload messages and closes done when
+// it has seen want of them. Receive runs on one goroutine at a time, so the
+// count needs no atomic.
+func counting(want int, done chan struct{}) bus.Actor {
+	n := 0
+	return bus.ActorFunc(func(_ *bus.Context, m any) error {
+		if _, ok := m.(*payload); ok {
+			if n++; n == want {
+				close(done)
+			}
+		}
+		return nil
+	})
+}
+
+// tellRun sends total messages split over senders goroutines, sender i to
+// actor i%actors, and returns the time until every actor has handled its
+// share.
+func tellRun(tb testing.TB, total, senders, actors int) time.Duration {
+	b, err := bus.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	per := total / senders
+	want := make([]int, actors)
+	for i := range senders {
+		want[i%actors] += per
+	}
+	refs := make([]bus.Ref, actors)
+	dones := make([]chan struct{}, actors)
+	for i := range actors {
+		dones[i] = make(chan struct{})
+		if refs[i], err = b.Spawn(counting(want[i], dones[i])); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range senders {
+		ref := refs[i%actors]
+		wg.Go(func() {
+			for range per {
+				if err := b.Tell(ref, msg); err != nil {
+					panic(err)
+				}
+			}
+		})
+	}
+	for _, d := range dones {
+		<-d
+	}
+	d := time.Since(start)
+	wg.Wait()
+	return d
+}
+
+// chanRun is tellRun's baseline: a buffered channel per receiver, each
+// drained by one goroutine.
+func chanRun(total, senders, receivers int) time.Duration {
+	per := total / senders
+	chans := make([]chan any, receivers)
+	want := make([]int, receivers)
+	for i := range senders {
+		want[i%receivers] += per
+	}
+	var recv sync.WaitGroup
+	for i := range receivers {
+		ch, w := make(chan any, benchCap), want[i]
+		chans[i] = ch
+		recv.Go(func() {
+			for range w {
+				<-ch
+			}
+		})
+	}
+	var send sync.WaitGroup
+	start := time.Now()
+	for i := range senders {
+		ch := chans[i%receivers]
+		send.Go(func() {
+			for range per {
+				ch <- msg
+			}
+		})
+	}
+	recv.Wait()
+	d := time.Since(start)
+	send.Wait()
+	return d
+}
+
+func benchTell(b *testing.B, senders, actors int) {
+	b.ReportAllocs()
+	total := max(b.N-b.N%senders, senders)
+	d := tellRun(b, total, senders, actors)
+	b.StopTimer()
+	base := chanRun(total, senders, actors)
+	rate, baseRate := float64(total)/d.Seconds(), float64(total)/base.Seconds()
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(baseRate, "chan-msgs/s")
+	b.ReportMetric(rate/baseRate, "x-chan")
+}
+
+// BenchmarkTell: messages per second from senders to actors, against a
+// buffered channel of the same capacity feeding one goroutine per receiver.
+func BenchmarkTell(b *testing.B) {
+	n := runtime.GOMAXPROCS(0)
+	b.Run("1to1", func(b *testing.B) { benchTell(b, 1, 1) })
+	b.Run("2to1", func(b *testing.B) { benchTell(b, 2, 1) })
+	b.Run("NtoN", func(b *testing.B) { benchTell(b, n, n) })
+}
+
+// percentile returns the p-th percentile (0 < p < 100) of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
+}
+
+// askLatencies times n round trips of Ask to an echo actor, one at a time.
+func askLatencies(tb testing.TB, n int) []time.Duration {
+	b, err := bus.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ref, err := b.Register("echo", bus.ActorFunc(echo))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		if _, err := b.Ask(ctx, ref, msg); err != nil {
+			tb.Fatal(err)
+		}
+		lat[i] = time.Since(t0)
+	}
+	return lat
+}
+
+// pingPongLatencies is askLatencies' baseline: n round trips between two
+// goroutines over a pair of unbuffered channels.
+func pingPongLatencies(n int) []time.Duration {
+	req, resp := make(chan any), make(chan any)
+	go func() {
+		for m := range req {
+			resp <- m
+		}
+	}()
+	defer close(req)
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		req <- msg
+		<-resp
+		lat[i] = time.Since(t0)
+	}
+	return lat
+}
+
+// BenchmarkAsk: the round trip of one Ask to an actor that replies at once,
+// against a channel ping-pong between two goroutines.
+func BenchmarkAsk(b *testing.B) {
+	b.ReportAllocs()
+	lat := askLatencies(b, b.N)
+	b.StopTimer()
+	base := pingPongLatencies(b.N)
+	slices.Sort(lat)
+	slices.Sort(base)
+	for _, q := range []struct {
+		p    float64
+		name string
+	}{{50, "p50"}, {99, "p99"}} {
+		x, y := percentile(lat, q.p), percentile(base, q.p)
+		b.ReportMetric(float64(x.Nanoseconds()), q.name+"-ns")
+		b.ReportMetric(float64(y.Nanoseconds()), "chan-"+q.name+"-ns")
+		b.ReportMetric(float64(x)/float64(max(y, 1)), "x-chan-"+q.name)
+	}
+}
+
+// liveBytes is what the heap and the goroutine stacks hold after a GC.
+func liveBytes() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc + ms.StackInuse
+}
+
+// spawnIdle spawns n actors that do nothing, waits until each has handled
+// Started, and returns the time taken and the live bytes per actor.
+func spawnIdle(tb testing.TB, n int) (time.Duration, float64) {
+	b, err := bus.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var started atomic.Int64
+	all := make(chan struct{})
+	idle := bus.ActorFunc(func(_ *bus.Context, m any) error {
+		if _, ok := m.(bus.Started); ok && started.Add(1) == int64(n) {
+			close(all)
+		}
+		return nil
+	})
+	before := liveBytes()
+	t0 := time.Now()
+	for range n {
+		if _, err := b.Spawn(idle); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	<-all
+	d := time.Since(t0)
+	per := float64(liveBytes()-before) / float64(n)
+	runtime.KeepAlive(b)
+	// The bus is dropped, not closed: idle actors own no goroutine, so the
+	// garbage collector takes it all back. Close would first queue a stop
+	// message in every user lane, allocating each idle actor's ring (about
+	// 56 KiB at the default capacity): 56 GB for a million actors.
+	return d, per
+}
+
+// goroutinesIdle is spawnIdle's baseline: n goroutines, each blocked
+// receiving on a channel of its own.
+func goroutinesIdle(n int) (time.Duration, float64) {
+	chans := make([]chan any, n)
+	var started, stopped sync.WaitGroup
+	started.Add(n)
+	before := liveBytes()
+	t0 := time.Now()
+	for i := range chans {
+		ch := make(chan any)
+		chans[i] = ch
+		stopped.Go(func() {
+			started.Done()
+			<-ch
+		})
+	}
+	started.Wait()
+	d := time.Since(t0)
+	per := float64(liveBytes()-before) / float64(n)
+	for _, ch := range chans {
+		close(ch)
+	}
+	stopped.Wait()
+	return d, per
+}
+
+// BenchmarkSpawnIdle: spawning b.N idle actors, in seconds per million and
+// live bytes per actor, against one goroutine blocked on a channel per actor.
+// Run it with -benchtime 1000000x for the million actors; it is a
+// benchmark only, never part of a plain go test run.
+func BenchmarkSpawnIdle(b *testing.B) {
+	d, per := spawnIdle(b, b.N)
+	b.StopTimer()
+	gd, gper := goroutinesIdle(b.N)
+	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(b.N) }
+	b.ReportMetric(perM(d), "s/1M")
+	b.ReportMetric(per, "B/actor")
+	b.ReportMetric(perM(gd), "goroutine-s/1M")
+	b.ReportMetric(gper, "goroutine-B/actor")
+	b.ReportMetric(d.Seconds()/gd.Seconds(), "x-goroutine-time")
+	b.ReportMetric(per/gper, "x-goroutine-bytes")
+}
