@@ -435,16 +435,17 @@ func (m *Mailbox[T]) turn() int {
 	budget := m.opts.Throughput
 	r := m.user.Load()
 	for budget > 0 {
-		if m.state.Load()&closed != 0 {
+		s := m.state.Load()
+		if s&closed != 0 {
 			return budget // Close reports what is left to Dropped
 		}
 		if m.sysLen.Load() > 0 {
 			if v, ok := m.popSystem(); ok {
 				m.inv.InvokeSystem(v)
-				continue
+				continue // it may have suspended or closed the mailbox: look again
 			}
 		}
-		if m.state.Load()&suspended != 0 {
+		if s&suspended != 0 {
 			return budget
 		}
 		if r == nil {
