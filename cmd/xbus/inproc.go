@@ -1,0 +1,433 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// The in-process suite: the same measurements as bus/bench_test.go, as hand
+// loops with fixed counts so that the whole suite takes well under a minute.
+// Throughput rows report the median of three runs, each xbus run followed
+// by its baseline run, so a noisy neighbour hurts both alike.
+
+type payload struct{ _ [64]byte }
+
+// msg is boxed once: a Tell of a pointer allocates nothing.
+var msg any = &payload{}
+
+// mailboxCap is the actors' mailbox capacity (the bus default) and the
+// baseline channels' buffer.
+const mailboxCap = 1024
+
+type counts struct {
+	tell, ask, spawn, reps int
+}
+
+func countsFor(quick bool) counts {
+	if quick {
+		return counts{tell: 20_000, ask: 2_000, spawn: 10_000, reps: 1}
+	}
+	return counts{tell: 2_000_000, ask: 300_000, spawn: 1_000_000, reps: 3}
+}
+
+func runInProcess(w io.Writer, quick bool) error {
+	c := countsFor(quick)
+	n := runtime.GOMAXPROCS(0)
+	for _, t := range []struct {
+		name             string
+		senders, actors  int
+		target           string
+		targetVsBaseline float64 // minimum ratio, or 0
+		targetRate       float64 // minimum msgs/s, or 0
+	}{
+		{"Tell 1→1, msgs/s (buffered chan → 1 goroutine)", 1, 1, "≥ 1.2× chan", 1.2, 0},
+		{"Tell 2→1, msgs/s (2 senders → 1 chan)", 2, 1, "≥ 30 M/s", 0, 30e6},
+		{fmt.Sprintf("Tell %d→%d, msgs/s (%d chans)", n, n, n), n, n, "", 0, 0},
+	} {
+		var rates, baseRates []float64
+		for range c.reps {
+			d, err := tellOnce(c.tell, t.senders, t.actors)
+			if err != nil {
+				return err
+			}
+			rates = append(rates, float64(c.tell)/d.Seconds())
+			baseRates = append(baseRates, float64(c.tell)/chanOnce(c.tell, t.senders, t.actors).Seconds())
+		}
+		rate, base := median(rates), median(baseRates)
+		r := Row{Name: t.name, Xbus: mps(rate), Baseline: mps(base), Ratio: ratio(rate / base), Target: t.target}
+		switch {
+		case t.targetVsBaseline > 0:
+			r.Verdict = verdict(rate/base >= t.targetVsBaseline)
+		case t.targetRate > 0:
+			r.Verdict = verdict(rate >= t.targetRate)
+		}
+		if err := r.write(w); err != nil {
+			return err
+		}
+	}
+
+	lat, err := askOnce(c.ask)
+	if err != nil {
+		return err
+	}
+	base := pingPong(c.ask)
+	for _, q := range []struct {
+		p      float64
+		target time.Duration
+	}{{50, 500 * time.Nanosecond}, {99, 2 * time.Microsecond}} {
+		x, y := percentile(lat, q.p), percentile(base, q.p)
+		r := Row{
+			Name:     fmt.Sprintf("Ask round trip p%g (chan ping-pong)", q.p),
+			Xbus:     x.String(),
+			Baseline: y.String(),
+			Ratio:    ratio(float64(x) / float64(max(y, 1))),
+			Target:   "< " + q.target.String(),
+			Verdict:  verdict(x < q.target),
+		}
+		if err := r.write(w); err != nil {
+			return err
+		}
+	}
+
+	d, per, err := spawnIdle(c.spawn)
+	if err != nil {
+		return err
+	}
+	gd, gper := goroutinesIdle(c.spawn)
+	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(c.spawn) }
+	for _, r := range []Row{
+		{
+			Name:     fmt.Sprintf("spawn %s idle actors, s per 1M (goroutine blocked on a chan each)", count(c.spawn)),
+			Xbus:     fmt.Sprintf("%.2f s", perM(d)),
+			Baseline: fmt.Sprintf("%.2f s", perM(gd)),
+			Ratio:    ratio(d.Seconds() / gd.Seconds()),
+			Target:   "< 1 s",
+			Verdict:  verdict(perM(d) < 1),
+		},
+		{
+			Name:     "bytes per idle actor (per blocked goroutine)",
+			Xbus:     fmt.Sprintf("%.0f B", per),
+			Baseline: fmt.Sprintf("%.0f B", gper),
+			Ratio:    ratio(per / gper),
+			Target:   "< 600 B",
+			Verdict:  verdict(per < 600),
+		},
+	} {
+		if err := r.write(w); err != nil {
+			return err
+		}
+	}
+
+	tellAllocs, askAllocs, err := allocs()
+	if err != nil {
+		return err
+	}
+	for _, r := range []Row{
+		{Name: "allocations per Tell, steady state (chan send)", Xbus: fmt.Sprint(tellAllocs), Baseline: "0", Ratio: "", Target: "0", Verdict: verdict(tellAllocs == 0)},
+		{Name: "allocations per Ask, steady state (chan ping-pong)", Xbus: fmt.Sprint(askAllocs), Baseline: "0", Ratio: "", Target: "", Verdict: ""},
+	} {
+		if err := r.write(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISS"
+}
+
+func ratio(x float64) string { return fmt.Sprintf("%.2f×", x) }
+
+func mps(rate float64) string { return fmt.Sprintf("%.1f M/s", rate/1e6) }
+
+func count(n int) string {
+	if n%1_000_000 == 0 {
+		return fmt.Sprintf("%dM", n/1_000_000)
+	}
+	if n%1_000 == 0 {
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
+}
+
+func newBus() (*bus.Bus, error) { return bus.New(bus.WithName("xbus-bench")) }
+
+func closeBus(b *bus.Bus) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = b.Close(ctx)
+}
+
+// tellOnce sends total messages split over senders goroutines, sender i to
+// actor i%actors, and returns the time until every actor has handled its
+// share.
+func tellOnce(total, senders, actors int) (time.Duration, error) {
+	b, err := newBus()
+	if err != nil {
+		return 0, err
+	}
+	defer closeBus(b)
+	per := total / senders
+	want := make([]int, actors)
+	for i := range senders {
+		want[i%actors] += per
+	}
+	refs := make([]bus.Ref, actors)
+	dones := make([]chan struct{}, actors)
+	for i := range actors {
+		done, n, w := make(chan struct{}), 0, want[i]
+		dones[i] = done
+		refs[i], err = b.Spawn(bus.ActorFunc(func(_ *bus.Context, m any) error {
+			if _, ok := m.(*payload); ok {
+				if n++; n == w {
+					close(done)
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			return 0, err
+		}
+	}
+	var wg sync.WaitGroup
+	var sendErr atomic.Pointer[error]
+	start := time.Now()
+	for i := range senders {
+		ref := refs[i%actors]
+		wg.Go(func() {
+			for range per {
+				if err := b.Tell(ref, msg); err != nil {
+					sendErr.Store(&err)
+					return
+				}
+			}
+		})
+	}
+	for _, d := range dones {
+		select {
+		case <-d:
+		case <-time.After(time.Minute):
+			return 0, fmt.Errorf("tell: actors did not receive every message within a minute")
+		}
+	}
+	d := time.Since(start)
+	wg.Wait()
+	if e := sendErr.Load(); e != nil {
+		return 0, *e
+	}
+	return d, nil
+}
+
+// chanOnce is tellOnce's baseline: a buffered channel per receiver, each
+// drained by one goroutine.
+func chanOnce(total, senders, receivers int) time.Duration {
+	per := total / senders
+	chans := make([]chan any, receivers)
+	want := make([]int, receivers)
+	for i := range senders {
+		want[i%receivers] += per
+	}
+	var recv sync.WaitGroup
+	for i := range receivers {
+		ch, w := make(chan any, mailboxCap), want[i]
+		chans[i] = ch
+		recv.Go(func() {
+			for range w {
+				<-ch
+			}
+		})
+	}
+	var send sync.WaitGroup
+	start := time.Now()
+	for i := range senders {
+		ch := chans[i%receivers]
+		send.Go(func() {
+			for range per {
+				ch <- msg
+			}
+		})
+	}
+	recv.Wait()
+	d := time.Since(start)
+	send.Wait()
+	return d
+}
+
+func echo(c *bus.Context, m any) error {
+	if c.IsAsk() {
+		return c.Reply(m)
+	}
+	return nil
+}
+
+// askOnce times n Ask round trips to an echo actor, one at a time, and
+// returns them sorted.
+func askOnce(n int) ([]time.Duration, error) {
+	b, err := newBus()
+	if err != nil {
+		return nil, err
+	}
+	defer closeBus(b)
+	ref, err := b.Register("echo", bus.ActorFunc(echo))
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		if _, err := b.Ask(ctx, ref, msg); err != nil {
+			return nil, err
+		}
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// pingPong is askOnce's baseline: n round trips between two goroutines over
+// a pair of unbuffered channels, sorted.
+func pingPong(n int) []time.Duration {
+	req, resp := make(chan any), make(chan any)
+	go func() {
+		for m := range req {
+			resp <- m
+		}
+	}()
+	defer close(req)
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		req <- msg
+		<-resp
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+func liveBytes() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc + ms.StackInuse
+}
+
+// spawnIdle spawns n actors that do nothing, waits until each has handled
+// Started, and returns the time taken and the live bytes per actor. The bus
+// is then dropped, not closed: idle actors own no goroutine, so the garbage
+// collector takes it back, while Close would first queue a stop message in
+// every user lane and so allocate each idle actor's ring.
+func spawnIdle(n int) (time.Duration, float64, error) {
+	b, err := newBus()
+	if err != nil {
+		return 0, 0, err
+	}
+	var started atomic.Int64
+	all := make(chan struct{})
+	idle := bus.ActorFunc(func(_ *bus.Context, m any) error {
+		if _, ok := m.(bus.Started); ok && started.Add(1) == int64(n) {
+			close(all)
+		}
+		return nil
+	})
+	before := liveBytes()
+	t0 := time.Now()
+	for range n {
+		if _, err := b.Spawn(idle); err != nil {
+			return 0, 0, err
+		}
+	}
+	<-all
+	d := time.Since(t0)
+	per := float64(liveBytes()-before) / float64(n)
+	runtime.KeepAlive(b)
+	return d, per, nil
+}
+
+// goroutinesIdle is spawnIdle's baseline: n goroutines, each blocked
+// receiving on a channel of its own.
+func goroutinesIdle(n int) (time.Duration, float64) {
+	chans := make([]chan any, n)
+	var started, stopped sync.WaitGroup
+	started.Add(n)
+	before := liveBytes()
+	t0 := time.Now()
+	for i := range chans {
+		ch := make(chan any)
+		chans[i] = ch
+		stopped.Go(func() {
+			started.Done()
+			<-ch
+		})
+	}
+	started.Wait()
+	d := time.Since(t0)
+	per := float64(liveBytes()-before) / float64(n)
+	for _, ch := range chans {
+		close(ch)
+	}
+	stopped.Wait()
+	return d, per
+}
+
+// allocs measures allocations per Tell and per Ask in steady state, as the
+// AllocsPerRun tests of package bus do.
+func allocs() (tell, ask float64, err error) {
+	b, err := newBus()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closeBus(b)
+	sink, err := b.Spawn(bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+	if err != nil {
+		return 0, 0, err
+	}
+	echoRef, err := b.Spawn(bus.ActorFunc(echo))
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx := context.Background()
+	for range 10_000 {
+		if err = b.Tell(sink, msg); err != nil {
+			return 0, 0, err
+		}
+		if _, err = b.Ask(ctx, echoRef, msg); err != nil {
+			return 0, 0, err
+		}
+	}
+	tell = testing.AllocsPerRun(10_000, func() {
+		if e := b.Tell(sink, msg); e != nil {
+			err = e
+		}
+	})
+	ask = testing.AllocsPerRun(10_000, func() {
+		if _, e := b.Ask(ctx, echoRef, msg); e != nil {
+			err = e
+		}
+	})
+	return tell, ask, err
+}

@@ -1,0 +1,132 @@
+// Command xbus is the project's tool: it measures the bus on this machine
+// and tells which build it is.
+//
+//	xbus bench [-quick] [inproc|shm|net|all]   measure, print a table
+//	xbus version                               print the build
+//
+// Every row of the bench table gives xbus's figure, the figure of a plain-Go
+// baseline doing the same work in the same run, their ratio, and the target
+// the project holds itself to. The in-process suite runs in well under a
+// minute; -quick shrinks every count a hundredfold for a smoke test.
+//
+// A transport package joins the table by exporting
+//
+//	func RunBench(w io.Writer, quick bool) error
+//
+// which writes one row per line as tab-separated fields (see Row.write):
+// name, xbus figure, baseline figure, ratio, target, verdict. Wiring it in
+// is one line in the suites table below.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+const usage = `xbus: an actor / message-bus runtime for Go.
+
+Usage:
+  xbus bench [-quick] [suite]   measure the bus and print a table of
+                                xbus / same-run baseline / ratio / target
+                                suites: inproc (default), shm, net, all
+  xbus version                  print the module version and Go version
+  xbus help                     print this text
+`
+
+// suite is one group of rows of the bench table.
+type suite struct {
+	name  string
+	title string
+	run   func(w io.Writer, quick bool) error // nil: not built yet
+}
+
+// suites lists every bench suite in the order "all" runs them. A transport
+// package that exports RunBench joins with one line, e.g.
+// {"shm", "shared memory (shmbus)", shmbus.RunBench}.
+var suites = []suite{
+	{"inproc", "in process (bus, mailbox)", runInProcess},
+	{"shm", "shared memory (shmbus)", nil},
+	{"net", "sockets (netbus)", nil},
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the command with its arguments and outputs; it returns the exit
+// code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "bench":
+		return bench(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "xbus: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func versionString() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	return fmt.Sprintf("xbus %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func bench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xbus bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "shrink every count a hundredfold (a smoke test, not a measurement)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	which := "inproc"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		which = fs.Arg(0)
+	default:
+		fmt.Fprintf(stderr, "xbus bench: one suite at most, got %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	var chosen []suite
+	for _, s := range suites {
+		if which == "all" || which == s.name {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		fmt.Fprintf(stderr, "xbus bench: unknown suite %q (inproc, shm, net, all)\n", which)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%s, GOMAXPROCS=%d\n", versionString(), runtime.GOMAXPROCS(0))
+	code := 0
+	for _, s := range chosen {
+		fmt.Fprintf(stdout, "\n## %s\n\n", s.title)
+		if s.run == nil {
+			fmt.Fprintln(stdout, "not built yet")
+			continue
+		}
+		t := newTable(stdout)
+		if err := s.run(t, *quick); err != nil {
+			t.flush()
+			fmt.Fprintf(stderr, "xbus bench %s: %v\n", s.name, err)
+			code = 1
+			continue
+		}
+		t.flush()
+	}
+	return code
+}
