@@ -114,7 +114,6 @@ func TestBenchQuickPrintsEveryRow(t *testing.T) {
 	}
 }
 
-
 func TestSuitesNotBuiltSaySo(t *testing.T) {
 	for _, s := range suites {
 		if s.run != nil {
