@@ -113,7 +113,9 @@ func (s *Supervisor) ChildFailed(c *bus.Context, f bus.Failure) error {
 	if d == Restart && ch.spec.Restart == Temporary {
 		d = Stop
 	}
-	s.log.Warn("child failed", "child", ch.spec.Name, "ref", f.Ref.String(), "reason", f.Reason, "directive", d.String(), "restarts", ch.restarts)
+	// Act first and log after: the child is back at work while this
+	// goroutine formats the record.
+	restarts := ch.restarts
 	var err error
 	switch d {
 	case Resume:
@@ -125,6 +127,7 @@ func (s *Supervisor) ChildFailed(c *bus.Context, f bus.Failure) error {
 	default:
 		err = s.restartFrom(c, i, f.Reason, now)
 	}
+	s.log.Warn("child failed", "child", ch.spec.Name, "ref", f.Ref.String(), "reason", f.Reason, "directive", d.String(), "restarts", restarts)
 	s.publish(now)
 	return err
 }
