@@ -77,7 +77,9 @@ func (s *Supervisor) snapshot(now time.Time) *Status {
 func (s *Supervisor) publish(now time.Time) { s.status.Store(s.snapshot(now)) }
 
 // Status returns the latest snapshot of the supervisor and its children. It
-// is safe to call from any goroutine.
+// is safe to call from any goroutine. The snapshot is taken after the
+// supervisor has acted, so it may trail a child that is already back at
+// work; Query (an Ask) is ordered with the supervisor's own messages.
 func (s *Supervisor) Status() Status {
 	if st := s.status.Load(); st != nil {
 		return *st
