@@ -1,0 +1,124 @@
+// Package bus is the core of xbus: actors with mailboxes, addressed
+// messages between them, request/reply and publish/subscribe, in one
+// process and, through pluggable transports, across processes and hosts.
+//
+// # Mental model
+//
+// A *Bus is one node. Actors live on it: values with a Receive method (or
+// functions wrapped in ActorFunc) that handle one message at a time, on a
+// goroutine the bus provides only while the actor has work. Each actor has a
+// Ref (node, name, instance id), a small comparable value that is its
+// address. An actor registered under a name is also reachable by that name;
+// several instances may share one name, and a message sent to the name goes
+// to the instance with the fewest asks in flight.
+//
+// Everything is one thing underneath: an addressed message.
+//
+//   - Tell queues a message in the actor's mailbox and returns at once.
+//   - Ask sends a message and waits for the reply, bounded by a context.
+//     AskAs does the same and checks the reply's type.
+//   - Publish sends a message to every subscription whose pattern matches
+//     the subject; Subscribe returns a flow-controlled stream. Patterns use
+//     NATS wildcards: "*" matches one token, ">" the rest ("prices.>").
+//
+// In one process a message is a Go value handed over by pointer: nothing is
+// encoded and a steady-state Tell allocates nothing. A transport
+// (WithTransport: shared memory on one host, sockets across hosts) carries
+// the same messages as envelopes with an encoded body, and the caller cannot
+// tell the difference except by speed.
+//
+// # The caller's duties
+//
+//   - Close the bus when done (Close drains: queued messages are handled,
+//     actors stop in reverse start order, every pending Ask returns). The
+//     process-wide Default bus, used by the package-level Register, Tell,
+//     Ask, Subscribe and Publish, is never closed.
+//   - Give every Ask a context with a deadline you can live with; Ask
+//     always returns, with the reply or an error, but only the context bounds
+//     how long an actor may take.
+//   - Treat a message as given away once sent: the receiver may read it on
+//     another goroutine. Send values, or pointers you no longer change.
+//   - Inside Receive, use the *Context (Reply, Tell, a non-blocking Ask, Spawn,
+//     Watch, Stop) and never keep it after Receive returns. Do not block in
+//     Receive on another actor's reply: use Context.Ask, whose callback runs
+//     on the actor's own goroutine.
+//   - Check errors: a message that cannot be queued is an error for its
+//     sender (ErrNoRoute, ErrMailboxFull, ErrActorStopped, ErrClosed), never a
+//     silent drop. Match errors with errors.Is; they keep their identity
+//     across processes.
+//   - Read subscriptions promptly, or choose what a slow consumer costs:
+//     WithSlowPolicy (block the publisher, drop the oldest, or cut the
+//     subscriber off).
+//
+// # Failure
+//
+// A panic or an error returned by Receive fails the actor. The bus recovers
+// it: the message that failed goes to dead letters with the reason (wrapping
+// ErrActorFailed, and a *PanicError for a panic), an Ask waiting on it gets
+// that error, and the actor's queued messages stay queued. If the actor's
+// parent is a Supervisor, the actor is suspended and the parent decides
+// (restart, resume, stop, or fail in turn). Otherwise the default applies:
+// the failure is logged and the actor goes on with its next message, state
+// intact. The bus never crashes because an actor did.
+//
+// # Dead letters
+//
+// Every message the bus gives up on — an actor failed on it, it was queued
+// when the actor stopped, it was dropped as the oldest of a full mailbox or
+// subscription, its asker gave up — is a dead letter: counted by reason
+// (DeadLetters, DeadLetterCount) and published to subscribers of
+// DeadLetterSubject.
+//
+// # Example
+//
+// A complete program: an actor with state, asked by name, told in order, a
+// wildcard subscription, and a clean shutdown.
+//
+//	package main
+//
+//	import (
+//		"context"
+//		"fmt"
+//		"time"
+//
+//		"github.com/xbus-dev/xbus/bus"
+//	)
+//
+//	type Deposit struct{ Amount int }
+//	type Balance struct{}
+//
+//	func main() {
+//		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//		defer cancel()
+//		b, err := bus.New(bus.WithName("bank"))
+//		if err != nil {
+//			panic(err)
+//		}
+//		defer b.Close(ctx)
+//
+//		total := 0 // owned by the actor: Receive runs one message at a time
+//		b.Register("account", bus.ActorFunc(func(c *bus.Context, msg any) error {
+//			switch m := msg.(type) {
+//			case Deposit:
+//				total += m.Amount
+//				return c.Bus().Publish("account.deposits", m)
+//			case Balance:
+//				return c.Reply(total)
+//			}
+//			return nil
+//		}))
+//
+//		sub, _ := b.Subscribe(ctx, "account.>")
+//		for _, n := range []int{10, 20, 12} {
+//			b.Tell("account", Deposit{n}) // in order from one sender
+//		}
+//		balance, err := bus.AskAs[int](ctx, b, "account", Balance{})
+//		fmt.Println(balance, err) // 42 <nil>
+//		m, _ := sub.Next(ctx)
+//		fmt.Println(m.Subject, m.Msg) // account.deposits {10}
+//	}
+//
+// The runnable examples of this package and the program in
+// examples/quickstart show more; docs/architecture.md shows how the pieces
+// fit together.
+package bus
