@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
@@ -134,4 +135,27 @@ func FuzzFrameDecoder(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkCompression reports speed (MB/s) and ratio (raw/compressed) of
+// each algorithm on a JSON-like payload of 64 KiB.
+func BenchmarkCompression(b *testing.B) {
+	var src []byte
+	for i := 0; len(src) < 64<<10; i++ {
+		src = fmt.Appendf(src, `{"id":%d,"symbol":"EUR/USD","bid":%d.%04d,"ask":%d.%04d,"venue":"venue-%d"},`, i, 1, i%9999, 1, (i*7)%9999, i%5)
+	}
+	c := newTestCompressor(b, 1<<20)
+	for _, alg := range []struct {
+		name string
+		flag byte
+	}{{"s2", compS2}, {"zstd", compZstd}} {
+		b.Run(alg.name, func(b *testing.B) {
+			var out []byte
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				out = c.compress(out[:0], src, alg.flag)
+			}
+			b.ReportMetric(float64(len(src))/float64(len(out)), "ratio")
+		})
+	}
 }
