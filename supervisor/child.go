@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -45,6 +47,9 @@ type child struct {
 	restartedAt time.Time // when a restart of it was last ordered
 	retry       Retry
 	pending     uint64 // the token of the delayed restart it waits for, or 0
+	// draining is set while the supervisor waits for the child to drain
+	// and cannot hear of its failures: its instances log them themselves.
+	draining atomic.Bool
 }
 
 // drainStop, told to a child after its queued messages, stops it: the
@@ -54,11 +59,24 @@ type drainStop struct{}
 // worker wraps every child instance so the supervisor can stop it after its
 // queued messages, and know when it has handled Started.
 type worker struct {
-	inner   bus.Actor
-	started chan struct{} // closed once Started has been handled
+	inner    bus.Actor
+	started  chan struct{} // closed once Started has been handled
+	draining *atomic.Bool  // the child's flag
+	log      *slog.Logger
 }
 
-func (w *worker) Receive(c *bus.Context, msg any) error {
+func (w *worker) Receive(c *bus.Context, msg any) (err error) {
+	defer func() {
+		if w.draining.Load() {
+			if v := recover(); v != nil {
+				w.log.Warn("child failed while draining; going on with its next message", "ref", c.Self().String(), "reason", fmt.Sprint("panic: ", v))
+				panic(v)
+			}
+			if err != nil {
+				w.log.Warn("child failed while draining; going on with its next message", "ref", c.Self().String(), "reason", err)
+			}
+		}
+	}()
 	switch msg.(type) {
 	case bus.Started:
 		defer w.markStarted()
@@ -94,8 +112,8 @@ type instance struct {
 	started <-chan struct{}
 }
 
-func wrap(a bus.Actor) instance {
-	w := worker{inner: a, started: make(chan struct{})}
+func wrap(a bus.Actor, ch *child, log *slog.Logger) instance {
+	w := worker{inner: a, started: make(chan struct{}), draining: &ch.draining, log: log.With("child", ch.spec.Name)}
 	if _, ok := a.(bus.Supervisor); ok {
 		return instance{&supervising{w}, w.started}
 	}
@@ -104,7 +122,7 @@ func wrap(a bus.Actor) instance {
 
 // build calls the child's factory, turning a panic or a nil actor into an
 // error.
-func (ch *child) build() (in instance, err error) {
+func (ch *child) build(log *slog.Logger) (in instance, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			in, err = instance{}, fmt.Errorf("%w: %q: New panicked: %v", ErrStartFailed, ch.spec.Name, v)
@@ -114,7 +132,7 @@ func (ch *child) build() (in instance, err error) {
 	if a == nil {
 		return instance{}, fmt.Errorf("%w: %q: New returned nil", ErrStartFailed, ch.spec.Name)
 	}
-	return wrap(a), nil
+	return wrap(a, ch, log), nil
 }
 
 // shutdownTimeout is the child's Shutdown, or the bus's default.

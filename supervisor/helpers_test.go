@@ -109,6 +109,8 @@ func (p *probe) Receive(c *bus.Context, msg any) error {
 			panic(p.name + " told to panic")
 		case "stop":
 			c.Stop()
+		case "mark":
+			p.j.add(p.name + ":mark")
 		case "count":
 			return c.Reply(p.n)
 		}

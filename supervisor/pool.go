@@ -47,7 +47,7 @@ func (s *Supervisor) addChild(c *bus.Context) {
 	}
 	now := time.Now()
 	ch := s.newChild(s.spec.Children[0])
-	a, err := ch.build()
+	a, err := ch.build(s.log)
 	if err == nil {
 		err = s.spawn(c, ch, a, now)
 	}

@@ -61,6 +61,7 @@ func TestRestartKeepsMailbox(t *testing.T) {
 		}}},
 	}
 	sup, _, err := Start(ctx, b, spec)
+	_ = sup
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +114,7 @@ func TestRestartKeepsMailbox(t *testing.T) {
 	if c := b.DeadLetterCount(bus.ErrActorFailed); c != n/100 {
 		t.Errorf("DeadLetterCount(ErrActorFailed) = %d, want %d", c, n/100)
 	}
-	st := sup.Status()
-	cs, ok := st.Child("flaky")
+	cs, ok := status(t, b, "root").Child("flaky")
 	if !ok || cs.Restarts != n/100 || cs.State != Running || cs.LastFailure == nil {
 		t.Errorf("child status %+v, want 100 restarts, running, a last failure", cs)
 	}

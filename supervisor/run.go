@@ -72,7 +72,9 @@ func Run(ctx context.Context, b *bus.Bus, spec Spec, opts ...RunOption) error {
 	}
 	sctx, stop := signal.NotifyContext(ctx, cfg.signals...)
 	defer stop()
-	sup, ref, err := Start(sctx, b, spec)
+	// A signal during the start must not abort it half way: the tree
+	// starts, then shuts down in order.
+	sup, ref, err := Start(context.WithoutCancel(ctx), b, spec)
 	if err != nil {
 		return errors.Join(err, closeBus(b, cfg.drain))
 	}

@@ -199,7 +199,7 @@ func (s *Supervisor) start(c *bus.Context) {
 		for _, cs := range s.spec.Children {
 			ch := s.newChild(cs)
 			s.children = append(s.children, ch)
-			a, e := ch.build()
+			a, e := ch.build(s.log)
 			if e == nil {
 				e = s.spawn(c, ch, a, now)
 			}
@@ -337,7 +337,7 @@ func (s *Supervisor) restartGroup(c *bus.Context, group []*child, now time.Time)
 // restartOne replaces ch's instance with a fresh one in place, keeping its
 // Ref and mailbox, or starts it anew when its process has ended.
 func (s *Supervisor) restartOne(c *bus.Context, ch *child, now time.Time) error {
-	in, err := ch.build()
+	in, err := ch.build(s.log)
 	if err != nil {
 		return err
 	}
@@ -465,6 +465,8 @@ func (s *Supervisor) drain(c *bus.Context, ch *child) {
 	timeout := ch.shutdownTimeout()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	ch.draining.Store(true)
+	defer ch.draining.Store(false)
 	c.Ask(ctx, ref, drainStop{}, func(any, error) {})
 	// While it drains, a failure of the child waits for this supervisor,
 	// which is busy here: let the child go on (the failing message has been
