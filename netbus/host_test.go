@@ -106,7 +106,10 @@ func (h *testHost) Deliver(l bus.Link, env *bus.Envelope) {
 			ch <- askResult{msg: env.Msg}
 		}
 	case bus.KindTell:
-		p := env.Msg.(Payload)
+		p, ok := env.Msg.(Payload)
+		if !ok {
+			return
+		}
 		h.mu.Lock()
 		h.tells[env.From.Name] = append(h.tells[env.From.Name], p.Seq)
 		h.mu.Unlock()

@@ -1,0 +1,38 @@
+package netbus
+
+import (
+	"context"
+	"testing"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// The send path allocates nothing per message in steady state: the frame
+// is encoded into pooled buffers and the writer swaps two buffers it keeps.
+// (The body codec is outside this budget; a []byte body encodes without
+// allocating.)
+func TestSendAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -race and -cover")
+	}
+	for _, comp := range []Compression{NoCompression, S2} {
+		t.Run(comp.String(), func(t *testing.T) {
+			_, _, _, _, l := pair(t, "tcp://127.0.0.1:0", Config{}, Config{Compression: comp, CompressMin: 64})
+			body := make([]byte, 256)
+			env := &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: l.Peer(), Name: "sender", ID: 3}, To: bus.Ref{Name: "nobody"}, Msg: body}
+			ctx := context.Background()
+			for range 1000 { // warm the pools and buffers
+				l.Send(ctx, env)
+			}
+			allocs := testing.AllocsPerRun(2000, func() {
+				if err := l.Send(ctx, env); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs > 0 {
+				t.Fatalf("%.1f allocations per Send", allocs)
+			}
+			t.Logf("%.2f allocations per Send", allocs)
+		})
+	}
+}

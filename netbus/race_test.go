@@ -1,0 +1,5 @@
+//go:build race
+
+package netbus
+
+const raceEnabled = true
