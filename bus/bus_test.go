@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -454,4 +455,29 @@ func TestCloseDrains(t *testing.T) {
 		}
 	}
 	close(hold)
+}
+
+func panicsHere() { panic("deep") }
+
+func TestPanicErrorStack(t *testing.T) {
+	b := newBus(t)
+	sub, _ := b.Subscribe(context.Background(), DeadLetterSubject)
+	ref, _ := b.Spawn(ActorFunc(func(c *Context, msg any) error {
+		if msg == "go" {
+			panicsHere()
+		}
+		return nil
+	}))
+	b.Tell(ref, "go")
+	m, err := sub.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pe *PanicError
+	if !errors.As(m.Msg.(DeadLetter).Reason, &pe) || pe.Value != "deep" {
+		t.Fatalf("reason %v is not the panic", m.Msg.(DeadLetter).Reason)
+	}
+	if st := string(pe.Stack()); !strings.Contains(st, "bus.panicsHere") {
+		t.Fatalf("stack does not name the panicking function:\n%s", st)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -98,6 +97,10 @@ func (p *process) InvokeSystem(d delivery) {
 	case sysTerminated:
 		p.receive(delivery{msg: m.t})
 	}
+	if p.stopAfter && !p.stopping { // Context.Stop while handling Started, a callback...
+		p.stopAfter = false
+		p.stop(nil)
+	}
 }
 
 func (p *process) Invoke(d delivery) {
@@ -156,7 +159,7 @@ func (p *process) receive(d delivery) {
 func (p *process) safeReceive(c *Context, msg any) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
+			err = newPanicError(v)
 		}
 	}()
 	return p.actor.Receive(c, msg)
@@ -192,7 +195,7 @@ func (p *process) handleChildFailure(m childFailed) {
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				err = &PanicError{Value: v, Stack: debug.Stack()}
+				err = newPanicError(v)
 			}
 		}()
 		err = sv.ChildFailed(c, m.f)

@@ -107,8 +107,8 @@ func TestRestartKeepsMailbox(t *testing.T) {
 		if !errors.Is(d.Reason, bus.ErrActorFailed) || !errors.As(d.Reason, &pe) {
 			t.Fatalf("dead letter reason %v: want ErrActorFailed wrapping a *bus.PanicError", d.Reason)
 		}
-		if pe.Value != fmt.Sprintf("bad number %d", k*100) || len(pe.Stack) == 0 {
-			t.Fatalf("panic value %v, stack %d bytes", pe.Value, len(pe.Stack))
+		if pe.Value != fmt.Sprintf("bad number %d", k*100) || len(pe.Stack()) == 0 {
+			t.Fatalf("panic value %v, stack %d bytes", pe.Value, len(pe.Stack()))
 		}
 	}
 	if c := b.DeadLetterCount(bus.ErrActorFailed); c != n/100 {
