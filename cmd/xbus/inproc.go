@@ -39,7 +39,13 @@ func countsFor(quick bool) counts {
 	return counts{tell: 2_000_000, ask: 300_000, spawn: 1_000_000, reps: 3}
 }
 
-func runInProcess(w io.Writer, quick bool) error {
+func runInProcess(out io.Writer, quick bool) error {
+	t := newTable(out)
+	defer t.flush()
+	return inProcessRows(t, quick)
+}
+
+func inProcessRows(w io.Writer, quick bool) error {
 	c := countsFor(quick)
 	n := runtime.GOMAXPROCS(0)
 	for _, t := range []struct {

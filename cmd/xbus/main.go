@@ -1,21 +1,18 @@
 // Command xbus is the project's tool: it measures the bus on this machine
 // and tells which build it is.
 //
-//	xbus bench [-quick] [inproc|shm|net|all]   measure, print a table
-//	xbus version                               print the build
+//	xbus bench [-quick] [inproc|shm|net|supervisor|all]   measure, print tables
+//	xbus version                                          print the build
 //
 // Every row of the bench table gives xbus's figure, the figure of a plain-Go
 // baseline doing the same work in the same run, their ratio, and the target
 // the project holds itself to. The in-process suite runs in well under a
 // minute; -quick shrinks every count a hundredfold for a smoke test.
 //
-// A transport package joins the table by exporting
-//
-//	func RunBench(w io.Writer, quick bool) error
-//
-// which writes one row per line as tab-separated fields (see Row.write):
-// name, xbus figure, baseline figure, ratio, target, verdict. Wiring it in
-// is one line in the suites table below.
+// Each suite is a function that writes its own Markdown table to stdout;
+// a package joins by exporting a RunBench function (netbus.RunBench,
+// supervisor.RunBench), and wiring it in is one line in the suites table
+// below.
 package main
 
 import (
@@ -26,6 +23,10 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
+
+	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/supervisor"
 )
 
 const usage = `xbus: an actor / message-bus runtime for Go.
@@ -33,25 +34,35 @@ const usage = `xbus: an actor / message-bus runtime for Go.
 Usage:
   xbus bench [-quick] [suite]   measure the bus and print a table of
                                 xbus / same-run baseline / ratio / target
-                                suites: inproc (default), shm, net, all
+                                suites: inproc (default), shm, net,
+                                supervisor, all
   xbus version                  print the module version and Go version
   xbus help                     print this text
 `
 
-// suite is one group of rows of the bench table.
+// suite is one table of the bench output.
 type suite struct {
 	name  string
 	title string
-	run   func(w io.Writer, quick bool) error // nil: not built yet
+	run   func(w io.Writer, quick bool) error // writes a Markdown table; nil: not built yet
 }
 
-// suites lists every bench suite in the order "all" runs them. A transport
-// package that exports RunBench joins with one line, e.g.
-// {"shm", "shared memory (shmbus)", shmbus.RunBench}.
+// suites lists every bench suite in the order "all" runs them. A package
+// that exports RunBench joins with one line.
 var suites = []suite{
 	{"inproc", "in process (bus, mailbox)", runInProcess},
-	{"shm", "shared memory (shmbus)", nil},
-	{"net", "sockets (netbus)", nil},
+	{"shm", "shared memory (shmbus)", nil}, // shmbus.RunBench, once it exists
+	{"net", "sockets (netbus)", func(w io.Writer, quick bool) error {
+		return netbus.RunBench(w, netbus.BenchOptions{Duration: pick(quick, 100*time.Millisecond, 2*time.Second)})
+	}},
+	{"supervisor", "supervision (restart latency)", func(w io.Writer, _ bool) error { return supervisor.RunBench(w) }},
+}
+
+func pick[T any](quick bool, q, full T) T {
+	if quick {
+		return q
+	}
+	return full
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -108,7 +119,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(chosen) == 0 {
-		fmt.Fprintf(stderr, "xbus bench: unknown suite %q (inproc, shm, net, all)\n", which)
+		fmt.Fprintf(stderr, "xbus bench: unknown suite %q (inproc, shm, net, supervisor, all)\n", which)
 		return 2
 	}
 	fmt.Fprintf(stdout, "%s, GOMAXPROCS=%d\n", versionString(), runtime.GOMAXPROCS(0))
@@ -119,14 +130,10 @@ func bench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "not built yet")
 			continue
 		}
-		t := newTable(stdout)
-		if err := s.run(t, *quick); err != nil {
-			t.flush()
+		if err := s.run(stdout, *quick); err != nil {
 			fmt.Fprintf(stderr, "xbus bench %s: %v\n", s.name, err)
 			code = 1
-			continue
 		}
-		t.flush()
 	}
 	return code
 }

@@ -17,8 +17,7 @@ type Row struct {
 	Verdict  string // "ok", "MISS" or ""
 }
 
-// write puts r on w as one tab-separated line: the format RunBench
-// functions of other packages write too.
+// write puts r on w as one tab-separated line, as table.Write takes it.
 func (r Row) write(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Xbus, r.Baseline, r.Ratio, r.Target, r.Verdict)
 	return err
