@@ -340,9 +340,10 @@ func TestIdleTimeout(t *testing.T) {
 
 // Heartbeats keep a quiet but healthy link up across many idle timeouts.
 func TestHeartbeatsKeepLinkUp(t *testing.T) {
-	cfg := Config{HeartbeatInterval: 5 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}
+	// Quiet for 1.5 idle timeouts: only the pings (every 5ms) keep it up.
+	cfg := Config{HeartbeatInterval: 5 * time.Millisecond, IdleTimeout: time.Second}
 	_, cli, _, _, l := pair(t, "tcp://127.0.0.1:0", cfg, cfg)
-	time.Sleep(time.Second)
+	time.Sleep(1500 * time.Millisecond)
 	if _, downs, _, _ := cli.counts(); downs != 0 {
 		t.Fatalf("link went down while idle: %v", cli.downs)
 	}
