@@ -42,6 +42,7 @@ func registerTestTypes(ts *bus.Types) {
 	ts.Register("netbus.Payload", Payload{})
 	ts.Register("netbus.Ordered", Ordered{})
 	ts.Register("netbus.Check", Check{})
+	ts.Register("bus.Ref", bus.Ref{})
 }
 
 // helperMain runs a node on a bus with netbus listening on
@@ -73,6 +74,12 @@ func registerServerActors(b *bus.Bus) {
 			return nil // lifecycle messages
 		}
 		return c.Reply(msg)
+	}))
+	b.Register("whoami", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(c.Self())
 	}))
 	b.Register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
@@ -178,6 +185,14 @@ func TestProcessBusOverNetbus(t *testing.T) {
 		got, err := bus.AskAs[Payload](ctx, b, "echo", Payload{Seq: 1, Data: []byte("x")})
 		if err != nil || got.Seq != 1 || string(got.Data) != "x" {
 			t.Fatalf("echo: %+v %v", got, err)
+		}
+		// By Ref: the peer's actor tells us its Ref, and we ask it by that.
+		ref, err := bus.AskAs[bus.Ref](ctx, b, "whoami", "")
+		if err != nil || ref.Node == b.NodeID() || ref.Name != "whoami" || ref.ID == 0 {
+			t.Fatalf("whoami: %v %v", ref, err)
+		}
+		if again, err := bus.AskAs[bus.Ref](ctx, b, ref, "by ref"); err != nil || again != ref {
+			t.Fatalf("ask by Ref %v: %v %v", ref, again, err)
 		}
 		if _, err := b.Ask(ctx, "fail", "x"); !errors.Is(err, bus.ErrMailboxFull) {
 			t.Fatalf("remote error %v does not match bus.ErrMailboxFull", err)
