@@ -70,9 +70,12 @@ func BenchmarkNetbus(b *testing.B) {
 // rawCodec lets gRPC carry []byte without generated protobuf code.
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error)      { return *v.(*[]byte), nil }
-func (rawCodec) Unmarshal(data []byte, v any) error { *v.(*[]byte) = append([]byte(nil), data...); return nil }
-func (rawCodec) Name() string                       { return "raw" }
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "raw" }
 
 func BenchmarkGRPC(b *testing.B) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
