@@ -409,6 +409,13 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		}
 	})
 	for _, p := range tops {
+		if p.mb.Len() == 0 {
+			// Nothing queued: stop through the system lane, so that an idle
+			// actor's ring is never allocated just to carry the stop (a
+			// million idle actors would otherwise cost a ring each here).
+			_ = p.mb.SendSystem(delivery{msg: sysStop{}})
+			continue
+		}
 		_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
 	}
 	var err error

@@ -481,3 +481,24 @@ func TestPanicErrorStack(t *testing.T) {
 		t.Fatalf("stack does not name the panicking function:\n%s", st)
 	}
 }
+
+func TestCloseIdleActorsAllocatesNoRings(t *testing.T) {
+	b, _ := New()
+	const n = 10000
+	for range n {
+		if _, err := b.Spawn(ActorFunc(func(*Context, any) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// A ring of the default capacity is tens of KiB; stopping idle actors
+	// must not allocate one each.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 4096 {
+		t.Fatalf("closing %d idle actors allocated %d bytes each", n, per)
+	}
+}
