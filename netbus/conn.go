@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,12 @@ func (c *conn) writeLoop() {
 			}
 			wrote = false
 		}
+		// Let senders that are running right now add their frames first, so
+		// a burst goes out in one write instead of several. With nothing
+		// else runnable it returns at once. Measured in A/B runs on a 2-vCPU
+		// machine: BenchmarkAskParallel (128 callers) about 15% faster;
+		// sequential BenchmarkAsk and BenchmarkTell unchanged within noise.
+		runtime.Gosched()
 		c.mu.Lock()
 		batch, closed := c.out, c.closed
 		c.out = spare[:0]
