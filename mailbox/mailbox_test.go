@@ -404,6 +404,7 @@ func TestNoLostWakeup(t *testing.T) {
 							if err := mb.SendSystem(0); err != nil {
 								panic(err)
 							}
+							runtime.Gosched() // with one processor, let the mailbox run while resumed
 						}
 					})
 				}
