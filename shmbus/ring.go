@@ -1,0 +1,289 @@
+package shmbus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// A ring is a many-to-one ring buffer of records in the style of Aeron's
+// ManyToOneRingBuffer, adapted so that the consumer never writes the memory
+// it reads: the ring's bytes and its tail live in the writer's segment (which
+// the reader maps read-only), and the consumer's head and parked flag live in
+// the reader's own segment (which the writer maps read-only).
+//
+// Record format (all little endian, every record starts 16-byte aligned):
+//
+//	offset 0   stamp  uint64  (position of the record + 1) XOR key, stored last
+//	offset 8   length uint32  payload bytes (not counting this header)
+//	offset 12  type   uint32  recordData, recordFirst, recordMiddle, recordLast or recordPad
+//	offset 16  payload
+//
+// A producer claims space by a CAS on the tail, writes length, type and
+// payload with plain stores, then publishes the record with an atomic store
+// of its stamp. The consumer reads the record at its head only when the stamp
+// equals the stamp of that exact position, so half-written records and
+// records of earlier laps (the consumer never zeroes memory, it cannot: the
+// mapping is read-only) are never read. The key is a random per-segment value
+// so that stale payload bytes cannot pass for a stamp by accident.
+//
+// When a record does not fit between the tail and the end of the ring, the
+// producer claims the rest of the ring as well and writes a padding record
+// there; the record itself then starts at offset 0.
+
+// Record types.
+const (
+	recordData   = 1 // a whole message
+	recordFirst  = 2 // first fragment: payload starts with the total length (uint32) and 4 reserved bytes
+	recordMiddle = 3 // a middle fragment
+	recordLast   = 4 // the last fragment
+	recordPad    = 5 // padding to the end of the ring; no payload to read
+)
+
+const (
+	recordHeaderLen = 16
+	recordAlign     = 16
+	// MinRingSize and MaxRingSize bound Config.RingSize.
+	MinRingSize = 4 << 10
+	MaxRingSize = 1 << 30
+)
+
+// Errors of the ring. A consumer that returns one of them has stopped: the
+// link it serves must be closed.
+var (
+	errRingFull = errors.New("shmbus: ring full")
+)
+
+// ringError is a violation of the ring protocol found in shared memory: the
+// peer wrote something it must not have.
+type ringError struct {
+	pos    uint64
+	reason string
+}
+
+func (e *ringError) Error() string {
+	return fmt.Sprintf("shmbus: corrupt ring at position %d: %s", e.pos, e.reason)
+}
+
+func (e *ringError) Unwrap() error { return ErrCorrupt }
+
+// maxLapsAhead bounds the stamps the consumer recognises as "from a later
+// lap" (see consumer.poll).
+const maxLapsAhead = 64
+
+func align(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
+
+// maxRecordPayload is the largest payload one record of a ring of the given
+// capacity carries; bigger messages are fragmented. An eighth of the ring, as
+// in Aeron, so that many senders make progress together.
+func maxRecordPayload(capacity int) int { return capacity/8 - recordHeaderLen }
+
+// atomic64 and atomic32 return the atomic word at b[off:]. b must be 8-byte
+// aligned at off (segments are page aligned; every offset used is a multiple
+// of 8).
+func atomic64(b []byte, off uint64) *atomic.Uint64 {
+	_ = b[off+7]
+	return (*atomic.Uint64)(unsafe.Pointer(&b[off]))
+}
+
+func atomic32(b []byte, off uint64) *atomic.Uint32 {
+	_ = b[off+3]
+	return (*atomic.Uint32)(unsafe.Pointer(&b[off]))
+}
+
+// ringWords are the shared words of one ring. tail and doorbell are in the
+// writer's segment; head and parked in the reader's.
+type ringWords struct {
+	tail     *atomic.Uint64 // written by producers (CAS); the next position to claim
+	doorbell *atomic.Uint32 // incremented by a producer before it wakes a parked consumer; the futex word
+	head     *atomic.Uint64 // written by the consumer: every position before it is consumed
+	parked   *atomic.Uint32 // written by the consumer: 1 while it is parked or about to park
+}
+
+// producer writes records into a ring. Its methods are safe for concurrent
+// use by any number of goroutines of one process.
+type producer struct {
+	data      []byte // the ring bytes, capacity long, in our own segment
+	w         ringWords
+	mask      uint64
+	capacity  uint64
+	key       uint64
+	maxRecord int           // max payload of one record
+	headCache atomic.Uint64 // last head read from the reader's segment
+}
+
+func newProducer(data []byte, w ringWords, key uint64) *producer {
+	return &producer{
+		data:      data,
+		w:         w,
+		mask:      uint64(len(data) - 1),
+		capacity:  uint64(len(data)),
+		key:       key,
+		maxRecord: maxRecordPayload(len(data)),
+	}
+}
+
+func (p *producer) stamp(pos uint64) uint64 { return (pos + 1) ^ p.key }
+
+// offer writes one record of type typ whose payload is a followed by b.
+// It returns errRingFull when the ring has no room now, and a *ringError when
+// the reader's head is impossible. wake reports that the consumer had parked
+// and the caller must wake it (the doorbell was already incremented).
+func (p *producer) offer(typ uint32, a, b []byte) (wake bool, err error) {
+	n := uint64(len(a) + len(b))
+	if n > uint64(p.maxRecord) {
+		return false, fmt.Errorf("shmbus: record of %d bytes over the limit of %d", n, p.maxRecord)
+	}
+	recLen := align(recordHeaderLen+n, recordAlign)
+	var tail, off uint64
+	pad := false
+	for {
+		// The cached head is loaded before the tail: every head cached was
+		// at most the tail of its time, so head <= tail holds here.
+		head := p.headCache.Load()
+		tail = p.w.tail.Load()
+		off = tail & p.mask
+		need := recLen
+		toEnd := p.capacity - off
+		if recLen > toEnd {
+			need = toEnd + recLen
+		}
+		if tail-head+need > p.capacity {
+			head = p.w.head.Load()
+			if head > tail && p.w.tail.Load() != tail {
+				continue // our tail is stale: others claimed and the reader consumed since
+			}
+			if head > tail || tail-head > p.capacity {
+				return false, &ringError{pos: tail, reason: fmt.Sprintf("reader head %d outside [tail-capacity, tail]", head)}
+			}
+			p.headCache.Store(head)
+			if tail-head+need > p.capacity {
+				return false, errRingFull
+			}
+		}
+		if p.w.tail.CompareAndSwap(tail, tail+need) {
+			pad = recLen > toEnd
+			break
+		}
+	}
+	if pad {
+		toEnd := p.capacity - off
+		binary.LittleEndian.PutUint32(p.data[off+8:], uint32(toEnd-recordHeaderLen))
+		binary.LittleEndian.PutUint32(p.data[off+12:], recordPad)
+		atomic64(p.data, off).Store(p.stamp(tail))
+		tail += toEnd
+		off = 0
+	}
+	binary.LittleEndian.PutUint32(p.data[off+8:], uint32(n))
+	binary.LittleEndian.PutUint32(p.data[off+12:], typ)
+	copy(p.data[off+recordHeaderLen:], a)
+	copy(p.data[off+recordHeaderLen+uint64(len(a)):], b)
+	atomic64(p.data, off).Store(p.stamp(tail))
+	if p.w.parked.Load() != 0 {
+		p.w.doorbell.Add(1)
+		return true, nil
+	}
+	return false, nil
+}
+
+// consumer reads records from a ring. It is owned by one goroutine.
+type consumer struct {
+	data      []byte // the ring bytes, in the writer's segment (read-only)
+	w         ringWords
+	mask      uint64
+	capacity  uint64
+	key       uint64
+	maxRecord int
+	pos       uint64 // next position to read; published to w.head
+}
+
+func newConsumer(data []byte, w ringWords, key uint64) *consumer {
+	return &consumer{
+		data:      data,
+		w:         w,
+		mask:      uint64(len(data) - 1),
+		capacity:  uint64(len(data)),
+		key:       key,
+		maxRecord: maxRecordPayload(len(data)),
+	}
+}
+
+// poll hands up to limit records, in order, to fn, and publishes the new head.
+// The payload passed to fn is shared memory the peer may still change: fn
+// must copy what it keeps and validate what it copied. poll returns the
+// number of records handed to fn and the first error: a *ringError when
+// the memory breaks the protocol, or fn's error. Padding records are consumed
+// without counting against limit (a padding record is always followed by the
+// record that claimed it) and are not passed to fn.
+func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (int, error) {
+	n := 0
+	start := c.pos
+	var err error
+	for n < limit {
+		off := c.pos & c.mask
+		st := atomic64(c.data, off).Load()
+		if st != (c.pos+1)^c.key {
+			// Memory not yet stamped holds stale payload bytes, which may
+			// be anything; only a stamp of this very slot a few laps ahead
+			// (which stale bytes match with probability ~2^-50) is reported
+			// as corruption. Anything else means "not published yet".
+			if p := (st ^ c.key) - 1; p > c.pos && (p-c.pos)&c.mask == 0 && p-c.pos <= maxLapsAhead*c.capacity {
+				err = &ringError{pos: c.pos, reason: fmt.Sprintf("stamp of position %d, from a later lap", p)}
+			}
+			break
+		}
+		length := uint64(binary.LittleEndian.Uint32(c.data[off+8:]))
+		typ := binary.LittleEndian.Uint32(c.data[off+12:])
+		toEnd := c.capacity - off
+		if typ == recordPad {
+			if length != toEnd-recordHeaderLen {
+				err = &ringError{pos: c.pos, reason: fmt.Sprintf("padding of %d bytes, want %d to the end of the ring", length, toEnd-recordHeaderLen)}
+				break
+			}
+			c.pos += toEnd
+			continue
+		}
+		if typ < recordData || typ > recordLast {
+			err = &ringError{pos: c.pos, reason: fmt.Sprintf("unknown record type %d", typ)}
+			break
+		}
+		if length > uint64(c.maxRecord) || recordHeaderLen+length > toEnd {
+			err = &ringError{pos: c.pos, reason: fmt.Sprintf("record length %d over the limit %d or past the end of the ring", length, c.maxRecord)}
+			break
+		}
+		if err = fn(typ, c.data[off+recordHeaderLen:off+recordHeaderLen+length]); err != nil {
+			break
+		}
+		c.pos += align(recordHeaderLen+length, recordAlign)
+		n++
+	}
+	if c.pos != start {
+		c.w.head.Store(c.pos)
+	}
+	return n, err
+}
+
+// check validates the writer's tail against the consumer's position; a tail
+// behind the head or more than a ring ahead of it is a protocol violation.
+func (c *consumer) check() error {
+	t := c.w.tail.Load()
+	if t < c.pos || t-c.pos > c.capacity {
+		return &ringError{pos: c.pos, reason: fmt.Sprintf("writer tail %d outside [head, head+capacity]", t)}
+	}
+	return nil
+}
+
+// prepareToPark announces that the consumer is about to sleep and returns
+// the doorbell value to wait on. The caller must then poll once more, and
+// sleep only if that finds nothing; a producer that published before the
+// announcement is seen by that poll, one that published after it rings the
+// doorbell (and wakes the waiter or changes the value it waits on).
+func (c *consumer) prepareToPark() uint32 {
+	c.w.parked.Store(1)
+	return c.w.doorbell.Load()
+}
+
+// unpark withdraws the announcement.
+func (c *consumer) unpark() { c.w.parked.Store(0) }

@@ -1,0 +1,5 @@
+package shmbus
+
+import "runtime"
+
+func yield() { runtime.Gosched() }
