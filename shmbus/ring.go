@@ -84,12 +84,16 @@ func maxRecordPayload(capacity int) int { return capacity/8 - recordHeaderLen }
 // aligned at off (segments are page aligned; every offset used is a multiple
 // of 8).
 func atomic64(b []byte, off uint64) *atomic.Uint64 {
-	_ = b[off+7]
+	if off+8 > uint64(len(b)) { // a length check, not a read: the race detector would count a read
+		panic("shmbus: atomic word out of range")
+	}
 	return (*atomic.Uint64)(unsafe.Pointer(&b[off]))
 }
 
 func atomic32(b []byte, off uint64) *atomic.Uint32 {
-	_ = b[off+3]
+	if off+4 > uint64(len(b)) {
+		panic("shmbus: atomic word out of range")
+	}
 	return (*atomic.Uint32)(unsafe.Pointer(&b[off]))
 }
 

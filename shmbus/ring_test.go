@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 )
@@ -132,6 +133,8 @@ func TestRingConcurrent(t *testing.T) {
 	r := newTestRing(8192, 0x5eed)
 	c := r.consumer()
 	var wg sync.WaitGroup
+	var stop atomic.Bool // set when the consumer gives up
+	defer func() { stop.Store(true); wg.Wait() }()
 	for id := range producers {
 		p := r.producer()
 		wg.Go(func() {
@@ -153,6 +156,9 @@ func TestRingConcurrent(t *testing.T) {
 					}
 					if !errors.Is(err, errRingFull) {
 						t.Errorf("offer: %v", err)
+						return
+					}
+					if stop.Load() {
 						return
 					}
 					yield()
@@ -189,7 +195,6 @@ func TestRingConcurrent(t *testing.T) {
 			yield()
 		}
 	}
-	wg.Wait()
 }
 
 // TestRingParkProtocol checks the parked flag and the doorbell: a producer
