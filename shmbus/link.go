@@ -1,0 +1,284 @@
+package shmbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+const (
+	spinPolls = 200                   // empty polls before the consumer parks
+	parkSlice = 50 * time.Millisecond // longest futex sleep; then the reader re-checks close
+	fragHdr   = 8                     // first fragment: total length uint32, reserved uint32
+)
+
+// link is one peer. Goroutines: reader (owns cons and reassembly) and
+// watcher (reads the socket for EOF). Senders share prod (lock-free) and
+// fragMu (held across all fragments of one message, so fragments of two
+// messages never interleave; whole records may). memMu guards the mappings:
+// Send holds it for reading while it writes the ring, release for writing.
+type link struct {
+	t    *Transport
+	h    bus.Host
+	conn *net.UnixConn
+	peer bus.NodeID
+
+	own, peerMem []byte
+	prod         *producer
+	cons         *consumer
+	bellOut      *atomic.Uint32 // in own: rung by our producers
+	bellIn       *atomic.Uint32 // in the peer's segment: we wait on it
+
+	fragMu sync.Mutex
+	memMu  sync.RWMutex
+	mapped bool // guarded by memMu
+
+	done     chan struct{}
+	once     sync.Once
+	err      error // set before done is closed
+	watchEnd chan struct{}
+}
+
+func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, peerMem []byte, peerKey, ownKey uint64) *link {
+	l := &link{t: t, h: h, conn: c, peer: peer, own: own, peerMem: peerMem, mapped: true,
+		done: make(chan struct{}), watchEnd: make(chan struct{})}
+	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
+	return l
+}
+
+func (l *link) start() {
+	l.t.wg.Go(l.watch)
+	l.t.wg.Go(l.read)
+}
+
+func (l *link) Peer() bus.NodeID       { return l.peer }
+func (l *link) Locality() bus.Locality { return bus.SameHost }
+
+// Close closes the link; the reader then releases everything and reports
+// LinkDown once.
+func (l *link) Close(err error) {
+	l.once.Do(func() {
+		if err == nil {
+			err = errLinkClosed
+		}
+		l.err = err
+		close(l.done)
+		l.conn.Close()
+	})
+}
+
+// watch reads the socket: the peer never writes after the handshake, so
+// anything it returns (EOF above all) means the peer is gone.
+func (l *link) watch() {
+	defer close(l.watchEnd)
+	var b [1]byte
+	_, err := l.conn.Read(b[:])
+	if err == nil {
+		err = errors.New("unexpected bytes on the control socket")
+	}
+	l.Close(fmt.Errorf("shmbus: control socket: %w", err))
+}
+
+// Send encodes env and writes it into the ring, in fragments if it is
+// bigger than a record.
+func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
+	body, err := l.h.Types().EncodeBody(l.t.codec, env, nil)
+	if err != nil {
+		return err
+	}
+	env.Body = body
+	out, err := env.AppendBinary(make([]byte, 0, 64+len(body)))
+	env.Body = nil
+	if err != nil {
+		return err
+	}
+	if len(out) > l.t.cfg.MaxMessage {
+		return fmt.Errorf("%w: %d bytes, the link's limit is %d", bus.ErrTooLarge, len(out), l.t.cfg.MaxMessage)
+	}
+	l.memMu.RLock()
+	defer l.memMu.RUnlock()
+	if !l.mapped {
+		return l.closedErr()
+	}
+	max := l.prod.maxRecord
+	if len(out) <= max {
+		return l.offer(ctx, recordData, out, nil)
+	}
+	l.fragMu.Lock()
+	defer l.fragMu.Unlock()
+	var hdr [fragHdr]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(out)))
+	first := max - fragHdr
+	if err := l.offer(ctx, recordFirst, hdr[:], out[:first]); err != nil {
+		return err
+	}
+	for rest := out[first:]; len(rest) > 0; {
+		n, typ := min(len(rest), max), uint32(recordMiddle)
+		if n == len(rest) {
+			typ = recordLast
+		}
+		if err := l.offer(ctx, typ, rest[:n], nil); err != nil {
+			// The peer holds a partial message: the stream is broken.
+			l.Close(err)
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+func (l *link) closedErr() error {
+	<-l.done
+	return fmt.Errorf("shmbus: link to %s closed: %w", l.peer.Short(), l.err)
+}
+
+// offer writes one record, waiting while the ring is full.
+func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
+	for i := 0; ; i++ {
+		wake, err := l.prod.offer(typ, a, b)
+		if err == nil {
+			if wake {
+				futexWake(l.bellOut)
+			}
+			return nil
+		}
+		if !errors.Is(err, errRingFull) {
+			l.Close(err)
+			return err
+		}
+		select {
+		case <-l.done:
+			return l.closedErr()
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// read is the consumer loop: poll, spin briefly, then park on the peer's
+// doorbell. It ends when the link closes or the memory is corrupt, then
+// releases the link.
+func (l *link) read() {
+	defer l.finish()
+	var buf []byte // reassembly and copy-out buffer, owned here
+	var want int   // total of the message being reassembled; 0 when none
+	handle := func(typ uint32, p []byte) error {
+		switch typ {
+		case recordData:
+			if want == 0 {
+				buf = append(buf[:0], p...)
+				return l.deliver(buf)
+			}
+			return l.deliver(append([]byte(nil), p...))
+		case recordFirst:
+			if want != 0 || len(p) < fragHdr {
+				return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
+			}
+			n := int(binary.LittleEndian.Uint32(p))
+			if n <= len(p)-fragHdr || n > l.t.cfg.MaxMessage {
+				return fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, l.t.cfg.MaxMessage)
+			}
+			want = n
+			buf = append(make([]byte, 0, n), p[fragHdr:]...)
+		default: // middle or last
+			if want == 0 || len(buf)+len(p) > want || (typ == recordMiddle) == (len(buf)+len(p) == want) {
+				return fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
+			}
+			buf = append(buf, p...)
+			if typ == recordLast {
+				want = 0
+				err := l.deliver(buf)
+				buf = nil
+				return err
+			}
+		}
+		return nil
+	}
+	idle := 0
+	for {
+		n, err := l.cons.poll(64, handle)
+		if err != nil {
+			l.Close(err)
+			return
+		}
+		if n > 0 {
+			idle = 0
+			continue
+		}
+		select {
+		case <-l.done:
+			return
+		default:
+		}
+		if idle++; idle < spinPolls {
+			runtime.Gosched()
+			continue
+		}
+		if err := l.cons.check(); err != nil {
+			l.Close(err)
+			return
+		}
+		seq := l.cons.prepareToPark()
+		n, err = l.cons.poll(64, handle)
+		if n == 0 && err == nil {
+			futexWait(l.bellIn, seq, parkSlice)
+		}
+		l.cons.unpark()
+		if err != nil {
+			l.Close(err)
+			return
+		}
+	}
+}
+
+// deliver decodes one whole envelope (in memory we own) and hands it to the bus.
+func (l *link) deliver(b []byte) error {
+	env := new(bus.Envelope)
+	if err := bus.DecodeEnvelope(b, env); err != nil {
+		return err
+	}
+	if err := l.h.Types().DecodeBody(l.t.codec, env); err != nil {
+		if errors.Is(err, bus.ErrUnknownType) {
+			l.h.Logger().Warn("shmbus: dropped a message of an unknown type", "peer", l.peer.Short(), "err", err)
+			return nil
+		}
+		return err
+	}
+	env.Body = nil
+	l.h.Deliver(l, env)
+	return nil
+}
+
+// finish runs once, when the reader ends: it waits for the watcher and for
+// senders to leave the memory, unmaps both segments and reports LinkDown.
+func (l *link) finish() {
+	l.Close(errLinkClosed)
+	<-l.watchEnd
+	l.release()
+	l.t.removeLink(l)
+	l.h.LinkDown(l, l.err)
+}
+
+func (l *link) release() {
+	l.memMu.Lock()
+	if l.mapped {
+		l.mapped = false
+		unmap(l.own)
+		unmap(l.peerMem)
+	}
+	l.memMu.Unlock()
+}

@@ -1,0 +1,138 @@
+//go:build linux
+
+package shmbus
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const supported = true
+
+// createSegment makes an anonymous shared-memory file of size bytes
+// (memfd_create: it has no name in /dev/shm and vanishes with its last
+// reference) and maps it read-write.
+func createSegment(size int) (fd int, mem []byte, err error) {
+	fd, err = unix.MemfdCreate("xbus-shm", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, nil, fmt.Errorf("shmbus: memfd_create: %w", err)
+	}
+	if err = unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("shmbus: ftruncate: %w", err)
+	}
+	// The size is fixed from now on: a peer cannot shrink the file under us.
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
+	mem, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("shmbus: mmap: %w", err)
+	}
+	return fd, mem, nil
+}
+
+// mapPeerSegment maps a segment received from the peer read-only, after
+// checking that its file is exactly size bytes.
+func mapPeerSegment(fd, size int) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("shmbus: fstat of the peer's segment: %w", err)
+	}
+	if st.Size != int64(size) {
+		return nil, fmt.Errorf("%w: peer segment of %d bytes, want %d", ErrHandshake, st.Size, size)
+	}
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
+		return nil, fmt.Errorf("%w: peer segment is not sealed against shrinking", ErrHandshake)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("shmbus: mmap of the peer's segment: %w", err)
+	}
+	return mem, nil
+}
+
+func unmap(mem []byte) {
+	if mem != nil {
+		_ = unix.Munmap(mem)
+	}
+}
+
+func closeFd(fd int) {
+	if fd >= 0 {
+		_ = unix.Close(fd)
+	}
+}
+
+// futexWait sleeps while *w == val, at most d. Spurious returns are fine.
+func futexWait(w *atomic.Uint32, val uint32, d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWait,
+		uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// futexWake wakes the waiters on w (in another process: not FUTEX_PRIVATE).
+func futexWake(w *atomic.Uint32) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWake,
+		1<<30, 0, 0, 0)
+}
+
+// peerUID returns the uid of the process at the other end of c.
+func peerUID(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if serr != nil {
+		return -1, fmt.Errorf("shmbus: SO_PEERCRED: %w", serr)
+	}
+	return int(cred.Uid), nil
+}
+
+// sendFd writes msg with fd attached (SCM_RIGHTS).
+func sendFd(c *net.UnixConn, msg []byte, fd int) error {
+	_, _, err := c.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
+	return err
+}
+
+// recvFd reads one message of exactly len(buf) bytes carrying exactly one fd.
+func recvFd(c *net.UnixConn, buf []byte) (int, error) {
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return -1, err
+	}
+	msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+	var fds []int
+	if perr == nil {
+		for _, m := range msgs {
+			if f, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, f...)
+			}
+		}
+	}
+	if n != len(buf) || len(fds) != 1 {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		return -1, fmt.Errorf("%w: hello of %d bytes with %d fds, want %d bytes and 1 fd", ErrHandshake, n, len(fds), len(buf))
+	}
+	return fds[0], nil
+}
+
+const (
+	futexOpWait = 0 // FUTEX_WAIT, shared (not FUTEX_PRIVATE_FLAG): the word is in another process too
+	futexOpWake = 1 // FUTEX_WAKE
+)

@@ -1,0 +1,321 @@
+package shmbus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
+)
+
+// Config configures a Transport. The zero value is valid but neither
+// listens nor dials.
+type Config struct {
+	// Listen is the path of a Unix socket to accept peers on; "" for none.
+	Listen string
+	// Dial lists Unix socket paths to connect to when the transport starts.
+	Dial []string
+	// Codec encodes message bodies; nil means codec.Binary(). Both ends
+	// must use the same codec (checked by name in the handshake).
+	Codec bus.Codec
+	// MaxMessage bounds one encoded envelope; larger ones are fragmented
+	// into ring records and reassembled up to this size. 0 means 16 MiB.
+	MaxMessage int
+	// RingSize is the bytes of each ring, a power of two in
+	// [MinRingSize, MaxRingSize]; 0 means 64 KiB.
+	RingSize int
+	// HandshakeTimeout bounds the set-up of one link; 0 means 5 s.
+	HandshakeTimeout time.Duration
+}
+
+const (
+	DefaultMaxMessage = 16 << 20
+	DefaultRingSize   = 64 << 10
+)
+
+// Transport is a bus.Transport over shared memory between processes of one
+// host; it also implements bus.Dialer.
+type Transport struct {
+	cfg   Config
+	codec bus.Codec
+
+	mu     sync.Mutex // guards the fields below
+	host   bus.Host
+	ln     *net.UnixListener
+	links  map[*link]struct{}
+	closed bool
+
+	wg sync.WaitGroup // accept loop and every link's goroutines
+}
+
+var (
+	_ bus.Transport = (*Transport)(nil)
+	_ bus.Dialer    = (*Transport)(nil)
+)
+
+// New returns a transport configured by cfg. It does nothing until Start.
+func New(cfg Config) *Transport {
+	t := &Transport{cfg: cfg, codec: cfg.Codec, links: map[*link]struct{}{}}
+	if t.codec == nil {
+		t.codec = codec.Binary()
+	}
+	if t.cfg.MaxMessage == 0 {
+		t.cfg.MaxMessage = DefaultMaxMessage
+	}
+	if t.cfg.RingSize == 0 {
+		t.cfg.RingSize = DefaultRingSize
+	}
+	if t.cfg.HandshakeTimeout == 0 {
+		t.cfg.HandshakeTimeout = 5 * time.Second
+	}
+	return t
+}
+
+func (t *Transport) validate() error {
+	if !supported {
+		return ErrUnsupported
+	}
+	rs := t.cfg.RingSize
+	if rs < MinRingSize || rs > MaxRingSize || rs&(rs-1) != 0 {
+		return fmt.Errorf("shmbus: ring size must be a power of two in [%d, %d], got %d", MinRingSize, MaxRingSize, rs)
+	}
+	if t.cfg.MaxMessage < 0 {
+		return fmt.Errorf("shmbus: max message must not be negative, got %d", t.cfg.MaxMessage)
+	}
+	if len(t.codec.Name()) > 32 {
+		return fmt.Errorf("shmbus: codec name %q longer than 32 bytes", t.codec.Name())
+	}
+	return nil
+}
+
+// Start listens and dials as configured; the bus calls it once.
+func (t *Transport) Start(h bus.Host) error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.host = h
+	t.mu.Unlock()
+	if t.cfg.Listen != "" {
+		ln, err := listenUnix(t.cfg.Listen)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.ln = ln
+		t.mu.Unlock()
+		t.wg.Go(func() { t.acceptLoop(ln) })
+	}
+	for _, addr := range t.cfg.Dial {
+		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.HandshakeTimeout)
+		err := t.Dial(ctx, addr)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listenUnix listens on path, replacing a socket file left by a dead process
+// (one nobody accepts on).
+func listenUnix(path string) (*net.UnixListener, error) {
+	addr := &net.UnixAddr{Name: path, Net: "unix"}
+	ln, err := net.ListenUnix("unix", addr)
+	if err != nil {
+		if c, derr := net.Dial("unix", path); derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("shmbus: listen %s: %w", path, err)
+		}
+		os.Remove(path)
+		ln, err = net.ListenUnix("unix", addr)
+		if err != nil {
+			return nil, fmt.Errorf("shmbus: listen %s: %w", path, err)
+		}
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}
+
+func (t *Transport) acceptLoop(ln *net.UnixListener) {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		t.wg.Go(func() {
+			if err := t.setup(c); err != nil {
+				t.logger().Warn("shmbus: peer refused", "err", err)
+			}
+		})
+	}
+}
+
+func (t *Transport) logger() interface{ Warn(string, ...any) } {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.host.Logger()
+}
+
+// Dial connects to the transport listening on the Unix socket addr and
+// brings the link up.
+func (t *Transport) Dial(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", addr)
+	if err != nil {
+		return fmt.Errorf("shmbus: dial %s: %w", addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	return t.setup(c.(*net.UnixConn))
+}
+
+// hello is what each side sends, with its segment's fd, right after connecting.
+//
+//	0  magic   [8]byte "xbusshm1"
+//	8  version uint32
+//	12 ringSize uint32
+//	16 node    [16]byte
+//	32 codecLen uint8, codec name [32]byte
+const helloLen = 65
+
+func (t *Transport) setup(c *net.UnixConn) (err error) {
+	fail := func(e error) error { c.Close(); return e }
+	if uid, err := peerUID(c); err != nil {
+		return fail(err)
+	} else if uid != os.Getuid() {
+		return fail(fmt.Errorf("%w: uid %d, want %d", ErrPeerRefused, uid, os.Getuid()))
+	}
+	if _, ok := c.LocalAddr().(*net.UnixAddr); ok {
+		c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	}
+	t.mu.Lock()
+	h, closed := t.host, t.closed
+	t.mu.Unlock()
+	if closed {
+		return fail(bus.ErrClosed)
+	}
+	rs := t.cfg.RingSize
+	var keyb [8]byte
+	rand.Read(keyb[:])
+	key := binary.LittleEndian.Uint64(keyb[:])
+	fd, own, err := createSegment(segmentSize(rs))
+	if err != nil {
+		return fail(err)
+	}
+	initSegment(own, rs, key)
+	release := func() { unmap(own); closeFd(fd) }
+
+	var msg [helloLen]byte
+	copy(msg[0:8], segMagic)
+	binary.LittleEndian.PutUint32(msg[8:], segVersion)
+	binary.LittleEndian.PutUint32(msg[12:], uint32(rs))
+	id := h.NodeID()
+	copy(msg[16:32], id[:])
+	name := t.codec.Name()
+	msg[32] = byte(len(name))
+	copy(msg[33:], name)
+	if err := sendFd(c, msg[:], fd); err != nil {
+		release()
+		return fail(fmt.Errorf("%w: sending hello: %v", ErrHandshake, err))
+	}
+	closeFd(fd) // the mapping stays; the peer holds its own reference
+	release = func() { unmap(own) }
+
+	var in [helloLen]byte
+	pfd, err := recvFd(c, in[:])
+	if err != nil {
+		release()
+		return fail(fmt.Errorf("%w: reading hello: %v", ErrHandshake, err))
+	}
+	defer closeFd(pfd)
+	var peerID bus.NodeID
+	copy(peerID[:], in[16:32])
+	switch {
+	case string(in[0:8]) != segMagic:
+		err = fmt.Errorf("%w: bad magic", ErrHandshake)
+	case binary.LittleEndian.Uint32(in[8:]) != segVersion:
+		err = fmt.Errorf("%w: version %d, want %d", ErrHandshake, binary.LittleEndian.Uint32(in[8:]), segVersion)
+	case int(binary.LittleEndian.Uint32(in[12:])) != rs:
+		err = fmt.Errorf("%w: peer ring size %d, want %d", ErrHandshake, binary.LittleEndian.Uint32(in[12:]), rs)
+	case in[32] > 32 || string(in[33:33+int(in[32])]) != name:
+		err = fmt.Errorf("%w: peer codec %q, want %q", ErrHandshake, in[33:33+min(int(in[32]), 32)], name)
+	case peerID.IsZero() || peerID == id:
+		err = fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peerID)
+	}
+	if err != nil {
+		release()
+		return fail(err)
+	}
+	peer, err := mapPeerSegment(pfd, segmentSize(rs))
+	if err != nil {
+		release()
+		return fail(err)
+	}
+	peerKey, err := readSegmentHeader(peer, rs)
+	if err != nil {
+		unmap(peer)
+		release()
+		return fail(err)
+	}
+	c.SetDeadline(time.Time{})
+	l := newLink(t, h, c, peerID, own, peer, peerKey, key)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		l.release()
+		return fail(bus.ErrClosed)
+	}
+	t.links[l] = struct{}{}
+	t.mu.Unlock()
+	h.LinkUp(l)
+	l.start()
+	return nil
+}
+
+func (t *Transport) removeLink(l *link) {
+	t.mu.Lock()
+	delete(t.links, l)
+	t.mu.Unlock()
+}
+
+// Close stops accepting, closes every link (each reported with LinkDown)
+// and waits for the transport's goroutines or ctx.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ln := t.ln
+	links := make([]*link, 0, len(t.links))
+	for l := range t.links {
+		links = append(links, l)
+	}
+	t.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, l := range links {
+		l.Close(bus.ErrClosed)
+	}
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errLinkClosed = errors.New("shmbus: link closed")
