@@ -223,6 +223,10 @@ func TestCrossProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub = nil
+	// Both segments of the link are unmapped (memfd: nothing on disk to clean).
+	if maps, _ := os.ReadFile("/proc/self/maps"); strings.Contains(string(maps), "memfd:xbus-shm") {
+		t.Error("a shared segment is still mapped after the peer died")
+	}
 	waitGoroutines(t, baseG+2) // the child's pipes may still be read by exec
 	if n := countFds(); n > baseFd+3 {
 		t.Errorf("fds: %d after, %d before", n, baseFd)

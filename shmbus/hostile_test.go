@@ -1,0 +1,150 @@
+//go:build linux
+
+package shmbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// testHost is a minimal bus.Host recording what the transport reports.
+type testHost struct {
+	id    bus.NodeID
+	types *bus.Types
+	up    chan bus.Link
+	down  chan error
+}
+
+func newTestHost() *testHost {
+	return &testHost{id: bus.NewNodeID(), types: bus.NewTypes(), up: make(chan bus.Link, 4), down: make(chan error, 4)}
+}
+
+func (h *testHost) NodeID() bus.NodeID              { return h.id }
+func (h *testHost) Types() *bus.Types               { return h.types }
+func (h *testHost) Logger() *slog.Logger            { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (h *testHost) LinkUp(l bus.Link)               { h.up <- l }
+func (h *testHost) Deliver(bus.Link, *bus.Envelope) {}
+func (h *testHost) LinkDown(l bus.Link, err error)  { h.down <- err }
+
+// rawPeer does the handshake by hand and returns its own writable segment.
+func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := c.(*net.UnixConn)
+	fd, mem, err := createSegment(segmentSize(ringSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initSegment(mem, ringSize, 42)
+	var msg [helloLen]byte
+	copy(msg[:], segMagic)
+	binary.LittleEndian.PutUint32(msg[8:], segVersion)
+	binary.LittleEndian.PutUint32(msg[12:], uint32(ringSize))
+	id := bus.NewNodeID()
+	copy(msg[16:], id[:])
+	msg[32] = byte(len("cbor"))
+	copy(msg[33:], "cbor")
+	if err := sendFd(uc, msg[:], fd); err != nil {
+		t.Fatal(err)
+	}
+	closeFd(fd)
+	pfd, err := recvFd(uc, msg[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeFd(pfd)
+	t.Cleanup(func() { unmap(mem); uc.Close() })
+	return uc, mem
+}
+
+// TestHostileRing writes garbage into a peer's ring and checks that the link
+// goes down with ErrCorrupt and the transport keeps running.
+func TestHostileRing(t *testing.T) {
+	cases := map[string]func(ring []byte, key uint64){
+		"length past the end": func(r []byte, key uint64) {
+			binary.LittleEndian.PutUint32(r[8:], 1<<30)
+			binary.LittleEndian.PutUint32(r[12:], recordData)
+			binary.LittleEndian.PutUint64(r[0:], 1^key)
+		},
+		"stamp from the future": func(r []byte, key uint64) {
+			binary.LittleEndian.PutUint64(r[0:], (2*uint64(len(r))+1)^key)
+		},
+		"garbage envelope": func(r []byte, key uint64) {
+			binary.LittleEndian.PutUint32(r[8:], 5)
+			binary.LittleEndian.PutUint32(r[12:], recordData)
+			copy(r[16:], "\xff\xff\xff\xff\xff")
+			binary.LittleEndian.PutUint64(r[0:], 1^key)
+		},
+		"fragment out of place": func(r []byte, key uint64) {
+			binary.LittleEndian.PutUint32(r[8:], 3)
+			binary.LittleEndian.PutUint32(r[12:], recordLast)
+			binary.LittleEndian.PutUint64(r[0:], 1^key)
+		},
+	}
+	for name, write := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s")
+			h := newTestHost()
+			tr := New(Config{Listen: path, RingSize: MinRingSize})
+			if err := tr.Start(h); err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close(context.Background())
+			conn, mem := rawPeer(t, path, MinRingSize)
+			<-h.up
+			write(mem[ringOffset:ringOffset+MinRingSize], 42)
+			atomic32(mem, offDoorbell).Add(1)
+			futexWake(atomic32(mem, offDoorbell))
+			select {
+			case err := <-h.down:
+				if !errors.Is(err, ErrCorrupt) && !errors.Is(err, bus.ErrBadEnvelope) {
+					t.Fatalf("link down with %v, want a corruption error", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("link not closed after garbage in its ring")
+			}
+			// The transport closed the control socket.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := conn.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("control socket after corruption: %v, want EOF", err)
+			}
+		})
+	}
+}
+
+// TestSegmentsReleased checks that a closed link unmaps its segments.
+func TestSegmentsReleased(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	h := newTestHost()
+	tr := New(Config{Listen: path, RingSize: MinRingSize})
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := rawPeer(t, path, MinRingSize)
+	<-h.up
+	conn.Close() // the peer dies
+	if err := <-h.down; err == nil || !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("link down with %v, want EOF", err)
+	}
+	tr.Close(context.Background())
+	// Our rawPeer mapping is released by its cleanup; the transport's own
+	// two mappings must be gone already: only rawPeer's one remains.
+	maps, _ := os.ReadFile("/proc/self/maps")
+	if n := strings.Count(string(maps), "memfd:xbus-shm"); n > 1 {
+		t.Fatalf("%d shared segments still mapped after the link closed, want at most 1 (the test's own)", n)
+	}
+}
