@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	spinPolls = 200                   // empty polls before the consumer parks
+	spinFor   = 20 * time.Microsecond // polling before the consumer parks
 	parkSlice = 50 * time.Millisecond // longest futex sleep; then the reader re-checks close
 	fragHdr   = 8                     // first fragment: total length uint32, reserved uint32
 )
@@ -209,6 +209,7 @@ func (l *link) read() {
 		return nil
 	}
 	idle := 0
+	var spinStart time.Time
 	for {
 		n, err := l.cons.poll(64, handle)
 		if err != nil {
@@ -224,7 +225,10 @@ func (l *link) read() {
 			return
 		default:
 		}
-		if idle++; idle < spinPolls {
+		if idle++; idle == 1 {
+			spinStart = time.Now()
+		}
+		if idle%16 != 0 || time.Since(spinStart) < spinFor {
 			runtime.Gosched()
 			continue
 		}
@@ -238,6 +242,7 @@ func (l *link) read() {
 			futexWait(l.bellIn, seq, parkSlice)
 		}
 		l.cons.unpark()
+		idle = 0
 		if err != nil {
 			l.Close(err)
 			return

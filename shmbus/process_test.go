@@ -20,6 +20,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/mailbox"
+	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
 
@@ -38,7 +39,8 @@ func TestMain(m *testing.M) {
 // or until its stdin closes.
 func runHelper(path string) {
 	t := shmbus.New(shmbus.Config{Listen: path})
-	b, err := bus.New(bus.WithName("child"), bus.WithTransport(t))
+	nt := netbus.New(netbus.Config{Listen: []string{"unix:" + path + ".net"}})
+	b, err := bus.New(bus.WithName("child"), bus.WithTransport(t), bus.WithTransport(nt))
 	if err != nil {
 		fmt.Println("error:", err)
 		return
@@ -90,7 +92,7 @@ func runHelper(path string) {
 }
 
 // startChild runs the helper and waits until it listens.
-func startChild(t *testing.T) (*exec.Cmd, string) {
+func startChild(t testing.TB) (*exec.Cmd, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "shm.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

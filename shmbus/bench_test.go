@@ -1,0 +1,71 @@
+//go:build linux
+
+package shmbus_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+// BenchmarkAskRTT asks "echo" in a child process over shmbus and, as the
+// same-run baseline, over netbus on a Unix socket (same envelope encoding),
+// alternating rounds, and reports p50/p99 of each and the ratio of medians.
+func BenchmarkAskRTT(b *testing.B) {
+	_, path := startChild(b)
+	shm, err := bus.New(bus.WithName("p-shm"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shm.Close(context.Background())
+	uds, err := bus.New(bus.WithName("p-unix"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uds.Close(context.Background())
+	ctx := context.Background()
+	msg := string(make([]byte, 64))
+	warm := func(bb *bus.Bus) {
+		for range 1000 {
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := bb.Ask(c, "echo", msg)
+			cancel()
+			if err == nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.Fatal("echo never reachable")
+	}
+	warm(shm)
+	warm(uds)
+	var ls, lu []time.Duration
+	round := func(bb *bus.Bus, out *[]time.Duration, n int) {
+		for range n {
+			t0 := time.Now()
+			if _, err := bb.Ask(ctx, "echo", msg); err != nil {
+				b.Fatal(err)
+			}
+			*out = append(*out, time.Since(t0))
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += 100 {
+		round(shm, &ls, min(100, b.N-done))
+		round(uds, &lu, min(100, b.N-done))
+	}
+	b.StopTimer()
+	slices.Sort(ls)
+	slices.Sort(lu)
+	q := func(l []time.Duration, p float64) float64 { return float64(l[int(float64(len(l)-1)*p)].Nanoseconds()) }
+	b.ReportMetric(q(ls, .5), "shm-p50-ns")
+	b.ReportMetric(q(ls, .99), "shm-p99-ns")
+	b.ReportMetric(q(lu, .5), "unix-p50-ns")
+	b.ReportMetric(q(lu, .99), "unix-p99-ns")
+	b.ReportMetric(q(lu, .5)/q(ls, .5), "x-faster-p50")
+}
