@@ -1,0 +1,87 @@
+// Command shm runs two processes that talk through shared memory.
+//
+// In one terminal:
+//
+//	go run ./examples/shm -server
+//
+// and in another:
+//
+//	go run ./examples/shm
+//
+// The server registers an actor "upper"; the client dials the server's Unix
+// socket, asks "upper" by name, and prints the replies.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+func main() {
+	server := flag.Bool("server", false, "run the server")
+	sock := flag.String("socket", filepath.Join(os.TempDir(), "xbus-shm-example.sock"), "Unix socket of the server")
+	flag.Parse()
+	if *server {
+		runServer(*sock)
+		return
+	}
+	if err := runClient(*sock); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func runServer(sock string) {
+	b, err := bus.New(bus.WithName("shm-server"), bus.WithTransport(shmbus.New(shmbus.Config{Listen: sock})))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b.Register("upper", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if s, ok := msg.(string); ok && c.IsAsk() {
+			return c.Reply(strings.ToUpper(s))
+		}
+		return nil
+	}))
+	fmt.Println("server listening on", sock)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	<-ctx.Done()
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.Close(cctx)
+}
+
+func runClient(sock string) error {
+	b, err := bus.New(bus.WithName("shm-client"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{sock}})))
+	if err != nil {
+		return err
+	}
+	defer b.Close(context.Background())
+	for _, w := range []string{"hello", "shared", "memory"} {
+		var reply any
+		for range 100 { // the server's names arrive just after the link comes up
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			reply, err = b.Ask(ctx, "upper", w)
+			cancel()
+			if !errors.Is(err, bus.ErrNoRoute) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Println(reply)
+	}
+	return nil
+}
