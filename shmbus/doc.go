@@ -1,0 +1,31 @@
+// Package shmbus is a bus.Transport for processes on one host: envelopes
+// travel through lock-free rings in shared memory instead of a socket.
+//
+// A link is set up over a Unix socket. Both sides check that the peer runs
+// as the same user (SO_PEERCRED); each creates a memfd segment holding the
+// ring it writes and passes the fd (SCM_RIGHTS) to the other, which maps it
+// read-only. Then the socket stays open and silent: its EOF is the peer's
+// death notice, and the link goes down at once, failing the asks waiting on
+// that peer with bus.ErrPeerGone.
+//
+// Each ring is many-to-one in the style of Aeron's ManyToOneRingBuffer: any
+// goroutine of the writing process claims space by a CAS on the tail and
+// publishes its record by storing a stamp last; one reader goroutine per
+// link polls, spins briefly, then parks on a futex that a producer wakes
+// only when the reader said it parked. Messages larger than a record are
+// fragmented and reassembled up to Config.MaxMessage. The reader validates
+// everything it reads from shared memory: a peer that breaks the protocol
+// gets its link closed with ErrCorrupt.
+//
+// The byte layout and the protocol are specified in docs/shmbus.md.
+//
+//	t := shmbus.New(shmbus.Config{Listen: "/run/user/1000/svc.sock"})
+//	b, err := bus.New(bus.WithName("svc"), bus.WithTransport(t))
+//	...
+//	// in another process:
+//	t := shmbus.New(shmbus.Config{Dial: []string{"/run/user/1000/svc.sock"}})
+//	b, err := bus.New(bus.WithName("client"), bus.WithTransport(t))
+//	reply, err := b.Ask(ctx, "some-actor", msg)
+//
+// Linux only; elsewhere Start returns ErrUnsupported.
+package shmbus
