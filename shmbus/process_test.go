@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,9 +26,81 @@ import (
 	"github.com/xbus-dev/xbus/shmbus"
 )
 
-const helperEnv = "SHMBUS_TEST_HELPER"
+const (
+	helperEnv  = "SHMBUS_TEST_HELPER"
+	rawDialEnv = "SHMBUS_TEST_RAWDIAL"
+)
+
+// rawDial connects to path and prints what the server sends first: "EOF"
+// when it hangs up, "DATA" when it starts the handshake.
+func rawDial(path string) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		fmt.Println("dial:", err)
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(make([]byte, 128))
+	switch {
+	case n > 0:
+		fmt.Println("DATA")
+	case errors.Is(err, io.EOF):
+		fmt.Println("EOF")
+	default:
+		fmt.Println("read:", err)
+	}
+}
+
+// TestRefuseOtherUser runs a peer as another uid and checks that the
+// listener hangs up on it before any handshake byte.
+func TestRefuseOtherUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a child as another user")
+	}
+	dir, err := os.MkdirTemp("", "shmbus-uid") // t.TempDir's parent is private to us
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	bin := filepath.Join(dir, "peer.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.sock")
+	b, err := bus.New(bus.WithName("uid"), bus.WithTransport(shmbus.New(shmbus.Config{Listen: path})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	os.Chmod(path, 0o777)
+	run := func(uid uint32) string {
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), rawDialEnv+"="+path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("peer as uid %d: %v\n%s", uid, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := run(65534); got != "EOF" {
+		t.Fatalf("peer of another uid got %q, want the listener to hang up (EOF)", got)
+	}
+	if got := run(0); got != "DATA" { // control: the same user is answered
+		t.Fatalf("peer of the same uid got %q, want the handshake", got)
+	}
+}
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(rawDialEnv); path != "" {
+		rawDial(path)
+		os.Exit(0)
+	}
 	if path := os.Getenv(helperEnv); path != "" {
 		runHelper(path)
 		os.Exit(0)
