@@ -148,3 +148,29 @@ func TestSegmentsReleased(t *testing.T) {
 		t.Fatalf("%d shared segments still mapped after the link closed, want at most 1 (the test's own)", n)
 	}
 }
+
+// TestTooLarge checks that an envelope over MaxMessage is refused by Send
+// with bus.ErrTooLarge and the link stays up.
+func TestTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	h := newTestHost()
+	tr := New(Config{Listen: path, RingSize: MinRingSize, MaxMessage: 64 << 10})
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	rawPeer(t, path, MinRingSize)
+	l := <-h.up
+	err := l.Send(context.Background(), &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Msg: make([]byte, 65<<10)})
+	if !errors.Is(err, bus.ErrTooLarge) {
+		t.Fatalf("send of 65 KiB over a 64 KiB limit: %v, want ErrTooLarge", err)
+	}
+	if err := l.Send(context.Background(), &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Msg: "small"}); err != nil {
+		t.Fatalf("link unusable after a refused message: %v", err)
+	}
+	select {
+	case err := <-h.down:
+		t.Fatalf("link went down: %v", err)
+	default:
+	}
+}
