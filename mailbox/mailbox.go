@@ -237,9 +237,10 @@ func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
 	}
 	ch := m.space
 	m.spaceMu.Unlock()
-	// Re-check after registering: the consumer may have made room between
-	// our failed push and waiters.Add.
-	if r.len() < m.opts.Capacity || m.state.Load()&closed != 0 {
+	// Re-check after registering: the consumer may have drained to the
+	// low-water mark between our failed push and waiters.Add, and it only
+	// wakes senders when it sees both.
+	if m.belowLowWater(r) || m.state.Load()&closed != 0 {
 		return nil
 	}
 	select {
@@ -248,6 +249,14 @@ func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// belowLowWater reports whether a full ring has drained to half. Parked
+// senders are woken only then, not after every pop: waking them one cell at
+// a time turned a full mailbox into a park/wake per message, several times
+// slower than letting the consumer free half the ring first.
+func (m *Mailbox[T]) belowLowWater(r *ring[T]) bool {
+	return r.len() <= m.opts.Capacity/2
 }
 
 // wakeSenders releases every sender blocked in waitForSpace.
@@ -457,7 +466,7 @@ func (m *Mailbox[T]) turn() int {
 		if !ok {
 			return budget
 		}
-		if m.waiters.Load() != 0 {
+		if m.waiters.Load() != 0 && m.belowLowWater(r) {
 			m.wakeSenders()
 		}
 		m.inv.Invoke(v)
