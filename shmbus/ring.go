@@ -106,20 +106,21 @@ type ringWords struct {
 	parked   *atomic.Uint32 // written by the consumer: 1 while it is parked or about to park
 }
 
-// producer writes records into a ring. Its methods are safe for concurrent
-// use by any number of goroutines of one process.
-type producer struct {
-	data      []byte // the ring bytes, capacity long, in our own segment
+// ringView is what both ends know of one ring: its bytes, its shared words,
+// its size and the key stamped into each record. It is set once and never
+// changes; producer and consumer embed it, so its fields sit where they did
+// when each declared them itself.
+type ringView struct {
+	data      []byte // the ring bytes, capacity long: in the producer's segment
 	w         ringWords
 	mask      uint64
 	capacity  uint64
 	key       uint64
-	maxRecord int           // max payload of one record
-	headCache atomic.Uint64 // last head read from the reader's segment
+	maxRecord int // max payload of one record
 }
 
-func newProducer(data []byte, w ringWords, key uint64) *producer {
-	return &producer{
+func newRingView(data []byte, w ringWords, key uint64) ringView {
+	return ringView{
 		data:      data,
 		w:         w,
 		mask:      uint64(len(data) - 1),
@@ -127,6 +128,17 @@ func newProducer(data []byte, w ringWords, key uint64) *producer {
 		key:       key,
 		maxRecord: maxRecordPayload(len(data)),
 	}
+}
+
+// producer writes records into a ring. Its methods are safe for concurrent
+// use by any number of goroutines of one process.
+type producer struct {
+	ringView                // data is in our own segment
+	headCache atomic.Uint64 // last head read from the reader's segment
+}
+
+func newProducer(data []byte, w ringWords, key uint64) *producer {
+	return &producer{ringView: newRingView(data, w, key)}
 }
 
 func (p *producer) stamp(pos uint64) uint64 { return (pos + 1) ^ p.key }
@@ -194,24 +206,12 @@ func (p *producer) offer(typ uint32, a, b []byte) (wake bool, err error) {
 
 // consumer reads records from a ring. It is owned by one goroutine.
 type consumer struct {
-	data      []byte // the ring bytes, in the writer's segment (read-only)
-	w         ringWords
-	mask      uint64
-	capacity  uint64
-	key       uint64
-	maxRecord int
-	pos       uint64 // next position to read; published to w.head
+	ringView        // data is in the writer's segment (read-only)
+	pos      uint64 // next position to read; published to w.head
 }
 
 func newConsumer(data []byte, w ringWords, key uint64) *consumer {
-	return &consumer{
-		data:      data,
-		w:         w,
-		mask:      uint64(len(data) - 1),
-		capacity:  uint64(len(data)),
-		key:       key,
-		maxRecord: maxRecordPayload(len(data)),
-	}
+	return &consumer{ringView: newRingView(data, w, key)}
 }
 
 // poll hands up to limit records, in order, to fn, and publishes the new head.
