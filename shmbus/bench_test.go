@@ -17,33 +17,11 @@ import (
 // same-run baseline, over netbus on a Unix socket (same envelope encoding),
 // alternating rounds, and reports p50/p99 of each and the ratio of medians.
 func BenchmarkAskRTT(b *testing.B) {
-	_, path := startChild(b)
-	shm, err := bus.New(bus.WithName("p-shm"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer shm.Close(context.Background())
-	uds, err := bus.New(bus.WithName("p-unix"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}})))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer uds.Close(context.Background())
+	shm, uds := dialChild(b)
 	ctx := context.Background()
 	msg := string(make([]byte, 64))
-	warm := func(bb *bus.Bus) {
-		for range 1000 {
-			c, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := bb.Ask(c, "echo", msg)
-			cancel()
-			if err == nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		b.Fatal("echo never reachable")
-	}
-	warm(shm)
-	warm(uds)
+	awaitRoute(b, shm, "echo", msg)
+	awaitRoute(b, uds, "echo", msg)
 	var ls, lu []time.Duration
 	round := func(bb *bus.Bus, out *[]time.Duration, n int) {
 		for range n {
@@ -75,29 +53,11 @@ func BenchmarkAskRTT(b *testing.B) {
 // Unix-socket baseline in the same run, and reports messages per second of
 // each (the clock stops when the receiver has counted them all).
 func BenchmarkTell(b *testing.B) {
-	_, path := startChild(b)
-	shm, err := bus.New(bus.WithName("p-shm"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer shm.Close(context.Background())
-	uds, err := bus.New(bus.WithName("p-unix"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}})))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer uds.Close(context.Background())
+	shm, uds := dialChild(b)
 	ctx := context.Background()
 	total := 0
 	run := func(bb *bus.Bus, id string) float64 {
-		for range 1000 { // wait for the route
-			c, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := bb.Ask(c, "order", "report")
-			cancel()
-			if err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		awaitRoute(b, bb, "order", "report")
 		msg := id + ":" + string(make([]byte, 60))
 		t0 := time.Now()
 		for range b.N {
@@ -117,4 +77,37 @@ func BenchmarkTell(b *testing.B) {
 	b.ReportMetric(s, "shm-msg/s")
 	b.ReportMetric(u, "unix-msg/s")
 	b.ReportMetric(s/u, "x-shm/unix")
+}
+
+// dialChild starts the helper process and returns two buses that reach it:
+// one over shmbus and, as the same-run baseline, one over netbus on a Unix
+// socket. Both are closed when the benchmark ends.
+func dialChild(b *testing.B) (shm, uds *bus.Bus) {
+	_, path := startChild(b)
+	shm, err := bus.New(bus.WithName("p-shm"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { shm.Close(context.Background()) })
+	uds, err = bus.New(bus.WithName("p-unix"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { uds.Close(context.Background()) })
+	return shm, uds
+}
+
+// awaitRoute asks to with msg until an answer comes back, so that the
+// measured loop does not include dialling and the handshake.
+func awaitRoute(b *testing.B, bb *bus.Bus, to string, msg any) {
+	for range 1000 {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := bb.Ask(c, to, msg)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("%s never reachable", to)
 }
