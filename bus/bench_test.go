@@ -3,13 +3,12 @@ package bus_test
 import (
 	"context"
 	"runtime"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // The in-process benchmarks of docs/performance.md. Each one measures xbus
@@ -52,11 +51,7 @@ func tellRun(tb testing.TB, total, senders, actors int) time.Duration {
 		tb.Fatal(err)
 	}
 	defer b.Close(context.Background())
-	per := total / senders
-	want := make([]int, actors)
-	for i := range senders {
-		want[i%actors] += per
-	}
+	per, want := benchkit.Shares(total, senders, actors)
 	refs := make([]bus.Ref, actors)
 	dones := make([]chan struct{}, actors)
 	for i := range actors {
@@ -65,58 +60,18 @@ func tellRun(tb testing.TB, total, senders, actors int) time.Duration {
 			tb.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range senders {
+	d, err := benchkit.Fanout(context.Background(), senders, per, func(i, n int) error {
 		ref := refs[i%actors]
-		wg.Go(func() {
-			for range per {
-				if err := b.Tell(ref, msg); err != nil {
-					panic(err)
-				}
+		for range n {
+			if err := b.Tell(ref, msg); err != nil {
+				return err
 			}
-		})
+		}
+		return nil
+	}, dones)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	for _, d := range dones {
-		<-d
-	}
-	d := time.Since(start)
-	wg.Wait()
-	return d
-}
-
-// chanRun is tellRun's baseline: a buffered channel per receiver, each
-// drained by one goroutine.
-func chanRun(total, senders, receivers int) time.Duration {
-	per := total / senders
-	chans := make([]chan any, receivers)
-	want := make([]int, receivers)
-	for i := range senders {
-		want[i%receivers] += per
-	}
-	var recv sync.WaitGroup
-	for i := range receivers {
-		ch, w := make(chan any, benchCap), want[i]
-		chans[i] = ch
-		recv.Go(func() {
-			for range w {
-				<-ch
-			}
-		})
-	}
-	var send sync.WaitGroup
-	start := time.Now()
-	for i := range senders {
-		ch := chans[i%receivers]
-		send.Go(func() {
-			for range per {
-				ch <- msg
-			}
-		})
-	}
-	recv.Wait()
-	d := time.Since(start)
-	send.Wait()
 	return d
 }
 
@@ -125,7 +80,7 @@ func benchTell(b *testing.B, senders, actors int) {
 	total := max(b.N-b.N%senders, senders)
 	d := tellRun(b, total, senders, actors)
 	b.StopTimer()
-	base := chanRun(total, senders, actors)
+	base := benchkit.ChanPipeline(msg, total, senders, actors, benchCap)
 	rate, baseRate := float64(total)/d.Seconds(), float64(total)/base.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(baseRate, "chan-msgs/s")
@@ -141,15 +96,8 @@ func BenchmarkTell(b *testing.B) {
 	b.Run("NtoN", func(b *testing.B) { benchTell(b, n, n) })
 }
 
-// percentile returns the p-th percentile (0 < p < 100) of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
-}
-
-// askLatencies times n round trips of Ask to an echo actor, one at a time.
+// askLatencies times n round trips of Ask to an echo actor, one at a time,
+// and returns them sorted.
 func askLatencies(tb testing.TB, n int) []time.Duration {
 	b, err := bus.New()
 	if err != nil {
@@ -161,33 +109,12 @@ func askLatencies(tb testing.TB, n int) []time.Duration {
 		tb.Fatal(err)
 	}
 	ctx := context.Background()
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		t0 := time.Now()
-		if _, err := b.Ask(ctx, ref, msg); err != nil {
-			tb.Fatal(err)
-		}
-		lat[i] = time.Since(t0)
-	}
-	return lat
-}
-
-// pingPongLatencies is askLatencies' baseline: n round trips between two
-// goroutines over a pair of unbuffered channels.
-func pingPongLatencies(n int) []time.Duration {
-	req, resp := make(chan any), make(chan any)
-	go func() {
-		for m := range req {
-			resp <- m
-		}
-	}()
-	defer close(req)
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		t0 := time.Now()
-		req <- msg
-		<-resp
-		lat[i] = time.Since(t0)
+	lat, err := benchkit.Latencies(n, func() error {
+		_, err := b.Ask(ctx, ref, msg)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return lat
 }
@@ -200,26 +127,16 @@ func BenchmarkAsk(b *testing.B) {
 	b.ReportAllocs()
 	lat := askLatencies(b, b.N)
 	b.StopTimer()
-	base := pingPongLatencies(b.N)
-	slices.Sort(lat)
-	slices.Sort(base)
+	base := benchkit.ChanPingPong(msg, b.N)
 	for _, q := range []struct {
 		p    float64
 		name string
 	}{{50, "p50"}, {99, "p99"}} {
-		x, y := percentile(lat, q.p), percentile(base, q.p)
+		x, y := benchkit.Percentile(lat, q.p), benchkit.Percentile(base, q.p)
 		b.ReportMetric(float64(x.Nanoseconds()), q.name+"-ns")
 		b.ReportMetric(float64(y.Nanoseconds()), "chan-"+q.name+"-ns")
 		b.ReportMetric(float64(x)/float64(max(y, 1)), "x-chan-"+q.name)
 	}
-}
-
-// liveBytes is what the heap and the goroutine stacks hold after a GC.
-func liveBytes() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc + ms.StackInuse
 }
 
 // spawnIdle spawns n actors that do nothing, waits until each has handled
@@ -237,47 +154,23 @@ func spawnIdle(tb testing.TB, n int) (time.Duration, float64) {
 		}
 		return nil
 	})
-	before := liveBytes()
-	t0 := time.Now()
-	for range n {
-		if _, err := b.Spawn(idle); err != nil {
-			tb.Fatal(err)
+	d, per, err := benchkit.Footprint(n, func() error {
+		for range n {
+			if _, err := b.Spawn(idle); err != nil {
+				return err
+			}
 		}
+		<-all
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	<-all
-	d := time.Since(t0)
-	per := float64(liveBytes()-before) / float64(n)
 	runtime.KeepAlive(b)
 	// The bus is dropped, not closed: idle actors own no goroutine, so the
 	// garbage collector takes it all back. Close would first queue a stop
 	// message in every user lane, allocating each idle actor's ring (about
 	// 56 KiB at the default capacity): 56 GB for a million actors.
-	return d, per
-}
-
-// goroutinesIdle is spawnIdle's baseline: n goroutines, each blocked
-// receiving on a channel of its own.
-func goroutinesIdle(n int) (time.Duration, float64) {
-	chans := make([]chan any, n)
-	var started, stopped sync.WaitGroup
-	started.Add(n)
-	before := liveBytes()
-	t0 := time.Now()
-	for i := range chans {
-		ch := make(chan any)
-		chans[i] = ch
-		stopped.Go(func() {
-			started.Done()
-			<-ch
-		})
-	}
-	started.Wait()
-	d := time.Since(t0)
-	per := float64(liveBytes()-before) / float64(n)
-	for _, ch := range chans {
-		close(ch)
-	}
-	stopped.Wait()
 	return d, per
 }
 
@@ -288,7 +181,7 @@ func goroutinesIdle(n int) (time.Duration, float64) {
 func BenchmarkSpawnIdle(b *testing.B) {
 	d, per := spawnIdle(b, b.N)
 	b.StopTimer()
-	gd, gper := goroutinesIdle(b.N)
+	gd, gper := benchkit.GoroutinesIdle(b.N)
 	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(b.N) }
 	b.ReportMetric(perM(d), "s/1M")
 	b.ReportMetric(per, "B/actor")
