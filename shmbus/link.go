@@ -15,7 +15,6 @@ import (
 )
 
 const (
-	spinFor   = 20 * time.Microsecond // polling before the consumer parks
 	parkSlice = 50 * time.Millisecond // longest futex sleep; then the reader re-checks close
 	fragHdr   = 8                     // first fragment: total length uint32, reserved uint32
 )
@@ -169,8 +168,8 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 	}
 }
 
-// read is the consumer loop: poll, spin briefly, then park on the peer's
-// doorbell. It ends when the link closes or the memory is corrupt, then
+// read is the consumer loop: poll, spin for the spinner's budget, then
+// park on the peer's doorbell. It ends when the link closes or the memory is corrupt, then
 // releases the link.
 func (l *link) read() {
 	defer l.finish()
@@ -208,8 +207,7 @@ func (l *link) read() {
 		}
 		return nil
 	}
-	idle := 0
-	var spinStart time.Time
+	var sp spinner
 	for {
 		n, err := l.cons.poll(64, handle)
 		if err != nil {
@@ -217,20 +215,16 @@ func (l *link) read() {
 			return
 		}
 		if n > 0 {
-			idle = 0
+			sp.worked()
+			continue
+		}
+		if !sp.spin() {
 			continue
 		}
 		select {
 		case <-l.done:
 			return
 		default:
-		}
-		if idle++; idle == 1 {
-			spinStart = time.Now()
-		}
-		if idle%16 != 0 || time.Since(spinStart) < spinFor {
-			runtime.Gosched()
-			continue
 		}
 		if err := l.cons.check(); err != nil {
 			l.Close(err)
@@ -242,7 +236,7 @@ func (l *link) read() {
 			futexWait(l.bellIn, seq, parkSlice)
 		}
 		l.cons.unpark()
-		idle = 0
+		sp.woke(n)
 		if err != nil {
 			l.Close(err)
 			return
