@@ -3,10 +3,10 @@ package mailbox
 import (
 	"context"
 	"runtime"
-	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // Each benchmark moves b.N messages through mailboxes and, with the timer
@@ -48,80 +48,36 @@ const benchCap = 1024
 // mailboxes (sender i to mailbox i%mailboxes), and waits until all are
 // processed.
 func runMailboxes(b *testing.B, total, senders, mailboxes int) time.Duration {
-	per := total / senders
-	invs := make([]*counter, mailboxes)
+	per, want := benchkit.Shares(total, senders, mailboxes)
 	mbs := make([]*Mailbox[*payload], mailboxes)
+	var done []chan struct{}
 	for i := range mailboxes {
-		invs[i] = &counter{done: make(chan struct{})}
-		mb, err := New[*payload](invs[i], Options{Capacity: benchCap, Policy: Block})
+		inv := &counter{want: want[i], done: make(chan struct{})}
+		mb, err := New[*payload](inv, Options{Capacity: benchCap, Policy: Block})
 		if err != nil {
 			b.Fatal(err)
 		}
 		mbs[i] = mb
-	}
-	for i := range senders {
-		invs[i%mailboxes].want += per
-	}
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range senders {
-		mb := mbs[i%mailboxes]
-		wg.Go(func() {
-			for range per {
-				if err := mb.Send(ctx, msg, Default); err != nil {
-					panic(err)
-				}
-			}
-		})
-	}
-	for _, c := range invs {
-		if c.want > 0 {
-			<-c.done
+		if inv.want > 0 {
+			done = append(done, inv.done)
 		}
 	}
-	d := time.Since(start)
-	wg.Wait()
+	ctx := context.Background()
+	d, err := benchkit.Fanout(ctx, senders, per, func(i, n int) error {
+		mb := mbs[i%mailboxes]
+		for range n {
+			if err := mb.Send(ctx, msg, Default); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, done)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, mb := range mbs {
 		mb.Close()
 	}
-	return d
-}
-
-// runChans is runMailboxes' baseline: a buffered channel per receiver, each
-// drained by one goroutine.
-func runChans(total, senders, receivers int) time.Duration {
-	per := total / senders
-	chans := make([]chan *payload, receivers)
-	want := make([]int, receivers)
-	for i := range senders {
-		want[i%receivers] += per
-	}
-	var recv sync.WaitGroup
-	for i := range receivers {
-		chans[i] = make(chan *payload, benchCap)
-		ch, w := chans[i], want[i]
-		recv.Go(func() {
-			n := 0
-			for n < w {
-				<-ch
-				n++
-			}
-		})
-	}
-	var send sync.WaitGroup
-	start := time.Now()
-	for i := range senders {
-		ch := chans[i%receivers]
-		send.Go(func() {
-			for range per {
-				ch <- msg
-			}
-		})
-	}
-	recv.Wait()
-	d := time.Since(start)
-	send.Wait()
 	return d
 }
 
@@ -130,31 +86,22 @@ func runChans(total, senders, receivers int) time.Duration {
 // elsewhere on the machine skews neither side.
 func benchSend(b *testing.B, senders, mailboxes int) {
 	b.ReportAllocs()
-	const round = 100_000
 	var rates, baseRates, ratios []float64
 	var sum, baseSum time.Duration
-	for total := 0; total < b.N; {
-		n := min(round, b.N-total)
-		n = max(n-n%senders, senders)
-		total += n
+	for n := range benchkit.Rounds(b.N, 100_000, senders) {
 		b.StartTimer()
 		d := runMailboxes(b, n, senders, mailboxes)
 		b.StopTimer()
-		base := runChans(n, senders, mailboxes)
+		base := benchkit.ChanPipeline(msg, n, senders, mailboxes, benchCap)
 		rates = append(rates, float64(n)/d.Seconds())
 		baseRates = append(baseRates, float64(n)/base.Seconds())
 		ratios = append(ratios, base.Seconds()/d.Seconds())
 		sum, baseSum = sum+d, baseSum+base
 	}
-	b.ReportMetric(median(rates), "msgs/s")
-	b.ReportMetric(median(baseRates), "chan-msgs/s")
-	b.ReportMetric(median(ratios), "x-chan")
+	b.ReportMetric(benchkit.Median(rates), "msgs/s")
+	b.ReportMetric(benchkit.Median(baseRates), "chan-msgs/s")
+	b.ReportMetric(benchkit.Median(ratios), "x-chan")
 	b.ReportMetric(baseSum.Seconds()/sum.Seconds(), "x-chan-total")
-}
-
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	return xs[len(xs)/2]
 }
 
 func BenchmarkSend(b *testing.B) {
@@ -187,17 +134,10 @@ func BenchmarkPingPong(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mb.Close()
-	ping, pong := make(chan *payload), make(chan *payload)
-	go func() {
-		for m := range ping {
-			pong <- m
-		}
-	}()
-	defer close(ping)
+	echo := benchkit.NewEcho[*payload]()
+	defer echo.Close()
 	var rtts, baseRTTs, ratios []float64
-	for total := 0; total < b.N; {
-		n := min(round, b.N-total)
-		total += n
+	for n := range benchkit.Rounds(b.N, round, 1) {
 		b.StartTimer()
 		start := time.Now()
 		for range n {
@@ -210,15 +150,14 @@ func BenchmarkPingPong(b *testing.B) {
 		b.StopTimer()
 		start = time.Now()
 		for range n {
-			ping <- msg
-			<-pong
+			echo.RoundTrip(msg)
 		}
 		base := time.Since(start)
 		rtts = append(rtts, float64(d.Nanoseconds())/float64(n))
 		baseRTTs = append(baseRTTs, float64(base.Nanoseconds())/float64(n))
 		ratios = append(ratios, float64(base)/float64(d))
 	}
-	b.ReportMetric(median(rtts), "ns/rtt")
-	b.ReportMetric(median(baseRTTs), "chan-ns/rtt")
-	b.ReportMetric(median(ratios), "x-chan")
+	b.ReportMetric(benchkit.Median(rtts), "ns/rtt")
+	b.ReportMetric(benchkit.Median(baseRTTs), "chan-ns/rtt")
+	b.ReportMetric(benchkit.Median(ratios), "x-chan")
 }
