@@ -2,20 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
-// The in-process suite: the same measurements as bus/bench_test.go, as hand
-// loops with fixed counts so that the whole suite takes well under a minute.
+// The in-process suite: the same measurements as bus/bench_test.go, made
+// with the same internal/benchkit harness and baselines, with fixed counts
+// so that the whole suite takes well under a minute.
 // Throughput rows report the median of three runs, each xbus run followed
 // by its baseline run, so a noisy neighbour hurts both alike.
 
@@ -66,9 +67,10 @@ func inProcessRows(w io.Writer, quick bool) error {
 				return err
 			}
 			rates = append(rates, float64(c.tell)/d.Seconds())
-			baseRates = append(baseRates, float64(c.tell)/chanOnce(c.tell, t.senders, t.actors).Seconds())
+			base := benchkit.ChanPipeline(msg, c.tell, t.senders, t.actors, mailboxCap)
+			baseRates = append(baseRates, float64(c.tell)/base.Seconds())
 		}
-		rate, base := median(rates), median(baseRates)
+		rate, base := benchkit.Median(rates), benchkit.Median(baseRates)
 		r := Row{Name: t.name, Xbus: mps(rate), Baseline: mps(base), Ratio: ratio(rate / base), Target: t.target}
 		switch {
 		case t.targetVsBaseline > 0:
@@ -85,12 +87,12 @@ func inProcessRows(w io.Writer, quick bool) error {
 	if err != nil {
 		return err
 	}
-	base := pingPong(c.ask)
+	base := benchkit.ChanPingPong(msg, c.ask)
 	for _, q := range []struct {
 		p      float64
 		target time.Duration
 	}{{50, 500 * time.Nanosecond}, {99, 2 * time.Microsecond}} {
-		x, y := percentile(lat, q.p), percentile(base, q.p)
+		x, y := benchkit.Percentile(lat, q.p), benchkit.Percentile(base, q.p)
 		r := Row{
 			Name:     fmt.Sprintf("Ask round trip p%g (chan ping-pong)", q.p),
 			Xbus:     x.String(),
@@ -108,7 +110,7 @@ func inProcessRows(w io.Writer, quick bool) error {
 	if err != nil {
 		return err
 	}
-	gd, gper := goroutinesIdle(c.spawn)
+	gd, gper := benchkit.GoroutinesIdle(c.spawn)
 	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(c.spawn) }
 	for _, r := range []Row{
 		{
@@ -169,16 +171,6 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
-}
-
 func newBus() (*bus.Bus, error) { return bus.New(bus.WithName("xbus-bench")) }
 
 func closeBus(b *bus.Bus) {
@@ -189,18 +181,14 @@ func closeBus(b *bus.Bus) {
 
 // tellOnce sends total messages split over senders goroutines, sender i to
 // actor i%actors, and returns the time until every actor has handled its
-// share.
+// share, or an error if that takes over a minute.
 func tellOnce(total, senders, actors int) (time.Duration, error) {
 	b, err := newBus()
 	if err != nil {
 		return 0, err
 	}
 	defer closeBus(b)
-	per := total / senders
-	want := make([]int, actors)
-	for i := range senders {
-		want[i%actors] += per
-	}
+	per, want := benchkit.Shares(total, senders, actors)
 	refs := make([]bus.Ref, actors)
 	dones := make([]chan struct{}, actors)
 	for i := range actors {
@@ -218,68 +206,21 @@ func tellOnce(total, senders, actors int) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	var wg sync.WaitGroup
-	var sendErr atomic.Pointer[error]
-	start := time.Now()
-	for i := range senders {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := benchkit.Fanout(ctx, senders, per, func(i, n int) error {
 		ref := refs[i%actors]
-		wg.Go(func() {
-			for range per {
-				if err := b.Tell(ref, msg); err != nil {
-					sendErr.Store(&err)
-					return
-				}
+		for range n {
+			if err := b.Tell(ref, msg); err != nil {
+				return err
 			}
-		})
-	}
-	for _, d := range dones {
-		select {
-		case <-d:
-		case <-time.After(time.Minute):
-			return 0, fmt.Errorf("tell: actors did not receive every message within a minute")
 		}
+		return nil
+	}, dones)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("tell: actors did not receive every message within a minute")
 	}
-	d := time.Since(start)
-	wg.Wait()
-	if e := sendErr.Load(); e != nil {
-		return 0, *e
-	}
-	return d, nil
-}
-
-// chanOnce is tellOnce's baseline: a buffered channel per receiver, each
-// drained by one goroutine.
-func chanOnce(total, senders, receivers int) time.Duration {
-	per := total / senders
-	chans := make([]chan any, receivers)
-	want := make([]int, receivers)
-	for i := range senders {
-		want[i%receivers] += per
-	}
-	var recv sync.WaitGroup
-	for i := range receivers {
-		ch, w := make(chan any, mailboxCap), want[i]
-		chans[i] = ch
-		recv.Go(func() {
-			for range w {
-				<-ch
-			}
-		})
-	}
-	var send sync.WaitGroup
-	start := time.Now()
-	for i := range senders {
-		ch := chans[i%receivers]
-		send.Go(func() {
-			for range per {
-				ch <- msg
-			}
-		})
-	}
-	recv.Wait()
-	d := time.Since(start)
-	send.Wait()
-	return d
+	return d, err
 }
 
 func echo(c *bus.Context, m any) error {
@@ -302,44 +243,10 @@ func askOnce(n int) ([]time.Duration, error) {
 		return nil, err
 	}
 	ctx := context.Background()
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		t0 := time.Now()
-		if _, err := b.Ask(ctx, ref, msg); err != nil {
-			return nil, err
-		}
-		lat[i] = time.Since(t0)
-	}
-	slices.Sort(lat)
-	return lat, nil
-}
-
-// pingPong is askOnce's baseline: n round trips between two goroutines over
-// a pair of unbuffered channels, sorted.
-func pingPong(n int) []time.Duration {
-	req, resp := make(chan any), make(chan any)
-	go func() {
-		for m := range req {
-			resp <- m
-		}
-	}()
-	defer close(req)
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		t0 := time.Now()
-		req <- msg
-		<-resp
-		lat[i] = time.Since(t0)
-	}
-	slices.Sort(lat)
-	return lat
-}
-
-func liveBytes() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc + ms.StackInuse
+	return benchkit.Latencies(n, func() error {
+		_, err := b.Ask(ctx, ref, msg)
+		return err
+	})
 }
 
 // spawnIdle spawns n actors that do nothing, waits until each has handled
@@ -360,44 +267,17 @@ func spawnIdle(n int) (time.Duration, float64, error) {
 		}
 		return nil
 	})
-	before := liveBytes()
-	t0 := time.Now()
-	for range n {
-		if _, err := b.Spawn(idle); err != nil {
-			return 0, 0, err
+	d, per, err := benchkit.Footprint(n, func() error {
+		for range n {
+			if _, err := b.Spawn(idle); err != nil {
+				return err
+			}
 		}
-	}
-	<-all
-	d := time.Since(t0)
-	per := float64(liveBytes()-before) / float64(n)
+		<-all
+		return nil
+	})
 	runtime.KeepAlive(b)
-	return d, per, nil
-}
-
-// goroutinesIdle is spawnIdle's baseline: n goroutines, each blocked
-// receiving on a channel of its own.
-func goroutinesIdle(n int) (time.Duration, float64) {
-	chans := make([]chan any, n)
-	var started, stopped sync.WaitGroup
-	started.Add(n)
-	before := liveBytes()
-	t0 := time.Now()
-	for i := range chans {
-		ch := make(chan any)
-		chans[i] = ch
-		stopped.Go(func() {
-			started.Done()
-			<-ch
-		})
-	}
-	started.Wait()
-	d := time.Since(t0)
-	per := float64(liveBytes()-before) / float64(n)
-	for _, ch := range chans {
-		close(ch)
-	}
-	stopped.Wait()
-	return d, per
+	return d, per, err
 }
 
 // allocs measures allocations per Tell and per Ask in steady state, as the
