@@ -89,16 +89,20 @@ func (l *link) watch() {
 // Send encodes env and writes it into the ring, in fragments if it is
 // bigger than a record.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
-	body, err := l.h.Types().EncodeBody(l.t.codec, env, nil)
+	bp := getBuf()
+	defer putBuf(bp)
+	body, err := l.h.Types().EncodeBody(l.t.codec, env, bp.body[:0])
 	if err != nil {
 		return err
 	}
+	bp.body = body
 	env.Body = body
-	out, err := env.AppendBinary(make([]byte, 0, 64+len(body)))
+	out, err := env.AppendBinary(bp.out[:0])
 	env.Body = nil
 	if err != nil {
 		return err
 	}
+	bp.out = out
 	if len(out) > l.t.cfg.MaxMessage {
 		return fmt.Errorf("%w: %d bytes, the link's limit is %d", bus.ErrTooLarge, len(out), l.t.cfg.MaxMessage)
 	}
@@ -132,6 +136,24 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 		rest = rest[n:]
 	}
 	return nil
+}
+
+// sendBuf holds the encoding buffers of one Send; pooled, so a steady
+// stream of sends allocates nothing here. Buffers grown past poolMax (by a
+// large message) are dropped rather than kept.
+type sendBuf struct{ body, out []byte }
+
+const poolMax = 64 << 10
+
+var sendBufs = sync.Pool{New: func() any { return &sendBuf{body: make([]byte, 0, 256), out: make([]byte, 0, 512)} }}
+
+func getBuf() *sendBuf { return sendBufs.Get().(*sendBuf) }
+
+func putBuf(b *sendBuf) {
+	if cap(b.body) > poolMax || cap(b.out) > poolMax {
+		return
+	}
+	sendBufs.Put(b)
 }
 
 func (l *link) closedErr() error {
