@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
@@ -23,29 +24,30 @@ func BenchmarkAskRTT(b *testing.B) {
 	awaitRoute(b, shm, "echo", msg)
 	awaitRoute(b, uds, "echo", msg)
 	var ls, lu []time.Duration
-	round := func(bb *bus.Bus, out *[]time.Duration, n int) {
-		for range n {
-			t0 := time.Now()
-			if _, err := bb.Ask(ctx, "echo", msg); err != nil {
-				b.Fatal(err)
-			}
-			*out = append(*out, time.Since(t0))
+	round := func(bb *bus.Bus, n int) []time.Duration {
+		lat, err := benchkit.Latencies(n, func() error {
+			_, err := bb.Ask(ctx, "echo", msg)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
+		return lat
 	}
 	b.ResetTimer()
-	for done := 0; done < b.N; done += 100 {
-		round(shm, &ls, min(100, b.N-done))
-		round(uds, &lu, min(100, b.N-done))
+	for n := range benchkit.Rounds(b.N, 100, 1) {
+		ls = append(ls, round(shm, n)...)
+		lu = append(lu, round(uds, n)...)
 	}
 	b.StopTimer()
 	slices.Sort(ls)
 	slices.Sort(lu)
-	q := func(l []time.Duration, p float64) float64 { return float64(l[int(float64(len(l)-1)*p)].Nanoseconds()) }
-	b.ReportMetric(q(ls, .5), "shm-p50-ns")
-	b.ReportMetric(q(ls, .99), "shm-p99-ns")
-	b.ReportMetric(q(lu, .5), "unix-p50-ns")
-	b.ReportMetric(q(lu, .99), "unix-p99-ns")
-	b.ReportMetric(q(lu, .5)/q(ls, .5), "x-faster-p50")
+	q := func(l []time.Duration, p float64) float64 { return float64(benchkit.Percentile(l, p).Nanoseconds()) }
+	b.ReportMetric(q(ls, 50), "shm-p50-ns")
+	b.ReportMetric(q(ls, 99), "shm-p99-ns")
+	b.ReportMetric(q(lu, 50), "unix-p50-ns")
+	b.ReportMetric(q(lu, 99), "unix-p99-ns")
+	b.ReportMetric(q(lu, 50)/q(ls, 50), "x-faster-p50")
 }
 
 // BenchmarkTell sends b.N one-way Tells of 64-byte strings from one
