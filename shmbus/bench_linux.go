@@ -1,0 +1,576 @@
+//go:build linux
+
+package shmbus
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// The benchmark of `xbus bench shm` (RunBench) runs between this process
+// and a child: the running executable started again with benchPeerEnv set,
+// which the package's init turns into the peer (runBenchPeer) before main
+// runs. The peer is a bus listening over shmbus and, as the same-run
+// baseline, over netbus on a Unix socket (the same envelope encoding), or,
+// for the raw floors, a loop on shared memory without any bus.
+
+const benchPeerEnv = "XBUS_SHMBUS_BENCH_PEER"
+
+func init() {
+	if v := os.Getenv(benchPeerEnv); v != "" {
+		os.Exit(runBenchPeer(v))
+	}
+}
+
+// runBenchPeer runs the child's side: "bus:<socket path>" or
+// "raw:line|futex|eventfd" with the shared page as fd 3 (and eventfds as
+// fds 4 and 5). It returns when stdin closes.
+func runBenchPeer(mode string) int {
+	kind, arg, _ := strings.Cut(mode, ":")
+	if kind == "raw" {
+		if err := rawFloorPeer(arg); err != nil {
+			fmt.Fprintln(os.Stderr, "peer:", err)
+			return 1
+		}
+		return 0
+	}
+	b, err := bus.New(bus.WithName("shm-bench-peer"),
+		bus.WithTransport(New(Config{Listen: arg})),
+		bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"unix:" + arg + ".net"}})))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		return 1
+	}
+	b.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(msg)
+	}))
+	var count int64
+	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			return c.Reply(strconv.FormatInt(count, 10))
+		}
+		if _, ok := msg.(string); ok {
+			count++
+		}
+		return nil
+	}))
+	b.Register("cpu", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(strconv.FormatInt(int64(cpuTime()), 10))
+	}))
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.Close(ctx)
+	return 0
+}
+
+// cpuTime is the user and system time this process has used.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchChild is a running peer process.
+type benchChild struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func startBenchChild(mode string, files ...*os.File) (*benchChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), benchPeerEnv+"="+mode)
+	cmd.ExtraFiles = files
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &benchChild{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		c.stop()
+		return nil, fmt.Errorf("shmbus: bench peer did not start: %q, %v", line, err)
+	}
+	return c, nil
+}
+
+func (c *benchChild) stop() {
+	c.stdin.Close()
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// The raw floors: one page of shared memory, words 64 bytes apart.
+// Word 0 is the parent's (ping), word 64 the child's (pong). Pings count
+// up from 2; a ping of 1 ends the child.
+const (
+	rawPing = 0
+	rawPong = 64
+)
+
+func rawWord(mem []byte, off int) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&mem[off]))
+}
+
+// rawFloorPeer answers every ping of the parent with a pong of the same value,
+// by busy-polling a cache line (line), by futex wait and wake (futex), or
+// by an eventfd read through the Go netpoller (eventfd).
+func rawFloorPeer(mode string) error {
+	mem, err := unix.Mmap(3, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(mem)
+	ping, pong := rawWord(mem, rawPing), rawWord(mem, rawPong)
+	fmt.Println("ready")
+	switch mode {
+	case "line":
+		for last := uint32(0); ; {
+			v := ping.Load()
+			if v == last {
+				continue
+			}
+			if v == 1 {
+				return nil
+			}
+			last = v
+			pong.Store(v)
+		}
+	case "futex":
+		for last := uint32(0); ; {
+			v := ping.Load()
+			if v == last {
+				futexWait(ping, last, time.Second)
+				continue
+			}
+			if v == 1 {
+				return nil
+			}
+			last = v
+			pong.Store(v)
+			futexWake(pong)
+		}
+	case "eventfd":
+		for _, fd := range []int{4, 5} { // exec hands them over blocking
+			if err := unix.SetNonblock(fd, true); err != nil {
+				return err
+			}
+		}
+		in, out := os.NewFile(4, "ping"), os.NewFile(5, "pong") // through the netpoller
+		var b [8]byte
+		for {
+			if _, err := in.Read(b[:]); err != nil {
+				return err
+			}
+			if ping.Load() == 1 {
+				return nil
+			}
+			if _, err := out.Write(b[:]); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("unknown raw mode %q", mode)
+}
+
+// rawRTT measures round trips of the raw floor mode for about d.
+func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
+	fd, mem, err := createSegment(4096)
+	if err != nil {
+		return nil, err
+	}
+	defer unmap(mem)
+	files := []*os.File{os.NewFile(uintptr(fd), "page")}
+	var efd [2]int // ping, pong
+	if mode == "eventfd" {
+		for i := range efd {
+			if efd[i], err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+				return nil, err
+			}
+			files = append(files, os.NewFile(uintptr(efd[i]), "eventfd"))
+		}
+	}
+	c, err := startBenchChild("raw:"+mode, files...)
+	var out, in *os.File // ours: we write ping, read pong, through the netpoller
+	if err == nil && mode == "eventfd" {
+		for i, f := range []**os.File{&out, &in} {
+			unix.SetNonblock(efd[i], true) // exec made the description blocking
+			d, derr := unix.Dup(efd[i])
+			if derr != nil {
+				err = derr
+				break
+			}
+			*f = os.NewFile(uintptr(d), "eventfd")
+			defer (*f).Close()
+		}
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		if c != nil {
+			c.stop()
+		}
+		return nil, err
+	}
+	defer c.stop()
+	ping, pong := rawWord(mem, rawPing), rawWord(mem, rawPong)
+	defer func() {
+		ping.Store(1)
+		futexWake(ping)
+		if out != nil {
+			out.Write([]byte{1, 0, 0, 0, 0, 0, 0, 0})
+		}
+	}()
+	var lat []time.Duration
+	var b [8]byte
+	b[0] = 1
+	start := time.Now()
+	for v := uint32(2); time.Since(start) < d; v++ {
+		t0 := time.Now()
+		ping.Store(v)
+		switch mode {
+		case "line":
+			for pong.Load() != v {
+			}
+		case "futex":
+			futexWake(ping)
+			for pong.Load() != v {
+				futexWait(pong, v-1, time.Second)
+			}
+		case "eventfd":
+			if _, err := out.Write(b[:]); err != nil {
+				return nil, err
+			}
+			if _, err := in.Read(b[:]); err != nil {
+				return nil, err
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat, nil
+}
+
+// benchPair is this process's two buses to the bus peer.
+type benchPair struct {
+	child    *benchChild
+	shm, uds *bus.Bus
+}
+
+func newBenchPair() (*benchPair, error) {
+	dir, err := os.MkdirTemp("", "shmbus-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir) // the sockets are connected by then
+	path := filepath.Join(dir, "s.sock")
+	c, err := startBenchChild("bus:" + path)
+	if err != nil {
+		return nil, err
+	}
+	p := &benchPair{child: c}
+	if p.shm, err = bus.New(bus.WithName("shm-bench"), bus.WithTransport(New(Config{Dial: []string{path}}))); err != nil {
+		p.close()
+		return nil, err
+	}
+	if p.uds, err = bus.New(bus.WithName("unix-bench"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}}))); err != nil {
+		p.close()
+		return nil, err
+	}
+	for _, b := range []*bus.Bus{p.shm, p.uds} {
+		if err := awaitRoute(b, "echo"); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func awaitRoute(b *bus.Bus, name string) error {
+	var err error
+	for range 500 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = b.Ask(ctx, name, "")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("shmbus bench: %s never reachable: %w", name, err)
+}
+
+func (p *benchPair) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, b := range []*bus.Bus{p.shm, p.uds} {
+		if b != nil {
+			b.Close(ctx)
+		}
+	}
+	p.child.stop()
+}
+
+// askRTT asks echo n times with msg, alternating rounds of round asks
+// between shm and the Unix-socket baseline; every > 0 paces the asks.
+func (p *benchPair) askRTT(msg string, n, round int, every time.Duration) (shm, uds []time.Duration, err error) {
+	ctx := context.Background()
+	next := time.Now()
+	one := func(b *bus.Bus, out *[]time.Duration) error {
+		if every > 0 {
+			next = next.Add(every)
+			time.Sleep(time.Until(next))
+		}
+		t0 := time.Now()
+		if _, err := b.Ask(ctx, "echo", msg); err != nil {
+			return err
+		}
+		*out = append(*out, time.Since(t0))
+		return nil
+	}
+	for done := 0; done < n; done += round {
+		for range min(round, n-done) {
+			if err := one(p.shm, &shm); err != nil {
+				return nil, nil, err
+			}
+		}
+		for range min(round, n-done) {
+			if err := one(p.uds, &uds); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return shm, uds, nil
+}
+
+// cpuPerAsk is the CPU time of both processes per ask of n paced asks on b.
+func (p *benchPair) cpuPerAsk(b *bus.Bus, n int, every time.Duration) (time.Duration, error) {
+	ctx := context.Background()
+	peerCPU := func() (time.Duration, error) {
+		r, err := b.Ask(ctx, "cpu", "")
+		if err != nil {
+			return 0, err
+		}
+		s, _ := r.(string)
+		v, err := strconv.ParseInt(s, 10, 64)
+		return time.Duration(v), err
+	}
+	p0, err := peerCPU()
+	if err != nil {
+		return 0, err
+	}
+	c0 := cpuTime()
+	next := time.Now()
+	for range n {
+		next = next.Add(every)
+		time.Sleep(time.Until(next))
+		if _, err := b.Ask(ctx, "echo", "x"); err != nil {
+			return 0, err
+		}
+	}
+	c1 := cpuTime()
+	p1, err := peerCPU()
+	if err != nil {
+		return 0, err
+	}
+	return (c1 - c0 + p1 - p0) / time.Duration(n), nil
+}
+
+// tellRate sends n one-way tells from senders goroutines and returns
+// messages per second, the clock stopped when the peer has counted them.
+func tellRate(b *bus.Bus, n, senders int) (float64, error) {
+	ctx := context.Background()
+	count := func() (int64, error) {
+		r, err := b.Ask(ctx, "count", "")
+		if err != nil {
+			return 0, err
+		}
+		s, _ := r.(string)
+		return strconv.ParseInt(s, 10, 64)
+	}
+	before, err := count()
+	if err != nil {
+		return 0, err
+	}
+	msg := string(make([]byte, 64))
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	t0 := time.Now()
+	for range senders {
+		wg.Go(func() {
+			for range n / senders {
+				if err := b.Tell("count", msg); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after, err := count() // queued behind every tell of this link
+	el := time.Since(t0)
+	close(errs)
+	if err == nil {
+		err = <-errs
+	}
+	if err != nil {
+		return 0, err
+	}
+	if got, want := after-before, int64(n/senders*senders); got != want {
+		return 0, fmt.Errorf("shmbus bench: peer counted %d tells, want %d", got, want)
+	}
+	return float64(after-before) / el.Seconds(), nil
+}
+
+func quantile(l []time.Duration, q float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return l[int(float64(len(l)-1)*q)]
+}
+
+// RunBench measures shmbus between this process and a child process (this
+// executable, started again) and writes a Markdown table: Ask round trips
+// with 64-byte and 4 KiB bodies at full speed and at 1,000 asks/s, CPU time
+// per paced ask, one-way Tell throughput from 1 and 4 goroutines, each
+// against the same bus over a Unix socket (netbus) measured in the same
+// run, and the raw floors: a cache line, futex and eventfd ping-pong
+// between two processes. quick shrinks every count for a smoke test.
+func RunBench(w io.Writer, quick bool) error {
+	scale := func(full, q int) int {
+		if quick {
+			return q
+		}
+		return full
+	}
+	rawDur := time.Duration(scale(int(500*time.Millisecond), int(20*time.Millisecond)))
+	raws := map[string][]time.Duration{}
+	for _, m := range []string{"line", "futex", "eventfd"} {
+		l, err := rawRTT(m, rawDur)
+		if err != nil {
+			return fmt.Errorf("shmbus bench: raw %s: %w", m, err)
+		}
+		raws[m] = l
+	}
+	p, err := newBenchPair()
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	fmt.Fprintf(w, "| row | shmbus | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|\n")
+	row := func(name string, x, base, ratio, target, verdict string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, x, base, ratio, target, verdict)
+	}
+	us := func(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/1e3) }
+	ok := func(b bool) string {
+		if b {
+			return "ok"
+		}
+		return "MISS"
+	}
+	for _, size := range []int{64, 4096} {
+		msg := string(make([]byte, size))
+		s, u, err := p.askRTT(msg, scale(200_000, 2_000), 1000, 0)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("Ask round trip, %d B", size)
+		for _, q := range []struct {
+			label string
+			q     float64
+		}{{"p50", .5}, {"p99", .99}, {"p99.9", .999}} {
+			sq, uq := quantile(s, q.q), quantile(u, q.q)
+			target, verdict := "", ""
+			if size == 64 && q.label == "p50" {
+				target, verdict = "< 1.5 µs and ≥ 10× Unix", ok(sq < 1500*time.Nanosecond && uq >= 10*sq)
+			}
+			row(name+" "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), target, verdict)
+		}
+	}
+	{
+		s, u, err := p.askRTT("x", scale(3000, 60), 200, time.Millisecond)
+		if err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			label string
+			q     float64
+		}{{"p50", .5}, {"p99", .99}} {
+			sq, uq := quantile(s, q.q), quantile(u, q.q)
+			row("Ask at 1,000/s "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), "≤ Unix", ok(sq <= uq))
+		}
+		cs, err := p.cpuPerAsk(p.shm, scale(2000, 50), time.Millisecond)
+		if err != nil {
+			return err
+		}
+		cu, err := p.cpuPerAsk(p.uds, scale(2000, 50), time.Millisecond)
+		if err != nil {
+			return err
+		}
+		row("CPU per ask at 1,000/s, both processes", us(cs), us(cu)+" (Unix socket)", fmt.Sprintf("%.2f×", float64(cs)/float64(cu)), "", "")
+	}
+	for _, senders := range []int{1, 4} {
+		n := scale(1_000_000, 10_000)
+		s, err := tellRate(p.shm, n, senders)
+		if err != nil {
+			return err
+		}
+		u, err := tellRate(p.uds, n, senders)
+		if err != nil {
+			return err
+		}
+		row(fmt.Sprintf("one-way Tell, 64 B, %d sender(s), msgs/s", senders), fmt.Sprintf("%.2f M", s/1e6), fmt.Sprintf("%.2f M (Unix socket)", u/1e6), fmt.Sprintf("%.2f×", s/u), "≥ 10 M/s", ok(s >= 10e6))
+	}
+	for _, m := range []struct{ key, name string }{
+		{"line", "raw floor: cache-line ping-pong RTT"},
+		{"futex", "raw: futex wait/wake ping-pong RTT"},
+		{"eventfd", "raw: eventfd (netpoller) ping-pong RTT"},
+	} {
+		l := raws[m.key]
+		row(m.name+" p50 / p99", us(quantile(l, .5)), us(quantile(l, .99))+" (p99)", "", "", "")
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+//go:build linux
+
+package shmbus_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+// TestRunBenchQuick runs the `xbus bench shm` suite in its quick form
+// (child processes included) and checks that every row is there and filled.
+func TestRunBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four child processes")
+	}
+	var out bytes.Buffer
+	if err := shmbus.RunBench(&out, true); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, row := range []string{
+		"Ask round trip, 64 B p50", "Ask round trip, 4096 B p99.9", "Ask at 1,000/s p99",
+		"CPU per ask", "one-way Tell, 64 B, 1 sender", "one-way Tell, 64 B, 4 sender",
+		"raw floor: cache-line", "raw: futex", "raw: eventfd",
+	} {
+		i := strings.Index(out.String(), "| "+row)
+		if i < 0 {
+			t.Errorf("no row %q in:\n%s", row, out.String())
+			continue
+		}
+		line, _, _ := strings.Cut(out.String()[i:], "\n")
+		if cells := strings.Split(strings.Trim(line, "|"), "|"); len(cells) != 6 || strings.TrimSpace(cells[1]) == "" || strings.TrimSpace(cells[2]) == "" {
+			t.Errorf("row %q is not filled: %q", row, line)
+		}
+	}
+	t.Log("\n" + out.String())
+}
