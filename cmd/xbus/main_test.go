@@ -152,3 +152,25 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchShmQuick(t *testing.T) {
+	if runtime.GOOS != "linux" || testing.Short() {
+		t.Skip("shared memory between processes: linux, and not in -short")
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"bench", "-quick", "shm"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	rows := tableRows(out.String())
+	for _, prefix := range []string{"Ask round trip, 64 B p50", "Ask at 1,000/s p50", "one-way Tell, 64 B, 1 sender", "raw floor"} {
+		var cells []string
+		for name, c := range rows {
+			if strings.HasPrefix(name, prefix) {
+				cells = c
+			}
+		}
+		if len(cells) != 6 || cells[1] == "" || cells[2] == "" {
+			t.Errorf("row %q missing or empty (%q) in:\n%s", prefix, cells, out.String())
+		}
+	}
+}
