@@ -286,7 +286,7 @@ func TestCrossProcess(t *testing.T) {
 	}
 
 	// Order: 4 senders, per-sender order on the far side.
-	const senders, each = 4, 25000
+	const senders, each = 4, 250_000 // a million messages
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Go(func() {
