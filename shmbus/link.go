@@ -229,7 +229,7 @@ func (l *link) read() {
 		}
 		return nil
 	}
-	var sp spinner
+	sp := newSpinner()
 	for {
 		n, err := l.cons.poll(64, handle)
 		if err != nil {
@@ -258,7 +258,7 @@ func (l *link) read() {
 			futexWait(l.bellIn, seq, parkSlice)
 		}
 		l.cons.unpark()
-		sp.woke(n)
+		sp.parked()
 		if err != nil {
 			l.Close(err)
 			return
