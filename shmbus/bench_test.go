@@ -4,81 +4,181 @@ package shmbus_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
 
-// BenchmarkAskRTT asks "echo" in a child process over shmbus and, as the
-// same-run baseline, over netbus on a Unix socket (same envelope encoding),
-// alternating rounds, and reports p50/p99 of each and the ratio of medians.
+// The benchmarks run between this process and a child (the test binary
+// again) and measure shmbus against, in the same run, the same bus over
+// netbus on a Unix socket (the same envelope encoding); rounds alternate so
+// that a noisy neighbour hurts both alike. `xbus bench shm` (RunBench)
+// prints the same measurements as one table.
+
+func quantile(l []time.Duration, q float64) float64 {
+	slices.Sort(l)
+	return float64(l[int(float64(len(l)-1)*q)].Nanoseconds())
+}
+
+// BenchmarkAskRTT asks "echo" in the child with 64-byte and 4 KiB bodies,
+// alternating rounds of 500 between shmbus and the Unix-socket baseline,
+// and reports p50/p99/p99.9 of each and the ratio of medians.
 func BenchmarkAskRTT(b *testing.B) {
-	shm, uds := dialChild(b)
-	ctx := context.Background()
-	msg := string(make([]byte, 64))
-	awaitRoute(b, shm, "echo", msg)
-	awaitRoute(b, uds, "echo", msg)
-	var ls, lu []time.Duration
-	round := func(bb *bus.Bus, n int) []time.Duration {
-		lat, err := benchkit.Latencies(n, func() error {
-			_, err := bb.Ask(ctx, "echo", msg)
-			return err
+	for _, size := range []int{64, 4096} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			shm, uds := dialChild(b)
+			msg := string(make([]byte, size))
+			awaitRoute(b, shm, "echo", msg)
+			awaitRoute(b, uds, "echo", msg)
+			ls, lu := askRounds(b, shm, uds, msg, b.N, 500, 0)
+			report(b, ls, lu)
 		})
+	}
+}
+
+// BenchmarkAskPaced asks at 1,000 asks/s, where both readers park between
+// asks, and reports p50/p99 against the baseline at the same rate and the
+// CPU time both processes spend per ask over shmbus.
+func BenchmarkAskPaced(b *testing.B) {
+	shm, uds := dialChild(b)
+	awaitRoute(b, shm, "echo", "x")
+	awaitRoute(b, uds, "echo", "x")
+	c0 := cpuBoth(b, shm)
+	ls, _ := askRounds(b, shm, nil, "x", b.N, b.N, time.Millisecond)
+	c1 := cpuBoth(b, shm)
+	_, lu := askRounds(b, nil, uds, "x", b.N, b.N, time.Millisecond)
+	report(b, ls, lu)
+	b.ReportMetric(float64((c1-c0).Nanoseconds())/float64(b.N), "shm-cpu-ns/ask")
+}
+
+func report(b *testing.B, ls, lu []time.Duration) {
+	b.ReportMetric(quantile(ls, .5), "shm-p50-ns")
+	b.ReportMetric(quantile(ls, .99), "shm-p99-ns")
+	b.ReportMetric(quantile(ls, .999), "shm-p99.9-ns")
+	b.ReportMetric(quantile(lu, .5), "unix-p50-ns")
+	b.ReportMetric(quantile(lu, .99), "unix-p99-ns")
+	b.ReportMetric(quantile(lu, .5)/quantile(ls, .5), "x-faster-p50")
+}
+
+// askRounds asks echo n times on each bus that is not nil, in alternating
+// rounds; every > 0 paces the asks.
+func askRounds(b *testing.B, shm, uds *bus.Bus, msg string, n, round int, every time.Duration) (ls, lu []time.Duration) {
+	ctx := context.Background()
+	next := time.Now()
+	do := func(bb *bus.Bus, out *[]time.Duration, k int) {
+		for range k {
+			if every > 0 {
+				next = next.Add(every)
+				time.Sleep(time.Until(next))
+			}
+			t0 := time.Now()
+			if _, err := bb.Ask(ctx, "echo", msg); err != nil {
+				b.Fatal(err)
+			}
+			*out = append(*out, time.Since(t0))
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < n; done += round {
+		if shm != nil {
+			do(shm, &ls, min(round, n-done))
+		}
+		if uds != nil {
+			do(uds, &lu, min(round, n-done))
+		}
+	}
+	b.StopTimer()
+	return ls, lu
+}
+
+// cpuBoth is the CPU time used so far by this process and the child.
+func cpuBoth(b *testing.B, bb *bus.Bus) time.Duration {
+	r, err := bb.Ask(context.Background(), "cpu", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	child, _ := strconv.ParseInt(r.(string), 10, 64)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(child + ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTell sends b.N one-way Tells of 64-byte strings from 1 and from
+// 4 goroutines to an actor in the child, over shmbus and over the baseline,
+// and reports messages per second of each (the clock stops when the
+// receiver has counted them all).
+func BenchmarkTell(b *testing.B) {
+	for _, senders := range []int{1, 4} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			shm, uds := dialChild(b)
+			b.ResetTimer()
+			s := tellRate(b, shm, senders)
+			u := tellRate(b, uds, senders)
+			b.ReportMetric(s, "shm-msg/s")
+			b.ReportMetric(u, "unix-msg/s")
+			b.ReportMetric(s/u, "x-shm/unix")
+		})
+	}
+}
+
+func tellRate(b *testing.B, bb *bus.Bus, senders int) float64 {
+	ctx := context.Background()
+	awaitRoute(b, bb, "count", "")
+	count := func() int {
+		r, err := bb.Ask(ctx, "count", "") // ordered behind this link's tells
 		if err != nil {
 			b.Fatal(err)
 		}
-		return lat
+		n, _ := strconv.Atoi(r.(string))
+		return n
 	}
-	b.ResetTimer()
-	for n := range benchkit.Rounds(b.N, 100, 1) {
-		ls = append(ls, round(shm, n)...)
-		lu = append(lu, round(uds, n)...)
+	before := count()
+	msg := string(make([]byte, 64))
+	per := max(b.N/senders, 1)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range senders {
+		wg.Go(func() {
+			for range per {
+				if err := bb.Tell("count", msg); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	}
-	b.StopTimer()
-	slices.Sort(ls)
-	slices.Sort(lu)
-	q := func(l []time.Duration, p float64) float64 { return float64(benchkit.Percentile(l, p).Nanoseconds()) }
-	b.ReportMetric(q(ls, 50), "shm-p50-ns")
-	b.ReportMetric(q(ls, 99), "shm-p99-ns")
-	b.ReportMetric(q(lu, 50), "unix-p50-ns")
-	b.ReportMetric(q(lu, 99), "unix-p99-ns")
-	b.ReportMetric(q(lu, 50)/q(ls, 50), "x-faster-p50")
+	wg.Wait()
+	got := count() - before
+	el := time.Since(t0)
+	if got != per*senders {
+		b.Fatalf("the receiver counted %d tells, want %d", got, per*senders)
+	}
+	return float64(got) / el.Seconds()
 }
 
-// BenchmarkTell sends b.N one-way Tells of 64-byte strings from one
-// goroutine to an actor in a child process, over shmbus and over the netbus
-// Unix-socket baseline in the same run, and reports messages per second of
-// each (the clock stops when the receiver has counted them all).
-func BenchmarkTell(b *testing.B) {
-	shm, uds := dialChild(b)
-	ctx := context.Background()
-	total := 0
-	run := func(bb *bus.Bus, id string) float64 {
-		awaitRoute(b, bb, "order", "report")
-		msg := id + ":" + string(make([]byte, 60))
-		t0 := time.Now()
-		for range b.N {
-			if err := bb.Tell("order", msg); err != nil {
+// BenchmarkRawFloor is what the hardware and the kernel give without any
+// bus: round trips between two processes that busy-poll a shared cache
+// line, wait in futex and wake each other, or read an eventfd through the
+// Go netpoller.
+func BenchmarkRawFloor(b *testing.B) {
+	for _, mode := range []string{"line", "futex", "eventfd"} {
+		b.Run(mode, func(b *testing.B) {
+			l, err := shmbus.RawRTT(mode, 300*time.Millisecond)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		total += b.N
-		if _, err := bb.Ask(ctx, "order", "report"); err != nil { // ordered behind the tells
-			b.Fatal(err)
-		}
-		return float64(b.N) / time.Since(t0).Seconds()
+			b.ReportMetric(quantile(l, .5), "p50-ns")
+			b.ReportMetric(quantile(l, .99), "p99-ns")
+		})
 	}
-	b.ResetTimer()
-	s := run(shm, "s")
-	u := run(uds, "u")
-	b.ReportMetric(s, "shm-msg/s")
-	b.ReportMetric(u, "unix-msg/s")
-	b.ReportMetric(s/u, "x-shm/unix")
 }
 
 // dialChild starts the helper process and returns two buses that reach it:

@@ -139,6 +139,24 @@ func runHelper(path string) {
 		time.Sleep(time.Minute)
 		return nil
 	}))
+	b.Register("cpu", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return c.Reply(strconv.FormatInt(ru.Utime.Nano()+ru.Stime.Nano(), 10))
+	}))
+	tells := 0
+	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			return c.Reply(strconv.Itoa(tells))
+		}
+		if _, ok := msg.(string); ok {
+			tells++
+		}
+		return nil
+	}))
 	next := map[string]int{}
 	count, bad := 0, 0
 	b.Register("order", bus.ActorFunc(func(c *bus.Context, msg any) error {
