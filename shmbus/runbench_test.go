@@ -4,6 +4,7 @@ package shmbus_test
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ func TestRunBenchQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four child processes")
 	}
+	base := runtime.NumGoroutine()
 	var out bytes.Buffer
 	if err := shmbus.RunBench(&out, true); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -36,4 +38,5 @@ func TestRunBenchQuick(t *testing.T) {
 		}
 	}
 	t.Log("\n" + out.String())
+	waitGoroutines(t, base)
 }
