@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
@@ -358,28 +359,30 @@ func (p *benchPair) close() {
 func (p *benchPair) askRTT(msg string, n, round int, every time.Duration) (shm, uds []time.Duration, err error) {
 	ctx := context.Background()
 	next := time.Now()
-	one := func(b *bus.Bus, out *[]time.Duration) error {
-		if every > 0 {
-			next = next.Add(every)
-			time.Sleep(time.Until(next))
-		}
-		t0 := time.Now()
-		if _, err := b.Ask(ctx, "echo", msg); err != nil {
+	do := func(b *bus.Bus, out *[]time.Duration, k int) error {
+		ask := func() error { _, err := b.Ask(ctx, "echo", msg); return err }
+		if every == 0 {
+			lat, err := benchkit.Latencies(k, ask)
+			*out = append(*out, lat...)
 			return err
 		}
-		*out = append(*out, time.Since(t0))
+		for range k { // paced: the sleep is not timed
+			next = next.Add(every)
+			time.Sleep(time.Until(next))
+			lat, err := benchkit.Latencies(1, ask)
+			if err != nil {
+				return err
+			}
+			*out = append(*out, lat...)
+		}
 		return nil
 	}
-	for done := 0; done < n; done += round {
-		for range min(round, n-done) {
-			if err := one(p.shm, &shm); err != nil {
-				return nil, nil, err
-			}
+	for k := range benchkit.Rounds(n, round, 1) {
+		if err := do(p.shm, &shm, k); err != nil {
+			return nil, nil, err
 		}
-		for range min(round, n-done) {
-			if err := one(p.uds, &uds); err != nil {
-				return nil, nil, err
-			}
+		if err := do(p.uds, &uds, k); err != nil {
+			return nil, nil, err
 		}
 	}
 	return shm, uds, nil
@@ -464,12 +467,10 @@ func tellRate(b *bus.Bus, n, senders int) (float64, error) {
 	return float64(after-before) / el.Seconds(), nil
 }
 
+// quantile is the q-th quantile (0 < q < 1) of l, which it sorts.
 func quantile(l []time.Duration, q float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
 	slices.Sort(l)
-	return l[int(float64(len(l)-1)*q)]
+	return benchkit.Percentile(l, 100*q)
 }
 
 // RunBench measures shmbus between this process and a child process (this

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
@@ -23,9 +24,10 @@ import (
 // that a noisy neighbour hurts both alike. `xbus bench shm` (RunBench)
 // prints the same measurements as one table.
 
+// quantile is the q-th quantile (0 < q < 1) of l, in nanoseconds.
 func quantile(l []time.Duration, q float64) float64 {
 	slices.Sort(l)
-	return float64(l[int(float64(len(l)-1)*q)].Nanoseconds())
+	return float64(benchkit.Percentile(l, 100*q).Nanoseconds())
 }
 
 // BenchmarkAskRTT asks "echo" in the child with 64-byte and 4 KiB bodies,
@@ -74,25 +76,32 @@ func askRounds(b *testing.B, shm, uds *bus.Bus, msg string, n, round int, every 
 	ctx := context.Background()
 	next := time.Now()
 	do := func(bb *bus.Bus, out *[]time.Duration, k int) {
-		for range k {
-			if every > 0 {
-				next = next.Add(every)
-				time.Sleep(time.Until(next))
-			}
-			t0 := time.Now()
-			if _, err := bb.Ask(ctx, "echo", msg); err != nil {
+		ask := func() error { _, err := bb.Ask(ctx, "echo", msg); return err }
+		if every == 0 {
+			lat, err := benchkit.Latencies(k, ask)
+			if err != nil {
 				b.Fatal(err)
 			}
-			*out = append(*out, time.Since(t0))
+			*out = append(*out, lat...)
+			return
+		}
+		for range k { // paced: the sleep is not timed
+			next = next.Add(every)
+			time.Sleep(time.Until(next))
+			lat, err := benchkit.Latencies(1, ask)
+			if err != nil {
+				b.Fatal(err)
+			}
+			*out = append(*out, lat...)
 		}
 	}
 	b.ResetTimer()
-	for done := 0; done < n; done += round {
+	for k := range benchkit.Rounds(n, round, 1) {
 		if shm != nil {
-			do(shm, &ls, min(round, n-done))
+			do(shm, &ls, k)
 		}
 		if uds != nil {
-			do(uds, &lu, min(round, n-done))
+			do(uds, &lu, k)
 		}
 	}
 	b.StopTimer()
