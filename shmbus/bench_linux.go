@@ -388,18 +388,39 @@ func (p *benchPair) askRTT(msg string, n, round int, every time.Duration) (shm, 
 	return shm, uds, nil
 }
 
+// peerCPU is the CPU time the peer process has used, asked over b.
+func peerCPU(b *bus.Bus) (time.Duration, error) {
+	r, err := b.Ask(context.Background(), "cpu", "")
+	if err != nil {
+		return 0, err
+	}
+	s, _ := r.(string)
+	v, err := strconv.ParseInt(s, 10, 64)
+	return time.Duration(v), err
+}
+
+// idleCPU is the share of one CPU both processes use while nobody sends
+// anything for d, with both links up.
+func (p *benchPair) idleCPU(d time.Duration) (float64, error) {
+	time.Sleep(10 * time.Millisecond) // let the last replies settle
+	p0, err := peerCPU(p.shm)
+	if err != nil {
+		return 0, err
+	}
+	c0 := cpuTime()
+	time.Sleep(d)
+	c1 := cpuTime()
+	p1, err := peerCPU(p.shm)
+	if err != nil {
+		return 0, err
+	}
+	return float64(c1-c0+p1-p0) / float64(d), nil
+}
+
 // cpuPerAsk is the CPU time of both processes per ask of n paced asks on b.
 func (p *benchPair) cpuPerAsk(b *bus.Bus, n int, every time.Duration) (time.Duration, error) {
 	ctx := context.Background()
-	peerCPU := func() (time.Duration, error) {
-		r, err := b.Ask(ctx, "cpu", "")
-		if err != nil {
-			return 0, err
-		}
-		s, _ := r.(string)
-		v, err := strconv.ParseInt(s, 10, 64)
-		return time.Duration(v), err
-	}
+	peerCPU := func() (time.Duration, error) { return peerCPU(b) }
 	p0, err := peerCPU()
 	if err != nil {
 		return 0, err
@@ -552,6 +573,11 @@ func RunBench(w io.Writer, quick bool) error {
 			return err
 		}
 		row("CPU per ask at 1,000/s, both processes", us(cs), us(cu)+" (Unix socket)", fmt.Sprintf("%.2f×", float64(cs)/float64(cu)), "", "")
+		idle, err := p.idleCPU(time.Duration(scale(int(time.Second), int(100*time.Millisecond))))
+		if err != nil {
+			return err
+		}
+		row("CPU while idle, both processes (shm and Unix links up)", fmt.Sprintf("%.2f %% of a CPU", 100*idle), "", "", "≈ 0", ok(idle < 0.01))
 	}
 	for _, senders := range []int{1, 4} {
 		n := scale(1_000_000, 10_000)
