@@ -25,6 +25,7 @@ type Bus struct {
 	types      *Types
 	transports []Transport
 	mbDefaults mailbox.Options
+	workers    *workers
 
 	nextID atomic.Uint64
 	procs  procTable
@@ -79,6 +80,7 @@ func New(opts ...Option) (*Bus, error) {
 		peers:      map[NodeID]*peer{},
 		interest:   map[string]int{},
 		closed:     make(chan struct{}),
+		workers:    newWorkers(),
 	}
 	b.log = cfg.logger.With("node", b.id.Short())
 	if err := registerSystemTypes(b.types); err != nil {
@@ -200,6 +202,9 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 		cfg.shutdown = DefaultShutdownTimeout
 	}
 	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a, done: make(chan struct{})}
+	if cfg.mailbox.Go == nil {
+		cfg.mailbox.Go = b.workers.run
+	}
 	mb, err := mailbox.New[delivery](p, cfg.mailbox)
 	if err != nil {
 		return nil, err
@@ -451,6 +456,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 	})
 	b.closeSubscriptions()
 	b.wg.Wait()
+	b.workers.close()
 	return err
 }
 

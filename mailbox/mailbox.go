@@ -71,6 +71,11 @@ type Options struct {
 	// Throughput is how many user messages one turn processes before the
 	// mailbox yields its goroutine to others. Zero means DefaultThroughput.
 	Throughput int
+	// Go runs a scheduled mailbox's work, run, on some goroutine. Nil means a
+	// new goroutine each time (the go statement). A runtime that keeps a
+	// pool of goroutines passes its pool here, so that waking a mailbox does
+	// not pay for a new goroutine and for growing its stack again.
+	Go func(run func())
 }
 
 const (
@@ -386,7 +391,11 @@ func (m *Mailbox[T]) schedule() {
 			if m.runFn == nil {
 				m.runFn = m.run
 			}
-			go m.runFn()
+			if m.opts.Go != nil {
+				m.opts.Go(m.runFn)
+			} else {
+				go m.runFn()
+			}
 			return
 		}
 	}
