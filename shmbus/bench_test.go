@@ -173,23 +173,6 @@ func tellRate(b *testing.B, bb *bus.Bus, senders int) float64 {
 	return float64(got) / el.Seconds()
 }
 
-// BenchmarkRawFloor is what the hardware and the kernel give without any
-// bus: round trips between two processes that busy-poll a shared cache
-// line, wait in futex and wake each other, or read an eventfd through the
-// Go netpoller.
-func BenchmarkRawFloor(b *testing.B) {
-	for _, mode := range []string{"line", "futex", "eventfd"} {
-		b.Run(mode, func(b *testing.B) {
-			l, err := shmbus.RawRTT(mode, 300*time.Millisecond)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(quantile(l, .5), "p50-ns")
-			b.ReportMetric(quantile(l, .99), "p99-ns")
-		})
-	}
-}
-
 // dialChild starts the helper process and returns two buses that reach it:
 // one over shmbus and, as the same-run baseline, one over netbus on a Unix
 // socket. Both are closed when the benchmark ends.

@@ -29,10 +29,8 @@
 //	b, err := bus.New(bus.WithName("client"), bus.WithTransport(t))
 //	reply, err := b.Ask(ctx, "some-actor", msg)
 //
-// RunBench measures the transport between two processes (`xbus bench shm`).
-// It starts the running executable again with the environment variable
-// XBUS_SHMBUS_BENCH_PEER set; the package's init turns such a process into
-// the benchmark's peer and exits it, before main runs.
+// Package shmbench measures the transport between two processes
+// (`xbus bench shm`).
 //
-// Linux only; elsewhere Start and RunBench return ErrUnsupported.
+// Linux only; elsewhere Start returns ErrUnsupported.
 package shmbus

@@ -1,6 +1,10 @@
 package shmbus
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+)
 
 // Errors of the shared-memory transport. Link failures reach the bus through
 // Host.LinkDown wrapped around these; match them with errors.Is.
@@ -10,10 +14,10 @@ var (
 	ErrCorrupt = errors.New("shmbus: corrupt shared memory")
 	// ErrHandshake means the set-up over the Unix socket failed: bad magic or
 	// version, an unacceptable segment, a codec mismatch.
-	ErrHandshake = errors.New("shmbus: handshake failed")
+	ErrHandshake = shmsys.ErrHandshake
 	// ErrPeerRefused means the peer process runs as another user.
 	ErrPeerRefused = errors.New("shmbus: peer refused")
 	// ErrUnsupported means shared memory links are not available on this
 	// operating system.
-	ErrUnsupported = errors.New("shmbus: unsupported on this platform")
+	ErrUnsupported = shmsys.ErrUnsupported
 )

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"io"
 	"log/slog"
 	"net"
@@ -45,7 +46,7 @@ func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {
 		t.Fatal(err)
 	}
 	uc := c.(*net.UnixConn)
-	fd, mem, err := createSegment(segmentSize(ringSize))
+	fd, mem, err := shmsys.CreateSegment(segmentSize(ringSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,16 +59,16 @@ func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {
 	copy(msg[16:], id[:])
 	msg[32] = byte(len("cbor"))
 	copy(msg[33:], "cbor")
-	if err := sendFd(uc, msg[:], fd); err != nil {
+	if err := shmsys.SendFd(uc, msg[:], fd); err != nil {
 		t.Fatal(err)
 	}
-	closeFd(fd)
-	pfd, err := recvFd(uc, msg[:])
+	shmsys.CloseFd(fd)
+	pfd, err := shmsys.RecvFd(uc, msg[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	closeFd(pfd)
-	t.Cleanup(func() { unmap(mem); uc.Close() })
+	shmsys.CloseFd(pfd)
+	t.Cleanup(func() { shmsys.Unmap(mem); uc.Close() })
 	return uc, mem
 }
 
@@ -108,7 +109,7 @@ func TestHostileRing(t *testing.T) {
 			<-h.up
 			write(mem[ringOffset:ringOffset+MinRingSize], 42)
 			atomic32(mem, offDoorbell).Add(1)
-			futexWake(atomic32(mem, offDoorbell))
+			shmsys.FutexWake(atomic32(mem, offDoorbell))
 			select {
 			case err := <-h.down:
 				if !errors.Is(err, ErrCorrupt) && !errors.Is(err, bus.ErrBadEnvelope) {

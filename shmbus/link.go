@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"net"
 	"runtime"
 	"sync"
@@ -78,7 +79,7 @@ func (l *link) Close(err error) {
 		// Wake the reader if it is parked. The segments are still mapped:
 		// the reader's finish unmaps them only after its own Close call,
 		// which returns once this function has.
-		futexWake(l.bellIn)
+		shmsys.FutexWake(l.bellIn)
 	})
 }
 
@@ -175,7 +176,7 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 		wake, err := l.prod.offer(typ, a, b)
 		if err == nil {
 			if wake {
-				futexWake(l.bellOut)
+				shmsys.FutexWake(l.bellOut)
 			}
 			return nil
 		}
@@ -263,7 +264,7 @@ func (l *link) read() {
 		seq := l.cons.prepareToPark()
 		n, err = l.cons.poll(64, handle)
 		if n == 0 && err == nil {
-			futexWait(l.bellIn, seq, parkSlice)
+			shmsys.FutexWait(l.bellIn, seq, parkSlice)
 		}
 		l.cons.unpark()
 		sp.parked()
@@ -306,8 +307,8 @@ func (l *link) release() {
 	l.memMu.Lock()
 	if l.mapped {
 		l.mapped = false
-		unmap(l.own)
-		unmap(l.peerMem)
+		shmsys.Unmap(l.own)
+		shmsys.Unmap(l.peerMem)
 	}
 	l.memMu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"net"
 	"os"
 	"sync"
@@ -79,7 +80,7 @@ func New(cfg Config) *Transport {
 }
 
 func (t *Transport) validate() error {
-	if !supported {
+	if !shmsys.Supported {
 		return ErrUnsupported
 	}
 	rs := t.cfg.RingSize
@@ -189,7 +190,7 @@ const helloLen = 65
 
 func (t *Transport) setup(c *net.UnixConn) (err error) {
 	fail := func(e error) error { c.Close(); return e }
-	if uid, err := peerUID(c); err != nil {
+	if uid, err := shmsys.PeerUID(c); err != nil {
 		return fail(err)
 	} else if uid != os.Getuid() {
 		return fail(fmt.Errorf("%w: uid %d, want %d", ErrPeerRefused, uid, os.Getuid()))
@@ -207,12 +208,12 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	var keyb [8]byte
 	rand.Read(keyb[:])
 	key := binary.LittleEndian.Uint64(keyb[:])
-	fd, own, err := createSegment(segmentSize(rs))
+	fd, own, err := shmsys.CreateSegment(segmentSize(rs))
 	if err != nil {
 		return fail(err)
 	}
 	initSegment(own, rs, key)
-	release := func() { unmap(own); closeFd(fd) }
+	release := func() { shmsys.Unmap(own); shmsys.CloseFd(fd) }
 
 	var msg [helloLen]byte
 	copy(msg[0:8], segMagic)
@@ -223,20 +224,20 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	name := t.codec.Name()
 	msg[32] = byte(len(name))
 	copy(msg[33:], name)
-	if err := sendFd(c, msg[:], fd); err != nil {
+	if err := shmsys.SendFd(c, msg[:], fd); err != nil {
 		release()
 		return fail(fmt.Errorf("%w: sending hello: %v", ErrHandshake, err))
 	}
-	closeFd(fd) // the mapping stays; the peer holds its own reference
-	release = func() { unmap(own) }
+	shmsys.CloseFd(fd) // the mapping stays; the peer holds its own reference
+	release = func() { shmsys.Unmap(own) }
 
 	var in [helloLen]byte
-	pfd, err := recvFd(c, in[:])
+	pfd, err := shmsys.RecvFd(c, in[:])
 	if err != nil {
 		release()
 		return fail(fmt.Errorf("%w: reading hello: %v", ErrHandshake, err))
 	}
-	defer closeFd(pfd)
+	defer shmsys.CloseFd(pfd)
 	var peerID bus.NodeID
 	copy(peerID[:], in[16:32])
 	switch {
@@ -255,14 +256,14 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 		release()
 		return fail(err)
 	}
-	peer, err := mapPeerSegment(pfd, segmentSize(rs))
+	peer, err := shmsys.MapPeerSegment(pfd, segmentSize(rs))
 	if err != nil {
 		release()
 		return fail(err)
 	}
 	peerKey, err := readSegmentHeader(peer, rs)
 	if err != nil {
-		unmap(peer)
+		shmsys.Unmap(peer)
 		release()
 		return fail(err)
 	}

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/netbus"
-	"github.com/xbus-dev/xbus/shmbus"
+	"github.com/xbus-dev/xbus/shmbus/shmbench"
 	"github.com/xbus-dev/xbus/supervisor"
 )
 
@@ -52,7 +52,7 @@ type suite struct {
 // that exports RunBench joins with one line.
 var suites = []suite{
 	{"inproc", "in process (bus, mailbox)", runInProcess},
-	{"shm", "shared memory (shmbus)", shmbus.RunBench},
+	{"shm", "shared memory (shmbus)", shmbench.RunBench},
 	{"net", "sockets (netbus)", func(w io.Writer, quick bool) error {
 		return netbus.RunBench(w, netbus.BenchOptions{Duration: pick(quick, 100*time.Millisecond, 2*time.Second)})
 	}},

@@ -1,8 +1,9 @@
 //go:build linux
 
-package shmbus
+package shmsys
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -12,12 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const supported = true
+const Supported = true
 
-// createSegment makes an anonymous shared-memory file of size bytes
+// Errors, re-exported by shmbus.
+var (
+	ErrUnsupported = errors.New("shmbus: unsupported on this platform")
+	ErrHandshake   = errors.New("shmbus: handshake failed")
+)
+
+// CreateSegment makes an anonymous shared-memory file of size bytes
 // (memfd_create: it has no name in /dev/shm and vanishes with its last
 // reference) and maps it read-write.
-func createSegment(size int) (fd int, mem []byte, err error) {
+func CreateSegment(size int) (fd int, mem []byte, err error) {
 	fd, err = unix.MemfdCreate("xbus-shm", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return -1, nil, fmt.Errorf("shmbus: memfd_create: %w", err)
@@ -36,9 +43,9 @@ func createSegment(size int) (fd int, mem []byte, err error) {
 	return fd, mem, nil
 }
 
-// mapPeerSegment maps a segment received from the peer read-only, after
+// MapPeerSegment maps a segment received from the peer read-only, after
 // checking that its file is exactly size bytes.
-func mapPeerSegment(fd, size int) ([]byte, error) {
+func MapPeerSegment(fd, size int) ([]byte, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("shmbus: fstat of the peer's segment: %w", err)
@@ -57,33 +64,33 @@ func mapPeerSegment(fd, size int) ([]byte, error) {
 	return mem, nil
 }
 
-func unmap(mem []byte) {
+func Unmap(mem []byte) {
 	if mem != nil {
 		_ = unix.Munmap(mem)
 	}
 }
 
-func closeFd(fd int) {
+func CloseFd(fd int) {
 	if fd >= 0 {
 		_ = unix.Close(fd)
 	}
 }
 
-// futexWait sleeps while *w == val, at most d. Spurious returns are fine.
-func futexWait(w *atomic.Uint32, val uint32, d time.Duration) {
+// FutexWait sleeps while *w == val, at most d. Spurious returns are fine.
+func FutexWait(w *atomic.Uint32, val uint32, d time.Duration) {
 	ts := unix.NsecToTimespec(int64(d))
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWait,
 		uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
-// futexWake wakes the waiters on w (in another process: not FUTEX_PRIVATE).
-func futexWake(w *atomic.Uint32) {
+// FutexWake wakes the waiters on w (in another process: not FUTEX_PRIVATE).
+func FutexWake(w *atomic.Uint32) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWake,
 		1<<30, 0, 0, 0)
 }
 
-// peerUID returns the uid of the process at the other end of c.
-func peerUID(c *net.UnixConn) (int, error) {
+// PeerUID returns the uid of the process at the other end of c.
+func PeerUID(c *net.UnixConn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -101,14 +108,14 @@ func peerUID(c *net.UnixConn) (int, error) {
 	return int(cred.Uid), nil
 }
 
-// sendFd writes msg with fd attached (SCM_RIGHTS).
-func sendFd(c *net.UnixConn, msg []byte, fd int) error {
+// SendFd writes msg with fd attached (SCM_RIGHTS).
+func SendFd(c *net.UnixConn, msg []byte, fd int) error {
 	_, _, err := c.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
 	return err
 }
 
-// recvFd reads one message of exactly len(buf) bytes carrying exactly one fd.
-func recvFd(c *net.UnixConn, buf []byte) (int, error) {
+// RecvFd reads one message of exactly len(buf) bytes carrying exactly one fd.
+func RecvFd(c *net.UnixConn, buf []byte) (int, error) {
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {

@@ -1,11 +1,16 @@
 //go:build linux
 
-package shmbus
+// Package shmbench measures shmbus between two processes against the same
+// bus over a Unix socket (netbus), for `xbus bench shm`. It lives apart from
+// shmbus so that the transport itself does not import netbus and its
+// compression libraries (a transport knows nothing of the others).
+package shmbench
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"io"
 	"os"
 	"os/exec"
@@ -23,6 +28,7 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/shmbus"
 )
 
 // The benchmark of `xbus bench shm` (RunBench) runs between this process
@@ -53,7 +59,7 @@ func runBenchPeer(mode string) int {
 		return 0
 	}
 	b, err := bus.New(bus.WithName("shm-bench-peer"),
-		bus.WithTransport(New(Config{Listen: arg})),
+		bus.WithTransport(shmbus.New(shmbus.Config{Listen: arg})),
 		bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"unix:" + arg + ".net"}})))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peer:", err)
@@ -183,7 +189,7 @@ func rawFloorPeer(mode string) error {
 		for last := uint32(0); ; {
 			v := ping.Load()
 			if v == last {
-				futexWait(ping, last, time.Second)
+				shmsys.FutexWait(ping, last, time.Second)
 				continue
 			}
 			if v == 1 {
@@ -191,7 +197,7 @@ func rawFloorPeer(mode string) error {
 			}
 			last = v
 			pong.Store(v)
-			futexWake(pong)
+			shmsys.FutexWake(pong)
 		}
 	case "eventfd":
 		for _, fd := range []int{4, 5} { // exec hands them over blocking
@@ -218,11 +224,11 @@ func rawFloorPeer(mode string) error {
 
 // rawRTT measures round trips of the raw floor mode for about d.
 func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
-	fd, mem, err := createSegment(4096)
+	fd, mem, err := shmsys.CreateSegment(4096)
 	if err != nil {
 		return nil, err
 	}
-	defer unmap(mem)
+	defer shmsys.Unmap(mem)
 	files := []*os.File{os.NewFile(uintptr(fd), "page")}
 	var efd [2]int // ping, pong
 	if mode == "eventfd" {
@@ -260,7 +266,7 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 	ping, pong := rawWord(mem, rawPing), rawWord(mem, rawPong)
 	defer func() {
 		ping.Store(1)
-		futexWake(ping)
+		shmsys.FutexWake(ping)
 		if out != nil {
 			out.Write([]byte{1, 0, 0, 0, 0, 0, 0, 0})
 		}
@@ -277,9 +283,9 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 			for pong.Load() != v {
 			}
 		case "futex":
-			futexWake(ping)
+			shmsys.FutexWake(ping)
 			for pong.Load() != v {
-				futexWait(pong, v-1, time.Second)
+				shmsys.FutexWait(pong, v-1, time.Second)
 			}
 		case "eventfd":
 			if _, err := out.Write(b[:]); err != nil {
@@ -312,7 +318,7 @@ func newBenchPair() (*benchPair, error) {
 		return nil, err
 	}
 	p := &benchPair{child: c}
-	if p.shm, err = bus.New(bus.WithName("shm-bench"), bus.WithTransport(New(Config{Dial: []string{path}}))); err != nil {
+	if p.shm, err = bus.New(bus.WithName("shm-bench"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}}))); err != nil {
 		p.close()
 		return nil, err
 	}

@@ -1,0 +1,28 @@
+//go:build !linux
+
+package shmsys
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+const Supported = false
+
+// Errors, re-exported by shmbus.
+var (
+	ErrUnsupported = errors.New("shmbus: unsupported on this platform")
+	ErrHandshake   = errors.New("shmbus: handshake failed")
+)
+
+func CreateSegment(size int) (int, []byte, error)             { return -1, nil, ErrUnsupported }
+func MapPeerSegment(fd, size int) ([]byte, error)             { return nil, ErrUnsupported }
+func Unmap(mem []byte)                                        {}
+func CloseFd(fd int)                                          {}
+func FutexWait(w *atomic.Uint32, val uint32, d time.Duration) {}
+func FutexWake(w *atomic.Uint32)                              {}
+func PeerUID(c *net.UnixConn) (int, error)                    { return -1, ErrUnsupported }
+func SendFd(c *net.UnixConn, msg []byte, fd int) error        { return ErrUnsupported }
+func RecvFd(c *net.UnixConn, buf []byte) (int, error)         { return -1, ErrUnsupported }

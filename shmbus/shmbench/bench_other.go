@@ -1,0 +1,12 @@
+//go:build !linux
+
+package shmbench
+
+import (
+	"io"
+
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+// RunBench needs shared memory between processes; see bench_linux.go.
+func RunBench(w io.Writer, quick bool) error { return shmbus.ErrUnsupported }
