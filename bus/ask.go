@@ -58,11 +58,10 @@ func (c *askCall) complete(seq uint64, reply any, err error) bool {
 	}
 	if c.cb != nil {
 		owner, fn := c.owner, c.cb
-		putCallLater := c
 		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
 			owner.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
 		}
-		putCall(putCallLater)
+		putCall(c)
 		return true
 	}
 	c.done <- struct{}{}
