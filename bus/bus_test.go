@@ -502,3 +502,43 @@ func TestCloseIdleActorsAllocatesNoRings(t *testing.T) {
 		t.Fatalf("closing %d idle actors allocated %d bytes each", n, per)
 	}
 }
+
+func TestLocalCancelAndPromise(t *testing.T) {
+	b := newBus(t)
+	sawCancel := make(chan struct{})
+	var promise *Promise
+	gotPromise := make(chan struct{})
+	b.Register("w", ActorFunc(func(c *Context, msg any) error {
+		switch msg {
+		case "work":
+			for !c.Canceled() {
+				time.Sleep(time.Millisecond)
+			}
+			close(sawCancel)
+		case "later":
+			promise = c.Promise()
+			close(gotPromise)
+		}
+		return nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.Ask(ctx, "w", "work"); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("ask: %v", err)
+	}
+	<-sawCancel // the actor saw its asker give up
+	// A promised reply can come later, from another goroutine.
+	done := make(chan error, 1)
+	go func() {
+		r, err := b.Ask(context.Background(), "w", "later")
+		if err == nil && r != "from elsewhere" {
+			err = fmt.Errorf("reply %v", r)
+		}
+		done <- err
+	}()
+	<-gotPromise
+	go promise.Reply("from elsewhere") // answered later, off the actor
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

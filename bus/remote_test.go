@@ -1,0 +1,159 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// linkedPair returns two buses in this process joined by a netbus link over
+// a Unix socket: the routing, naming, interest and cancel logic of package
+// bus exercised over a real link. Cross-process tests live with the
+// transports.
+func linkedPair(t *testing.T) (server, client *bus.Bus) {
+	t.Helper()
+	sock := "unix:" + filepath.Join(t.TempDir(), "s.sock")
+	server, err := bus.New(bus.WithName("server"), bus.WithTransport(netbus.New(netbus.Config{Listen: []string{sock}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err = bus.New(bus.WithName("client"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{sock}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		client.Close(ctx)
+		server.Close(ctx)
+	})
+	return server, client
+}
+
+// eventually retries f until it returns nil, for state that crosses the link
+// asynchronously (name announcements); it fails after 10 s.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	var err error
+	for range 1000 {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
+	server, client := linkedPair(t)
+	gotDeadline := make(chan bool, 1)
+	sawCancel := make(chan struct{})
+	server.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch msg {
+		case "ping":
+			return c.Reply("pong")
+		case "work":
+			_, ok := c.Deadline()
+			gotDeadline <- ok
+			for !c.Canceled() { // long work that polls for the asker giving up
+				time.Sleep(time.Millisecond)
+			}
+			close(sawCancel)
+		}
+		return nil
+	}))
+	eventually(t, "name reaches the client", func() error {
+		_, err := client.Ask(context.Background(), "slow", "ping")
+		return err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := client.Ask(ctx, "slow", "work"); !errors.Is(err, bus.ErrDeadline) {
+		t.Fatalf("ask: %v, want ErrDeadline", err)
+	}
+	if !<-gotDeadline {
+		t.Fatal("the ask's deadline did not travel with it")
+	}
+	select {
+	case <-sawCancel:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the far side never saw the ask cancelled")
+	}
+}
+
+func TestRemoteNamesFollowRegistrations(t *testing.T) {
+	server, client := linkedPair(t)
+	ref, _ := server.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error { return c.Reply(msg) }))
+	eventually(t, "name announced", func() error {
+		_, err := client.Ask(context.Background(), "echo", "hi")
+		return err
+	})
+	if r, err := client.Ask(context.Background(), ref, "by ref"); err != nil || r != "by ref" {
+		t.Fatalf("ask by Ref: %v, %v", r, err)
+	}
+	if err := server.Stop(ref); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "removal announced", func() error {
+		if _, err := client.Ask(context.Background(), "echo", "hi"); !errors.Is(err, bus.ErrNoRoute) {
+			return errors.New("still routed")
+		}
+		return nil
+	})
+}
+
+func TestRemotePublishAndWatch(t *testing.T) {
+	server, client := linkedPair(t)
+	ctx := context.Background()
+	sub, err := server.Subscribe(ctx, "prices.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "interest announced", func() error {
+		if err := client.Publish("prices.eur", 1.5); err != nil {
+			return err
+		}
+		c, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		m, err := sub.Next(c)
+		if err != nil {
+			return err
+		}
+		if m.Subject != "prices.eur" || m.Msg != 1.5 {
+			t.Fatalf("got %+v", m)
+		}
+		return nil
+	})
+	// A watcher of a remote actor hears of it when the link goes away.
+	target, _ := server.Register("target", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+	terminated := make(chan bus.Terminated, 1)
+	client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Started:
+			c.Watch(target)
+		case bus.Terminated:
+			terminated <- m
+		}
+		return nil
+	}))
+	eventually(t, "name announced", func() error {
+		if len(client.Instances("target")) == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	server.Close(ctx)
+	select {
+	case m := <-terminated:
+		if m.Ref != target || !errors.Is(m.Reason, bus.ErrPeerGone) {
+			t.Fatalf("terminated: %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Terminated after the peer closed")
+	}
+}
