@@ -542,3 +542,57 @@ func TestLocalCancelAndPromise(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// stopOnFailure is a Supervisor that stops any child that fails.
+type stopOnFailure struct {
+	child chan Ref
+}
+
+func (s *stopOnFailure) Receive(c *Context, msg any) error {
+	if _, ok := msg.(Started); ok {
+		ref, err := c.Spawn("child", ActorFunc(func(c *Context, msg any) error {
+			if msg == "fail" {
+				return errors.New("child broke")
+			}
+			return nil
+		}))
+		if err != nil {
+			return err
+		}
+		s.child <- ref
+	}
+	return nil
+}
+
+func (s *stopOnFailure) ChildFailed(c *Context, f Failure) error {
+	return c.StopChild(f.Ref)
+}
+
+func TestFailureReachesParentAndWatchers(t *testing.T) {
+	b := newBus(t)
+	sup := &stopOnFailure{child: make(chan Ref, 1)}
+	b.Register("sup", sup)
+	child := <-sup.child
+	terminated := make(chan Terminated, 1)
+	b.Spawn(ActorFunc(func(c *Context, msg any) error {
+		switch m := msg.(type) {
+		case Started:
+			c.Watch(child)
+			c.Tell(child, "fail")
+		case Terminated:
+			terminated <- m
+		}
+		return nil
+	}))
+	select {
+	case m := <-terminated:
+		if m.Ref != child || m.Reason == nil || m.Reason.Error() != "child broke" {
+			t.Fatalf("watcher got %+v, want the child's failure as the reason", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher never heard of the failed child")
+	}
+	if n := b.DeadLetterCount(ErrActorFailed); n != 1 {
+		t.Fatalf("dead letters for the failure: %d", n)
+	}
+}
