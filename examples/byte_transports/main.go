@@ -1,7 +1,7 @@
 // Command byte_transports makes the same calls over each transport the bus
-// has: in process (a pointer handed to a mailbox), a Unix socket and TCP
-// (package netbus). Only the speed differs; the calls and their results do
-// not.
+// has: in process (a pointer handed to a mailbox), shared memory (package
+// shmbus), a Unix socket and TCP (package netbus). Only the speed differs;
+// the calls and their results do not.
 //
 //	go run ./examples/byte_transports
 package main
@@ -18,6 +18,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/shmbus"
 )
 
 // Greet asks for a greeting.
@@ -33,13 +34,13 @@ func main() {
 	}
 }
 
-// transport is one way of reaching the node that hosts "greet": it returns
-// the bus to call from and a cleanup.
+// transport is one way of reaching the node that hosts "greet".
 type transport struct {
-	name  string
-	setup func(server *bus.Bus, serverT *netbus.Transport) (client *bus.Bus, err error)
-	// listen is the address the serving node listens on ("" for none).
-	listen func(dir string) string
+	name string
+	// serve returns the serving node's transport (nil: the caller is in the
+	// same process) and a function that starts the calling node once the
+	// server is up.
+	serve func(dir string) (bus.Transport, func() (*bus.Bus, error))
 }
 
 func run(out io.Writer) error {
@@ -49,13 +50,15 @@ func run(out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	transports := []transport{
-		{name: "in-process", listen: func(string) string { return "" },
-			setup: func(server *bus.Bus, _ *netbus.Transport) (*bus.Bus, error) { return server, nil }},
-		// Shared memory (package shmbus) goes here, between in-process and
-		// the Unix socket, once it exists: a client bus with
-		// bus.WithTransport(shmbus.New(...)) connected to the server.
-		{name: "unix socket", listen: func(dir string) string { return "unix://" + filepath.Join(dir, "greet.sock") }, setup: dialed},
-		{name: "tcp", listen: func(string) string { return "tcp://127.0.0.1:0" }, setup: dialed},
+		{"in-process", func(string) (bus.Transport, func() (*bus.Bus, error)) { return nil, nil }},
+		{"shared mem", func(dir string) (bus.Transport, func() (*bus.Bus, error)) {
+			path := filepath.Join(dir, "greet.shm")
+			return shmbus.New(shmbus.Config{Listen: path}), func() (*bus.Bus, error) {
+				return newClient(shmbus.New(shmbus.Config{Dial: []string{path}}))
+			}
+		}},
+		{"unix socket", netbusAt(func(dir string) string { return "unix://" + filepath.Join(dir, "greet.sock") })},
+		{"tcp", netbusAt(func(string) string { return "tcp://127.0.0.1:0" })},
 	}
 	for _, tr := range transports {
 		if err := demo(out, dir, tr); err != nil {
@@ -63,6 +66,21 @@ func run(out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// netbusAt serves on the address listen gives and dials the address the
+// server ended up listening on.
+func netbusAt(listen func(dir string) string) func(string) (bus.Transport, func() (*bus.Bus, error)) {
+	return func(dir string) (bus.Transport, func() (*bus.Bus, error)) {
+		st := netbus.New(netbus.Config{Listen: []string{listen(dir)}})
+		return st, func() (*bus.Bus, error) {
+			return newClient(netbus.New(netbus.Config{Peers: st.Addrs()}))
+		}
+	}
+}
+
+func newClient(t bus.Transport) (*bus.Bus, error) {
+	return bus.New(bus.WithName("client"), bus.WithTransport(t), bus.WithTypes(newTypes()), bus.WithLogger(quiet))
 }
 
 func newTypes() *bus.Types {
@@ -74,26 +92,10 @@ func newTypes() *bus.Types {
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
-// dialed starts a second bus whose netbus transport dials the server.
-func dialed(_ *bus.Bus, serverT *netbus.Transport) (*bus.Bus, error) {
-	ct := netbus.New(netbus.Config{})
-	client, err := bus.New(bus.WithName("client"), bus.WithTransport(ct), bus.WithTypes(newTypes()), bus.WithLogger(quiet))
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ct.Dial(ctx, serverT.Addrs()[0]); err != nil {
-		return nil, err
-	}
-	return client, nil
-}
-
 func demo(out io.Writer, dir string, tr transport) error {
 	var opts []bus.Option
-	var st *netbus.Transport
-	if addr := tr.listen(dir); addr != "" {
-		st = netbus.New(netbus.Config{Listen: []string{addr}})
+	st, dial := tr.serve(dir)
+	if st != nil {
 		opts = append(opts, bus.WithTransport(st))
 	}
 	server, err := bus.New(append(opts, bus.WithName("server"), bus.WithTypes(newTypes()), bus.WithLogger(quiet))...)
@@ -109,9 +111,11 @@ func demo(out io.Writer, dir string, tr transport) error {
 		}
 		return nil
 	}))
-	client, err := tr.setup(server, st)
-	if err != nil {
-		return err
+	client := server
+	if dial != nil {
+		if client, err = dial(); err != nil {
+			return err
+		}
 	}
 	if client != server {
 		defer client.Close(ctx)

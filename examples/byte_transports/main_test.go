@@ -12,10 +12,10 @@ func TestEveryTransportAnswersAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
+	if len(lines) != 4 {
 		t.Fatalf("want a line per transport, got:\n%s", out.String())
 	}
-	for i, name := range []string{"in-process", "unix socket", "tcp"} {
+	for i, name := range []string{"in-process", "shared mem", "unix socket", "tcp"} {
 		if !strings.HasPrefix(lines[i], name) || !strings.Contains(lines[i], `"hello, world"`) {
 			t.Fatalf("line %d: %q", i, lines[i])
 		}
