@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -187,11 +188,14 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
 	b.pending.Store(corr, pendingAsk{call, seq})
-	env := &Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
+	env := getEnvelope()
+	*env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
 	if dl, ok := ctx.Deadline(); ok {
 		env.Deadline = dl.UnixNano()
 	}
-	if err := l.Send(ctx, env); err != nil {
+	err := l.Send(ctx, env)
+	putEnvelope(env)
+	if err != nil {
 		b.pending.Delete(corr)
 		if call.abandon(seq) && call.cb == nil {
 			putCall(call)
@@ -219,15 +223,89 @@ func (b *Bus) forgetRemote(c *askCall) {
 // replyRemote sends the outcome of an ask that came over a link back on it.
 func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	b.finishInbound(in)
-	env := &Envelope{Kind: KindReply, From: in.env.To, To: in.env.From, Corr: in.env.Corr, Msg: reply}
+	r := replies.Get().(*replySend)
+	r.env = Envelope{Kind: KindReply, From: in.env.To, To: in.env.From, Corr: in.env.Corr, Msg: reply}
 	if err != nil {
-		env.Kind, env.Msg = KindError, err
+		r.env.Kind, r.env.Msg = KindError, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if e := in.link.Send(ctx, env); e != nil {
+	r.ctx = lazyTimeout{d: replyTimeout}
+	e := in.link.Send(&r.ctx, &r.env)
+	if e != nil {
 		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
 	}
+	if r.ctx.stop() {
+		r.env = Envelope{}
+		replies.Put(r)
+	}
+}
+
+// replyTimeout bounds how long a reply waits for room on a busy link.
+const replyTimeout = 10 * time.Second
+
+// replySend is what replyRemote sends with; they are pooled so that a reply
+// allocates neither an envelope nor a timer.
+type replySend struct {
+	env Envelope
+	ctx lazyTimeout
+}
+
+var replies = sync.Pool{New: func() any { return new(replySend) }}
+
+// envelopes pools the envelopes askRemote sends: Link.Send lets the caller
+// reuse an envelope once it returns.
+var envelopes = sync.Pool{New: func() any { return new(Envelope) }}
+
+func getEnvelope() *Envelope { return envelopes.Get().(*Envelope) }
+
+func putEnvelope(e *Envelope) {
+	*e = Envelope{}
+	envelopes.Put(e)
+}
+
+// lazyTimeout is a context that ends d after it is first waited on. A link
+// whose queue has room never asks for Done, so the common send starts no
+// timer; one that applies backpressure gets the same bound as
+// context.WithTimeout.
+type lazyTimeout struct {
+	d      time.Duration
+	mu     sync.Mutex
+	ctx    context.Context // nil until first waited on
+	cancel context.CancelFunc
+}
+
+func (c *lazyTimeout) start() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithTimeout(context.Background(), c.d)
+	}
+	return c.ctx
+}
+
+func (c *lazyTimeout) Deadline() (time.Time, bool) { return c.start().Deadline() }
+func (c *lazyTimeout) Done() <-chan struct{}       { return c.start().Done() }
+func (c *lazyTimeout) Value(any) any               { return nil }
+
+func (c *lazyTimeout) Err() error {
+	c.mu.Lock()
+	ctx := c.ctx
+	c.mu.Unlock()
+	if ctx == nil {
+		return nil // nobody waited, so the time has not started
+	}
+	return ctx.Err()
+}
+
+// stop releases the timer, if one was started, and reports whether none was:
+// only then may c be reused, as nobody can be waiting on it.
+func (c *lazyTimeout) stop() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		return true
+	}
+	c.cancel()
+	return false
 }
 
 func (b *Bus) finishInbound(in *inbound) {
