@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -31,10 +32,13 @@ type conn struct {
 	res hsResult
 	br  io.Reader // handshake leftovers, then nc, buffered
 
-	mu     sync.Mutex // guards the fields below
-	out    []byte     // frames waiting for the writer
-	closed bool       // no more frames are accepted; the writer flushes and exits
-	space  chan struct{}
+	raw syscall.RawConn // the socket's file descriptor; nil for TLS
+
+	mu      sync.Mutex // guards the fields below
+	out     []byte     // frames waiting for the writer
+	writing bool       // a write is under way (the writer's or a sender's)
+	closed  bool       // no more frames are accepted; the writer flushes and exits
+	space   chan struct{}
 
 	kick chan struct{} // cap 1: the writer has work
 	recv atomic.Uint64 // frames received; the writer's idle check reads it
@@ -86,7 +90,72 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 		return fmt.Errorf("netbus: %d-byte frame, peer accepts %d: %w", n, c.res.PeerMaxFrame, bus.ErrTooLarge)
 	}
 	putFrameHeader(frame, frameData, flags, n)
+	if c.l.alone(e.Kind) && c.writeNow(frame) {
+		return nil
+	}
 	return c.enqueue(ctx, frame)
+}
+
+// writeNow writes frame straight to the socket when the link is quiet (no
+// write under way, nothing queued), saving the hand-off to the writer
+// goroutine and back that would otherwise sit in every ask's round trip. It
+// makes one non-blocking write attempt: whatever the socket does not take
+// goes to the front of the queue for the writer. It reports false, having
+// done nothing, when the link is busy; the caller then queues the frame.
+//
+// Only a lone ask or reply takes this path (see link.alone): with many calls
+// in flight, or a stream of one-way tells, frames go through the writer,
+// which batches them into one write.
+func (c *conn) writeNow(frame []byte) bool {
+	if c.raw == nil {
+		return false
+	}
+	c.mu.Lock()
+	if c.closed || c.writing || len(c.out) > 0 {
+		c.mu.Unlock()
+		return false
+	}
+	c.writing = true
+	c.mu.Unlock()
+	n, werr := 0, error(nil)
+	if err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(frame) {
+			m, err := syscall.Write(int(fd), frame[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				break
+			}
+			n += m
+		}
+		return true // never wait for the socket: the writer does that
+	}); err != nil && werr == nil {
+		werr = err
+	}
+	c.mu.Lock()
+	c.writing = false
+	if werr == nil && n < len(frame) {
+		// The socket is full: the rest goes first, before frames queued
+		// meanwhile.
+		c.out = append(append(make([]byte, 0, len(frame)-n+len(c.out)), frame[n:]...), c.out...)
+	}
+	kick := len(c.out) > 0 || c.closed
+	c.mu.Unlock()
+	if werr != nil {
+		c.l.close(fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), werr))
+		return true // the link is closing; the ask fails with it
+	}
+	if kick {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // enqueue appends a complete frame to the writer's queue, waiting for space
@@ -185,8 +254,15 @@ func (c *conn) writeLoop() {
 		// sequential BenchmarkAsk and BenchmarkTell unchanged within noise.
 		runtime.Gosched()
 		c.mu.Lock()
+		if c.writing {
+			// A sender is writing its frame; it kicks us when it is done
+			// and anything is waiting.
+			c.mu.Unlock()
+			continue
+		}
 		batch, closed := c.out, c.closed
 		c.out = spare[:0]
+		c.writing = len(batch) > 0
 		if c.space != nil {
 			close(c.space)
 			c.space = nil
@@ -199,6 +275,9 @@ func (c *conn) writeLoop() {
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(deadline))
 			_, err := c.nc.Write(batch)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
 			wrote = true
 			if err != nil {
 				c.l.close(fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), err))
@@ -235,6 +314,7 @@ func (c *conn) readLoop() {
 				c.l.close(err)
 				return
 			}
+			c.l.received(env.Kind)
 			c.l.deliver(c, env)
 		case framePing:
 		case frameClose:
@@ -254,6 +334,9 @@ func (c *conn) readLoop() {
 // read past the handshake.
 func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
 	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn() // nil on error: every frame goes through the writer
+	}
 	var r io.Reader = nc
 	if len(rest) > 0 {
 		r = io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), nc)

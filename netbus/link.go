@@ -29,6 +29,14 @@ type link struct {
 	done      chan struct{} // closed by close
 	err       error         // why the link closed; written before done is closed
 	readers   atomic.Int32  // live reader goroutines; the last one reports LinkDown
+
+	// Calls in flight, for choosing between writing a frame at once and
+	// queueing it for the writer (see alone). They are a hint, not a
+	// ledger: an ask whose reply never comes keeps asksOut (or, on the
+	// serving side, asksIn) raised, which only means its frames take the
+	// writer's path.
+	asksOut atomic.Int64 // asks sent on this link whose reply has not come
+	asksIn  atomic.Int64 // asks received on this link not yet replied to
 }
 
 var _ bus.Link = (*link)(nil)
@@ -111,6 +119,31 @@ func (l *link) deliver(c *conn, env *bus.Envelope) {
 	l.deliverMu.Lock()
 	l.t.host.Deliver(l, env)
 	l.deliverMu.Unlock()
+}
+
+// alone counts a frame of kind k that is about to be sent and reports
+// whether it is the only call in flight on the link: an ask with no other
+// ask awaiting its reply, or a reply with no other ask being served. Such a
+// frame is worth writing at once (conn.writeNow); with others in flight,
+// more frames are on their way and the writer batches them.
+func (l *link) alone(k bus.Kind) bool {
+	switch k {
+	case bus.KindAsk:
+		return l.asksOut.Add(1) == 1
+	case bus.KindReply, bus.KindError:
+		return l.asksIn.Add(-1) <= 0
+	}
+	return false
+}
+
+// received counts a frame of kind k that arrived on the link.
+func (l *link) received(k bus.Kind) {
+	switch k {
+	case bus.KindAsk:
+		l.asksIn.Add(1)
+	case bus.KindReply, bus.KindError:
+		l.asksOut.Add(-1)
+	}
 }
 
 // readerDone is called by each reader as it exits; the last one reports

@@ -9,7 +9,9 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,4 +414,73 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%+v: no error", c)
 		}
 	}
+}
+
+// A lone ask or reply is written by its sender straight to the socket, and
+// what the socket does not take goes to the front of the writer's queue,
+// before frames queued meanwhile. Asks and replies far larger than a socket
+// buffer, while another goroutine streams tells, must all arrive whole and in
+// order.
+func TestDirectWritesOfLargeFrames(t *testing.T) {
+	network(t, func(t *testing.T, listen string) {
+		before := runtime.NumGoroutine()
+		srv, cli, srvT, cliT, l := pair(t, listen, Config{}, Config{})
+		ctx := context.Background()
+		big := make([]byte, 3<<20)
+		rand.Read(big)
+		var tells int
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			body := make([]byte, 1024)
+			for i := 0; !stop.Load(); i++ {
+				tells++
+				runtime.Gosched()
+				env := &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: cli.id, Name: "teller", ID: 2}, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i, Data: body}}
+				if err := l.Send(ctx, env); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		for i := range 12 {
+			data := []byte(fmt.Sprintf("small %d", i))
+			if i%2 == 0 {
+				data = big[:len(big)-i]
+			}
+			got, err := cli.ask(ctx, l, "echo", Payload{Seq: i, Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := got.(Payload); p.Seq != i || !bytes.Equal(p.Data, data) {
+				t.Fatalf("ask %d: %d bytes came back different", i, len(data))
+			}
+		}
+		stop.Store(true)
+		wg.Wait()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			srv.mu.Lock()
+			got := slices.Clone(srv.tells["teller"])
+			srv.mu.Unlock()
+			if len(got) == tells {
+				for i, seq := range got {
+					if seq != i {
+						t.Fatalf("tell %d arrived as number %d", seq, i)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d tells arrived", len(got), tells)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if d := l.(*link).asksOut.Load(); d != 0 {
+			t.Errorf("%d asks counted in flight after all replies came", d)
+		}
+		cliT.Close(ctx)
+		srvT.Close(ctx)
+		checkGoroutines(t, before)
+	})
 }
