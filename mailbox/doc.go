@@ -6,10 +6,11 @@
 // unbounded system lane for stop, restart, watch and failure notices, which
 // is always served first and keeps running while the mailbox is suspended.
 //
-// An idle mailbox owns no goroutine. The send that finds it idle starts one,
+// An idle mailbox owns no goroutine. The send that finds it idle starts one
+// (or hands the work to Options.Go, a pool of goroutines the caller keeps),
 // which runs up to Options.Throughput user messages per turn and then yields,
-// so one busy actor cannot starve the rest; it exits when both lanes are
-// empty. What happens when the user lane is full is the sender's choice per
+// so one busy actor cannot starve the rest; it lets go of the mailbox when
+// both lanes are empty. What happens when the user lane is full is the sender's choice per
 // call, or the mailbox's default: Block until the sender's context ends,
 // FailFast with ErrFull, or DropOldest. Every message the mailbox gives up on
 // is reported to the Invoker's Dropped method with a reason; nothing is lost

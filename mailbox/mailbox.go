@@ -117,10 +117,10 @@ const (
 // an unbounded lane of system messages served first, and the scheduling that
 // runs its Invoker only while there is work.
 //
-// An idle mailbox owns no goroutine. A send that finds it idle starts one; the
-// goroutine runs every system message, then up to Throughput user messages,
-// yields the processor if more are waiting, and exits when both lanes are
-// empty. A send racing with that exit is never lost: the sender publishes its
+// An idle mailbox owns no goroutine. A send that finds it idle starts one (or
+// hands the work to Options.Go); the goroutine runs every system message, then
+// up to Throughput user messages, yields the processor if more are waiting,
+// and lets go of the mailbox when both lanes are empty. A send racing with that exit is never lost: the sender publishes its
 // message before it looks at the state, and the exiting goroutine clears the
 // state before it looks at the lanes for the last time (both sequentially
 // consistent), so one of them sees the other.
