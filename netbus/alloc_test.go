@@ -36,3 +36,29 @@ func TestSendAllocs(t *testing.T) {
 		})
 	}
 }
+
+// A lone ask, which its sender writes straight to the socket, allocates
+// nothing either.
+func TestDirectSendAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -race and -cover")
+	}
+	network(t, func(t *testing.T, listen string) {
+		_, _, _, _, bl := pair(t, listen, Config{}, Config{})
+		l := bl.(*link)
+		env := &bus.Envelope{Kind: bus.KindAsk, From: bus.Ref{Node: l.Peer(), Name: "asker", ID: 3}, To: bus.Ref{Name: "hold"}, Corr: 1, Msg: make([]byte, 64)}
+		ctx := context.Background()
+		send := func() {
+			l.asksOut.Store(0) // "hold" never replies: make every ask the lone one
+			if err := l.Send(ctx, env); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 100 {
+			send()
+		}
+		if allocs := testing.AllocsPerRun(1000, send); allocs > 0 {
+			t.Fatalf("%.1f allocations per direct Send", allocs)
+		}
+	})
+}

@@ -32,7 +32,9 @@ type conn struct {
 	res hsResult
 	br  io.Reader // handshake leftovers, then nc, buffered
 
-	raw syscall.RawConn // the socket's file descriptor; nil for TLS
+	raw     syscall.RawConn // the socket's file descriptor; nil for TLS
+	writeFD func(fd uintptr) bool
+	direct  directWrite // owned by the sender that set writing
 
 	mu      sync.Mutex // guards the fields below
 	out     []byte     // frames waiting for the writer
@@ -117,25 +119,12 @@ func (c *conn) writeNow(frame []byte) bool {
 	}
 	c.writing = true
 	c.mu.Unlock()
-	n, werr := 0, error(nil)
-	if err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(frame) {
-			m, err := syscall.Write(int(fd), frame[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != syscall.EAGAIN {
-					werr = err
-				}
-				break
-			}
-			n += m
-		}
-		return true // never wait for the socket: the writer does that
-	}); err != nil && werr == nil {
-		werr = err
+	c.direct = directWrite{frame: frame}
+	if err := c.raw.Write(c.writeFD); err != nil && c.direct.err == nil {
+		c.direct.err = err
 	}
+	n, werr := c.direct.n, c.direct.err
+	c.direct = directWrite{}
 	c.mu.Lock()
 	c.writing = false
 	if werr == nil && n < len(frame) {
@@ -217,6 +206,34 @@ func (c *conn) shut(err error) {
 func isIOErr(err error) bool {
 	var ne net.Error
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// directWrite is the state of one writeNow; the sender that set writing owns
+// it. It lives in the conn so that a write allocates nothing.
+type directWrite struct {
+	frame []byte
+	n     int   // bytes written
+	err   error // a failure other than a full socket
+}
+
+// writeDirect is c.raw.Write's callback for writeNow: it writes c.direct.frame
+// until the socket is full, and never waits for it (the writer does that).
+func (c *conn) writeDirect(fd uintptr) bool {
+	d := &c.direct
+	for d.n < len(d.frame) {
+		m, err := syscall.Write(int(fd), d.frame[d.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				d.err = err
+			}
+			break
+		}
+		d.n += m
+	}
+	return true
 }
 
 // writeLoop is the writer goroutine.
@@ -336,6 +353,7 @@ func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
 	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1)}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn() // nil on error: every frame goes through the writer
+		c.writeFD = c.writeDirect
 	}
 	var r io.Reader = nc
 	if len(rest) > 0 {
