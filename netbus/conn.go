@@ -25,7 +25,9 @@ import (
 // mu and kick the writer. The writer swaps out for its spare buffer under mu
 // and writes the whole batch with one call, without the lock: frames queued
 // while it writes go out in the next batch, so the socket is flushed exactly
-// when the queue runs dry.
+// when the queue runs dry. The exception is a lone ask or reply on a quiet
+// link, which its sender writes itself (writeNow); the writing flag keeps
+// that write and the writer's from overlapping.
 type conn struct {
 	l   *link
 	nc  net.Conn

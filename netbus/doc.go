@@ -39,7 +39,10 @@
 // Each connection has one writer goroutine: senders encode their frame
 // without a lock, append it to the connection's queue and kick the writer,
 // which writes everything queued in one call, so a busy connection makes
-// one syscall per batch and an idle one flushes at once. A reader goroutine
+// one syscall per batch and an idle one flushes at once. A lone ask or
+// reply on a quiet link (no other call in flight) skips the hand-off: its
+// sender writes it with one non-blocking write and leaves any rest to the
+// writer, which saves two goroutine wake-ups per round trip. A reader goroutine
 // decodes frames and hands them to the bus in order. Pings flow when a
 // connection has been quiet for Config.HeartbeatInterval; a peer silent for
 // Config.IdleTimeout is declared dead.
