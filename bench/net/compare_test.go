@@ -4,14 +4,19 @@
 // loopback TCP. It is a module of its own so that the library's go.mod
 // stays free of gRPC and nats-server.
 //
-//	cd bench/net && go test -bench . -benchtime 3s
+//	cd bench/net && go test -run '^$' -bench . -benchtime 2s
+//
+// BenchmarkRatio alternates netbus and gRPC-go rounds at 128 callers and
+// reports the ratio directly (go test -run '^$' -bench Ratio -benchtime 1x).
 package net
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,16 +58,77 @@ func run(b *testing.B, n int, call func() error) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
 }
 
-func BenchmarkNetbus(b *testing.B) {
+// rate makes calls from n goroutines for about d and returns calls per
+// second.
+func rate(n int, d time.Duration, call func() error) (float64, error) {
+	var calls atomic.Int64
+	var stop atomic.Bool
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for !stop.Load() {
+				if err := call(); err != nil {
+					errs <- err
+					return
+				}
+				calls.Add(1)
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	return float64(calls.Load()) / time.Since(start).Seconds(), <-errs
+}
+
+// BenchmarkRatio measures netbus and gRPC-go with 128 callers in
+// alternating rounds of 500ms, so that both see the same machine, and
+// reports the median of the per-round ratios (the target is 3×) beside the
+// median rates. Run it with -benchtime 1x; each iteration is 5 rounds.
+func BenchmarkRatio(b *testing.B) {
+	nb, closeNB := netbusCaller(b)
+	defer closeNB()
+	gc, closeGC := grpcCaller(b)
+	defer closeGC()
+	const n, rounds, d = 128, 5, 500 * time.Millisecond
+	var ratios, nbs, gcs []float64
+	for range b.N {
+		for range rounds {
+			x, err := rate(n, d, nb)
+			if err != nil {
+				b.Fatal(err)
+			}
+			y, err := rate(n, d, gc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ratios, nbs, gcs = append(ratios, x/y), append(nbs, x), append(gcs, y)
+		}
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(median(ratios), "x-grpc")
+	b.ReportMetric(median(nbs), "netbus-calls/s")
+	b.ReportMetric(median(gcs), "grpc-calls/s")
+}
+
+func netbusCaller(b *testing.B) (func() error, func()) {
 	p, err := netbus.NewBenchPair("tcp://127.0.0.1:0", size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
 	ctx := context.Background()
+	return func() error { return p.Ask(ctx) }, func() { p.Close() }
+}
+
+func BenchmarkNetbus(b *testing.B) {
+	call, done := netbusCaller(b)
+	defer done()
 	for _, n := range callers {
 		b.Run(fmt.Sprintf("callers=%d", n), func(b *testing.B) {
-			run(b, n, func() error { return p.Ask(ctx) })
+			run(b, n, call)
 		})
 	}
 }
@@ -77,7 +143,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 func (rawCodec) Name() string { return "raw" }
 
-func BenchmarkGRPC(b *testing.B) {
+func grpcCaller(b *testing.B) (func() error, func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -95,20 +161,26 @@ func BenchmarkGRPC(b *testing.B) {
 		}}},
 	}, struct{}{})
 	go s.Serve(ln)
-	defer s.Stop()
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
+		s.Stop()
 		b.Fatal(err)
 	}
-	defer cc.Close()
 	ctx := context.Background()
 	body := make([]byte, size)
+	call := func() error {
+		in, out := body, []byte(nil)
+		return cc.Invoke(ctx, "/bench.Echo/Echo", &in, &out, grpc.ForceCodec(rawCodec{}))
+	}
+	return call, func() { cc.Close(); s.Stop() }
+}
+
+func BenchmarkGRPC(b *testing.B) {
+	call, done := grpcCaller(b)
+	defer done()
 	for _, n := range callers {
 		b.Run(fmt.Sprintf("callers=%d", n), func(b *testing.B) {
-			run(b, n, func() error {
-				in, out := body, []byte(nil)
-				return cc.Invoke(ctx, "/bench.Echo/Echo", &in, &out, grpc.ForceCodec(rawCodec{}))
-			})
+			run(b, n, call)
 		})
 	}
 }
