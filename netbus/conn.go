@@ -319,6 +319,7 @@ func (c *conn) readLoop() {
 	t := c.l.t
 	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
 	var scratch []byte
+	var names interner
 	for {
 		typ, flags, p, err := fr.next()
 		if err != nil {
@@ -329,7 +330,7 @@ func (c *conn) readLoop() {
 		switch typ {
 		case frameData:
 			env := new(bus.Envelope)
-			if err := t.comp.decodeData(env, flags, p, &scratch); err != nil {
+			if err := t.comp.decodeData(env, flags, p, &scratch, &names); err != nil {
 				c.l.close(err)
 				return
 			}

@@ -125,7 +125,7 @@ func FuzzFrameDecoder(f *testing.F) {
 			switch typ {
 			case frameData:
 				var e bus.Envelope
-				if err := c.decodeData(&e, flags, p, &scratch); err == nil && len(e.Body) > 1<<16 {
+				if err := c.decodeData(&e, flags, p, &scratch, nil); err == nil && len(e.Body) > 1<<16 {
 					t.Fatalf("body of %d bytes", len(e.Body))
 				}
 			case frameClose:
