@@ -88,16 +88,24 @@ func (c *askCall) abandonedAt(seq uint64) bool {
 // microseconds, several times an in-process round trip, so a short poll
 // (yielding the processor each time, so the actor can run on it) wins for
 // fast actors and costs little for slow ones.
+//
+// Only a few askers poll at once, as the Go runtime bounds its spinning
+// threads: with 128 concurrent remote asks, every asker yielding 64 times
+// churned the scheduler's run queue and took about half the CPU of a netbus
+// benchmark. An asker that finds GOMAXPROCS others polling parks at once.
 const spinChecks = 64
 
 // wait blocks until the call completes or ctx ends, then recycles the call.
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
-	for range spinChecks {
-		if c.state.Load() != seq<<2|callWaiting {
-			break
+	if b.spinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) {
+		for range spinChecks {
+			if c.state.Load() != seq<<2|callWaiting {
+				break
+			}
+			runtime.Gosched()
 		}
-		runtime.Gosched()
 	}
+	b.spinners.Add(-1)
 	select {
 	case <-c.done:
 	case <-ctx.Done():

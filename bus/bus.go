@@ -35,9 +35,10 @@ type Bus struct {
 	routesMu sync.Mutex // serializes changes to names (never held across I/O)
 	names    sync.Map   // string -> *service
 
-	corr    atomic.Uint64
-	pending sync.Map // corr -> pendingAsk: asks waiting on a peer
-	inbound sync.Map // inKey -> *inbound: asks from peers being served
+	corr     atomic.Uint64
+	spinners atomic.Int32 // askers polling for their reply (see wait)
+	pending  sync.Map     // corr -> pendingAsk: asks waiting on a peer
+	inbound  sync.Map     // inKey -> *inbound: asks from peers being served
 
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer
