@@ -163,7 +163,43 @@ func appendString(dst []byte, s string) []byte {
 // error wrapping ErrBadEnvelope, never a panic. e.Body aliases data; copy it
 // if data will be reused. e.Msg is left nil.
 func DecodeEnvelope(data []byte, e *Envelope) error {
-	d := decoder{b: data}
+	var nd *EnvelopeDecoder
+	return nd.Decode(data, e)
+}
+
+// EnvelopeDecoder decodes envelopes like DecodeEnvelope, but hands out one
+// copy of each short string (actor names, type names, header keys) it has
+// seen recently, so that a link's reader receiving the same names over and
+// over allocates them once. Its cache is a direct-mapped table of 256
+// strings indexed by length and end bytes: its size is fixed whatever a peer
+// sends, and a hit costs one comparison. The zero value is ready; a nil
+// *EnvelopeDecoder copies every string. It belongs to one goroutine.
+type EnvelopeDecoder struct {
+	names [256]string
+}
+
+// maxInternedLen is the longest string an EnvelopeDecoder keeps.
+const maxInternedLen = 128
+
+func (nd *EnvelopeDecoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if nd == nil || len(b) > maxInternedLen {
+		return string(b)
+	}
+	slot := &nd.names[(uint(len(b))*7+uint(b[0])*3+uint(b[len(b)-1]))&255]
+	if *slot == string(b) { // the comparison does not allocate
+		return *slot
+	}
+	*slot = string(b)
+	return *slot
+}
+
+// Decode parses one binary envelope that fills data exactly; see
+// DecodeEnvelope.
+func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
+	d := decoder{b: data, names: nd}
 	if len(data) < 3 {
 		return fmt.Errorf("%w: %d bytes, shorter than the 3-byte prefix", ErrBadEnvelope, len(data))
 	}
@@ -218,8 +254,9 @@ func DecodeEnvelope(data []byte, e *Envelope) error {
 // decoder reads varints and strings from a bounded buffer; the first error
 // sticks and every later read returns zero.
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	names *EnvelopeDecoder // where strings come from; nil: copied
+	err   error
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -263,7 +300,7 @@ func (d *decoder) string(max int) string {
 		d.fail("string of %d bytes, limit %d, %d left", n, max, len(d.b))
 		return ""
 	}
-	s := string(d.b[:n])
+	s := d.names.intern(d.b[:n])
 	d.b = d.b[n:]
 	return s
 }

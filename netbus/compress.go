@@ -139,7 +139,7 @@ func (c *compressor) decompress(dst, p []byte, alg byte) ([]byte, error) {
 // decodeData decodes the payload of a data frame into env: decompressing it
 // into *scratch if flags say so, then parsing the binary envelope. env.Body
 // aliases the payload or *scratch. Strings come from names (nil: copied).
-func (c *compressor) decodeData(env *bus.Envelope, flags byte, payload []byte, scratch *[]byte, names *interner) error {
+func (c *compressor) decodeData(env *bus.Envelope, flags byte, payload []byte, scratch *[]byte, names *bus.EnvelopeDecoder) error {
 	if alg := flags & compMask; alg != compNone {
 		out, err := c.decompress(*scratch, payload, alg)
 		if err != nil {
@@ -150,7 +150,7 @@ func (c *compressor) decodeData(env *bus.Envelope, flags byte, payload []byte, s
 	} else if len(payload) > c.maxRaw {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(payload), c.maxRaw)
 	}
-	if err := decodeEnvelope(payload, env, names); err != nil {
+	if err := names.Decode(payload, env); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
 	return nil

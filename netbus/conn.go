@@ -319,7 +319,7 @@ func (c *conn) readLoop() {
 	t := c.l.t
 	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
 	var scratch []byte
-	var names interner
+	var names bus.EnvelopeDecoder
 	for {
 		typ, flags, p, err := fr.next()
 		if err != nil {

@@ -45,6 +45,8 @@ type link struct {
 	memMu  sync.RWMutex
 	mapped bool // guarded by memMu
 
+	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
+
 	done     chan struct{}
 	once     sync.Once
 	err      error // set before done is closed
@@ -275,10 +277,11 @@ func (l *link) read() {
 	}
 }
 
-// deliver decodes one whole envelope (in memory we own) and hands it to the bus.
+// deliver decodes one whole envelope (in memory we own) and hands it to the
+// bus. It runs on the reader goroutine only.
 func (l *link) deliver(b []byte) error {
 	env := new(bus.Envelope)
-	if err := bus.DecodeEnvelope(b, env); err != nil {
+	if err := l.names.Decode(b, env); err != nil {
 		return err
 	}
 	if err := l.h.Types().DecodeBody(l.t.codec, env); err != nil {
