@@ -31,9 +31,10 @@ type Bus struct {
 	procs  procTable
 
 	// Lock order: namesMu, then routesMu, then peersMu; subMu after namesMu.
-	namesMu  sync.Mutex // orders what peers are told of local names and subscriptions
-	routesMu sync.Mutex // serializes changes to names (never held across I/O)
-	names    sync.Map   // string -> *service
+	namesMu    sync.Mutex    // orders what peers are told of local names and subscriptions
+	routesMu   sync.Mutex    // serializes changes to names (never held across I/O)
+	names      sync.Map      // string -> *service
+	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu
 
 	corr     atomic.Uint64
 	spinners atomic.Int32 // askers polling for their reply (see wait)

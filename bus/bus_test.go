@@ -596,3 +596,28 @@ func TestFailureReachesParentAndWatchers(t *testing.T) {
 		t.Fatalf("dead letters for the failure: %d", n)
 	}
 }
+
+func TestWaitFor(t *testing.T) {
+	b := newBus(t)
+	short, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := b.WaitFor(short, "later"); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("wait for a name nobody registers: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.WaitFor(context.Background(), "later") }()
+	time.Sleep(5 * time.Millisecond)
+	b.Register("other", adder) // another name does not end the wait
+	select {
+	case err := <-done:
+		t.Fatalf("WaitFor returned %v before the name existed", err)
+	case <-time.After(5 * time.Millisecond):
+	}
+	b.Register("later", adder)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(context.Background(), "later"); err != nil {
+		t.Fatalf("wait for an existing name: %v", err)
+	}
+}

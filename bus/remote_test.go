@@ -35,6 +35,15 @@ func linkedPair(t *testing.T) (server, client *bus.Bus) {
 	return server, client
 }
 
+func waitFor(t *testing.T, b *bus.Bus, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitFor(ctx, name); err != nil {
+		t.Fatalf("%s never reachable: %v", name, err)
+	}
+}
+
 // eventually retries f until it returns nil, for state that crosses the link
 // asynchronously (name announcements); it fails after 10 s.
 func eventually(t *testing.T, what string, f func() error) {
@@ -67,10 +76,7 @@ func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
 		}
 		return nil
 	}))
-	eventually(t, "name reaches the client", func() error {
-		_, err := client.Ask(context.Background(), "slow", "ping")
-		return err
-	})
+	waitFor(t, client, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if _, err := client.Ask(ctx, "slow", "work"); !errors.Is(err, bus.ErrDeadline) {
@@ -89,10 +95,7 @@ func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
 func TestRemoteNamesFollowRegistrations(t *testing.T) {
 	server, client := linkedPair(t)
 	ref, _ := server.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error { return c.Reply(msg) }))
-	eventually(t, "name announced", func() error {
-		_, err := client.Ask(context.Background(), "echo", "hi")
-		return err
-	})
+	waitFor(t, client, "echo")
 	if r, err := client.Ask(context.Background(), ref, "by ref"); err != nil || r != "by ref" {
 		t.Fatalf("ask by Ref: %v, %v", r, err)
 	}
@@ -141,12 +144,7 @@ func TestRemotePublishAndWatch(t *testing.T) {
 		}
 		return nil
 	}))
-	eventually(t, "name announced", func() error {
-		if len(client.Instances("target")) == 0 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
+	waitFor(t, client, "target")
 	server.Close(ctx)
 	select {
 	case m := <-terminated:

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync/atomic"
 )
@@ -100,6 +101,36 @@ func (b *Bus) addInstance(in *instance) {
 	copy(list, old)
 	list = append(list, in)
 	s.inst.Store(&list)
+	if b.namesAdded != nil {
+		close(b.namesAdded) // wake WaitFor
+		b.namesAdded = nil
+	}
+}
+
+// WaitFor blocks until name has at least one instance, here or on a linked
+// node, or ctx ends (an error wrapping ErrDeadline or ErrCanceled). A client
+// that starts with its services calls it before its first Ask: a peer's
+// names arrive just after the link to it comes up.
+func (b *Bus) WaitFor(ctx context.Context, name string) error {
+	for {
+		b.routesMu.Lock()
+		if _, _, err := b.place(name); err == nil {
+			b.routesMu.Unlock()
+			return nil
+		}
+		if b.namesAdded == nil {
+			b.namesAdded = make(chan struct{})
+		}
+		added := b.namesAdded
+		b.routesMu.Unlock()
+		select {
+		case <-added:
+		case <-ctx.Done():
+			return ctxError(ctx.Err())
+		case <-b.closed:
+			return ErrClosed
+		}
+	}
 }
 
 func (b *Bus) removeInstances(name string, drop func(*instance) bool) {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // testHost is a minimal bus.Host recording what the transport reports.

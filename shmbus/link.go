@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"net"
 	"runtime"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 const (

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"net"
 	"os"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // Config configures a Transport. The zero value is valid but neither

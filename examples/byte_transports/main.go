@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -120,16 +119,12 @@ func demo(out io.Writer, dir string, tr transport) error {
 	if client != server {
 		defer client.Close(ctx)
 	}
-	// The same call on every transport. Over a socket the server's names
+	// The same call on every transport. Over a link the server's names
 	// arrive just after the link comes up.
-	var g Greeting
-	for {
-		g, err = bus.AskAs[Greeting](ctx, client, "greet", Greet{"world"})
-		if !errors.Is(err, bus.ErrNoRoute) {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if err := client.WaitFor(ctx, "greet"); err != nil {
+		return err
 	}
+	g, err := bus.AskAs[Greeting](ctx, client, "greet", Greet{"world"})
 	if err != nil {
 		return err
 	}

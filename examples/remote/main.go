@@ -122,15 +122,8 @@ func client(ctx context.Context, connect, secret string, n int, out io.Writer) e
 		return err
 	}
 	// The server's names arrive just after the link comes up.
-	for {
-		_, err := bus.AskAs[Sum](ctx, b, "add", Add{0, 0})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, bus.ErrNoRoute) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := b.WaitFor(ctx, "add"); err != nil {
+		return err
 	}
 	for i := 1; i <= n; i++ {
 		sum, err := bus.AskAs[Sum](ctx, b, "add", Add{i, i * 10})

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -67,17 +66,13 @@ func runClient(sock string) error {
 		return err
 	}
 	defer b.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitFor(ctx, "upper"); err != nil { // the server's names arrive just after the link comes up
+		return err
+	}
 	for _, w := range []string{"hello", "shared", "memory"} {
-		var reply any
-		for range 100 { // the server's names arrive just after the link comes up
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			reply, err = b.Ask(ctx, "upper", w)
-			cancel()
-			if !errors.Is(err, bus.ErrNoRoute) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		reply, err := b.Ask(ctx, "upper", w)
 		if err != nil {
 			return err
 		}

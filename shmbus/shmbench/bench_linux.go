@@ -1,16 +1,11 @@
 //go:build linux
 
-// Package shmbench measures shmbus between two processes against the same
-// bus over a Unix socket (netbus), for `xbus bench shm`. It lives apart from
-// shmbus so that the transport itself does not import netbus and its
-// compression libraries (a transport knows nothing of the others).
 package shmbench
 
 import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 	"io"
 	"os"
 	"os/exec"
@@ -29,6 +24,7 @@ import (
 	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // The benchmark of `xbus bench shm` (RunBench) runs between this process
