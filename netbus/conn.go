@@ -44,8 +44,9 @@ type conn struct {
 	closed  bool       // no more frames are accepted; the writer flushes and exits
 	space   chan struct{}
 
-	kick chan struct{} // cap 1: the writer has work
-	recv atomic.Uint64 // frames received; the writer's idle check reads it
+	kick       chan struct{} // cap 1: the writer has work
+	recv       atomic.Uint64 // frames received; the writer's idle check reads it
+	readerDone chan struct{} // closed when readLoop has returned
 }
 
 // frameBufs pools the scratch buffers senders encode frames into.
@@ -243,7 +244,8 @@ func (c *conn) writeLoop() {
 	cfg := &c.l.t.cfg
 	tick := time.NewTicker(cfg.HeartbeatInterval)
 	defer tick.Stop()
-	defer c.nc.Close()
+	sentClose := false
+	defer func() { c.closeSocket(sentClose) }()
 	var spare []byte
 	wrote, lastRecv, idleTicks := false, uint64(0), 0
 	maxIdleTicks := int((cfg.IdleTimeout + cfg.HeartbeatInterval - 1) / cfg.HeartbeatInterval)
@@ -308,14 +310,45 @@ func (c *conn) writeLoop() {
 		}
 		spare = batch
 		if closed {
+			sentClose = len(batch) > 0
 			return
 		}
 	}
 }
 
+// lingerTimeout bounds how long a closing connection waits for the peer to
+// read its close frame and hang up.
+const lingerTimeout = time.Second
+
+// closeSocket closes the socket. After a close frame it closes gracefully:
+// it half-closes, then reads and discards until the peer hangs up (or
+// lingerTimeout), and only then closes. Closing at once while the peer's
+// frames sit unread in our receive buffer makes the kernel reset the
+// connection, and the reset can destroy the close frame before the peer
+// reads it: the peer would see "connection reset" instead of the reason.
+func (c *conn) closeSocket(sentClose bool) {
+	hc, ok := c.nc.(interface{ CloseWrite() error })
+	if !sentClose || !ok {
+		c.nc.Close()
+		return
+	}
+	select { // the reader must be gone before the socket is read here
+	case <-c.readerDone:
+	case <-time.After(lingerTimeout):
+		c.nc.Close()
+		return
+	}
+	if hc.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.Copy(io.Discard, c.nc)
+	}
+	c.nc.Close()
+}
+
 // readLoop is the reader goroutine. It hands envelopes to the link one at a
 // time, in the order received.
 func (c *conn) readLoop() {
+	defer close(c.readerDone)
 	t := c.l.t
 	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
 	var scratch []byte
@@ -353,7 +386,7 @@ func (c *conn) readLoop() {
 // newConn wraps a socket whose handshake completed; rest holds the bytes
 // read past the handshake.
 func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
-	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1)}
+	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{})}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn() // nil on error: every frame goes through the writer
 		c.writeFD = c.writeDirect

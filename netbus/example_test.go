@@ -24,7 +24,10 @@ func Example() {
 	server, _ := bus.New(bus.WithName("server"), bus.WithTransport(netbus.New(netbus.Config{Listen: []string{addr}})))
 	defer server.Close(ctx)
 	server.Register("greet", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		return c.Reply("hello, " + msg.(string))
+		if name, ok := msg.(string); ok {
+			return c.Reply("hello, " + name)
+		}
+		return nil
 	}))
 
 	client, _ := bus.New(bus.WithName("client"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{addr}})))

@@ -364,6 +364,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli.link(t)
+	srv.link(t) // both ends up: a Close during the server's half of the handshake sends no reason
 	srvT.Close(context.Background())
 	if err := <-cli.downCh; !errors.Is(err, ErrShutdown) {
 		t.Fatalf("link down with %v, want ErrShutdown", err)

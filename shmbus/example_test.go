@@ -26,7 +26,10 @@ func Example() {
 	server, _ := bus.New(bus.WithName("server"), bus.WithTransport(shmbus.New(shmbus.Config{Listen: path})))
 	defer server.Close(ctx)
 	server.Register("greet", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		return c.Reply("hello, " + msg.(string))
+		if name, ok := msg.(string); ok {
+			return c.Reply("hello, " + name)
+		}
+		return nil
 	}))
 
 	client, _ := bus.New(bus.WithName("client"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
