@@ -296,11 +296,14 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if p != nil {
 		return p.send(ctx, delivery{msg: msg, from: from}, pol)
 	}
-	env := &Envelope{Kind: KindTell, To: remote, Msg: msg}
+	env := getEnvelope()
+	*env = Envelope{Kind: KindTell, To: remote, Msg: msg}
 	if from != nil {
 		env.From = from.ref
 	}
-	return b.sendTo(ctx, remote.Node, env)
+	err = b.sendTo(ctx, remote.Node, env)
+	putEnvelope(env)
+	return err
 }
 
 // Ask sends msg to a Ref or a name and waits for the reply. It always

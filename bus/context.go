@@ -85,9 +85,13 @@ func (c *Context) ReplyError(err error) {
 
 // Promise detaches the reply of the current ask so it can be given later,
 // from any goroutine. Without Promise, an ask that Receive returns from
-// without replying is answered with ErrNoReply.
+// without replying is answered with ErrNoReply. For a message that is not an
+// ask nothing is owed, and the Promise's Reply and Fail do nothing.
 func (c *Context) Promise() *Promise {
 	c.promised = true
+	if !c.cur.isAsk() {
+		return &Promise{b: c.p.bus, done: true} // nothing is owed
+	}
 	return &Promise{b: c.p.bus, d: c.cur}
 }
 

@@ -126,6 +126,9 @@ func (p *process) Invoke(d delivery) {
 		}
 	}
 	p.receive(d)
+	if d.in != nil && d.in.env.Kind == KindTell {
+		putInbound(d.in)
+	}
 	if p.stopAfter {
 		p.stopAfter = false
 		p.stop(nil)

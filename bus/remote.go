@@ -379,7 +379,13 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 }
 
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
-	in := &inbound{env: *env, link: l}
+	var in *inbound
+	if env.Kind == KindTell {
+		in = inbounds.Get().(*inbound)
+		in.env, in.link = *env, l
+	} else {
+		in = &inbound{env: *env, link: l}
+	}
 	msg := env.Msg
 	in.env.Msg, in.env.Body = nil, nil
 	var p *process
@@ -406,6 +412,17 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	if err := p.send(context.Background(), delivery{msg: msg, in: in}, mailbox.Default); err != nil {
 		fail(err)
 	}
+}
+
+// inbounds pools the inbound records of tells: nothing refers to one after
+// the actor's Receive has returned (an ask's stays in Bus.inbound until it
+// is answered, and Promise keeps no tell), so Invoke puts it back.
+var inbounds = sync.Pool{New: func() any { return new(inbound) }}
+
+func putInbound(in *inbound) {
+	in.env, in.link = Envelope{}, nil
+	in.canceled.Store(false)
+	inbounds.Put(in)
 }
 
 func (b *Bus) handleSystem(l Link, m any) {

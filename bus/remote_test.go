@@ -3,7 +3,9 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +155,75 @@ func TestRemotePublishAndWatch(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no Terminated after the peer closed")
+	}
+}
+
+// TestRemoteTellsKeepTheirSender sends tells from two actors across the
+// link: the record of each (reused once Receive returns) must carry its own
+// sender to the receiver, and a Promise taken on a tell owes nothing.
+func TestRemoteTellsKeepTheirSender(t *testing.T) {
+	server, client := linkedPair(t)
+	const n = 2000
+	got := make(chan string, 2*n)
+	server.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		s, ok := msg.(string)
+		if !ok {
+			return nil
+		}
+		pr := c.Promise() // a tell: Reply must send nothing anywhere
+		go pr.Reply("stray")
+		got <- c.Sender().Name + ":" + s
+		return nil
+	}))
+	waitFor(t, client, "sink")
+	stray := make(chan any, 1)
+	for _, name := range []string{"a", "b"} {
+		ref, err := client.Register(name, bus.ActorFunc(func(c *bus.Context, msg any) error {
+			switch msg.(type) {
+			case string:
+				select {
+				case stray <- msg:
+				default:
+				}
+			case int:
+				for i := range n {
+					if err := c.Tell("sink", fmt.Sprintf("%s%d", c.Self().Name, i)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client.Tell(ref, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := map[string]int{}
+	for range 2 * n {
+		select {
+		case s := <-got:
+			name, rest, _ := strings.Cut(s, ":")
+			if want := fmt.Sprintf("%s%d", name, next[name]); rest != want {
+				t.Fatalf("from %q got %q, want %q", name, rest, want)
+			}
+			next[name]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %v tells, want %d from each", next, n)
+		}
+	}
+	// An ask after the tells is answered after any stray reply would have
+	// arrived (one link, in order).
+	server.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error { return c.Reply(msg) }))
+	waitFor(t, client, "echo")
+	if _, err := client.Ask(context.Background(), "echo", "x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-stray:
+		t.Fatalf("a Promise on a tell sent %v", m)
+	default:
 	}
 }

@@ -55,7 +55,9 @@ type Host interface {
 	// Deliver hands the bus one envelope received on l, with Msg decoded.
 	// It does not block on a slow actor for long: a full mailbox answers the
 	// sender with an error or counts a dead letter. Envelopes of one link are
-	// delivered one at a time, in the order received.
+	// delivered one at a time, in the order received. Deliver keeps no
+	// reference to env (only to the values in it), so the transport may
+	// reuse env, though not Headers' array, once Deliver returns.
 	Deliver(l Link, env *Envelope)
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.

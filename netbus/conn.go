@@ -353,6 +353,7 @@ func (c *conn) readLoop() {
 	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
 	var scratch []byte
 	var names bus.EnvelopeDecoder
+	env := new(bus.Envelope) // reused: Host.Deliver keeps no reference to it
 	for {
 		typ, flags, p, err := fr.next()
 		if err != nil {
@@ -362,7 +363,7 @@ func (c *conn) readLoop() {
 		c.recv.Add(1)
 		switch typ {
 		case frameData:
-			env := new(bus.Envelope)
+			*env = bus.Envelope{}
 			if err := t.comp.decodeData(env, flags, p, &scratch, &names); err != nil {
 				c.l.close(err)
 				return

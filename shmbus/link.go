@@ -46,6 +46,7 @@ type link struct {
 	mapped bool // guarded by memMu
 
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
+	env   bus.Envelope        // what deliver decodes into; owned by read
 
 	done     chan struct{}
 	once     sync.Once
@@ -280,7 +281,8 @@ func (l *link) read() {
 // deliver decodes one whole envelope (in memory we own) and hands it to the
 // bus. It runs on the reader goroutine only.
 func (l *link) deliver(b []byte) error {
-	env := new(bus.Envelope)
+	env := &l.env
+	*env = bus.Envelope{}
 	if err := l.names.Decode(b, env); err != nil {
 		return err
 	}
