@@ -12,25 +12,34 @@ import (
 // goroutine's small stack had to grow inside Receive and Reply every time,
 // which was about half of an in-process Ask's CPU.
 //
-// At most max workers wait idle, each for at most workerIdle; the rest exit
-// when their turn ends. After stop, workers exit once idle and new turns run
-// on plain goroutines.
+// At most max workers wait idle; the rest exit when their turn ends. Idle
+// workers exit after one to two workerIdle periods in which no parked worker
+// was handed a turn: a janitor goroutine, alive only while workers are idle,
+// looks once per period. A timer per worker would sit on every hand-off
+// (a select on a timer channel adds and removes it from the runtime's heap
+// each time). After stop, workers exit once idle and new turns run on plain
+// goroutines.
 type workers struct {
-	work    chan func() // unbuffered: a send succeeds only into a waiting worker
+	work    chan func()   // unbuffered: a send succeeds only into a waiting worker
+	retire  chan struct{} // unbuffered: the janitor sends one per idle worker to let go
 	stop    chan struct{}
 	idle    atomic.Int32
+	handed  atomic.Uint64 // turns handed to a parked worker
+	janitor atomic.Bool   // a janitor goroutine is running
 	max     int32
 	stopped atomic.Bool
 }
 
 func newWorkers() *workers {
-	return &workers{work: make(chan func()), stop: make(chan struct{}), max: int32(4 * runtime.GOMAXPROCS(0))}
+	return &workers{work: make(chan func()), retire: make(chan struct{}), stop: make(chan struct{}),
+		max: int32(4 * runtime.GOMAXPROCS(0))}
 }
 
 // run is the mailbox's Options.Go.
 func (w *workers) run(f func()) {
 	select {
 	case w.work <- f:
+		w.handed.Add(1)
 		return
 	default:
 	}
@@ -42,27 +51,56 @@ func (w *workers) run(f func()) {
 }
 
 func (w *workers) loop(f func()) {
-	var idleFor *time.Timer
 	for {
 		f()
 		if w.idle.Add(1) > w.max {
 			w.idle.Add(-1)
 			return
 		}
-		if idleFor == nil {
-			idleFor = time.NewTimer(workerIdle)
-		} else {
-			idleFor.Reset(workerIdle)
+		if !w.janitor.Load() && w.janitor.CompareAndSwap(false, true) {
+			go w.sweep()
 		}
 		select {
 		case f = <-w.work:
 			w.idle.Add(-1)
+		case <-w.retire:
+			w.idle.Add(-1)
+			return
 		case <-w.stop:
 			w.idle.Add(-1)
 			return
-		case <-idleFor.C:
-			w.idle.Add(-1)
+		}
+	}
+}
+
+// sweep is the janitor: every workerIdle it retires the idle workers if no
+// parked worker was handed a turn in that period, and it exits when none is
+// idle.
+func (w *workers) sweep() {
+	t := time.NewTicker(workerIdle)
+	defer t.Stop()
+	last := w.handed.Load()
+	for {
+		select {
+		case <-t.C:
+		case <-w.stop:
+			w.janitor.Store(false)
 			return
+		}
+		if n := w.handed.Load(); n != last {
+			last = n
+			continue
+		}
+		for retired := false; !retired; {
+			select {
+			case w.retire <- struct{}{}:
+			default:
+				retired = true
+			}
+		}
+		w.janitor.Store(false)
+		if w.idle.Load() == 0 || !w.janitor.CompareAndSwap(false, true) {
+			return // none idle, or a worker that went idle meanwhile started another janitor
 		}
 	}
 }
