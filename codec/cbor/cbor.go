@@ -2,6 +2,8 @@ package cbor
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"reflect"
 	"sync"
 
@@ -72,6 +74,14 @@ func (*Codec) Name() string { return "cbor" }
 // own when dst has room for the encoding. On error it returns dst with its
 // original length (bytes past that length may have been overwritten).
 func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) { // the commonest bodies skip reflection, same bytes
+	case string:
+		return append(appendHead(dst, majorText, uint64(len(x))), x...), nil
+	case []byte:
+		if x != nil { // nil encodes as null
+			return append(appendHead(dst, majorBytes, uint64(len(x))), x...), nil
+		}
+	}
 	b := c.bufs.Get().(*bytes.Buffer)
 	*b = *bytes.NewBuffer(dst) // writes go after len(dst)
 	err := c.em.MarshalToBuffer(v, b)
@@ -86,4 +96,69 @@ func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
 
 // Decode decodes one CBOR value that fills data exactly into v, a non-nil
 // pointer. The result does not alias data.
-func (c *Codec) Decode(data []byte, v any) error { return c.dm.Unmarshal(data, v) }
+func (c *Codec) Decode(data []byte, v any) error {
+	switch x := v.(type) { // a definite-length string fast; anything else as usual
+	case *string:
+		if p, ok := definite(data, majorText); ok {
+			*x = string(p) // any bytes: invalid UTF-8 is accepted, as by dm
+			return nil
+		}
+	case *[]byte:
+		if p, ok := definite(data, majorBytes); ok {
+			*x = append([]byte{}, p...)
+			return nil
+		}
+	}
+	return c.dm.Unmarshal(data, v)
+}
+
+// CBOR major types of the fast paths (RFC 8949, section 3.1).
+const (
+	majorBytes = 2
+	majorText  = 3
+)
+
+// appendHead appends the head of a data item of major type m and argument n
+// in its shortest form, as the encoder does.
+func appendHead(dst []byte, m byte, n uint64) []byte {
+	m <<= 5
+	switch {
+	case n < 24:
+		return append(dst, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(dst, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
+}
+
+// definite returns the content of data when data is exactly one
+// definite-length string of major type m.
+func definite(data []byte, m byte) ([]byte, bool) {
+	if len(data) == 0 || data[0]>>5 != m {
+		return nil, false
+	}
+	var n uint64
+	rest := data[1:]
+	switch ai := data[0] & 31; {
+	case ai < 24:
+		n = uint64(ai)
+	case ai == 24 && len(rest) >= 1:
+		n, rest = uint64(rest[0]), rest[1:]
+	case ai == 25 && len(rest) >= 2:
+		n, rest = uint64(binary.BigEndian.Uint16(rest)), rest[2:]
+	case ai == 26 && len(rest) >= 4:
+		n, rest = uint64(binary.BigEndian.Uint32(rest)), rest[4:]
+	case ai == 27 && len(rest) >= 8:
+		n, rest = binary.BigEndian.Uint64(rest), rest[8:]
+	default:
+		return nil, false
+	}
+	if n != uint64(len(rest)) {
+		return nil, false
+	}
+	return rest, true
+}
