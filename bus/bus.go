@@ -37,9 +37,9 @@ type Bus struct {
 	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu
 
 	corr     atomic.Uint64
-	spinners atomic.Int32 // askers polling for their reply (see wait)
-	pending  sync.Map     // corr -> pendingAsk: asks waiting on a peer
-	inbound  sync.Map     // inKey -> *inbound: asks from peers being served
+	spinners atomic.Int32                 // askers polling for their reply (see wait)
+	pending  *corrMap[uint64, pendingAsk] // asks waiting on a peer
+	inbound  *corrMap[inKey, *inbound]    // asks from peers being served
 
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer
@@ -83,6 +83,8 @@ func New(opts ...Option) (*Bus, error) {
 		interest:   map[string]int{},
 		closed:     make(chan struct{}),
 		workers:    newWorkers(),
+		pending:    newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
+		inbound:    newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
 	}
 	b.log = cfg.logger.With("node", b.id.Short())
 	if err := registerSystemTypes(b.types); err != nil {
@@ -453,12 +455,9 @@ func (b *Bus) shutdown(ctx context.Context) error {
 			err = e
 		}
 	}
-	b.pending.Range(func(k, v any) bool {
-		pa := v.(pendingAsk)
-		b.pending.Delete(k)
+	for _, pa := range b.pending.removeIf(func(uint64, pendingAsk) bool { return true }) {
 		pa.call.complete(pa.seq, nil, ErrClosed)
-		return true
-	})
+	}
 	b.closeSubscriptions()
 	b.wg.Wait()
 	b.workers.close()

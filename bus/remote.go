@@ -134,21 +134,14 @@ func (b *Bus) LinkDown(l Link, err error) {
 	if err == nil {
 		reason = ErrPeerGone
 	}
-	b.pending.Range(func(k, v any) bool {
-		pa := v.(pendingAsk)
-		if pa.call.link == l || (gone && pa.call.peer == pr) {
-			b.pending.Delete(k)
-			pa.call.complete(pa.seq, nil, reason)
-		}
-		return true
-	})
-	b.inbound.Range(func(k, v any) bool {
-		if in := v.(*inbound); in.link == l {
-			in.canceled.Store(true)
-			b.inbound.Delete(k)
-		}
-		return true
-	})
+	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
+		return pa.call.link == l || (gone && pa.call.peer == pr)
+	}) {
+		pa.call.complete(pa.seq, nil, reason)
+	}
+	for _, in := range b.inbound.removeIf(func(_ inKey, in *inbound) bool { return in.link == l }) {
+		in.canceled.Store(true)
+	}
 	for ref, ws := range watchers {
 		for _, w := range ws {
 			w.notifyTerminated(Terminated{Ref: ref, Reason: reason})
@@ -187,7 +180,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	corr := b.corr.Add(1)
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
-	b.pending.Store(corr, pendingAsk{call, seq})
+	b.pending.store(corr, pendingAsk{call, seq})
 	env := getEnvelope()
 	*env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
 	if dl, ok := ctx.Deadline(); ok {
@@ -196,7 +189,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	err := l.Send(ctx, env)
 	putEnvelope(env)
 	if err != nil {
-		b.pending.Delete(corr)
+		b.pending.delete(corr)
 		if call.abandon(seq) && call.cb == nil {
 			putCall(call)
 		}
@@ -211,7 +204,7 @@ func (b *Bus) forgetRemote(c *askCall) {
 	if c.corr == 0 {
 		return
 	}
-	b.pending.Delete(c.corr)
+	b.pending.delete(c.corr)
 	l, corr := c.link, c.corr
 	b.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -309,7 +302,7 @@ func (c *lazyTimeout) stop() bool {
 }
 
 func (b *Bus) finishInbound(in *inbound) {
-	b.inbound.Delete(inKey{in.link.Peer(), in.env.Corr})
+	b.inbound.delete(inKey{in.link.Peer(), in.env.Corr})
 }
 
 func (b *Bus) watchRemote(w *process, ref Ref) {
@@ -351,11 +344,10 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 	case KindTell, KindAsk:
 		b.deliverMessage(l, env)
 	case KindReply, KindError:
-		v, ok := b.pending.LoadAndDelete(env.Corr)
+		pa, ok := b.pending.loadAndDelete(env.Corr)
 		if !ok {
 			return // the asker gave up
 		}
-		pa := v.(pendingAsk)
 		if env.Kind == KindError {
 			err, _ := env.Msg.(error)
 			if err == nil {
@@ -368,8 +360,8 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 	case KindPublish:
 		b.publishLocal(context.Background(), env.To.Name, env.Msg)
 	case KindCancel:
-		if v, ok := b.inbound.Load(inKey{l.Peer(), env.Corr}); ok {
-			v.(*inbound).canceled.Store(true)
+		if in, ok := b.inbound.load(inKey{l.Peer(), env.Corr}); ok {
+			in.canceled.Store(true)
 		}
 	case KindSystem:
 		b.handleSystem(l, env.Msg)
@@ -407,7 +399,7 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 		return
 	}
 	if env.Kind == KindAsk {
-		b.inbound.Store(inKey{l.Peer(), env.Corr}, in)
+		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
 	}
 	if err := p.send(context.Background(), delivery{msg: msg, in: in}, mailbox.Default); err != nil {
 		fail(err)
