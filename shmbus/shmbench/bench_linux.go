@@ -54,9 +54,15 @@ func runBenchPeer(mode string) int {
 		}
 		return 0
 	}
-	b, err := bus.New(bus.WithName("shm-bench-peer"),
+	opts := []bus.Option{bus.WithName("shm-bench-peer"),
 		bus.WithTransport(shmbus.New(shmbus.Config{Listen: arg})),
-		bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"unix:" + arg + ".net"}})))
+		bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"unix:" + arg + ".net"}}))}
+	for _, size := range sweepSizes {
+		if size != shmbus.DefaultRingSize {
+			opts = append(opts, bus.WithTransport(shmbus.New(shmbus.Config{Listen: sweepPath(arg, size), RingSize: size})))
+		}
+	}
+	b, err := bus.New(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peer:", err)
 		return 1
@@ -296,9 +302,68 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 	return lat, nil
 }
 
+// sweepSizes are the ring sizes of the sweep rows; the peer listens with
+// each on its own socket (both ends of a link must agree on the size).
+var sweepSizes = []int{4 << 10, 16 << 10, shmbus.DefaultRingSize, 256 << 10, 1 << 20}
+
+func sweepPath(path string, size int) string {
+	if size == shmbus.DefaultRingSize {
+		return path
+	}
+	return fmt.Sprintf("%s.r%d", path, size>>10)
+}
+
+// ringSweep measures, for each of sweepSizes, the Ask round trip p50 with
+// 64-byte and 4 KiB bodies and the one-way Tell rate from one goroutine,
+// over a link with rings of that size, in alternating rounds.
+func (p *benchPair) ringSweep(n, tells int) (small, large [][]time.Duration, rate []float64, err error) {
+	buses := make([]*bus.Bus, len(sweepSizes))
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, b := range buses {
+			if b != nil {
+				b.Close(ctx)
+			}
+		}
+	}()
+	for i, size := range sweepSizes {
+		buses[i], err = bus.New(bus.WithName(fmt.Sprintf("shm-bench-r%d", size>>10)),
+			bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{sweepPath(p.path, size)}, RingSize: size})))
+		if err == nil {
+			err = awaitRoute(buses[i], "echo")
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	small, large = make([][]time.Duration, len(buses)), make([][]time.Duration, len(buses))
+	rate = make([]float64, len(buses))
+	ctx := context.Background()
+	msgs := []string{string(make([]byte, 64)), string(make([]byte, 4096))}
+	for k := range benchkit.Rounds(n, 1000, 1) {
+		for i, b := range buses {
+			for j, out := range []*[]time.Duration{&small[i], &large[i]} {
+				lat, err := benchkit.Latencies(k, func() error { _, err := b.Ask(ctx, "echo", msgs[j]); return err })
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				*out = append(*out, lat...)
+			}
+		}
+	}
+	for i, b := range buses {
+		if rate[i], err = tellRate(b, tells, 1); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return small, large, rate, nil
+}
+
 // benchPair is this process's two buses to the bus peer.
 type benchPair struct {
 	child    *benchChild
+	path     string // the peer's shmbus socket, in a directory close removes
 	shm, uds *bus.Bus
 }
 
@@ -307,13 +372,13 @@ func newBenchPair() (*benchPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir) // the sockets are connected by then
 	path := filepath.Join(dir, "s.sock")
 	c, err := startBenchChild("bus:" + path)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &benchPair{child: c}
+	p := &benchPair{child: c, path: path}
 	if p.shm, err = bus.New(bus.WithName("shm-bench"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}}))); err != nil {
 		p.close()
 		return nil, err
@@ -354,6 +419,7 @@ func (p *benchPair) close() {
 		}
 	}
 	p.child.stop()
+	os.RemoveAll(filepath.Dir(p.path))
 }
 
 // askRTT asks echo n times with msg, alternating rounds of round asks
@@ -592,6 +658,21 @@ func RunBench(w io.Writer, quick bool) error {
 			return err
 		}
 		row(fmt.Sprintf("one-way Tell, 64 B, %d sender(s), msgs/s", senders), fmt.Sprintf("%.2f M", s/1e6), fmt.Sprintf("%.2f M (Unix socket)", u/1e6), fmt.Sprintf("%.2f×", s/u), "≥ 10 M/s", ok(s >= 10e6))
+	}
+	{
+		small, large, rate, err := p.ringSweep(scale(20_000, 500), scale(300_000, 5_000))
+		if err != nil {
+			return err
+		}
+		def := slices.Index(sweepSizes, shmbus.DefaultRingSize)
+		for i, size := range sweepSizes {
+			s, l := quantile(small[i], .5), quantile(large[i], .5)
+			ds, dl := quantile(small[def], .5), quantile(large[def], .5)
+			row(fmt.Sprintf("ring %d KiB: Ask p50 64 B / 4 KiB; Tell, 1 sender", size>>10),
+				fmt.Sprintf("%s / %s; %.2f M/s", us(s), us(l), rate[i]/1e6),
+				fmt.Sprintf("%s / %s; %.2f M/s (64 KiB ring)", us(ds), us(dl), rate[def]/1e6),
+				fmt.Sprintf("%.2f× / %.2f×; %.2f×", float64(s)/float64(ds), float64(l)/float64(dl), rate[i]/rate[def]), "", "")
+		}
 	}
 	for _, m := range []struct{ key, name string }{
 		{"line", "raw floor: cache-line ping-pong RTT"},
