@@ -262,6 +262,11 @@ func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (i
 		}
 		c.pos += align(recordHeaderLen+length, recordAlign)
 		n++
+		// Publish the head after every record, not once per batch: fn may
+		// take a while (decoding, delivery), and a producer that found the
+		// ring full waits for exactly this store. It writes our own
+		// segment's line, which producers read only when the ring looks full.
+		c.w.head.Store(c.pos)
 	}
 	if c.pos != start {
 		c.w.head.Store(c.pos)
