@@ -95,9 +95,27 @@ func (c *askCall) abandonedAt(seq uint64) bool {
 // benchmark. An asker that finds GOMAXPROCS others polling parks at once.
 const spinChecks = 64
 
+// mayPoll reports whether polling can catch this call's reply. A reply
+// through a link whose reader spins (shared memory) comes within
+// microseconds. One through a socket comes through the Go network poller,
+// which a processor checks only when it runs out of goroutines: a lone
+// asker yielding in a loop keeps it from looking (a Unix-socket round trip
+// took 22 µs that way, 16 µs parking at once). With other asks to the same
+// peer in flight the processor stays busy anyway and polling wins (about
+// 12 % more calls per second at 128 callers).
+func (c *askCall) mayPoll() bool {
+	if c.link == nil {
+		return true
+	}
+	if s, ok := c.link.(SpinningLink); ok && s.ReaderSpins() {
+		return true
+	}
+	return c.peer.inflight.Load() > 1
+}
+
 // wait blocks until the call completes or ctx ends, then recycles the call.
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
-	if b.spinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) {
+	if b.spinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) && c.mayPoll() {
 		for range spinChecks {
 			if c.state.Load() != seq<<2|callWaiting {
 				break

@@ -41,6 +41,17 @@ type Link interface {
 	Close(err error)
 }
 
+// SpinningLink is implemented by a link whose reader polls for incoming
+// envelopes on a thread of its own for a while (shared memory) instead of
+// waiting in the Go network poller. An Ask waiting on a reply through such a
+// link polls for it before parking; through other links a lone Ask parks at
+// once, because a goroutine that yields in a loop keeps its processor from
+// checking the network poller, where a socket's reply arrives.
+type SpinningLink interface {
+	Link
+	ReaderSpins() bool
+}
+
 // Host is what a transport sees of the bus. *Bus implements it.
 type Host interface {
 	// NodeID is the id this node presents in handshakes.

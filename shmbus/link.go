@@ -69,6 +69,10 @@ func (l *link) start() {
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return bus.SameHost }
 
+// ReaderSpins implements bus.SpinningLink: the reader polls the ring for
+// up to 100 µs before it parks, so an asker may poll for its reply too.
+func (l *link) ReaderSpins() bool { return true }
+
 // Close closes the link; the reader then releases everything and reports
 // LinkDown once.
 func (l *link) Close(err error) {
