@@ -19,6 +19,16 @@ type Codec interface {
 	Decode(data []byte, v any) error
 }
 
+// ValueDecoder is an optional fast path of a Codec. DecodeValue decodes data
+// as a value of type t and returns it in an interface, or reports ok false
+// when it has no fast path for t; the bus then decodes into a new *t with
+// Decode. A codec implements it for the commonest bodies (codec/cbor: string
+// and []byte), saving the reflected allocation of the pointer and the copy
+// into the interface.
+type ValueDecoder interface {
+	DecodeValue(data []byte, t reflect.Type) (v any, ok bool, err error)
+}
+
 // JSON is a Codec using encoding/json. It is slower and larger than a binary
 // codec but readable, and needs nothing outside the standard library.
 var JSON Codec = jsonCodec{}
@@ -176,10 +186,23 @@ func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 		env.Msg = nil
 		return nil
 	}
-	p, err := t.New(env.Type)
-	if err != nil {
-		return err
+	t.mu.RLock()
+	rt, ok := t.byName[env.Type]
+	t.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%w: %q is not registered", ErrUnknownType, env.Type)
 	}
+	if vd, ok := c.(ValueDecoder); ok {
+		v, ok, err := vd.DecodeValue(env.Body, rt)
+		if err != nil {
+			return fmt.Errorf("%w: decoding %s with %s: %v", ErrBadEnvelope, env.Type, c.Name(), err)
+		}
+		if ok {
+			env.Msg = v
+			return nil
+		}
+	}
+	p := reflect.New(rt)
 	if err := c.Decode(env.Body, p.Interface()); err != nil {
 		return fmt.Errorf("%w: decoding %s with %s: %v", ErrBadEnvelope, env.Type, c.Name(), err)
 	}

@@ -112,6 +112,29 @@ func (c *Codec) Decode(data []byte, v any) error {
 	return c.dm.Unmarshal(data, v)
 }
 
+var (
+	_          bus.ValueDecoder = (*Codec)(nil)
+	stringType                  = reflect.TypeFor[string]()
+	bytesType                   = reflect.TypeFor[[]byte]()
+)
+
+// DecodeValue implements bus.ValueDecoder: a definite-length string or byte
+// string decodes straight into the interface; anything else reports ok
+// false and goes through Decode.
+func (c *Codec) DecodeValue(data []byte, t reflect.Type) (any, bool, error) {
+	switch t {
+	case stringType:
+		if p, ok := definite(data, majorText); ok {
+			return string(p), true, nil
+		}
+	case bytesType:
+		if p, ok := definite(data, majorBytes); ok {
+			return append([]byte{}, p...), true, nil
+		}
+	}
+	return nil, false, nil
+}
+
 // CBOR major types of the fast paths (RFC 8949, section 3.1).
 const (
 	majorBytes = 2

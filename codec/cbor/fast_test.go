@@ -2,6 +2,7 @@ package cbor
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -41,6 +42,22 @@ func FuzzFastPaths(f *testing.F) {
 		e1, e2 = c.Decode(data, &b1), c.dm.Unmarshal(data, &b2)
 		if (e1 == nil) != (e2 == nil) || !bytes.Equal(b1, b2) || (b1 == nil) != (b2 == nil) {
 			t.Fatalf("bytes from %x: fast %x (nil %v), %v; general %x (nil %v), %v", data, b1, b1 == nil, e1, b2, b2 == nil, e2)
+		}
+		for _, tc := range []struct {
+			t    reflect.Type
+			want any
+			err  error
+		}{{stringType, s2, nil}, {bytesType, b2, e2}} {
+			if tc.t == stringType {
+				tc.err = c.dm.Unmarshal(data, new(string))
+			}
+			v, ok, err := c.DecodeValue(data, tc.t)
+			if err != nil {
+				t.Fatalf("DecodeValue(%x, %v): %v", data, tc.t, err)
+			}
+			if ok && (tc.err != nil || !reflect.DeepEqual(v, tc.want)) {
+				t.Fatalf("DecodeValue(%x, %v) = %#v; the decoder gives %#v, %v", data, tc.t, v, tc.want, tc.err)
+			}
 		}
 		if e1 == nil && len(b1) > 0 && len(data) > 0 && &b1[0] == &data[len(data)-len(b1)] {
 			t.Fatal("decoded bytes alias the input")
