@@ -4,6 +4,7 @@ package shmbus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -178,6 +179,12 @@ func tellRate(b *testing.B, bb *bus.Bus, senders int) float64 {
 // socket. Both are closed when the benchmark ends.
 func dialChild(b *testing.B) (shm, uds *bus.Bus) {
 	_, path := startChild(b)
+	return dialPath(b, path)
+}
+
+// dialPath connects two buses to the child listening at path: over shmbus
+// and over netbus on the Unix socket beside it.
+func dialPath(b *testing.B, path string) (shm, uds *bus.Bus) {
 	shm, err := bus.New(bus.WithName("p-shm"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}})))
 	if err != nil {
 		b.Fatal(err)
@@ -204,4 +211,56 @@ func awaitRoute(b *testing.B, bb *bus.Bus, to string, msg any) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.Fatalf("%s never reachable", to)
+}
+
+// BenchmarkPeerDeath measures how long an ask in flight takes to fail
+// after its peer process is killed (SIGKILL): over shared memory the
+// control socket's EOF ends the link; the same-run baseline is the same
+// ask over netbus on a Unix socket, ended by that socket's EOF. Each
+// iteration starts a child. The bound is 100 ms; unit tests do not
+// assert times (TestCrossProcess checks the error), this reports them.
+func BenchmarkPeerDeath(b *testing.B) {
+	var shmTotal, udsTotal time.Duration
+	for range b.N {
+		cmd, path := startChild(b)
+		shm, uds := dialPath(b, path)
+		awaitRoute(b, shm, "echo", "x")
+		awaitRoute(b, uds, "echo", "x")
+		type result struct {
+			err error
+			at  time.Time
+		}
+		ask := func(bb *bus.Bus) chan result {
+			ch := make(chan result, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_, err := bb.Ask(ctx, "slow", "x")
+				ch <- result{err, time.Now()}
+			}()
+			return ch
+		}
+		rs, ru := ask(shm), ask(uds)
+		time.Sleep(50 * time.Millisecond) // both asks are at the child
+		killed := time.Now()
+		cmd.Process.Signal(syscall.SIGKILL)
+		for _, x := range []struct {
+			ch    chan result
+			total *time.Duration
+		}{{rs, &shmTotal}, {ru, &udsTotal}} {
+			r := <-x.ch
+			if !errors.Is(r.err, bus.ErrPeerGone) {
+				b.Fatalf("ask after SIGKILL: %v, want ErrPeerGone", r.err)
+			}
+			*x.total += r.at.Sub(killed)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		shm.Close(ctx)
+		uds.Close(ctx)
+		cancel()
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(b.N) / 1e6 }
+	b.ReportMetric(ms(shmTotal), "shm-ms")
+	b.ReportMetric(ms(udsTotal), "unix-ms")
+	b.ReportMetric(float64(shmTotal)/float64(udsTotal), "x-unix")
 }
