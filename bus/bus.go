@@ -43,6 +43,7 @@ type Bus struct {
 
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer
+	nearest atomic.Pointer[map[NodeID]nearLink] // each peer's nearest link; a snapshot of peers, replaced under peersMu
 
 	subMu    sync.Mutex
 	subs     atomic.Pointer[[]*Subscription]

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 )
 
 // Codec turns a Go value into body bytes and back. It is used only when a
@@ -48,9 +50,15 @@ func (jsonCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, 
 // "*orders.Add"). Register types that cross process boundaries on the
 // receiving side; naming them explicitly keeps two binaries in agreement.
 //
-// Types is safe for concurrent use.
+// Types is safe for concurrent use. Lookups read an immutable snapshot
+// without locking (every message sent or received across a process boundary
+// does two); Register copies it.
 type Types struct {
-	mu     sync.RWMutex
+	mu   sync.Mutex // serializes Register
+	maps atomic.Pointer[typeMaps]
+}
+
+type typeMaps struct {
 	byName map[string]reflect.Type
 	byType map[reflect.Type]string
 }
@@ -58,7 +66,8 @@ type Types struct {
 // NewTypes returns a registry that knows the basic Go types (string, []byte,
 // bool, the sized integers and floats).
 func NewTypes() *Types {
-	t := &Types{byName: map[string]reflect.Type{}, byType: map[reflect.Type]string{}}
+	t := &Types{}
+	t.maps.Store(&typeMaps{byName: map[string]reflect.Type{}, byType: map[reflect.Type]string{}})
 	for _, v := range []any{"", []byte(nil), false, 0, int8(0), int16(0), int32(0), int64(0),
 		uint(0), uint8(0), uint16(0), uint32(0), uint64(0), float32(0), float64(0), map[string]any(nil), []any(nil)} {
 		t.mustRegister(reflect.TypeOf(v).String(), reflect.TypeOf(v))
@@ -102,17 +111,20 @@ func (t *Types) register(name string, rt reflect.Type) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if old, ok := t.byName[name]; ok {
+	m := t.maps.Load()
+	if old, ok := m.byName[name]; ok {
 		if old == rt {
 			return nil
 		}
 		return fmt.Errorf("bus: type name %q already names %v, not %v", name, old, rt)
 	}
-	if old, ok := t.byType[rt]; ok {
+	if old, ok := m.byType[rt]; ok {
 		return fmt.Errorf("bus: type %v already registered as %q", rt, old)
 	}
-	t.byName[name] = rt
-	t.byType[rt] = name
+	next := &typeMaps{byName: maps.Clone(m.byName), byType: maps.Clone(m.byType)}
+	next.byName[name] = rt
+	next.byType[rt] = name
+	t.maps.Store(next)
 	return nil
 }
 
@@ -122,9 +134,7 @@ func (t *Types) NameOf(v any) string {
 	if rt == nil {
 		return ""
 	}
-	t.mu.RLock()
-	name, ok := t.byType[rt]
-	t.mu.RUnlock()
+	name, ok := t.maps.Load().byType[rt]
 	if ok {
 		return name
 	}
@@ -133,9 +143,7 @@ func (t *Types) NameOf(v any) string {
 
 // New returns a pointer to a new zero value of the type registered as name.
 func (t *Types) New(name string) (reflect.Value, error) {
-	t.mu.RLock()
-	rt, ok := t.byName[name]
-	t.mu.RUnlock()
+	rt, ok := t.maps.Load().byName[name]
 	if !ok {
 		return reflect.Value{}, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
 	}
@@ -186,9 +194,7 @@ func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 		env.Msg = nil
 		return nil
 	}
-	t.mu.RLock()
-	rt, ok := t.byName[env.Type]
-	t.mu.RUnlock()
+	rt, ok := t.maps.Load().byName[env.Type]
 	if !ok {
 		return fmt.Errorf("%w: %q is not registered", ErrUnknownType, env.Type)
 	}

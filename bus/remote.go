@@ -81,6 +81,7 @@ func (b *Bus) LinkUp(l Link) {
 	}
 	pr.links = append(pr.links, l)
 	slices.SortStableFunc(pr.links, func(x, y Link) int { return int(x.Locality()) - int(y.Locality()) })
+	b.snapshotPeers()
 	b.peersMu.Unlock()
 
 	names := &sysNames{Reset: true}
@@ -126,6 +127,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 			}
 			watchers = pr.watchers
 		}
+		b.snapshotPeers()
 	}
 	b.peersMu.Unlock()
 	b.routesMu.Unlock()
@@ -152,15 +154,35 @@ func (b *Bus) LinkDown(l Link, err error) {
 	}
 }
 
+// nearLink is a peer and its nearest link, as linkTo finds them.
+type nearLink struct {
+	pr *peer
+	l  Link
+}
+
+// snapshotPeers publishes each peer's nearest link for linkTo; peersMu
+// must be held for writing. Links come and go rarely; every message to a
+// peer looks one up, so the lookup reads a snapshot without locking (a
+// read lock's shared counter bounced between the cores of concurrent
+// senders).
+func (b *Bus) snapshotPeers() {
+	m := make(map[NodeID]nearLink, len(b.peers))
+	for id, pr := range b.peers {
+		if len(pr.links) > 0 {
+			m[id] = nearLink{pr, pr.links[0]}
+		}
+	}
+	b.nearest.Store(&m)
+}
+
 // linkTo returns the nearest link to node, or nil.
 func (b *Bus) linkTo(node NodeID) (*peer, Link) {
-	b.peersMu.RLock()
-	defer b.peersMu.RUnlock()
-	pr := b.peers[node]
-	if pr == nil || len(pr.links) == 0 {
+	m := b.nearest.Load()
+	if m == nil {
 		return nil, nil
 	}
-	return pr, pr.links[0]
+	n := (*m)[node]
+	return n.pr, n.l
 }
 
 func (b *Bus) sendTo(ctx context.Context, node NodeID, env *Envelope) error {
