@@ -19,7 +19,7 @@ const corrShards = 16
 type corrShard[K comparable, V any] struct {
 	mu sync.Mutex
 	m  map[K]V
-	_  [40]byte // a cache line per shard
+	_  [48]byte // a cache line per shard (mutex and map pointer: 16 bytes)
 }
 
 func newCorrMap[K comparable, V any](corr func(K) uint64) *corrMap[K, V] {
