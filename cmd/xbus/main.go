@@ -1,7 +1,8 @@
 // Command xbus is the project's tool: it measures the bus on this machine
 // and tells which build it is.
 //
-//	xbus bench [-quick] [inproc|shm|net|supervisor|all]   measure, print tables
+//	xbus bench [-quick] [-cpuprofile prefix] [inproc|shm|net|supervisor|all]
+//	                                                      measure, print tables
 //	xbus version                                          print the build
 //
 // Every row of the bench table gives xbus's figure, the figure of a plain-Go
@@ -22,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ Usage:
                                 xbus / same-run baseline / ratio / target
                                 suites: inproc (default), shm, net,
                                 supervisor, all
+                                -cpuprofile prefix: CPU profiles of this
+                                process and of the shm suite's peer
   xbus version                  print the module version and Go version
   xbus help                     print this text
 `
@@ -101,8 +105,24 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xbus bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "shrink every count a hundredfold (a smoke test, not a measurement)")
+	profile := fs.String("cpuprofile", "", "write CPU profiles: `prefix`.xbus.pprof for this process, prefix.peer.pprof for the shm suite's peer process")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile + ".xbus.pprof")
+		if err != nil {
+			fmt.Fprintf(stderr, "xbus bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "xbus bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+		os.Setenv(shmbench.ProfileEnv, *profile+".peer.pprof") // the peer process inherits it
+		defer os.Unsetenv(shmbench.ProfileEnv)
 	}
 	which := "inproc"
 	switch fs.NArg() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -158,8 +159,15 @@ func TestBenchShmQuick(t *testing.T) {
 		t.Skip("shared memory between processes: linux, and not in -short")
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"bench", "-quick", "shm"}, &out, &errb); code != 0 {
+	prefix := filepath.Join(t.TempDir(), "cpu")
+	if code := run([]string{"bench", "-quick", "-cpuprofile", prefix, "shm"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, side := range []string{".xbus.pprof", ".peer.pprof"} { // both processes wrote a profile (gzipped protobuf)
+		b, err := os.ReadFile(prefix + side)
+		if err != nil || len(b) < 64 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %d bytes, %v", side, len(b), err)
+		}
 	}
 	rows := tableRows(out.String())
 	for _, prefix := range []string{"Ask round trip, 64 B p50", "Ask at 1,000/s p50", "one-way Tell, 64 B, 1 sender", "raw floor"} {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,19 @@ func runBenchPeer(mode string) int {
 		if size != shmbus.DefaultRingSize {
 			opts = append(opts, bus.WithTransport(shmbus.New(shmbus.Config{Listen: sweepPath(arg, size), RingSize: size})))
 		}
+	}
+	if path := os.Getenv(ProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peer:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "peer:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	b, err := bus.New(opts...)
 	if err != nil {
