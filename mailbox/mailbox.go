@@ -76,6 +76,19 @@ type Options struct {
 	// pool of goroutines passes its pool here, so that waking a mailbox does
 	// not pay for a new goroutine and for growing its stack again.
 	Go func(run func())
+	// Inline makes a Send that wakes an idle mailbox invoke its message on
+	// the sending goroutine, before Send returns, instead of handing the
+	// turn to Go: one goroutine hand-off less per wake-up, so that a
+	// request to an actor costs about a function call. The inline turn
+	// takes the system lane and one user message (the one just sent, as
+	// the mailbox was idle); whatever else has arrived meanwhile goes to Go
+	// as usual. SendSystem, Resume and a Send to a mailbox that is already
+	// scheduled never run inline.
+	//
+	// The sender waits for Invoke: use it only where handling a message is
+	// short and never blocks. A sender that is itself a consumer (an actor,
+	// a transport's reader) delivers nothing else meanwhile.
+	Inline bool
 }
 
 const (
@@ -190,7 +203,11 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 				m.drain()
 				return nil
 			}
-			m.schedule()
+			if m.opts.Inline {
+				m.scheduleInline()
+			} else {
+				m.schedule()
+			}
 			return nil
 		}
 		switch p {
@@ -384,20 +401,48 @@ func (m *Mailbox[T]) schedule() {
 			return
 		}
 		if m.state.CompareAndSwap(s, s|scheduled) {
-			// go m.run() would allocate a closure on every start; the
-			// method value, made once by the first goroutine to win the
-			// state (the CAS orders it before every later winner),
-			// makes starting a goroutine allocation-free.
-			if m.runFn == nil {
-				m.runFn = m.run
-			}
-			if m.opts.Go != nil {
-				m.opts.Go(m.runFn)
-			} else {
-				go m.runFn()
-			}
+			m.goRun()
 			return
 		}
+	}
+}
+
+// goRun hands the scheduled mailbox's work to Go; the caller won the
+// scheduled bit by a CAS. go m.run() would allocate a closure on every
+// start; the method value, made once by the first goroutine to win the
+// state (the CAS orders it before every later winner), makes starting a
+// goroutine allocation-free.
+func (m *Mailbox[T]) goRun() {
+	if m.runFn == nil {
+		m.runFn = m.run
+	}
+	if m.opts.Go != nil {
+		m.opts.Go(m.runFn)
+	} else {
+		go m.runFn()
+	}
+}
+
+// scheduleInline is schedule for an Inline mailbox's Send: when the send
+// wins the mailbox, it runs one short turn here and hands any rest to Go.
+func (m *Mailbox[T]) scheduleInline() {
+	for {
+		s := m.state.Load()
+		if s&(scheduled|closed) != 0 {
+			return
+		}
+		if s&suspended != 0 {
+			m.schedule() // only the system lane may run; not inline
+			return
+		}
+		if m.state.CompareAndSwap(s, s|scheduled) {
+			break
+		}
+	}
+	m.turnOf(1)
+	m.state.And(^uint32(scheduled))
+	if m.hasWork() && m.reclaim() {
+		m.goRun()
 	}
 }
 
@@ -449,8 +494,10 @@ func (m *Mailbox[T]) reclaim() bool {
 
 // turn runs system messages first, then up to Throughput user messages,
 // re-checking the system lane before each. It returns the unused budget.
-func (m *Mailbox[T]) turn() int {
-	budget := m.opts.Throughput
+func (m *Mailbox[T]) turn() int { return m.turnOf(m.opts.Throughput) }
+
+// turnOf is a turn of at most budget user messages.
+func (m *Mailbox[T]) turnOf(budget int) int {
 	r := m.user.Load()
 	for budget > 0 {
 		s := m.state.Load()

@@ -295,6 +295,7 @@ type seqChecker struct {
 	dropped   atomic.Int64
 	bad       atomic.Value // first error
 	seen      []atomic.Int32
+	inside    atomic.Int32 // Invokes running now: never more than one
 }
 
 func newSeqChecker(producers, per int) *seqChecker {
@@ -313,6 +314,10 @@ func (c *seqChecker) mark(v int) {
 }
 
 func (c *seqChecker) Invoke(v int) {
+	if c.inside.Add(1) != 1 {
+		c.bad.CompareAndSwap(nil, fmt.Errorf("two Invokes at once (value %d)", v))
+	}
+	defer c.inside.Add(-1)
 	p, s := v>>24, v&(1<<24-1)
 	if s <= c.last[p] {
 		c.bad.CompareAndSwap(nil, fmt.Errorf("producer %d: %d after %d", p, s, c.last[p]))
@@ -356,7 +361,8 @@ func waitForf(t *testing.T, what func() string, cond func() bool) {
 	}
 }
 
-// TestNoLostWakeup races sends with the end of turns, over many rounds: tiny
+// TestNoLostWakeup races sends with the end of turns, over many rounds (with
+// and without Inline, whose sends end turns of their own): tiny
 // throughput budgets and bursts paced so the consumer keeps running dry and
 // letting go. Every message must be processed exactly once, in per-producer
 // order. A variant toggles Suspend/Resume throughout.
@@ -365,15 +371,16 @@ func TestNoLostWakeup(t *testing.T) {
 	if raceEnabled {
 		rounds = 60
 	}
-	for _, toggle := range []bool{false, true} {
-		t.Run(fmt.Sprintf("suspend=%v", toggle), func(t *testing.T) {
+	for _, mode := range []struct{ toggle, inline bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		toggle := mode.toggle
+		t.Run(fmt.Sprintf("suspend=%v,inline=%v", toggle, mode.inline), func(t *testing.T) {
 			rounds := rounds
 			if toggle {
 				rounds /= 10 // each round is slow: the mailbox is held most of the time
 			}
 			for round := range rounds {
 				c := newSeqChecker(producers, per)
-				mb := mustNew[int](t, c, Options{Capacity: 16, Throughput: 1 + round%4})
+				mb := mustNew[int](t, c, Options{Capacity: 16, Throughput: 1 + round%4, Inline: mode.inline})
 				var wg sync.WaitGroup
 				for p := range producers {
 					wg.Go(func() {
@@ -838,3 +845,65 @@ type signal struct{ done chan struct{} }
 func (s *signal) InvokeSystem(*payload)   {}
 func (s *signal) Dropped(*payload, error) {}
 func (s *signal) Invoke(*payload)         { s.done <- struct{}{} }
+
+// TestInline checks Options.Inline: a send that wakes the mailbox invokes
+// its message before Send returns, on the sender, without Go; messages that
+// arrive during that inline turn go to Go; the system lane never runs
+// inline.
+func TestInline(t *testing.T) {
+	var gos atomic.Int32
+	r := newRecorder()
+	release := make(chan struct{})
+	r.onUser = func(v int) {
+		if v == 1 {
+			<-release // hold the inline turn while more messages arrive
+		}
+	}
+	mb := mustNew[int](t, r, Options{Inline: true, Go: func(run func()) { gos.Add(1); go run() }})
+
+	if err := mb.Send(context.Background(), 0, Block); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.snapshot(); len(got) != 1 || got[0].v != 0 {
+		t.Fatalf("after an inline Send returned: events %v, want [user 0]", got)
+	}
+	r.await(t, 1)
+	if n := gos.Load(); n != 0 {
+		t.Fatalf("an inline send called Go %d times", n)
+	}
+
+	sent := make(chan error, 1)
+	go func() { sent <- mb.Send(context.Background(), 1, Block) }() // runs inline, held
+	r.await(t, 1)
+	for v := 2; v <= 3; v++ { // the mailbox is scheduled: these only queue
+		if err := mb.Send(context.Background(), v, Block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gos.Load(); n != 0 {
+		t.Fatalf("sends to a scheduled mailbox called Go %d times", n)
+	}
+	close(release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 2)
+	if n := gos.Load(); n != 1 {
+		t.Fatalf("the rest after an inline turn went to Go %d times, want 1", n)
+	}
+	waitForf(t, func() string { return "the mailbox stays scheduled" }, func() bool { return mb.state.Load()&scheduled == 0 })
+
+	if err := mb.SendSystem(7); err != nil {
+		t.Fatal(err)
+	}
+	if e := r.await(t, 1); e[0] != (event{kind: "sys", v: 7}) {
+		t.Fatalf("got %v, want sys 7", e)
+	}
+	if n := gos.Load(); n != 2 {
+		t.Fatalf("SendSystem: Go called %d times in all, want 2 (never inline)", n)
+	}
+	want := []event{{kind: "user", v: 0}, {kind: "user", v: 1}, {kind: "user", v: 2}, {kind: "user", v: 3}, {kind: "sys", v: 7}}
+	if got := r.snapshot(); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
