@@ -107,6 +107,10 @@ func TestAskAllocationBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inline, err := b.Register("echo-inline", bus.ActorFunc(echo), bus.WithInline())
+	if err != nil {
+		t.Fatal(err)
+	}
 	budget := askAllocBudget
 	if raceEnabled() {
 		// Under -race sync.Pool drops a quarter of what is put back, so
@@ -117,7 +121,7 @@ func TestAskAllocationBudget(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		to   any
-	}{{"to a Ref", ref}, {"to a name", "echo"}} {
+	}{{"to a Ref", ref}, {"to a name", "echo"}, {"to an inline actor", inline}} {
 		for range 1000 {
 			if _, err := b.Ask(ctx, c.to, msg); err != nil {
 				t.Fatal(err)

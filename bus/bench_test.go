@@ -98,13 +98,13 @@ func BenchmarkTell(b *testing.B) {
 
 // askLatencies times n round trips of Ask to an echo actor, one at a time,
 // and returns them sorted.
-func askLatencies(tb testing.TB, n int) []time.Duration {
+func askLatencies(tb testing.TB, n int, opts ...bus.ActorOption) []time.Duration {
 	b, err := bus.New()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer b.Close(context.Background())
-	ref, err := b.Register("echo", bus.ActorFunc(echo))
+	ref, err := b.Register("echo", bus.ActorFunc(echo), opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -123,9 +123,15 @@ func askLatencies(tb testing.TB, n int) []time.Duration {
 // against a channel ping-pong between two goroutines. Its 8 B/op is the
 // benchmark's own slice of latencies; the Ask itself allocates nothing (see
 // TestAskAllocationBudget).
-func BenchmarkAsk(b *testing.B) {
+func BenchmarkAsk(b *testing.B) { benchAsk(b) }
+
+// BenchmarkAskInline is BenchmarkAsk to an actor registered WithInline:
+// Receive runs on the asking goroutine.
+func BenchmarkAskInline(b *testing.B) { benchAsk(b, bus.WithInline()) }
+
+func benchAsk(b *testing.B, opts ...bus.ActorOption) {
 	b.ReportAllocs()
-	lat := askLatencies(b, b.N)
+	lat := askLatencies(b, b.N, opts...)
 	b.StopTimer()
 	base := benchkit.ChanPingPong(msg, b.N)
 	for _, q := range []struct {

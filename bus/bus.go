@@ -210,6 +210,9 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if cfg.mailbox.Go == nil {
 		cfg.mailbox.Go = b.workers.run
 	}
+	if cfg.inline {
+		cfg.mailbox.Inline = true
+	}
 	mb, err := mailbox.New[delivery](p, cfg.mailbox)
 	if err != nil {
 		return nil, err
