@@ -106,6 +106,24 @@ func inProcessRows(w io.Writer, quick bool) error {
 		}
 	}
 
+	ilat, err := askOnce(c.ask, bus.WithInline())
+	if err != nil {
+		return err
+	}
+	ibase := benchkit.ChanPingPong(msg, c.ask)
+	for _, q := range []float64{50, 99} {
+		x, y := benchkit.Percentile(ilat, q), benchkit.Percentile(ibase, q)
+		r := Row{
+			Name:     fmt.Sprintf("Ask round trip p%g, actor WithInline (chan ping-pong)", q),
+			Xbus:     x.String(),
+			Baseline: y.String(),
+			Ratio:    ratio(float64(x) / float64(max(y, 1))),
+		}
+		if err := r.write(w); err != nil {
+			return err
+		}
+	}
+
 	d, per, err := spawnIdle(c.spawn)
 	if err != nil {
 		return err
@@ -232,13 +250,13 @@ func echo(c *bus.Context, m any) error {
 
 // askOnce times n Ask round trips to an echo actor, one at a time, and
 // returns them sorted.
-func askOnce(n int) ([]time.Duration, error) {
+func askOnce(n int, opts ...bus.ActorOption) ([]time.Duration, error) {
 	b, err := newBus()
 	if err != nil {
 		return nil, err
 	}
 	defer closeBus(b)
-	ref, err := b.Register("echo", bus.ActorFunc(echo))
+	ref, err := b.Register("echo", bus.ActorFunc(echo), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,8 @@ func TestBenchQuickPrintsEveryRow(t *testing.T) {
 		"Tell " + strconv.Itoa(n) + "→" + strconv.Itoa(n) + ", msgs/s",
 		"Ask round trip p50",
 		"Ask round trip p99",
+		"Ask round trip p50, actor WithInline",
+		"Ask round trip p99, actor WithInline",
 		"spawn 10k idle actors",
 		"bytes per idle actor",
 		"allocations per Tell",
