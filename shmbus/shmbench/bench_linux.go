@@ -87,6 +87,12 @@ func runBenchPeer(mode string) int {
 		}
 		return c.Reply(msg)
 	}))
+	b.Register("echo-inline", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(msg)
+	}), bus.WithInline())
 	var count int64
 	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
@@ -470,6 +476,30 @@ func (p *benchPair) askRTT(msg string, n, round int, every time.Duration) (shm, 
 	return shm, uds, nil
 }
 
+// inlineRTT asks "echo" and "echo-inline" (registered WithInline: the
+// peer's reader runs it) n times each over shared memory with a 64-byte
+// body, in alternating rounds.
+func (p *benchPair) inlineRTT(n int) (pooled, inline []time.Duration, err error) {
+	ctx := context.Background()
+	msg := string(make([]byte, 64))
+	if err := awaitRoute(p.shm, "echo-inline"); err != nil {
+		return nil, nil, err
+	}
+	for k := range benchkit.Rounds(n, 1000, 1) {
+		for _, c := range []struct {
+			to  string
+			out *[]time.Duration
+		}{{"echo", &pooled}, {"echo-inline", &inline}} {
+			lat, err := benchkit.Latencies(k, func() error { _, err := p.shm.Ask(ctx, c.to, msg); return err })
+			if err != nil {
+				return nil, nil, err
+			}
+			*c.out = append(*c.out, lat...)
+		}
+	}
+	return pooled, inline, nil
+}
+
 // peerCPU is the CPU time the peer process has used, asked over b.
 func peerCPU(b *bus.Bus) (time.Duration, error) {
 	r, err := b.Ask(context.Background(), "cpu", "")
@@ -632,6 +662,19 @@ func RunBench(w io.Writer, quick bool) error {
 				target, verdict = "< 1.5 µs and ≥ 10× Unix", ok(sq < 1500*time.Nanosecond && uq >= 10*sq)
 			}
 			row(name+" "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), target, verdict)
+		}
+	}
+	{
+		pooled, inline, err := p.inlineRTT(scale(100_000, 1_000))
+		if err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			label string
+			q     float64
+		}{{"p50", .5}, {"p99", .99}} {
+			iq, pq := quantile(inline, q.q), quantile(pooled, q.q)
+			row("Ask round trip, 64 B, actor WithInline "+q.label, us(iq), us(pq)+" (the same actor, not inline)", fmt.Sprintf("%.2f×", float64(iq)/float64(pq)), "", "")
 		}
 	}
 	{
