@@ -27,6 +27,11 @@
 // the same messages as envelopes with an encoded body, and the caller cannot
 // tell the difference except by speed.
 //
+// An actor runs on goroutines the bus keeps, woken when a message arrives.
+// For an actor whose Receive is short and never blocks, WithInline runs it
+// on the sender instead, when the message finds it idle: an in-process Ask
+// then costs about as much as a channel round trip.
+//
 // # The caller's duties
 //
 //   - Close the bus when done (Close drains: queued messages are handled,
