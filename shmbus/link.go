@@ -254,6 +254,7 @@ func (l *link) read() {
 		}
 		if n > 0 {
 			sp.worked()
+			runtime.Gosched() // let whom we readied (an asker, a worker) run before we poll again
 			continue
 		}
 		if !sp.spin() {
