@@ -106,7 +106,14 @@ func (l *link) watch() {
 // bigger than a record.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	bp := getBuf()
-	defer putBuf(bp)
+	err := l.send(ctx, env, bp)
+	putBuf(bp)
+	return err
+}
+
+// send encodes env into bp and writes it. It has no loop, so that its
+// defer is open-coded (the fragmenting path, with its loop, is apart).
+func (l *link) send(ctx context.Context, env *bus.Envelope, bp *sendBuf) error {
 	body, err := l.h.Types().EncodeBody(l.t.codec, env, bp.body[:0])
 	if err != nil {
 		return err
@@ -127,10 +134,16 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	if !l.mapped {
 		return l.closedErr()
 	}
-	max := l.prod.maxRecord
-	if len(out) <= max {
+	if len(out) <= l.prod.maxRecord {
 		return l.offer(ctx, recordData, out, nil)
 	}
+	return l.sendFragments(ctx, out)
+}
+
+// sendFragments writes a message bigger than a record as a first fragment,
+// middles and a last one; memMu is held for reading.
+func (l *link) sendFragments(ctx context.Context, out []byte) error {
+	max := l.prod.maxRecord
 	l.fragMu.Lock()
 	defer l.fragMu.Unlock()
 	var hdr [fragHdr]byte
