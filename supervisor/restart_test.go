@@ -40,7 +40,14 @@ func (f *flaky) Receive(c *bus.Context, msg any) error {
 // TestRestartKeepsMailbox: 10,000 messages to an actor that panics on every
 // 100th; exactly the other 9,900 are processed, in order, by the restarted
 // instances, and the 100 that failed are dead letters with their reasons.
+// The same holds for a child that runs inline on its senders.
 func TestRestartKeepsMailbox(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) { restartKeepsMailbox(t, inline) })
+	}
+}
+
+func restartKeepsMailbox(t *testing.T, inline bool) {
 	before := runtime.NumGoroutine()
 	b := newBus(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,6 +66,9 @@ func TestRestartKeepsMailbox(t *testing.T) {
 		Children: []ChildSpec{{Name: "flaky", New: func() bus.Actor {
 			return &flaky{mu: &mu, got: &got, gens: &gens}
 		}}},
+	}
+	if inline {
+		spec.Children[0].Options = []bus.ActorOption{bus.WithInline()}
 	}
 	sup, _, err := Start(ctx, b, spec)
 	_ = sup
