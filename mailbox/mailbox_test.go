@@ -89,6 +89,9 @@ func (r *recorder) await(t *testing.T, n int) []event {
 
 func mustNew[T any](t testing.TB, inv Invoker[T], o Options) *Mailbox[T] {
 	t.Helper()
+	if allInline {
+		o.Inline = true
+	}
 	mb, err := New(inv, o)
 	if err != nil {
 		t.Fatal(err)
@@ -905,5 +908,31 @@ func TestInline(t *testing.T) {
 	want := []event{{kind: "user", v: 0}, {kind: "user", v: 1}, {kind: "user", v: 2}, {kind: "user", v: 3}, {kind: "sys", v: 7}}
 	if got := r.snapshot(); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// allInline makes mustNew build Inline mailboxes; TestEverythingInline sets
+// it while it runs the semantic tests again.
+var allInline bool
+
+// TestEverythingInline runs the tests of order, overflow, policies, close
+// and suspension again with every mailbox Inline: a send that wakes a
+// mailbox runs its message itself, which must change none of them.
+// (TestSystemLaneServedFirst is left out: its first Invoke waits for a gate
+// that the sending goroutine opens only after more sends, which inline is
+// a wait on itself, the hazard Options.Inline documents.)
+func TestEverythingInline(t *testing.T) {
+	allInline = true
+	defer func() { allInline = false }()
+	for name, f := range map[string]func(*testing.T){
+		"SystemLaneRunsWhileSuspended": TestSystemLaneRunsWhileSuspended,
+		"SuspendFromInvoke":            TestSuspendFromInvoke,
+		"OverflowAccounting":           TestOverflowAccounting,
+		"Policies":                     TestPolicies,
+		"CloseReportsQueued":           TestCloseReportsQueued,
+		"CloseFromInvoke":              TestCloseFromInvoke,
+		"CloseRacingSends":             TestCloseRacingSends,
+	} {
+		t.Run(name, f)
 	}
 }
