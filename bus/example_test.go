@@ -159,3 +159,30 @@ func ExampleRegister() {
 	fmt.Println(reply, err)
 	// Output: hello, world <nil>
 }
+
+// An actor whose Receive is short and never blocks can run on its senders:
+// WithInline. The actor still handles one message at a time; a message that
+// finds it busy waits in its mailbox as usual.
+func ExampleWithInline() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := bus.New()
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close(ctx)
+
+	prices := map[string]int{"EUR": 108, "GBP": 127}
+	_, err = b.Register("quote", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if cur, ok := msg.(string); ok {
+			return c.Reply(prices[cur]) // a map lookup: short, never blocks
+		}
+		return nil
+	}), bus.WithInline())
+	if err != nil {
+		panic(err)
+	}
+	p, err := bus.AskAs[int](ctx, b, "quote", "GBP")
+	fmt.Println(p, err)
+	// Output: 127 <nil>
+}
