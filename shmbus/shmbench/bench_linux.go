@@ -600,6 +600,12 @@ func tellRate(b *bus.Bus, n, senders int) (float64, error) {
 	return float64(after-before) / el.Seconds(), nil
 }
 
+// p50p99 are the quantiles of the latency rows that report two.
+var p50p99 = []struct {
+	label string
+	q     float64
+}{{"p50", .5}, {"p99", .99}}
+
 // quantile is the q-th quantile (0 < q < 1) of l, which it sorts.
 func quantile(l []time.Duration, q float64) time.Duration {
 	slices.Sort(l)
@@ -669,10 +675,7 @@ func RunBench(w io.Writer, quick bool) error {
 		if err != nil {
 			return err
 		}
-		for _, q := range []struct {
-			label string
-			q     float64
-		}{{"p50", .5}, {"p99", .99}} {
+		for _, q := range p50p99 {
 			iq, pq := quantile(inline, q.q), quantile(pooled, q.q)
 			row("Ask round trip, 64 B, actor WithInline "+q.label, us(iq), us(pq)+" (the same actor, not inline)", fmt.Sprintf("%.2f×", float64(iq)/float64(pq)), "", "")
 		}
@@ -682,10 +685,7 @@ func RunBench(w io.Writer, quick bool) error {
 		if err != nil {
 			return err
 		}
-		for _, q := range []struct {
-			label string
-			q     float64
-		}{{"p50", .5}, {"p99", .99}} {
+		for _, q := range p50p99 {
 			sq, uq := quantile(s, q.q), quantile(u, q.q)
 			row("Ask at 1,000/s "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), "≤ Unix", ok(sq <= uq))
 		}
