@@ -93,16 +93,22 @@ func runBenchPeer(mode string) int {
 		}
 		return c.Reply(msg)
 	}), bus.WithInline())
-	var count int64
-	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		if c.IsAsk() {
-			return c.Reply(strconv.FormatInt(count, 10))
+	for _, name := range []string{"count", "count-inline"} {
+		var count int64
+		var opts []bus.ActorOption
+		if name == "count-inline" {
+			opts = append(opts, bus.WithInline())
 		}
-		if _, ok := msg.(string); ok {
-			count++
-		}
-		return nil
-	}))
+		b.Register(name, bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if c.IsAsk() {
+				return c.Reply(strconv.FormatInt(count, 10))
+			}
+			if _, ok := msg.(string); ok {
+				count++
+			}
+			return nil
+		}), opts...)
+	}
 	b.Register("cpu", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if !c.IsAsk() {
 			return nil
@@ -556,10 +562,13 @@ func (p *benchPair) cpuPerAsk(b *bus.Bus, n int, every time.Duration) (time.Dura
 
 // tellRate sends n one-way tells from senders goroutines and returns
 // messages per second, the clock stopped when the peer has counted them.
-func tellRate(b *bus.Bus, n, senders int) (float64, error) {
+func tellRate(b *bus.Bus, n, senders int) (float64, error) { return tellRateTo(b, "count", n, senders) }
+
+// tellRateTo is tellRate to the counting actor named to.
+func tellRateTo(b *bus.Bus, to string, n, senders int) (float64, error) {
 	ctx := context.Background()
 	count := func() (int64, error) {
-		r, err := b.Ask(ctx, "count", "")
+		r, err := b.Ask(ctx, to, "")
 		if err != nil {
 			return 0, err
 		}
@@ -577,7 +586,7 @@ func tellRate(b *bus.Bus, n, senders int) (float64, error) {
 	for range senders {
 		wg.Go(func() {
 			for range n / senders {
-				if err := b.Tell("count", msg); err != nil {
+				if err := b.Tell(to, msg); err != nil {
 					errs <- err
 					return
 				}
@@ -715,6 +724,18 @@ func RunBench(w io.Writer, quick bool) error {
 			return err
 		}
 		row(fmt.Sprintf("one-way Tell, 64 B, %d sender(s), msgs/s", senders), fmt.Sprintf("%.2f M", s/1e6), fmt.Sprintf("%.2f M (Unix socket)", u/1e6), fmt.Sprintf("%.2f×", s/u), "≥ 10 M/s", ok(s >= 10e6))
+	}
+	{
+		n := scale(1_000_000, 10_000)
+		i, err := tellRateTo(p.shm, "count-inline", n, 1)
+		if err != nil {
+			return err
+		}
+		s, err := tellRate(p.shm, n, 1)
+		if err != nil {
+			return err
+		}
+		row("one-way Tell, 64 B, 1 sender, actor WithInline, msgs/s", fmt.Sprintf("%.2f M", i/1e6), fmt.Sprintf("%.2f M (the same actor, not inline)", s/1e6), fmt.Sprintf("%.2f×", i/s), "", "")
 	}
 	{
 		small, large, rate, err := p.ringSweep(scale(20_000, 500), scale(300_000, 5_000))

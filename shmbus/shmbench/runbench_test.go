@@ -28,7 +28,7 @@ func TestRunBenchQuick(t *testing.T) {
 		"CPU per ask", "one-way Tell, 64 B, 1 sender", "one-way Tell, 64 B, 4 sender",
 		"raw floor: cache-line", "raw: futex", "raw: eventfd",
 		"ring 4 KiB: Ask p50", "ring 1024 KiB: Ask p50",
-		"Ask round trip, 64 B, actor WithInline p50",
+		"Ask round trip, 64 B, actor WithInline p50", "one-way Tell, 64 B, 1 sender, actor WithInline",
 	} {
 		i := strings.Index(out.String(), "| "+row)
 		if i < 0 {
