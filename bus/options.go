@@ -69,7 +69,9 @@ func WithMailbox(o mailbox.Options) ActorOption {
 // time, and lifecycle messages never run inline.
 //
 // It is for actors whose Receive is short and never blocks, as the sender
-// waits for it. A message from another process runs on the transport's
+// waits for it. It buys latency, not throughput: a stream of messages from
+// one sender is handled on that sender instead of beside it (tells over
+// shared memory to an inline actor ran at 0.87× the rate). A message from another process runs on the transport's
 // reader, which delivers nothing else from that link meanwhile: an Ask
 // from such a Receive through the same link would wait for the very reader
 // it holds up, until its context ends.
