@@ -80,9 +80,9 @@ type Options struct {
 	// the sending goroutine, before Send returns, instead of handing the
 	// turn to Go: one goroutine hand-off less per wake-up, so that a
 	// request to an actor costs about a function call. The inline turn
-	// takes the system lane and one user message (the one just sent, as
-	// the mailbox was idle); whatever else has arrived meanwhile goes to Go
-	// as usual. SendSystem, Resume and a Send to a mailbox that is already
+	// takes the system lane and one user message, the oldest queued: the
+	// one just sent, unless another sender's landed first in the idle
+	// mailbox. Whatever else has arrived goes to Go as usual. SendSystem, Resume and a Send to a mailbox that is already
 	// scheduled never run inline.
 	//
 	// The sender waits for Invoke: use it only where handling a message is
