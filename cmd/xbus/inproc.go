@@ -2,32 +2,26 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/internal/benchkit"
+	"github.com/xbus-dev/xbus/internal/busbench"
 )
 
-// The in-process suite: the same measurements as bus/bench_test.go, made
-// with the same internal/benchkit harness and baselines, with fixed counts
-// so that the whole suite takes well under a minute.
+// The in-process suite: the same measurements as bus/bench_test.go (both
+// call internal/busbench, which drives the bus with the internal/benchkit
+// harness and baselines), with fixed counts so that the whole suite takes
+// well under a minute.
 // Throughput rows report the median of three runs, each xbus run followed
 // by its baseline run, so a noisy neighbour hurts both alike.
 
-type payload struct{ _ [64]byte }
-
-// msg is boxed once: a Tell of a pointer allocates nothing.
-var msg any = &payload{}
-
-// mailboxCap is the actors' mailbox capacity (the bus default) and the
-// baseline channels' buffer.
-const mailboxCap = 1024
+// msg is the message every row sends (busbench.Msg).
+var msg = busbench.Msg
 
 type counts struct {
 	tell, ask, spawn, reps int
@@ -62,12 +56,12 @@ func inProcessRows(w io.Writer, quick bool) error {
 	} {
 		var rates, baseRates []float64
 		for range c.reps {
-			d, err := tellOnce(c.tell, t.senders, t.actors)
+			d, err := busbench.Tell(c.tell, t.senders, t.actors)
 			if err != nil {
 				return err
 			}
 			rates = append(rates, float64(c.tell)/d.Seconds())
-			base := benchkit.ChanPipeline(msg, c.tell, t.senders, t.actors, mailboxCap)
+			base := benchkit.ChanPipeline(msg, c.tell, t.senders, t.actors, busbench.MailboxCap)
 			baseRates = append(baseRates, float64(c.tell)/base.Seconds())
 		}
 		rate, base := benchkit.Median(rates), benchkit.Median(baseRates)
@@ -83,7 +77,7 @@ func inProcessRows(w io.Writer, quick bool) error {
 		}
 	}
 
-	lat, err := askOnce(c.ask)
+	lat, err := busbench.AskLatencies(c.ask)
 	if err != nil {
 		return err
 	}
@@ -106,7 +100,7 @@ func inProcessRows(w io.Writer, quick bool) error {
 		}
 	}
 
-	ilat, err := askOnce(c.ask, bus.WithInline())
+	ilat, err := busbench.AskLatencies(c.ask, bus.WithInline())
 	if err != nil {
 		return err
 	}
@@ -124,7 +118,7 @@ func inProcessRows(w io.Writer, quick bool) error {
 		}
 	}
 
-	d, per, err := spawnIdle(c.spawn)
+	d, per, err := busbench.SpawnIdle(c.spawn)
 	if err != nil {
 		return err
 	}
@@ -189,129 +183,19 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
-func newBus() (*bus.Bus, error) { return bus.New(bus.WithName("xbus-bench")) }
-
-func closeBus(b *bus.Bus) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = b.Close(ctx)
-}
-
-// tellOnce sends total messages split over senders goroutines, sender i to
-// actor i%actors, and returns the time until every actor has handled its
-// share, or an error if that takes over a minute.
-func tellOnce(total, senders, actors int) (time.Duration, error) {
-	b, err := newBus()
-	if err != nil {
-		return 0, err
-	}
-	defer closeBus(b)
-	per, want := benchkit.Shares(total, senders, actors)
-	refs := make([]bus.Ref, actors)
-	dones := make([]chan struct{}, actors)
-	for i := range actors {
-		done, n, w := make(chan struct{}), 0, want[i]
-		dones[i] = done
-		refs[i], err = b.Spawn(bus.ActorFunc(func(_ *bus.Context, m any) error {
-			if _, ok := m.(*payload); ok {
-				if n++; n == w {
-					close(done)
-				}
-			}
-			return nil
-		}))
-		if err != nil {
-			return 0, err
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d, err := benchkit.Fanout(ctx, senders, per, func(i, n int) error {
-		ref := refs[i%actors]
-		for range n {
-			if err := b.Tell(ref, msg); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, dones)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return 0, fmt.Errorf("tell: actors did not receive every message within a minute")
-	}
-	return d, err
-}
-
-func echo(c *bus.Context, m any) error {
-	if c.IsAsk() {
-		return c.Reply(m)
-	}
-	return nil
-}
-
-// askOnce times n Ask round trips to an echo actor, one at a time, and
-// returns them sorted.
-func askOnce(n int, opts ...bus.ActorOption) ([]time.Duration, error) {
-	b, err := newBus()
-	if err != nil {
-		return nil, err
-	}
-	defer closeBus(b)
-	ref, err := b.Register("echo", bus.ActorFunc(echo), opts...)
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	return benchkit.Latencies(n, func() error {
-		_, err := b.Ask(ctx, ref, msg)
-		return err
-	})
-}
-
-// spawnIdle spawns n actors that do nothing, waits until each has handled
-// Started, and returns the time taken and the live bytes per actor, then
-// closes the bus (idle actors are stopped through their system lane, so no
-// ring is allocated).
-func spawnIdle(n int) (time.Duration, float64, error) {
-	b, err := newBus()
-	if err != nil {
-		return 0, 0, err
-	}
-	var started atomic.Int64
-	all := make(chan struct{})
-	idle := bus.ActorFunc(func(_ *bus.Context, m any) error {
-		if _, ok := m.(bus.Started); ok && started.Add(1) == int64(n) {
-			close(all)
-		}
-		return nil
-	})
-	d, per, err := benchkit.Footprint(n, func() error {
-		for range n {
-			if _, err := b.Spawn(idle); err != nil {
-				return err
-			}
-		}
-		<-all
-		return nil
-	})
-	if cerr := b.Close(context.Background()); err == nil {
-		err = cerr
-	}
-	return d, per, err
-}
-
 // allocs measures allocations per Tell and per Ask in steady state, as the
 // AllocsPerRun tests of package bus do.
 func allocs() (tell, ask float64, err error) {
-	b, err := newBus()
+	b, err := bus.New(bus.WithName("xbus-bench"))
 	if err != nil {
 		return 0, 0, err
 	}
-	defer closeBus(b)
+	defer b.Close(context.Background())
 	sink, err := b.Spawn(bus.ActorFunc(func(*bus.Context, any) error { return nil }))
 	if err != nil {
 		return 0, 0, err
 	}
-	echoRef, err := b.Spawn(bus.ActorFunc(echo))
+	echoRef, err := b.Spawn(bus.ActorFunc(busbench.Echo))
 	if err != nil {
 		return 0, 0, err
 	}
