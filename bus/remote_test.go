@@ -227,3 +227,40 @@ func TestRemoteTellsKeepTheirSender(t *testing.T) {
 	default:
 	}
 }
+
+// TestRemoteAskReturnsWhenAskerCloses: an ask waiting on a peer that never
+// answers returns as soon as the asking bus closes, with ErrClosed or
+// ErrPeerGone (the links go first), not at its deadline.
+func TestRemoteAskReturnsWhenAskerCloses(t *testing.T) {
+	server, client := linkedPair(t)
+	got := make(chan struct{})
+	server.Register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			c.Promise() // never answered
+			close(got)
+		}
+		return nil
+	}))
+	waitFor(t, client, "hold")
+	res := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := client.Ask(ctx, "hold", "x")
+		res <- err
+	}()
+	<-got
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if !errors.Is(err, bus.ErrClosed) && !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("ask ended with %v, want ErrClosed or ErrPeerGone", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the ask did not return after its bus closed")
+	}
+}
