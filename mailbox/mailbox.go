@@ -203,11 +203,7 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 				m.drain()
 				return nil
 			}
-			if m.opts.Inline {
-				m.scheduleInline()
-			} else {
-				m.schedule()
-			}
+			m.schedule(m.opts.Inline)
 			return nil
 		}
 		switch p {
@@ -303,7 +299,7 @@ func (m *Mailbox[T]) SendSystem(v T) error {
 	m.sys = append(m.sys, v)
 	m.sysLen.Add(1)
 	m.sysMu.Unlock()
-	m.schedule()
+	m.schedule(false)
 	return nil
 }
 
@@ -334,7 +330,7 @@ func (m *Mailbox[T]) Suspend() { m.state.Or(suspended) }
 // Resume lets user messages run again after Suspend.
 func (m *Mailbox[T]) Resume() {
 	m.state.And(^uint32(suspended))
-	m.schedule()
+	m.schedule(false)
 }
 
 // Suspended reports whether user messages are held back.
@@ -391,19 +387,34 @@ func (m *Mailbox[T]) Len() int {
 	return 0
 }
 
-func (m *Mailbox[T]) schedule() {
+// schedule claims an idle mailbox that has work and hands its run to Go;
+// with inline (an Inline mailbox's Send), it runs one short turn on the
+// caller instead and hands only what is left to Go.
+func (m *Mailbox[T]) schedule(inline bool) {
 	for {
 		s := m.state.Load()
 		if s&(scheduled|closed) != 0 {
 			return
 		}
-		if s&suspended != 0 && m.sysLen.Load() == 0 {
-			return
+		if s&suspended != 0 {
+			if m.sysLen.Load() == 0 {
+				return
+			}
+			inline = false // only the system lane may run, and not on a sender
 		}
 		if m.state.CompareAndSwap(s, s|scheduled) {
-			m.goRun()
-			return
+			break
 		}
+	}
+	if !inline {
+		m.goRun()
+		return
+	}
+	// Inline: one short turn here; anything left goes to Go.
+	m.turnOf(1)
+	m.state.And(^uint32(scheduled))
+	if m.hasWork() && m.reclaim() {
+		m.goRun()
 	}
 }
 
@@ -420,29 +431,6 @@ func (m *Mailbox[T]) goRun() {
 		m.opts.Go(m.runFn)
 	} else {
 		go m.runFn()
-	}
-}
-
-// scheduleInline is schedule for an Inline mailbox's Send: when the send
-// wins the mailbox, it runs one short turn here and hands any rest to Go.
-func (m *Mailbox[T]) scheduleInline() {
-	for {
-		s := m.state.Load()
-		if s&(scheduled|closed) != 0 {
-			return
-		}
-		if s&suspended != 0 {
-			m.schedule() // only the system lane may run; not inline
-			return
-		}
-		if m.state.CompareAndSwap(s, s|scheduled) {
-			break
-		}
-	}
-	m.turnOf(1)
-	m.state.And(^uint32(scheduled))
-	if m.hasWork() && m.reclaim() {
-		m.goRun()
 	}
 }
 
