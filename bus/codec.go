@@ -143,11 +143,20 @@ func (t *Types) NameOf(v any) string {
 
 // New returns a pointer to a new zero value of the type registered as name.
 func (t *Types) New(name string) (reflect.Value, error) {
-	rt, ok := t.maps.Load().byName[name]
-	if !ok {
-		return reflect.Value{}, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
+	rt, err := t.typeOf(name)
+	if err != nil {
+		return reflect.Value{}, err
 	}
 	return reflect.New(rt), nil
+}
+
+// typeOf returns the type registered as name.
+func (t *Types) typeOf(name string) (reflect.Type, error) {
+	rt, ok := t.maps.Load().byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
+	}
+	return rt, nil
 }
 
 // EncodeBody encodes env.Msg with c, appending the bytes to dst, and sets
@@ -194,9 +203,9 @@ func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 		env.Msg = nil
 		return nil
 	}
-	rt, ok := t.maps.Load().byName[env.Type]
-	if !ok {
-		return fmt.Errorf("%w: %q is not registered", ErrUnknownType, env.Type)
+	rt, err := t.typeOf(env.Type)
+	if err != nil {
+		return err
 	}
 	if vd, ok := c.(ValueDecoder); ok {
 		v, ok, err := vd.DecodeValue(env.Body, rt)
