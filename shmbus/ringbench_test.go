@@ -4,6 +4,7 @@ package shmbus
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
@@ -35,8 +37,17 @@ func init() {
 
 // ringPeer consumes the ring of the given size: it counts data records and
 // prints the count at every recordLast, spinning for up to 50 µs on an empty
-// ring before it parks, until its stdin closes.
+// ring before it parks, until its stdin closes. With arg "size:mailbox" it
+// does the least a Tell to an actor must do on the receiving side: it
+// copies each record out of shared memory into a string and sends it to a
+// mailbox, whose actor counts; recordLast goes through the mailbox too, so
+// the count printed includes every record before it. "size:chan" is the
+// same with a Go channel of the mailbox's capacity and one goroutine
+// receiving from it in place of the mailbox; "size:inline" uses a mailbox
+// with Options.Inline, so the reader runs the actor itself whenever its
+// mailbox is idle.
 func ringPeer(arg string) int {
+	arg, mode, _ := strings.Cut(arg, ":")
 	size, err := strconv.Atoi(arg)
 	if err != nil {
 		return 2
@@ -72,6 +83,29 @@ func ringPeer(arg string) int {
 		}
 		return nil
 	}
+	switch mode {
+	case "chan":
+		ch := make(chan countMsg, mailbox.DefaultCapacity)
+		go func() {
+			c := counter{&count}
+			for m := range ch {
+				c.Invoke(m)
+			}
+		}()
+		handle = func(typ uint32, p []byte) error {
+			ch <- countMsg{s: string(p), last: typ == recordLast}
+			return nil
+		}
+	case "mailbox", "inline":
+		mb, err := newCountingMailbox(&count, mode == "inline")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		handle = func(typ uint32, p []byte) error {
+			return mb.Send(context.Background(), countMsg{s: string(p), last: typ == recordLast}, mailbox.Block)
+		}
+	}
 	for {
 		start := time.Now()
 		for spins := 0; ; spins++ {
@@ -96,6 +130,39 @@ func ringPeer(arg string) int {
 	}
 }
 
+// countMsg is a record handed to the counting actor of the mailbox floor.
+type countMsg struct {
+	s    string
+	last bool
+}
+
+// counter is that actor: it counts data records and prints the count at
+// the last one.
+type counter struct{ n *int64 }
+
+func (c counter) InvokeSystem(countMsg)   {}
+func (c counter) Dropped(countMsg, error) {}
+func (c counter) Invoke(m countMsg) {
+	if m.last {
+		fmt.Println(*c.n)
+	} else {
+		*c.n++
+	}
+}
+
+// newCountingMailbox is the counting actor's mailbox, run by one long-lived
+// goroutine as the bus's workers run mailboxes (a wake-up is a channel
+// hand-off, not a new goroutine).
+func newCountingMailbox(n *int64, inline bool) (*mailbox.Mailbox[countMsg], error) {
+	runs := make(chan func(), 1)
+	go func() {
+		for run := range runs {
+			run()
+		}
+	}()
+	return mailbox.New[countMsg](counter{n}, mailbox.Options{Go: func(run func()) { runs <- run }, Inline: inline})
+}
+
 // ringPair is the producer side of one ring and its consuming child.
 type ringPair struct {
 	prod  *producer
@@ -105,7 +172,11 @@ type ringPair struct {
 	close func()
 }
 
-func startRingPair(size int) (*ringPair, error) {
+func startRingPair(size int) (*ringPair, error) { return startRingPeer(size, "") }
+
+// startRingPeer is startRingPair with the child in the given mode ("" or
+// "mailbox", see ringPeer).
+func startRingPeer(size int, mode string) (*ringPair, error) {
 	fdA, a, err := shmsys.CreateSegment(segmentSize(size))
 	if err != nil {
 		return nil, err
@@ -118,7 +189,7 @@ func startRingPair(size int) (*ringPair, error) {
 	initSegment(b, size, 0x7f4a7c159e3779b9)
 	prod, _, bell, _ := rings(a, b, size, 0x9e3779b97f4a7c15, 0x7f4a7c159e3779b9)
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), ringPeerEnv+"="+strconv.Itoa(size))
+	cmd.Env = append(os.Environ(), ringPeerEnv+"="+strconv.Itoa(size)+":"+mode)
 	fa, fb := os.NewFile(uintptr(fdA), "ring"), os.NewFile(uintptr(fdB), "head")
 	cmd.ExtraFiles = []*os.File{fa, fb}
 	cmd.Stderr = os.Stderr
@@ -217,4 +288,49 @@ func BenchmarkRingSizes(b *testing.B) {
 		b.ReportMetric(rate(i)/1e6, fmt.Sprintf("M/s-%dKiB", size>>10))
 		b.ReportMetric(rate(i)/rate(2), fmt.Sprintf("x64KiB-%dKiB", size>>10))
 	}
+}
+
+// BenchmarkRingToMailbox is the floor under a one-way Tell to an actor in
+// another process: 64-byte records through the default ring, with the
+// child consuming them bare (the ring alone), copying each into a string
+// sent on a Go channel to a counting goroutine (the baseline), and copying
+// each into a string sent to a counting actor's mailbox (no envelope, no
+// codec, no routing: only what any Tell to an actor must also do), and
+// the same with the mailbox inline (the reader runs the actor). Alternating
+// rounds of the four, in the same run; it reports million records per
+// second of each and the mailbox's ratio to the channel. Run it with
+// -benchtime 1x.
+func BenchmarkRingToMailbox(b *testing.B) {
+	modes := []string{"", "chan", "mailbox", "inline"}
+	pairs := make([]*ringPair, len(modes))
+	for i, mode := range modes {
+		p, err := startRingPeer(DefaultRingSize, mode)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.close()
+		pairs[i] = p
+	}
+	body := make([]byte, 64)
+	const perRound = 500_000
+	elapsed := make([]time.Duration, len(modes))
+	for r := range 4 * b.N {
+		for i, p := range pairs {
+			t0 := time.Now()
+			total, err := p.send(perRound, body)
+			elapsed[i] += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want := int64((r + 1) * perRound); total != want {
+				b.Fatalf("%q peer counted %d records, want %d", modes[i], total, want)
+			}
+		}
+	}
+	rate := func(i int) float64 { return float64(4*b.N*perRound) / elapsed[i].Seconds() }
+	b.ReportMetric(rate(0)/1e6, "M/s-ring")
+	b.ReportMetric(rate(1)/1e6, "M/s-ring+chan")
+	b.ReportMetric(rate(2)/1e6, "M/s-ring+mailbox")
+	b.ReportMetric(rate(3)/1e6, "M/s-ring+inline")
+	b.ReportMetric(rate(2)/rate(1), "x-mailbox/chan")
 }
