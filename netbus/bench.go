@@ -66,8 +66,21 @@ func RunBench(w io.Writer, o BenchOptions) error {
 			p.Close()
 			return err
 		}
+		floor, err := RawPingPongHandoff(nw.listen, p.FrameSize, o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
 		fmt.Fprintf(w, "| %s ask round trip p50 | %v | %v (raw ping-pong, %d B) | %.2f× |\n", nw.name, lat.P50, raw.P50, p.FrameSize, float64(lat.P50)/float64(raw.P50))
 		fmt.Fprintf(w, "| %s ask round trip p99 | %v | %v | %.2f× |\n", nw.name, lat.P99, raw.P99, float64(lat.P99)/float64(raw.P99))
+		inl, err := p.InlineAskLatency(o.Duration)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		fmt.Fprintf(w, "| %s ask round trip p50, actor WithInline | %v | %v (raw ping-pong) | %.2f× |\n", nw.name, inl.P50, raw.P50, float64(inl.P50)/float64(raw.P50))
+		fmt.Fprintf(w, "| %s floor: raw ping-pong, a reader goroutine handing over to another on each end, p50 | %v | %v (raw ping-pong) | %.2f× |\n", nw.name, floor.P50, raw.P50, float64(floor.P50)/float64(raw.P50))
+		fmt.Fprintf(w, "| %s ask round trip p50 against that floor | %v | %v (floor) | %.2f× |\n", nw.name, lat.P50, floor.P50, float64(lat.P50)/float64(floor.P50))
 		rawRate := float64(raw.N) / raw.Elapsed.Seconds()
 		for _, c := range o.Concurrency {
 			rate, err := p.AskRate(c, o.Duration)
@@ -132,12 +145,14 @@ func NewBenchPair(listen string, size int) (*BenchPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Server.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
+	echo := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
 			return c.Reply(msg)
 		}
 		return nil
-	}))
+	})
+	p.Server.Register("echo", echo)
+	p.Server.Register("echo-inline", echo, bus.WithInline())
 	p.Server.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if _, ok := msg.([]byte); ok {
 			p.sunk.Add(1)
@@ -192,13 +207,22 @@ func (p *BenchPair) Ask(ctx context.Context) error {
 }
 
 // AskLatency measures sequential ask round trips for d.
-func (p *BenchPair) AskLatency(d time.Duration) (Latency, error) {
+func (p *BenchPair) AskLatency(d time.Duration) (Latency, error) { return p.askLatency("echo", d) }
+
+// InlineAskLatency is AskLatency to an echo actor registered WithInline:
+// the server's connection reader runs it, so the ask reaches the actor
+// without a goroutine hand-off.
+func (p *BenchPair) InlineAskLatency(d time.Duration) (Latency, error) {
+	return p.askLatency("echo-inline", d)
+}
+
+func (p *BenchPair) askLatency(to string, d time.Duration) (Latency, error) {
 	ctx := context.Background()
 	var lat []time.Duration
 	start := time.Now()
 	for time.Since(start) < d {
 		t0 := time.Now()
-		if err := p.Ask(ctx); err != nil {
+		if _, err := p.Client.Ask(ctx, to, p.body); err != nil {
 			return Latency{}, err
 		}
 		lat = append(lat, time.Since(t0))
@@ -307,6 +331,76 @@ func RawPingPong(listen string, size int, d time.Duration) (Latency, error) {
 		}
 		if _, err := io.ReadFull(c, buf); err != nil {
 			return Latency{}, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return summarize(lat, time.Since(start)), nil
+}
+
+// RawPingPongHandoff is RawPingPong shaped like any runtime that reads a
+// connection on a goroutine of its own: on each end a reader goroutine
+// reads the message and hands it over a channel to another goroutine (on
+// the server, the one that writes the reply, like an actor; on the client,
+// the caller, which wrote the request itself and waits for the reply, like
+// an asker). No framing, encoding or routing: it is the floor under an ask
+// to an actor, for comparing both with the raw ping-pong.
+func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, error) {
+	ln, network, err := rawListen(listen)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		work := make(chan []byte, 1)
+		wg.Go(func() { // the "actor"
+			for buf := range work {
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		})
+		defer close(work)
+		for {
+			buf := make([]byte, size)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			work <- buf
+		}
+	})
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		return Latency{}, err
+	}
+	defer c.Close()
+	replies := make(chan []byte, 1)
+	wg.Go(func() { // the client's reader
+		defer close(replies)
+		for {
+			buf := make([]byte, size)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			replies <- buf
+		}
+	})
+	buf := make([]byte, size)
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return Latency{}, err
+		}
+		if _, ok := <-replies; !ok {
+			return Latency{}, io.ErrUnexpectedEOF
 		}
 		lat = append(lat, time.Since(t0))
 	}

@@ -3,6 +3,7 @@ package netbus
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,12 +23,17 @@ func listens(b *testing.B) map[string]string {
 
 // BenchmarkAsk measures an ask round trip between two buses over netbus and
 // reports it as a ratio of a raw ping-pong of the same bytes on the same
-// kind of socket, measured in the same run.
+// kind of socket, and of that ping-pong with a goroutine hand-off on each
+// end (RawPingPongHandoff), both measured in the same run.
 func BenchmarkAsk(b *testing.B) {
 	for name, listen := range listens(b) {
 		b.Run(name, func(b *testing.B) {
 			p := benchPair(b, listen)
 			raw, err := RawPingPong(listen, p.FrameSize, 500*time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			floor, err := RawPingPongHandoff(listen, p.FrameSize, 500*time.Millisecond)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -43,6 +49,7 @@ func BenchmarkAsk(b *testing.B) {
 			per := time.Since(start) / time.Duration(b.N)
 			rawMean := raw.Elapsed / time.Duration(raw.N)
 			b.ReportMetric(float64(per)/float64(rawMean), "x-raw-pingpong")
+			b.ReportMetric(float64(per)/float64(floor.Elapsed/time.Duration(floor.N)), "x-handoff-floor")
 		})
 	}
 }
@@ -101,8 +108,12 @@ func TestRunBench(t *testing.T) {
 	if err := RunBench(&out, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.b) == 0 {
-		t.Fatal("no table")
+	for _, nw := range []string{"TCP", "Unix"} {
+		for _, row := range []string{"ask round trip p50", "ask round trip p50, actor WithInline", "floor: raw ping-pong", "asks/s, 16 callers", "one-way tells/s"} {
+			if !strings.Contains(string(out.b), "| "+nw+" "+row) {
+				t.Errorf("no %q row for %s in\n%s", row, nw, out.b)
+			}
+		}
 	}
 	t.Log("\n" + string(out.b))
 }
