@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,12 @@ const ringPeerEnv = "SHMBUS_RING_PEER"
 
 func init() {
 	if v := os.Getenv(ringPeerEnv); v != "" {
-		os.Exit(ringPeer(v))
+		// Not on this goroutine: during init it is locked to the main
+		// thread, and every time a locked goroutine yields, its thread
+		// hands the processor to another thread and sleeps.
+		rc := make(chan int)
+		go func() { rc <- ringPeer(v) }()
+		os.Exit(<-rc)
 	}
 }
 
@@ -67,7 +73,12 @@ func ringPeer(arg string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	_, cons, _, bell := rings(own, ring, size, 0, key)
+	ownKey, err := readSegmentHeader(own, size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	prod, cons, _, bell := rings(own, ring, size, ownKey, key)
 	go func() { // stdin closing ends the peer
 		var b [1]byte
 		os.Stdin.Read(b[:])
@@ -96,6 +107,22 @@ func ringPeer(arg string) int {
 			ch <- countMsg{s: string(p), last: typ == recordLast}
 			return nil
 		}
+	case "echo": // the reader writes each record back itself
+		handle = func(typ uint32, p []byte) error { return offerSpin(prod, nil, recordData, p) }
+	case "echo-chan": // the reader hands each record to a goroutine that writes it back
+		ch := make(chan []byte, mailbox.DefaultCapacity)
+		go func() {
+			for m := range ch {
+				if err := offerSpin(prod, nil, recordData, m); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+			}
+		}()
+		handle = func(typ uint32, p []byte) error {
+			ch <- append([]byte(nil), p...)
+			return nil
+		}
 	case "mailbox", "inline":
 		mb, err := newCountingMailbox(&count, mode == "inline")
 		if err != nil {
@@ -106,6 +133,10 @@ func ringPeer(arg string) int {
 			return mb.Send(context.Background(), countMsg{s: string(p), last: typ == recordLast}, mailbox.Block)
 		}
 	}
+	// A reader that hands records to another goroutine yields after every
+	// poll, as the bus's reader does, so that the goroutine runs here
+	// rather than wait for another thread to wake and take it.
+	yield := mode != "" && mode != "echo"
 	for {
 		start := time.Now()
 		for spins := 0; ; spins++ {
@@ -113,6 +144,9 @@ func ringPeer(arg string) int {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
+			}
+			if yield {
+				runtime.Gosched()
 			}
 			if n > 0 {
 				start, spins = time.Now(), 0
@@ -163,9 +197,26 @@ func newCountingMailbox(n *int64, inline bool) (*mailbox.Mailbox[countMsg], erro
 	return mailbox.New[countMsg](counter{n}, mailbox.Options{Go: func(run func()) { runs <- run }, Inline: inline})
 }
 
+// offerSpin offers one record, yielding while the ring is full, and wakes
+// the reader through bell if it had parked (bell is nil for a reader that
+// never parks).
+func offerSpin(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error {
+	for {
+		wake, err := prod.offer(typ, b, nil)
+		if err == nil && wake && bell != nil {
+			shmsys.FutexWake(bell)
+		}
+		if !errors.Is(err, errRingFull) {
+			return err
+		}
+		runtime.Gosched()
+	}
+}
+
 // ringPair is the producer side of one ring and its consuming child.
 type ringPair struct {
 	prod  *producer
+	cons  *consumer // of the child's ring: its replies in the echo modes
 	bell  *atomic.Uint32
 	cmd   *exec.Cmd
 	out   *bufio.Reader
@@ -187,7 +238,7 @@ func startRingPeer(size int, mode string) (*ringPair, error) {
 	}
 	initSegment(a, size, 0x9e3779b97f4a7c15)
 	initSegment(b, size, 0x7f4a7c159e3779b9)
-	prod, _, bell, _ := rings(a, b, size, 0x9e3779b97f4a7c15, 0x7f4a7c159e3779b9)
+	prod, cons, bell, _ := rings(a, b, size, 0x9e3779b97f4a7c15, 0x7f4a7c159e3779b9)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), ringPeerEnv+"="+strconv.Itoa(size)+":"+mode)
 	fa, fb := os.NewFile(uintptr(fdA), "ring"), os.NewFile(uintptr(fdB), "head")
@@ -201,7 +252,7 @@ func startRingPeer(size int, mode string) (*ringPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ringPair{prod: prod, bell: bell, cmd: cmd, out: bufio.NewReader(stdout)}
+	p := &ringPair{prod: prod, cons: cons, bell: bell, cmd: cmd, out: bufio.NewReader(stdout)}
 	p.close = func() {
 		stdin.Close()
 		cmd.Wait()
@@ -333,4 +384,99 @@ func BenchmarkRingToMailbox(b *testing.B) {
 	b.ReportMetric(rate(2)/1e6, "M/s-ring+mailbox")
 	b.ReportMetric(rate(3)/1e6, "M/s-ring+inline")
 	b.ReportMetric(rate(2)/rate(1), "x-mailbox/chan")
+}
+
+// roundTrips makes n round trips of body to a child in an echo mode and
+// returns their durations. With handoff false the caller reads the reply
+// off the ring itself. With handoff true a reader goroutine polls the ring
+// and hands each reply to the caller, which polls for it as the bus's
+// asker does (a flag and runtime.Gosched).
+func (p *ringPair) roundTrips(n int, body []byte, handoff bool) ([]time.Duration, error) {
+	got := func(uint32, []byte) error { return nil }
+	var replies atomic.Int64
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	if handoff {
+		go func() {
+			for !stop.Load() {
+				k, err := p.cons.poll(64, func(uint32, []byte) error { replies.Add(1); return nil })
+				if err != nil {
+					done <- err
+					return
+				}
+				if k == 0 {
+					runtime.Gosched()
+				}
+			}
+			done <- nil
+		}()
+		defer func() { stop.Store(true); <-done }()
+	}
+	lat := make([]time.Duration, 0, n)
+	for i := range int64(n) {
+		t0 := time.Now()
+		if err := offerSpin(p.prod, p.bell, recordData, body); err != nil {
+			return nil, err
+		}
+		if handoff {
+			for replies.Load() <= i {
+				runtime.Gosched()
+			}
+		} else {
+			for {
+				k, err := p.cons.poll(1, got)
+				if err != nil {
+					return nil, err
+				}
+				if k == 1 {
+					break
+				}
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat, nil
+}
+
+// BenchmarkRingAsk is the floor under an ask round trip to an actor in
+// another process: 64-byte records through the default rings and back,
+// (1) with the ring readers answering and taking the reply themselves (the
+// raw ring round trip), (2) with the child's reader handing each record to
+// a goroutine over a Go channel, as a bus hands an ask to an actor's
+// worker, and the parent's reader handing the reply to the caller, as the
+// bus hands it to the asker, and (3) with only the parent's hand-off, the
+// shape of an actor registered WithInline. No envelope, codec or routing.
+// Alternating rounds in the same run; it reports the p50 of each in
+// microseconds. Run it with -benchtime 1x.
+func BenchmarkRingAsk(b *testing.B) {
+	direct, err := startRingPeer(DefaultRingSize, "echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.close()
+	pooled, err := startRingPeer(DefaultRingSize, "echo-chan")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pooled.close()
+	body := make([]byte, 64)
+	kinds := []struct {
+		name    string
+		p       *ringPair
+		handoff bool
+	}{{"raw", direct, false}, {"handoffs", pooled, true}, {"inline", direct, true}}
+	lat := make([][]time.Duration, len(kinds))
+	for range 4 * b.N {
+		for i, k := range kinds {
+			l, err := k.p.roundTrips(20_000, body, k.handoff)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat[i] = append(lat[i], l...)
+		}
+	}
+	for i, k := range kinds {
+		slices.Sort(lat[i])
+		b.ReportMetric(float64(lat[i][len(lat[i])/2])/1e3, "µs-p50-"+k.name)
+	}
 }

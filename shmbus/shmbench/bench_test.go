@@ -3,6 +3,7 @@
 package shmbench
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ func BenchmarkRawFloor(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			slices.Sort(l)
 			b.ReportMetric(float64(benchkit.Percentile(l, 50)), "p50-ns")
 			b.ReportMetric(float64(benchkit.Percentile(l, 99)), "p99-ns")
 		})
