@@ -20,8 +20,7 @@ import (
 // each time). After stop, workers exit once idle and new turns run on plain
 // goroutines.
 type workers struct {
-	work    chan func()   // unbuffered: a send succeeds only into a waiting worker
-	retire  chan struct{} // unbuffered: the janitor sends one per idle worker to let go
+	work    chan func() // unbuffered: a send succeeds only into a waiting worker; nil lets it go
 	stop    chan struct{}
 	idle    atomic.Int32
 	handed  atomic.Uint64 // turns handed to a parked worker
@@ -31,7 +30,7 @@ type workers struct {
 }
 
 func newWorkers() *workers {
-	return &workers{work: make(chan func()), retire: make(chan struct{}), stop: make(chan struct{}),
+	return &workers{work: make(chan func()), stop: make(chan struct{}),
 		max: int32(4 * runtime.GOMAXPROCS(0))}
 }
 
@@ -60,14 +59,16 @@ func (w *workers) loop(f func()) {
 		if !w.janitor.Load() && w.janitor.CompareAndSwap(false, true) {
 			go w.sweep()
 		}
-		select {
-		case f = <-w.work:
-			w.idle.Add(-1)
-		case <-w.retire:
+		if w.stopped.Load() { // after idle went up: close waits for us in idle
 			w.idle.Add(-1)
 			return
-		case <-w.stop:
-			w.idle.Add(-1)
+		}
+		// One channel, not a select with the janitor's and close's: a
+		// parked worker is woken on every hand-off, and a select locks,
+		// queues on and dequeues from each of its channels each time.
+		f = <-w.work
+		w.idle.Add(-1)
+		if f == nil {
 			return
 		}
 	}
@@ -93,7 +94,7 @@ func (w *workers) sweep() {
 		}
 		for retired := false; !retired; {
 			select {
-			case w.retire <- struct{}{}:
+			case w.work <- nil:
 			default:
 				retired = true
 			}
@@ -110,11 +111,21 @@ func (w *workers) sweep() {
 // no goroutine.
 const workerIdle = time.Second
 
-// close lets every worker exit once its turn ends. It does not wait: a
-// worker may be inside the Receive of an actor that its parent abandoned
-// for not stopping in time, and Close must not hang on it.
+// close lets every worker exit once its turn ends. It does not wait for
+// turns under way: a worker may be inside the Receive of an actor that its
+// parent abandoned for not stopping in time, and Close must not hang on
+// it. It waits only for the idle ones to take their nil: each either sees
+// stopped before it parks or parks at once.
 func (w *workers) close() {
-	if w.stopped.CompareAndSwap(false, true) {
-		close(w.stop)
+	if !w.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	close(w.stop)
+	for w.idle.Load() > 0 {
+		select {
+		case w.work <- nil:
+		default:
+			runtime.Gosched()
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -28,5 +29,44 @@ func TestWorkersRetireWhenIdle(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestWorkersExitOnClose checks that close lets every worker go: those
+// parked at the time at once, those inside a turn when it ends, and that a
+// turn handed over after close still runs.
+func TestWorkersExitOnClose(t *testing.T) {
+	base := runtime.NumGoroutine()
+	w := newWorkers()
+	var wg sync.WaitGroup
+	for range int(w.max) { // some go idle...
+		wg.Add(1)
+		w.run(wg.Done)
+	}
+	wg.Wait()
+	release := make(chan struct{})
+	var busy sync.WaitGroup
+	for range 3 { // ...and some are inside a turn when close comes
+		busy.Add(1)
+		w.run(func() { busy.Done(); <-release })
+	}
+	busy.Wait()
+	w.close()
+	if n := w.idle.Load(); n != 0 {
+		t.Fatalf("%d workers still idle after close", n)
+	}
+	close(release)
+	ran := make(chan struct{})
+	w.run(func() { close(ran) })
+	<-ran
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after close, %d before the pool", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := w.idle.Load(); n != 0 {
+		t.Fatalf("%d workers idle after close and the last turns", n)
 	}
 }
