@@ -1,0 +1,196 @@
+package bus_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
+)
+
+// memNet joins two buses of this process with a link that encodes every
+// envelope into its binary form and decodes it on the other side, on the
+// sending goroutine: what a remote message costs the bus itself (routing,
+// envelope and body encoding, decoding, delivery), with no transport, no
+// second thread and no goroutine hand-off. System messages (names) go
+// through a goroutine, in order, so that no lock of the bus is held when
+// they are delivered.
+type memNet struct {
+	mu    sync.Mutex
+	hosts []bus.Host
+	sys   chan func()
+}
+
+type memTransport struct{ n *memNet }
+
+func (t memTransport) Start(h bus.Host) error {
+	t.n.mu.Lock()
+	t.n.hosts = append(t.n.hosts, h)
+	both := len(t.n.hosts) == 2
+	t.n.mu.Unlock()
+	if !both {
+		return nil
+	}
+	a, b := t.n.hosts[0], t.n.hosts[1]
+	ab, ba := &memLink{n: t.n, src: a, dst: b}, &memLink{n: t.n, src: b, dst: a}
+	ab.back, ba.back = ba, ab
+	go func() {
+		for f := range t.n.sys {
+			f()
+		}
+	}()
+	t.n.sys <- func() { a.LinkUp(ab); b.LinkUp(ba) }
+	return nil
+}
+
+func (t memTransport) Close(context.Context) error { return nil }
+
+type memLink struct {
+	n        *memNet
+	src, dst bus.Host
+	back     *memLink // the peer's link to src
+	mu       sync.Mutex
+	dec      bus.EnvelopeDecoder // under mu
+	body     []byte              // under mu
+	out      []byte              // under mu
+}
+
+var memCodec = codec.Binary()
+
+var memEnvelopes = sync.Pool{New: func() any { return new(bus.Envelope) }}
+
+func (l *memLink) Peer() bus.NodeID       { return l.dst.NodeID() }
+func (l *memLink) Locality() bus.Locality { return bus.SameHost }
+func (l *memLink) Close(error)            {}
+
+func (l *memLink) Send(ctx context.Context, env *bus.Envelope) error {
+	in := memEnvelopes.Get().(*bus.Envelope)
+	*in = bus.Envelope{}
+	l.mu.Lock()
+	e := *env
+	body, err := l.src.Types().EncodeBody(memCodec, &e, l.body[:0])
+	if err == nil {
+		l.body, e.Body = body, body
+		l.out, err = e.AppendBinary(l.out[:0])
+	}
+	if err == nil {
+		err = l.dec.Decode(l.out, in)
+	}
+	if err == nil {
+		err = l.dst.Types().DecodeBody(memCodec, in)
+		in.Body = nil
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if in.Kind == bus.KindSystem {
+		l.n.sys <- func() { l.dst.Deliver(l.back, in) }
+		return nil
+	}
+	l.dst.Deliver(l.back, in)
+	*in = bus.Envelope{}
+	memEnvelopes.Put(in)
+	return nil
+}
+
+// memPair returns a server and a client bus joined by a memNet, once the
+// client knows the server's names.
+func memPair(tb testing.TB, names ...string) (server, client *bus.Bus) {
+	tb.Helper()
+	n := &memNet{sys: make(chan func(), 64)}
+	var err error
+	if server, err = bus.New(bus.WithName("mem-server"), bus.WithTransport(memTransport{n})); err != nil {
+		tb.Fatal(err)
+	}
+	if client, err = bus.New(bus.WithName("mem-client"), bus.WithTransport(memTransport{n})); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		client.Close(ctx)
+		server.Close(ctx)
+		close(n.sys)
+	})
+	return server, client
+}
+
+// BenchmarkLinkAsk is an ask to an actor on another bus through memNet.
+// The actor is WithInline, so the whole round trip runs on the benchmark's
+// goroutine: routing, encoding and decoding both ways, and delivery; no
+// transport, no hand-off. Baseline in the same run: an ask to the same
+// actor on the asker's own bus. Reported: ns per round trip of each and
+// their ratio.
+func BenchmarkLinkAsk(b *testing.B) {
+	server, client := memPair(b)
+	local := newTestBus(b)
+	for _, bb := range []*bus.Bus{server, local} {
+		if _, err := bb.Register("echo", bus.ActorFunc(echo), bus.WithInline()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	waitForBench(b, client, "echo")
+	m := string(make([]byte, 64))
+	ask := func(bb *bus.Bus) error { _, err := bb.Ask(ctx, "echo", m); return err }
+	perOp := func(bb *bus.Bus, n int) time.Duration {
+		t0 := time.Now()
+		for range n {
+			if err := ask(bb); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(t0) / time.Duration(n)
+	}
+	base := perOp(local, max(b.N, 10000))
+	b.ReportAllocs()
+	b.ResetTimer()
+	remote := perOp(client, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(base), "inproc-ns/op")
+	b.ReportMetric(float64(remote)/float64(base), "x-inproc")
+}
+
+// BenchmarkLinkTell is a tell of a 64-byte string to a counting actor on
+// another bus through memNet, WithInline so that it runs on the sender:
+// the bus's own cost per remote tell, both sides together.
+func BenchmarkLinkTell(b *testing.B) {
+	server, client := memPair(b)
+	var count int
+	if _, err := server.Register("count", bus.ActorFunc(func(c *bus.Context, m any) error {
+		if c.IsAsk() {
+			return c.Reply(count)
+		}
+		if _, ok := m.(string); ok { // not the lifecycle messages
+			count++
+		}
+		return nil
+	}), bus.WithInline()); err != nil {
+		b.Fatal(err)
+	}
+	waitForBench(b, client, "count")
+	var m any = string(make([]byte, 64))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := client.Tell("count", m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	got, err := bus.AskAs[int](context.Background(), client, "count", "")
+	if err != nil || got != b.N {
+		b.Fatalf("the actor counted %d tells (%v), want %d", got, err, b.N)
+	}
+}
+
+func waitForBench(b *testing.B, bb *bus.Bus, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bb.WaitFor(ctx, name); err != nil {
+		b.Fatal(err)
+	}
+}
