@@ -41,12 +41,18 @@ func (c *corrMap[K, V]) store(k K, v V) {
 	s.mu.Unlock()
 }
 
-func (c *corrMap[K, V]) load(k K) (V, bool) {
+// update calls f on k's entry, if there is one, with its shard locked: an
+// entry removed from the map may be recycled by its owner, so a caller
+// must not keep using it after the lock is gone. f must not touch the map.
+func (c *corrMap[K, V]) update(k K, f func(V)) bool {
 	s := c.shard(k)
 	s.mu.Lock()
 	v, ok := s.m[k]
+	if ok {
+		f(v)
+	}
 	s.mu.Unlock()
-	return v, ok
+	return ok
 }
 
 func (c *corrMap[K, V]) loadAndDelete(k K) (V, bool) {

@@ -126,7 +126,7 @@ func (p *process) Invoke(d delivery) {
 		}
 	}
 	p.receive(d)
-	if d.in != nil && d.in.env.Kind == KindTell {
+	if d.in != nil && (d.in.env.Kind == KindTell || !p.ctx.promised) {
 		putInbound(d.in)
 	}
 	if p.stopAfter {

@@ -141,9 +141,13 @@ func (b *Bus) LinkDown(l Link, err error) {
 	}) {
 		pa.call.complete(pa.seq, nil, reason)
 	}
-	for _, in := range b.inbound.removeIf(func(_ inKey, in *inbound) bool { return in.link == l }) {
-		in.canceled.Store(true)
-	}
+	b.inbound.removeIf(func(_ inKey, in *inbound) bool {
+		if in.link != l {
+			return false
+		}
+		in.canceled.Store(true) // under the lock: once out of the map it may be recycled
+		return true
+	})
 	for ref, ws := range watchers {
 		for _, w := range ws {
 			w.notifyTerminated(Terminated{Ref: ref, Reason: reason})
@@ -382,9 +386,7 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 	case KindPublish:
 		b.publishLocal(context.Background(), env.To.Name, env.Msg)
 	case KindCancel:
-		if in, ok := b.inbound.load(inKey{l.Peer(), env.Corr}); ok {
-			in.canceled.Store(true)
-		}
+		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.canceled.Store(true) })
 	case KindSystem:
 		b.handleSystem(l, env.Msg)
 	default:
@@ -393,13 +395,8 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 }
 
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
-	var in *inbound
-	if env.Kind == KindTell {
-		in = inbounds.Get().(*inbound)
-		in.env, in.link = *env, l
-	} else {
-		in = &inbound{env: *env, link: l}
-	}
+	in := inbounds.Get().(*inbound)
+	in.env, in.link = *env, l
 	msg := env.Msg
 	in.env.Msg, in.env.Body = nil, nil
 	var p *process
@@ -428,9 +425,11 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	}
 }
 
-// inbounds pools the inbound records of tells: nothing refers to one after
-// the actor's Receive has returned (an ask's stays in Bus.inbound until it
-// is answered, and Promise keeps no tell), so Invoke puts it back.
+// inbounds pools inbound records. Invoke puts one back when the actor's
+// Receive has returned and nothing refers to it any more: a tell's always
+// (Promise keeps no tell); an ask's unless the actor took a Promise, since
+// Receive returning means it was answered, which took it out of
+// Bus.inbound (whose users touch an entry only under its shard's lock).
 var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 
 func putInbound(in *inbound) {

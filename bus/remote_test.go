@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +264,70 @@ func TestRemoteAskReturnsWhenAskerCloses(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the ask did not return after its bus closed")
 	}
+}
+
+// TestRemoteAsksRecycleOnlyWhatIsDone mixes, over one link, asks answered
+// during Receive (whose inbound records the bus recycles), asks answered
+// later through a Promise from another goroutine (whose records it must
+// not recycle), and asks given up on while the actor works (cancel
+// arrives for a record that may be answered meanwhile). Every answer must
+// reach the ask it belongs to.
+func TestRemoteAsksRecycleOnlyWhatIsDone(t *testing.T) {
+	server, client := linkedPair(t)
+	server.Register("now", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			return c.Reply(msg)
+		}
+		return nil
+	}))
+	server.Register("later", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			p := c.Promise()
+			go func() {
+				time.Sleep(time.Duration(len(msg.(string))%3) * time.Millisecond)
+				p.Reply(msg)
+			}()
+		}
+		return nil
+	}))
+	server.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			for i := 0; i < 5 && !c.Canceled(); i++ {
+				time.Sleep(time.Millisecond)
+			}
+			return c.Reply(msg)
+		}
+		return nil
+	}))
+	for _, name := range []string{"now", "later", "slow"} {
+		waitFor(t, client, name)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				to := []string{"now", "later", "slow"}[(g+i)%3]
+				want := fmt.Sprintf("%s-%d-%d-%s", to, g, i, strings.Repeat("x", i%7))
+				timeout := 10 * time.Second
+				if to == "slow" && i%2 == 0 {
+					timeout = 2 * time.Millisecond // given up on while the actor works
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				got, err := client.Ask(ctx, to, want)
+				cancel()
+				if err != nil {
+					if to == "slow" && timeout < time.Second && errors.Is(err, bus.ErrDeadline) {
+						continue
+					}
+					t.Errorf("ask %s: %v", want, err)
+					return
+				}
+				if got != want {
+					t.Errorf("ask %s answered %v", want, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
