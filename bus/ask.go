@@ -115,7 +115,7 @@ func (c *askCall) mayPoll() bool {
 
 // wait blocks until the call completes or ctx ends, then recycles the call.
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
-	if b.spinners.Add(1) <= int32(runtime.GOMAXPROCS(0)) && c.mayPoll() {
+	if b.spinners.Add(1) <= b.maxSpin && c.mayPoll() {
 		for range spinChecks {
 			if c.state.Load() != seq<<2|callWaiting {
 				break
