@@ -243,7 +243,9 @@ func (b *Bus) forgetRemote(c *askCall) {
 func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	b.finishInbound(in)
 	r := replies.Get().(*replySend)
-	r.env = Envelope{Kind: KindReply, From: in.env.To, To: in.env.From, Corr: in.env.Corr, Msg: reply}
+	// No From or To: the link it goes back on and Corr name the ask, and
+	// the two refs were a third of a small reply's bytes to encode and decode.
+	r.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply}
 	if err != nil {
 		r.env.Kind, r.env.Msg = KindError, err
 	}
