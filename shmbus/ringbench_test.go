@@ -420,6 +420,13 @@ func (p *ringPair) roundTrips(n int, body []byte, handoff bool) ([]time.Duration
 		}
 		if handoff {
 			for replies.Load() <= i {
+				select {
+				case err := <-done: // the reader failed
+					stop.Store(true)
+					done <- err // for the deferred wait
+					return nil, err
+				default:
+				}
 				runtime.Gosched()
 			}
 		} else {
