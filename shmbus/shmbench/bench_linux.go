@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,11 @@ func init() {
 	}
 }
 
+// quiet keeps the bench's buses from logging into its table: at the end
+// the peer goes away first, and the buses here warn that they could not
+// tell it of their names going.
+var quiet = bus.WithLogger(slog.New(slog.DiscardHandler))
+
 // runBenchPeer runs the child's side: "bus:<socket path>" or
 // "raw:line|futex|eventfd" with the shared page as fd 3 (and eventfds as
 // fds 4 and 5). It returns when stdin closes.
@@ -61,7 +67,7 @@ func runBenchPeer(mode string) int {
 		}
 		return 0
 	}
-	opts := []bus.Option{bus.WithName("shm-bench-peer"),
+	opts := []bus.Option{bus.WithName("shm-bench-peer"), quiet,
 		bus.WithTransport(shmbus.New(shmbus.Config{Listen: arg})),
 		bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"unix:" + arg + ".net"}}))}
 	for _, size := range sweepSizes {
@@ -360,7 +366,7 @@ func (p *benchPair) ringSweep(n, tells int) (small, large [][]time.Duration, rat
 		}
 	}()
 	for i, size := range sweepSizes {
-		buses[i], err = bus.New(bus.WithName(fmt.Sprintf("shm-bench-r%d", size>>10)),
+		buses[i], err = bus.New(bus.WithName(fmt.Sprintf("shm-bench-r%d", size>>10)), quiet,
 			bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{sweepPath(p.path, size)}, RingSize: size})))
 		if err == nil {
 			err = awaitRoute(buses[i], "echo")
@@ -411,11 +417,11 @@ func newBenchPair() (*benchPair, error) {
 		return nil, err
 	}
 	p := &benchPair{child: c, path: path}
-	if p.shm, err = bus.New(bus.WithName("shm-bench"), bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}}))); err != nil {
+	if p.shm, err = bus.New(bus.WithName("shm-bench"), quiet, bus.WithTransport(shmbus.New(shmbus.Config{Dial: []string{path}}))); err != nil {
 		p.close()
 		return nil, err
 	}
-	if p.uds, err = bus.New(bus.WithName("unix-bench"), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}}))); err != nil {
+	if p.uds, err = bus.New(bus.WithName("unix-bench"), quiet, bus.WithTransport(netbus.New(netbus.Config{Peers: []string{"unix:" + path + ".net"}}))); err != nil {
 		p.close()
 		return nil, err
 	}
