@@ -111,7 +111,7 @@ func (l *link) deliver(c *conn, env *bus.Envelope) {
 		l.t.log.Warn("netbus: dropping a message whose body does not decode",
 			"peer", l.peer.Short(), "kind", env.Kind, "to", env.To, "type", env.Type, "err", err)
 		if env.Kind == bus.KindAsk && !env.From.IsZero() {
-			reply := &bus.Envelope{Kind: bus.KindError, From: env.To, To: env.From, Corr: env.Corr, Msg: err}
+			reply := &bus.Envelope{Kind: bus.KindError, Corr: env.Corr, Msg: err}
 			_ = c.send(context.Background(), reply) // the writer drains independently of this reader
 		}
 		return
