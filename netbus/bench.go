@@ -318,6 +318,7 @@ func RawPingPong(listen string, size int, d time.Duration) (Latency, error) {
 	})
 	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
+		ln.Close() // before the deferred Wait: the server goroutine is in Accept
 		return Latency{}, err
 	}
 	defer c.Close()
@@ -377,6 +378,7 @@ func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, erro
 	})
 	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
+		ln.Close() // before the deferred Wait: the server goroutine is in Accept
 		return Latency{}, err
 	}
 	defer c.Close()
@@ -437,6 +439,7 @@ func RawStream(listen string, size int, d time.Duration) (float64, error) {
 	})
 	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
+		ln.Close() // before the deferred Wait: the server goroutine is in Accept
 		return 0, err
 	}
 	msg := make([]byte, size)
