@@ -6,7 +6,7 @@
 // ring it writes and passes the fd (SCM_RIGHTS) to the other, which maps it
 // read-only. Then the socket stays open and silent: its EOF is the peer's
 // death notice, and the link goes down at once, failing the asks waiting on
-// that peer with bus.ErrPeerGone.
+// that peer with bus.ErrPeerGone (as a send on the dead link fails too).
 //
 // Each ring is many-to-one in the style of Aeron's ManyToOneRingBuffer: any
 // goroutine of the writing process claims space by a CAS on the tail and

@@ -127,7 +127,8 @@ func TestHostileRing(t *testing.T) {
 	}
 }
 
-// TestSegmentsReleased checks that a closed link unmaps its segments.
+// TestSegmentsReleased checks that a closed link unmaps its segments and
+// refuses later sends with bus.ErrPeerGone.
 func TestSegmentsReleased(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s")
 	h := newTestHost()
@@ -136,10 +137,14 @@ func TestSegmentsReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn, _ := rawPeer(t, path, MinRingSize)
-	<-h.up
+	l := <-h.up
 	conn.Close() // the peer dies
 	if err := <-h.down; err == nil || !strings.Contains(err.Error(), "EOF") {
 		t.Fatalf("link down with %v, want EOF", err)
+	}
+	// A send that still holds the dead link fails as netbus's does.
+	if err := l.Send(context.Background(), &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Msg: "late"}); !errors.Is(err, bus.ErrPeerGone) {
+		t.Fatalf("send on a dead link: %v, want ErrPeerGone", err)
 	}
 	tr.Close(context.Background())
 	// Our rawPeer mapping is released by its cleanup; the transport's own

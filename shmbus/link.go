@@ -187,7 +187,7 @@ func putBuf(b *sendBuf) {
 
 func (l *link) closedErr() error {
 	<-l.done
-	return fmt.Errorf("shmbus: link to %s closed: %w", l.peer.Short(), l.err)
+	return fmt.Errorf("shmbus: link to %s closed: %w: %w", l.peer.Short(), bus.ErrPeerGone, l.err)
 }
 
 // offer writes one record, waiting while the ring is full.
