@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -361,7 +363,13 @@ func (b *Bus) broadcast(m any) {
 	defer cancel()
 	for _, l := range links {
 		if err := l.Send(ctx, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
-			b.log.Warn("telling a peer of a change failed", "peer", l.Peer().Short(), "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, ErrPeerGone) {
+				// Its link is going down; if it comes back, the two
+				// exchange all their names again.
+				level = slog.LevelDebug
+			}
+			b.log.Log(context.Background(), level, "telling a peer of a change failed", "peer", l.Peer().Short(), "err", err)
 		}
 	}
 }
