@@ -51,7 +51,9 @@ func init() {
 // same with a Go channel of the mailbox's capacity and one goroutine
 // receiving from it in place of the mailbox; "size:inline" uses a mailbox
 // with Options.Inline, so the reader runs the actor itself whenever its
-// mailbox is idle.
+// mailbox is idle. "size:echo" writes every data record back through the
+// child's own ring, from the reader; "size:echo-chan" hands each over a Go
+// channel to a goroutine that writes it back (see BenchmarkRingAsk).
 func ringPeer(arg string) int {
 	arg, mode, _ := strings.Cut(arg, ":")
 	size, err := strconv.Atoi(arg)
