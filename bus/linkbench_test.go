@@ -98,7 +98,7 @@ func (l *memLink) Send(ctx context.Context, env *bus.Envelope) error {
 
 // memPair returns a server and a client bus joined by a memNet, once the
 // client knows the server's names.
-func memPair(tb testing.TB, names ...string) (server, client *bus.Bus) {
+func memPair(tb testing.TB) (server, client *bus.Bus) {
 	tb.Helper()
 	n := &memNet{sys: make(chan func(), 64)}
 	var err error
