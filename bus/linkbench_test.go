@@ -96,8 +96,8 @@ func (l *memLink) Send(ctx context.Context, env *bus.Envelope) error {
 	return nil
 }
 
-// memPair returns a server and a client bus joined by a memNet, once the
-// client knows the server's names.
+// memPair returns a server and a client bus joined by a memNet. The link
+// comes up in the background: wait for a name (waitForBench) before using it.
 func memPair(tb testing.TB) (server, client *bus.Bus) {
 	tb.Helper()
 	n := &memNet{sys: make(chan func(), 64)}
