@@ -289,53 +289,49 @@ func rawListen(listen string) (net.Listener, string, error) {
 	return ln, network, err
 }
 
+// rawConnPair listens on a socket of listen's kind, dials it, and runs
+// serve on the accepted end in a goroutine of its own. done closes the
+// client's end and waits for serve to return (it sees EOF).
+func rawConnPair(listen string, serve func(c net.Conn)) (c net.Conn, done func(), err error) {
+	ln, network, err := rawListen(listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		serve(s)
+	})
+	if c, err = net.Dial(network, ln.Addr().String()); err != nil {
+		ln.Close() // the server goroutine is in Accept
+		wg.Wait()
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); wg.Wait() }, nil
+}
+
+// readEach reads messages of size bytes from c, each into a new buffer
+// handed to fn, until c fails.
+func readEach(c net.Conn, size int, fn func([]byte)) {
+	for {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		fn(buf)
+	}
+}
+
 // RawPingPong is the baseline of an ask: a client writes size bytes on a
 // socket of the same kind, the server reads them and writes them back, for
 // d.
 func RawPingPong(listen string, size int, d time.Duration) (Latency, error) {
-	ln, network, err := rawListen(listen)
-	if err != nil {
-		return Latency{}, err
-	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
-	c, err := net.Dial(network, ln.Addr().String())
-	if err != nil {
-		ln.Close() // before the deferred Wait: the server goroutine is in Accept
-		return Latency{}, err
-	}
-	defer c.Close()
-	buf := make([]byte, size)
-	var lat []time.Duration
-	start := time.Now()
-	for time.Since(start) < d {
-		t0 := time.Now()
-		if _, err := c.Write(buf); err != nil {
-			return Latency{}, err
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			return Latency{}, err
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	return summarize(lat, time.Since(start)), nil
+	return pingPong(listen, size, d, false)
 }
 
 // RawPingPongHandoff is RawPingPong shaped like any runtime that reads a
@@ -346,54 +342,56 @@ func RawPingPong(listen string, size int, d time.Duration) (Latency, error) {
 // an asker). No framing, encoding or routing: it is the floor under an ask
 // to an actor, for comparing both with the raw ping-pong.
 func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, error) {
-	ln, network, err := rawListen(listen)
-	if err != nil {
-		return Latency{}, err
-	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	return pingPong(listen, size, d, true)
+}
+
+func pingPong(listen string, size int, d time.Duration, handoff bool) (Latency, error) {
+	serve := func(s net.Conn) {
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(s, buf); err != nil {
+				return
+			}
+			if _, err := s.Write(buf); err != nil {
+				return
+			}
 		}
-		defer c.Close()
-		work := make(chan []byte, 1)
-		wg.Go(func() { // the "actor"
-			for buf := range work {
-				if _, err := c.Write(buf); err != nil {
-					return
+	}
+	if handoff {
+		serve = func(s net.Conn) {
+			work := make(chan []byte, 1)
+			var actor sync.WaitGroup
+			actor.Go(func() {
+				for buf := range work {
+					s.Write(buf) // a failure shows as the reader's EOF
 				}
-			}
-		})
-		defer close(work)
-		for {
-			buf := make([]byte, size)
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			work <- buf
+			})
+			readEach(s, size, func(buf []byte) { work <- buf })
+			close(work)
+			actor.Wait()
 		}
-	})
-	c, err := net.Dial(network, ln.Addr().String())
+	}
+	c, done, err := rawConnPair(listen, serve)
 	if err != nil {
-		ln.Close() // before the deferred Wait: the server goroutine is in Accept
 		return Latency{}, err
 	}
-	defer c.Close()
-	replies := make(chan []byte, 1)
-	wg.Go(func() { // the client's reader
-		defer close(replies)
-		for {
-			buf := make([]byte, size)
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			replies <- buf
-		}
-	})
+	var reader sync.WaitGroup                // the client's reader, with handoff
+	defer func() { done(); reader.Wait() }() // done closes c: the reader sees EOF
 	buf := make([]byte, size)
+	receive := func() error { _, err := io.ReadFull(c, buf); return err }
+	if handoff {
+		replies := make(chan []byte, 1)
+		reader.Go(func() {
+			defer close(replies)
+			readEach(c, size, func(b []byte) { replies <- b })
+		})
+		receive = func() error {
+			if _, ok := <-replies; !ok {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+	}
 	var lat []time.Duration
 	start := time.Now()
 	for time.Since(start) < d {
@@ -401,8 +399,8 @@ func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, erro
 		if _, err := c.Write(buf); err != nil {
 			return Latency{}, err
 		}
-		if _, ok := <-replies; !ok {
-			return Latency{}, io.ErrUnexpectedEOF
+		if err := receive(); err != nil {
+			return Latency{}, err
 		}
 		lat = append(lat, time.Since(t0))
 	}
@@ -413,23 +411,12 @@ func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, erro
 // written through a 64 KiB buffer and read by a counting reader, for d.
 // It returns messages per second.
 func RawStream(listen string, size int, d time.Duration) (float64, error) {
-	ln, network, err := rawListen(listen)
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
 	var got atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	c, done, err := rawConnPair(listen, func(s net.Conn) {
 		buf := make([]byte, 64<<10)
 		var n int64
 		for {
-			k, err := c.Read(buf)
+			k, err := s.Read(buf)
 			n += int64(k)
 			got.Store(n / int64(size))
 			if err != nil {
@@ -437,30 +424,25 @@ func RawStream(listen string, size int, d time.Duration) (float64, error) {
 			}
 		}
 	})
-	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
-		ln.Close() // before the deferred Wait: the server goroutine is in Accept
 		return 0, err
 	}
 	msg := make([]byte, size)
 	out := make([]byte, 0, 64<<10)
-	var sent int64
 	start := time.Now()
 	for time.Since(start) < d {
 		for range 256 {
 			out = append(out, msg...)
 			if len(out)+size > cap(out) {
 				if _, err := c.Write(out); err != nil {
-					c.Close()
+					done()
 					return 0, err
 				}
 				out = out[:0]
 			}
 		}
-		sent += 256
 	}
 	c.Write(out)
-	c.Close()
-	wg.Wait()
+	done()
 	return float64(got.Load()) / time.Since(start).Seconds(), nil
 }
