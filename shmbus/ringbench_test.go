@@ -225,10 +225,8 @@ type ringPair struct {
 	close func()
 }
 
-func startRingPair(size int) (*ringPair, error) { return startRingPeer(size, "") }
-
-// startRingPeer is startRingPair with the child in the given mode ("" or
-// "mailbox", see ringPeer).
+// startRingPeer creates both segments of a ring of the given size and
+// starts the child that consumes it, in the given mode (see ringPeer).
 func startRingPeer(size int, mode string) (*ringPair, error) {
 	fdA, a, err := shmsys.CreateSegment(segmentSize(size))
 	if err != nil {
@@ -271,27 +269,12 @@ func startRingPeer(size int, mode string) (*ringPair, error) {
 // send offers n records of body to the ring, then a recordLast, and returns
 // the child's count once it has consumed them all.
 func (p *ringPair) send(n int, body []byte) (int64, error) {
-	offer := func(typ uint32, b []byte) error {
-		for {
-			wake, err := p.prod.offer(typ, b, nil)
-			if err == nil {
-				if wake {
-					shmsys.FutexWake(p.bell)
-				}
-				return nil
-			}
-			if !errors.Is(err, errRingFull) {
-				return err
-			}
-			runtime.Gosched()
-		}
-	}
 	for range n {
-		if err := offer(recordData, body); err != nil {
+		if err := offerSpin(p.prod, p.bell, recordData, body); err != nil {
 			return 0, err
 		}
 	}
-	if err := offer(recordLast, nil); err != nil {
+	if err := offerSpin(p.prod, p.bell, recordLast, nil); err != nil {
 		return 0, err
 	}
 	line, err := p.out.ReadString('\n')
@@ -301,28 +284,25 @@ func (p *ringPair) send(n int, body []byte) (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(line), 10, 64)
 }
 
-// BenchmarkRingSizes is the ring-size sweep: 64-byte records from one
-// producer to a consumer in another process, through rings of 4 KiB to
-// 1 MiB, in alternating rounds. It reports million records per second per
-// size and each size's ratio to the default (64 KiB), all measured in the
-// same run. Run it with -benchtime 1x.
-func BenchmarkRingSizes(b *testing.B) {
-	sizes := []int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
-	pairs := make([]*ringPair, len(sizes))
-	for i, size := range sizes {
-		p, err := startRingPair(size)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.close()
-		pairs[i] = p
+// ringPeerFor starts a ring peer for the benchmark and stops it when the
+// benchmark ends.
+func ringPeerFor(b *testing.B, size int, mode string) *ringPair {
+	p, err := startRingPeer(size, mode)
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Cleanup(p.close)
+	return p
+}
+
+// sendRates sends 500,000 64-byte records to each pair in turn, 4*b.N
+// rounds, checks that each peer counted them all, and returns each pair's
+// records per second; names label the pairs in failures.
+func sendRates(b *testing.B, pairs []*ringPair, names []string) []float64 {
 	body := make([]byte, 64)
 	const perRound = 500_000
-	rounds := 4 * b.N
-	elapsed := make([]time.Duration, len(sizes))
-	var counted = make([]int64, len(sizes))
-	for r := range rounds {
+	elapsed := make([]time.Duration, len(pairs))
+	for r := range 4 * b.N {
 		for i, p := range pairs {
 			t0 := time.Now()
 			total, err := p.send(perRound, body)
@@ -330,16 +310,33 @@ func BenchmarkRingSizes(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			counted[i] = total
 			if want := int64((r + 1) * perRound); total != want {
-				b.Fatalf("ring of %d bytes: the peer counted %d records, want %d", sizes[i], total, want)
+				b.Fatalf("%s: the peer counted %d records, want %d", names[i], total, want)
 			}
 		}
 	}
-	rate := func(i int) float64 { return float64(counted[i]) / elapsed[i].Seconds() }
+	rates := make([]float64, len(pairs))
+	for i := range pairs {
+		rates[i] = float64(4*b.N*perRound) / elapsed[i].Seconds()
+	}
+	return rates
+}
+
+// BenchmarkRingSizes is the ring-size sweep: 64-byte records from one
+// producer to a consumer in another process, through rings of 4 KiB to
+// 1 MiB, in alternating rounds. It reports million records per second per
+// size and each size's ratio to the default (64 KiB), all measured in the
+// same run. Run it with -benchtime 1x.
+func BenchmarkRingSizes(b *testing.B) {
+	sizes := []int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
+	pairs, names := make([]*ringPair, len(sizes)), make([]string, len(sizes))
 	for i, size := range sizes {
-		b.ReportMetric(rate(i)/1e6, fmt.Sprintf("M/s-%dKiB", size>>10))
-		b.ReportMetric(rate(i)/rate(2), fmt.Sprintf("x64KiB-%dKiB", size>>10))
+		pairs[i], names[i] = ringPeerFor(b, size, ""), fmt.Sprintf("ring of %d bytes", size)
+	}
+	rate := sendRates(b, pairs, names)
+	for i, size := range sizes {
+		b.ReportMetric(rate[i]/1e6, fmt.Sprintf("M/s-%dKiB", size>>10))
+		b.ReportMetric(rate[i]/rate[2], fmt.Sprintf("x64KiB-%dKiB", size>>10))
 	}
 }
 
@@ -357,35 +354,14 @@ func BenchmarkRingToMailbox(b *testing.B) {
 	modes := []string{"", "chan", "mailbox", "inline"}
 	pairs := make([]*ringPair, len(modes))
 	for i, mode := range modes {
-		p, err := startRingPeer(DefaultRingSize, mode)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.close()
-		pairs[i] = p
+		pairs[i] = ringPeerFor(b, DefaultRingSize, mode)
 	}
-	body := make([]byte, 64)
-	const perRound = 500_000
-	elapsed := make([]time.Duration, len(modes))
-	for r := range 4 * b.N {
-		for i, p := range pairs {
-			t0 := time.Now()
-			total, err := p.send(perRound, body)
-			elapsed[i] += time.Since(t0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if want := int64((r + 1) * perRound); total != want {
-				b.Fatalf("%q peer counted %d records, want %d", modes[i], total, want)
-			}
-		}
-	}
-	rate := func(i int) float64 { return float64(4*b.N*perRound) / elapsed[i].Seconds() }
-	b.ReportMetric(rate(0)/1e6, "M/s-ring")
-	b.ReportMetric(rate(1)/1e6, "M/s-ring+chan")
-	b.ReportMetric(rate(2)/1e6, "M/s-ring+mailbox")
-	b.ReportMetric(rate(3)/1e6, "M/s-ring+inline")
-	b.ReportMetric(rate(2)/rate(1), "x-mailbox/chan")
+	rate := sendRates(b, pairs, []string{"ring alone", "chan", "mailbox", "inline"})
+	b.ReportMetric(rate[0]/1e6, "M/s-ring")
+	b.ReportMetric(rate[1]/1e6, "M/s-ring+chan")
+	b.ReportMetric(rate[2]/1e6, "M/s-ring+mailbox")
+	b.ReportMetric(rate[3]/1e6, "M/s-ring+inline")
+	b.ReportMetric(rate[2]/rate[1], "x-mailbox/chan")
 }
 
 // roundTrips makes n round trips of body to a child in an echo mode and
@@ -458,16 +434,8 @@ func (p *ringPair) roundTrips(n int, body []byte, handoff bool) ([]time.Duration
 // Alternating rounds in the same run; it reports the p50 of each in
 // microseconds. Run it with -benchtime 1x.
 func BenchmarkRingAsk(b *testing.B) {
-	direct, err := startRingPeer(DefaultRingSize, "echo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer direct.close()
-	pooled, err := startRingPeer(DefaultRingSize, "echo-chan")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pooled.close()
+	direct := ringPeerFor(b, DefaultRingSize, "echo")
+	pooled := ringPeerFor(b, DefaultRingSize, "echo-chan")
 	body := make([]byte, 64)
 	kinds := []struct {
 		name    string
