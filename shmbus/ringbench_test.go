@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
@@ -30,16 +31,7 @@ import (
 
 const ringPeerEnv = "SHMBUS_RING_PEER"
 
-func init() {
-	if v := os.Getenv(ringPeerEnv); v != "" {
-		// Not on this goroutine: during init it is locked to the main
-		// thread, and every time a locked goroutine yields, its thread
-		// hands the processor to another thread and sleeps.
-		rc := make(chan int)
-		go func() { rc <- ringPeer(v) }()
-		os.Exit(<-rc)
-	}
-}
+func init() { benchkit.RunPeer(ringPeerEnv, ringPeer) }
 
 // ringPeer consumes the ring of the given size: it counts data records and
 // prints the count at every recordLast, spinning for up to 50 µs on an empty

@@ -38,17 +38,7 @@ import (
 
 const benchPeerEnv = "XBUS_SHMBUS_BENCH_PEER"
 
-func init() {
-	if v := os.Getenv(benchPeerEnv); v != "" {
-		// Not on this goroutine: during init it is locked to the main
-		// thread, and a locked goroutine that blocks (the eventfd peer
-		// reading through the netpoller) hands its processor to another
-		// thread and sleeps; its wake-up costs two thread switches more.
-		rc := make(chan int)
-		go func() { rc <- runBenchPeer(v) }()
-		os.Exit(<-rc)
-	}
-}
+func init() { benchkit.RunPeer(benchPeerEnv, runBenchPeer) }
 
 // quiet keeps the bench's buses from logging into its table: at the end
 // the peer goes away first, and the buses here warn that they could not
