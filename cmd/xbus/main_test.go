@@ -117,21 +117,6 @@ func TestBenchQuickPrintsEveryRow(t *testing.T) {
 	}
 }
 
-func TestSuitesNotBuiltSaySo(t *testing.T) {
-	for _, s := range suites {
-		if s.run != nil {
-			continue
-		}
-		var out, errb bytes.Buffer
-		if code := run([]string{"bench", s.name}, &out, &errb); code != 0 {
-			t.Fatalf("bench %s: exit %d: %s", s.name, code, errb.String())
-		}
-		if !strings.Contains(out.String(), "## "+s.title+"\n\nnot built yet") {
-			t.Errorf("bench %s printed:\n%s", s.name, out.String())
-		}
-	}
-}
-
 func TestCommandLine(t *testing.T) {
 	stdout, _, code := command(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "xbus ") || !strings.Contains(stdout, runtime.Version()) {
