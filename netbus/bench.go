@@ -346,7 +346,30 @@ func RawPingPongHandoff(listen string, size int, d time.Duration) (Latency, erro
 }
 
 func pingPong(listen string, size int, d time.Duration, handoff bool) (Latency, error) {
-	serve := func(s net.Conn) {
+	c, done, err := rawConnPair(listen, func(s net.Conn) { RawEcho(s, size, handoff) })
+	if err != nil {
+		return Latency{}, err
+	}
+	p := NewRawPinger(c, size, handoff)
+	defer func() { done(); p.Close() }() // done closes c: p's reader sees EOF
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if err := p.Ping(); err != nil {
+			return Latency{}, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return summarize(lat, time.Since(start)), nil
+}
+
+// RawEcho is the server end of the raw ping-pongs: it reads messages of
+// size bytes from s and writes each back, until s fails. With handoff, a
+// reader goroutine hands each message over a channel to another that
+// writes it back, as in RawPingPongHandoff.
+func RawEcho(s net.Conn, size int, handoff bool) {
+	if !handoff {
 		buf := make([]byte, size)
 		for {
 			if _, err := io.ReadFull(s, buf); err != nil {
@@ -357,54 +380,63 @@ func pingPong(listen string, size int, d time.Duration, handoff bool) (Latency, 
 			}
 		}
 	}
-	if handoff {
-		serve = func(s net.Conn) {
-			work := make(chan []byte, 1)
-			var actor sync.WaitGroup
-			actor.Go(func() {
-				for buf := range work {
-					s.Write(buf) // a failure shows as the reader's EOF
-				}
-			})
-			readEach(s, size, func(buf []byte) { work <- buf })
-			close(work)
-			actor.Wait()
+	work := make(chan []byte, 1)
+	var actor sync.WaitGroup
+	actor.Go(func() {
+		for buf := range work {
+			s.Write(buf) // a failure shows as the reader's EOF
 		}
-	}
-	c, done, err := rawConnPair(listen, serve)
-	if err != nil {
-		return Latency{}, err
-	}
-	var reader sync.WaitGroup                // the client's reader, with handoff
-	defer func() { done(); reader.Wait() }() // done closes c: the reader sees EOF
-	buf := make([]byte, size)
-	receive := func() error { _, err := io.ReadFull(c, buf); return err }
+	})
+	readEach(s, size, func(buf []byte) { work <- buf })
+	close(work)
+	actor.Wait()
+}
+
+// RawPinger is the client end of the raw ping-pongs, on a connection to a
+// RawEcho.
+type RawPinger struct {
+	c       net.Conn
+	buf     []byte
+	replies chan []byte    // with handoff: what the reader goroutine read
+	reader  sync.WaitGroup // the reader goroutine, with handoff
+}
+
+// NewRawPinger returns the client end on c for messages of size bytes.
+// With handoff, a reader goroutine reads the replies and hands each to the
+// caller of Ping over a channel, as in RawPingPongHandoff.
+func NewRawPinger(c net.Conn, size int, handoff bool) *RawPinger {
+	p := &RawPinger{c: c, buf: make([]byte, size)}
 	if handoff {
-		replies := make(chan []byte, 1)
-		reader.Go(func() {
-			defer close(replies)
-			readEach(c, size, func(b []byte) { replies <- b })
+		p.replies = make(chan []byte, 1)
+		p.reader.Go(func() {
+			defer close(p.replies)
+			readEach(c, size, func(b []byte) { p.replies <- b })
 		})
-		receive = func() error {
-			if _, ok := <-replies; !ok {
-				return io.ErrUnexpectedEOF
-			}
-			return nil
-		}
 	}
-	var lat []time.Duration
-	start := time.Now()
-	for time.Since(start) < d {
-		t0 := time.Now()
-		if _, err := c.Write(buf); err != nil {
-			return Latency{}, err
-		}
-		if err := receive(); err != nil {
-			return Latency{}, err
-		}
-		lat = append(lat, time.Since(t0))
+	return p
+}
+
+// Ping makes one round trip: it writes a message and waits for it to come
+// back.
+func (p *RawPinger) Ping() error {
+	if _, err := p.c.Write(p.buf); err != nil {
+		return err
 	}
-	return summarize(lat, time.Since(start)), nil
+	if p.replies == nil {
+		_, err := io.ReadFull(p.c, p.buf)
+		return err
+	}
+	if _, ok := <-p.replies; !ok {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// Close closes the connection and waits for the reader goroutine.
+func (p *RawPinger) Close() error {
+	err := p.c.Close()
+	p.reader.Wait()
+	return err
 }
 
 // RawStream is the baseline of one-way tells: messages of size bytes

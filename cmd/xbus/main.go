@@ -25,9 +25,8 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"time"
 
-	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/netbus/netbench"
 	"github.com/xbus-dev/xbus/shmbus/shmbench"
 	"github.com/xbus-dev/xbus/supervisor"
 )
@@ -57,9 +56,7 @@ type suite struct {
 var suites = []suite{
 	{"inproc", "in process (bus, mailbox)", runInProcess},
 	{"shm", "shared memory (shmbus)", shmbench.RunBench},
-	{"net", "sockets (netbus)", func(w io.Writer, quick bool) error {
-		return netbus.RunBench(w, netbus.BenchOptions{Duration: pick(quick, 100*time.Millisecond, 2*time.Second)})
-	}},
+	{"net", "sockets (netbus)", netbench.RunBench},
 	{"supervisor", "supervision (restart latency)", func(w io.Writer, _ bool) error { return supervisor.RunBench(w) }},
 }
 

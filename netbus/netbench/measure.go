@@ -1,0 +1,186 @@
+package netbench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// peer is a running peer process, with a client bus linked to it over each
+// kind of socket.
+type peer struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	dir   string
+	ends  map[string]*end // "TCP", "Unix"
+}
+
+// end is this process's side of one kind of socket to the peer.
+type end struct {
+	raw, floor *netbus.RawPinger
+	bus        *bus.Bus
+	body       []byte
+}
+
+// startPeer starts the peer process and links to it.
+func startPeer() (_ *peer, err error) {
+	frame, err := askFrameSize()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "netbench")
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{dir: dir, ends: map[string]*end{}}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.cmd = exec.Command(exe)
+	p.cmd.Env = append(os.Environ(), peerEnv+"="+strconv.Itoa(frame)+":"+dir)
+	p.cmd.Stderr = os.Stderr
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return p, err
+	}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return p, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		p.cmd = nil
+		return p, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if len(f) != 7 || f[0] != "ready" {
+		return p, fmt.Errorf("netbench: the peer did not start: %q, %v", line, err)
+	}
+	for i, kind := range []string{"TCP", "Unix"} {
+		e := &end{body: make([]byte, size)}
+		p.ends[kind] = e
+		if e.raw, err = dialPinger(f[1+2*i], frame, false); err != nil {
+			return p, err
+		}
+		if e.floor, err = dialPinger(f[2+2*i], frame, true); err != nil {
+			return p, err
+		}
+		t := netbus.New(netbus.Config{})
+		if e.bus, err = bus.New(bus.WithName("netbench-"+strings.ToLower(kind)), bus.WithTransport(t), quiet); err != nil {
+			return p, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = t.Dial(ctx, f[5+i])
+		for _, name := range []string{"echo", "echo-inline"} {
+			for err == nil {
+				if _, err = e.bus.Ask(ctx, name, e.body); errors.Is(err, bus.ErrNoRoute) && ctx.Err() == nil {
+					time.Sleep(time.Millisecond) // the peer's names are on their way
+					err = nil
+					continue
+				}
+				break
+			}
+		}
+		cancel()
+		if err != nil {
+			return p, fmt.Errorf("netbench: %s link to the peer: %w", kind, err)
+		}
+	}
+	return p, nil
+}
+
+func dialPinger(addr string, size int, handoff bool) (*netbus.RawPinger, error) {
+	network, a, _ := strings.Cut(addr, "://")
+	c, err := net.Dial(network, a)
+	if err != nil {
+		return nil, err
+	}
+	return netbus.NewRawPinger(c, size, handoff), nil
+}
+
+func (p *peer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, e := range p.ends {
+		for _, r := range []*netbus.RawPinger{e.raw, e.floor} {
+			if r != nil {
+				r.Close()
+			}
+		}
+		if e.bus != nil {
+			e.bus.Close(ctx)
+		}
+	}
+	if p.cmd != nil {
+		p.stdin.Close()
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.cmd.Process.Kill()
+			<-done
+		}
+	}
+	os.RemoveAll(p.dir)
+}
+
+// samples are interleaved round trips over one kind of socket.
+type samples struct{ raw, floor, ask, inline []time.Duration }
+
+// measure makes rounds of four round trips until d has passed and at least
+// min rounds are done: a raw ping-pong, the hand-off floor, an ask to
+// "echo" and one to "echo-inline". Interleaving them round by round makes
+// the machine's drift (on a small VM, its two CPUs move nearer and farther
+// apart over minutes) hit all four alike.
+func (e *end) measure(d time.Duration, min int) (samples, error) {
+	var s samples
+	ctx := context.Background()
+	timed := func(to *[]time.Duration, f func() error) error {
+		t0 := time.Now()
+		err := f()
+		*to = append(*to, time.Since(t0))
+		return err
+	}
+	ask := func(name string) func() error {
+		return func() error { _, err := e.bus.Ask(ctx, name, e.body); return err }
+	}
+	for start := time.Now(); len(s.ask) < min || time.Since(start) < d; {
+		if err := errors.Join(
+			timed(&s.raw, e.raw.Ping),
+			timed(&s.floor, e.floor.Ping),
+			timed(&s.ask, ask("echo")),
+			timed(&s.inline, ask("echo-inline")),
+		); err != nil {
+			return s, err
+		}
+	}
+	s.sort()
+	return s, nil
+}
+
+func (s *samples) sort() {
+	for _, l := range [][]time.Duration{s.raw, s.floor, s.ask, s.inline} {
+		slices.Sort(l)
+	}
+}
+
+// at is the q-quantile of sorted l.
+func at(l []time.Duration, q float64) time.Duration { return l[int(q*float64(len(l)-1))] }

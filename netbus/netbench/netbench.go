@@ -1,0 +1,104 @@
+package netbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// peerEnv, when set, makes this process the peer. Its value is the raw
+// echoes' message size and a directory for the Unix sockets, as
+// "size:dir".
+const peerEnv = "XBUS_NETBUS_BENCH_PEER"
+
+func init() { benchkit.RunPeer(peerEnv, runPeer) }
+
+// size is the body of an ask, in bytes.
+const size = 64
+
+// quiet keeps the buses from logging into the table.
+var quiet = bus.WithLogger(slog.New(slog.DiscardHandler))
+
+// echo answers every ask with its message.
+var echo = bus.ActorFunc(func(c *bus.Context, msg any) error {
+	if !c.IsAsk() {
+		return nil
+	}
+	return c.Reply(msg)
+})
+
+// endpoints are the peer's addresses on one kind of socket.
+type endpoints struct {
+	raw, handoff string // RawEcho without and with a hand-off
+	bus          string // netbus, as a Dial address
+}
+
+// runPeer is the peer: on TCP loopback and on Unix sockets in dir it serves
+// a raw echo, a raw echo with a hand-off, and a bus with the actors "echo"
+// and "echo-inline". It prints "ready" and its addresses, and returns when
+// stdin closes.
+func runPeer(arg string) int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "netbench peer:", err); return 1 }
+	n, dir, _ := strings.Cut(arg, ":")
+	frameSize, err := strconv.Atoi(n)
+	if err != nil {
+		return fail(fmt.Errorf("%s=%q: %v", peerEnv, arg, err))
+	}
+	var addrs []string
+	for _, network := range []string{"tcp", "unix"} {
+		for i, handoff := range []bool{false, true} {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = filepath.Join(dir, fmt.Sprintf("raw%d.sock", i))
+			}
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return fail(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					s, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() { defer s.Close(); netbus.RawEcho(s, frameSize, handoff) }()
+				}
+			}()
+			addrs = append(addrs, network+"://"+ln.Addr().String())
+		}
+	}
+	t := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", "unix://" + filepath.Join(dir, "bus.sock")}})
+	b, err := bus.New(bus.WithName("netbench-peer"), bus.WithTransport(t), quiet)
+	if err != nil {
+		return fail(err)
+	}
+	defer b.Close(context.Background())
+	b.Register("echo", echo)
+	b.Register("echo-inline", echo, bus.WithInline())
+	fmt.Println("ready", strings.Join(addrs, " "), strings.Join(t.Addrs(), " "))
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// askFrameSize is an ask's frame on the wire for a size-byte body, which
+// the raw echoes exchange instead: netbus.BenchPair measures it.
+var askFrameSize = sync.OnceValues(func() (int, error) {
+	p, err := netbus.NewBenchPair("tcp://127.0.0.1:0", size)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	return p.FrameSize, nil
+})

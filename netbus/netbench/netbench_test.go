@@ -1,0 +1,108 @@
+package netbench
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPeerRounds starts the peer process, makes interleaved rounds over
+// both kinds of socket, and checks that every round trip was measured and
+// that closing ends the peer process and leaves no goroutine behind.
+func TestPeerRounds(t *testing.T) {
+	base := runtime.NumGoroutine()
+	p, err := startPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.cmd.Process.Pid
+	for _, kind := range []string{"TCP", "Unix"} {
+		s, err := p.ends[kind].measure(0, 50)
+		if err != nil {
+			p.close()
+			t.Fatalf("%s: %v", kind, err)
+		}
+		for i, l := range [][]time.Duration{s.raw, s.floor, s.ask, s.inline} {
+			if len(l) != 50 {
+				t.Errorf("%s: series %d has %d round trips, want 50", kind, i, len(l))
+			}
+			if len(l) > 0 && (l[0] <= 0 || l[len(l)-1] < l[0]) {
+				t.Errorf("%s: series %d is not sorted positive durations: %v", kind, i, l)
+			}
+		}
+	}
+	p.close()
+	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+		t.Errorf("peer process %d still there after close: %v", pid, err)
+	}
+	if _, err := os.Stat(p.dir); !os.IsNotExist(err) {
+		t.Errorf("socket directory %s left behind: %v", p.dir, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after:\n%s", base, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestRunBenchQuick runs the whole `xbus bench net` table in its quick form
+// and checks the two-process rows are there and filled.
+func TestRunBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("benchmark table")
+	}
+	var out strings.Builder
+	if err := RunBench(&out, true); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, kind := range []string{"TCP", "Unix"} {
+		for _, row := range []string{"ask round trip p50", "ask round trip p99", "ask round trip p50, actor WithInline", "floor: raw ping-pong with a hand-off", "ask round trip p50 against that floor"} {
+			i := strings.Index(out.String(), "| "+kind+", two processes: "+row)
+			if i < 0 {
+				t.Errorf("no %q row for %s in\n%s", row, kind, out.String())
+				continue
+			}
+			line, _, _ := strings.Cut(out.String()[i:], "\n")
+			if cells := strings.Split(strings.Trim(line, "|"), "|"); len(cells) != 4 || !strings.HasSuffix(strings.TrimSpace(cells[3]), "×") {
+				t.Errorf("row %q is not filled: %q", row, line)
+			}
+		}
+	}
+}
+
+// BenchmarkAsk measures ask round trips to a peer process, each round
+// interleaved with a raw ping-pong of the same bytes and the hand-off floor
+// (see measure). ns/op is a whole round of four; the figures to read are
+// the p50s and their ratios.
+func BenchmarkAsk(b *testing.B) {
+	p, err := startPeer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.close)
+	for _, kind := range []string{"TCP", "Unix"} {
+		b.Run(strings.ToLower(kind), func(b *testing.B) {
+			e := p.ends[kind]
+			var s samples
+			for b.Loop() {
+				r, err := e.measure(0, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.raw, s.floor = append(s.raw, r.raw...), append(s.floor, r.floor...)
+				s.ask, s.inline = append(s.ask, r.ask...), append(s.inline, r.inline...)
+			}
+			s.sort()
+			b.ReportMetric(float64(at(s.ask, .5).Nanoseconds()), "ask-p50-ns")
+			b.ReportMetric(float64(at(s.ask, .5))/float64(at(s.raw, .5)), "x-raw-pingpong")
+			b.ReportMetric(float64(at(s.ask, .5))/float64(at(s.floor, .5)), "x-handoff-floor")
+			b.ReportMetric(float64(at(s.inline, .5))/float64(at(s.raw, .5)), "inline-x-raw-pingpong")
+		})
+	}
+}
