@@ -103,6 +103,7 @@ func BenchmarkAsk(b *testing.B) {
 			b.ReportMetric(float64(at(s.ask, .5))/float64(at(s.raw, .5)), "x-raw-pingpong")
 			b.ReportMetric(float64(at(s.ask, .5))/float64(at(s.floor, .5)), "x-handoff-floor")
 			b.ReportMetric(float64(at(s.inline, .5))/float64(at(s.raw, .5)), "inline-x-raw-pingpong")
+			b.ReportMetric(float64(at(s.floor, .5))/float64(at(s.raw, .5)), "floor-x-raw-pingpong")
 		})
 	}
 }
