@@ -21,7 +21,7 @@ import (
 // peer is a running peer process, with a client bus linked to it over each
 // kind of socket.
 type peer struct {
-	cmd   *exec.Cmd
+	cmd   *exec.Cmd // nil until started
 	stdin io.WriteCloser
 	dir   string
 	ends  map[string]*end // "TCP", "Unix"
@@ -54,20 +54,21 @@ func startPeer() (_ *peer, err error) {
 			p.close()
 		}
 	}()
-	p.cmd = exec.Command(exe)
-	p.cmd.Env = append(os.Environ(), peerEnv+"="+strconv.Itoa(frame)+":"+dir)
-	p.cmd.Stderr = os.Stderr
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return p, err
-	}
-	out, err := p.cmd.StdoutPipe()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), peerEnv+"="+strconv.Itoa(frame)+":"+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return p, err
 	}
-	if err := p.cmd.Start(); err != nil {
-		p.cmd = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
 		return p, err
 	}
+	if err := cmd.Start(); err != nil {
+		return p, err
+	}
+	p.cmd, p.stdin = cmd, stdin // close stops it from here on
 	line, err := bufio.NewReader(out).ReadString('\n')
 	f := strings.Fields(line)
 	if len(f) != 7 || f[0] != "ready" {
