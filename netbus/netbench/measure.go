@@ -1,28 +1,25 @@
 package netbench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
 // peer is a running peer process, with a client bus linked to it over each
 // kind of socket.
 type peer struct {
-	cmd   *exec.Cmd // nil until started
-	stdin io.WriteCloser
+	child *benchkit.Peer // nil until started
 	dir   string
 	ends  map[string]*end // "TCP", "Unix"
 }
@@ -40,10 +37,6 @@ func startPeer() (_ *peer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "netbench")
 	if err != nil {
 		return nil, err
@@ -54,38 +47,25 @@ func startPeer() (_ *peer, err error) {
 			p.close()
 		}
 	}()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), peerEnv+"="+strconv.Itoa(frame)+":"+dir)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return p, err
+	if p.child, err = benchkit.StartPeer(peerEnv, strconv.Itoa(frame)+":"+dir); err != nil {
+		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return p, err
-	}
-	if err := cmd.Start(); err != nil {
-		return p, err
-	}
-	p.cmd, p.stdin = cmd, stdin // close stops it from here on
-	line, err := bufio.NewReader(out).ReadString('\n')
-	f := strings.Fields(line)
-	if len(f) != 7 || f[0] != "ready" {
-		return p, fmt.Errorf("netbench: the peer did not start: %q, %v", line, err)
+	f := strings.Fields(p.child.Ready)
+	if len(f) != 7 {
+		return nil, fmt.Errorf("netbench: the peer's addresses: %q", p.child.Ready)
 	}
 	for i, kind := range []string{"TCP", "Unix"} {
 		e := &end{body: make([]byte, size)}
 		p.ends[kind] = e
 		if e.raw, err = dialPinger(f[1+2*i], frame, false); err != nil {
-			return p, err
+			return nil, err
 		}
 		if e.floor, err = dialPinger(f[2+2*i], frame, true); err != nil {
-			return p, err
+			return nil, err
 		}
 		t := netbus.New(netbus.Config{})
 		if e.bus, err = bus.New(bus.WithName("netbench-"+strings.ToLower(kind)), bus.WithTransport(t), quiet); err != nil {
-			return p, err
+			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = t.Dial(ctx, f[5+i])
@@ -101,7 +81,7 @@ func startPeer() (_ *peer, err error) {
 		}
 		cancel()
 		if err != nil {
-			return p, fmt.Errorf("netbench: %s link to the peer: %w", kind, err)
+			return nil, fmt.Errorf("netbench: %s link to the peer: %w", kind, err)
 		}
 	}
 	return p, nil
@@ -129,16 +109,8 @@ func (p *peer) close() {
 			e.bus.Close(ctx)
 		}
 	}
-	if p.cmd != nil {
-		p.stdin.Close()
-		done := make(chan struct{})
-		go func() { p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			p.cmd.Process.Kill()
-			<-done
-		}
+	if p.child != nil {
+		p.child.Stop()
 	}
 	os.RemoveAll(p.dir)
 }

@@ -18,7 +18,7 @@ func TestPeerRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.child.Pid()
 	for _, kind := range []string{"TCP", "Unix"} {
 		s, err := p.ends[kind].measure(0, 50)
 		if err != nil {

@@ -3,13 +3,11 @@
 package shmbench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -132,53 +130,6 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchChild is a running peer process.
-type benchChild struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-func startBenchChild(mode string, files ...*os.File) (*benchChild, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), benchPeerEnv+"="+mode)
-	cmd.ExtraFiles = files
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &benchChild{cmd: cmd, stdin: stdin}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "ready\n" {
-		c.stop()
-		return nil, fmt.Errorf("shmbus: bench peer did not start: %q, %v", line, err)
-	}
-	return c, nil
-}
-
-func (c *benchChild) stop() {
-	c.stdin.Close()
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
-	}
-}
-
 // The raw floors: one page of shared memory, words 64 bytes apart.
 // Word 0 is the parent's (ping), word 64 the child's (pong). Pings count
 // up from 2; a ping of 1 ends the child.
@@ -269,7 +220,7 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 			files = append(files, os.NewFile(uintptr(efd[i]), "eventfd"))
 		}
 	}
-	c, err := startBenchChild("raw:"+mode, files...)
+	c, err := benchkit.StartPeer(benchPeerEnv, "raw:"+mode, files...)
 	var out, in *os.File // ours: we write ping, read pong, through the netpoller
 	if err == nil && mode == "eventfd" {
 		for i, f := range []**os.File{&out, &in} {
@@ -288,11 +239,11 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 	}
 	if err != nil {
 		if c != nil {
-			c.stop()
+			c.Stop()
 		}
 		return nil, err
 	}
-	defer c.stop()
+	defer c.Stop()
 	ping, pong := rawWord(mem, rawPing), rawWord(mem, rawPong)
 	defer func() {
 		ping.Store(1)
@@ -390,7 +341,7 @@ func (p *benchPair) ringSweep(n, tells int) (small, large [][]time.Duration, rat
 
 // benchPair is this process's two buses to the bus peer.
 type benchPair struct {
-	child    *benchChild
+	child    *benchkit.Peer
 	path     string // the peer's shmbus socket, in a directory close removes
 	shm, uds *bus.Bus
 }
@@ -401,7 +352,7 @@ func newBenchPair() (*benchPair, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "s.sock")
-	c, err := startBenchChild("bus:" + path)
+	c, err := benchkit.StartPeer(benchPeerEnv, "bus:"+path)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -446,7 +397,7 @@ func (p *benchPair) close() {
 			b.Close(ctx)
 		}
 	}
-	p.child.stop()
+	p.child.Stop()
 	os.RemoveAll(filepath.Dir(p.path))
 }
 
