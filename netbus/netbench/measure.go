@@ -50,17 +50,24 @@ func startPeer() (_ *peer, err error) {
 	if p.child, err = benchkit.StartPeer(peerEnv, strconv.Itoa(frame)+":"+dir); err != nil {
 		return nil, err
 	}
-	f := strings.Fields(p.child.Ready)
-	if len(f) != 7 {
-		return nil, fmt.Errorf("netbench: the peer's addresses: %q", p.child.Ready)
+	// "ready", then the raw echo, the hand-off echo and the bus for
+	// each kind of socket.
+	addrs := map[string][]string{}
+	for _, a := range strings.Fields(p.child.Ready)[1:] {
+		network, _, _ := strings.Cut(a, "://")
+		addrs[network] = append(addrs[network], a)
 	}
-	for i, kind := range []string{"TCP", "Unix"} {
+	for _, kind := range []string{"TCP", "Unix"} {
+		a := addrs[strings.ToLower(kind)]
+		if len(a) != 3 {
+			return nil, fmt.Errorf("netbench: the peer's %s addresses: %q", kind, p.child.Ready)
+		}
 		e := &end{body: make([]byte, size)}
 		p.ends[kind] = e
-		if e.raw, err = dialPinger(f[1+2*i], frame, false); err != nil {
+		if e.raw, err = dialPinger(a[0], frame, false); err != nil {
 			return nil, err
 		}
-		if e.floor, err = dialPinger(f[2+2*i], frame, true); err != nil {
+		if e.floor, err = dialPinger(a[1], frame, true); err != nil {
 			return nil, err
 		}
 		t := netbus.New(netbus.Config{})
@@ -68,7 +75,7 @@ func startPeer() (_ *peer, err error) {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = t.Dial(ctx, f[5+i])
+		err = t.Dial(ctx, a[2])
 		for _, name := range []string{"echo", "echo-inline"} {
 			for err == nil {
 				if _, err = e.bus.Ask(ctx, name, e.body); errors.Is(err, bus.ErrNoRoute) && ctx.Err() == nil {
@@ -119,11 +126,11 @@ func (p *peer) close() {
 type samples struct{ raw, floor, ask, inline []time.Duration }
 
 // measure makes rounds of four round trips until d has passed and at least
-// min rounds are done: a raw ping-pong, the hand-off floor, an ask to
+// rounds rounds are done: a raw ping-pong, the hand-off floor, an ask to
 // "echo" and one to "echo-inline". Interleaving them round by round makes
 // the machine's drift (on a small VM, its two CPUs move nearer and farther
 // apart over minutes) hit all four alike.
-func (e *end) measure(d time.Duration, min int) (samples, error) {
+func (e *end) measure(d time.Duration, rounds int) (samples, error) {
 	var s samples
 	ctx := context.Background()
 	timed := func(to *[]time.Duration, f func() error) error {
@@ -135,7 +142,7 @@ func (e *end) measure(d time.Duration, min int) (samples, error) {
 	ask := func(name string) func() error {
 		return func() error { _, err := e.bus.Ask(ctx, name, e.body); return err }
 	}
-	for start := time.Now(); len(s.ask) < min || time.Since(start) < d; {
+	for start := time.Now(); len(s.ask) < rounds || time.Since(start) < d; {
 		if err := errors.Join(
 			timed(&s.raw, e.raw.Ping),
 			timed(&s.floor, e.floor.Ping),

@@ -38,12 +38,6 @@ var echo = bus.ActorFunc(func(c *bus.Context, msg any) error {
 	return c.Reply(msg)
 })
 
-// endpoints are the peer's addresses on one kind of socket.
-type endpoints struct {
-	raw, handoff string // RawEcho without and with a hand-off
-	bus          string // netbus, as a Dial address
-}
-
 // runPeer is the peer: on TCP loopback and on Unix sockets in dir it serves
 // a raw echo, a raw echo with a hand-off, and a bus with the actors "echo"
 // and "echo-inline". It prints "ready" and its addresses, and returns when
@@ -87,7 +81,9 @@ func runPeer(arg string) int {
 	defer b.Close(context.Background())
 	b.Register("echo", echo)
 	b.Register("echo-inline", echo, bus.WithInline())
-	fmt.Println("ready", strings.Join(addrs, " "), strings.Join(t.Addrs(), " "))
+	// Per kind of socket, in this order: the raw echo, the hand-off echo,
+	// the bus (startPeer groups them by their scheme).
+	fmt.Println("ready", strings.Join(append(addrs, t.Addrs()...), " "))
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }
