@@ -11,9 +11,10 @@
 // minute; -quick shrinks every count a hundredfold for a smoke test.
 //
 // Each suite is a function that writes its own Markdown table to stdout;
-// a package joins by exporting a RunBench function (netbus.RunBench,
+// a package joins by exporting a RunBench function (netbench.RunBench,
 // supervisor.RunBench), and wiring it in is one line in the suites table
-// below.
+// below. The shm and net suites start a peer process: this executable again,
+// which the imported shmbench and netbench packages turn into the peer.
 package main
 
 import (
