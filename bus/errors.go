@@ -26,6 +26,10 @@ var (
 	ErrSlowConsumer = errors.New("bus: slow consumer")
 	ErrNoReply      = errors.New("bus: actor returned without replying")
 	ErrUnsupported  = errors.New("bus: unsupported")
+	// ErrRefused means a peer refused a link, or was refused, for a reason
+	// retrying cannot heal: a wrong secret or uid, a codec or version
+	// mismatch, a node id that another peer holds.
+	ErrRefused = errors.New("bus: link refused")
 )
 
 // Code is the wire identity of an error. Sentinels map to fixed codes so that
@@ -51,6 +55,7 @@ const (
 	CodeNoReply
 	CodeUnsupported
 	CodeWrongType
+	CodeRefused
 	codeMax
 )
 
@@ -71,6 +76,7 @@ var codeErrors = [codeMax]error{
 	CodeNoReply:      ErrNoReply,
 	CodeUnsupported:  ErrUnsupported,
 	CodeWrongType:    ErrWrongType,
+	CodeRefused:      ErrRefused,
 }
 
 // CodeOf returns the wire code of err: the code of the first bus sentinel it

@@ -63,6 +63,7 @@ var memEnvelopes = sync.Pool{New: func() any { return new(bus.Envelope) }}
 
 func (l *memLink) Peer() bus.NodeID       { return l.dst.NodeID() }
 func (l *memLink) Locality() bus.Locality { return bus.SameHost }
+func (l *memLink) Scheme() string         { return "mem" }
 func (l *memLink) Close(error)            {}
 
 func (l *memLink) Send(ctx context.Context, env *bus.Envelope) error {

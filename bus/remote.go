@@ -82,7 +82,7 @@ func (b *Bus) LinkUp(l Link) {
 		b.peers[pr.id] = pr
 	}
 	pr.links = append(pr.links, l)
-	slices.SortStableFunc(pr.links, func(x, y Link) int { return int(x.Locality()) - int(y.Locality()) })
+	slices.SortStableFunc(pr.links, func(x, y Link) int { return schemeRank(x.Scheme()) - schemeRank(y.Scheme()) })
 	b.snapshotPeers()
 	b.peersMu.Unlock()
 

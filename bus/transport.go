@@ -32,6 +32,10 @@ type Link interface {
 	Peer() NodeID
 	// Locality is SameHost for shared memory and Unix sockets, Remote for TCP.
 	Locality() Locality
+	// Scheme is the address scheme of the link's transport: "shm", "unix"
+	// or "tcp". Among several links to one peer the bus uses the first of
+	// shm, unix, tcp (any other scheme after those), strictly.
+	Scheme() string
 	// Send encodes env (with AppendBinary and the link's codec, see
 	// Types.EncodeBody) and queues it, in order, for the peer. It may block
 	// while the link applies backpressure, until ctx ends or the link closes.
@@ -73,4 +77,17 @@ type Host interface {
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.
 	LinkDown(l Link, err error)
+}
+
+// schemeRank orders link schemes, nearest first.
+func schemeRank(scheme string) int {
+	switch scheme {
+	case "shm":
+		return 0
+	case "unix":
+		return 1
+	case "tcp":
+		return 2
+	}
+	return 3
 }

@@ -43,6 +43,14 @@ var _ bus.Link = (*link)(nil)
 
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return l.loc }
+
+// Scheme is "unix" for a Unix socket, "tcp" otherwise.
+func (l *link) Scheme() string {
+	if l.loc == bus.SameHost {
+		return "unix"
+	}
+	return "tcp"
+}
 func (l *link) String() string {
 	return fmt.Sprintf("netbus link to %s via %s (%d conns)", l.peer.Short(), l.conns[0].nc.RemoteAddr(), len(l.conns))
 }

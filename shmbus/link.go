@@ -68,6 +68,7 @@ func (l *link) start() {
 
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return bus.SameHost }
+func (l *link) Scheme() string         { return "shm" }
 
 // ReaderSpins implements bus.SpinningLink: the reader polls the ring for
 // up to 100 µs before it parks, so an asker may poll for its reply too.
