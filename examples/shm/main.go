@@ -9,7 +9,8 @@
 //	go run ./examples/shm
 //
 // The server registers an actor "upper"; the client dials the server's Unix
-// socket, asks "upper" by name, and prints the replies.
+// socket, asks "upper" by name, and prints the replies. The server runs
+// until SIGINT or SIGTERM, then closes its bus and exits 0.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -52,12 +54,14 @@ func runServer(sock string) {
 		return nil
 	}))
 	fmt.Println("server listening on", sock)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b.Close(cctx)
+	if err := b.Close(cctx); err != nil {
+		log.Fatal(err)
+	}
 }
 
 func runClient(sock string) error {
