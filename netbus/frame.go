@@ -102,9 +102,11 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 	return typ, flags, n, nil
 }
 
-// frameReader reads frames from a stream. It owns one buffer that grows up
-// to the largest frame seen (bounded by max); a payload it returns is valid
-// until the next call.
+// frameReader reads frames from a stream. Its buffer grows as a payload's
+// bytes arrive, not from the length the header announces, so a peer that
+// announces a large frame and sends little of it costs little. A payload it
+// returns is valid until the next call; a buffer above keepFrameBuf is let go
+// then, so one large frame does not stay held by an idle connection.
 type frameReader struct {
 	r   io.Reader
 	max int
@@ -112,9 +114,17 @@ type frameReader struct {
 	buf []byte
 }
 
+const (
+	frameChunk   = 64 << 10 // first step of a buffer growing for a large payload
+	keepFrameBuf = 1 << 20  // largest buffer kept between frames
+)
+
 // next reads one frame. Errors that mean the peer broke the protocol wrap
 // ErrBadFrame or ErrFrameTooLarge; I/O errors are returned as they are.
 func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
+	if cap(fr.buf) > keepFrameBuf {
+		fr.buf = nil
+	}
 	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
 		return 0, 0, nil, err
 	}
@@ -122,17 +132,40 @@ func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	if cap(fr.buf) < n {
-		fr.buf = make([]byte, n, max(n, min(2*cap(fr.buf), fr.max)))
-	}
-	payload = fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, payload); err != nil {
+	payload, err = fr.readPayload(n)
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, 0, nil, err
 	}
 	return typ, flags, payload, nil
+}
+
+// readPayload reads n bytes into fr.buf. Past its capacity the buffer grows
+// in steps, doubling from frameChunk up to n, each step once the previous
+// one is full (as io.ReadAll does).
+func (fr *frameReader) readPayload(n int) ([]byte, error) {
+	if n <= cap(fr.buf) {
+		p := fr.buf[:n]
+		_, err := io.ReadFull(fr.r, p)
+		return p, err
+	}
+	p := fr.buf[:0]
+	for len(p) < n {
+		if len(p) == cap(p) {
+			np := make([]byte, len(p), min(n, max(2*cap(p), frameChunk)))
+			copy(np, p)
+			p = np
+			fr.buf = np
+		}
+		m, err := io.ReadFull(fr.r, p[len(p):cap(p)])
+		p = p[:len(p)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // parseClose decodes a close frame's payload into the error it reports.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"testing/iotest"
 
 	"github.com/xbus-dev/xbus/bus"
 )
@@ -157,5 +158,30 @@ func BenchmarkCompression(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(src))/float64(len(out)), "ratio")
 		})
+	}
+}
+
+// Payloads larger than the reader's buffer, arriving a byte at a time or
+// all at once, come out whole; the buffer kept between frames stays small.
+func TestFrameReaderGrows(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for _, n := range []int{1, frameChunk - 1, frameChunk + 1, 3*frameChunk + 7, keepFrameBuf + 1, 10} {
+		p := make([]byte, n)
+		rand.Read(p)
+		want = append(want, p)
+		stream = append(appendFrameHeader(stream, frameData, 0, n), p...)
+	}
+	for name, r := range map[string]io.Reader{"whole": bytes.NewReader(stream), "bytewise": iotest.OneByteReader(bytes.NewReader(stream))} {
+		fr := frameReader{r: r, max: 4 << 20}
+		for i, w := range want {
+			_, _, p, err := fr.next()
+			if err != nil || !bytes.Equal(p, w) {
+				t.Fatalf("%s: frame %d (%d bytes): %v", name, i, len(w), err)
+			}
+		}
+		if cap(fr.buf) > keepFrameBuf {
+			t.Errorf("%s: %d-byte buffer kept after a small frame", name, cap(fr.buf))
+		}
 	}
 }
