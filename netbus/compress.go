@@ -44,25 +44,32 @@ func (c Compression) flag() byte {
 	return compNone
 }
 
-// compressor compresses and decompresses frame payloads. Its zstd encoder
-// and decoder are safe for concurrent use (EncodeAll/DecodeAll only) and are
-// shared by every connection of a transport.
+// compressor compresses and decompresses frame payloads for every connection
+// of a transport. Its zstd encoder is shared (EncodeAll is safe for
+// concurrent use). A zstd decoder keeps buffers as large as the largest frame
+// it decoded, so decoders are lent out per frame: one returns to the idle
+// list only after a frame of at most keepFrameBuf bytes, and at most
+// idleDecoders wait there; any other is closed and its memory goes back.
 type compressor struct {
 	maxRaw int // largest decompressed payload accepted
 	zenc   *zstd.Encoder
-	zdec   *zstd.Decoder
+	zdecs  chan *zstd.Decoder // idle decoders
 }
 
+const (
+	idleDecoders = 4
+	zstdWindow   = 1 << 20 // the encoder's window
+)
+
 func newCompressor(maxRaw int) (*compressor, error) {
-	c := &compressor{maxRaw: maxRaw}
+	c := &compressor{maxRaw: maxRaw, zdecs: make(chan *zstd.Decoder, idleDecoders)}
 	var err error
-	c.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	// The encoder keeps a history of twice its window for good: 1 MiB
+	// (instead of 8) bounds that, at a small cost in ratio on payloads that
+	// repeat themselves from further back.
+	c.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true))
 	if err != nil {
-		return nil, err
-	}
-	c.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxRaw)+1))
-	if err != nil {
-		c.zenc.Close()
 		return nil, err
 	}
 	return c, nil
@@ -70,7 +77,38 @@ func newCompressor(maxRaw int) (*compressor, error) {
 
 func (c *compressor) close() {
 	c.zenc.Close()
-	c.zdec.Close()
+	for {
+		select {
+		case d := <-c.zdecs:
+			d.Close()
+		default:
+			return
+		}
+	}
+}
+
+// decoder returns an idle zstd decoder or a new one. Its window and output
+// are bounded by maxRaw, and it decodes only with DecodeAll (no goroutines).
+func (c *compressor) decoder() (*zstd.Decoder, error) {
+	select {
+	case d := <-c.zdecs:
+		return d, nil
+	default:
+	}
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(c.maxRaw)), zstd.WithDecoderMaxWindow(uint64(max(c.maxRaw, zstd.MinWindowSize))))
+}
+
+// release takes back a decoder that decoded n bytes (-1: it failed).
+func (c *compressor) release(d *zstd.Decoder, n int) {
+	if n >= 0 && n <= keepFrameBuf {
+		select {
+		case c.zdecs <- d:
+			return
+		default:
+		}
+	}
+	d.Close()
 }
 
 // compress appends the compressed form of src (uvarint raw length, then the
@@ -124,10 +162,16 @@ func (c *compressor) decompress(dst, p []byte, alg byte) ([]byte, error) {
 		}
 		return out, nil
 	case compZstd:
-		out, err := c.zdec.DecodeAll(p, dst[:0])
+		d, err := c.decoder()
 		if err != nil {
+			return nil, err
+		}
+		out, err := d.DecodeAll(p, dst[:0])
+		if err != nil {
+			c.release(d, -1)
 			return nil, fmt.Errorf("%w: zstd: %v", ErrBadFrame, err)
 		}
+		c.release(d, len(out))
 		if uint64(len(out)) != raw {
 			return nil, fmt.Errorf("%w: zstd payload decodes to %d bytes, announced %d", ErrBadFrame, len(out), raw)
 		}

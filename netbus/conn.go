@@ -370,6 +370,7 @@ func (c *conn) readLoop() {
 			}
 			c.l.received(env.Kind)
 			c.l.deliver(c, env)
+			*env = bus.Envelope{} // the reader does not keep the message alive
 		case framePing:
 		case frameClose:
 			c.l.close(parseClose(p))

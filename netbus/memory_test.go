@@ -1,6 +1,8 @@
 package netbus
 
 import (
+	"bytes"
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -74,5 +76,34 @@ func TestAnnouncedFrameSizeIsNotAllocated(t *testing.T) {
 	t.Logf("%d connections announcing %d MiB each: heap %+.1f MiB", conns, srvT.cfg.MaxFrameSize>>20, float64(grown)/(1<<20))
 	if grown > heapSlack {
 		t.Fatalf("heap grew by %d MiB", grown>>20)
+	}
+}
+
+// After large compressed frames both ways, the heap returns near its
+// baseline: neither the decoders nor the buffers of a frame stay held.
+func TestCompressionMemoryReturns(t *testing.T) {
+	text := bytes.Repeat([]byte("xbus moves messages; "), 400000) // 8.4 MB
+	for _, comp := range []Compression{S2, Zstd} {
+		t.Run(comp.String(), func(t *testing.T) {
+			_, cli, _, _, l := pair(t, "tcp://127.0.0.1:0", Config{Compression: comp}, Config{Compression: comp})
+			if _, err := cli.ask(context.Background(), l, "echo", Payload{Data: []byte("warm")}); err != nil {
+				t.Fatal(err)
+			}
+			base := liveHeap()
+			for i := range 3 {
+				got, err := cli.ask(context.Background(), l, "echo", Payload{Seq: i, Data: text})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got.(Payload).Data, text) {
+					t.Fatal("echo came back different")
+				}
+			}
+			grown := liveHeap() - base
+			t.Logf("after 3 round trips of %.1f MB: heap %+.1f MiB", float64(len(text))/1e6, float64(grown)/(1<<20))
+			if grown > heapSlack {
+				t.Fatalf("heap grew by %d MiB", grown>>20)
+			}
+		})
 	}
 }
