@@ -32,5 +32,10 @@
 // Package shmbench measures the transport between two processes
 // (`xbus bench shm`).
 //
-// Linux only; elsewhere Start returns ErrUnsupported.
+// A peer of another user, protocol version, ring size or codec is refused
+// with an error wrapping ErrPeerRefused and bus.ErrRefused (logged at Warn on
+// both sides): retrying cannot help.
+//
+// Linux only; elsewhere Start and Dial return ErrUnsupported, which wraps
+// bus.ErrUnsupported.
 package shmbus

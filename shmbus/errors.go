@@ -2,7 +2,9 @@ package shmbus
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
@@ -12,12 +14,14 @@ var (
 	// ErrCorrupt means the peer's shared memory broke the ring protocol: a
 	// length, position or record type that cannot be. The link is closed.
 	ErrCorrupt = errors.New("shmbus: corrupt shared memory")
-	// ErrHandshake means the set-up over the Unix socket failed: bad magic or
-	// version, an unacceptable segment, a codec mismatch.
+	// ErrHandshake means the set-up over the Unix socket failed: the peer
+	// hung up or sent a bad hello, an unacceptable segment. Retrying may help.
 	ErrHandshake = shmsys.ErrHandshake
-	// ErrPeerRefused means the peer process runs as another user.
-	ErrPeerRefused = errors.New("shmbus: peer refused")
+	// ErrPeerRefused means the peer cannot be linked, and retrying cannot
+	// help: it runs as another user, or speaks another protocol version, ring
+	// size or codec. It wraps bus.ErrRefused.
+	ErrPeerRefused = fmt.Errorf("shmbus: peer refused: %w", bus.ErrRefused)
 	// ErrUnsupported means shared memory links are not available on this
-	// operating system.
+	// operating system. It wraps bus.ErrUnsupported.
 	ErrUnsupported = shmsys.ErrUnsupported
 )

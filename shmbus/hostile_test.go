@@ -25,15 +25,16 @@ type testHost struct {
 	types *bus.Types
 	up    chan bus.Link
 	down  chan error
+	logs  *logRecorder
 }
 
 func newTestHost() *testHost {
-	return &testHost{id: bus.NewNodeID(), types: bus.NewTypes(), up: make(chan bus.Link, 4), down: make(chan error, 4)}
+	return &testHost{id: bus.NewNodeID(), types: bus.NewTypes(), up: make(chan bus.Link, 4), down: make(chan error, 4), logs: &logRecorder{}}
 }
 
 func (h *testHost) NodeID() bus.NodeID              { return h.id }
 func (h *testHost) Types() *bus.Types               { return h.types }
-func (h *testHost) Logger() *slog.Logger            { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (h *testHost) Logger() *slog.Logger            { return slog.New(h.logs) }
 func (h *testHost) LinkUp(l bus.Link)               { h.up <- l }
 func (h *testHost) Deliver(bus.Link, *bus.Envelope) {}
 func (h *testHost) LinkDown(l bus.Link, err error)  { h.down <- err }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -51,8 +52,41 @@ func rawDial(path string) {
 	}
 }
 
+// warnings is a slog.Handler that keeps the errors of Warn records.
+type warnings struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *warnings) WithGroup(string) slog.Handler                { return w }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if e, ok := a.Value.Any().(error); ok {
+			w.mu.Lock()
+			w.errs = append(w.errs, e)
+			w.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (w *warnings) find(target error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.errs {
+		if errors.Is(e, target) {
+			return e
+		}
+	}
+	return nil
+}
+
 // TestRefuseOtherUser runs a peer as another uid and checks that the
-// listener hangs up on it before any handshake byte.
+// listener hangs up on it before any handshake byte and logs the refusal
+// at Warn with an error wrapping bus.ErrRefused.
 func TestRefuseOtherUser(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a child as another user")
@@ -72,7 +106,21 @@ func TestRefuseOtherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "s.sock")
-	b, err := bus.New(bus.WithName("uid"), bus.WithTransport(shmbus.New(shmbus.Config{Listen: path})))
+	// The child is this test binary: built with -cover it writes coverage
+	// data when it exits, so it needs a directory it may write to.
+	cover := filepath.Join(dir, "cover")
+	if err := os.Mkdir(cover, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(cover, 0o777)
+	env := []string{rawDialEnv + "=" + path, "GOCOVERDIR=" + cover}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOCOVERDIR=") {
+			env = append(env, kv)
+		}
+	}
+	warns := &warnings{}
+	b, err := bus.New(bus.WithName("uid"), bus.WithLogger(slog.New(warns)), bus.WithTransport(shmbus.New(shmbus.Config{Listen: path})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,16 +128,23 @@ func TestRefuseOtherUser(t *testing.T) {
 	os.Chmod(path, 0o777)
 	run := func(uid uint32) string {
 		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), rawDialEnv+"="+path)
+		cmd.Env = env
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("peer as uid %d: %v\n%s", uid, err, out)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Fatalf("peer as uid %d: %v\n%s%s", uid, err, out, stderr.String())
 		}
 		return strings.TrimSpace(string(out))
 	}
 	if got := run(65534); got != "EOF" {
 		t.Fatalf("peer of another uid got %q, want the listener to hang up (EOF)", got)
+	}
+	if err := warns.find(bus.ErrRefused); err == nil {
+		t.Fatalf("no Warn with an error wrapping bus.ErrRefused after refusing another uid; logged: %v", warns.errs)
+	} else {
+		t.Logf("logged: %v", err)
 	}
 	if got := run(0); got != "DATA" { // control: the same user is answered
 		t.Fatalf("peer of the same uid got %q, want the handshake", got)

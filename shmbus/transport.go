@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -152,14 +153,15 @@ func (t *Transport) acceptLoop(ln *net.UnixListener) {
 			return
 		}
 		t.wg.Go(func() {
-			if err := t.setup(c); err != nil {
-				t.logger().Warn("shmbus: peer refused", "err", err)
+			// setup logs refusals itself.
+			if err := t.setup(c); err != nil && !errors.Is(err, bus.ErrRefused) {
+				t.logger().Warn("shmbus: handshake with a peer failed", "err", err)
 			}
 		})
 	}
 }
 
-func (t *Transport) logger() interface{ Warn(string, ...any) } {
+func (t *Transport) logger() *slog.Logger {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.host.Logger()
@@ -168,6 +170,9 @@ func (t *Transport) logger() interface{ Warn(string, ...any) } {
 // Dial connects to the transport listening on the Unix socket addr and
 // brings the link up.
 func (t *Transport) Dial(ctx context.Context, addr string) error {
+	if !shmsys.Supported {
+		return ErrUnsupported
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", addr)
 	if err != nil {
@@ -188,12 +193,20 @@ func (t *Transport) Dial(ctx context.Context, addr string) error {
 //	32 codecLen uint8, codec name [32]byte
 const helloLen = 65
 
+// setup runs the handshake on c and brings the link up. A refusal (an error
+// wrapping ErrPeerRefused) is logged at Warn here, on both sides.
 func (t *Transport) setup(c *net.UnixConn) (err error) {
-	fail := func(e error) error { c.Close(); return e }
+	fail := func(e error) error {
+		if errors.Is(e, ErrPeerRefused) {
+			t.logger().Warn("shmbus: link refused", "err", e)
+		}
+		c.Close()
+		return e
+	}
 	if uid, err := shmsys.PeerUID(c); err != nil {
 		return fail(err)
 	} else if uid != os.Getuid() {
-		return fail(fmt.Errorf("%w: uid %d, want %d", ErrPeerRefused, uid, os.Getuid()))
+		return fail(fmt.Errorf("%w: the peer runs as uid %d, this process as %d", ErrPeerRefused, uid, os.Getuid()))
 	}
 	if _, ok := c.LocalAddr().(*net.UnixAddr); ok {
 		c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
@@ -244,11 +257,11 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	case string(in[0:8]) != segMagic:
 		err = fmt.Errorf("%w: bad magic", ErrHandshake)
 	case binary.LittleEndian.Uint32(in[8:]) != segVersion:
-		err = fmt.Errorf("%w: version %d, want %d", ErrHandshake, binary.LittleEndian.Uint32(in[8:]), segVersion)
+		err = fmt.Errorf("%w: the peer speaks protocol version %d, this process %d", ErrPeerRefused, binary.LittleEndian.Uint32(in[8:]), segVersion)
 	case int(binary.LittleEndian.Uint32(in[12:])) != rs:
-		err = fmt.Errorf("%w: peer ring size %d, want %d", ErrHandshake, binary.LittleEndian.Uint32(in[12:]), rs)
+		err = fmt.Errorf("%w: the peer's ring size is %d bytes, this process's %d (Config.RingSize must match)", ErrPeerRefused, binary.LittleEndian.Uint32(in[12:]), rs)
 	case in[32] > 32 || string(in[33:33+int(in[32])]) != name:
-		err = fmt.Errorf("%w: peer codec %q, want %q", ErrHandshake, in[33:33+min(int(in[32]), 32)], name)
+		err = fmt.Errorf("%w: the peer's codec is %q, this process's %q (Config.Codec must match)", ErrPeerRefused, in[33:33+min(int(in[32]), 32)], name)
 	case peerID.IsZero() || peerID == id:
 		err = fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peerID)
 	}

@@ -3,7 +3,6 @@
 package shmsys
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -14,12 +13,6 @@ import (
 )
 
 const Supported = true
-
-// Errors, re-exported by shmbus.
-var (
-	ErrUnsupported = errors.New("shmbus: unsupported on this platform")
-	ErrHandshake   = errors.New("shmbus: handshake failed")
-)
 
 // CreateSegment makes an anonymous shared-memory file of size bytes
 // (memfd_create: it has no name in /dev/shm and vanishes with its last

@@ -3,19 +3,12 @@
 package shmsys
 
 import (
-	"errors"
 	"net"
 	"sync/atomic"
 	"time"
 )
 
 const Supported = false
-
-// Errors, re-exported by shmbus.
-var (
-	ErrUnsupported = errors.New("shmbus: unsupported on this platform")
-	ErrHandshake   = errors.New("shmbus: handshake failed")
-)
 
 func CreateSegment(size int) (int, []byte, error)             { return -1, nil, ErrUnsupported }
 func MapPeerSegment(fd, size int) ([]byte, error)             { return nil, ErrUnsupported }

@@ -1,0 +1,156 @@
+//go:build linux
+
+package shmbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+)
+
+// logRecorder is a slog.Handler that keeps every record.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec.Clone())
+	r.mu.Unlock()
+	return nil
+}
+
+// warned returns the error of the first Warn record whose "err" wraps target.
+func (r *logRecorder) warned(target error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.recs {
+		if rec.Level != slog.LevelWarn {
+			continue
+		}
+		var found error
+		rec.Attrs(func(a slog.Attr) bool {
+			if e, ok := a.Value.Any().(error); ok && a.Key == "err" && errors.Is(e, target) {
+				found = e
+				return false
+			}
+			return true
+		})
+		if found != nil {
+			return found
+		}
+	}
+	return nil
+}
+
+// waitWarned waits for a Warn record whose error wraps target.
+func (r *logRecorder) waitWarned(t *testing.T, target error) error {
+	t.Helper()
+	for range 1000 {
+		if err := r.warned(target); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no Warn record with an error wrapping %v", target)
+	return nil
+}
+
+// TestRefusals checks that a peer with another codec, ring size or
+// protocol version is refused with an error wrapping bus.ErrRefused on the
+// dialing side, and that both sides log the refusal at Warn.
+func TestRefusals(t *testing.T) {
+	cases := map[string]struct{ listen, dial Config }{
+		"codec":     {Config{}, Config{Codec: codec.Raw}},
+		"ring size": {Config{RingSize: MinRingSize}, Config{RingSize: 2 * MinRingSize}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			c.listen.Listen = filepath.Join(t.TempDir(), "s")
+			lh, dh := newTestHost(), newTestHost()
+			lt, dt := New(c.listen), New(c.dial)
+			if err := lt.Start(lh); err != nil {
+				t.Fatal(err)
+			}
+			defer lt.Close(context.Background())
+			if err := dt.Start(dh); err != nil {
+				t.Fatal(err)
+			}
+			defer dt.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := dt.Dial(ctx, c.listen.Listen)
+			if !errors.Is(err, bus.ErrRefused) || !errors.Is(err, ErrPeerRefused) {
+				t.Fatalf("dial: %v, want an error wrapping bus.ErrRefused", err)
+			}
+			t.Logf("dialer: %v", err)
+			dh.logs.waitWarned(t, bus.ErrRefused)
+			t.Logf("listener: %v", lh.logs.waitWarned(t, bus.ErrRefused))
+			select {
+			case l := <-lh.up:
+				t.Fatalf("the listener brought up a link to %s", l.Peer())
+			default:
+			}
+		})
+	}
+	t.Run("version", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s")
+		h := newTestHost()
+		tr := New(Config{Listen: path})
+		if err := tr.Start(h); err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close(context.Background())
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fd, mem, err := shmsys.CreateSegment(segmentSize(DefaultRingSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer shmsys.Unmap(mem)
+		defer shmsys.CloseFd(fd)
+		var msg [helloLen]byte
+		copy(msg[:], segMagic)
+		binary.LittleEndian.PutUint32(msg[8:], segVersion+1)
+		binary.LittleEndian.PutUint32(msg[12:], DefaultRingSize)
+		id := bus.NewNodeID()
+		copy(msg[16:], id[:])
+		name := codec.Binary().Name()
+		msg[32] = byte(len(name))
+		copy(msg[33:], name)
+		if err := shmsys.SendFd(c.(*net.UnixConn), msg[:], fd); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("listener: %v", h.logs.waitWarned(t, bus.ErrRefused))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("the listener did not hang up: %v", err)
+		}
+	})
+}
+
+// TestUnsupportedMatchesBus checks that ErrUnsupported, what shmbus
+// returns off Linux, matches bus.ErrUnsupported.
+func TestUnsupportedMatchesBus(t *testing.T) {
+	if !errors.Is(ErrUnsupported, bus.ErrUnsupported) {
+		t.Fatalf("%v does not wrap bus.ErrUnsupported", ErrUnsupported)
+	}
+}
