@@ -3,9 +3,15 @@ package netbus
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
 )
 
 // heapSlack is how far above its baseline the live heap may stay after an
@@ -105,5 +111,126 @@ func TestCompressionMemoryReturns(t *testing.T) {
 				t.Fatalf("heap grew by %d MiB", grown>>20)
 			}
 		})
+	}
+}
+
+// An attack on the listener (garbage, truncated handshakes, pooled links
+// never completed, frames announced at the limit or past it, compression
+// bombs, hundreds of idle connections) leaves nothing behind: once the
+// attacker's connections close, the node's goroutines and heap return to
+// their baseline.
+func TestListenerAttackMemoryReturns(t *testing.T) {
+	srv := newTestHost(t)
+	cfg := Config{Listen: []string{"tcp://127.0.0.1:0"}, HandshakeTimeout: 2 * time.Second, MaxFrameSize: 4 << 20}
+	srvT := startTransport(t, srv, cfg)
+	addr := srvT.Addrs()[0]
+	_, hostport, _ := parseAddr(addr)
+	stopDrain := make(chan struct{})
+	drained := make(chan struct{})
+	go func() { // the test host reports every link; nobody else reads them
+		defer close(drained)
+		for {
+			select {
+			case <-srv.upCh:
+			case <-srv.downCh:
+			case <-stopDrain:
+				return
+			}
+		}
+	}()
+	defer func() { close(stopDrain); <-drained }()
+	before := runtime.NumGoroutine()
+	base := liveHeap()
+
+	var conns []net.Conn
+	dial := func() net.Conn {
+		nc, err := net.Dial("tcp", hostport)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		return nc
+	}
+	// Garbage, and hellos cut short.
+	junk := make([]byte, 64<<10)
+	rand.Read(junk)
+	h := newHandshake(hsConfig{Node: bus.NewNodeID(), Codec: codec.Binary().Name(), Dialer: true, Pool: 1, MaxFrame: 1 << 20})
+	hello := h.start()
+	for i := range 100 {
+		nc := dial()
+		if i%2 == 0 {
+			nc.Write(junk)
+		} else {
+			nc.Write(hello[:len(hello)/2])
+		}
+	}
+	// Pooled links of which one connection of 255 ever comes.
+	for range 50 {
+		var id [8]byte
+		rand.Read(id[:])
+		nc, _, err := rawDial(t, addr, hsConfig{Pool: 255, LinkID: binary.BigEndian.Uint64(id[:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+	}
+	// After a valid handshake: frames at the limit with one byte sent,
+	// frames past it, and compressed payloads announcing the largest
+	// decompressed size.
+	comp := newTestCompressor(t, srvT.cfg.MaxDecompressed)
+	zeros := make([]byte, srvT.cfg.MaxDecompressed)
+	var attacks [][]byte
+	for range 20 {
+		attacks = append(attacks, append(appendFrameHeader(nil, frameData, 0, cfg.MaxFrameSize), 1))
+	}
+	for range 10 {
+		attacks = append(attacks, appendFrameHeader(nil, frameData, 0, cfg.MaxFrameSize+1))
+	}
+	for _, alg := range []byte{compS2, compZstd} {
+		bomb := comp.compress(nil, zeros, alg)
+		for range 2 {
+			attacks = append(attacks, append(appendFrameHeader(nil, frameData, alg, len(bomb)), bomb...))
+		}
+	}
+	for _, a := range attacks {
+		nc, _, err := rawDial(t, addr, hsConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		nc.Write(a)
+	}
+	// Hundreds of connections that say nothing.
+	for range 300 {
+		dial()
+	}
+	during := liveHeap() - base
+	for _, nc := range conns {
+		nc.Close()
+	}
+	// The node lets go of everything: links, links being formed, the
+	// goroutines of handshakes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		srvT.mu.Lock()
+		n := len(srvT.links) + len(srvT.forming)
+		srvT.mu.Unlock()
+		if n == 0 && runtime.NumGoroutine() <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			checkGoroutines(t, before)
+			t.Fatalf("%d links still held", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	comp, zeros, attacks = nil, nil, nil
+	after := liveHeap() - base
+	t.Logf("%d connections: heap %+.1f MiB while open, %+.1f MiB after they closed", len(conns), float64(during)/(1<<20), float64(after)/(1<<20))
+	if after > heapSlack {
+		t.Fatalf("heap stayed %d MiB above its baseline", after>>20)
+	}
+	if _, _, delivered, _ := srv.counts(); delivered != 0 {
+		t.Fatalf("%d messages delivered from the attacker", delivered)
 	}
 }

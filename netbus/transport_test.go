@@ -207,7 +207,10 @@ func rawDial(t *testing.T, addr string, cfg hsConfig) (net.Conn, []byte, error) 
 	if cfg.Node.IsZero() {
 		cfg.Node = bus.NewNodeID()
 	}
-	cfg.Dialer, cfg.Pool, cfg.MaxFrame = true, 1, 1<<20
+	cfg.Dialer, cfg.MaxFrame = true, 1<<20
+	if cfg.Pool == 0 {
+		cfg.Pool = 1
+	}
 	if cfg.Codec == "" {
 		cfg.Codec = codec.Binary().Name()
 	}
