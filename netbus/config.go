@@ -18,7 +18,8 @@ type Config struct {
 	// Listen lists the addresses to accept links on: "host:port" or
 	// "tcp://host:port" for TCP, "unix:///path" or "unix:path" for a Unix
 	// socket (same protocol). Port 0 picks a free port; Addrs reports it.
-	// Empty: accept nothing.
+	// A Unix socket file that a dead process left (nobody accepts on it) is
+	// replaced; Close removes the file. Empty: accept nothing.
 	Listen []string
 	// Peers lists addresses dialed at Start and kept connected, reconnecting
 	// with exponential backoff and jitter whenever the link drops.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -326,5 +327,51 @@ func TestProcessWrongSecretRefused(t *testing.T) {
 	}
 	if ups, _, delivered, _ := host.counts(); ups != 0 || delivered != 0 {
 		t.Fatalf("%d links, %d messages", ups, delivered)
+	}
+}
+
+// A process killed with SIGKILL leaves its Unix socket file behind; a node
+// started on the same path takes it over. A live node's socket, and a file
+// that is not a socket, are not taken; Close removes the socket file.
+func TestStaleUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.sock")
+	addr := "unix://" + path
+	h := startHelper(t, addr, "")
+	h.cmd.Process.Signal(syscall.SIGKILL)
+	h.cmd.Wait()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the killed process left no socket file: %v", err)
+	}
+	srv := newTestHost(t)
+	srvT := New(Config{Listen: []string{addr}})
+	if err := srvT.Start(srv); err != nil {
+		t.Fatalf("listening where a dead process listened: %v", err)
+	}
+	t.Cleanup(func() { srvT.Close(context.Background()) })
+	cli := newTestHost(t)
+	cliT := startTransport(t, cli, Config{})
+	if err := cliT.Dial(context.Background(), addr); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cli.ask(context.Background(), cli.link(t), "echo", "x"); err != nil || got != "x" {
+		t.Fatalf("echo through the new listener: %v %v", got, err)
+	}
+	// The live node's socket is not taken over.
+	if err := New(Config{Listen: []string{addr}}).Start(newTestHost(t)); err == nil {
+		t.Fatal("a second node took over a live node's socket")
+	}
+	srvT.Close(context.Background())
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file after Close: %v", err)
+	}
+	// A file that is not a socket is never removed.
+	if err := os.WriteFile(path, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(Config{Listen: []string{addr}}).Start(newTestHost(t)); err == nil {
+		t.Fatal("listening over a regular file")
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "data" {
+		t.Fatalf("the regular file was touched: %q %v", b, err)
 	}
 }

@@ -90,7 +90,7 @@ func (t *Transport) Start(h bus.Host) error {
 	}
 	for _, a := range t.cfg.Listen {
 		network, addr, _ := parseAddr(a)
-		ln, err := net.Listen(network, addr)
+		ln, err := listen(network, addr)
 		if err != nil {
 			for _, ln := range t.listeners {
 				ln.Close()
