@@ -10,11 +10,11 @@ import (
 	"github.com/xbus-dev/xbus/codec"
 )
 
-// memNet joins two buses of this process with a link that encodes every
-// envelope into its binary form and decodes it on the other side, on the
-// sending goroutine: what a remote message costs the bus itself (routing,
-// envelope and body encoding, decoding, delivery), with no transport, no
-// second thread and no goroutine hand-off. System messages (names) go
+// memNet joins two buses of this process with a link that frames every
+// envelope (the bus encoded its body) into its binary form and decodes the
+// header on the other side, on the sending goroutine: what a remote message
+// costs the bus itself (routing, envelope and body encoding, decoding,
+// delivery), with no transport, no second thread and no goroutine hand-off. System messages (names) go
 // through a goroutine, in order, so that no lock of the bus is held when
 // they are delivered.
 type memNet struct {
@@ -51,49 +51,44 @@ type memLink struct {
 	n        *memNet
 	src, dst bus.Host
 	back     *memLink // the peer's link to src
-	mu       sync.Mutex
-	dec      bus.EnvelopeDecoder // under mu
-	body     []byte              // under mu
-	out      []byte              // under mu
 }
 
 var memCodec = codec.Binary()
 
-var memEnvelopes = sync.Pool{New: func() any { return new(bus.Envelope) }}
+// memFrame is one envelope in flight: its wire form and what it decodes
+// into. Pooled, so that a frame's bytes stay valid until Deliver returns
+// however many sends are under way.
+type memFrame struct {
+	out []byte
+	dec bus.EnvelopeDecoder
+	env bus.Envelope
+}
+
+var memFrames = sync.Pool{New: func() any { return new(memFrame) }}
 
 func (l *memLink) Peer() bus.NodeID       { return l.dst.NodeID() }
 func (l *memLink) Locality() bus.Locality { return bus.SameHost }
 func (l *memLink) Scheme() string         { return "mem" }
+func (l *memLink) Codec() bus.Codec       { return memCodec }
 func (l *memLink) Close(error)            {}
 
 func (l *memLink) Send(ctx context.Context, env *bus.Envelope) error {
-	in := memEnvelopes.Get().(*bus.Envelope)
-	*in = bus.Envelope{}
-	l.mu.Lock()
-	e := *env
-	body, err := l.src.Types().EncodeBody(memCodec, &e, l.body[:0])
+	f := memFrames.Get().(*memFrame)
+	var err error
+	f.out, err = env.AppendBinary(f.out[:0])
 	if err == nil {
-		l.body, e.Body = body, body
-		l.out, err = e.AppendBinary(l.out[:0])
+		err = f.dec.Decode(f.out, &f.env)
 	}
-	if err == nil {
-		err = l.dec.Decode(l.out, in)
-	}
-	if err == nil {
-		err = l.dst.Types().DecodeBody(memCodec, in)
-		in.Body = nil
-	}
-	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if in.Kind == bus.KindSystem {
-		l.n.sys <- func() { l.dst.Deliver(l.back, in) }
+	if f.env.Kind == bus.KindSystem {
+		l.n.sys <- func() { l.dst.Deliver(l.back, &f.env) }
 		return nil
 	}
-	l.dst.Deliver(l.back, in)
-	*in = bus.Envelope{}
-	memEnvelopes.Put(in)
+	l.dst.Deliver(l.back, &f.env)
+	f.env = bus.Envelope{}
+	memFrames.Put(f)
 	return nil
 }
 

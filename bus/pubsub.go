@@ -313,12 +313,8 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 		}
 	}
 	b.peersMu.RUnlock()
-	var first error
-	for _, l := range links {
-		env := &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
-		if err := l.Send(ctx, env); err != nil && first == nil {
-			first = err
-		}
+	if len(links) == 0 {
+		return nil
 	}
-	return first
+	return b.sendEncoded(ctx, links, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
 }

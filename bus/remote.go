@@ -105,7 +105,7 @@ func (b *Bus) LinkUp(l Link) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, m := range []any{names, interest} {
-		if err := l.Send(ctx, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
 			b.log.Warn("telling a new peer what this node hosts failed", "peer", pr.id.Short(), "err", err)
 		}
 	}
@@ -196,7 +196,69 @@ func (b *Bus) sendTo(ctx context.Context, node NodeID, env *Envelope) error {
 	if l == nil {
 		return fmt.Errorf("%w: %w %s", ErrNoRoute, errNoLink, node.Short())
 	}
-	return l.Send(ctx, env)
+	return b.sendOn(ctx, l, env)
+}
+
+// bodyBufs pools the buffers the bus encodes bodies into for Link.Send,
+// which lets the caller reuse them once it returns.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// maxPooledBody bounds the buffers kept: one grown by a large message is
+// dropped rather than held.
+const maxPooledBody = 64 << 10
+
+// sendOn encodes env.Msg with l's codec into env.Type and env.Body and sends
+// env on l. Body is cleared again before it returns.
+func (b *Bus) sendOn(ctx context.Context, l Link, env *Envelope) error {
+	bp := bodyBufs.Get().(*[]byte)
+	body, err := b.types.EncodeBody(l.Codec(), env, (*bp)[:0])
+	if err == nil {
+		env.Body = body
+		err = l.Send(ctx, env)
+		env.Body = nil
+		*bp = body
+	}
+	if cap(*bp) <= maxPooledBody {
+		bodyBufs.Put(bp)
+	}
+	return err
+}
+
+// encoded is one body encoded with one codec, for messages that go to
+// several peers: each distinct codec encodes the body once.
+type encoded struct {
+	codec string
+	typ   string
+	body  []byte
+}
+
+// sendEncoded sends env to every link in links, encoding its body once per
+// distinct codec. It returns the first error.
+func (b *Bus) sendEncoded(ctx context.Context, links []Link, env *Envelope) error {
+	var first error
+	var encs []encoded
+	for _, l := range links {
+		c := l.Codec()
+		name := c.Name()
+		i := slices.IndexFunc(encs, func(e encoded) bool { return e.codec == name })
+		if i < 0 {
+			body, err := b.types.EncodeBody(c, env, nil)
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			encs = append(encs, encoded{name, env.Type, body})
+			i = len(encs) - 1
+		}
+		env.Type, env.Body = encs[i].typ, encs[i].body
+		if err := l.Send(ctx, env); err != nil && first == nil {
+			first = err
+		}
+	}
+	env.Body = nil
+	return first
 }
 
 func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
@@ -214,7 +276,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if dl, ok := ctx.Deadline(); ok {
 		env.Deadline = dl.UnixNano()
 	}
-	err := l.Send(ctx, env)
+	err := b.sendOn(ctx, l, env)
 	putEnvelope(env)
 	if err != nil {
 		b.pending.delete(corr)
@@ -237,7 +299,7 @@ func (b *Bus) forgetRemote(c *askCall) {
 	b.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = l.Send(ctx, &Envelope{Kind: KindCancel, From: Ref{Node: b.id}, Corr: corr})
+		_ = l.Send(ctx, &Envelope{Kind: KindCancel, From: Ref{Node: b.id}, Corr: corr}) // no body to encode
 	})
 }
 
@@ -252,11 +314,16 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 		r.env.Kind, r.env.Msg = KindError, err
 	}
 	r.ctx = lazyTimeout{d: replyTimeout}
-	e := in.link.Send(&r.ctx, &r.env)
+	l := in.link
+	body, e := b.types.EncodeBody(l.Codec(), &r.env, r.body[:0])
+	if e == nil {
+		r.body, r.env.Body = body, body
+		e = l.Send(&r.ctx, &r.env)
+	}
 	if e != nil {
 		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
 	}
-	if r.ctx.stop() {
+	if r.ctx.stop() && cap(r.body) <= maxPooledBody {
 		r.env = Envelope{}
 		replies.Put(r)
 	}
@@ -268,8 +335,9 @@ const replyTimeout = 10 * time.Second
 // replySend is what replyRemote sends with; they are pooled so that a reply
 // allocates neither an envelope nor a timer.
 type replySend struct {
-	env Envelope
-	ctx lazyTimeout
+	env  Envelope
+	ctx  lazyTimeout
+	body []byte // the encoded reply
 }
 
 var replies = sync.Pool{New: func() any { return new(replySend) }}
@@ -362,7 +430,7 @@ func (b *Bus) broadcast(m any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, l := range links {
-		if err := l.Send(ctx, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
 			level := slog.LevelWarn
 			if errors.Is(err, ErrPeerGone) {
 				// Its link is going down; if it comes back, the two
@@ -374,8 +442,16 @@ func (b *Bus) broadcast(m any) {
 	}
 }
 
-// Deliver implements Host: one envelope that arrived on l.
+// Deliver implements Host: one envelope that arrived on l. It decodes the
+// body here, with l's codec, so that every transport follows one policy for
+// a body that does not decode (see undecodable).
 func (b *Bus) Deliver(l Link, env *Envelope) {
+	err := b.types.DecodeBody(l.Codec(), env)
+	env.Body = nil // it aliased the transport's buffer
+	if err != nil {
+		b.undecodable(l, env, err)
+		return
+	}
 	switch env.Kind {
 	case KindTell, KindAsk:
 		b.deliverMessage(l, env)
@@ -403,6 +479,54 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 		b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: unexpected %v from a peer", ErrBadEnvelope, env.Kind))
 	}
 }
+
+// undecodable handles an envelope whose body does not decode, the same on
+// every transport: an ask is refused at once with the coded error, an ask
+// waiting on a reply that does not decode gets the error, every such
+// envelope is a dead letter with the reason, and the link stays up.
+func (b *Bus) undecodable(l Link, env *Envelope, err error) {
+	if errors.Is(err, ErrUnknownType) {
+		err = fmt.Errorf("%w: %q is not registered on node %s: register it there with bus.RegisterType[T](b.Types(), %q)",
+			ErrUnknownType, env.Type, b.id.Short(), env.Type)
+	} else {
+		err = fmt.Errorf("%w (on node %s)", err, b.id.Short())
+	}
+	switch env.Kind {
+	case KindAsk:
+		b.refuse(l, env.Corr, err)
+	case KindReply, KindError:
+		if pa, ok := b.pending.loadAndDelete(env.Corr); ok {
+			pa.call.complete(pa.seq, nil, err)
+		}
+	case KindSystem:
+		b.log.Warn("a system message from a peer does not decode", "peer", l.Peer().Short(), "err", err)
+	}
+	b.deadLetter(nil, env.To, env.From, err)
+}
+
+// refuse answers an ask that arrived on l with err, without waiting:
+// Deliver runs on the link's reader, which must not wait on the peer. When
+// the link has no room for it at once, the answer goes from a goroutine of
+// its own, bounded by replyTimeout.
+func (b *Bus) refuse(l Link, corr uint64, err error) {
+	e := b.sendOn(noWait, l, &Envelope{Kind: KindError, Corr: corr, Msg: err})
+	if e == nil || errors.Is(e, ErrPeerGone) {
+		return
+	}
+	b.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		defer cancel()
+		_ = b.sendOn(ctx, l, &Envelope{Kind: KindError, Corr: corr, Msg: err})
+	})
+}
+
+// noWait is a context that has ended: a Send with it takes the envelope if
+// the link has room at once and fails otherwise.
+var noWait = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	in := inbounds.Get().(*inbound)

@@ -36,10 +36,16 @@ type Link interface {
 	// or "tcp". Among several links to one peer the bus uses the first of
 	// shm, unix, tcp (any other scheme after those), strictly.
 	Scheme() string
-	// Send encodes env (with AppendBinary and the link's codec, see
-	// Types.EncodeBody) and queues it, in order, for the peer. It may block
-	// while the link applies backpressure, until ctx ends or the link closes.
-	// The caller may reuse env once Send returns.
+	// Codec is the codec this link's handshake agreed on (the transport's
+	// configuration; codec.Binary() by default). The bus encodes a body
+	// with it, once per distinct codec however many peers a message goes to.
+	Codec() Codec
+	// Send queues env, in order, for the peer. env.Type and env.Body are
+	// already encoded by the bus (with Codec); the transport frames the
+	// form AppendBinary gives and never looks at Msg. It may block while
+	// the link applies backpressure, until ctx ends or the link closes; the
+	// bus always passes a bounded ctx. The caller may reuse env and its
+	// Body once Send returns.
 	Send(ctx context.Context, env *Envelope) error
 	// Close closes the link; the transport then reports LinkDown with err.
 	Close(err error)
@@ -60,19 +66,21 @@ type SpinningLink interface {
 type Host interface {
 	// NodeID is the id this node presents in handshakes.
 	NodeID() NodeID
-	// Types is the registry the transport decodes message bodies with.
-	Types() *Types
 	// Logger is where the transport logs.
 	Logger() *slog.Logger
 	// LinkUp adds a link whose handshake has completed. The bus then sends
 	// the peer the names and subscriptions it hosts, and keeps it current.
 	LinkUp(l Link)
-	// Deliver hands the bus one envelope received on l, with Msg decoded.
-	// It does not block on a slow actor for long: a full mailbox answers the
-	// sender with an error or counts a dead letter. Envelopes of one link are
-	// delivered one at a time, in the order received. Deliver keeps no
-	// reference to env (only to the values in it), so the transport may
-	// reuse env, though not Headers' array, once Deliver returns.
+	// Deliver hands the bus one envelope received on l. env.Body is the raw
+	// body, which may alias the transport's buffer: it is valid only until
+	// Deliver returns, and the bus decodes it (with l's Codec), with one
+	// policy for every transport: a body that does not decode is the
+	// bus's to answer and count, never a reason to close the link.
+	// Deliver never waits on an actor, a subscriber or a peer: a full
+	// mailbox refuses an ask at once and dead-letters a tell. Envelopes of
+	// one link are delivered one at a time, in the order received. Deliver
+	// keeps no reference to env or its Body, so the transport may reuse
+	// both, though not Headers' array, once Deliver returns.
 	Deliver(l Link, env *Envelope)
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.

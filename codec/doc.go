@@ -1,6 +1,7 @@
 // Package codec holds the codecs that encode message bodies when they leave
-// the process; in-process delivery never encodes. A transport takes one
-// bus.Codec and uses it with bus.Types.EncodeBody and DecodeBody:
+// the process; in-process delivery never encodes. A transport is configured
+// with one bus.Codec (Link.Codec), and the bus encodes and decodes bodies
+// with it through bus.Types.EncodeBody and DecodeBody:
 //
 //	body, err := types.EncodeBody(codec.Binary(), env, buf[:0])
 //

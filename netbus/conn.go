@@ -60,22 +60,13 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// send encodes env into a data frame and queues it.
+// send frames env (its body already encoded) and queues it.
 func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 	t := c.l.t
-	e := *env // EncodeBody sets Type; the caller's env stays as it was
-	bodyBuf := getBuf()
-	defer putBuf(bodyBuf)
-	body, err := c.l.types.EncodeBody(t.cfg.Codec, &e, (*bodyBuf)[:0])
-	if err != nil {
-		return err
-	}
-	*bodyBuf = body
-	e.Body = body
 	frameBuf := getBuf()
 	defer putBuf(frameBuf)
 	frame := append((*frameBuf)[:0], make([]byte, frameHeaderLen)...)
-	frame, err = e.AppendBinary(frame)
+	frame, err := env.AppendBinary(frame)
 	*frameBuf = frame
 	if err != nil {
 		return err
@@ -95,7 +86,7 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 		return fmt.Errorf("netbus: %d-byte frame, peer accepts %d: %w", n, c.res.PeerMaxFrame, bus.ErrTooLarge)
 	}
 	putFrameHeader(frame, frameData, flags, n)
-	if c.l.alone(e.Kind) && c.writeNow(frame) {
+	if c.l.alone(env.Kind) && c.writeNow(frame) {
 		return nil
 	}
 	return c.enqueue(ctx, frame)
@@ -369,7 +360,7 @@ func (c *conn) readLoop() {
 				return
 			}
 			c.l.received(env.Kind)
-			c.l.deliver(c, env)
+			c.l.deliver(env)
 			*env = bus.Envelope{} // the reader does not keep the message alive
 		case framePing:
 		case frameClose:

@@ -33,11 +33,12 @@
 // (one binary envelope, compressed with S2 or Zstd above Config.CompressMin
 // when both ends agree), pings, and a close frame with a reason. Frames over
 // Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
-// and anything that does not decode close that link with a clear error;
-// every other link keeps going. Memory follows the bytes that arrive, not
-// what a peer announces: a frame's buffer grows as its bytes come in, and
-// the buffers and zstd decoders a large frame needed are let go after it.
-// docs/wire.md specifies every byte.
+// and an envelope header that does not decode close that link with a clear
+// error; every other link keeps going. A body is the bus's to decode: one
+// that does not decode fails only its message. Memory follows the bytes that
+// arrive, not what a peer announces: a frame's buffer grows as its bytes
+// come in, and the buffers and zstd decoders a large frame needed are let go
+// after it. docs/wire.md specifies every byte.
 //
 // Each connection has one writer goroutine: senders encode their frame
 // without a lock, append it to the connection's queue and kick the writer,

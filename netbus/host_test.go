@@ -91,6 +91,13 @@ func (h *testHost) LinkDown(l bus.Link, err error) {
 
 func (h *testHost) Deliver(l bus.Link, env *bus.Envelope) {
 	h.deliver.Add(1)
+	if err := h.types.DecodeBody(l.Codec(), env); err != nil {
+		if env.Kind == bus.KindAsk {
+			_ = l.Send(context.Background(), encoded(l, &bus.Envelope{Kind: bus.KindError, Corr: env.Corr, Msg: err}))
+		}
+		return
+	}
+	env.Body = nil
 	switch env.Kind {
 	case bus.KindReply, bus.KindError:
 		h.mu.Lock()
@@ -124,10 +131,25 @@ func (h *testHost) Deliver(l bus.Link, env *bus.Envelope) {
 		case "fail":
 			reply.Kind, reply.Msg = bus.KindError, fmt.Errorf("mailbox of %q: %w", env.To.Name, bus.ErrMailboxFull)
 		}
-		if err := l.Send(context.Background(), reply); err != nil && !errors.Is(err, bus.ErrPeerGone) {
+		if err := l.Send(context.Background(), encoded(l, reply)); err != nil && !errors.Is(err, bus.ErrPeerGone) {
 			panic(err)
 		}
 	}
+}
+
+// encTypes names the types the tests send; netbus.Payload's Go name is the
+// name the hosts register it under.
+var encTypes = bus.NewTypes()
+
+// encoded encodes env's body with l's codec, as the bus does before it
+// calls Link.Send, and returns env.
+func encoded(l bus.Link, env *bus.Envelope) *bus.Envelope {
+	body, err := encTypes.EncodeBody(l.Codec(), env, nil)
+	if err != nil {
+		panic(err)
+	}
+	env.Body = body
+	return env
 }
 
 // link returns the first link up, waiting for one.
@@ -152,7 +174,7 @@ func (h *testHost) ask(ctx context.Context, l bus.Link, to string, msg any) (any
 	if dl, ok := ctx.Deadline(); ok {
 		env.Deadline = dl.UnixNano()
 	}
-	if err := l.Send(ctx, env); err != nil {
+	if err := l.Send(ctx, encoded(l, env)); err != nil {
 		h.mu.Lock()
 		delete(h.pending, corr)
 		h.mu.Unlock()

@@ -20,7 +20,6 @@ type link struct {
 	t     *Transport
 	peer  bus.NodeID
 	loc   bus.Locality
-	types *bus.Types
 	conns []*conn // fixed after newLink
 
 	deliverMu sync.Mutex // Host.Deliver is called one envelope at a time per link
@@ -43,6 +42,7 @@ var _ bus.Link = (*link)(nil)
 
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return l.loc }
+func (l *link) Codec() bus.Codec       { return l.t.cfg.Codec }
 
 // Scheme is "unix" for a Unix socket, "tcp" otherwise.
 func (l *link) Scheme() string {
@@ -55,7 +55,8 @@ func (l *link) String() string {
 	return fmt.Sprintf("netbus link to %s via %s (%d conns)", l.peer.Short(), l.conns[0].nc.RemoteAddr(), len(l.conns))
 }
 
-// Send encodes env and queues it on the connection of env's sender.
+// Send frames env (its body already encoded by the bus) and queues it on the
+// connection of env's sender.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	select {
 	case <-l.done:
@@ -109,24 +110,13 @@ func (l *link) close(err error) {
 	})
 }
 
-// deliver decodes env's body and hands it to the host. A body that does
-// not decode (an unregistered type, say) fails only that message: an ask gets
-// an error reply, anything else is logged and dropped.
-func (l *link) deliver(c *conn, env *bus.Envelope) {
-	err := l.types.DecodeBody(l.t.cfg.Codec, env)
-	env.Body = nil // it aliased the reader's buffer
-	if err != nil {
-		l.t.log.Warn("netbus: dropping a message whose body does not decode",
-			"peer", l.peer.Short(), "kind", env.Kind, "to", env.To, "type", env.Type, "err", err)
-		if env.Kind == bus.KindAsk && !env.From.IsZero() {
-			reply := &bus.Envelope{Kind: bus.KindError, Corr: env.Corr, Msg: err}
-			_ = c.send(context.Background(), reply) // the writer drains independently of this reader
-		}
-		return
-	}
+// deliver hands env, with its raw body, to the host, which decodes the body
+// before Deliver returns.
+func (l *link) deliver(env *bus.Envelope) {
 	l.deliverMu.Lock()
 	l.t.host.Deliver(l, env)
 	l.deliverMu.Unlock()
+	env.Body = nil // it aliased the reader's buffer
 }
 
 // alone counts a frame of kind k that is about to be sent and reports

@@ -463,7 +463,7 @@ func (t *Transport) startLink(conns []*conn, network string) (*link, error) {
 	if network == "unix" {
 		loc = bus.SameHost
 	}
-	l := &link{t: t, peer: conns[0].res.Peer, loc: loc, types: t.host.Types(), conns: conns, done: make(chan struct{})}
+	l := &link{t: t, peer: conns[0].res.Peer, loc: loc, conns: conns, done: make(chan struct{})}
 	for _, c := range conns {
 		c.l = l
 	}

@@ -102,7 +102,7 @@ func TestOrderWithPool(t *testing.T) {
 				from := bus.Ref{Node: l.Peer(), Name: fmt.Sprintf("sender-%d", s), ID: uint64(s + 1)}
 				for i := range n {
 					env := &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i}}
-					if err := l.Send(context.Background(), env); err != nil {
+					if err := l.Send(context.Background(), encoded(l, env)); err != nil {
 						t.Error(err)
 						return
 					}
@@ -441,7 +441,7 @@ func TestDirectWritesOfLargeFrames(t *testing.T) {
 				tells++
 				runtime.Gosched()
 				env := &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: cli.id, Name: "teller", ID: 2}, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i, Data: body}}
-				if err := l.Send(ctx, env); err != nil {
+				if err := l.Send(ctx, encoded(l, env)); err != nil {
 					t.Error(err)
 					return
 				}

@@ -168,7 +168,7 @@ func TestTooLarge(t *testing.T) {
 	defer tr.Close(context.Background())
 	rawPeer(t, path, MinRingSize)
 	l := <-h.up
-	err := l.Send(context.Background(), &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Msg: make([]byte, 65<<10)})
+	err := l.Send(context.Background(), &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: make([]byte, 65<<10)})
 	if !errors.Is(err, bus.ErrTooLarge) {
 		t.Fatalf("send of 65 KiB over a 64 KiB limit: %v, want ErrTooLarge", err)
 	}

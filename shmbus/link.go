@@ -69,6 +69,7 @@ func (l *link) start() {
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return bus.SameHost }
 func (l *link) Scheme() string         { return "shm" }
+func (l *link) Codec() bus.Codec       { return l.t.codec }
 
 // ReaderSpins implements bus.SpinningLink: the reader polls the ring for
 // up to 100 µs before it parks, so an asker may poll for its reply too.
@@ -103,8 +104,8 @@ func (l *link) watch() {
 	l.Close(fmt.Errorf("shmbus: control socket: %w", err))
 }
 
-// Send encodes env and writes it into the ring, in fragments if it is
-// bigger than a record.
+// Send writes env (its body already encoded by the bus) into the ring, in
+// fragments if it is bigger than a record.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	bp := getBuf()
 	err := l.send(ctx, env, bp)
@@ -115,14 +116,7 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 // send encodes env into bp and writes it. It has no loop, so that its
 // defer is open-coded (the fragmenting path, with its loop, is apart).
 func (l *link) send(ctx context.Context, env *bus.Envelope, bp *sendBuf) error {
-	body, err := l.h.Types().EncodeBody(l.t.codec, env, bp.body[:0])
-	if err != nil {
-		return err
-	}
-	bp.body = body
-	env.Body = body
 	out, err := env.AppendBinary(bp.out[:0])
-	env.Body = nil
 	if err != nil {
 		return err
 	}
@@ -168,19 +162,19 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	return nil
 }
 
-// sendBuf holds the encoding buffers of one Send; pooled, so a steady
+// sendBuf holds the encoding buffer of one Send; pooled, so a steady
 // stream of sends allocates nothing here. Buffers grown past poolMax (by a
 // large message) are dropped rather than kept.
-type sendBuf struct{ body, out []byte }
+type sendBuf struct{ out []byte }
 
 const poolMax = 64 << 10
 
-var sendBufs = sync.Pool{New: func() any { return &sendBuf{body: make([]byte, 0, 256), out: make([]byte, 0, 512)} }}
+var sendBufs = sync.Pool{New: func() any { return &sendBuf{out: make([]byte, 0, 512)} }}
 
 func getBuf() *sendBuf { return sendBufs.Get().(*sendBuf) }
 
 func putBuf(b *sendBuf) {
-	if cap(b.body) > poolMax || cap(b.out) > poolMax {
+	if cap(b.out) > poolMax {
 		return
 	}
 	sendBufs.Put(b)
@@ -297,23 +291,17 @@ func (l *link) read() {
 	}
 }
 
-// deliver decodes one whole envelope (in memory we own) and hands it to the
-// bus. It runs on the reader goroutine only.
+// deliver decodes one whole envelope's header (in memory we own) and hands
+// it to the bus with its raw body, which the bus decodes before Deliver
+// returns. It runs on the reader goroutine only.
 func (l *link) deliver(b []byte) error {
 	env := &l.env
 	*env = bus.Envelope{}
 	if err := l.names.Decode(b, env); err != nil {
 		return err
 	}
-	if err := l.h.Types().DecodeBody(l.t.codec, env); err != nil {
-		if errors.Is(err, bus.ErrUnknownType) {
-			l.h.Logger().Warn("shmbus: dropped a message of an unknown type", "peer", l.peer.Short(), "err", err)
-			return nil
-		}
-		return err
-	}
-	env.Body = nil
 	l.h.Deliver(l, env)
+	env.Body = nil
 	return nil
 }
 
