@@ -1,0 +1,269 @@
+package bustest_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/codec"
+)
+
+// newBus starts a bus on tr and closes it when t ends.
+func newBus(t *testing.T, tr bus.Transport, opts ...bus.Option) *bus.Bus {
+	t.Helper()
+	if tr != nil {
+		opts = append(opts, bus.WithTransport(tr))
+	}
+	b, err := bus.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return b
+}
+
+// kitPair links A and B through a network of their own; A keeps B linked.
+func kitPair(t *testing.T, a, b []bus.Option) (bustest.Pair, *bustest.Network) {
+	n := bustest.NewNetwork()
+	B := newBus(t, n.Transport(bustest.Config{Addr: "b", Codec: codec.Binary()}), b...)
+	A := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"mem://b"}, Codec: codec.Binary()}), a...)
+	return bustest.Pair{
+		A: A, B: B,
+		Break: func() { n.Partition("a", "b") },
+		Heal:  func() { n.Heal("a", "b") },
+	}, n
+}
+
+func TestTransport(t *testing.T) {
+	bustest.TestTransport(t, func(t *testing.T, a, b []bus.Option) bustest.Pair {
+		p, _ := kitPair(t, a, b)
+		return p
+	})
+}
+
+// TestInProcess runs the cases that apply to two actors of one bus.
+func TestInProcess(t *testing.T) {
+	bustest.RunInProcess(t, func(t *testing.T, a, _ []bus.Option) bustest.Pair {
+		b := newBus(t, nil, a...)
+		return bustest.Pair{A: b, B: b}
+	})
+}
+
+// twoNodes is a network with nodes a and b, a keeping b linked, and an echo
+// actor on b that a has learned of.
+func twoNodes(t *testing.T, cfg bustest.Config) (n *bustest.Network, a, b *bus.Bus) {
+	t.Helper()
+	n = bustest.NewNetwork()
+	cfg.Addr = "b"
+	b = newBus(t, n.Transport(cfg))
+	cfg.Addr, cfg.Peers = "a", []string{"b"}
+	a = newBus(t, n.Transport(cfg))
+	if _, err := b.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() {
+			return c.Reply(msg)
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "echo")
+	return n, a, b
+}
+
+func waitFor(t *testing.T, b *bus.Bus, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.WaitFor(ctx, name); err != nil {
+		t.Fatalf("%s never reachable: %v", name, err)
+	}
+}
+
+// bubble runs f with synctest.Test. The bus pools ask records, each with a
+// channel, and a channel made in one bubble must not be used outside it (nor
+// one made outside in a bubble, where waiting on it never counts as
+// durably blocked): two collections empty the pools at both edges.
+func bubble(t *testing.T, f func(t *testing.T)) {
+	runtime.GC()
+	runtime.GC()
+	defer runtime.GC()
+	defer runtime.GC()
+	synctest.Test(t, f)
+}
+
+// TestDelay: under fake time, an ask's round trip takes exactly twice the
+// network's delay.
+func TestDelay(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		n, a, _ := twoNodes(t, bustest.Config{})
+		n.SetDelay(50 * time.Millisecond)
+		start := time.Now()
+		if r, err := a.Ask(context.Background(), "echo", "hi"); err != nil || r != "hi" {
+			t.Fatalf("ask: %v, %v", r, err)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Fatalf("round trip took %v of fake time, want 100ms", d)
+		}
+	})
+}
+
+// TestLossBreaksTheLink: a lost envelope is never silent: the link goes
+// down, the ask that was lost fails with ErrPeerGone (wrapping ErrLost), and
+// the keeper links again once the network stops losing.
+func TestLossBreaksTheLink(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		n, a, _ := twoNodes(t, bustest.Config{})
+		n.SetLoss(1)
+		_, err := a.Ask(context.Background(), "echo", "lost")
+		if !errors.Is(err, bus.ErrPeerGone) || !errors.Is(err, bustest.ErrLost) {
+			t.Fatalf("lost ask: %v, want ErrPeerGone wrapping ErrLost", err)
+		}
+		n.SetLoss(0)
+		waitFor(t, a, "echo")
+		if r, err := a.Ask(context.Background(), "echo", "again"); err != nil || r != "again" {
+			t.Fatalf("ask after the loss: %v, %v", r, err)
+		}
+	})
+}
+
+// TestPartition: a partition fails the ask in flight, makes names
+// unreachable and refuses dials both ways until Heal; then the keeper links
+// again.
+func TestPartition(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		n := bustest.NewNetwork()
+		trB := n.Transport(bustest.Config{Addr: "b"})
+		b := newBus(t, trB)
+		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}}))
+		got := make(chan struct{})
+		release := make(chan struct{})
+		defer close(release)
+		b.Register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if msg == "hold" {
+				close(got)
+				<-release
+			}
+			return nil
+		}))
+		waitFor(t, a, "hold")
+		asked := make(chan error, 1)
+		go func() {
+			_, err := a.Ask(context.Background(), "hold", "hold")
+			asked <- err
+		}()
+		<-got
+		n.Partition("a", "b")
+		if err := <-asked; !errors.Is(err, bus.ErrPeerGone) || !errors.Is(err, bustest.ErrPartitioned) {
+			t.Fatalf("ask across the partition: %v, want ErrPeerGone wrapping ErrPartitioned", err)
+		}
+		if _, err := a.Ask(context.Background(), "hold", "x"); !errors.Is(err, bus.ErrNoRoute) {
+			t.Fatalf("ask while partitioned: %v, want ErrNoRoute", err)
+		}
+		if err := trB.Dial(context.Background(), "a"); !errors.Is(err, bustest.ErrPartitioned) {
+			t.Fatalf("dial across the partition: %v, want ErrPartitioned", err)
+		}
+		time.Sleep(time.Second) // the keeper retries meanwhile, in vain
+		if _, err := a.Ask(context.Background(), "hold", "x"); !errors.Is(err, bus.ErrNoRoute) {
+			t.Fatalf("ask while partitioned, later: %v, want ErrNoRoute", err)
+		}
+		n.Heal("a", "b")
+		waitFor(t, a, "hold")
+	})
+}
+
+// TestKillAndRestart: a killed node's peers see ErrPeerGone wrapping
+// ErrKilled; a new node at the same address is linked again.
+func TestKillAndRestart(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		n, a, b := twoNodes(t, bustest.Config{})
+		ref, err := b.Register("target", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, a, "target")
+		terminated := make(chan bus.Terminated, 1)
+		watching := make(chan struct{})
+		a.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+			switch m := msg.(type) {
+			case bus.Started:
+				c.Watch(ref)
+				close(watching)
+			case bus.Terminated:
+				terminated <- m
+			}
+			return nil
+		}))
+		<-watching
+		n.Kill("b")
+		m := <-terminated
+		if m.Ref != ref || !errors.Is(m.Reason, bus.ErrPeerGone) || !errors.Is(m.Reason, bustest.ErrKilled) {
+			t.Fatalf("terminated: %+v, want %v gone wrapping ErrKilled", m, ref)
+		}
+		if _, err := a.Ask(context.Background(), "echo", "x"); !errors.Is(err, bus.ErrNoRoute) {
+			t.Fatalf("ask to the killed node: %v, want ErrNoRoute", err)
+		}
+		b2 := newBus(t, n.Transport(bustest.Config{Addr: "b"}))
+		b2.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if c.IsAsk() {
+				return c.Reply("new")
+			}
+			return nil
+		}))
+		waitFor(t, a, "echo")
+		if r, err := a.Ask(context.Background(), "echo", "x"); err != nil || r != "new" {
+			t.Fatalf("ask to the restarted node: %v, %v", r, err)
+		}
+	})
+}
+
+// TestPause: a paused node reads nothing: a sender blocks once the link's
+// queue is full, until its ctx ends; after Resume everything queued arrives
+// in order.
+func TestPause(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		const queue = 4
+		n, a, b := twoNodes(t, bustest.Config{QueueLen: queue})
+		got := make(chan int, 2*queue+2)
+		b.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if v, ok := msg.(int); ok {
+				got <- v
+			}
+			return nil
+		}))
+		waitFor(t, a, "sink")
+		synctest.Wait() // what a sent on linking has arrived
+		n.Pause("b")
+		// The reader holds one envelope at the pause; the queue the rest.
+		for i := range queue + 1 {
+			if err := a.Tell("sink", i); err != nil {
+				t.Fatalf("tell %d: %v", i, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := a.Send(ctx, "sink", queue+1, 0); !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("send to a paused node with a full queue: %v, want ErrDeadline", err)
+		}
+		synctest.Wait()
+		if len(got) != 0 {
+			t.Fatalf("a paused node received %d tells", len(got))
+		}
+		n.Resume("b")
+		for i := range queue + 1 {
+			if v := <-got; v != i {
+				t.Fatalf("tell #%d is %d after Resume", i, v)
+			}
+		}
+	})
+}

@@ -1,0 +1,77 @@
+// Package bustest is the conformance kit for xbus transports: an in-memory
+// transport that injects faults, and a suite of tests that every transport
+// runs to show it keeps the bus's promises.
+//
+// # The suite
+//
+// TestTransport runs the suite over any transport. The transport's test
+// supplies a Maker: it starts two buses, A and B, with the options the suite
+// gives it plus its transport, makes A link to B, and tells the suite how to
+// break the link between them (and heal it, when the transport does not
+// link again by itself). Tap wraps a real transport so that Break can close
+// its links:
+//
+//	func TestConformance(t *testing.T) {
+//		bustest.TestTransport(t, func(t *testing.T, a, b []bus.Option) bustest.Pair {
+//			trB := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+//			tapB := bustest.NewTap(trB)
+//			B, _ := bus.New(append(b, bus.WithTransport(tapB))...)
+//			tapA := bustest.NewTap(netbus.New(netbus.Config{Peers: trB.Addrs()}))
+//			A, _ := bus.New(append(a, bus.WithTransport(tapA))...)
+//			t.Cleanup(func() { A.Close(context.Background()); B.Close(context.Background()) })
+//			return bustest.Pair{A: A, B: B, Break: func() {
+//				tapA.Break(errBroken)
+//				tapB.Break(errBroken)
+//			}}
+//		})
+//	}
+//
+// Each case is a subtest with a fresh Pair; every wait is bounded, so a
+// transport that breaks a promise fails rather than hangs. The cases:
+//
+//   - Order: the tells of one sender to one actor arrive in the order sent,
+//     for two senders at once (a goroutine and an actor), none lost.
+//   - AskReply: asks by name and by Ref, with a struct body, and 200 at once,
+//     each get their own reply.
+//   - ErrorsCross: an error an actor answers with matches the bus's sentinel
+//     with errors.Is on the asking side; an application error arrives with
+//     its text and CodeApplication; a failing actor is ErrActorFailed; an
+//     ask to a stopped actor's Ref is ErrNoRoute.
+//   - LinkDeathAndRelink: an ask in flight when the link breaks fails with
+//     ErrPeerGone; once the buses link again, asks by name and by the old
+//     Ref work.
+//   - WatchPeerDeath: a watcher of a remote actor gets Terminated, with a
+//     reason matching ErrPeerGone, when the link to its node breaks.
+//
+// In one process (two actors of one bus) Order, AskReply and ErrorsCross
+// apply and run (package bustest's own test); the others need a link.
+//
+// Message bodies the suite sends are strings, ints and Msg, registered on
+// both buses through the options the Maker passes on.
+//
+// # The in-memory transport
+//
+// A Network is a set of nodes in one process, one per Transport, joined by
+// links that are pairs of queues. The test controls it: SetDelay, SetLoss,
+// Partition and Heal, Pause and Resume, Kill. Envelopes cross in their binary
+// form, as on a real transport.
+//
+//	net := bustest.NewNetwork()
+//	b, _ := bus.New(bus.WithTransport(net.Transport(bustest.Config{Addr: "b"})))
+//	a, _ := bus.New(bus.WithTransport(net.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}})))
+//	net.Partition("a", "b") // both see their link go down; dials fail
+//	net.Heal("a", "b")      // a links to b again
+//
+// No fault is silent to the bus. A lost envelope breaks its link, as a gap
+// breaks a reliable stream: the envelopes before it arrive, it and the ones
+// after it do not, and both buses see LinkDown wrapping ErrLost, so every
+// ask in flight on the link fails with ErrPeerGone. A partition and a kill
+// likewise take links down at once, as a heartbeat timeout would without the
+// wait. What the bus then owes for the messages a dead link swallowed is the
+// bus's promise to keep, and this transport is how a test shows it does.
+//
+// The transport uses the time package only, so under testing/synctest every
+// delay and redial runs on the bubble's fake clock, and loss is drawn from a
+// generator with a fixed seed: one sequence of sends loses the same
+// envelopes on every run.
+package bustest

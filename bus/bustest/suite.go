@@ -1,0 +1,359 @@
+package bustest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// Pair is two buses linked through the transport under test, and the means
+// to break and heal the link between them.
+type Pair struct {
+	A, B *bus.Bus
+	// Break ends every link between A and B, as the death of B's process or
+	// of the network between them would. When it returns, A has seen them
+	// go down (Host.LinkDown).
+	Break func()
+	// Heal lets A and B link again after Break; the suite then waits until
+	// A reaches B's actors. Nil when the transport links again by itself.
+	Heal func()
+}
+
+// Maker builds the Pair for one test. It creates A with the options in a
+// and B with those in b, adding its transport (bus.WithTransport), makes
+// them link to each other, and closes both when t ends (t.Cleanup). The
+// suite waits for the link itself.
+type Maker func(t *testing.T, a, b []bus.Option) Pair
+
+// Message types the suite sends between its buses. Both register Msg; only
+// A registers Unregistered.
+type (
+	// Msg is a struct body that must survive the link's codec.
+	Msg struct {
+		Seq  int
+		Text string
+	}
+	// Unregistered is a body type B has not registered.
+	Unregistered struct{ X int }
+)
+
+// suiteTimeout bounds every wait of the suite: a failure, never a pass,
+// costs this much.
+const suiteTimeout = 20 * time.Second
+
+// TestTransport runs the conformance suite over the transport mk links A and
+// B with. Each case is a subtest with a fresh Pair.
+func TestTransport(t *testing.T, mk Maker) {
+	run(t, mk, false)
+}
+
+type suiteCase struct {
+	name  string
+	local bool // applies in process, to two actors of one bus
+	f     func(t *testing.T, s *suite)
+}
+
+var cases = []suiteCase{
+	{name: "Order", local: true, f: testOrder},
+	{name: "AskReply", local: true, f: testAskReply},
+	{name: "ErrorsCross", local: true, f: testErrorsCross},
+	{name: "LinkDeathAndRelink", f: testLinkDeath},
+	{name: "WatchPeerDeath", f: testWatchPeerDeath},
+}
+
+// run runs the cases; in process (A == B) only those marked local.
+func run(t *testing.T, mk Maker, inProcess bool) {
+	for _, c := range cases {
+		if inProcess && !c.local {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			c.f(t, newSuite(t, mk))
+		})
+	}
+}
+
+// suite is one case's pair with helpers.
+type suite struct {
+	Pair
+	t       *testing.T
+	release chan struct{} // closed at the end of the case: blocked actors return
+}
+
+func newSuite(t *testing.T, mk Maker) *suite {
+	ta, tb := bus.NewTypes(), bus.NewTypes()
+	for _, ts := range []*bus.Types{ta, tb} {
+		if err := bus.RegisterType[Msg](ts, "bustest.msg"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bus.RegisterType[Unregistered](ta, "bustest.unregistered"); err != nil {
+		t.Fatal(err)
+	}
+	p := mk(t, []bus.Option{bus.WithName("a"), bus.WithTypes(ta)}, []bus.Option{bus.WithName("b"), bus.WithTypes(tb)})
+	if p.A == nil || p.B == nil {
+		t.Fatal("bustest: the Maker returned a Pair without both buses")
+	}
+	s := &suite{Pair: p, t: t, release: make(chan struct{})}
+	t.Cleanup(func() { close(s.release) }) // before the Maker's cleanups close the buses
+	return s
+}
+
+func (s *suite) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+	s.t.Cleanup(cancel)
+	return ctx
+}
+
+// register starts an actor on B and waits until A can reach its name.
+func (s *suite) register(name string, a bus.Actor, opts ...bus.ActorOption) bus.Ref {
+	s.t.Helper()
+	ref, err := s.B.Register(name, a, opts...)
+	if err != nil {
+		s.t.Fatalf("register %s: %v", name, err)
+	}
+	s.waitFor(name)
+	return ref
+}
+
+func (s *suite) waitFor(name string) {
+	s.t.Helper()
+	if err := s.A.WaitFor(s.ctx(), name); err != nil {
+		s.t.Fatalf("%s never reachable from A: %v", name, err)
+	}
+}
+
+// echo answers every ask with its message.
+func echo(c *bus.Context, msg any) error {
+	if !c.IsAsk() {
+		return nil
+	}
+	return c.Reply(msg)
+}
+
+// testOrder: the tells of one sender to one actor arrive in the order sent,
+// for two senders interleaved on one link (a goroutine and an actor of A).
+func testOrder(t *testing.T, s *suite) {
+	const n = 2000
+	var mu sync.Mutex
+	got := map[string][]int{}
+	s.register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case Msg:
+			mu.Lock()
+			got[m.Text] = append(got[m.Text], m.Seq)
+			mu.Unlock()
+		case string: // "count"
+			mu.Lock()
+			defer mu.Unlock()
+			return c.Reply(len(got["outside"]) + len(got["actor"]))
+		}
+		return nil
+	}))
+	actorDone := make(chan error, 1)
+	sender, err := s.A.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if msg == "go" {
+			for i := range n {
+				if err := c.Tell("sink", Msg{Seq: i, Text: "actor"}); err != nil {
+					actorDone <- err
+					return nil
+				}
+			}
+			actorDone <- nil
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.A.Tell(sender, "go"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := s.A.Tell("sink", Msg{Seq: i, Text: "outside"}); err != nil {
+			t.Fatalf("tell %d: %v", i, err)
+		}
+	}
+	if err := <-actorDone; err != nil {
+		t.Fatalf("tell from an actor: %v", err)
+	}
+	ctx := s.ctx()
+	for {
+		c, err := bus.AskAs[int](ctx, s.A, "sink", "count")
+		if err != nil {
+			t.Fatalf("count: %v", err)
+		}
+		if c == 2*n {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for who, seqs := range got {
+		for i, v := range seqs {
+			if v != i {
+				t.Fatalf("%s's tells: #%d is %d, want %d (out of order or lost)", who, i, v, i)
+			}
+		}
+	}
+}
+
+// testAskReply: asks by name and by Ref get their own replies, many at once.
+func testAskReply(t *testing.T, s *suite) {
+	ref := s.register("echo", bus.ActorFunc(echo))
+	ctx := s.ctx()
+	if r, err := bus.AskAs[Msg](ctx, s.A, "echo", Msg{Seq: 7, Text: "by name"}); err != nil || r != (Msg{7, "by name"}) {
+		t.Fatalf("ask by name: %v, %v", r, err)
+	}
+	if r, err := bus.AskAs[string](ctx, s.A, ref, "by ref"); err != nil || r != "by ref" {
+		t.Fatalf("ask by Ref: %q, %v", r, err)
+	}
+	const asks = 200
+	errs := make(chan error, asks)
+	for i := range asks {
+		go func() {
+			r, err := bus.AskAs[Msg](ctx, s.A, "echo", Msg{Seq: i})
+			if err == nil && r.Seq != i {
+				err = fmt.Errorf("ask %d got the reply to %d", i, r.Seq)
+			}
+			errs <- err
+		}()
+	}
+	for range asks {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// testErrorsCross: an error an actor answers with reaches the asker and
+// matches the bus's sentinels with errors.Is; a failing actor is
+// ErrActorFailed; an ask to a Ref that is gone is ErrNoRoute.
+func testErrorsCross(t *testing.T, s *suite) {
+	appErr := errors.New("insufficient funds")
+	s.register("errs", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch msg {
+		case "sentinel":
+			c.ReplyError(fmt.Errorf("no such account: %w", bus.ErrUnsupported))
+		case "app":
+			c.ReplyError(appErr)
+		case "fail":
+			return errors.New("broken")
+		}
+		return nil
+	}))
+	ctx := s.ctx()
+	if _, err := s.A.Ask(ctx, "errs", "sentinel"); !errors.Is(err, bus.ErrUnsupported) {
+		t.Fatalf("sentinel: %v, want ErrUnsupported", err)
+	}
+	if _, err := s.A.Ask(ctx, "errs", "app"); err == nil || !strings.Contains(err.Error(), appErr.Error()) {
+		t.Fatalf("application error: %v, want %q", err, appErr)
+	} else if bus.CodeOf(err) != bus.CodeApplication {
+		t.Fatalf("application error %v has code %d", err, bus.CodeOf(err))
+	}
+	if _, err := s.A.Ask(ctx, "errs", "fail"); !errors.Is(err, bus.ErrActorFailed) {
+		t.Fatalf("failing actor: %v, want ErrActorFailed", err)
+	}
+	gone := s.register("gone", bus.ActorFunc(echo))
+	if err := s.B.Stop(gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.A.Ask(ctx, gone, "hi"); !errors.Is(err, bus.ErrNoRoute) {
+		t.Fatalf("ask to a stopped actor's Ref: %v, want ErrNoRoute", err)
+	}
+}
+
+// testLinkDeath: an ask in flight when the link dies fails with ErrPeerGone;
+// once A and B link again, asks work again, by name and by the old Ref.
+func testLinkDeath(t *testing.T, s *suite) {
+	got := make(chan struct{}, 1)
+	s.register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if msg == "hold" {
+			got <- struct{}{}
+			<-s.release
+		}
+		return nil
+	}))
+	ref := s.register("echo", bus.ActorFunc(echo))
+	ctx := s.ctx()
+	asked := make(chan error, 1)
+	go func() {
+		_, err := s.A.Ask(ctx, "hold", "hold")
+		asked <- err
+	}()
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("the held ask never reached B")
+	}
+	s.Break()
+	select {
+	case err := <-asked:
+		if !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("ask in flight when the link died: %v, want ErrPeerGone", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the ask in flight did not return when the link died")
+	}
+	if s.Heal != nil {
+		s.Heal()
+	}
+	s.waitFor("echo")
+	if r, err := s.A.Ask(ctx, "echo", "again"); err != nil || r != "again" {
+		t.Fatalf("ask by name after relink: %v, %v", r, err)
+	}
+	if r, err := s.A.Ask(ctx, ref, "by ref"); err != nil || r != "by ref" {
+		t.Fatalf("ask by Ref after relink: %v, %v", r, err)
+	}
+}
+
+// watcher spawns an actor on A that watches ref and returns the channel its
+// Terminated arrives on.
+func (s *suite) watcher(ref bus.Ref) <-chan bus.Terminated {
+	s.t.Helper()
+	out := make(chan bus.Terminated, 1)
+	watching := make(chan struct{})
+	_, err := s.A.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Started:
+			c.Watch(ref)
+			close(watching)
+		case bus.Terminated:
+			out <- m
+		}
+		return nil
+	}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	<-watching
+	return out
+}
+
+func (s *suite) terminated(ch <-chan bus.Terminated, ref bus.Ref, want error) {
+	s.t.Helper()
+	select {
+	case m := <-ch:
+		if m.Ref != ref || !errors.Is(m.Reason, want) {
+			s.t.Fatalf("Terminated %+v, want %v with a reason matching %v", m, ref, want)
+		}
+	case <-s.ctx().Done():
+		s.t.Fatalf("no Terminated for %v", ref)
+	}
+}
+
+// testWatchPeerDeath: a watcher of a remote actor hears when the link to
+// its node dies.
+func testWatchPeerDeath(t *testing.T, s *suite) {
+	ref := s.register("target", bus.ActorFunc(echo))
+	ch := s.watcher(ref)
+	s.Break()
+	s.terminated(ch, ref, bus.ErrPeerGone)
+}

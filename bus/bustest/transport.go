@@ -1,0 +1,383 @@
+package bustest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// Scheme is the address scheme of the in-memory transport: "mem://name".
+const Scheme = "mem"
+
+// Config configures one node's Transport on a Network.
+type Config struct {
+	// Addr is the node's address on the network ("a" or "mem://a"). It must
+	// be unique among the network's live nodes.
+	Addr string
+	// Peers lists addresses dialed at Start and kept linked: dialed again
+	// Redial after a dial fails or the link drops, until Close.
+	Peers []string
+	// Codec encodes message bodies. Nil: bus.JSON.
+	Codec bus.Codec
+	// QueueLen is how many envelopes a link holds for its reader before
+	// Send blocks (until its ctx ends or the link goes down). Zero: 1024.
+	QueueLen int
+	// Redial is the wait between attempts to reach a peer. Zero: 10ms.
+	Redial time.Duration
+}
+
+// Transport is one node's end of a Network: a bus.Transport and a
+// bus.Dialer whose links are pairs of queues in memory. Each link end has a
+// reader goroutine that hands the bus envelopes one at a time, in order, and
+// reports the link's end with LinkDown after the last of them.
+//
+// Envelopes cross in their binary form (Envelope.AppendBinary), as on a
+// real transport: what the bus puts in them must survive encoding.
+type Transport struct {
+	net   *Network
+	cfg   Config
+	addr  string
+	codec bus.Codec
+
+	mu     sync.Mutex // guards the fields below; taken after Network.mu
+	host   bus.Host
+	links  map[*link]struct{}
+	closed bool // Close began or the node was killed: no new links
+	stop   chan struct{}
+
+	wg sync.WaitGroup // readers and keepers
+}
+
+var (
+	_ bus.Transport = (*Transport)(nil)
+	_ bus.Dialer    = (*Transport)(nil)
+)
+
+// Transport returns a transport for a new node of n; it joins the network
+// when the bus starts it.
+func (n *Network) Transport(cfg Config) *Transport {
+	if cfg.Codec == nil {
+		cfg.Codec = bus.JSON
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 1024
+	}
+	if cfg.Redial <= 0 {
+		cfg.Redial = 10 * time.Millisecond
+	}
+	return &Transport{net: n, cfg: cfg, addr: trimScheme(cfg.Addr), codec: cfg.Codec,
+		links: map[*link]struct{}{}, stop: make(chan struct{})}
+}
+
+func trimScheme(addr string) string { return strings.TrimPrefix(addr, Scheme+"://") }
+
+// Addr is the node's address, with its scheme.
+func (t *Transport) Addr() string { return Scheme + "://" + t.addr }
+
+// Start joins the network under Config.Addr and starts dialing Config.Peers.
+func (t *Transport) Start(h bus.Host) error {
+	if t.addr == "" {
+		return errors.New("bustest: Config.Addr is empty")
+	}
+	n := t.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nodes[t.addr] != nil {
+		return fmt.Errorf("bustest: address %q is taken", t.addr)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.host != nil || t.closed {
+		return errors.New("bustest: transport started twice")
+	}
+	t.host = h
+	n.nodes[t.addr] = t
+	for _, p := range t.cfg.Peers {
+		t.wg.Go(func() { t.keep(trimScheme(p)) })
+	}
+	return nil
+}
+
+// Close leaves the network: every link goes down (its peer sees
+// ErrPeerGone), the keepers stop, and Close waits for the readers to finish
+// or ctx to end.
+func (t *Transport) Close(ctx context.Context) error {
+	t.leave()
+	t.mu.Lock()
+	links := make([]*link, 0, len(t.links))
+	for l := range t.links {
+		links = append(links, l)
+	}
+	t.mu.Unlock()
+	for _, l := range links {
+		l.Close(ErrClosed)
+	}
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bustest: close: %w", ctx.Err())
+	}
+}
+
+// leave takes t off the network and stops its keepers; it is idempotent.
+func (t *Transport) leave() {
+	n := t.net
+	n.mu.Lock()
+	if n.nodes[t.addr] == t {
+		delete(n.nodes, t.addr)
+	}
+	n.mu.Unlock()
+	t.kill()
+}
+
+// kill makes t refuse new links and stops its keepers.
+func (t *Transport) kill() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		close(t.stop)
+	}
+}
+
+// Dial links this node to the node at addr ("b" or "mem://b"). It fails
+// with ErrUnreachable when no node is there, ErrPartitioned across a
+// partition, ErrClosed after Close or Kill.
+func (t *Transport) Dial(ctx context.Context, addr string) error {
+	_, err := t.dial(ctx, trimScheme(addr))
+	return err
+}
+
+func (t *Transport) dial(ctx context.Context, addr string) (*link, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := t.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	far := n.nodes[addr]
+	switch {
+	case n.nodes[t.addr] != t:
+		return nil, ErrClosed
+	case far == nil || far == t:
+		return nil, fmt.Errorf("%w: %q", ErrUnreachable, addr)
+	case n.cut[pair(t.addr, addr)]:
+		return nil, fmt.Errorf("%w: %q from %q", ErrPartitioned, addr, t.addr)
+	}
+	st := &linkState{closed: make(chan struct{})}
+	near := newLink(t, far.host.NodeID(), st)
+	back := newLink(far, t.host.NodeID(), st)
+	near.peer, back.peer = back, near
+	far.mu.Lock()
+	far.links[back] = struct{}{}
+	far.mu.Unlock()
+	t.mu.Lock()
+	t.links[near] = struct{}{}
+	t.mu.Unlock()
+	// Both readers start now, so that a fault between here and LinkUp is
+	// still reported; each delivers nothing before its own side's LinkUp.
+	far.wg.Go(back.read)
+	t.wg.Go(near.read)
+	// The handshake is complete: the accepting side reports first, as a
+	// listener that answers the dialer's hello does.
+	n.mu.Unlock()
+	far.host.LinkUp(back)
+	close(back.up)
+	t.host.LinkUp(near)
+	close(near.up)
+	n.mu.Lock()
+	return near, nil
+}
+
+// keep dials addr and dials again whenever the link drops, until Close.
+func (t *Transport) keep(addr string) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-timer.C:
+		}
+		if l, err := t.dial(context.Background(), addr); err == nil {
+			select {
+			case <-l.done:
+			case <-t.stop:
+				return
+			}
+		}
+		timer.Reset(t.cfg.Redial)
+	}
+}
+
+// frame is one envelope in its binary form on its way to a reader.
+type frame struct {
+	b    []byte
+	due  time.Time // zero: at once
+	lost bool      // breaks the link when it would have arrived
+}
+
+// linkState is what both ends of a link share.
+type linkState struct {
+	once   sync.Once
+	closed chan struct{}
+	err    error
+	by     *link // the end whose Close closed it; nil for a network fault
+}
+
+// link is one end of a link: what one node sends on and reads from.
+type link struct {
+	t      *Transport
+	peer   *link
+	peerID bus.NodeID
+	st     *linkState
+	in     chan frame    // frames from the peer, for this end's reader
+	up     chan struct{} // closed once this side's LinkUp returned
+	done   chan struct{} // closed once this side's LinkDown returned
+}
+
+func newLink(t *Transport, peer bus.NodeID, st *linkState) *link {
+	return &link{t: t, peerID: peer, st: st, in: make(chan frame, t.cfg.QueueLen),
+		up: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (l *link) Peer() bus.NodeID       { return l.peerID }
+func (l *link) Locality() bus.Locality { return bus.Remote }
+func (l *link) Scheme() string         { return Scheme }
+
+// Close closes both ends; this side sees err, the peer ErrPeerGone.
+func (l *link) Close(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	l.st.once.Do(func() {
+		l.st.err, l.st.by = err, l
+		close(l.st.closed)
+	})
+}
+
+// fault closes both ends with err, reported to both sides.
+func (l *link) fault(err error) {
+	l.st.once.Do(func() {
+		l.st.err = err
+		close(l.st.closed)
+	})
+}
+
+// downErr is what this end reports with LinkDown.
+func (l *link) downErr() error {
+	if l.st.by != nil && l.st.by != l {
+		return fmt.Errorf("%w: the peer closed the link: %w", bus.ErrPeerGone, l.st.err)
+	}
+	return l.st.err
+}
+
+// Send queues env for the peer in its binary form. It blocks while the
+// peer's queue is full, until ctx ends or the link goes down.
+func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
+	select {
+	case <-l.st.closed:
+		return fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
+	default:
+	}
+	e := *env
+	body, err := l.t.host.Types().EncodeBody(l.t.codec, &e, nil)
+	if err != nil {
+		return err
+	}
+	e.Body = body
+	b, err := e.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	f := frame{b: b}
+	f.due, f.lost = l.t.net.stamp()
+	select {
+	case l.peer.in <- f:
+		return nil
+	default:
+	}
+	select {
+	case l.peer.in <- f:
+		return nil
+	case <-l.st.closed:
+		return fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: link to %s full", bus.ErrDeadline, l.peerID.Short())
+		}
+		return fmt.Errorf("%w: link to %s full", bus.ErrCanceled, l.peerID.Short())
+	}
+}
+
+// read hands the bus what the peer sent, in order, until the link goes
+// down, then reports LinkDown.
+func (l *link) read() {
+	<-l.up
+	defer func() {
+		l.t.host.LinkDown(l, l.downErr())
+		l.t.mu.Lock()
+		delete(l.t.links, l)
+		l.t.mu.Unlock()
+		close(l.done)
+	}()
+	var timer *time.Timer
+	for {
+		var f frame
+		select {
+		case <-l.st.closed:
+			return
+		case f = <-l.in:
+		}
+		if g := l.t.net.gate(l.t.addr); g != nil {
+			select {
+			case <-g:
+			case <-l.st.closed:
+				return
+			}
+		}
+		if d := time.Until(f.due); !f.due.IsZero() && d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-timer.C:
+			case <-l.st.closed:
+				return
+			}
+		}
+		select {
+		case <-l.st.closed:
+			return // nothing is delivered once the link is down
+		default:
+		}
+		if f.lost {
+			l.fault(ErrLost)
+			return
+		}
+		l.deliver(f.b)
+	}
+}
+
+func (l *link) deliver(b []byte) {
+	var env bus.Envelope
+	if err := bus.DecodeEnvelope(b, &env); err != nil {
+		l.fault(err) // our own encoding: a bug, never a peer's input
+		return
+	}
+	if err := l.t.host.Types().DecodeBody(l.t.codec, &env); err != nil {
+		l.t.host.Logger().Warn("bustest: body not decoded", "type", env.Type, "err", err)
+		return
+	}
+	l.t.host.Deliver(l, &env)
+}

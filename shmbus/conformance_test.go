@@ -1,0 +1,56 @@
+//go:build linux
+
+package shmbus_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+// TestConformance runs the bustest suite over shared memory: B listens, A
+// dials it; after Break, A dials again.
+func TestConformance(t *testing.T) {
+	bustest.TestTransport(t, func(t *testing.T, a, b []bus.Option) bustest.Pair {
+		path := filepath.Join(t.TempDir(), "b.sock")
+		tapB := bustest.NewTap(shmbus.New(shmbus.Config{Listen: path}))
+		B := startBus(t, tapB, b)
+		trA := shmbus.New(shmbus.Config{Dial: []string{path}})
+		tapA := bustest.NewTap(trA)
+		A := startBus(t, tapA, a)
+		broken := errors.New("link broken by the test")
+		return bustest.Pair{A: A, B: B,
+			Break: func() {
+				tapA.Break(broken)
+				tapB.Break(broken)
+			},
+			Heal: func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := trA.Dial(ctx, path); err != nil {
+					t.Fatalf("dial again: %v", err)
+				}
+			},
+		}
+	})
+}
+
+func startBus(t *testing.T, tr bus.Transport, opts []bus.Option) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(append(opts, bus.WithTransport(tr))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.Close(ctx)
+	})
+	return b
+}
