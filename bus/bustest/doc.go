@@ -37,6 +37,10 @@
 //     with errors.Is on the asking side; an application error arrives with
 //     its text and CodeApplication; a failing actor is ErrActorFailed; an
 //     ask to a stopped actor's Ref is ErrNoRoute.
+//   - UnknownType: a body B cannot decode, of a type it has not registered
+//     or with bytes its type does not take, fails its ask at once with
+//     ErrUnknownType or ErrBadEnvelope; tell or ask, it is a dead letter on
+//     B with that reason; the link stays up.
 //   - LinkDeathAndRelink: an ask in flight when the link breaks fails with
 //     ErrPeerGone; once the buses link again, asks by name and by the old
 //     Ref work.

@@ -41,6 +41,10 @@ type (
 	}
 	// Unregistered is a body type B has not registered.
 	Unregistered struct{ X int }
+	// Shape is registered on A; B registers shapeB, whose field does not
+	// take what A sends, under the same name.
+	Shape  struct{ X string }
+	shapeB struct{ X int }
 )
 
 // suiteTimeout bounds every wait of the suite: a failure, never a pass,
@@ -63,6 +67,7 @@ var cases = []suiteCase{
 	{name: "Order", local: true, f: testOrder},
 	{name: "AskReply", local: true, f: testAskReply},
 	{name: "ErrorsCross", local: true, f: testErrorsCross},
+	{name: "UnknownType", f: testUnknownType},
 	{name: "LinkDeathAndRelink", f: testLinkDeath},
 	{name: "WatchPeerDeath", f: testWatchPeerDeath},
 }
@@ -94,6 +99,12 @@ func newSuite(t *testing.T, mk Maker) *suite {
 		}
 	}
 	if err := bus.RegisterType[Unregistered](ta, "bustest.unregistered"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.RegisterType[Shape](ta, "bustest.shape"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.RegisterType[shapeB](tb, "bustest.shape"); err != nil {
 		t.Fatal(err)
 	}
 	p := mk(t, []bus.Option{bus.WithName("a"), bus.WithTypes(ta)}, []bus.Option{bus.WithName("b"), bus.WithTypes(tb)})
@@ -267,6 +278,46 @@ func testErrorsCross(t *testing.T, s *suite) {
 	}
 	if _, err := s.A.Ask(ctx, gone, "hi"); !errors.Is(err, bus.ErrNoRoute) {
 		t.Fatalf("ask to a stopped actor's Ref: %v, want ErrNoRoute", err)
+	}
+}
+
+// eventually waits until cond holds, polling; it fails the case after
+// suiteTimeout.
+func (s *suite) eventually(what string, cond func() bool) {
+	s.t.Helper()
+	ctx := s.ctx()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("never: %s", what)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// testUnknownType: a body B cannot decode (a type it has not registered, or
+// bytes its type does not take) fails its ask at once with ErrUnknownType or
+// ErrBadEnvelope, is a dead letter on B, tell or ask, and the link stays up.
+func testUnknownType(t *testing.T, s *suite) {
+	s.register("echo", bus.ActorFunc(echo))
+	ctx := s.ctx()
+	if _, err := s.A.Ask(ctx, "echo", Unregistered{X: 1}); !errors.Is(err, bus.ErrUnknownType) {
+		t.Fatalf("ask with an unregistered body: %v, want ErrUnknownType", err)
+	}
+	if _, err := s.A.Ask(ctx, "echo", Shape{X: "not a number"}); !errors.Is(err, bus.ErrBadEnvelope) {
+		t.Fatalf("ask with a body that does not decode: %v, want ErrBadEnvelope", err)
+	}
+	if err := s.A.Tell("echo", Unregistered{X: 2}); err != nil {
+		t.Fatalf("tell with an unregistered body: %v", err)
+	}
+	if err := s.A.Tell("echo", Shape{X: "still not"}); err != nil {
+		t.Fatalf("tell with a body that does not decode: %v", err)
+	}
+	s.eventually("B counts two dead letters of each", func() bool {
+		return s.B.DeadLetterCount(bus.ErrUnknownType) == 2 && s.B.DeadLetterCount(bus.ErrBadEnvelope) == 2
+	})
+	if r, err := s.A.Ask(ctx, "echo", Msg{Seq: 1}); err != nil || r != (Msg{Seq: 1}) {
+		t.Fatalf("ask after the undecodable bodies: %v, %v", r, err)
 	}
 }
 
