@@ -22,7 +22,8 @@ type Config struct {
 	// replaced; Close removes the file. Empty: accept nothing.
 	Listen []string
 	// Peers lists addresses dialed at Start and kept connected, reconnecting
-	// with exponential backoff and jitter whenever the link drops.
+	// with exponential backoff and jitter whenever the link drops, unless
+	// the peer refuses it for a reason retrying cannot heal (see Dial).
 	Peers []string
 	// Secret is the shared secret of the HMAC challenge/response. Both ends
 	// must hold the same one; it never crosses the wire. Empty: no HMAC

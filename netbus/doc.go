@@ -27,7 +27,10 @@
 // fresh nonces, so it cannot be replayed or reflected). Optional TLS
 // (Config.TLS, with client certificates for mutual authentication) runs
 // underneath. A peer that fails any check is refused with a close frame that
-// names the reason; nothing it sends reaches the bus.
+// names the reason; nothing it sends reaches the bus. A refusal retrying
+// cannot heal (wrong secret, version, codec, a hello that breaks the rules,
+// a TLS certificate refused) wraps bus.ErrRefused on both ends: Dial returns
+// it at once, a kept peer is not redialed, and each end logs it at Warn.
 //
 // After the handshake a connection carries length-prefixed frames: data
 // (one binary envelope, compressed with S2 or Zstd above Config.CompressMin

@@ -171,7 +171,9 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 			return out, false, nil
 		}
 		if err := h.parseHello(h.in[:n]); err != nil {
-			return out, false, err
+			// A hello is the peer's configuration: sent again, it breaks
+			// the same rule.
+			return out, false, refused(err)
 		}
 		h.theirs = append([]byte(nil), h.in[:n]...)
 		h.in = h.in[n:]

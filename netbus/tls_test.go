@@ -8,10 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/bus"
 )
 
 // testPKI makes a CA and a server and client certificate signed by it.
@@ -66,14 +69,31 @@ func TestMutualTLS(t *testing.T) {
 		srv, cli := newTestHost(t), newTestHost(t)
 		srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}, TLS: srvTLS})
 		cliT := startTransport(t, cli, Config{TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}})
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := cliT.Dial(ctx, srvT.Addrs()[0]); err == nil {
-			t.Fatal("dial without a client certificate succeeded")
+		if err := cliT.Dial(ctx, srvT.Addrs()[0]); !errors.Is(err, bus.ErrRefused) || ctx.Err() != nil {
+			t.Fatalf("dial without a client certificate: %v, want bus.ErrRefused at once", err)
 		}
 		srvT.Close(context.Background())
 		if ups, _, delivered, _ := srv.counts(); ups != 0 || delivered != 0 {
 			t.Fatalf("server: %d links, %d messages", ups, delivered)
 		}
 	})
+}
+
+// A server whose certificate the dialer does not trust is refused at once,
+// and the error says so.
+func TestUntrustedServerRefused(t *testing.T) {
+	srvCert, _, _ := testPKI(t)
+	_, _, otherPool := testPKI(t)
+	srvT := startTransport(t, newTestHost(t), Config{Listen: []string{"tcp://127.0.0.1:0"},
+		TLS: &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS13}})
+	cliT := startTransport(t, newTestHost(t), Config{TLS: &tls.Config{RootCAs: otherPool, MinVersion: tls.VersionTLS13}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := cliT.Dial(ctx, srvT.Addrs()[0])
+	var unknown x509.UnknownAuthorityError
+	if !errors.Is(err, bus.ErrRefused) || !errors.As(err, &unknown) || ctx.Err() != nil {
+		t.Fatalf("dial to an untrusted server: %v, want bus.ErrRefused for an unknown authority", err)
+	}
 }

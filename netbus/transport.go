@@ -167,8 +167,10 @@ func (t *Transport) Close(ctx context.Context) error {
 // Dial connects to the node at addr and keeps the link up from then on,
 // reconnecting with backoff whenever it drops, until Close. It returns once
 // the first link is up, or with the error of the last attempt when ctx ends
-// first, or at once when the peer refuses the handshake (wrong secret,
-// version, codec).
+// first, or at once with an error wrapping bus.ErrRefused when the handshake
+// is refused for a reason retrying cannot heal (wrong secret, version,
+// codec, a TLS certificate refused). A refusal also stops the redialing of
+// a link that was up, with one Warn in the log.
 func (t *Transport) Dial(ctx context.Context, addr string) error {
 	if _, _, err := parseAddr(addr); err != nil {
 		return err
@@ -191,14 +193,7 @@ type dialWait struct {
 }
 
 // permanent reports whether a dial error will not go away by retrying.
-func permanent(err error) bool {
-	for _, e := range []error{ErrAuth, ErrVersion, ErrBadMagic, ErrCodecMismatch, ErrHandshake} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
+func permanent(err error) bool { return errors.Is(err, bus.ErrRefused) }
 
 // keep dials addr and redials it whenever the link drops, until Close. With
 // w, it reports the first success or failure to w and gives up if w.ctx ends
@@ -229,8 +224,11 @@ func (t *Transport) keep(addr string, w *dialWait) {
 			}
 			return
 		}
-		if w != nil && permanent(err) {
-			w.result <- err
+		if permanent(err) {
+			t.log.Warn("netbus: link refused; not redialing", "addr", addr, "err", err)
+			if w != nil {
+				w.result <- err
+			}
 			return
 		}
 		d := backoff(attempt, t.cfg.BackoffMin, t.cfg.BackoffMax, mrand.Float64())
@@ -290,6 +288,9 @@ func (t *Transport) dialLink(addr string) (*link, error) {
 			if err := tc.HandshakeContext(ctx); err != nil {
 				cancel()
 				nc.Close()
+				if tlsRefusal(err) {
+					err = refused(err)
+				}
 				return fail(fmt.Errorf("netbus: TLS with %s: %w", addr, err))
 			}
 			nc = tc
@@ -342,6 +343,9 @@ func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*c
 			}
 		}
 		if rerr != nil && !h.done() {
+			if tlsRefusal(rerr) { // TLS 1.3: the peer refuses our certificate after its handshake
+				rerr = refused(rerr)
+			}
 			return nil, fmt.Errorf("%w: connection ended: %w", ErrHandshake, rerr)
 		}
 	}
@@ -385,6 +389,9 @@ func (t *Transport) accept(nc net.Conn, network string) {
 	if t.cfg.TLS != nil {
 		tc := tls.Server(nc, t.cfg.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			if tlsRefusal(err) {
+				err = refused(err)
+			}
 			t.log.Warn("netbus: refused a connection: TLS", "remote", nc.RemoteAddr(), "err", err)
 			nc.Close()
 			return
