@@ -3,8 +3,8 @@
 //
 // A link is set up over a Unix socket. Both sides check that the peer runs
 // as the same user (SO_PEERCRED); each creates a memfd segment holding the
-// ring it writes and passes the fd (SCM_RIGHTS) to the other, which maps it
-// read-only. Then the socket stays open and silent: its EOF is the peer's
+// ring it writes, seals it against writes by anyone else and passes a
+// read-only fd (SCM_RIGHTS) to the other, which maps it read-only. Then the socket stays open and silent: its EOF is the peer's
 // death notice, and the link goes down at once, failing the asks waiting on
 // that peer with bus.ErrPeerGone (as a send on the dead link fails too).
 //

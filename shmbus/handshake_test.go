@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
 	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+	"golang.org/x/sys/unix"
 )
 
 // logRecorder is a slog.Handler that keeps every record.
@@ -152,5 +154,60 @@ func TestRefusals(t *testing.T) {
 func TestUnsupportedMatchesBus(t *testing.T) {
 	if !errors.Is(ErrUnsupported, bus.ErrUnsupported) {
 		t.Fatalf("%v does not wrap bus.ErrUnsupported", ErrUnsupported)
+	}
+}
+
+// TestPeerCannotWriteSegment checks that the fd a peer receives gives it no
+// way to write our segment: not by a writable shared mapping, not by
+// write(2), not by reopening it read-write through /proc, not by mprotect
+// of its read-only mapping.
+func TestPeerCannotWriteSegment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	h := newTestHost()
+	tr := New(Config{Listen: path, RingSize: MinRingSize})
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	_, _, pfd := rawHandshake(t, path, MinRingSize)
+	defer shmsys.CloseFd(pfd)
+	<-h.up
+	size := segmentSize(MinRingSize)
+	refused := func(err error) bool {
+		return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBADF)
+	}
+
+	check := func(how string, fd int) {
+		t.Helper()
+		if mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); !refused(err) {
+			if err == nil {
+				unix.Munmap(mem)
+			}
+			t.Errorf("%s: writable shared mapping: %v, want EACCES or EPERM", how, err)
+		}
+		if _, err := unix.Pwrite(fd, []byte("x"), ringOffset); !refused(err) {
+			t.Errorf("%s: pwrite: %v, want EBADF or EPERM", how, err)
+		}
+		if err := unix.Ftruncate(fd, 0); !refused(err) && !errors.Is(err, unix.EINVAL) {
+			t.Errorf("%s: ftruncate: %v, want an error", how, err)
+		}
+	}
+	check("received fd", pfd)
+	if fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		check("reopened read-write", fd)
+		unix.Close(fd)
+	} else if !refused(err) {
+		t.Errorf("reopen read-write: %v", err)
+	}
+	mem, err := unix.Mmap(pfd, 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("read-only mapping, which the peer needs: %v", err)
+	}
+	defer unix.Munmap(mem)
+	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_WRITE); !refused(err) {
+		t.Errorf("mprotect of the read-only mapping to writable: %v, want EACCES or EPERM", err)
+	}
+	if string(mem[:len(segMagic)]) != segMagic {
+		t.Errorf("segment starts with %q, want the magic", mem[:len(segMagic)])
 	}
 }

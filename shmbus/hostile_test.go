@@ -42,6 +42,15 @@ func (h *testHost) LinkDown(l bus.Link, err error)  { h.down <- err }
 // rawPeer does the handshake by hand and returns its own writable segment.
 func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {
 	t.Helper()
+	c, mem, pfd := rawHandshake(t, path, ringSize)
+	shmsys.CloseFd(pfd)
+	return c, mem
+}
+
+// rawHandshake does the handshake by hand and returns its own writable
+// segment and the fd of the transport's segment it received.
+func rawHandshake(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte, int) {
+	t.Helper()
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +77,8 @@ func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shmsys.CloseFd(pfd)
 	t.Cleanup(func() { shmsys.Unmap(mem); uc.Close() })
-	return uc, mem
+	return uc, mem, pfd
 }
 
 // TestHostileRing writes garbage into a peer's ring and checks that the link

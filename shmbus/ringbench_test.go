@@ -224,7 +224,7 @@ func startRingPeer(size int, mode string) (*ringPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	fdB, b, err := shmsys.CreateSegment(segmentSize(size))
+	fdB, b, err := shmsys.CreateWritableSegment(segmentSize(size))
 	if err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func rawFloorPeer(mode string) error {
 
 // rawRTT measures round trips of the raw floor mode for about d.
 func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
-	fd, mem, err := shmsys.CreateSegment(4096)
+	fd, mem, err := shmsys.CreateWritableSegment(4096)
 	if err != nil {
 		return nil, err
 	}

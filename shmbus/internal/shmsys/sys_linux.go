@@ -5,6 +5,7 @@ package shmsys
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -16,8 +17,21 @@ const Supported = true
 
 // CreateSegment makes an anonymous shared-memory file of size bytes
 // (memfd_create: it has no name in /dev/shm and vanishes with its last
-// reference) and maps it read-write.
+// reference), maps it read-write, then seals it: from then on nobody can
+// resize it or write it, except through the mapping returned. The fd
+// returned is for the peer: read-only where /proc allows reopening it so.
 func CreateSegment(size int) (fd int, mem []byte, err error) {
+	return createSegment(size, true)
+}
+
+// CreateWritableSegment is CreateSegment without the write seal: whoever
+// receives its fd may map it writable. Benchmarks use it for memory both
+// their processes write; links never do.
+func CreateWritableSegment(size int) (fd int, mem []byte, err error) {
+	return createSegment(size, false)
+}
+
+func createSegment(size int, sealWrites bool) (fd int, mem []byte, err error) {
 	fd, err = unix.MemfdCreate("xbus-shm", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return -1, nil, fmt.Errorf("shmbus: memfd_create: %w", err)
@@ -26,12 +40,28 @@ func CreateSegment(size int) (fd int, mem []byte, err error) {
 		unix.Close(fd)
 		return -1, nil, fmt.Errorf("shmbus: ftruncate: %w", err)
 	}
-	// The size is fixed from now on: a peer cannot shrink the file under us.
-	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
 	mem, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
 		return -1, nil, fmt.Errorf("shmbus: mmap: %w", err)
+	}
+	// F_SEAL_FUTURE_WRITE (Linux 5.1) keeps our mapping writable and refuses
+	// every later writable mapping, write(2) and mprotect to writable, even
+	// through an fd reopened read-write; F_SEAL_SEAL keeps the seals on.
+	seals := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
+	if !sealWrites {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals)
+		return fd, mem, nil
+	}
+	if _, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals|unix.F_SEAL_FUTURE_WRITE); err != nil {
+		unix.Munmap(mem)
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("shmbus: sealing the segment against writes (Linux 5.1 or later): %w", err)
+	}
+	// A read-only fd besides: the peer cannot even add seals to it.
+	if ro, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+		fd = ro
 	}
 	return fd, mem, nil
 }

@@ -11,6 +11,7 @@ import (
 const Supported = false
 
 func CreateSegment(size int) (int, []byte, error)             { return -1, nil, ErrUnsupported }
+func CreateWritableSegment(size int) (int, []byte, error)     { return -1, nil, ErrUnsupported }
 func MapPeerSegment(fd, size int) ([]byte, error)             { return nil, ErrUnsupported }
 func Unmap(mem []byte)                                        {}
 func CloseFd(fd int)                                          {}
