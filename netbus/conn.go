@@ -210,26 +210,6 @@ type directWrite struct {
 	err   error // a failure other than a full socket
 }
 
-// writeDirect is c.raw.Write's callback for writeNow: it writes c.direct.frame
-// until the socket is full, and never waits for it (the writer does that).
-func (c *conn) writeDirect(fd uintptr) bool {
-	d := &c.direct
-	for d.n < len(d.frame) {
-		m, err := syscall.Write(int(fd), d.frame[d.n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			if err != syscall.EAGAIN {
-				d.err = err
-			}
-			break
-		}
-		d.n += m
-	}
-	return true
-}
-
 // writeLoop is the writer goroutine.
 func (c *conn) writeLoop() {
 	cfg := &c.l.t.cfg
@@ -380,8 +360,7 @@ func (c *conn) readLoop() {
 // read past the handshake.
 func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
 	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{})}
-	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn() // nil on error: every frame goes through the writer
+	if c.raw = rawConn(nc); c.raw != nil { // nil: every frame goes through the writer
 		c.writeFD = c.writeDirect
 	}
 	var r io.Reader = nc
