@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unicode"
@@ -76,6 +77,11 @@ func New(opts ...Option) (*Bus, error) {
 	if _, err := mailbox.New[delivery](nil, cfg.mailbox); err != nil {
 		return nil, err
 	}
+	for i, t := range cfg.transports {
+		if t == nil {
+			return nil, fmt.Errorf("bus: nil transport (the WithTransport option number %d of %d)", i+1, len(cfg.transports))
+		}
+	}
 	b := &Bus{
 		id:         NewNodeID(),
 		name:       cfg.name,
@@ -99,9 +105,12 @@ func New(opts ...Option) (*Bus, error) {
 	}
 	for i, t := range b.transports {
 		if err := t.Start(b); err != nil {
-			for _, s := range b.transports[:i] {
+			// The failing transport too: it may have listened on some
+			// of its addresses before it failed.
+			for _, s := range slices.Backward(b.transports[:i+1]) {
 				_ = s.Close(context.Background())
 			}
+			b.workers.close()
 			return nil, fmt.Errorf("bus: starting transport %T: %w", t, err)
 		}
 	}
@@ -424,28 +433,29 @@ func (b *Bus) Close(ctx context.Context) error {
 
 func (b *Bus) shutdown(ctx context.Context) error {
 	b.closing.Store(true)
-	var tops []*process
+	var tops []*process // newest first: ids are handed out in start order
 	b.procs.each(true, func(p *process) {
 		if p.parent == nil {
 			tops = append(tops, p)
 		}
 	})
-	for _, p := range tops {
-		if p.mb.Len() == 0 {
-			// Nothing queued: stop through the system lane, so that an idle
-			// actor's ring is never allocated just to carry the stop (a
-			// million idle actors would otherwise cost a ring each here).
-			_ = p.mb.SendSystem(delivery{msg: sysStop{}})
-			continue
-		}
-		_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
-	}
 	var err error
 	for _, p := range tops {
-		select {
-		case <-p.done:
-			continue
-		case <-ctx.Done():
+		if ctx.Err() == nil {
+			if p.mb.Len() == 0 {
+				// Nothing queued: stop through the system lane, so that an
+				// idle actor's ring is never allocated just to carry the
+				// stop (a million idle actors would otherwise cost a ring
+				// each here).
+				_ = p.mb.SendSystem(delivery{msg: sysStop{}})
+			} else {
+				_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
+			}
+			select {
+			case <-p.done:
+				continue
+			case <-ctx.Done():
+			}
 		}
 		if err == nil {
 			err = fmt.Errorf("bus: close: %w; stopping the remaining actors at once", ctx.Err())

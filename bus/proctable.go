@@ -22,9 +22,17 @@ type procChunkSlot struct{ c atomic.Pointer[procChunk] }
 
 type procChunk struct {
 	slots [chunkSize]atomic.Pointer[process]
-	added atomic.Int32 // ids of this chunk ever stored
-	live  atomic.Int32
+	// counts packs the ids of this chunk ever stored (high 32 bits) with
+	// those live (low 32 bits), so that a store counts both at once: had
+	// it counted the id as stored first, a concurrent delete could see the
+	// chunk complete and empty and free it under the new process.
+	counts atomic.Uint64
 }
+
+const (
+	chunkAdded = 1 << 32 // one id stored, in procChunk.counts
+	chunkLive  = 1       // one id live
+)
 
 func (t *procTable) get(id uint64) *process {
 	cs := t.chunks.Load()
@@ -70,8 +78,7 @@ func (t *procTable) put(id uint64, p *process) {
 	}
 	c := (*cs)[i].c.Load()
 	c.slots[id&(chunkSize-1)].Store(p)
-	c.added.Add(1)
-	c.live.Add(1)
+	c.counts.Add(chunkAdded + chunkLive)
 }
 
 func (t *procTable) delete(id uint64) {
@@ -84,9 +91,9 @@ func (t *procTable) delete(id uint64) {
 	if c == nil || c.slots[id&(chunkSize-1)].Swap(nil) == nil {
 		return
 	}
-	if c.live.Add(-1) == 0 && c.added.Load() == chunkSize {
+	if c.counts.Add(^uint64(0)) == chunkSize*chunkAdded { // one live fewer
 		t.mu.Lock()
-		if c.live.Load() == 0 {
+		if uint32(c.counts.Load()) == 0 {
 			slot.c.CompareAndSwap(c, nil)
 		}
 		t.mu.Unlock()

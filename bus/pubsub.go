@@ -55,9 +55,11 @@ type Subscription struct {
 	dropped atomic.Uint64
 	stopCtx func() bool
 
-	mu     sync.RWMutex // held for reading while publishing into ch; for writing to close it
-	closed bool
-	err    error
+	endOnce sync.Once
+	mu      sync.RWMutex // held for reading while publishing into ch; for writing to close it
+	closed  bool         // guarded by mu
+	errMu   sync.Mutex   // guards err apart from mu, which a blocked publisher holds
+	err     error
 }
 
 // Subscribe starts a subscription to pattern ("prices.>", "orders.*.new").
@@ -135,8 +137,8 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 // Err says why the subscription ended: ErrClosed after Close or when the bus
 // closed, ErrSlowConsumer under SlowCut, or the ctx's error. Nil while open.
 func (s *Subscription) Err() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
 	return s.err
 }
 
@@ -148,27 +150,22 @@ func (s *Subscription) Close() error {
 }
 
 func (s *Subscription) end(reason error) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.mu.Lock()
-	if s.closed {
+	s.endOnce.Do(func() {
+		s.errMu.Lock()
+		s.err = reason
+		s.errMu.Unlock()
+		// First release the publishers blocked on a full window: they hold
+		// mu for reading, so the write lock that closes ch waits for them.
+		close(s.done)
+		s.mu.Lock()
+		s.closed = true
+		close(s.ch)
 		s.mu.Unlock()
-		return
-	}
-	s.closed, s.err = true, reason
-	close(s.done) // releases publishers blocked on a full window...
-	s.mu.Unlock()
-	// ...which must let go of the read lock before the channel can close.
-	s.mu.Lock()
-	close(s.ch)
-	s.mu.Unlock()
-	if s.stopCtx != nil {
-		s.stopCtx()
-	}
-	s.b.removeSubscription(s)
+		if s.stopCtx != nil {
+			s.stopCtx()
+		}
+		s.b.removeSubscription(s)
+	})
 }
 
 func (b *Bus) removeSubscription(s *Subscription) {

@@ -26,13 +26,6 @@ type peer struct {
 	inflight atomic.Int64 // asks to this node waiting for a reply
 }
 
-func (p *peer) locality() Locality {
-	if len(p.links) == 0 {
-		return Remote
-	}
-	return p.links[0].Locality()
-}
-
 // System message bodies exchanged between buses over a link.
 type (
 	// sysNames adds and removes named instances; Reset replaces them all.

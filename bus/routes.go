@@ -27,11 +27,16 @@ func (i *instance) load() int64 {
 	return i.peer.inflight.Load()
 }
 
-func (i *instance) locality() Locality {
+// locality reads a remote instance's nearest link from the snapshot of
+// peers, as the peer's own list of links changes under Bus.peersMu.
+func (b *Bus) locality(i *instance) Locality {
 	if i.proc != nil {
 		return SameProcess
 	}
-	return i.peer.locality()
+	if _, l := b.linkTo(i.peer.id); l != nil {
+		return l.Locality()
+	}
+	return Remote
 }
 
 // place picks the instance of name a message goes to: fewest asks in flight,
@@ -54,7 +59,7 @@ func (b *Bus) place(name string) (*process, Ref, error) {
 		var bestLoc Locality
 		for k := range list {
 			in := list[(start+k)%len(list)]
-			l, loc := in.load(), in.locality()
+			l, loc := in.load(), b.locality(in)
 			if best == nil || l < bestLoad || (l == bestLoad && loc < bestLoc) {
 				best, bestLoad, bestLoc = in, l, loc
 			}
