@@ -17,6 +17,7 @@ func (l extraLink) Locality() bus.Locality                    { return bus.SameH
 func (l extraLink) Scheme() string                            { return "unix" }
 func (l extraLink) Send(context.Context, *bus.Envelope) error { return nil }
 func (l extraLink) Close(error)                               {}
+func (l extraLink) Codec() bus.Codec                          { return bus.JSON }
 
 // TestPlaceWhileLinksChange places messages for a name served here and on
 // a peer while the peer's links come and go: placement reads the peer's
