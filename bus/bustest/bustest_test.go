@@ -52,6 +52,16 @@ func TestTransport(t *testing.T) {
 	})
 }
 
+// TestTransportDelayed runs the suite with every envelope a millisecond on
+// its way: order and outcomes must not depend on timing.
+func TestTransportDelayed(t *testing.T) {
+	bustest.TestTransport(t, func(t *testing.T, a, b []bus.Option) bustest.Pair {
+		p, n := kitPair(t, a, b)
+		n.SetDelay(time.Millisecond)
+		return p
+	})
+}
+
 // TestInProcess runs the cases that apply to two actors of one bus.
 func TestInProcess(t *testing.T) {
 	bustest.RunInProcess(t, func(t *testing.T, a, _ []bus.Option) bustest.Pair {

@@ -37,6 +37,9 @@
 //     with errors.Is on the asking side; an application error arrives with
 //     its text and CodeApplication; a failing actor is ErrActorFailed; an
 //     ask to a stopped actor's Ref is ErrNoRoute.
+//   - Deadline: an ask that gets no reply in time fails with ErrDeadline;
+//     the actor working on it sees the asker give up (Context.Canceled)
+//     and, across a link, the deadline (Context.Deadline).
 //   - UnknownType: a body B cannot decode, of a type it has not registered
 //     or with bytes its type does not take, fails its ask at once with
 //     ErrUnknownType or ErrBadEnvelope; tell or ask, it is a dead letter on
@@ -47,8 +50,8 @@
 //   - WatchPeerDeath: a watcher of a remote actor gets Terminated, with a
 //     reason matching ErrPeerGone, when the link to its node breaks.
 //
-// In one process (two actors of one bus) Order, AskReply and ErrorsCross
-// apply and run (package bustest's own test); the others need a link.
+// In one process (two actors of one bus) Order, AskReply, ErrorsCross and
+// Deadline apply and run (package bustest's own test); the others need a link.
 //
 // Message bodies the suite sends are strings, ints and Msg, registered on
 // both buses through the options the Maker passes on.

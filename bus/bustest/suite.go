@@ -67,6 +67,7 @@ var cases = []suiteCase{
 	{name: "Order", local: true, f: testOrder},
 	{name: "AskReply", local: true, f: testAskReply},
 	{name: "ErrorsCross", local: true, f: testErrorsCross},
+	{name: "Deadline", local: true, f: testDeadline},
 	{name: "UnknownType", f: testUnknownType},
 	{name: "LinkDeathAndRelink", f: testLinkDeath},
 	{name: "WatchPeerDeath", f: testWatchPeerDeath},
@@ -278,6 +279,43 @@ func testErrorsCross(t *testing.T, s *suite) {
 	}
 	if _, err := s.A.Ask(ctx, gone, "hi"); !errors.Is(err, bus.ErrNoRoute) {
 		t.Fatalf("ask to a stopped actor's Ref: %v, want ErrNoRoute", err)
+	}
+}
+
+// testDeadline: an ask that gets no reply within its deadline fails with
+// ErrDeadline, and the actor working on it sees that the asker gave up;
+// across a link it also sees the deadline.
+func testDeadline(t *testing.T, s *suite) {
+	sawDeadline := make(chan bool, 1)
+	canceled := make(chan struct{})
+	s.register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if msg != "work" {
+			return nil
+		}
+		_, ok := c.Deadline()
+		sawDeadline <- ok
+		for !c.Canceled() {
+			select {
+			case <-s.release:
+				return nil
+			case <-time.After(time.Millisecond):
+			}
+		}
+		close(canceled)
+		return nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.A.Ask(ctx, "slow", "work"); !errors.Is(err, bus.ErrDeadline) {
+		t.Fatalf("ask past its deadline: %v, want ErrDeadline", err)
+	}
+	if ok := <-sawDeadline; !ok && s.A != s.B {
+		t.Fatal("the ask's deadline did not cross the link")
+	}
+	select {
+	case <-canceled:
+	case <-s.ctx().Done():
+		t.Fatal("the actor never saw its asker give up")
 	}
 }
 
