@@ -329,34 +329,6 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 	}
 }
 
-func TestIdleTimeout(t *testing.T) {
-	srv := newTestHost(t)
-	srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}, HeartbeatInterval: 10 * time.Millisecond, IdleTimeout: 50 * time.Millisecond})
-	nc, _, err := rawDial(t, srvT.Addrs()[0], hsConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = nc // stays silent
-	srv.link(t)
-	if err := <-srv.downCh; !errors.Is(err, ErrIdleTimeout) {
-		t.Fatalf("got %v, want ErrIdleTimeout", err)
-	}
-}
-
-// Heartbeats keep a quiet but healthy link up across many idle timeouts.
-func TestHeartbeatsKeepLinkUp(t *testing.T) {
-	// Quiet for 1.5 idle timeouts: only the pings (every 5ms) keep it up.
-	cfg := Config{HeartbeatInterval: 5 * time.Millisecond, IdleTimeout: time.Second}
-	_, cli, _, _, l := pair(t, "tcp://127.0.0.1:0", cfg, cfg)
-	time.Sleep(1500 * time.Millisecond)
-	if _, downs, _, _ := cli.counts(); downs != 0 {
-		t.Fatalf("link went down while idle: %v", cli.downs)
-	}
-	if _, err := cli.ask(context.Background(), l, "echo", "x"); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestReconnect(t *testing.T) {
 	sock := "unix://" + filepath.Join(t.TempDir(), "r.sock")
 	srv := newTestHost(t)
