@@ -15,7 +15,7 @@ import (
 var errBroken = errors.New("link broken by the test")
 
 // conformance returns a bustest.Maker for netbus: B listens on the address
-// listen returns, A keeps it linked (netbus redials by itself after Break).
+// listen returns, A keeps it linked (and links again by itself after Heal).
 func conformance(listen func(t *testing.T) string) bustest.Maker {
 	return func(t *testing.T, a, b []bus.Option) bustest.Pair {
 		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}})
@@ -24,10 +24,10 @@ func conformance(listen func(t *testing.T) string) bustest.Maker {
 		trA := netbus.New(netbus.Config{Peers: trB.Addrs(), BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond})
 		tapA := bustest.NewTap(trA)
 		A := startBus(t, tapA, a)
-		return bustest.Pair{A: A, B: B, Break: func() {
-			tapA.Break(errBroken)
-			tapB.Break(errBroken)
-		}}
+		return bustest.Pair{A: A, B: B,
+			Break: func() { bustest.Break(errBroken, tapA, tapB) },
+			Heal:  func() { bustest.Heal(tapA, tapB) },
+		}
 	}
 }
 

@@ -27,10 +27,10 @@ func TestConformance(t *testing.T) {
 		broken := errors.New("link broken by the test")
 		return bustest.Pair{A: A, B: B,
 			Break: func() {
-				tapA.Break(broken)
-				tapB.Break(broken)
+				bustest.Break(broken, tapA, tapB)
 			},
 			Heal: func() {
+				bustest.Heal(tapA, tapB)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				if err := trA.Dial(ctx, path); err != nil {

@@ -7,9 +7,9 @@
 // TestTransport runs the suite over any transport. The transport's test
 // supplies a Maker: it starts two buses, A and B, with the options the suite
 // gives it plus its transport, makes A link to B, and tells the suite how to
-// break the link between them (and heal it, when the transport does not
-// link again by itself). Tap wraps a real transport so that Break can close
-// its links:
+// partition them (Break: the links between them go down and stay down) and
+// how to end the partition (Heal). Tap wraps a real transport so that the
+// package's Break and Heal can do that to it:
 //
 //	func TestConformance(t *testing.T) {
 //		bustest.TestTransport(t, func(t *testing.T, a, b []bus.Option) bustest.Pair {
@@ -19,10 +19,10 @@
 //			tapA := bustest.NewTap(netbus.New(netbus.Config{Peers: trB.Addrs()}))
 //			A, _ := bus.New(append(a, bus.WithTransport(tapA))...)
 //			t.Cleanup(func() { A.Close(context.Background()); B.Close(context.Background()) })
-//			return bustest.Pair{A: A, B: B, Break: func() {
-//				tapA.Break(errBroken)
-//				tapB.Break(errBroken)
-//			}}
+//			return bustest.Pair{A: A, B: B,
+//				Break: func() { bustest.Break(errBroken, tapA, tapB) },
+//				Heal:  func() { bustest.Heal(tapA, tapB) },
+//			}
 //		})
 //	}
 //
@@ -45,10 +45,10 @@
 //     ErrUnknownType or ErrBadEnvelope; tell or ask, it is a dead letter on
 //     B with that reason; the link stays up.
 //   - LinkDeathAndRelink: an ask in flight when the link breaks fails with
-//     ErrPeerGone; once the buses link again, asks by name and by the old
-//     Ref work.
+//     ErrPeerGone; after Heal, once the buses link again, asks by name and
+//     by the old Ref work.
 //   - WatchPeerDeath: a watcher of a remote actor gets Terminated, with a
-//     reason matching ErrPeerGone, when the link to its node breaks.
+//     reason matching ErrPeerGone, when Break cuts its node off.
 //
 // In one process (two actors of one bus) Order, AskReply, ErrorsCross and
 // Deadline apply and run (package bustest's own test); the others need a link.

@@ -16,19 +16,20 @@ import (
 // to break and heal the link between them.
 type Pair struct {
 	A, B *bus.Bus
-	// Break ends every link between A and B, as the death of B's process or
-	// of the network between them would. When it returns, A has seen them
-	// go down (Host.LinkDown).
+	// Break partitions A from B: it ends every link between them, as the
+	// death of B's process or of the network between them would, and keeps
+	// them from linking again until Heal. When it returns, both buses have
+	// seen the links go down (Host.LinkDown).
 	Break func()
-	// Heal lets A and B link again after Break; the suite then waits until
-	// A reaches B's actors. Nil when the transport links again by itself.
+	// Heal ends the partition; A links to B again (by itself or through
+	// Heal), and the suite waits until A reaches B's actors.
 	Heal func()
 }
 
 // Maker builds the Pair for one test. It creates A with the options in a
-// and B with those in b, adding its transport (bus.WithTransport), makes
-// them link to each other, and closes both when t ends (t.Cleanup). The
-// suite waits for the link itself.
+// and B with those in b, adding its transport (bus.WithTransport), makes A
+// link to B, and closes both when t ends (t.Cleanup). The suite waits for
+// the link itself.
 type Maker func(t *testing.T, a, b []bus.Option) Pair
 
 // Message types the suite sends between its buses. Both register Msg; only
@@ -111,6 +112,9 @@ func newSuite(t *testing.T, mk Maker) *suite {
 	p := mk(t, []bus.Option{bus.WithName("a"), bus.WithTypes(ta)}, []bus.Option{bus.WithName("b"), bus.WithTypes(tb)})
 	if p.A == nil || p.B == nil {
 		t.Fatal("bustest: the Maker returned a Pair without both buses")
+	}
+	if p.A != p.B && (p.Break == nil || p.Heal == nil) {
+		t.Fatal("bustest: the Maker returned a Pair without Break and Heal")
 	}
 	s := &suite{Pair: p, t: t, release: make(chan struct{})}
 	t.Cleanup(func() { close(s.release) }) // before the Maker's cleanups close the buses
@@ -391,9 +395,7 @@ func testLinkDeath(t *testing.T, s *suite) {
 	case <-ctx.Done():
 		t.Fatal("the ask in flight did not return when the link died")
 	}
-	if s.Heal != nil {
-		s.Heal()
-	}
+	s.Heal()
 	s.waitFor("echo")
 	if r, err := s.A.Ask(ctx, "echo", "again"); err != nil || r != "again" {
 		t.Fatalf("ask by name after relink: %v, %v", r, err)
@@ -438,8 +440,8 @@ func (s *suite) terminated(ch <-chan bus.Terminated, ref bus.Ref, want error) {
 	}
 }
 
-// testWatchPeerDeath: a watcher of a remote actor hears when the link to
-// its node dies.
+// testWatchPeerDeath: a watcher of a remote actor hears when its node
+// becomes unreachable.
 func testWatchPeerDeath(t *testing.T, s *suite) {
 	ref := s.register("target", bus.ActorFunc(echo))
 	ch := s.watcher(ref)

@@ -6,38 +6,57 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 )
 
-// Tap wraps a real transport so that a test can break its links, as a
-// Maker's Break must: bus.WithTransport(tap) in place of the transport.
-// Everything else passes through to the wrapped transport.
+// Tap wraps a real transport so that a test can partition it from its
+// peers (Break, then Heal), as a Maker must: bus.WithTransport(tap) in place
+// of the transport. Everything else passes through to the wrapped transport.
 type Tap struct {
 	bus.Transport
 
-	mu    sync.Mutex
-	links map[bus.Link]chan struct{} // closed when the link is reported down
+	mu     sync.Mutex
+	links  map[bus.Link]chan struct{} // the bus's links; each chan closed when reported down
+	cut    error                      // between Break and Heal: why new links are closed
+	hidden map[bus.Link]bool          // links closed while cut, never shown to the bus
 }
 
 // NewTap wraps tr.
 func NewTap(tr bus.Transport) *Tap {
-	return &Tap{Transport: tr, links: map[bus.Link]chan struct{}{}}
+	return &Tap{Transport: tr, links: map[bus.Link]chan struct{}{}, hidden: map[bus.Link]bool{}}
 }
 
-// Start starts the wrapped transport with a host that records its links.
+// Start starts the wrapped transport with a host that watches its links.
 func (t *Tap) Start(h bus.Host) error {
 	return t.Transport.Start(&tapHost{Host: h, tap: t})
 }
 
-// Break closes every link of the transport that is up, with err, and waits
-// until the transport has reported each one down to the bus.
-func (t *Tap) Break(err error) {
-	t.mu.Lock()
-	downs := make(map[bus.Link]chan struct{}, len(t.links))
-	for l, down := range t.links {
-		downs[l] = down
+// Break cuts the transports of taps off, as a partition does: it closes,
+// with err, every link they have up, waits until each has been reported
+// down to its bus, and until Heal closes every new link before its bus sees
+// it. Give Break the taps of both ends, so that neither bus sees a link
+// come back before Heal.
+func Break(err error, taps ...*Tap) {
+	downs := map[bus.Link]chan struct{}{}
+	for _, t := range taps {
+		t.mu.Lock()
+		t.cut = err
+		for l, down := range t.links {
+			downs[l] = down
+		}
+		t.mu.Unlock()
 	}
-	t.mu.Unlock()
-	for l, down := range downs {
+	for l := range downs {
 		l.Close(err)
+	}
+	for _, down := range downs {
 		<-down
+	}
+}
+
+// Heal ends what Break began: new links of taps reach their buses again.
+func Heal(taps ...*Tap) {
+	for _, t := range taps {
+		t.mu.Lock()
+		t.cut = nil
+		t.mu.Unlock()
 	}
 }
 
@@ -47,18 +66,33 @@ type tapHost struct {
 }
 
 func (h *tapHost) LinkUp(l bus.Link) {
-	h.tap.mu.Lock()
-	h.tap.links[l] = make(chan struct{})
-	h.tap.mu.Unlock()
+	t := h.tap
+	t.mu.Lock()
+	if cut := t.cut; cut != nil {
+		t.hidden[l] = true
+		t.mu.Unlock()
+		l.Close(cut)
+		return
+	}
+	t.links[l] = make(chan struct{})
+	t.mu.Unlock()
 	h.Host.LinkUp(l)
 }
 
 func (h *tapHost) LinkDown(l bus.Link, err error) {
-	h.Host.LinkDown(l, err)
-	h.tap.mu.Lock()
-	if down := h.tap.links[l]; down != nil {
-		close(down)
-		delete(h.tap.links, l)
+	t := h.tap
+	t.mu.Lock()
+	if t.hidden[l] {
+		delete(t.hidden, l)
+		t.mu.Unlock()
+		return
 	}
-	h.tap.mu.Unlock()
+	t.mu.Unlock()
+	h.Host.LinkDown(l, err)
+	t.mu.Lock()
+	if down := t.links[l]; down != nil {
+		close(down)
+		delete(t.links, l)
+	}
+	t.mu.Unlock()
 }
