@@ -350,7 +350,7 @@ func (c *conn) readLoop() {
 			c.l.close(fmt.Errorf("%w: frame type %d after the handshake", ErrBadFrame, typ))
 			return
 		}
-		if cap(scratch) > 4<<20 {
+		if cap(scratch) > keepFrameBuf { // a large frame's buffer goes with it
 			scratch = nil
 		}
 	}

@@ -49,7 +49,9 @@
 // one syscall per batch and an idle one flushes at once. A lone ask or
 // reply on a quiet link (no other call in flight) skips the hand-off: its
 // sender writes it with one non-blocking write and leaves any rest to the
-// writer, which saves two goroutine wake-ups per round trip. A reader goroutine
+// writer, which saves two goroutine wake-ups per round trip (on Unix, over a
+// plain socket; under TLS or elsewhere every frame goes through the writer).
+// A reader goroutine
 // decodes frames and hands them to the bus in order. Pings flow when a
 // connection has been quiet for Config.HeartbeatInterval; a peer silent for
 // Config.IdleTimeout is declared dead.
