@@ -4,9 +4,22 @@
 // A link is set up over a Unix socket. Both sides check that the peer runs
 // as the same user (SO_PEERCRED); each creates a memfd segment holding the
 // ring it writes, seals it against writes by anyone else and passes a
-// read-only fd (SCM_RIGHTS) to the other, which maps it read-only. Then the socket stays open and silent: its EOF is the peer's
-// death notice, and the link goes down at once, failing the asks waiting on
-// that peer with bus.ErrPeerGone (as a send on the dead link fails too).
+// read-only fd (SCM_RIGHTS) to the other, which maps it read-only. Then
+// the socket stays open and silent: its EOF is the peer's death notice, and
+// the link goes down at once, failing the asks waiting on that peer with
+// bus.ErrPeerGone (as a send on the dead link fails too).
+//
+// A stopped or wedged peer keeps its socket open, so each reader also bumps
+// a heartbeat in its own segment whenever it runs, idle or busy (a parked
+// reader wakes to beat), and each side watches the other's: a heartbeat
+// still for longer than Config.PeerTimeout (default 5 s) closes the link
+// with an error wrapping bus.ErrPeerGone, which fails the peer's asks and
+// every sender waiting on its ring.
+//
+// Send never blocks forever: while the ring is full it waits until its ctx
+// ends, the link closes or the peer is declared gone, whichever comes
+// first. A peer that lives but does not read holds a sender until its ctx
+// ends; the bus passes a bounded ctx.
 //
 // Each ring is many-to-one in the style of Aeron's ManyToOneRingBuffer: any
 // goroutine of the writing process claims space by a CAS on the tail and

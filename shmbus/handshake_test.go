@@ -4,7 +4,6 @@ package shmbus
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -129,15 +128,8 @@ func TestRefusals(t *testing.T) {
 		}
 		defer shmsys.Unmap(mem)
 		defer shmsys.CloseFd(fd)
-		var msg [helloLen]byte
-		copy(msg[:], segMagic)
-		binary.LittleEndian.PutUint32(msg[8:], segVersion+1)
-		binary.LittleEndian.PutUint32(msg[12:], DefaultRingSize)
-		id := bus.NewNodeID()
-		copy(msg[16:], id[:])
-		name := codec.Binary().Name()
-		msg[32] = byte(len(name))
-		copy(msg[33:], name)
+		hl := hello{version: segVersion + 1, ringSize: DefaultRingSize, node: bus.NewNodeID(), codec: codec.Binary().Name()}
+		msg := hl.marshal()
 		if err := shmsys.SendFd(c.(*net.UnixConn), msg[:], fd); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,19 +62,13 @@ func rawHandshake(t *testing.T, path string, ringSize int) (*net.UnixConn, []byt
 		t.Fatal(err)
 	}
 	initSegment(mem, ringSize, 42)
-	var msg [helloLen]byte
-	copy(msg[:], segMagic)
-	binary.LittleEndian.PutUint32(msg[8:], segVersion)
-	binary.LittleEndian.PutUint32(msg[12:], uint32(ringSize))
-	id := bus.NewNodeID()
-	copy(msg[16:], id[:])
-	msg[32] = byte(len("cbor"))
-	copy(msg[33:], "cbor")
+	h := hello{version: segVersion, ringSize: uint32(ringSize), node: bus.NewNodeID(), codec: "cbor"}
+	msg := h.marshal()
 	if err := shmsys.SendFd(uc, msg[:], fd); err != nil {
 		t.Fatal(err)
 	}
 	shmsys.CloseFd(fd)
-	pfd, err := shmsys.RecvFd(uc, msg[:])
+	pfd, _, err := shmsys.RecvFd(uc, msg[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,4 +183,74 @@ func TestTooLarge(t *testing.T) {
 		t.Fatalf("link went down: %v", err)
 	default:
 	}
+}
+
+// TestHeartbeat checks the liveness of a link against a hand-made peer:
+// one whose heartbeat stays still is declared gone, failing a send blocked
+// on its full ring with bus.ErrPeerGone; one that beats (with any values:
+// the word is the peer's to write) but never reads keeps its link, and a
+// send to it waits only for its ctx.
+func TestHeartbeat(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	setup := func(t *testing.T) (*testHost, bus.Link, []byte) {
+		path := filepath.Join(t.TempDir(), "s")
+		h := newTestHost()
+		tr := New(Config{Listen: path, RingSize: MinRingSize, PeerTimeout: timeout})
+		if err := tr.Start(h); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close(context.Background()) })
+		_, mem := rawPeer(t, path, MinRingSize)
+		return h, <-h.up, mem
+	}
+	tell := &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Msg: strings.Repeat("x", 100)}
+
+	t.Run("still", func(t *testing.T) {
+		h, l, _ := setup(t)
+		var err error
+		for err == nil { // fills the ring, then blocks until the peer is declared gone
+			err = l.Send(context.Background(), tell)
+		}
+		if !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("send to a still peer: %v, want ErrPeerGone", err)
+		}
+		if err := <-h.down; !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("link down with %v, want ErrPeerGone", err)
+		}
+		t.Log(h.logs.waitWarned(t, bus.ErrPeerGone))
+	})
+
+	t.Run("beating, never reading", func(t *testing.T) {
+		h, l, mem := setup(t)
+		beat := atomic64(mem, offBeat)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			v := uint64(1 << 63)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(timeout / 20):
+				}
+				v = v*6364136223846793005 + 1442695040888963407 // any value, as long as it moves
+				beat.Store(v)
+			}
+		})
+		defer func() { close(stop); wg.Wait() }()
+		var err error
+		for err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*timeout)
+			err = l.Send(ctx, tell)
+			cancel()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("send to a full ring of a live peer: %v, want its ctx's error", err)
+		}
+		select {
+		case err := <-h.down:
+			t.Fatalf("the link to a beating peer went down: %v", err)
+		default:
+		}
+	})
 }

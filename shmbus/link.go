@@ -19,16 +19,19 @@ const (
 	// parkSlice is the longest futex sleep of the reader, a safety net: Close
 	// wakes it at once. Short slices cost an idle process CPU: each return
 	// from the syscall restarts the Go runtime's monitor thread's fast
-	// polling (50 ms slices: ~2 % of a CPU per idle process; 1 s: ~0).
+	// polling (50 ms slices: ~2 % of a CPU per idle process; 1 s: ~0). A
+	// PeerTimeout under 4 s on either side shortens it (parkSliceFor).
 	parkSlice = time.Second
 	fragHdr   = 8 // first fragment: total length uint32, reserved uint32
 )
 
-// link is one peer. Goroutines: reader (owns cons and reassembly) and
-// watcher (reads the socket for EOF). Senders share prod (lock-free) and
-// fragMu (held across all fragments of one message, so fragments of two
-// messages never interleave; whole records may). memMu guards the mappings:
-// Send holds it for reading while it writes the ring, release for writing.
+// link is one peer. Goroutines: reader (owns cons and reassembly, bumps
+// beat) and watcher (reads the socket for EOF). Senders share prod
+// (lock-free) and fragMu (held across all fragments of one message, so
+// fragments of two messages never interleave; whole records may). memMu
+// guards the mappings: Send holds it for reading while it writes the ring,
+// release for writing. dogMu guards dog, which the reader and senders
+// waiting for room consult (see liveness.go); no lock is taken under it.
 type link struct {
 	t    *Transport
 	h    bus.Host
@@ -40,6 +43,14 @@ type link struct {
 	cons         *consumer
 	bellOut      *atomic.Uint32 // in own: rung by our producers
 	bellIn       *atomic.Uint32 // in the peer's segment: we wait on it
+	beat         *atomic.Uint64 // in own: our reader's heartbeat
+	peerBeat     *atomic.Uint64 // in the peer's segment: its reader's heartbeat
+	slice        time.Duration  // the reader's longest futex sleep
+	timeout      time.Duration  // ours: the peer's silence we tolerate; 0 for ever
+
+	dogMu    sync.Mutex
+	dog      watchdog
+	declared bool // the peer was declared gone; guarded by dogMu
 
 	fragMu sync.Mutex
 	memMu  sync.RWMutex
@@ -54,10 +65,16 @@ type link struct {
 	watchEnd chan struct{}
 }
 
-func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, peerMem []byte, peerKey, ownKey uint64) *link {
+// newLink builds the link to peer over the two mapped segments; peerTimeout
+// is the silence the peer tolerates of us (from its hello; 0 for ever).
+func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, peerMem []byte, peerKey, ownKey uint64, peerTimeout time.Duration) *link {
 	l := &link{t: t, h: h, conn: c, peer: peer, own: own, peerMem: peerMem, mapped: true,
 		done: make(chan struct{}), watchEnd: make(chan struct{})}
 	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
+	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
+	l.timeout = t.peerTimeout()
+	l.slice = parkSliceFor(l.timeout, peerTimeout)
+	l.dog = newWatchdog(l.timeout, l.peerBeat.Load(), time.Now())
 	return l
 }
 
@@ -182,16 +199,35 @@ func putBuf(b *sendBuf) {
 
 func (l *link) closedErr() error {
 	<-l.done
+	if errors.Is(l.err, bus.ErrPeerGone) {
+		return fmt.Errorf("shmbus: link to %s closed: %w", l.peer.Short(), l.err)
+	}
 	return fmt.Errorf("shmbus: link to %s closed: %w: %w", l.peer.Short(), bus.ErrPeerGone, l.err)
 }
 
-// offer writes one record, waiting while the ring is full.
+// Pauses of a sender waiting for room in a full ring, after it has yielded
+// offerYields times: from offerPauseMin, doubling while the peer's reader
+// makes no progress, up to offerPauseMax.
+const (
+	offerYields   = 100
+	offerPauseMin = 20 * time.Microsecond
+	offerPauseMax = time.Millisecond
+)
+
+// offer writes one record, waiting while the ring is full: until ctx ends,
+// the link closes or the peer is declared gone (checkPeer), never longer.
+// memMu is held for reading.
 func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
+	var timer *time.Timer
+	pause, head := offerPauseMin, uint64(0)
 	for i := 0; ; i++ {
 		wake, err := l.prod.offer(typ, a, b)
 		if err == nil {
 			if wake {
 				shmsys.FutexWake(l.bellOut)
+			}
+			if timer != nil {
+				timer.Stop()
 			}
 			return nil
 		}
@@ -199,19 +235,67 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 			l.Close(err)
 			return err
 		}
+		if i < offerYields {
+			select {
+			case <-l.done:
+				return l.closedErr()
+			case <-ctx.Done():
+				return l.fullErr(ctx)
+			default:
+			}
+			runtime.Gosched()
+			continue
+		}
+		if l.checkPeer(time.Now()) {
+			return l.closedErr()
+		}
+		if h := l.prod.w.head.Load(); h != head {
+			head, pause = h, offerPauseMin // the reader consumes: poll again soon
+		} else {
+			pause = min(2*pause, offerPauseMax)
+		}
+		if timer == nil {
+			timer = time.NewTimer(pause)
+		} else {
+			timer.Reset(pause)
+		}
 		select {
 		case <-l.done:
+			timer.Stop()
 			return l.closedErr()
 		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if i < 100 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(20 * time.Microsecond)
+			timer.Stop()
+			return l.fullErr(ctx)
+		case <-timer.C:
 		}
 	}
+}
+
+func (l *link) fullErr(ctx context.Context) error {
+	return fmt.Errorf("shmbus: the ring to %s stayed full: %w", l.peer.Short(), ctx.Err())
+}
+
+// checkPeer reads the peer's heartbeat at now and, when it has been still
+// for longer than our timeout, closes the link with an error wrapping
+// bus.ErrPeerGone and reports true. The memory must be mapped: the reader
+// and senders (under memMu) call it.
+func (l *link) checkPeer(now time.Time) bool {
+	if l.timeout == 0 {
+		return false
+	}
+	l.dogMu.Lock()
+	silent, gone := l.dog.observe(l.peerBeat.Load(), now)
+	first := gone && !l.declared
+	l.declared = l.declared || gone
+	l.dogMu.Unlock()
+	if !first {
+		return gone
+	}
+	err := fmt.Errorf("shmbus: peer %s showed no sign of life for %v (PeerTimeout %v): %w",
+		l.peer.Short(), silent.Round(time.Millisecond), l.timeout, bus.ErrPeerGone)
+	l.h.Logger().Warn("shmbus: closing the link to a stopped peer", "peer", l.peer.Short(), "err", err)
+	l.Close(err)
+	return true
 }
 
 // read is the consumer loop: poll, spin for the spinner's budget, then
@@ -261,6 +345,7 @@ func (l *link) read() {
 			return
 		}
 		if n > 0 {
+			l.beat.Add(1)
 			sp.worked()
 			runtime.Gosched() // let whom we readied (an asker, a worker) run before we poll again
 			continue
@@ -280,12 +365,18 @@ func (l *link) read() {
 		seq := l.cons.prepareToPark()
 		n, err = l.cons.poll(64, handle)
 		if n == 0 && err == nil {
-			shmsys.FutexWait(l.bellIn, seq, parkSlice)
+			// Beat before each sleep: a parked reader still shows life
+			// every slice, so an idle peer is never declared gone.
+			l.beat.Add(1)
+			shmsys.FutexWait(l.bellIn, seq, l.slice)
 		}
 		l.cons.unpark()
 		sp.parked()
 		if err != nil {
 			l.Close(err)
+			return
+		}
+		if l.checkPeer(time.Now()) {
 			return
 		}
 	}

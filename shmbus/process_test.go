@@ -420,3 +420,101 @@ func TestCrossProcess(t *testing.T) {
 		t.Errorf("fds: %d after, %d before", n, baseFd)
 	}
 }
+
+// TestFrozenPeer stops the peer process with SIGSTOP: an ask waiting on it
+// and a Tell blocked on its full ring fail with ErrPeerGone, not by their
+// deadlines and not never. Before that the link, idle for several
+// timeouts, stays up (a parked reader still beats); after SIGCONT the peer
+// lives on and can be linked again.
+func TestFrozenPeer(t *testing.T) {
+	const timeout = time.Second
+	cmd, path := startChild(t)
+	tr := shmbus.New(shmbus.Config{Dial: []string{path}, PeerTimeout: timeout})
+	b, err := bus.New(bus.WithName("parent"), bus.WithTransport(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	askUntilRouted(t, b, "echo", "hello")
+	time.Sleep(3 * timeout) // idle: both readers park
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if r, err := b.Ask(ctx, "echo", "still there"); err != nil || r != "still there" {
+		t.Fatalf("ask after an idle spell: %v, %v; want the link up", r, err)
+	}
+	cancel()
+
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := sync.OnceFunc(func() { cmd.Process.Signal(syscall.SIGCONT) })
+	defer cont()
+	waitStopped(t, cmd.Process.Pid)
+	askErr, tellErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := b.Ask(ctx, "echo", "x")
+		askErr <- err
+	}()
+	go func() {
+		body := strings.Repeat("t", 200)
+		for {
+			if err := b.Tell("count", body); err != nil { // blocks once the ring is full
+				tellErr <- err
+				return
+			}
+		}
+	}()
+	guard := time.After(60 * time.Second) // against today's hang: no timing is asserted
+	for range 2 {
+		select {
+		case err := <-askErr:
+			if !errors.Is(err, bus.ErrPeerGone) {
+				t.Fatalf("ask to a stopped peer: %v, want ErrPeerGone", err)
+			}
+			t.Logf("ask: %v", err)
+		case err := <-tellErr:
+			if !errors.Is(err, bus.ErrPeerGone) {
+				t.Fatalf("tell to a stopped peer: %v, want ErrPeerGone", err)
+			}
+			t.Logf("tell: %v", err)
+		case <-guard:
+			t.Fatal("an ask or a tell to a stopped peer still waits after 60 s")
+		}
+	}
+
+	cont()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Dial(ctx, path); err != nil {
+		t.Fatalf("dial the resumed peer: %v", err)
+	}
+	if r := askUntilRouted(t, b, "echo", "again"); r != "again" {
+		t.Fatalf("echo after SIGCONT replied %v", r)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the peer did not survive: %v", err)
+	}
+}
+
+// waitStopped waits until every thread of process pid is stopped: a signal
+// is delivered asynchronously, and a thread still running could answer.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for range 1000 {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			// The state follows the command name in parentheses.
+			if i := strings.LastIndexByte(string(b), ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop", pid)
+}

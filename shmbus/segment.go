@@ -18,6 +18,7 @@ import (
 //	offset  256  doorbell uint32  futex word of this segment's ring (our producers)
 //	offset  384  head     uint64  of the peer's ring (our consumer)
 //	offset  512  parked   uint32  our consumer is parked or about to park
+//	offset  640  beat     uint64  our reader's heartbeat (see liveness.go)
 //	offset 4096  ring     ringSize bytes of records (see ring.go)
 //
 // So each process writes only its own segment: its outgoing ring and the
@@ -26,18 +27,20 @@ import (
 // detects.
 const (
 	segMagic       = "xbusshm1"
-	segVersion     = 1
+	segVersion     = 2
 	offTail        = 128
 	offDoorbell    = 256
 	offHead        = 384
 	offParked      = 512
+	offBeat        = 640
 	ringOffset     = 4096
 	cacheLineWords = 128 // spacing of the shared words, two cache lines
 )
 
 // Compile-time check that the words are cache lines apart and below the ring.
 var _ = [1]struct{}{}[offHead-offDoorbell-cacheLineWords]
-var _ = [1]struct{}{}[(ringOffset-offParked)/cacheLineWords-28]
+var _ = [1]struct{}{}[offBeat-offParked-cacheLineWords]
+var _ = [1]struct{}{}[(ringOffset-offBeat)/cacheLineWords-27]
 
 func segmentSize(ringSize int) int { return ringOffset + ringSize }
 

@@ -35,6 +35,16 @@ type Config struct {
 	RingSize int
 	// HandshakeTimeout bounds the set-up of one link; 0 means 5 s.
 	HandshakeTimeout time.Duration
+	// PeerTimeout is how long a peer's heartbeat may stay still before the
+	// peer is declared gone: its link closes with an error wrapping
+	// bus.ErrPeerGone, which fails its asks and every Send waiting for room
+	// in its ring. A live peer beats while idle too, so only a stopped or
+	// wedged process (SIGSTOP, a debugger breakpoint, a reader blocked for
+	// that long) is declared gone. 0 means DefaultPeerTimeout (5 s); a
+	// negative value means never, with the socket's EOF as the only death
+	// notice. At least MinPeerTimeout. The two sides may differ; each beats
+	// often enough for the other's.
+	PeerTimeout time.Duration
 }
 
 const (
@@ -77,8 +87,14 @@ func New(cfg Config) *Transport {
 	if t.cfg.HandshakeTimeout == 0 {
 		t.cfg.HandshakeTimeout = 5 * time.Second
 	}
+	if t.cfg.PeerTimeout == 0 {
+		t.cfg.PeerTimeout = DefaultPeerTimeout
+	}
 	return t
 }
+
+// peerTimeout is the configured PeerTimeout, 0 for never.
+func (t *Transport) peerTimeout() time.Duration { return max(t.cfg.PeerTimeout, 0) }
 
 func (t *Transport) validate() error {
 	if !shmsys.Supported {
@@ -87,6 +103,9 @@ func (t *Transport) validate() error {
 	rs := t.cfg.RingSize
 	if rs < MinRingSize || rs > MaxRingSize || rs&(rs-1) != 0 {
 		return fmt.Errorf("shmbus: ring size must be a power of two in [%d, %d], got %d", MinRingSize, MaxRingSize, rs)
+	}
+	if pt := t.cfg.PeerTimeout; pt > 0 && pt < MinPeerTimeout {
+		return fmt.Errorf("shmbus: peer timeout must be at least %v (or negative for none), got %v", MinPeerTimeout, pt)
 	}
 	if t.cfg.MaxMessage < 0 {
 		return fmt.Errorf("shmbus: max message must not be negative, got %d", t.cfg.MaxMessage)
@@ -184,15 +203,6 @@ func (t *Transport) Dial(ctx context.Context, addr string) error {
 	return t.setup(c.(*net.UnixConn))
 }
 
-// hello is what each side sends, with its segment's fd, right after connecting.
-//
-//	0  magic   [8]byte "xbusshm1"
-//	8  version uint32
-//	12 ringSize uint32
-//	16 node    [16]byte
-//	32 codecLen uint8, codec name [32]byte
-const helloLen = 65
-
 // setup runs the handshake on c and brings the link up. A refusal (an error
 // wrapping ErrPeerRefused) is logged at Warn here, on both sides.
 func (t *Transport) setup(c *net.UnixConn) (err error) {
@@ -228,15 +238,8 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	initSegment(own, rs, key)
 	release := func() { shmsys.Unmap(own); shmsys.CloseFd(fd) }
 
-	var msg [helloLen]byte
-	copy(msg[0:8], segMagic)
-	binary.LittleEndian.PutUint32(msg[8:], segVersion)
-	binary.LittleEndian.PutUint32(msg[12:], uint32(rs))
-	id := h.NodeID()
-	copy(msg[16:32], id[:])
-	name := t.codec.Name()
-	msg[32] = byte(len(name))
-	copy(msg[33:], name)
+	ours := hello{version: segVersion, ringSize: uint32(rs), node: h.NodeID(), timeout: t.peerTimeout(), codec: t.codec.Name()}
+	msg := ours.marshal()
 	if err := shmsys.SendFd(c, msg[:], fd); err != nil {
 		release()
 		return fail(fmt.Errorf("%w: sending hello: %v", ErrHandshake, err))
@@ -245,25 +248,15 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	release = func() { shmsys.Unmap(own) }
 
 	var in [helloLen]byte
-	pfd, err := shmsys.RecvFd(c, in[:])
+	pfd, n, err := shmsys.RecvFd(c, in[:])
 	if err != nil {
 		release()
 		return fail(fmt.Errorf("%w: reading hello: %v", ErrHandshake, err))
 	}
 	defer shmsys.CloseFd(pfd)
-	var peerID bus.NodeID
-	copy(peerID[:], in[16:32])
-	switch {
-	case string(in[0:8]) != segMagic:
-		err = fmt.Errorf("%w: bad magic", ErrHandshake)
-	case binary.LittleEndian.Uint32(in[8:]) != segVersion:
-		err = fmt.Errorf("%w: the peer speaks protocol version %d, this process %d", ErrPeerRefused, binary.LittleEndian.Uint32(in[8:]), segVersion)
-	case int(binary.LittleEndian.Uint32(in[12:])) != rs:
-		err = fmt.Errorf("%w: the peer's ring size is %d bytes, this process's %d (Config.RingSize must match)", ErrPeerRefused, binary.LittleEndian.Uint32(in[12:]), rs)
-	case in[32] > 32 || string(in[33:33+int(in[32])]) != name:
-		err = fmt.Errorf("%w: the peer's codec is %q, this process's %q (Config.Codec must match)", ErrPeerRefused, in[33:33+min(int(in[32]), 32)], name)
-	case peerID.IsZero() || peerID == id:
-		err = fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peerID)
+	theirs, err := parseHello(in[:n])
+	if err == nil {
+		err = ours.accept(&theirs)
 	}
 	if err != nil {
 		release()
@@ -281,7 +274,7 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 		return fail(err)
 	}
 	c.SetDeadline(time.Time{})
-	l := newLink(t, h, c, peerID, own, peer, peerKey, key)
+	l := newLink(t, h, c, theirs.node, own, peer, peerKey, key, theirs.timeout)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()

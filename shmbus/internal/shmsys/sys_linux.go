@@ -137,12 +137,13 @@ func SendFd(c *net.UnixConn, msg []byte, fd int) error {
 	return err
 }
 
-// RecvFd reads one message of exactly len(buf) bytes carrying exactly one fd.
-func RecvFd(c *net.UnixConn, buf []byte) (int, error) {
+// RecvFd reads one message of at most len(buf) bytes carrying exactly one
+// fd, and returns the fd and the bytes read.
+func RecvFd(c *net.UnixConn, buf []byte) (int, int, error) {
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return -1, err
+		return -1, 0, err
 	}
 	msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
 	var fds []int
@@ -153,13 +154,13 @@ func RecvFd(c *net.UnixConn, buf []byte) (int, error) {
 			}
 		}
 	}
-	if n != len(buf) || len(fds) != 1 {
+	if len(fds) != 1 {
 		for _, f := range fds {
 			unix.Close(f)
 		}
-		return -1, fmt.Errorf("%w: hello of %d bytes with %d fds, want %d bytes and 1 fd", ErrHandshake, n, len(fds), len(buf))
+		return -1, 0, fmt.Errorf("%w: hello of %d bytes with %d fds, want 1 fd", ErrHandshake, n, len(fds))
 	}
-	return fds[0], nil
+	return fds[0], n, nil
 }
 
 const (

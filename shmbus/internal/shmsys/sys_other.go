@@ -19,4 +19,4 @@ func FutexWait(w *atomic.Uint32, val uint32, d time.Duration) {}
 func FutexWake(w *atomic.Uint32)                              {}
 func PeerUID(c *net.UnixConn) (int, error)                    { return -1, ErrUnsupported }
 func SendFd(c *net.UnixConn, msg []byte, fd int) error        { return ErrUnsupported }
-func RecvFd(c *net.UnixConn, buf []byte) (int, error)         { return -1, ErrUnsupported }
+func RecvFd(c *net.UnixConn, buf []byte) (int, int, error)    { return -1, 0, ErrUnsupported }
