@@ -53,9 +53,11 @@ func runServer(sock string) {
 		}
 		return nil
 	}))
-	fmt.Println("server listening on", sock)
+	// Catch the signals before saying we listen: whoever waits for that
+	// line may stop us at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	fmt.Println("server listening on", sock)
 	<-ctx.Done()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
