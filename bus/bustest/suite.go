@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
 // Pair is two buses linked through the transport under test, and the means
@@ -154,9 +155,11 @@ func echo(c *bus.Context, msg any) error {
 }
 
 // testOrder: the tells of one sender to one actor arrive in the order sent,
-// for two senders interleaved on one link (a goroutine and an actor of A).
+// for two senders interleaved on one link (a goroutine and an actor of A),
+// none lost. The sink's mailbox holds them all: a node refuses, rather than
+// waits for, what a full mailbox cannot take (see FullMailbox).
 func testOrder(t *testing.T, s *suite) {
-	const n = 2000
+	const n = 2000 // per sender; the sink holds 8192
 	var mu sync.Mutex
 	got := map[string][]int{}
 	s.register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
@@ -171,7 +174,7 @@ func testOrder(t *testing.T, s *suite) {
 			return c.Reply(len(got["outside"]) + len(got["actor"]))
 		}
 		return nil
-	}))
+	}), bus.WithMailbox(mailbox.Options{Capacity: 8192}))
 	actorDone := make(chan error, 1)
 	sender, err := s.A.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if msg == "go" {
