@@ -158,7 +158,7 @@ func (b *Bus) Spawn(a Actor, opts ...ActorOption) (Ref, error) {
 func (b *Bus) Stop(ref Ref) error {
 	p := b.lookup(ref)
 	if p == nil {
-		return ErrNoRoute
+		return fmt.Errorf("%w: %s", ErrNoRoute, ref)
 	}
 	p.stopAndWait(nil)
 	return nil
@@ -297,7 +297,7 @@ func (b *Bus) target(to any) (*process, Ref, error) {
 			if p := b.procs.get(t.ID); p != nil {
 				return p, Ref{}, nil
 			}
-			return nil, Ref{}, ErrNoRoute
+			return nil, Ref{}, fmt.Errorf("%w: %s", ErrNoRoute, t)
 		}
 		return nil, t, nil
 	case string:
@@ -413,7 +413,7 @@ func (b *Bus) watch(w *process, ref Ref) {
 	}
 	t := b.procs.get(ref.ID)
 	if t == nil {
-		w.notifyTerminated(Terminated{Ref: ref, Reason: ErrNoRoute})
+		w.notifyTerminated(Terminated{Ref: ref, Reason: fmt.Errorf("%w: %s", ErrNoRoute, ref)})
 		return
 	}
 	t.watch(w)

@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -54,8 +53,9 @@ func (jsonCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, 
 // without locking (every message sent or received across a process boundary
 // does two); Register copies it.
 type Types struct {
-	mu   sync.Mutex // serializes Register
+	mu   sync.Mutex // serializes Register and RegisterError
 	maps atomic.Pointer[typeMaps]
+	errs atomic.Pointer[errorMaps] // nil until an error is registered
 }
 
 type typeMaps struct {
@@ -161,17 +161,13 @@ func (t *Types) typeOf(name string) (reflect.Type, error) {
 
 // EncodeBody encodes env.Msg with c, appending the bytes to dst, and sets
 // env.Type. An error envelope's Msg (an error) is encoded by the bus itself as
-// its Code and text, so errors keep their identity whatever the codec. A nil
+// its Code and text, with the name of its registered application error (see
+// RegisterError) as env.Type, so errors keep their identity whatever the
+// codec. A nil
 // Msg encodes as no body.
 func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
 	if env.Kind == KindError || (env.Kind == KindStreamEnd && env.Msg != nil) {
-		err, _ := env.Msg.(error)
-		if err == nil {
-			err = fmt.Errorf("%v", env.Msg)
-		}
-		env.Type = ""
-		dst = binary.AppendUvarint(dst, uint64(CodeOf(err)))
-		return append(dst, err.Error()...), nil
+		return t.appendErrorBody(env, env.Msg, dst), nil
 	}
 	if env.Msg == nil {
 		env.Type = ""
@@ -189,12 +185,7 @@ func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
 // EncodeBody. The decoded value does not alias env.Body.
 func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 	if env.Kind == KindError || (env.Kind == KindStreamEnd && len(env.Body) > 0) {
-		code, n := binary.Uvarint(env.Body)
-		if n <= 0 || code >= uint64(codeMax) {
-			return fmt.Errorf("%w: bad error body", ErrBadEnvelope)
-		}
-		env.Msg = &RemoteError{Code: Code(code), Text: string(env.Body[n:])}
-		return nil
+		return t.decodeErrorBody(env)
 	}
 	if env.Type == "" {
 		if len(env.Body) > 0 {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -70,7 +71,7 @@ func (c *Context) Reply(msg any) error {
 	if s := c.Sender(); !s.IsZero() {
 		return c.Tell(s, msg)
 	}
-	return ErrNoRoute
+	return fmt.Errorf("%w: the message has no sender to reply to", ErrNoRoute)
 }
 
 // ReplyError answers the current ask with an error. The asker's Ask returns
@@ -152,13 +153,19 @@ func (c *Context) Children() []Ref {
 	return refs
 }
 
-// Watch asks for a Terminated message when ref ends. If ref is already gone,
-// or unknown, Terminated comes at once. A watched remote actor's node going
-// away counts as its end (Reason wraps ErrPeerGone).
+// Watch asks for a Terminated message when ref ends, on this node or
+// another. If ref is already gone, or unknown, Terminated comes at once
+// (Reason wraps ErrNoRoute). A remote actor's Reason arrives as a
+// *RemoteError; its node going away counts as its end (Reason wraps
+// ErrPeerGone).
 func (c *Context) Watch(ref Ref) { c.p.bus.watch(c.p, ref) }
 
 // Unwatch cancels a Watch.
 func (c *Context) Unwatch(ref Ref) {
+	if ref.Node != c.p.bus.id {
+		c.p.bus.unwatchRemote(c.p, ref)
+		return
+	}
 	if t := c.p.bus.lookup(ref); t != nil {
 		t.unwatch(c.p)
 	}
@@ -181,7 +188,7 @@ func (c *Context) Resume(child Ref) error { return c.toChild(child, delivery{msg
 func (c *Context) StopChild(child Ref) error {
 	ch := c.child(child)
 	if ch == nil {
-		return ErrNoRoute
+		return fmt.Errorf("%w: %s is not a child of %s", ErrNoRoute, child, c.p.ref)
 	}
 	ch.stopAndWait(nil)
 	return nil
@@ -190,7 +197,7 @@ func (c *Context) StopChild(child Ref) error {
 func (c *Context) toChild(child Ref, d delivery) error {
 	ch := c.child(child)
 	if ch == nil {
-		return ErrNoRoute
+		return fmt.Errorf("%w: %s is not a child of %s", ErrNoRoute, child, c.p.ref)
 	}
 	if ch.mb.SendSystem(d) != nil {
 		return ErrActorStopped

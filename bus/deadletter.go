@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 )
 
@@ -28,32 +27,20 @@ type deadLetters struct {
 
 // deadLetter records one dead letter. reason must wrap a bus sentinel.
 func (b *Bus) deadLetter(msg any, to, from Ref, reason error) {
-	code := codeOfDeadLetter(reason)
-	b.dead.byCode[code].Add(1)
+	b.dead.byCode[deadBucket(reason)].Add(1)
 	b.dead.total.Add(1)
 	if b.deadSubs.Load() > 0 {
 		_ = b.publish(context.Background(), DeadLetterSubject, DeadLetter{Msg: msg, To: to, From: from, Reason: reason}, true)
 	}
 }
 
-// codeOfDeadLetter classifies by the outermost bus sentinel, so that a
-// failure whose cause happens to wrap another sentinel counts as a failure.
-func codeOfDeadLetter(err error) Code {
-	for e := err; e != nil; {
-		for c := CodeClosed; c < codeMax; c++ {
-			if e == codeErrors[c] {
-				return c
-			}
-		}
-		if m, ok := e.(interface{ Unwrap() []error }); ok {
-			if errs := m.Unwrap(); len(errs) > 0 {
-				e = errs[0]
-				continue
-			}
-		}
-		e = errors.Unwrap(e)
+// deadBucket classifies a reason as CodeOf does; codes the bus does not
+// know (an application's, a newer peer's) count as CodeApplication.
+func deadBucket(reason error) Code {
+	if c := CodeOf(reason); c < codeMax {
+		return c
 	}
-	return CodeOf(err)
+	return CodeApplication
 }
 
 // DeadLetters returns how many dead letters there have been in all.
@@ -63,5 +50,5 @@ func (b *Bus) DeadLetters() uint64 { return b.dead.total.Load() }
 // sentinel reason (ErrActorFailed, ErrActorStopped, ErrMailboxFull for the
 // oldest dropped, ErrDeadline, ErrCanceled, ErrNoRoute, ErrSlowConsumer...).
 func (b *Bus) DeadLetterCount(reason error) uint64 {
-	return b.dead.byCode[CodeOf(reason)].Load()
+	return b.dead.byCode[deadBucket(reason)].Load()
 }

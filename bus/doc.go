@@ -49,8 +49,9 @@
 //     on the actor's own goroutine.
 //   - Check errors: a message that cannot be queued is an error for its
 //     sender (ErrNoRoute, ErrMailboxFull, ErrActorStopped, ErrClosed), never a
-//     silent drop. Match errors with errors.Is; they keep their identity
-//     across processes.
+//     silent drop. Match errors with errors.Is; the bus's keep their
+//     identity across processes, and so do an application's once registered
+//     under the same name on both nodes (Types.RegisterError).
 //   - Read subscriptions promptly, or choose what a slow consumer costs:
 //     WithSlowPolicy (block the publisher, drop the oldest, or cut the
 //     subscriber off).

@@ -34,7 +34,10 @@ var (
 
 // Code is the wire identity of an error. Sentinels map to fixed codes so that
 // errors.Is works on the far side of a link; any other error travels as
-// CodeApplication with its text.
+// CodeApplication with its text, and with its name if it is registered (see
+// Types.RegisterError). The bus assigns codes below 1024 and only ever
+// appends to them; an application may send a *RemoteError with a code of its
+// own from 1024 up, and it reaches the asker as sent.
 type Code uint16
 
 const (
@@ -79,13 +82,23 @@ var codeErrors = [codeMax]error{
 	CodeRefused:      ErrRefused,
 }
 
-// CodeOf returns the wire code of err: the code of the first bus sentinel it
-// matches, the code it already carries if it is a *RemoteError, or
-// CodeApplication.
+// CodeOf returns the wire code of err: that of the outermost bus sentinel or
+// *RemoteError in its tree (depth first, as errors.Is walks it), else of the
+// first sentinel it matches with errors.Is, else CodeApplication. So an
+// actor's failure whose cause wraps ErrNoRoute is CodeActorFailed, as its
+// dead letter is counted.
 func CodeOf(err error) Code {
-	var re *RemoteError
-	if errors.As(err, &re) {
-		return re.Code
+	code, found := CodeApplication, false
+	walkErrors(err, func(e error) bool {
+		if re, ok := e.(*RemoteError); ok {
+			code, found = re.Code, true
+		} else {
+			code, found = sentinelCode(e)
+		}
+		return found
+	})
+	if found {
+		return code
 	}
 	for c := CodeClosed; c < codeMax; c++ {
 		if errors.Is(err, codeErrors[c]) {
@@ -95,27 +108,76 @@ func CodeOf(err error) Code {
 	return CodeApplication
 }
 
+// sentinelCode returns the code of err if it is one of the bus's sentinels.
+func sentinelCode(err error) (Code, bool) {
+	for c := CodeClosed; c < codeMax; c++ {
+		if err == codeErrors[c] {
+			return c, true
+		}
+	}
+	return CodeApplication, false
+}
+
+// walkErrors calls visit on err and the errors it wraps, depth first, until
+// visit returns true.
+func walkErrors(err error, visit func(error) bool) bool {
+	for err != nil {
+		if visit(err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if walkErrors(e, visit) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // RemoteError is an error that came from another node. It keeps its code, so
 // errors.Is(err, bus.ErrMailboxFull) holds on the asking side when the remote
-// mailbox was full, and the text of the original error.
+// mailbox was full; the name of its registered application error, so
+// errors.Is(err, ErrOutOfStock) holds where ErrOutOfStock is registered under
+// that name (Types.RegisterError); and the text of the original error.
 type RemoteError struct {
 	Code Code
+	Name string // the registered name of the application error, or ""
 	Text string
+
+	err error // this node's error registered as Name, if any
 }
 
 func (e *RemoteError) Error() string {
 	if e.Text != "" {
 		return e.Text
 	}
+	if e.Name != "" {
+		return "bus: remote error " + e.Name
+	}
 	return "bus: remote error code " + strconv.Itoa(int(e.Code))
 }
 
-// Is matches the sentinel that Code stands for.
+// Is matches the sentinel that Code stands for (through Unwrap), the
+// application error registered here as Name, and a *RemoteError target with
+// the same Code whose Name and Text, where set, are the same.
 func (e *RemoteError) Is(target error) bool {
 	if t, ok := target.(*RemoteError); ok {
-		return t.Code == e.Code && (t.Text == "" || t.Text == e.Text)
+		return t.Code == e.Code && (t.Name == "" || t.Name == e.Name) && (t.Text == "" || t.Text == e.Text)
 	}
-	return e.Code > CodeApplication && e.Code < codeMax && codeErrors[e.Code] == target
+	return e.err != nil && errors.Is(e.err, target)
+}
+
+// As finds target in the application error registered here as Name.
+func (e *RemoteError) As(target any) bool {
+	return e.err != nil && errors.As(e.err, target)
 }
 
 // Unwrap returns the sentinel for the code, if any.

@@ -47,7 +47,7 @@ func Example() {
 	// 5 <nil>
 	// 42 <nil>
 	// true
-	// bus: no route to actor
+	// bus: no route to actor: "nobody"
 }
 
 // Tell queues messages without waiting; from one sender they arrive in the

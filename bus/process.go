@@ -55,7 +55,7 @@ type poison struct{}
 //
 // Ownership: actor, ctx, stopping and the actor's state belong to the
 // goroutine the mailbox runs (one at a time). mu guards children, watchers,
-// stopped and reason, which other actors touch. inflight is atomic.
+// remoteWatchers, stopped and reason, which other actors touch. inflight is atomic.
 type process struct {
 	bus       *Bus
 	ref       Ref
@@ -70,12 +70,13 @@ type process struct {
 	stopAfter bool  // Context.Stop was called during this message
 	failure   error // why the actor last failed; the stop reason if it is stopped while failed
 
-	mu       sync.Mutex
-	children []*process
-	watchers []*process
-	stopped  bool
-	reason   error
-	done     chan struct{}
+	mu             sync.Mutex
+	children       []*process
+	watchers       []*process
+	remoteWatchers []NodeID // nodes told when p stops (see watch.go)
+	stopped        bool
+	reason         error
+	done           chan struct{}
 }
 
 func (p *process) InvokeSystem(d delivery) {
@@ -256,11 +257,14 @@ func (p *process) stop(reason error) {
 	p.bus.unregister(p)
 	p.mu.Lock()
 	p.stopped, p.reason = true, reason
-	watchers := p.watchers
-	p.watchers = nil
+	watchers, remote := p.watchers, p.remoteWatchers
+	p.watchers, p.remoteWatchers = nil, nil
 	p.mu.Unlock()
 	for _, w := range watchers {
 		w.notifyTerminated(Terminated{Ref: p.ref, Reason: reason})
+	}
+	for _, node := range remote {
+		p.bus.tellStopped(node, p.ref, reason)
 	}
 	if par := p.parent; par != nil {
 		par.mu.Lock()

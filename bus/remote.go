@@ -50,7 +50,10 @@ func registerSystemTypes(t *Types) error {
 	if err := RegisterType[*sysNames](t, "xbus.names"); err != nil {
 		return err
 	}
-	return RegisterType[*sysInterest](t, "xbus.interest")
+	if err := RegisterType[*sysInterest](t, "xbus.interest"); err != nil {
+		return err
+	}
+	return registerWatchTypes(t)
 }
 
 // pendingAsk is what Bus.pending keeps for an ask sent to a peer.
@@ -187,7 +190,7 @@ func (b *Bus) linkTo(node NodeID) (*peer, Link) {
 func (b *Bus) sendTo(ctx context.Context, node NodeID, env *Envelope) error {
 	_, l := b.linkTo(node)
 	if l == nil {
-		return fmt.Errorf("%w: %w %s", ErrNoRoute, errNoLink, node.Short())
+		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, env.To, errNoLink, node.Short())
 	}
 	return b.sendOn(ctx, l, env)
 }
@@ -258,7 +261,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	pr, l := b.linkTo(to.Node)
 	if l == nil {
 		putCall(call)
-		return fmt.Errorf("%w: %w %s", ErrNoRoute, errNoLink, to.Node.Short())
+		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
 	corr := b.corr.Add(1)
 	call.peer, call.link, call.corr = pr, l, corr
@@ -396,18 +399,6 @@ func (b *Bus) finishInbound(in *inbound) {
 	b.inbound.delete(inKey{in.link.Peer(), in.env.Corr})
 }
 
-func (b *Bus) watchRemote(w *process, ref Ref) {
-	b.peersMu.Lock()
-	pr := b.peers[ref.Node]
-	if pr != nil {
-		pr.watchers[ref] = append(pr.watchers[ref], w)
-	}
-	b.peersMu.Unlock()
-	if pr == nil {
-		w.notifyTerminated(Terminated{Ref: ref, Reason: ErrPeerGone})
-	}
-}
-
 // broadcast sends a system message to every peer; namesMu must be held so
 // that updates reach each peer in the order they happened.
 func (b *Bus) broadcast(m any) {
@@ -541,7 +532,7 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 		b.deadLetter(msg, env.To, env.From, err)
 	}
 	if p == nil {
-		fail(ErrNoRoute)
+		fail(fmt.Errorf("%w: %s", ErrNoRoute, env.To))
 		return
 	}
 	if env.Kind == KindAsk {
@@ -616,6 +607,10 @@ func (b *Bus) handleSystem(l Link, m any) {
 			}
 		}
 		b.peersMu.Unlock()
+	case *sysWatch:
+		b.watchedFrom(l, m)
+	case *sysStopped:
+		b.stoppedOnPeer(l, m)
 	default:
 		b.log.Debug("unknown system message from a peer", "peer", l.Peer().Short(), "type", fmt.Sprintf("%T", m))
 	}

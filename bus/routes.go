@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 )
@@ -44,13 +45,13 @@ func (b *Bus) locality(i *instance) Locality {
 func (b *Bus) place(name string) (*process, Ref, error) {
 	v, ok := b.names.Load(name)
 	if !ok {
-		return nil, Ref{}, ErrNoRoute
+		return nil, Ref{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
 	}
 	list := *v.(*service).inst.Load()
 	var best *instance
 	switch len(list) {
 	case 0:
-		return nil, Ref{}, ErrNoRoute
+		return nil, Ref{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
 	case 1:
 		best = list[0]
 	default:

@@ -31,7 +31,7 @@ calc: 2 + 3 = 5
 AskAs[string] of an int reply fails: bus: reply of the wrong type: got int, want string
 == tell
 counter handled 1000 tells, then answered the ask sent after them
-tell to an unknown name: bus: no route to actor
+tell to an unknown name: bus: no route to actor: "nobody"
 == subscribe
 prices.> got prices.eur: EUR/USD at 1.08
 prices.> got prices.gbp.spot: GBP/USD at 1.27

@@ -35,8 +35,10 @@ type Add struct{ A, B int }
 // Sum is the answer to Add.
 type Sum struct{ N int }
 
-// ErrNegative is what the server answers for negative operands.
-var errNegative = fmt.Errorf("add: negative operands: %w", bus.ErrInvalidName)
+// ErrNegative is what the server answers for negative operands. Both
+// binaries register it under one name, so the client matches it with
+// errors.Is though it crossed a socket.
+var ErrNegative = errors.New("add: negative operands")
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
@@ -49,8 +51,15 @@ func newBus(name string, tr *netbus.Transport) (*bus.Bus, error) {
 	types := bus.NewTypes()
 	// Both binaries name the types the same way, so bodies decode on the
 	// far side into the right Go type.
-	bus.RegisterType[Add](types, "remote.Add")
-	bus.RegisterType[Sum](types, "remote.Sum")
+	for _, err := range []error{
+		bus.RegisterType[Add](types, "remote.Add"),
+		bus.RegisterType[Sum](types, "remote.Sum"),
+		types.RegisterError("remote.negative", ErrNegative),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return bus.New(bus.WithName(name), bus.WithTransport(tr), bus.WithTypes(types), bus.WithLogger(log))
 }
@@ -88,7 +97,7 @@ func server(ctx context.Context, listen, secret string, out io.Writer) error {
 			return nil // lifecycle messages
 		}
 		if m.A < 0 || m.B < 0 {
-			c.ReplyError(errNegative)
+			c.ReplyError(fmt.Errorf("%d + %d: %w", m.A, m.B, ErrNegative))
 			return nil
 		}
 		return c.Reply(Sum{m.A + m.B})
@@ -96,9 +105,11 @@ func server(ctx context.Context, listen, secret string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "listening on %s\n", tr.Addrs()[0])
+	// Catch the signals before saying so: one sent right after the line
+	// must not find the default action, which kills the process.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	fmt.Fprintf(out, "listening on %s\n", tr.Addrs()[0])
 	<-ctx.Done()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -133,6 +144,6 @@ func client(ctx context.Context, connect, secret string, n int, out io.Writer) e
 		fmt.Fprintf(out, "%d + %d = %d\n", i, i*10, sum.N)
 	}
 	_, err = b.Ask(ctx, "add", Add{-1, 1})
-	fmt.Fprintf(out, "remote error matches bus.ErrInvalidName: %v\n", errors.Is(err, bus.ErrInvalidName))
+	fmt.Fprintf(out, "%v; matches ErrNegative: %v\n", err, errors.Is(err, ErrNegative))
 	return nil
 }

@@ -48,7 +48,7 @@ func TestServerAndClient(t *testing.T) {
 	if err := run(context.Background(), []string{"client", "-connect", addr, "-secret", "s3cret", "-n", "3"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "1 + 10 = 11\n2 + 20 = 22\n3 + 30 = 33\nremote error matches bus.ErrInvalidName: true\n"
+	want := "1 + 10 = 11\n2 + 20 = 22\n3 + 30 = 33\n-1 + 1: add: negative operands; matches ErrNegative: true\n"
 	if out.String() != want {
 		t.Fatalf("client printed\n%s\nwant\n%s", out.String(), want)
 	}

@@ -1,0 +1,73 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// TestRemoteWatchSeesStopWhileNodeLives: a watcher of an actor on another
+// node hears of its stop while that node runs on, and of an actor that was
+// never there at once; the node's loss is not needed.
+func TestRemoteWatchSeesStopWhileNodeLives(t *testing.T) {
+	server, addrs := tcpServer(t, orderTypes(t))
+	client := tcpClient(t, orderTypes(t), addrs)
+	target, err := server.Register("target", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Register("orders", failing); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, "target")
+	waitFor(t, client, "orders")
+	missing := bus.Ref{Node: server.NodeID(), Name: "missing", ID: 1 << 40}
+	terminated := make(chan bus.Terminated, 2)
+	watching := make(chan struct{})
+	if _, err := client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Started:
+			c.Watch(target)
+			c.Watch(missing)
+			close(watching)
+		case bus.Terminated:
+			terminated <- m
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) bus.Terminated {
+		t.Helper()
+		select {
+		case m := <-terminated:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no Terminated for %s while its node lives", what)
+		}
+		return bus.Terminated{}
+	}
+	if m := next("an actor that was never there"); m.Ref != missing || !errors.Is(m.Reason, bus.ErrNoRoute) {
+		t.Fatalf("watching a missing actor: %+v", m)
+	}
+	// The watch reached the server before the target stops: an ask sent
+	// after it on the same link has been answered.
+	<-watching
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.Ask(ctx, "orders", "plain"); !errors.Is(err, errOutOfStock) {
+		t.Fatalf("ask after the watch: %v", err)
+	}
+	if err := server.Stop(target); err != nil {
+		t.Fatal(err)
+	}
+	if m := next("a stopped actor"); m.Ref != target || m.Reason != nil {
+		t.Fatalf("watching a stopped actor: %+v", m)
+	}
+	if _, err := server.Ask(ctx, "target", 1); !errors.Is(err, bus.ErrNoRoute) {
+		t.Fatalf("target still routed: %v", err)
+	}
+}
