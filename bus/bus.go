@@ -55,6 +55,8 @@ type Bus struct {
 
 	dead deadLetters
 
+	lk linkTable // kept addresses and the links that are up
+
 	closing   atomic.Bool
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -103,6 +105,9 @@ func New(opts ...Option) (*Bus, error) {
 	if err := registerSystemTypes(b.types); err != nil {
 		return nil, err
 	}
+	if err := b.lk.init(&cfg, b.transports); err != nil {
+		return nil, err
+	}
 	for i, t := range b.transports {
 		if err := t.Start(b); err != nil {
 			// The failing transport too: it may have listened on some
@@ -113,6 +118,13 @@ func New(opts ...Option) (*Bus, error) {
 			b.workers.close()
 			return nil, fmt.Errorf("bus: starting transport %T: %w", t, err)
 		}
+	}
+	if err := b.lk.start(b, cfg.peers); err != nil {
+		b.lk.closeLinks(b)
+		for _, s := range b.transports {
+			_ = s.Close(context.Background())
+		}
+		return nil, err
 	}
 	return b, nil
 }
@@ -470,6 +482,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		p.mb.Close() // an actor stuck in Receive: its queued messages are reported now
 	}
 	close(b.closed)
+	b.lk.closeLinks(b) // no dialing while the transports close
 	for _, t := range b.transports {
 		if e := t.Close(ctx); e != nil && err == nil {
 			err = e

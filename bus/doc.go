@@ -56,6 +56,25 @@
 //     WithSlowPolicy (block the publisher, drop the oldest, or cut the
 //     subscriber off).
 //
+// # Linking nodes
+//
+// A transport plugged in with WithTransport serves address schemes: package
+// shmbus "shm" (shared memory between processes of one host), package
+// netbus "unix" and "tcp". The bus dials: Connect (or WithPeers) keeps an
+// address linked, redialing with exponential backoff and jitter (WithBackoff)
+// whenever the link drops or a dial fails, so a client may start before its
+// server and a restarted server is linked again. A refusal retrying cannot
+// heal (ErrRefused: a wrong secret or uid, a codec or version mismatch) stops
+// the dialing. Disconnect and Forget stop it too and close the links. Links
+// lists the links and kept addresses and WithLinkEvents reports each change;
+// the log has a link up at Info, down at Warn (Info when this node closed
+// it), refused at Warn. Among several links to one peer the bus uses shared
+// memory, then a Unix socket, then TCP.
+//
+//	b, err := bus.New(bus.WithTransport(netbus.New(netbus.Config{Secret: secret})),
+//		bus.WithPeers("tcp://orders.internal:7400"))
+//	err = b.WaitFor(ctx, "orders") // names on the peer arrive once the link is up
+//
 // # Failure
 //
 // A panic or an error returned by Receive fails the actor. The bus recovers

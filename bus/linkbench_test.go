@@ -25,6 +25,8 @@ type memNet struct {
 
 type memTransport struct{ n *memNet }
 
+func (t memTransport) Schemes() []string { return []string{"mem"} }
+
 func (t memTransport) Start(h bus.Host) error {
 	t.n.mu.Lock()
 	t.n.hosts = append(t.n.hosts, h)

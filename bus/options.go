@@ -16,6 +16,10 @@ type config struct {
 	transports []Transport
 	types      *Types
 	mailbox    mailbox.Options
+
+	peers                []string
+	linkEvents           func(LinkInfo)
+	backoffLo, backoffHi time.Duration
 }
 
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".

@@ -81,6 +81,7 @@ func (b *Bus) LinkUp(l Link) {
 	slices.SortStableFunc(pr.links, func(x, y Link) int { return schemeRank(x.Scheme()) - schemeRank(y.Scheme()) })
 	b.snapshotPeers()
 	b.peersMu.Unlock()
+	b.lk.linkUp(b, l)
 
 	names := &sysNames{Reset: true}
 	b.names.Range(func(_, v any) bool {
@@ -97,7 +98,6 @@ func (b *Bus) LinkUp(l Link) {
 		interest.Add = append(interest.Add, pat)
 	}
 	b.subMu.Unlock()
-	b.log.Debug("link up", "peer", pr.id.Short(), "locality", l.Locality().String(), "names", len(names.Add))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, m := range []any{names, interest} {
@@ -151,9 +151,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 			w.notifyTerminated(Terminated{Ref: ref, Reason: reason})
 		}
 	}
-	if pr != nil {
-		b.log.Debug("link down", "peer", pr.id.Short(), "last", gone, "err", err)
-	}
+	b.lk.linkDown(b, l, err)
 }
 
 // nearLink is a peer and its nearest link, as linkTo finds them.

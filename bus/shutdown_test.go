@@ -82,6 +82,8 @@ type listenTransport struct {
 	ln   net.Listener
 }
 
+func (t *listenTransport) Schemes() []string { return nil }
+
 func (t *listenTransport) Start(Host) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,17 +12,27 @@ import (
 // New calls Start once with the bus as Host. From then on the transport
 // reports each link it establishes (accepted or dialed) with Host.LinkUp,
 // hands every envelope it receives to Host.Deliver, and reports a link's end
-// with Host.LinkDown. Close stops accepting and dialing, closes every link
-// (each reported with LinkDown) and waits for the transport's goroutines.
+// with Host.LinkDown. Close stops accepting, closes every link (each
+// reported with LinkDown) and waits for the transport's goroutines.
 type Transport interface {
+	// Schemes lists the address schemes the transport serves: "shm" for
+	// shared memory, "unix" and "tcp" for sockets. The bus dials an address
+	// (Bus.Connect) through the transport that serves its scheme; when
+	// several do, the first given with WithTransport dials it.
+	Schemes() []string
 	Start(h Host) error
 	Close(ctx context.Context) error
 }
 
-// Dialer is implemented by transports that can connect to an address on
-// demand. Discovery uses it to reach nodes it learns of.
+// Dialer is implemented by transports that can connect to an address. The
+// bus calls it to keep an address linked (Bus.Connect), redialing with
+// backoff as it sees fit; a transport never redials on its own.
 type Dialer interface {
-	Dial(ctx context.Context, addr string) error
+	// Dial makes one attempt to connect to addr ("shm:///path",
+	// "unix:///path", "tcp://host:port"), bounded by ctx: it completes the
+	// handshake, reports the link with Host.LinkUp and returns it. An error
+	// wrapping ErrRefused means retrying cannot help.
+	Dial(ctx context.Context, addr string) (Link, error)
 }
 
 // Link is a connection from this node to one peer node through one
@@ -68,6 +78,10 @@ type Host interface {
 	NodeID() NodeID
 	// Logger is where the transport logs.
 	Logger() *slog.Logger
+	// Connect asks the bus to keep addr linked (see Bus.Connect): a
+	// transport's configured peers go through it, so the bus dials and
+	// redials them as it does every address.
+	Connect(addr string) error
 	// LinkUp adds a link whose handshake has completed. The bus then sends
 	// the peer the names and subscriptions it hosts, and keeps it current.
 	LinkUp(l Link)

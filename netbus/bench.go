@@ -167,7 +167,7 @@ func NewBenchPair(listen string, size int) (*BenchPair, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ct.Dial(ctx, st.Addrs()[0]); err != nil {
+	if err := p.Client.Connect(st.Addrs()[0]); err != nil {
 		p.Close()
 		return nil, err
 	}

@@ -21,9 +21,10 @@ type Config struct {
 	// A Unix socket file that a dead process left (nobody accepts on it) is
 	// replaced; Close removes the file. Empty: accept nothing.
 	Listen []string
-	// Peers lists addresses dialed at Start and kept connected, reconnecting
-	// with exponential backoff and jitter whenever the link drops, unless
-	// the peer refuses it for a reason retrying cannot heal (see Dial).
+	// Peers lists addresses the bus keeps linked from Start on: the
+	// transport hands each to bus.Host.Connect, and the bus dials it and
+	// redials it with backoff and jitter whenever the link drops (see
+	// bus.Connect, bus.WithBackoff). Same forms as Listen.
 	Peers []string
 	// Secret is the shared secret of the HMAC challenge/response. Both ends
 	// must hold the same one; it never crosses the wire. Empty: no HMAC
@@ -66,9 +67,6 @@ type Config struct {
 	// MaxQueued is how many encoded bytes may wait for a connection's writer
 	// before Send blocks (until its ctx ends). Zero: 4 MiB.
 	MaxQueued int
-	// BackoffMin and BackoffMax bound the delay between reconnect attempts.
-	// Zero: 50ms and 5s.
-	BackoffMin, BackoffMax time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -99,8 +97,6 @@ func (c Config) withDefaults() (Config, error) {
 	defD(&c.HandshakeTimeout, 10*time.Second)
 	defD(&c.HeartbeatInterval, 2*time.Second)
 	defD(&c.IdleTimeout, 3*c.HeartbeatInterval)
-	defD(&c.BackoffMin, 50*time.Millisecond)
-	defD(&c.BackoffMax, 5*time.Second)
 	switch {
 	case c.MaxFrameSize < minMaxFrame || c.MaxFrameSize > 1<<31-1:
 		return c, fmt.Errorf("netbus: MaxFrameSize must be %d..%d, got %d", minMaxFrame, 1<<31-1, c.MaxFrameSize)
@@ -110,8 +106,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("netbus: PoolSize must be 1..255, got %d", c.PoolSize)
 	case c.IdleTimeout <= c.HeartbeatInterval:
 		return c, fmt.Errorf("netbus: IdleTimeout %v must exceed HeartbeatInterval %v", c.IdleTimeout, c.HeartbeatInterval)
-	case c.BackoffMin > c.BackoffMax:
-		return c, fmt.Errorf("netbus: BackoffMin %v exceeds BackoffMax %v", c.BackoffMin, c.BackoffMax)
 	case c.MaxQueued < 0 || c.CompressMin < 0:
 		return c, fmt.Errorf("netbus: negative MaxQueued or CompressMin")
 	}
@@ -153,17 +147,4 @@ func formatAddr(a net.Addr) string {
 		return "unix://" + a.String()
 	}
 	return "tcp://" + a.String()
-}
-
-// backoff returns the delay before reconnect attempt n (0 for the first
-// retry): exponential from lo, capped at hi, with "equal jitter" (a random
-// point in the upper half, r in [0,1)) so peers that lost a link at the same
-// moment do not reconnect in lockstep.
-func backoff(n int, lo, hi time.Duration, r float64) time.Duration {
-	d := lo
-	for i := 0; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + time.Duration(r*float64(d/2))
 }

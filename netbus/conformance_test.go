@@ -15,15 +15,15 @@ import (
 var errBroken = errors.New("link broken by the test")
 
 // conformance returns a bustest.Maker for netbus: B listens on the address
-// listen returns, A keeps it linked (and links again by itself after Heal).
+// listen returns, A keeps it linked (its bus links again after Heal).
 func conformance(listen func(t *testing.T) string) bustest.Maker {
 	return func(t *testing.T, a, b []bus.Option) bustest.Pair {
 		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}})
 		tapB := bustest.NewTap(trB)
 		B := startBus(t, tapB, b)
-		trA := netbus.New(netbus.Config{Peers: trB.Addrs(), BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond})
+		trA := netbus.New(netbus.Config{Peers: trB.Addrs()})
 		tapA := bustest.NewTap(trA)
-		A := startBus(t, tapA, a)
+		A := startBus(t, tapA, append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond)))
 		return bustest.Pair{A: A, B: B,
 			Break: func() { bustest.Break(errBroken, tapA, tapB) },
 			Heal:  func() { bustest.Heal(tapA, tapB) },

@@ -1,20 +1,22 @@
 // Package netbus carries the bus between processes and hosts over TCP or
 // Unix sockets (one implementation for both).
 //
-// A Transport plugs into a bus with bus.WithTransport. It listens on the
-// addresses in Config.Listen, dials the ones in Config.Peers (and any passed
-// to Dial later) and keeps those links up, reconnecting with exponential
-// backoff and jitter. Each link is reported to the bus, which then exchanges
-// with the peer the names and subscriptions both host: from then on Tell, Ask
-// and Subscribe reach actors on the other node with the same calls as in
-// process.
+// A Transport plugs into a bus with bus.WithTransport and serves the "tcp"
+// and "unix" schemes. It listens on the addresses in Config.Listen. The bus
+// dials: bus.Connect (or bus.WithPeers, or Config.Peers, which the transport
+// hands to the bus) keeps an address linked, dialing it through Dial and
+// again with exponential backoff and jitter whenever the link drops or a
+// dial fails; the transport itself never redials. Each link is reported to
+// the bus, which then exchanges with the peer the names and subscriptions
+// both host: from then on Tell, Ask and Subscribe reach actors on the other
+// node with the same calls as in process.
 //
 //	tr := netbus.New(netbus.Config{
 //		Listen: []string{"tcp://0.0.0.0:7400"},
-//		Peers:  []string{"tcp://orders.internal:7400"},
 //		Secret: []byte(os.Getenv("XBUS_SECRET")),
 //	})
-//	b, err := bus.New(bus.WithName("billing"), bus.WithTransport(tr))
+//	b, err := bus.New(bus.WithName("billing"), bus.WithTransport(tr),
+//		bus.WithPeers("tcp://orders.internal:7400"))
 //	...
 //	sum, err := bus.AskAs[Sum](ctx, b, "add", Add{1, 2}) // "add" may live on the peer
 //
@@ -30,7 +32,7 @@
 // names the reason; nothing it sends reaches the bus. A refusal retrying
 // cannot heal (wrong secret, version, codec, a hello that breaks the rules,
 // a TLS certificate refused) wraps bus.ErrRefused on both ends: Dial returns
-// it at once, a kept peer is not redialed, and each end logs it at Warn.
+// it at once, the bus stops dialing that address, and each end logs it at Warn.
 //
 // After the handshake a connection carries length-prefixed frames: data
 // (one binary envelope, compressed with S2 or Zstd above Config.CompressMin
@@ -63,9 +65,9 @@
 // always take the same connection, so per-sender order holds. The pool
 // lives and dies as one: when any of its connections fails, the link
 // closes, the bus hears LinkDown at once and fails every ask waiting on that
-// peer with bus.ErrPeerGone, well before their deadlines. A dialed link is
-// then re-dialed; replies that were in flight are not replayed.
+// peer with bus.ErrPeerGone, well before their deadlines. The bus then
+// redials an address it keeps; replies that were in flight are not replayed.
 //
-// Close stops listening and dialing, tells every peer it is shutting down,
-// and waits for all of the transport's goroutines.
+// Close stops listening, ends dials in progress, tells every peer it is
+// shutting down, and waits for all of the transport's goroutines.
 package netbus

@@ -63,6 +63,9 @@ func (h *testHost) NodeID() bus.NodeID   { return h.id }
 func (h *testHost) Types() *bus.Types    { return h.types }
 func (h *testHost) Logger() *slog.Logger { return h.log }
 
+// Connect is a no-op: the transport tests dial by hand.
+func (h *testHost) Connect(string) error { return nil }
+
 func (h *testHost) LinkUp(l bus.Link) {
 	h.mu.Lock()
 	h.links = append(h.links, l)

@@ -159,7 +159,7 @@ func clientBus(t *testing.T, addr string, cfg Config) (*bus.Bus, *Transport) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := tr.Dial(ctx, addr); err != nil {
+	if _, err := tr.Dial(ctx, addr); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -321,7 +321,7 @@ func TestProcessWrongSecretRefused(t *testing.T) {
 	h := startHelper(t, "tcp://127.0.0.1:0", "right")
 	host := newTestHost(t)
 	tr := startTransport(t, host, Config{Secret: []byte("wrong")})
-	err := tr.Dial(context.Background(), h.addr)
+	_, err := tr.Dial(context.Background(), h.addr)
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("dial with the wrong secret: %v", err)
 	}
@@ -350,7 +350,7 @@ func TestStaleUnixSocket(t *testing.T) {
 	t.Cleanup(func() { srvT.Close(context.Background()) })
 	cli := newTestHost(t)
 	cliT := startTransport(t, cli, Config{})
-	if err := cliT.Dial(context.Background(), addr); err != nil {
+	if _, err := cliT.Dial(context.Background(), addr); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := cli.ask(context.Background(), cli.link(t), "echo", "x"); err != nil || got != "x" {

@@ -50,21 +50,25 @@ func (r *logRecorder) matching(msg string) []error {
 	return out
 }
 
-// A peer configured with the wrong secret is refused once: its keeper stops
-// redialing, says why once at Warn, and the refusal matches bus.ErrRefused
-// on both ends.
+// A peer configured with the wrong secret is refused once: the bus's keeper
+// stops redialing, says why once at Warn, and the refusal matches
+// bus.ErrRefused on both ends.
 func TestWrongSecretIsNotRedialed(t *testing.T) {
-	srv, cli := newTestHost(t), newTestHost(t)
+	srv := newTestHost(t)
 	srvLog, cliLog := &logRecorder{}, &logRecorder{}
-	srv.log, cli.log = slog.New(srvLog), slog.New(cliLog)
+	srv.log = slog.New(srvLog)
 	srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}, Secret: []byte("right")})
-	startTransport(t, cli, Config{Peers: srvT.Addrs(), Secret: []byte("wrong"),
-		BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+	cli, err := bus.New(bus.WithTransport(New(Config{Peers: srvT.Addrs(), Secret: []byte("wrong")})),
+		bus.WithLogger(slog.New(cliLog)), bus.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close(context.Background())
 	const maxAttempts = 50 // redialing every 2ms passes this at once
 	deadline := time.Now().Add(30 * time.Second)
 	var stopped []error
 	for {
-		stopped = cliLog.matching("not redialing")
+		stopped = cliLog.matching("not dialing again")
 		if len(stopped) > 0 {
 			break
 		}
@@ -82,8 +86,8 @@ func TestWrongSecretIsNotRedialed(t *testing.T) {
 	// Many backoff periods later, still one attempt and one Warn.
 	time.Sleep(100 * time.Millisecond)
 	attempts := srvLog.matching("refused a connection")
-	if len(attempts) != 1 || len(cliLog.matching("not redialing")) != 1 {
-		t.Fatalf("%d handshakes refused by the acceptor, %d refusals logged by the dialer; want 1 and 1", len(attempts), len(cliLog.matching("not redialing")))
+	if len(attempts) != 1 || len(cliLog.matching("not dialing again")) != 1 {
+		t.Fatalf("%d handshakes refused by the acceptor, %d refusals logged by the dialer; want 1 and 1", len(attempts), len(cliLog.matching("not dialing again")))
 	}
 	if !errors.Is(attempts[0], bus.ErrRefused) {
 		t.Fatalf("the acceptor logged %v, want bus.ErrRefused", attempts[0])
@@ -108,7 +112,7 @@ func TestRefusalsMatchErrRefused(t *testing.T) {
 			cliT := startTransport(t, newTestHost(t), c.cli)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			err := cliT.Dial(ctx, srvT.Addrs()[0])
+			_, err := cliT.Dial(ctx, srvT.Addrs()[0])
 			if !errors.Is(err, bus.ErrRefused) || !errors.Is(err, c.want) || ctx.Err() != nil {
 				t.Fatalf("dial: %v, want bus.ErrRefused and %v", err, c.want)
 			}

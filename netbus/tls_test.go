@@ -71,7 +71,7 @@ func TestMutualTLS(t *testing.T) {
 		cliT := startTransport(t, cli, Config{TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := cliT.Dial(ctx, srvT.Addrs()[0]); !errors.Is(err, bus.ErrRefused) || ctx.Err() != nil {
+		if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); !errors.Is(err, bus.ErrRefused) || ctx.Err() != nil {
 			t.Fatalf("dial without a client certificate: %v, want bus.ErrRefused at once", err)
 		}
 		srvT.Close(context.Background())
@@ -91,7 +91,7 @@ func TestUntrustedServerRefused(t *testing.T) {
 	cliT := startTransport(t, newTestHost(t), Config{TLS: &tls.Config{RootCAs: otherPool, MinVersion: tls.VersionTLS13}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := cliT.Dial(ctx, srvT.Addrs()[0])
+	_, err := cliT.Dial(ctx, srvT.Addrs()[0])
 	var unknown x509.UnknownAuthorityError
 	if !errors.Is(err, bus.ErrRefused) || !errors.As(err, &unknown) || ctx.Err() != nil {
 		t.Fatalf("dial to an untrusted server: %v, want bus.ErrRefused for an unknown authority", err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -21,9 +20,9 @@ import (
 // bus.Link.
 //
 // Goroutines: one accept loop per listener, one handshake goroutine per
-// accepted connection, one keeper per dialed address (reconnecting with
-// backoff), and a reader and a writer per connection. All are tracked by wg;
-// Close waits for them.
+// accepted connection, and a reader and a writer per connection. All are
+// tracked by wg, as is every Dial in progress; Close waits for them. The bus
+// dials and redials (bus.Connect); the transport never redials on its own.
 type Transport struct {
 	cfg  Config
 	err  error // from validating the Config; returned by Start
@@ -69,8 +68,8 @@ func New(cfg Config) *Transport {
 	return t
 }
 
-// Start begins listening and dialing the configured peers. The bus calls it
-// once.
+// Start begins listening and asks the bus to keep the configured peers
+// linked. The bus calls it once.
 func (t *Transport) Start(h bus.Host) error {
 	if t.err != nil {
 		return t.err
@@ -106,7 +105,9 @@ func (t *Transport) Start(h bus.Host) error {
 		t.wg.Go(func() { t.acceptLoop(ln) })
 	}
 	for _, a := range t.cfg.Peers {
-		t.wg.Go(func() { t.keep(a, nil) })
+		if err := h.Connect(a); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -123,7 +124,7 @@ func (t *Transport) Addrs() []string {
 	return out
 }
 
-// Close stops accepting and dialing, closes every link (each reported with
+// Close stops accepting, ends dials in progress, closes every link (each reported with
 // LinkDown; peers are told the node shut down) and waits for the
 // transport's goroutines, or for ctx. It may be called more than once.
 func (t *Transport) Close(ctx context.Context) error {
@@ -164,100 +165,41 @@ func (t *Transport) Close(ctx context.Context) error {
 	return nil
 }
 
-// Dial connects to the node at addr and keeps the link up from then on,
-// reconnecting with backoff whenever it drops, until Close. It returns once
-// the first link is up, or with the error of the last attempt when ctx ends
-// first, or at once with an error wrapping bus.ErrRefused when the handshake
-// is refused for a reason retrying cannot heal (wrong secret, version,
-// codec, a TLS certificate refused). A refusal also stops the redialing of
-// a link that was up, with one Warn in the log.
-func (t *Transport) Dial(ctx context.Context, addr string) error {
+// Schemes implements bus.Transport: netbus serves Unix sockets and TCP.
+func (t *Transport) Schemes() []string { return []string{"unix", "tcp"} }
+
+// Dial implements bus.Dialer: one attempt to link to the node at addr
+// ("tcp://host:port" or a bare "host:port", "unix:///path" or "unix:path"),
+// bounded by ctx and Config.HandshakeTimeout. It returns the link once its
+// handshake completed and the bus heard LinkUp. A refusal retrying cannot
+// heal (wrong secret, version, codec, a bad handshake) wraps bus.ErrRefused.
+// The bus redials (bus.Connect); the transport never does.
+func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	if _, _, err := parseAddr(addr); err != nil {
-		return err
+		return nil, fmt.Errorf("%w: %w", bus.ErrRefused, err)
 	}
 	t.mu.Lock()
 	if !t.started || t.closed {
 		t.mu.Unlock()
-		return fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
+		return nil, fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
 	}
-	first := make(chan error, 1)
-	t.wg.Go(func() { t.keep(addr, &dialWait{ctx: ctx, result: first}) })
+	t.wg.Add(1) // under mu, so Close's Wait sees it
 	t.mu.Unlock()
-	return <-first
-}
-
-// dialWait lets Dial wait for the first attempts of a keeper.
-type dialWait struct {
-	ctx    context.Context
-	result chan error
-}
-
-// permanent reports whether a dial error will not go away by retrying.
-func permanent(err error) bool { return errors.Is(err, bus.ErrRefused) }
-
-// keep dials addr and redials it whenever the link drops, until Close. With
-// w, it reports the first success or failure to w and gives up if w.ctx ends
-// before the first link is up.
-func (t *Transport) keep(addr string, w *dialWait) {
-	attempt := 0
-	for {
-		l, err := t.dialLink(addr)
-		if err == nil {
-			attempt = 0
-			if w != nil {
-				w.result <- nil
-				w = nil
-			}
-			select {
-			case <-l.done:
-			case <-t.ctx.Done():
-				return
-			}
-			if t.ctx.Err() != nil {
-				return
-			}
-			continue
-		}
-		if t.ctx.Err() != nil {
-			if w != nil {
-				w.result <- fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
-			}
-			return
-		}
-		if permanent(err) {
-			t.log.Warn("netbus: link refused; not redialing", "addr", addr, "err", err)
-			if w != nil {
-				w.result <- err
-			}
-			return
-		}
-		d := backoff(attempt, t.cfg.BackoffMin, t.cfg.BackoffMax, mrand.Float64())
-		attempt++
-		t.log.Debug("netbus: dial failed; retrying", "addr", addr, "err", err, "in", d)
-		timer := time.NewTimer(d)
-		var wctx <-chan struct{}
-		if w != nil {
-			wctx = w.ctx.Done()
-		}
-		select {
-		case <-timer.C:
-		case <-wctx:
-			timer.Stop()
-			w.result <- fmt.Errorf("netbus: dial %s: %w (last attempt: %w)", addr, w.ctx.Err(), err)
-			return
-		case <-t.ctx.Done():
-			timer.Stop()
-			if w != nil {
-				w.result <- fmt.Errorf("netbus: dial %s: %w", addr, ErrClosed)
-			}
-			return
-		}
+	defer t.wg.Done()
+	l, err := t.dialLink(ctx, addr)
+	if err != nil {
+		return nil, err
 	}
+	return l, nil
 }
 
 // dialLink opens a pool of connections to addr, handshakes each and
 // reports the link up.
-func (t *Transport) dialLink(addr string) (*link, error) {
+func (t *Transport) dialLink(ctx context.Context, addr string) (*link, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(t.ctx, cancel) // Close ends the dial
+	defer stop()
 	network, a, _ := parseAddr(addr)
 	var linkID uint64
 	var idb [8]byte
@@ -272,7 +214,7 @@ func (t *Transport) dialLink(addr string) (*link, error) {
 		return nil, err
 	}
 	for i := range n {
-		ctx, cancel := context.WithTimeout(t.ctx, t.cfg.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 		nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
 		if err != nil {
 			cancel()

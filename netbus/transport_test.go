@@ -35,7 +35,7 @@ func pair(t *testing.T, listen string, srvCfg, cliCfg Config) (srv, cli *testHos
 	cliT = startTransport(t, cli, cliCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
+	if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
 		t.Fatal(err)
 	}
 	l = cli.link(t)
@@ -181,7 +181,7 @@ func TestRefusedSecret(t *testing.T) {
 			srv, cli := newTestHost(t), newTestHost(t)
 			srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}, Secret: c.srv})
 			cliT := startTransport(t, cli, Config{Secret: c.cli})
-			err := cliT.Dial(context.Background(), srvT.Addrs()[0])
+			_, err := cliT.Dial(context.Background(), srvT.Addrs()[0])
 			if !errors.Is(err, ErrAuth) {
 				t.Fatalf("dial: got %v, want ErrAuth", err)
 			}
@@ -329,54 +329,6 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 	}
 }
 
-func TestReconnect(t *testing.T) {
-	sock := "unix://" + filepath.Join(t.TempDir(), "r.sock")
-	srv := newTestHost(t)
-	srvT := startTransport(t, srv, Config{Listen: []string{sock}})
-	cli := newTestHost(t)
-	cliT := startTransport(t, cli, Config{BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond})
-	if err := cliT.Dial(context.Background(), sock); err != nil {
-		t.Fatal(err)
-	}
-	cli.link(t)
-	srv.link(t) // both ends up: a Close during the server's half of the handshake sends no reason
-	srvT.Close(context.Background())
-	if err := <-cli.downCh; !errors.Is(err, ErrShutdown) {
-		t.Fatalf("link down with %v, want ErrShutdown", err)
-	}
-	srv2 := newTestHost(t)
-	startTransport(t, srv2, Config{Listen: []string{sock}})
-	l := cli.link(t)
-	if l.Peer() != srv2.id {
-		t.Fatalf("reconnected to %v, want the new node %v", l.Peer(), srv2.id)
-	}
-	if got, err := cli.ask(context.Background(), l, "echo", "again"); err != nil || got != "again" {
-		t.Fatal(got, err)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	lo, hi := 10*time.Millisecond, time.Second
-	cases := []struct {
-		n        int
-		r        float64
-		min, max time.Duration
-	}{
-		{0, 0, 5 * time.Millisecond, 5 * time.Millisecond},
-		{0, 0.999, 5 * time.Millisecond, 10 * time.Millisecond},
-		{3, 0, 40 * time.Millisecond, 40 * time.Millisecond},
-		{3, 0.5, 60 * time.Millisecond, 60 * time.Millisecond},
-		{30, 0.999, 500 * time.Millisecond, time.Second},
-		{1000, 0, 500 * time.Millisecond, 500 * time.Millisecond},
-	}
-	for _, c := range cases {
-		d := backoff(c.n, lo, hi, c.r)
-		if d < c.min || d > c.max {
-			t.Errorf("backoff(%d, r=%v) = %v, want %v..%v", c.n, c.r, d, c.min, c.max)
-		}
-	}
-}
-
 func TestConfigValidation(t *testing.T) {
 	for _, c := range []Config{
 		{PoolSize: 300},
@@ -384,7 +336,6 @@ func TestConfigValidation(t *testing.T) {
 		{HeartbeatInterval: time.Second, IdleTimeout: time.Second},
 		{Listen: []string{"no-port"}},
 		{Compression: 9},
-		{BackoffMin: time.Second, BackoffMax: time.Millisecond},
 	} {
 		if err := New(c).Start(newTestHost(t)); err == nil {
 			t.Errorf("%+v: no error", c)

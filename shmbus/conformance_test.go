@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 				bustest.Heal(tapA, tapB)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if err := trA.Dial(ctx, path); err != nil {
+				if _, err := trA.Dial(ctx, path); err != nil {
 					t.Fatalf("dial again: %v", err)
 				}
 			},

@@ -34,12 +34,19 @@
 //
 // The byte layout and the protocol are specified in docs/shmbus.md.
 //
+// The transport serves the "shm" scheme. The bus dials: bus.Connect (or
+// bus.WithPeers, or Config.Dial, which the transport hands to the bus) keeps
+// an address such as "shm:///run/user/1000/svc.sock" linked, dialing it
+// through Dial and again with backoff and jitter when the link drops or the
+// server is not up yet; the transport itself never redials.
+//
 //	t := shmbus.New(shmbus.Config{Listen: "/run/user/1000/svc.sock"})
 //	b, err := bus.New(bus.WithName("svc"), bus.WithTransport(t))
 //	...
 //	// in another process:
-//	t := shmbus.New(shmbus.Config{Dial: []string{"/run/user/1000/svc.sock"}})
-//	b, err := bus.New(bus.WithName("client"), bus.WithTransport(t))
+//	b, err := bus.New(bus.WithName("client"), bus.WithTransport(shmbus.New(shmbus.Config{})),
+//		bus.WithPeers("shm:///run/user/1000/svc.sock"))
+//	b.WaitFor(ctx, "some-actor")
 //	reply, err := b.Ask(ctx, "some-actor", msg)
 //
 // Package shmbench measures the transport between two processes

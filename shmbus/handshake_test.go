@@ -95,7 +95,7 @@ func TestRefusals(t *testing.T) {
 			defer dt.Close(context.Background())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err := dt.Dial(ctx, c.listen.Listen)
+			_, err := dt.Dial(ctx, c.listen.Listen)
 			if !errors.Is(err, bus.ErrRefused) || !errors.Is(err, ErrPeerRefused) {
 				t.Fatalf("dial: %v, want an error wrapping bus.ErrRefused", err)
 			}

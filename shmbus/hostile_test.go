@@ -37,6 +37,7 @@ func (h *testHost) NodeID() bus.NodeID              { return h.id }
 func (h *testHost) Types() *bus.Types               { return h.types }
 func (h *testHost) Logger() *slog.Logger            { return slog.New(h.logs) }
 func (h *testHost) LinkUp(l bus.Link)               { h.up <- l }
+func (h *testHost) Connect(string) error            { return nil }
 func (h *testHost) Deliver(bus.Link, *bus.Envelope) {}
 func (h *testHost) LinkDown(l bus.Link, err error)  { h.down <- err }
 

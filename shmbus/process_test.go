@@ -486,7 +486,7 @@ func TestFrozenPeer(t *testing.T) {
 	cont()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tr.Dial(ctx, path); err != nil {
+	if _, err := tr.Dial(ctx, path); err != nil {
 		t.Fatalf("dial the resumed peer: %v", err)
 	}
 	if r := askUntilRouted(t, b, "echo", "again"); r != "again" {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,10 @@ import (
 type Config struct {
 	// Listen is the path of a Unix socket to accept peers on; "" for none.
 	Listen string
-	// Dial lists Unix socket paths to connect to when the transport starts.
+	// Dial lists the Unix socket paths (or "shm://" addresses) of peers the
+	// bus keeps linked from Start on: the transport hands each to
+	// bus.Host.Connect, and the bus dials it and redials it with backoff and
+	// jitter whenever the link drops or the peer is not up yet.
 	Dial []string
 	// Codec encodes message bodies; nil means codec.Binary(). Both ends
 	// must use the same codec (checked by name in the handshake).
@@ -116,7 +120,8 @@ func (t *Transport) validate() error {
 	return nil
 }
 
-// Start listens and dials as configured; the bus calls it once.
+// Start listens and asks the bus to keep the configured peers linked; the
+// bus calls it once.
 func (t *Transport) Start(h bus.Host) error {
 	if err := t.validate(); err != nil {
 		return err
@@ -134,16 +139,19 @@ func (t *Transport) Start(h bus.Host) error {
 		t.mu.Unlock()
 		t.wg.Go(func() { t.acceptLoop(ln) })
 	}
-	for _, addr := range t.cfg.Dial {
-		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.HandshakeTimeout)
-		err := t.Dial(ctx, addr)
-		cancel()
-		if err != nil {
+	for _, p := range t.cfg.Dial {
+		if !strings.HasPrefix(p, "shm:") {
+			p = "shm://" + p
+		}
+		if err := h.Connect(p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Schemes implements bus.Transport: shmbus serves "shm".
+func (t *Transport) Schemes() []string { return []string{"shm"} }
 
 // listenUnix listens on path, replacing a socket file left by a dead process
 // (one nobody accepts on).
@@ -173,7 +181,7 @@ func (t *Transport) acceptLoop(ln *net.UnixListener) {
 		}
 		t.wg.Go(func() {
 			// setup logs refusals itself.
-			if err := t.setup(c); err != nil && !errors.Is(err, bus.ErrRefused) {
+			if _, err := t.setup(c); err != nil && !errors.Is(err, bus.ErrRefused) {
 				t.logger().Warn("shmbus: handshake with a peer failed", "err", err)
 			}
 		})
@@ -186,32 +194,57 @@ func (t *Transport) logger() *slog.Logger {
 	return t.host.Logger()
 }
 
-// Dial connects to the transport listening on the Unix socket addr and
-// brings the link up.
-func (t *Transport) Dial(ctx context.Context, addr string) error {
+// Dial implements bus.Dialer: one attempt to link to the transport
+// listening on the Unix socket of addr ("shm:///run/x.sock", "shm:rel.sock"
+// or a bare path), bounded by ctx and Config.HandshakeTimeout. It returns
+// the link once it is set up and the bus heard LinkUp. A refusal retrying
+// cannot heal (another uid, a version, ring size or codec mismatch) wraps
+// bus.ErrRefused. The bus redials (bus.Connect); the transport never does.
+func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	if !shmsys.Supported {
-		return ErrUnsupported
+		return nil, ErrUnsupported
 	}
+	path := strings.TrimPrefix(addr, "shm:")
+	if len(path) < len(addr) && strings.HasPrefix(path, "//") {
+		path = path[2:]
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: shmbus: no path in address %q", bus.ErrRefused, addr)
+	}
+	t.mu.Lock()
+	if t.closed || t.host == nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("shmbus: dial %s: %w", addr, bus.ErrClosed)
+	}
+	t.wg.Add(1) // under mu, so Close's Wait sees it
+	t.mu.Unlock()
+	defer t.wg.Done()
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", addr)
+	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("shmbus: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("shmbus: dial %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	return t.setup(c.(*net.UnixConn))
+	l, err := t.setup(c.(*net.UnixConn))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // setup runs the handshake on c and brings the link up. A refusal (an error
 // wrapping ErrPeerRefused) is logged at Warn here, on both sides.
-func (t *Transport) setup(c *net.UnixConn) (err error) {
-	fail := func(e error) error {
+func (t *Transport) setup(c *net.UnixConn) (_ *link, err error) {
+	fail := func(e error) (*link, error) {
 		if errors.Is(e, ErrPeerRefused) {
 			t.logger().Warn("shmbus: link refused", "err", e)
 		}
 		c.Close()
-		return e
+		return nil, e
 	}
 	if uid, err := shmsys.PeerUID(c); err != nil {
 		return fail(err)
@@ -285,7 +318,7 @@ func (t *Transport) setup(c *net.UnixConn) (err error) {
 	t.mu.Unlock()
 	h.LinkUp(l)
 	l.start()
-	return nil
+	return l, nil
 }
 
 func (t *Transport) removeLink(l *link) {

@@ -180,7 +180,7 @@ func TestPartition(t *testing.T) {
 		if _, err := a.Ask(context.Background(), "hold", "x"); !errors.Is(err, bus.ErrNoRoute) {
 			t.Fatalf("ask while partitioned: %v, want ErrNoRoute", err)
 		}
-		if err := trB.Dial(context.Background(), "a"); !errors.Is(err, bustest.ErrPartitioned) {
+		if _, err := trB.Dial(context.Background(), "a"); !errors.Is(err, bustest.ErrPartitioned) {
 			t.Fatalf("dial across the partition: %v, want ErrPartitioned", err)
 		}
 		time.Sleep(time.Second) // the keeper retries meanwhile, in vain

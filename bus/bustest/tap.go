@@ -1,6 +1,8 @@
 package bustest
 
 import (
+	"context"
+	"fmt"
 	"sync"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -21,6 +23,15 @@ type Tap struct {
 // NewTap wraps tr.
 func NewTap(tr bus.Transport) *Tap {
 	return &Tap{Transport: tr, links: map[bus.Link]chan struct{}{}, hidden: map[bus.Link]bool{}}
+}
+
+// Dial dials through the wrapped transport, which must be a bus.Dialer.
+func (t *Tap) Dial(ctx context.Context, addr string) (bus.Link, error) {
+	d, ok := t.Transport.(bus.Dialer)
+	if !ok {
+		return nil, fmt.Errorf("%w: bustest: %T does not dial", bus.ErrUnsupported, t.Transport)
+	}
+	return d.Dial(ctx, addr)
 }
 
 // Start starts the wrapped transport with a host that watches its links.

@@ -148,12 +148,18 @@ func (t *Transport) kill() {
 	}
 }
 
-// Dial links this node to the node at addr ("b" or "mem://b"). It fails
-// with ErrUnreachable when no node is there, ErrPartitioned across a
-// partition, ErrClosed after Close or Kill.
-func (t *Transport) Dial(ctx context.Context, addr string) error {
-	_, err := t.dial(ctx, trimScheme(addr))
-	return err
+// Schemes implements bus.Transport: the in-memory network's "mem".
+func (t *Transport) Schemes() []string { return []string{Scheme} }
+
+// Dial links this node to the node at addr ("b" or "mem://b") and returns
+// its end of the link. It fails with ErrUnreachable when no node is there,
+// ErrPartitioned across a partition, ErrClosed after Close or Kill.
+func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
+	l, err := t.dial(ctx, trimScheme(addr))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func (t *Transport) dial(ctx context.Context, addr string) (*link, error) {

@@ -129,7 +129,7 @@ func client(ctx context.Context, connect, secret string, n int, out io.Writer) e
 	}()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := tr.Dial(ctx, connect); err != nil {
+	if err := b.Connect(connect); err != nil { // the bus dials, and redials if the link drops
 		return err
 	}
 	// The server's names arrive just after the link comes up.

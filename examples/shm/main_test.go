@@ -34,7 +34,7 @@ func TestServerClient(t *testing.T) {
 	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	got, err := exec.Command(bin, "-socket", sock).CombinedOutput()
+	got, err := exec.Command(bin, "-socket", sock).Output() // the log goes to stderr
 	if err != nil {
 		t.Fatalf("client: %v\n%s", err, got)
 	}

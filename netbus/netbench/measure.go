@@ -75,7 +75,7 @@ func startPeer() (_ *peer, err error) {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = t.Dial(ctx, a[2])
+		err = e.bus.Connect(a[2])
 		for _, name := range []string{"echo", "echo-inline"} {
 			for err == nil {
 				if _, err = e.bus.Ask(ctx, name, e.body); errors.Is(err, bus.ErrNoRoute) && ctx.Err() == nil {

@@ -1,0 +1,494 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus/internal/backoff"
+)
+
+// The bus owns addresses: a transport declares the schemes it serves, and
+// the bus dials an address through it and keeps it linked, one keeper
+// goroutine per address, redialing with exponential backoff and jitter
+// until the address is forgotten, refused for good or the bus closes.
+
+// Default bounds of the delay between dials of a kept address.
+const (
+	DefaultBackoffMin = 50 * time.Millisecond
+	DefaultBackoffMax = 5 * time.Second
+)
+
+// dialTimeout bounds one dial; transports bound their handshakes more tightly.
+const dialTimeout = 30 * time.Second
+
+// LinkState is where a link, or an address the bus keeps linked, stands.
+type LinkState uint8
+
+const (
+	// LinkDialing: a kept address has no link up; the bus is dialing it or
+	// waiting to dial it again.
+	LinkDialing LinkState = iota + 1
+	// LinkReady: the link is up.
+	LinkReady
+	// LinkClosed: the link went down (Err says why), or a kept address was
+	// forgotten.
+	LinkClosed
+	// LinkRefused: the peer refused the link, or was refused, for a reason
+	// retrying cannot heal (Err wraps ErrRefused); the bus stopped dialing.
+	LinkRefused
+)
+
+func (s LinkState) String() string {
+	switch s {
+	case LinkDialing:
+		return "dialing"
+	case LinkReady:
+		return "ready"
+	case LinkClosed:
+		return "closed"
+	case LinkRefused:
+		return "refused"
+	}
+	return fmt.Sprintf("LinkState(%d)", uint8(s))
+}
+
+// LinkInfo describes a link, or an address the bus keeps linked. Links
+// returns them and WithLinkEvents reports each change.
+type LinkInfo struct {
+	// Addr is the address the bus keeps linked ("shm:///run/x.sock",
+	// "unix:///run/x.sock", "tcp://host:7400"); empty for a link the peer
+	// dialed.
+	Addr string
+	// Scheme is the link's scheme, or the address's: "shm", "unix", "tcp".
+	Scheme string
+	// Peer is the node at the other end; zero while a kept address has no
+	// link up.
+	Peer NodeID
+	// State is where it stands, since Since.
+	State LinkState
+	Since time.Time
+	// Attempts counts the dials of a kept address that failed since its
+	// last link was up.
+	Attempts int
+	// Err is why the last link ended or the last dial failed; nil if none did.
+	Err error
+}
+
+// WithPeers keeps each address linked from New on, as Connect does.
+func WithPeers(addrs ...string) Option {
+	return func(c *config) { c.peers = append(c.peers, addrs...) }
+}
+
+// WithLinkEvents calls fn with the new LinkInfo each time a link comes up
+// or goes down, and each time a kept address fails to dial, is refused or
+// is forgotten: the feed for metrics and tools. A link dialed for a kept
+// address is reported twice as it comes up: once by the link (Addr empty,
+// as the transport reports it before its dial returns) and once by the
+// address (Addr set). fn runs on the goroutine that made the change, one
+// call at a time; it must return promptly and must not call back into the
+// bus's link methods.
+func WithLinkEvents(fn func(LinkInfo)) Option {
+	return func(c *config) { c.linkEvents = fn }
+}
+
+// WithBackoff bounds the delay between dials of a kept address: it starts
+// at lo and doubles after each failure up to hi, with equal jitter (a random
+// point in the upper half). Zero: DefaultBackoffMin and DefaultBackoffMax.
+func WithBackoff(lo, hi time.Duration) Option {
+	return func(c *config) { c.backoffLo, c.backoffHi = lo, hi }
+}
+
+// linkTable is the bus's part of link management. mu guards every field
+// except dialers, lo, hi, rand and events, which are fixed once New returns.
+// mu is a leaf lock: nothing is called with it held but the event function.
+type linkTable struct {
+	mu      sync.Mutex
+	started bool     // New has started every transport
+	pending []string // addresses given to Connect before that
+	keepers map[string]*keeper
+	live    map[Link]*liveLink
+	closed  bool
+
+	dialers map[string]Dialer // scheme → transport
+	schemes []string          // sorted, for error messages
+	lo, hi  time.Duration
+	rand    func() float64
+	events  func(LinkInfo)
+
+	wg sync.WaitGroup // keepers
+}
+
+// liveLink is a link that is up.
+type liveLink struct {
+	info LinkInfo
+	k    *keeper       // the keeper that dialed it, once its Dial returned
+	down chan struct{} // closed by LinkDown
+	ours bool          // this node closed it: its end is no warning
+}
+
+// keeper keeps one address linked. info and link are guarded by
+// linkTable.mu; the rest is fixed.
+type keeper struct {
+	addr   string
+	d      Dialer
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the keeper's goroutine returns
+	info   LinkInfo
+	link   Link  // the link up now, or nil
+	why    error // why the keeper was stopped: the reason its link closes with
+}
+
+func (t *linkTable) init(c *config, transports []Transport) error {
+	t.keepers, t.live, t.dialers = map[string]*keeper{}, map[Link]*liveLink{}, map[string]Dialer{}
+	t.lo, t.hi, t.events = c.backoffLo, c.backoffHi, c.linkEvents
+	if t.lo <= 0 {
+		t.lo = DefaultBackoffMin
+	}
+	if t.hi <= 0 {
+		t.hi = max(DefaultBackoffMax, t.lo)
+	}
+	if t.lo > t.hi {
+		return fmt.Errorf("bus: backoff minimum %v exceeds its maximum %v", t.lo, t.hi)
+	}
+	if t.rand == nil {
+		t.rand = rand.Float64
+	}
+	owner := map[string]Transport{}
+	for _, tr := range transports {
+		d, _ := tr.(Dialer)
+		for _, s := range tr.Schemes() {
+			if _, ok := owner[s]; ok {
+				continue // the first transport given dials the scheme
+			}
+			owner[s] = tr
+			if d != nil {
+				t.dialers[s] = d
+				t.schemes = append(t.schemes, s)
+			}
+		}
+	}
+	slices.Sort(t.schemes)
+	return nil
+}
+
+// schemeOf returns the scheme of addr: what precedes its first colon when a
+// transport serves it or "//" follows; "tcp" for a bare "host:port".
+func (t *linkTable) schemeOf(addr string) (string, error) {
+	s, rest, ok := strings.Cut(addr, ":")
+	switch {
+	case ok && t.dialers[s] != nil:
+		return s, nil
+	case ok && strings.HasPrefix(rest, "//"):
+		return "", fmt.Errorf("bus: no transport dials scheme %q of address %q (this bus dials: %s)", s, addr, strings.Join(t.schemes, ", "))
+	}
+	if _, _, err := net.SplitHostPort(addr); err == nil && t.dialers["tcp"] != nil {
+		return "tcp", nil
+	}
+	return "", fmt.Errorf("bus: address %q names no scheme this bus dials (%s)", addr, strings.Join(t.schemes, ", "))
+}
+
+// emit reports info to the event function; t.mu must be held, which keeps
+// the calls one at a time and in the order of the changes.
+func (t *linkTable) emit(info LinkInfo) {
+	if t.events != nil {
+		t.events(info)
+	}
+}
+
+// Connect keeps addr linked from now on: the bus dials it through the
+// transport that serves its scheme ("shm:///run/x.sock",
+// "unix:///run/x.sock", "tcp://host:7400"; a bare "host:port" is TCP) and,
+// whenever the link goes down or a dial fails, dials again with exponential
+// backoff and jitter (WithBackoff), until Disconnect, Forget or Close. A
+// client may so start before its server, and a restarted server is linked
+// again. A refusal that retrying cannot heal (an error wrapping ErrRefused:
+// a wrong secret or uid, a codec or version mismatch, a node id another
+// peer holds) stops the dialing; it is logged at Warn and reported by Links
+// and WithLinkEvents.
+//
+// Connect returns at once: an error only for an address no transport of
+// this bus dials, or a closed bus. Connecting an address already kept does
+// nothing. Use WaitFor to wait for a name the peer hosts.
+func (b *Bus) Connect(addr string) error {
+	t := &b.lk
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || b.closing.Load() {
+		return ErrClosed
+	}
+	if !t.started {
+		t.pending = append(t.pending, addr)
+		return nil
+	}
+	scheme, err := t.schemeOf(addr)
+	if err != nil {
+		return err
+	}
+	if t.keepers[addr] != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &keeper{addr: addr, d: t.dialers[scheme], cancel: cancel, done: make(chan struct{}),
+		info: LinkInfo{Addr: addr, Scheme: scheme, State: LinkDialing, Since: time.Now()}}
+	t.keepers[addr] = k
+	t.wg.Go(func() { b.keep(ctx, k) })
+	return nil
+}
+
+// start begins keeping the addresses given before the transports started.
+func (t *linkTable) start(b *Bus, peers []string) error {
+	t.mu.Lock()
+	t.started = true
+	pending := append(peers, t.pending...)
+	t.pending = nil
+	t.mu.Unlock()
+	for _, a := range pending {
+		if err := b.Connect(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Disconnect stops keeping addr linked and closes its link, if one is up.
+// It waits for the address's keeper to stop. Unknown addresses are ignored.
+func (b *Bus) Disconnect(addr string) {
+	t := &b.lk
+	t.mu.Lock()
+	k := t.keepers[addr]
+	t.mu.Unlock()
+	if k != nil {
+		b.stopKeepers([]*keeper{k}, errForgotten)
+	}
+}
+
+// Forget stops keeping linked every address whose link leads to node and
+// closes every link to node. The node may link again by dialing this one,
+// or when an address leading to it is connected again.
+func (b *Bus) Forget(node NodeID) {
+	t := &b.lk
+	t.mu.Lock()
+	var ks []*keeper
+	for _, k := range t.keepers {
+		if k.info.Peer == node {
+			ks = append(ks, k)
+		}
+	}
+	var ls []Link
+	for l, ll := range t.live {
+		if l.Peer() == node {
+			ll.ours = true
+			ls = append(ls, l)
+		}
+	}
+	t.mu.Unlock()
+	b.stopKeepers(ks, errForgotten)
+	for _, l := range ls {
+		l.Close(errForgotten)
+	}
+}
+
+// stopKeepers forgets ks: each stops dialing and closes its link.
+func (b *Bus) stopKeepers(ks []*keeper, why error) {
+	t := &b.lk
+	t.mu.Lock()
+	for _, k := range ks {
+		if t.keepers[k.addr] == k {
+			delete(t.keepers, k.addr)
+		}
+		if k.link != nil {
+			if ll := t.live[k.link]; ll != nil {
+				ll.ours = true
+			}
+		}
+		k.why = why
+		k.cancel()
+	}
+	t.mu.Unlock()
+	for _, k := range ks {
+		<-k.done
+	}
+	t.mu.Lock()
+	for _, k := range ks {
+		k.info.State, k.info.Since, k.info.Err = LinkClosed, time.Now(), why
+		t.emit(k.info)
+	}
+	t.mu.Unlock()
+}
+
+// closeLinks stops every keeper; Close calls it before closing the
+// transports, so nothing dials while they close.
+func (t *linkTable) closeLinks(b *Bus) {
+	t.mu.Lock()
+	t.closed = true
+	ks := make([]*keeper, 0, len(t.keepers))
+	for _, k := range t.keepers {
+		ks = append(ks, k)
+	}
+	for _, ll := range t.live {
+		ll.ours = true
+	}
+	t.mu.Unlock()
+	b.stopKeepers(ks, ErrClosed)
+	t.wg.Wait()
+}
+
+// Links returns every link that is up and every kept address that has no
+// link up, ordered by address, then peer and scheme.
+func (b *Bus) Links() []LinkInfo {
+	t := &b.lk
+	t.mu.Lock()
+	out := make([]LinkInfo, 0, len(t.live)+len(t.keepers))
+	for _, ll := range t.live {
+		out = append(out, ll.info)
+	}
+	for _, k := range t.keepers {
+		if k.link == nil {
+			out = append(out, k.info)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(x, y LinkInfo) int {
+		if c := strings.Compare(x.Addr, y.Addr); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x.Peer.String(), y.Peer.String()); c != 0 {
+			return c
+		}
+		return schemeRank(x.Scheme) - schemeRank(y.Scheme)
+	})
+	return out
+}
+
+// keep is the goroutine of one kept address: dial, wait for the link to go
+// down, back off, dial again, until ctx ends or a refusal.
+func (b *Bus) keep(ctx context.Context, k *keeper) {
+	t := &b.lk
+	defer close(k.done)
+	failures := 0
+	for {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		l, err := k.d.Dial(dctx, k.addr)
+		cancel()
+		if err == nil {
+			failures = 0
+			down := t.attach(k, l)
+			select {
+			case <-down:
+			case <-ctx.Done():
+				t.mu.Lock()
+				why := k.why
+				t.mu.Unlock()
+				l.Close(why)
+				return
+			}
+		} else {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			refused := errors.Is(err, ErrRefused)
+			t.mu.Lock()
+			k.info.Attempts, k.info.Err, k.info.Peer = failures, err, NodeID{}
+			if refused {
+				k.info.State, k.info.Since = LinkRefused, time.Now()
+			}
+			t.emit(k.info)
+			t.mu.Unlock()
+			if refused {
+				b.log.Warn("link refused; not dialing again", "addr", k.addr, "err", err)
+				return
+			}
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelInfo
+			}
+			b.log.Log(ctx, level, "dial failed; retrying", "addr", k.addr, "attempts", failures, "err", err)
+		}
+		timer := time.NewTimer(backoff.Delay(failures-1, t.lo, t.hi, t.rand()))
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// attach makes l the link of k and returns a channel closed when it goes
+// down (already closed if it went down before its Dial returned).
+func (t *linkTable) attach(k *keeper, l Link) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ll := t.live[l]
+	if ll == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	ll.k, ll.info.Addr = k, k.addr
+	k.link = l
+	k.info.State, k.info.Since, k.info.Peer, k.info.Err, k.info.Attempts = LinkReady, ll.info.Since, l.Peer(), nil, 0
+	k.info.Scheme = l.Scheme()
+	t.emit(k.info)
+	return ll.down
+}
+
+// linkUp records a link that came up; LinkUp calls it.
+func (t *linkTable) linkUp(b *Bus, l Link) {
+	t.mu.Lock()
+	ll := &liveLink{down: make(chan struct{}),
+		info: LinkInfo{Scheme: l.Scheme(), Peer: l.Peer(), State: LinkReady, Since: time.Now()}}
+	t.live[l] = ll
+	t.emit(ll.info)
+	t.mu.Unlock()
+	b.log.Info("link up", "peer", l.Peer().Short(), "scheme", l.Scheme())
+}
+
+// linkDown records a link that went down; LinkDown calls it.
+func (t *linkTable) linkDown(b *Bus, l Link, err error) {
+	t.mu.Lock()
+	ll := t.live[l]
+	if ll == nil {
+		t.mu.Unlock()
+		return
+	}
+	delete(t.live, l)
+	close(ll.down)
+	ll.info.State, ll.info.Since, ll.info.Err = LinkClosed, time.Now(), err
+	t.emit(ll.info)
+	ours := ll.ours || b.closing.Load()
+	if k := ll.k; k != nil && k.link == l {
+		k.link = nil
+		k.info.State, k.info.Since, k.info.Err = LinkDialing, ll.info.Since, err
+		if !ours {
+			t.emit(k.info)
+		}
+	}
+	t.mu.Unlock()
+	level := slog.LevelWarn
+	if ours {
+		level = slog.LevelInfo
+	}
+	b.log.Log(context.Background(), level, "link down", "peer", l.Peer().Short(), "scheme", l.Scheme(), "addr", ll.info.Addr, "err", err)
+}
+
+// closeOurs closes l as this node's choice: its end is logged at Info.
+func (t *linkTable) closeOurs(l Link, why error) {
+	t.mu.Lock()
+	if ll := t.live[l]; ll != nil {
+		ll.ours = true
+	}
+	t.mu.Unlock()
+	l.Close(why)
+}
+
+var errForgotten = errors.New("bus: address forgotten")
