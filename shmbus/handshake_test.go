@@ -203,3 +203,19 @@ func TestPeerCannotWriteSegment(t *testing.T) {
 		t.Errorf("segment starts with %q, want the magic", mem[:len(segMagic)])
 	}
 }
+
+// TestPeerTimeoutConfig checks PeerTimeout's bounds: under MinPeerTimeout
+// is refused by Start; negative (none) and the minimum are accepted.
+func TestPeerTimeoutConfig(t *testing.T) {
+	for _, c := range []struct {
+		d  time.Duration
+		ok bool
+	}{{time.Millisecond, false}, {MinPeerTimeout - 1, false}, {MinPeerTimeout, true}, {-1, true}, {0, true}} {
+		tr := New(Config{PeerTimeout: c.d})
+		err := tr.Start(newTestHost())
+		if (err == nil) != c.ok {
+			t.Errorf("PeerTimeout %v: Start returned %v", c.d, err)
+		}
+		tr.Close(context.Background())
+	}
+}

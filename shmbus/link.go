@@ -293,7 +293,7 @@ func (l *link) checkPeer(now time.Time) bool {
 	}
 	err := fmt.Errorf("shmbus: peer %s showed no sign of life for %v (PeerTimeout %v): %w",
 		l.peer.Short(), silent.Round(time.Millisecond), l.timeout, bus.ErrPeerGone)
-	l.h.Logger().Warn("shmbus: closing the link to a stopped peer", "peer", l.peer.Short(), "err", err)
+	l.h.Logger().Warn("shmbus: closing the link to a peer that shows no sign of life", "peer", l.peer.Short(), "err", err)
 	l.Close(err)
 	return true
 }
