@@ -423,11 +423,11 @@ func TestCrossProcess(t *testing.T) {
 
 // TestFrozenPeer stops the peer process with SIGSTOP: an ask waiting on it
 // and a Tell blocked on its full ring fail with ErrPeerGone, not by their
-// deadlines and not never. Before that the link, idle for several
-// timeouts, stays up (a parked reader still beats); after SIGCONT the peer
+// deadlines and not never. Before that the link, idle for two timeouts,
+// stays up (a parked reader still beats); after SIGCONT the peer
 // lives on and can be linked again.
 func TestFrozenPeer(t *testing.T) {
-	const timeout = time.Second
+	const timeout = 2 * time.Second // long enough for a loaded machine
 	cmd, path := startChild(t)
 	tr := shmbus.New(shmbus.Config{Dial: []string{path}, PeerTimeout: timeout})
 	b, err := bus.New(bus.WithName("parent"), bus.WithTransport(tr))
@@ -436,7 +436,7 @@ func TestFrozenPeer(t *testing.T) {
 	}
 	defer b.Close(context.Background())
 	askUntilRouted(t, b, "echo", "hello")
-	time.Sleep(3 * timeout) // idle: both readers park
+	time.Sleep(2 * timeout) // idle: both readers park
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if r, err := b.Ask(ctx, "echo", "still there"); err != nil || r != "still there" {
 		t.Fatalf("ask after an idle spell: %v, %v; want the link up", r, err)
