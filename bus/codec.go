@@ -85,6 +85,18 @@ func (t *Types) mustRegister(name string, rt reflect.Type) {
 // Go name. Registering the same type under the same name again is a no-op; a
 // name already taken by another type, or a type already named otherwise, is
 // an error.
+//
+// A type whose values would not cross a process boundary as they are is
+// refused, with an error naming the field: an unexported field (a codec
+// drops it without a word, so it would arrive as its zero value) and a
+// channel, func, unsafe pointer or complex field (no codec encodes them).
+// A type that encodes itself (MarshalJSON, MarshalBinary, MarshalCBOR, as
+// time.Time does) is accepted as it is, and a field tagged json:"-" or
+// cbor:"-" is left out on purpose.
+//
+// Registering T also lets a *T be sent: it travels as "*" and T's name
+// and arrives as a *T, as it would in process (register *T itself to give
+// it a name of its own).
 func (t *Types) Register(name string, sample any) error {
 	rt := reflect.TypeOf(sample)
 	if rt == nil {
@@ -93,14 +105,21 @@ func (t *Types) Register(name string, sample any) error {
 	if name == "" {
 		name = rt.String()
 	}
+	if err := checkEncodable(rt); err != nil {
+		return err
+	}
 	return t.register(name, rt)
 }
 
-// RegisterType records T under name (its Go name when name is empty).
+// RegisterType records T under name (its Go name when name is empty), as
+// Types.Register does.
 func RegisterType[T any](t *Types, name string) error {
 	rt := reflect.TypeFor[T]()
 	if name == "" {
 		name = rt.String()
+	}
+	if err := checkEncodable(rt); err != nil {
+		return err
 	}
 	return t.register(name, rt)
 }
@@ -134,9 +153,15 @@ func (t *Types) NameOf(v any) string {
 	if rt == nil {
 		return ""
 	}
-	name, ok := t.maps.Load().byType[rt]
-	if ok {
+	m := t.maps.Load()
+	if name, ok := m.byType[rt]; ok {
 		return name
+	}
+	if rt.Kind() == reflect.Pointer {
+		// A *T whose T is registered: "*" and T's name (see Register).
+		if name, ok := m.byType[rt.Elem()]; ok && len(name) < MaxTypeLen {
+			return "*" + name
+		}
 	}
 	return rt.String()
 }
@@ -152,11 +177,16 @@ func (t *Types) New(name string) (reflect.Value, error) {
 
 // typeOf returns the type registered as name.
 func (t *Types) typeOf(name string) (reflect.Type, error) {
-	rt, ok := t.maps.Load().byName[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
+	m := t.maps.Load()
+	if rt, ok := m.byName[name]; ok {
+		return rt, nil
 	}
-	return rt, nil
+	if len(name) > 1 && name[0] == '*' {
+		if rt, ok := m.byName[name[1:]]; ok {
+			return reflect.PointerTo(rt), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q is not registered", ErrUnknownType, name)
 }
 
 // EncodeBody encodes env.Msg with c, appending the bytes to dst, and sets
@@ -176,6 +206,9 @@ func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
 	env.Type = t.NameOf(env.Msg)
 	out, err := c.Append(dst, env.Msg)
 	if err != nil {
+		if why := checkEncodable(reflect.TypeOf(env.Msg)); why != nil {
+			err = fmt.Errorf("%w (%w)", why, err) // names the field
+		}
 		return dst, fmt.Errorf("bus: encoding %s with %s: %w", env.Type, c.Name(), err)
 	}
 	return out, nil
