@@ -53,8 +53,9 @@
 // (`xbus bench shm`).
 //
 // A peer of another user, protocol version, ring size or codec is refused
-// with an error wrapping ErrPeerRefused and bus.ErrRefused (logged at Warn on
-// both sides): retrying cannot help.
+// with an error wrapping ErrPeerRefused and bus.ErrRefused: retrying cannot
+// help. The listener logs it at Warn; the bus logs a dial's refusal at Warn
+// and stops dialing.
 //
 // Linux only; elsewhere Start and Dial return ErrUnsupported, which wraps
 // bus.ErrUnsupported.

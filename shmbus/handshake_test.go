@@ -74,7 +74,7 @@ func (r *logRecorder) waitWarned(t *testing.T, target error) error {
 
 // TestRefusals checks that a peer with another codec, ring size or
 // protocol version is refused with an error wrapping bus.ErrRefused on the
-// dialing side, and that both sides log the refusal at Warn.
+// dialing side, and that the listener logs the refusal at Warn.
 func TestRefusals(t *testing.T) {
 	cases := map[string]struct{ listen, dial Config }{
 		"codec":     {Config{}, Config{Codec: codec.Raw}},
@@ -100,7 +100,6 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("dial: %v, want an error wrapping bus.ErrRefused", err)
 			}
 			t.Logf("dialer: %v", err)
-			dh.logs.waitWarned(t, bus.ErrRefused)
 			t.Logf("listener: %v", lh.logs.waitWarned(t, bus.ErrRefused))
 			select {
 			case l := <-lh.up:

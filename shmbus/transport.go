@@ -180,8 +180,8 @@ func (t *Transport) acceptLoop(ln *net.UnixListener) {
 			return
 		}
 		t.wg.Go(func() {
-			// setup logs refusals itself.
-			if _, err := t.setup(c); err != nil && !errors.Is(err, bus.ErrRefused) {
+			// setup logs refusals itself, before it hangs up.
+			if _, err := t.setup(c, true); err != nil && !errors.Is(err, bus.ErrRefused) {
 				t.logger().Warn("shmbus: handshake with a peer failed", "err", err)
 			}
 		})
@@ -229,18 +229,19 @@ func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	l, err := t.setup(c.(*net.UnixConn))
+	l, err := t.setup(c.(*net.UnixConn), false)
 	if err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// setup runs the handshake on c and brings the link up. A refusal (an error
-// wrapping ErrPeerRefused) is logged at Warn here, on both sides.
-func (t *Transport) setup(c *net.UnixConn) (_ *link, err error) {
+// setup runs the handshake on c and brings the link up. On an accepted
+// connection it logs a refusal (an error wrapping ErrPeerRefused) at Warn;
+// a dialer returns it, and the bus logs it as it stops dialing.
+func (t *Transport) setup(c *net.UnixConn, accepted bool) (_ *link, err error) {
 	fail := func(e error) (*link, error) {
-		if errors.Is(e, ErrPeerRefused) {
+		if accepted && errors.Is(e, ErrPeerRefused) {
 			t.logger().Warn("shmbus: link refused", "err", e)
 		}
 		c.Close()
