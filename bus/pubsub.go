@@ -53,13 +53,13 @@ type Subscription struct {
 	ch      chan Message
 	done    chan struct{}
 	dropped atomic.Uint64
-	stopCtx func() bool
 
 	endOnce sync.Once
 	mu      sync.RWMutex // held for reading while publishing into ch; for writing to close it
 	closed  bool         // guarded by mu
-	errMu   sync.Mutex   // guards err apart from mu, which a blocked publisher holds
+	errMu   sync.Mutex   // guards err and stopCtx apart from mu, which a blocked publisher holds
 	err     error
+	stopCtx func() bool // set after the ctx's AfterFunc, which may already run end
 }
 
 // Subscribe starts a subscription to pattern ("prices.>", "orders.*.new").
@@ -106,7 +106,10 @@ func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) 
 	}
 	b.namesMu.Unlock()
 
-	s.stopCtx = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	stop := context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	s.errMu.Lock()
+	s.stopCtx = stop
+	s.errMu.Unlock()
 	return s, nil
 }
 
@@ -153,6 +156,7 @@ func (s *Subscription) end(reason error) {
 	s.endOnce.Do(func() {
 		s.errMu.Lock()
 		s.err = reason
+		stopCtx := s.stopCtx
 		s.errMu.Unlock()
 		// First release the publishers blocked on a full window: they hold
 		// mu for reading, so the write lock that closes ch waits for them.
@@ -161,8 +165,8 @@ func (s *Subscription) end(reason error) {
 		s.closed = true
 		close(s.ch)
 		s.mu.Unlock()
-		if s.stopCtx != nil {
-			s.stopCtx()
+		if stopCtx != nil { // nil: the ctx ended before Subscribe returned
+			stopCtx()
 		}
 		s.b.removeSubscription(s)
 	})
