@@ -33,11 +33,13 @@ func newBus(t *testing.T, tr bus.Transport, opts ...bus.Option) *bus.Bus {
 	return b
 }
 
-// kitPair links A and B through a network of their own; A keeps B linked.
+// kitPair links A and B through a network of their own; A keeps B linked,
+// dialing again quickly after a partition heals.
 func kitPair(t *testing.T, a, b []bus.Option) (bustest.Pair, *bustest.Network) {
 	n := bustest.NewNetwork()
 	B := newBus(t, n.Transport(bustest.Config{Addr: "b", Codec: codec.Binary()}), b...)
-	A := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"mem://b"}, Codec: codec.Binary()}), a...)
+	A := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"mem://b"}, Codec: codec.Binary()}),
+		append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond))...)
 	return bustest.Pair{
 		A: A, B: B,
 		Break: func() { n.Partition("a", "b") },

@@ -33,10 +33,12 @@
 //     for two senders at once (a goroutine and an actor), none lost.
 //   - AskReply: asks by name and by Ref, with a struct body, and 200 at once,
 //     each get their own reply.
-//   - ErrorsCross: an error an actor answers with matches the bus's sentinel
-//     with errors.Is on the asking side; an application error arrives with
-//     its text and CodeApplication; a failing actor is ErrActorFailed; an
-//     ask to a stopped actor's Ref is ErrNoRoute.
+//   - ErrorsCross: an error an actor answers with matches, with errors.Is
+//     on the asking side, the bus's sentinel it wraps, or the application
+//     error both buses registered (Types.RegisterError, here
+//     ErrInsufficientFunds); one nobody registered arrives with its text and
+//     CodeApplication; a failing actor is ErrActorFailed; an ask to a
+//     stopped actor's Ref is ErrNoRoute.
 //   - Deadline: an ask that gets no reply in time fails with ErrDeadline;
 //     the actor working on it sees the asker give up (Context.Canceled)
 //     and, across a link, the deadline (Context.Deadline).
@@ -49,12 +51,16 @@
 //     by the old Ref work.
 //   - WatchPeerDeath: a watcher of a remote actor gets Terminated, with a
 //     reason matching ErrPeerGone, when Break cuts its node off.
+//   - WatchStop: a watcher gets Terminated when the actor it watches stops
+//     while its node lives on, with a reason other than ErrPeerGone.
 //
-// In one process (two actors of one bus) Order, AskReply, ErrorsCross and
-// Deadline apply and run (package bustest's own test); the others need a link.
+// In one process (two actors of one bus) Order, AskReply, ErrorsCross,
+// Deadline and WatchStop apply and run (package bustest's own test); the
+// others need a link.
 //
-// Message bodies the suite sends are strings, ints and Msg, registered on
-// both buses through the options the Maker passes on.
+// Message bodies the suite sends are strings, ints and Msg, and the error
+// ErrInsufficientFunds, registered on both buses through the options the
+// Maker passes on (bus.WithTypes).
 //
 // # The in-memory transport
 //

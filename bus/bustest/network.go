@@ -28,8 +28,8 @@ var (
 // the links down at once (as a heartbeat timeout would, without the wait)
 // and refuses dials across it until Heal.
 //
-// Time is the time package's: under testing/synctest every delay and redial
-// runs on the bubble's fake clock. Loss draws from a generator seeded by
+// Time is the time package's: under testing/synctest every delay runs on
+// the bubble's fake clock, as do the bus's redials. Loss draws from a generator seeded by
 // NewNetwork, so one sequence of sends loses the same envelopes every run.
 //
 // A Network's methods are safe for concurrent use. Fault methods (Partition,
@@ -92,8 +92,8 @@ func (n *Network) Partition(a, b string) {
 	breakAll(links, ErrPartitioned)
 }
 
-// Heal ends a partition between a and b; the nodes that keep each other
-// linked (Config.Peers) dial again.
+// Heal ends a partition between a and b; a bus that keeps the other's
+// address linked (Config.Peers, bus.Connect) dials it again.
 func (n *Network) Heal(a, b string) {
 	n.mu.Lock()
 	delete(n.cut, pair(a, b))

@@ -49,6 +49,10 @@ type (
 	shapeB struct{ X int }
 )
 
+// ErrInsufficientFunds is an application error both buses register
+// (Types.RegisterError), so that it keeps its identity across a link.
+var ErrInsufficientFunds = errors.New("bustest: insufficient funds")
+
 // suiteTimeout bounds every wait of the suite: a failure, never a pass,
 // costs this much.
 const suiteTimeout = 20 * time.Second
@@ -73,6 +77,7 @@ var cases = []suiteCase{
 	{name: "UnknownType", f: testUnknownType},
 	{name: "LinkDeathAndRelink", f: testLinkDeath},
 	{name: "WatchPeerDeath", f: testWatchPeerDeath},
+	{name: "WatchStop", local: true, f: testWatchStop},
 }
 
 // run runs the cases; in process (A == B) only those marked local.
@@ -98,6 +103,11 @@ func newSuite(t *testing.T, mk Maker) *suite {
 	ta, tb := bus.NewTypes(), bus.NewTypes()
 	for _, ts := range []*bus.Types{ta, tb} {
 		if err := bus.RegisterType[Msg](ts, "bustest.msg"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ts := range []*bus.Types{ta, tb} {
+		if err := ts.RegisterError("bustest.insufficient-funds", ErrInsufficientFunds); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,16 +263,22 @@ func testAskReply(t *testing.T, s *suite) {
 }
 
 // testErrorsCross: an error an actor answers with reaches the asker and
-// matches the bus's sentinels with errors.Is; a failing actor is
+// matches with errors.Is: the bus's sentinels, and an application error
+// both sides registered, wrapped or not; an application error nobody
+// registered arrives with its text and CodeApplication; a failing actor is
 // ErrActorFailed; an ask to a Ref that is gone is ErrNoRoute.
 func testErrorsCross(t *testing.T, s *suite) {
-	appErr := errors.New("insufficient funds")
+	unregistered := errors.New("bustest: an error nobody registered")
 	s.register("errs", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		switch msg {
 		case "sentinel":
 			c.ReplyError(fmt.Errorf("no such account: %w", bus.ErrUnsupported))
 		case "app":
-			c.ReplyError(appErr)
+			c.ReplyError(ErrInsufficientFunds)
+		case "wrapped":
+			c.ReplyError(fmt.Errorf("paying 12: %w", ErrInsufficientFunds))
+		case "unregistered":
+			c.ReplyError(unregistered)
 		case "fail":
 			return errors.New("broken")
 		}
@@ -272,10 +288,21 @@ func testErrorsCross(t *testing.T, s *suite) {
 	if _, err := s.A.Ask(ctx, "errs", "sentinel"); !errors.Is(err, bus.ErrUnsupported) {
 		t.Fatalf("sentinel: %v, want ErrUnsupported", err)
 	}
-	if _, err := s.A.Ask(ctx, "errs", "app"); err == nil || !strings.Contains(err.Error(), appErr.Error()) {
-		t.Fatalf("application error: %v, want %q", err, appErr)
-	} else if bus.CodeOf(err) != bus.CodeApplication {
-		t.Fatalf("application error %v has code %d", err, bus.CodeOf(err))
+	for _, m := range []string{"app", "wrapped"} {
+		_, err := s.A.Ask(ctx, "errs", m)
+		if !errors.Is(err, ErrInsufficientFunds) {
+			t.Fatalf("%s application error: %v, want ErrInsufficientFunds", m, err)
+		}
+		if errors.Is(err, bus.ErrUnsupported) || bus.CodeOf(err) != bus.CodeApplication {
+			t.Fatalf("%s application error %v matches a bus sentinel (code %d)", m, err, bus.CodeOf(err))
+		}
+	}
+	_, err := s.A.Ask(ctx, "errs", "unregistered")
+	if err == nil || bus.CodeOf(err) != bus.CodeApplication || errors.Is(err, ErrInsufficientFunds) {
+		t.Fatalf("unregistered application error: %v (code %d), want CodeApplication", err, bus.CodeOf(err))
+	}
+	if !strings.Contains(err.Error(), unregistered.Error()) {
+		t.Fatalf("unregistered application error %q lost its text %q", err, unregistered)
 	}
 	if _, err := s.A.Ask(ctx, "errs", "fail"); !errors.Is(err, bus.ErrActorFailed) {
 		t.Fatalf("failing actor: %v, want ErrActorFailed", err)
@@ -450,4 +477,22 @@ func testWatchPeerDeath(t *testing.T, s *suite) {
 	ch := s.watcher(ref)
 	s.Break()
 	s.terminated(ch, ref, bus.ErrPeerGone)
+}
+
+// testWatchStop: a watcher hears when the actor it watches stops while its
+// node lives on; the reason is not the node's death.
+func testWatchStop(t *testing.T, s *suite) {
+	ref := s.register("target", bus.ActorFunc(echo))
+	ch := s.watcher(ref)
+	if err := s.B.Stop(ref); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ch:
+		if m.Ref != ref || errors.Is(m.Reason, bus.ErrPeerGone) {
+			t.Fatalf("Terminated %+v, want %v stopped (not its node gone)", m, ref)
+		}
+	case <-s.ctx().Done():
+		t.Fatalf("no Terminated when %v stopped", ref)
+	}
 }

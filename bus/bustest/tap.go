@@ -26,12 +26,30 @@ func NewTap(tr bus.Transport) *Tap {
 }
 
 // Dial dials through the wrapped transport, which must be a bus.Dialer.
+// Between Break and Heal it fails without dialing, as across a partition.
 func (t *Tap) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	d, ok := t.Transport.(bus.Dialer)
 	if !ok {
 		return nil, fmt.Errorf("%w: bustest: %T does not dial", bus.ErrUnsupported, t.Transport)
 	}
-	return d.Dial(ctx, addr)
+	t.mu.Lock()
+	cut := t.cut
+	t.mu.Unlock()
+	if cut != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPartitioned, cut)
+	}
+	l, err := d.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	_, shown := t.links[l]
+	cut = t.cut
+	t.mu.Unlock()
+	if !shown && cut != nil { // it came up after Break, hidden from the bus
+		return nil, fmt.Errorf("%w: %w", ErrPartitioned, cut)
+	}
+	return l, nil
 }
 
 // Start starts the wrapped transport with a host that watches its links.

@@ -19,16 +19,15 @@ type Config struct {
 	// Addr is the node's address on the network ("a" or "mem://a"). It must
 	// be unique among the network's live nodes.
 	Addr string
-	// Peers lists addresses dialed at Start and kept linked: dialed again
-	// Redial after a dial fails or the link drops, until Close.
+	// Peers lists addresses the bus keeps linked from Start on: the
+	// transport hands each to bus.Host.Connect, and the bus dials it and
+	// dials again whenever the link drops (see bus.WithBackoff).
 	Peers []string
 	// Codec encodes message bodies. Nil: bus.JSON.
 	Codec bus.Codec
 	// QueueLen is how many envelopes a link holds for its reader before
 	// Send blocks (until its ctx ends or the link goes down). Zero: 1024.
 	QueueLen int
-	// Redial is the wait between attempts to reach a peer. Zero: 10ms.
-	Redial time.Duration
 }
 
 // Transport is one node's end of a Network: a bus.Transport and a
@@ -48,9 +47,8 @@ type Transport struct {
 	host   bus.Host
 	links  map[*link]struct{}
 	closed bool // Close began or the node was killed: no new links
-	stop   chan struct{}
 
-	wg sync.WaitGroup // readers and keepers
+	wg sync.WaitGroup // readers
 }
 
 var (
@@ -67,11 +65,8 @@ func (n *Network) Transport(cfg Config) *Transport {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 1024
 	}
-	if cfg.Redial <= 0 {
-		cfg.Redial = 10 * time.Millisecond
-	}
 	return &Transport{net: n, cfg: cfg, addr: trimScheme(cfg.Addr), codec: cfg.Codec,
-		links: map[*link]struct{}{}, stop: make(chan struct{})}
+		links: map[*link]struct{}{}}
 }
 
 func trimScheme(addr string) string { return strings.TrimPrefix(addr, Scheme+"://") }
@@ -79,8 +74,21 @@ func trimScheme(addr string) string { return strings.TrimPrefix(addr, Scheme+":/
 // Addr is the node's address, with its scheme.
 func (t *Transport) Addr() string { return Scheme + "://" + t.addr }
 
-// Start joins the network under Config.Addr and starts dialing Config.Peers.
+// Start joins the network under Config.Addr and asks the bus to keep
+// Config.Peers linked.
 func (t *Transport) Start(h bus.Host) error {
+	if err := t.join(h); err != nil {
+		return err
+	}
+	for _, p := range t.cfg.Peers {
+		if err := h.Connect(Scheme + "://" + trimScheme(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Transport) join(h bus.Host) error {
 	if t.addr == "" {
 		return errors.New("bustest: Config.Addr is empty")
 	}
@@ -97,15 +105,11 @@ func (t *Transport) Start(h bus.Host) error {
 	}
 	t.host = h
 	n.nodes[t.addr] = t
-	for _, p := range t.cfg.Peers {
-		t.wg.Go(func() { t.keep(trimScheme(p)) })
-	}
 	return nil
 }
 
 // Close leaves the network: every link goes down (its peer sees
-// ErrPeerGone), the keepers stop, and Close waits for the readers to finish
-// or ctx to end.
+// ErrPeerGone), and Close waits for the readers to finish or ctx to end.
 func (t *Transport) Close(ctx context.Context) error {
 	t.leave()
 	t.mu.Lock()
@@ -127,7 +131,7 @@ func (t *Transport) Close(ctx context.Context) error {
 	}
 }
 
-// leave takes t off the network and stops its keepers; it is idempotent.
+// leave takes t off the network; it is idempotent.
 func (t *Transport) leave() {
 	n := t.net
 	n.mu.Lock()
@@ -138,22 +142,20 @@ func (t *Transport) leave() {
 	t.kill()
 }
 
-// kill makes t refuse new links and stops its keepers.
+// kill makes t refuse new links.
 func (t *Transport) kill() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.closed {
-		t.closed = true
-		close(t.stop)
-	}
+	t.closed = true
+	t.mu.Unlock()
 }
 
 // Schemes implements bus.Transport: the in-memory network's "mem".
 func (t *Transport) Schemes() []string { return []string{Scheme} }
 
-// Dial links this node to the node at addr ("b" or "mem://b") and returns
-// its end of the link. It fails with ErrUnreachable when no node is there,
-// ErrPartitioned across a partition, ErrClosed after Close or Kill.
+// Dial makes one attempt to link this node to the node at addr ("b" or
+// "mem://b") and returns its end of the link; the bus redials. It fails
+// with ErrUnreachable when no node is there, ErrPartitioned across a
+// partition, ErrClosed after Close or Kill.
 func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	l, err := t.dial(ctx, trimScheme(addr))
 	if err != nil {
@@ -201,27 +203,6 @@ func (t *Transport) dial(ctx context.Context, addr string) (*link, error) {
 	close(near.up)
 	n.mu.Lock()
 	return near, nil
-}
-
-// keep dials addr and dials again whenever the link drops, until Close.
-func (t *Transport) keep(addr string) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-timer.C:
-		}
-		if l, err := t.dial(context.Background(), addr); err == nil {
-			select {
-			case <-l.done:
-			case <-t.stop:
-				return
-			}
-		}
-		timer.Reset(t.cfg.Redial)
-	}
 }
 
 // frame is one envelope in its binary form on its way to a reader.
