@@ -85,7 +85,7 @@ func New(opts ...Option) (*Bus, error) {
 		}
 	}
 	b := &Bus{
-		id:         NewNodeID(),
+		id:         cfg.nodeID,
 		name:       cfg.name,
 		types:      cfg.types,
 		transports: cfg.transports,
@@ -100,6 +100,9 @@ func New(opts ...Option) (*Bus, error) {
 		maxSpin: int32(runtime.GOMAXPROCS(0)),
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
+	}
+	if b.id.IsZero() {
+		b.id = NewNodeID()
 	}
 	b.log = cfg.logger.With("node", b.id.Short())
 	if err := registerSystemTypes(b.types); err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus/internal/backoff"
@@ -114,14 +115,18 @@ type linkTable struct {
 	started bool     // New has started every transport
 	pending []string // addresses given to Connect before that
 	keepers map[string]*keeper
-	live    map[Link]*liveLink
+	live    map[Link]*liveLink // every link reported up, held ones too
+	binds   map[NodeID]*binding
 	closed  bool
+	held    atomic.Int32 // links waiting for their proof (see bind.go)
 
 	dialers map[string]Dialer // scheme → transport
 	schemes []string          // sorted, for error messages
 	lo, hi  time.Duration
 	rand    func() float64
 	events  func(LinkInfo)
+
+	proofTimeout time.Duration
 
 	wg sync.WaitGroup // keepers
 }
@@ -132,6 +137,12 @@ type liveLink struct {
 	k    *keeper       // the keeper that dialed it, once its Dial returned
 	down chan struct{} // closed by LinkDown
 	ours bool          // this node closed it: its end is no warning
+
+	// A held link (see bind.go): nonce is the challenge it must answer,
+	// nil once it is admitted; timer refuses it when no proof comes.
+	nonce   []byte
+	timer   *time.Timer
+	refused error // why this node refused it
 }
 
 // keeper keeps one address linked. info and link are guarded by
@@ -148,7 +159,12 @@ type keeper struct {
 
 func (t *linkTable) init(c *config, transports []Transport) error {
 	t.keepers, t.live, t.dialers = map[string]*keeper{}, map[Link]*liveLink{}, map[string]Dialer{}
+	t.binds = map[NodeID]*binding{}
 	t.lo, t.hi, t.events = c.backoffLo, c.backoffHi, c.linkEvents
+	t.proofTimeout = c.proofTimeout
+	if t.proofTimeout <= 0 {
+		t.proofTimeout = DefaultProofTimeout
+	}
 	if t.lo <= 0 {
 		t.lo = DefaultBackoffMin
 	}
@@ -348,7 +364,9 @@ func (b *Bus) Links() []LinkInfo {
 	t.mu.Lock()
 	out := make([]LinkInfo, 0, len(t.live)+len(t.keepers))
 	for _, ll := range t.live {
-		out = append(out, ll.info)
+		if ll.nonce == nil {
+			out = append(out, ll.info)
+		}
 	}
 	for _, k := range t.keepers {
 		if k.link == nil {
@@ -388,6 +406,17 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 				why := k.why
 				t.mu.Unlock()
 				l.Close(why)
+				return
+			}
+			t.mu.Lock()
+			err := k.info.Err
+			if errors.Is(err, ErrRefused) {
+				k.info.State, k.info.Since = LinkRefused, time.Now()
+				t.emit(k.info)
+			}
+			t.mu.Unlock()
+			if errors.Is(err, ErrRefused) {
+				b.log.Warn("link refused; not dialing again", "addr", k.addr, "err", err)
 				return
 			}
 		} else {
@@ -436,21 +465,17 @@ func (t *linkTable) attach(k *keeper, l Link) <-chan struct{} {
 	}
 	ll.k, ll.info.Addr = k, k.addr
 	k.link = l
-	k.info.State, k.info.Since, k.info.Peer, k.info.Err, k.info.Attempts = LinkReady, ll.info.Since, l.Peer(), nil, 0
-	k.info.Scheme = l.Scheme()
-	t.emit(k.info)
+	k.info.Peer, k.info.Err, k.info.Attempts, k.info.Scheme = l.Peer(), nil, 0, l.Scheme()
+	if ll.nonce == nil {
+		t.ready(k, ll)
+	}
 	return ll.down
 }
 
-// linkUp records a link that came up; LinkUp calls it.
-func (t *linkTable) linkUp(b *Bus, l Link) {
-	t.mu.Lock()
-	ll := &liveLink{down: make(chan struct{}),
-		info: LinkInfo{Scheme: l.Scheme(), Peer: l.Peer(), State: LinkReady, Since: time.Now()}}
-	t.live[l] = ll
-	t.emit(ll.info)
-	t.mu.Unlock()
-	b.log.Info("link up", "peer", l.Peer().Short(), "scheme", l.Scheme())
+// ready reports k's link ll admitted; t.mu must be held.
+func (t *linkTable) ready(k *keeper, ll *liveLink) {
+	k.info.State, k.info.Since = LinkReady, ll.info.Since
+	t.emit(k.info)
 }
 
 // linkDown records a link that went down; LinkDown calls it.
@@ -463,7 +488,28 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	}
 	delete(t.live, l)
 	close(ll.down)
+	held := ll.nonce != nil
+	var orphans []Link // held links of a peer whose last admitted link this was
+	if held {
+		ll.timer.Stop()
+		t.held.Add(-1)
+	} else if bd := t.binds[l.Peer()]; bd != nil {
+		if bd.links--; bd.links <= 0 {
+			delete(t.binds, l.Peer())
+			for x, xl := range t.live {
+				if xl.nonce != nil && x.Peer() == l.Peer() {
+					orphans = append(orphans, x)
+				}
+			}
+		}
+	}
+	if ll.refused != nil {
+		err = ll.refused
+	}
 	ll.info.State, ll.info.Since, ll.info.Err = LinkClosed, time.Now(), err
+	if ll.refused != nil {
+		ll.info.State = LinkRefused
+	}
 	t.emit(ll.info)
 	ours := ll.ours || b.closing.Load()
 	if k := ll.k; k != nil && k.link == l {
@@ -474,11 +520,19 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 		}
 	}
 	t.mu.Unlock()
-	level := slog.LevelWarn
-	if ours {
-		level = slog.LevelInfo
+	for _, x := range orphans {
+		x.Close(fmt.Errorf("%w: the node's proven link went down before this one proved itself", ErrPeerGone))
 	}
-	b.log.Log(context.Background(), level, "link down", "peer", l.Peer().Short(), "scheme", l.Scheme(), "addr", ll.info.Addr, "err", err)
+	switch {
+	case ll.refused != nil:
+		b.log.Warn("link refused", "peer", l.Peer().Short(), "scheme", l.Scheme(), "err", err)
+	case held:
+		b.log.Debug("link down before it proved its node id", "peer", l.Peer().Short(), "scheme", l.Scheme(), "err", err)
+	case ours:
+		b.log.Info("link down", "peer", l.Peer().Short(), "scheme", l.Scheme(), "addr", ll.info.Addr, "err", err)
+	default:
+		b.log.Warn("link down", "peer", l.Peer().Short(), "scheme", l.Scheme(), "addr", ll.info.Addr, "err", err)
+	}
 }
 
 // closeOurs closes l as this node's choice: its end is logged at Info.

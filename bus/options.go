@@ -20,6 +20,8 @@ type config struct {
 	peers                []string
 	linkEvents           func(LinkInfo)
 	backoffLo, backoffHi time.Duration
+	proofTimeout         time.Duration
+	nodeID               NodeID // tests only: see export_test.go
 }
 
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".

@@ -53,6 +53,9 @@ func registerSystemTypes(t *Types) error {
 	if err := RegisterType[*sysInterest](t, "xbus.interest"); err != nil {
 		return err
 	}
+	if err := RegisterType[*sysLink](t, sysLinkType); err != nil {
+		return err
+	}
 	return registerWatchTypes(t)
 }
 
@@ -69,6 +72,15 @@ type inKey struct {
 
 // LinkUp implements Host: it adds l and tells the peer what this node hosts.
 func (b *Bus) LinkUp(l Link) {
+	if b.lk.admit(b, l) {
+		b.addLink(l)
+	}
+}
+
+// addLink puts l among its peer's links and tells the peer what this node
+// hosts; LinkUp calls it for a peer's first link, and for a later one once
+// it proved it leads to the same node (bind.go).
+func (b *Bus) addLink(l Link) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
 	b.peersMu.Lock()
@@ -81,7 +93,6 @@ func (b *Bus) LinkUp(l Link) {
 	slices.SortStableFunc(pr.links, func(x, y Link) int { return schemeRank(x.Scheme()) - schemeRank(y.Scheme()) })
 	b.snapshotPeers()
 	b.peersMu.Unlock()
-	b.lk.linkUp(b, l)
 
 	names := &sysNames{Reset: true}
 	b.names.Range(func(_, v any) bool {
@@ -428,6 +439,10 @@ func (b *Bus) broadcast(m any) {
 // body here, with l's codec, so that every transport follows one policy for
 // a body that does not decode (see undecodable).
 func (b *Bus) Deliver(l Link, env *Envelope) {
+	if b.lk.isHeld(l) {
+		b.deliverHeld(l, env)
+		return
+	}
 	err := b.types.DecodeBody(l.Codec(), env)
 	env.Body = nil // it aliased the transport's buffer
 	if err != nil {
@@ -587,6 +602,8 @@ func (b *Bus) handleSystem(l Link, m any) {
 		}
 		b.peersMu.Unlock()
 		b.routesMu.Unlock()
+	case *sysLink:
+		b.onLinkMsg(l, m)
 	case *sysInterest:
 		b.peersMu.Lock()
 		if pr := b.peers[l.Peer()]; pr != nil {

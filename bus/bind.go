@@ -1,0 +1,210 @@
+package bus
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"time"
+)
+
+// A node id is bound to the peer that authenticated with it first. On a
+// peer's first link each side sends the other a random key (sysLink.Key).
+// A later link that claims the same node id is held: the bus uses nothing
+// it carries and sends nothing on it but a challenge (sysLink.Nonce), until
+// the peer answers with an HMAC of the challenge under the key this node
+// sent it (sysLink.Proof). A wrong proof, or none within the proof timeout,
+// closes the link with an error wrapping ErrRefused. docs/wire.md gives the
+// trust model.
+
+// DefaultProofTimeout bounds how long a second link to a linked node may
+// take to prove it leads to the same node.
+const DefaultProofTimeout = 10 * time.Second
+
+const (
+	bindKeyLen  = 32
+	sysLinkType = "xbus.link"
+	proofLabel  = "xbus link proof v1"
+	maxAsked    = 8 // challenges a peer may leave waiting for its key
+)
+
+// sysLink is the bus's own handshake on a link, after the transport's.
+type sysLink struct {
+	Key   []byte `json:"key,omitempty" cbor:"1,keyasint,omitempty"`   // first link: the key the peer proves itself with
+	Nonce []byte `json:"nonce,omitempty" cbor:"2,keyasint,omitempty"` // a later link: the challenge to answer
+	Proof []byte `json:"proof,omitempty" cbor:"3,keyasint,omitempty"` // the answer to the peer's challenge
+}
+
+// binding is what this node knows of one peer node's identity. Guarded by
+// linkTable.mu.
+type binding struct {
+	mine   []byte      // sent to the peer on its first link; its proofs use it
+	theirs []byte      // received from the peer; our proofs use it
+	links  int         // admitted links to the peer
+	asked  []challenge // challenges received before theirs arrived
+}
+
+type challenge struct {
+	l     Link
+	nonce []byte
+}
+
+// proof is the HMAC-SHA256, under key, of a label, the prover's and the
+// verifier's node ids and the verifier's nonce: good for one challenge, one
+// direction and one pair of nodes.
+func proof(key []byte, prover, verifier NodeID, nonce []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(proofLabel))
+	m.Write(prover[:])
+	m.Write(verifier[:])
+	m.Write(nonce)
+	return m.Sum(nil)
+}
+
+func randomKey() []byte {
+	k := make([]byte, bindKeyLen)
+	rand.Read(k)
+	return k
+}
+
+// admit records l, which the transport reports up, and reports whether the
+// bus may use it now: yes for a peer's first link (this node then sends its
+// key on it), no for a later one, which is held until it proves it leads to
+// the same node (this node sends it a challenge).
+func (t *linkTable) admit(b *Bus, l Link) bool {
+	id := l.Peer()
+	ll := &liveLink{down: make(chan struct{}),
+		info: LinkInfo{Scheme: l.Scheme(), Peer: id, State: LinkReady, Since: time.Now()}}
+	t.mu.Lock()
+	t.live[l] = ll
+	bd := t.binds[id]
+	first := bd == nil
+	if first {
+		bd = &binding{mine: randomKey()}
+		t.binds[id] = bd
+		bd.links++
+		t.emit(ll.info)
+	} else {
+		ll.nonce = randomKey()
+		t.held.Add(1)
+		ll.timer = time.AfterFunc(t.proofTimeout, func() {
+			t.refuseHeld(l, fmt.Errorf("%w: a second link claiming node %s gave no proof within %v", ErrRefused, id.Short(), t.proofTimeout))
+		})
+	}
+	t.mu.Unlock()
+	msg := &sysLink{Key: bd.mine}
+	if first {
+		b.log.Info("link up", "peer", id.Short(), "scheme", l.Scheme())
+	} else {
+		msg = &sysLink{Nonce: ll.nonce}
+	}
+	b.sendLinkMsg(l, msg)
+	return first
+}
+
+func (b *Bus) sendLinkMsg(l Link, m *sysLink) {
+	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+	defer cancel()
+	if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+		b.log.Debug("link handshake not sent", "peer", l.Peer().Short(), "err", err)
+	}
+}
+
+// isHeld reports whether l waits for its proof; Deliver then takes nothing
+// from it but its sysLink.
+func (t *linkTable) isHeld(l Link) bool {
+	if t.held.Load() == 0 {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ll := t.live[l]
+	return ll != nil && ll.nonce != nil
+}
+
+// deliverHeld handles an envelope from a held link: its sysLink, nothing else.
+func (b *Bus) deliverHeld(l Link, env *Envelope) {
+	if env.Kind != KindSystem || env.Type != sysLinkType {
+		b.log.Debug("dropped a message from a link that has not proven its node id", "peer", l.Peer().Short(), "kind", env.Kind)
+		return
+	}
+	if err := b.types.DecodeBody(l.Codec(), env); err != nil {
+		b.lk.refuseHeld(l, fmt.Errorf("%w: %w", ErrRefused, err))
+		return
+	}
+	if m, ok := env.Msg.(*sysLink); ok {
+		b.onLinkMsg(l, m)
+	}
+}
+
+// onLinkMsg handles a sysLink from l.
+func (b *Bus) onLinkMsg(l Link, m *sysLink) {
+	t := &b.lk
+	id := l.Peer()
+	var answers []challenge
+	var promote bool
+	var refuse error
+	t.mu.Lock()
+	bd := t.binds[id]
+	ll := t.live[l]
+	if bd == nil || ll == nil {
+		t.mu.Unlock()
+		return
+	}
+	if len(m.Key) == bindKeyLen && bd.theirs == nil {
+		// On the peer's first link, or on one it saw first while this
+		// node saw another first: a key fills only an empty slot.
+		bd.theirs = m.Key
+		answers, bd.asked = bd.asked, nil
+	}
+	if m.Nonce != nil {
+		c := challenge{l, m.Nonce}
+		if bd.theirs != nil {
+			answers = append(answers, c)
+		} else if len(bd.asked) < maxAsked {
+			bd.asked = append(bd.asked, c) // the key is on its way on another link
+		}
+	}
+	if m.Proof != nil && ll.nonce != nil {
+		if hmac.Equal(m.Proof, proof(bd.mine, id, b.id, ll.nonce)) {
+			promote = true
+			ll.nonce = nil
+			ll.timer.Stop()
+			t.held.Add(-1)
+			bd.links++
+			ll.info.Since = time.Now()
+			t.emit(ll.info)
+			if ll.k != nil && ll.k.link == l {
+				t.ready(ll.k, ll)
+			}
+		} else {
+			refuse = fmt.Errorf("%w: a second link claiming node %s gave a wrong proof", ErrRefused, id.Short())
+		}
+	}
+	key := bd.theirs
+	t.mu.Unlock()
+	for _, c := range answers {
+		b.sendLinkMsg(c.l, &sysLink{Proof: proof(key, b.id, id, c.nonce)})
+	}
+	switch {
+	case refuse != nil:
+		t.refuseHeld(l, refuse)
+	case promote:
+		b.log.Info("link up", "peer", id.Short(), "scheme", l.Scheme(), "proven", true)
+		b.addLink(l)
+	}
+}
+
+// refuseHeld closes l if it is still held, logging the refusal at Warn.
+func (t *linkTable) refuseHeld(l Link, err error) {
+	t.mu.Lock()
+	ll := t.live[l]
+	if ll == nil || ll.nonce == nil {
+		t.mu.Unlock()
+		return
+	}
+	ll.refused = err
+	t.mu.Unlock()
+	l.Close(err)
+}
