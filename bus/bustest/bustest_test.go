@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
 // newBus starts a bus on tr and closes it when t ends.
@@ -276,6 +278,43 @@ func TestPause(t *testing.T) {
 			if v := <-got; v != i {
 				t.Fatalf("tell #%d is %d after Resume", i, v)
 			}
+		}
+	})
+}
+
+// TestUndelivered: what a lossy network swallows with its links is counted,
+// so a test can hold the buses to the ledger: every tell is processed,
+// refused to its sender, a dead letter, or counted here as undelivered.
+func TestUndelivered(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		n := bustest.NewNetwork()
+		b := newBus(t, n.Transport(bustest.Config{Addr: "b"}))
+		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}}))
+		var processed atomic.Int64
+		b.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if _, ok := msg.(int); ok {
+				processed.Add(1)
+			}
+			return nil
+		}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 12}))
+		waitFor(t, a, "sink")
+		const sent = 2000
+		n.SetLoss(0.01)
+		var refused int64
+		for i := range sent {
+			if err := a.Tell("sink", i); err != nil {
+				refused++
+			}
+		}
+		synctest.Wait()
+		lost := n.Undelivered(bus.KindTell)
+		if lost == 0 {
+			t.Fatal("a network losing 1% of 2000 tells delivered them all")
+		}
+		got := processed.Load() + refused + int64(a.DeadLetters()+b.DeadLetters()) + int64(lost)
+		if got != sent {
+			t.Fatalf("processed %d + refused %d + dead letters %d + undelivered %d = %d, want %d",
+				processed.Load(), refused, a.DeadLetters()+b.DeadLetters(), lost, got, sent)
 		}
 	})
 }

@@ -81,7 +81,11 @@
 // ask in flight on the link fails with ErrPeerGone. A partition and a kill
 // likewise take links down at once, as a heartbeat timeout would without the
 // wait. What the bus then owes for the messages a dead link swallowed is the
-// bus's promise to keep, and this transport is how a test shows it does.
+// bus's promise to keep, and this transport is how a test shows it does:
+// Network.Undelivered counts, by kind, the envelopes a link accepted that
+// no bus was handed, so a test can balance its ledger (sent = processed +
+// refused + dead letters + undelivered) and see what the buses left
+// uncounted.
 //
 // The transport uses the time package only, so under testing/synctest every
 // delay and redial runs on the bubble's fake clock, and loss is drawn from a

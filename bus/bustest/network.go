@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/xbus-dev/xbus/bus"
 )
 
 // Faults a Network injects. A link it breaks is reported to both buses with
@@ -44,7 +47,13 @@ type Network struct {
 	loss   float64
 	rnd    *rand.Rand
 	paused map[string]chan struct{} // closed on Resume
+
+	// Envelopes by kind: accepted by a link's Send, and handed to a bus.
+	sent, delivered [kinds]atomic.Uint64
 }
+
+// kinds bounds the envelope kinds counted; bus.KindSystem is the last.
+const kinds = int(bus.KindSystem) + 1
 
 // NewNetwork returns an empty network with no delay, no loss and no
 // partition. Loss is drawn from a generator with a fixed seed.
@@ -145,6 +154,19 @@ func (n *Network) gate(addr string) chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.paused[addr]
+}
+
+// Undelivered returns how many envelopes of kind k a link's Send accepted
+// and no bus has been handed: those still on their way, and those lost with
+// their link (a lost envelope and every one queued behind it). Once the
+// network is quiet, it is what the buses must account for themselves for
+// the no-silent-loss promise to hold.
+func (n *Network) Undelivered(k bus.Kind) uint64 {
+	if int(k) >= kinds {
+		return 0
+	}
+	d := n.delivered[k].Load() // first: sent only grows past it
+	return n.sent[k].Load() - d
 }
 
 // stamp decides the fate of one envelope sent now: when it arrives and

@@ -208,6 +208,7 @@ func (t *Transport) dial(ctx context.Context, addr string) (*link, error) {
 // frame is one envelope in its binary form on its way to a reader.
 type frame struct {
 	b    []byte
+	kind bus.Kind
 	due  time.Time // zero: at once
 	lost bool      // breaks the link when it would have arrived
 }
@@ -280,8 +281,10 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	if err != nil {
 		return err
 	}
-	f := frame{b: b}
+	f := frame{b: b, kind: env.Kind}
 	f.due, f.lost = l.t.net.stamp()
+	sent := &l.t.net.sent[f.kind]
+	sent.Add(1) // before the reader can count it delivered
 	select {
 	case l.peer.in <- f:
 		return nil
@@ -291,13 +294,16 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	case l.peer.in <- f:
 		return nil
 	case <-l.st.closed:
-		return fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
+		err = fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: link to %s full", bus.ErrDeadline, l.peerID.Short())
+			err = fmt.Errorf("%w: link to %s full", bus.ErrDeadline, l.peerID.Short())
+		} else {
+			err = fmt.Errorf("%w: link to %s full", bus.ErrCanceled, l.peerID.Short())
 		}
-		return fmt.Errorf("%w: link to %s full", bus.ErrCanceled, l.peerID.Short())
 	}
+	sent.Add(^uint64(0))
+	return err
 }
 
 // read hands the bus what the peer sent, in order, until the link goes
@@ -348,6 +354,7 @@ func (l *link) read() {
 			return
 		}
 		l.deliver(f.b)
+		l.t.net.delivered[f.kind].Add(1)
 	}
 }
 
