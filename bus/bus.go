@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -28,6 +29,8 @@ type Bus struct {
 	transports []Transport
 	mbDefaults mailbox.Options
 	workers    *workers
+	// sendTimeout bounds a send to a peer whose sender gave no deadline.
+	sendTimeout time.Duration
 
 	nextID atomic.Uint64
 	procs  procTable
@@ -85,15 +88,16 @@ func New(opts ...Option) (*Bus, error) {
 		}
 	}
 	b := &Bus{
-		id:         cfg.nodeID,
-		name:       cfg.name,
-		types:      cfg.types,
-		transports: cfg.transports,
-		mbDefaults: cfg.mailbox,
-		peers:      map[NodeID]*peer{},
-		interest:   map[string]int{},
-		closed:     make(chan struct{}),
-		workers:    newWorkers(),
+		id:          cfg.nodeID,
+		name:        cfg.name,
+		types:       cfg.types,
+		transports:  cfg.transports,
+		mbDefaults:  cfg.mailbox,
+		peers:       map[NodeID]*peer{},
+		interest:    map[string]int{},
+		closed:      make(chan struct{}),
+		workers:     newWorkers(),
+		sendTimeout: cfg.sendWait,
 		// Read once: runtime.GOMAXPROCS takes the scheduler's lock, which
 		// was 3–4 % of a remote ask's CPU when every ask read it. A later
 		// change of GOMAXPROCS only moves this bound of a heuristic.
@@ -103,6 +107,9 @@ func New(opts ...Option) (*Bus, error) {
 	}
 	if b.id.IsZero() {
 		b.id = NewNodeID()
+	}
+	if b.sendTimeout <= 0 {
+		b.sendTimeout = DefaultSendTimeout
 	}
 	b.log = cfg.logger.With("node", b.id.Short())
 	if err := registerSystemTypes(b.types); err != nil {
@@ -288,7 +295,11 @@ func (b *Bus) lookup(ref Ref) *process {
 // returns an error, never drops silently, when msg cannot be queued: unknown
 // name (ErrNoRoute), stopped actor (ErrActorStopped), full mailbox under
 // FailFast (ErrMailboxFull), closed bus (ErrClosed). Under the actor's Block
-// policy it waits for room.
+// policy it waits for room. To an actor on another node it waits only for
+// room on the link, at most the bus's send timeout (WithSendTimeout,
+// DefaultSendTimeout), then fails with an error matching ErrDeadline; there
+// the receiving node, which never waits on one actor, dead-letters a tell
+// its actor's full mailbox cannot take.
 func (b *Bus) Tell(to any, msg any) error {
 	return b.send(context.Background(), to, msg, nil, mailbox.Default)
 }
@@ -332,14 +343,11 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if p != nil {
 		return p.send(ctx, delivery{msg: msg, from: from}, pol)
 	}
-	env := getEnvelope()
-	*env = Envelope{Kind: KindTell, To: remote, Msg: msg}
+	var fromRef Ref
 	if from != nil {
-		env.From = from.ref
+		fromRef = from.ref
 	}
-	err = b.sendTo(ctx, remote.Node, env)
-	putEnvelope(env)
-	return err
+	return b.tellRemote(ctx, remote, fromRef, msg)
 }
 
 // Ask sends msg to a Ref or a name and waits for the reply. It always

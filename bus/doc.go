@@ -96,6 +96,28 @@
 // (DeadLetters, DeadLetterCount) and published to subscribers of
 // DeadLetterSubject.
 //
+// # Flow control between nodes
+//
+// A message to another node waits only for room on the link to it (the
+// link's queue or ring): at most until its ctx ends or, when it has no
+// deadline, the bus's send timeout (WithSendTimeout; a remote Tell and
+// Publish included), then it fails with an error matching ErrDeadline.
+// The receiving node never waits: a link's reader hands each message on
+// without blocking, so one slow actor or subscriber cannot stall the others
+// behind the same link. When an actor's mailbox is full and its policy is
+// to block, an ask from another node is refused at once with ErrMailboxFull
+// and a tell becomes a dead letter with that reason (DropOldest and
+// FailFast act as in process). A SlowBlock subscription whose window is
+// full loses a message from another node, counted in Dropped and
+// dead-lettered with ErrSlowConsumer; the remote publisher does not wait.
+// A body the node cannot decode refuses its ask with ErrUnknownType or
+// ErrBadEnvelope and is a dead letter. So every message sent to another
+// node is processed, refused to its sender, or a dead letter on one of the
+// two nodes; closing a bus or a link flushes what its links accepted. Only
+// a link that breaks (the peer dies, or the link times out) loses what it
+// had accepted and not yet delivered, uncounted. A sender that must know
+// its message was taken uses Ask.
+//
 // # Example
 //
 // A complete program: an actor with state, asked by name, told in order, a

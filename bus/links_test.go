@@ -3,15 +3,18 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
@@ -23,17 +26,21 @@ type realLink struct {
 	pair func(t *testing.T, server, client []bus.Option) (*bus.Bus, *bus.Bus)
 }
 
-func realLinks() []realLink {
+// realLinks lists the real transports; netbus links use nc (with Listen and
+// Peers set) on both sides.
+func realLinks(nc netbus.Config) []realLink {
+	listen := func(addr string) netbus.Config { c := nc; c.Listen = []string{addr}; return c }
+	dial := func(addrs []string) netbus.Config { c := nc; c.Peers = addrs; return c }
 	links := []realLink{
 		{"unix", func(t *testing.T, so, co []bus.Option) (*bus.Bus, *bus.Bus) {
 			sock := "unix://" + filepath.Join(t.TempDir(), "s.sock")
-			return joinBuses(t, netbus.New(netbus.Config{Listen: []string{sock}}), func(bus.Transport) bus.Transport {
-				return netbus.New(netbus.Config{Peers: []string{sock}})
+			return joinBuses(t, netbus.New(listen(sock)), func(bus.Transport) bus.Transport {
+				return netbus.New(dial([]string{sock}))
 			}, so, co)
 		}},
 		{"tcp", func(t *testing.T, so, co []bus.Option) (*bus.Bus, *bus.Bus) {
-			return joinBuses(t, netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}}), func(s bus.Transport) bus.Transport {
-				return netbus.New(netbus.Config{Peers: s.(*netbus.Transport).Addrs()})
+			return joinBuses(t, netbus.New(listen("tcp://127.0.0.1:0")), func(s bus.Transport) bus.Transport {
+				return netbus.New(dial(s.(*netbus.Transport).Addrs()))
 			}, so, co)
 		}},
 	}
@@ -74,7 +81,12 @@ func joinBuses(t *testing.T, st bus.Transport, client func(bus.Transport) bus.Tr
 
 // eachLink runs f over every real transport.
 func eachLink(t *testing.T, f func(t *testing.T, l realLink)) {
-	for _, l := range realLinks() {
+	eachLinkWith(t, netbus.Config{}, f)
+}
+
+// eachLinkWith is eachLink with netbus configured by nc.
+func eachLinkWith(t *testing.T, nc netbus.Config, f func(t *testing.T, l realLink)) {
+	for _, l := range realLinks(nc) {
 		t.Run(l.name, func(t *testing.T) { f(t, l) })
 	}
 }
@@ -177,5 +189,120 @@ func TestUndecodableBodies(t *testing.T) {
 			t.Fatalf("the link went down: %v", m.Reason)
 		default:
 		}
+	})
+}
+
+// TestNoHeadOfLineBlocking: on node B one actor's mailbox is full (its
+// Receive is stuck) and one subscriber never reads; asks from A to another
+// actor on B keep succeeding, an ask to the stuck actor is refused at once
+// with ErrMailboxFull, and what B cannot take is counted, on every
+// transport.
+func TestNoHeadOfLineBlocking(t *testing.T) {
+	eachLink(t, func(t *testing.T, rl realLink) {
+		server, client := rl.pair(t, nil, nil)
+		release, inside := make(chan struct{}), make(chan struct{}, 1)
+		defer close(release)
+		if _, err := server.Register("stuck", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if _, ok := msg.(int); ok {
+				select {
+				case inside <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+			return nil
+		}), bus.WithMailbox(mailbox.Options{Capacity: 4})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.Register("echo", bus.ActorFunc(echo)); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := server.Subscribe(context.Background(), "news.>", bus.WithWindow(1)) // SlowBlock, never read
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, client, "stuck")
+		waitFor(t, client, "echo")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := client.Tell("stuck", -1); err != nil {
+			t.Fatal(err)
+		}
+		<-inside            // the actor is stuck in Receive
+		for i := range 20 { // four queued, the rest refused
+			if err := client.Tell("stuck", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventuallyCount(t, "tells the full mailbox refused", 16, func() uint64 { return server.DeadLetterCount(bus.ErrMailboxFull) })
+		if _, err := client.Ask(ctx, "stuck", 99); !errors.Is(err, bus.ErrMailboxFull) {
+			t.Fatalf("ask to the full mailbox: %v, want ErrMailboxFull at once", err)
+		}
+		// The subscriber's interest reaches the client with the link; then
+		// every message past its window of one is dropped and counted.
+		eventually(t, "publishes dropped for the subscriber that never reads", func() error {
+			if err := client.Publish("news.today", "x"); err != nil {
+				return err
+			}
+			if sub.Dropped() < 5 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if server.DeadLetterCount(bus.ErrSlowConsumer) == 0 {
+			t.Error("drops for the slow subscriber are not dead letters")
+		}
+		for i := range 50 {
+			if r, err := client.Ask(ctx, "echo", i); err != nil || r != i {
+				t.Fatalf("ask %d to an idle actor behind the stuck one: %v, %v", i, r, err)
+			}
+		}
+	})
+}
+
+// TestLedgerWithStalledReceiver: every tell sent to an actor that stalls is
+// processed, refused to its sender, or a dead letter with its reason, to
+// the message, also when the sender's link is torn down right after the
+// last send and the stall outlasts the links' idle timeout; on every
+// transport.
+func TestLedgerWithStalledReceiver(t *testing.T) {
+	nc := netbus.Config{HeartbeatInterval: 250 * time.Millisecond, IdleTimeout: time.Second}
+	eachLinkWith(t, nc, func(t *testing.T, rl realLink) {
+		server, client := rl.pair(t, nil, []bus.Option{bus.WithSendTimeout(time.Second)})
+		release := make(chan struct{})
+		var processed atomic.Int64
+		if _, err := server.Register("stalled", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if _, ok := msg.([]byte); ok {
+				<-release
+				processed.Add(1)
+			}
+			return nil
+		}), bus.WithMailbox(mailbox.Options{Capacity: 16})); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, client, "stalled")
+		const n = 3000
+		var refused int64
+		payload := make([]byte, 1024)
+		for range n {
+			if err := client.Tell("stalled", payload); err != nil {
+				refused++
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := client.Close(ctx); err != nil { // the sender's links go down
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // the stall outlasts the idle timeout
+		close(release)
+		eventually(t, "the ledger balances", func() error {
+			got := processed.Load() + refused + int64(server.DeadLetters()) + int64(client.DeadLetters())
+			if got != n {
+				return fmt.Errorf("processed %d + refused %d + dead letters %d here, %d there = %d, want %d",
+					processed.Load(), refused, server.DeadLetters(), client.DeadLetters(), got, n)
+			}
+			return nil
+		})
 	})
 }

@@ -22,6 +22,7 @@ type config struct {
 	backoffLo, backoffHi time.Duration
 	proofTimeout         time.Duration
 	nodeID               NodeID // tests only: see export_test.go
+	sendWait             time.Duration
 }
 
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".
@@ -44,6 +45,19 @@ func WithTypes(t *Types) Option { return func(c *config) { c.types = t } }
 // registered without WithMailbox. Zero: mailbox.Options{} (capacity 1024,
 // Block, throughput 256).
 func WithMailboxDefaults(o mailbox.Options) Option { return func(c *config) { c.mailbox = o } }
+
+// DefaultSendTimeout bounds how long a message to another node waits for
+// room on its link when its sender set no deadline.
+const DefaultSendTimeout = 5 * time.Second
+
+// WithSendTimeout bounds how long a message to another node waits for room
+// on its link (the link's queue or ring is full: the peer reads slowly, or
+// not at all) when its sender gave no deadline: a remote Tell, a Publish to
+// subscribers on other nodes, an Ask whose ctx has none. Past it the send
+// fails with an error matching ErrDeadline; nothing waits forever on a
+// peer. A send with a deadline is bounded by it instead. Zero:
+// DefaultSendTimeout.
+func WithSendTimeout(d time.Duration) Option { return func(c *config) { c.sendWait = d } }
 
 // ActorOption configures one actor in Register, Spawn and Context.Spawn.
 type ActorOption func(*actorConfig)

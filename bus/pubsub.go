@@ -224,9 +224,12 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 	return b.publishRemote(ctx, subject, msg)
 }
 
-// publishLocal delivers a message that arrived from a peer.
-func (b *Bus) publishLocal(ctx context.Context, subject string, msg any) {
-	_ = b.publish(ctx, subject, msg, false)
+// publishLocal delivers a message that arrived from a peer. It never
+// waits: the link's reader must not wait on one subscriber, so a SlowBlock
+// subscription whose window is full loses this message, counted in its
+// Dropped and dead-lettered with ErrSlowConsumer.
+func (b *Bus) publishLocal(subject string, msg any) {
+	_ = b.publish(context.Background(), subject, msg, true)
 }
 
 func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool) error {
@@ -257,8 +260,11 @@ func (s *Subscription) deliver(ctx context.Context, m Message, noWait bool) erro
 			return nil
 		default:
 		}
-		if noWait {
+		if noWait && (s.policy == SlowBlock || s.pattern == DeadLetterSubject) {
 			s.dropped.Add(1)
+			if s.pattern != DeadLetterSubject {
+				s.b.deadLetter(m.Msg, Ref{Name: m.Subject}, Ref{}, ErrSlowConsumer)
+			}
 			return nil
 		}
 		switch s.policy {
@@ -316,6 +322,11 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 	b.peersMu.RUnlock()
 	if len(links) == 0 {
 		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
+		defer cancel()
 	}
 	return b.sendEncoded(ctx, links, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
 }

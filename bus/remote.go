@@ -196,12 +196,16 @@ func (b *Bus) linkTo(node NodeID) (*peer, Link) {
 	return n.pr, n.l
 }
 
-func (b *Bus) sendTo(ctx context.Context, node NodeID, env *Envelope) error {
-	_, l := b.linkTo(node)
+// tellRemote sends a tell to node, bounded by ctx or, when ctx has no
+// deadline, by the bus's send timeout.
+func (b *Bus) tellRemote(ctx context.Context, to Ref, from Ref, msg any) error {
+	_, l := b.linkTo(to.Node)
 	if l == nil {
-		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, env.To, errNoLink, node.Short())
+		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
-	return b.sendOn(ctx, l, env)
+	o := getOutgoing()
+	o.env = Envelope{Kind: KindTell, From: from, To: to, Msg: msg}
+	return b.sendOut(ctx, l, o, b.sendTimeout)
 }
 
 // bodyBufs pools the buffers the bus encodes bodies into for Link.Send,
@@ -226,7 +230,7 @@ func (b *Bus) sendOn(ctx context.Context, l Link, env *Envelope) error {
 	if cap(*bp) <= maxPooledBody {
 		bodyBufs.Put(bp)
 	}
-	return err
+	return sendError(err)
 }
 
 // encoded is one body encoded with one codec, for messages that go to
@@ -263,7 +267,7 @@ func (b *Bus) sendEncoded(ctx context.Context, links []Link, env *Envelope) erro
 		}
 	}
 	env.Body = nil
-	return first
+	return sendError(first)
 }
 
 func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
@@ -276,14 +280,12 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
 	b.pending.store(corr, pendingAsk{call, seq})
-	env := getEnvelope()
-	*env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
+	o := getOutgoing()
+	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
 	if dl, ok := ctx.Deadline(); ok {
-		env.Deadline = dl.UnixNano()
+		o.env.Deadline = dl.UnixNano()
 	}
-	err := b.sendOn(ctx, l, env)
-	putEnvelope(env)
-	if err != nil {
+	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		b.pending.delete(corr)
 		if call.abandon(seq) && call.cb == nil {
 			putCall(call)
@@ -311,51 +313,75 @@ func (b *Bus) forgetRemote(c *askCall) {
 // replyRemote sends the outcome of an ask that came over a link back on it.
 func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	b.finishInbound(in)
-	r := replies.Get().(*replySend)
+	o := getOutgoing()
 	// No From or To: the link it goes back on and Corr name the ask, and
 	// the two refs were a third of a small reply's bytes to encode and decode.
-	r.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply}
+	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply}
 	if err != nil {
-		r.env.Kind, r.env.Msg = KindError, err
+		o.env.Kind, o.env.Msg = KindError, err
 	}
-	r.ctx = lazyTimeout{d: replyTimeout}
-	l := in.link
-	body, e := b.types.EncodeBody(l.Codec(), &r.env, r.body[:0])
-	if e == nil {
-		r.body, r.env.Body = body, body
-		e = l.Send(&r.ctx, &r.env)
-	}
-	if e != nil {
+	if e := b.sendOut(context.Background(), in.link, o, replyTimeout); e != nil {
 		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
-	}
-	if r.ctx.stop() && cap(r.body) <= maxPooledBody {
-		r.env = Envelope{}
-		replies.Put(r)
 	}
 }
 
 // replyTimeout bounds how long a reply waits for room on a busy link.
 const replyTimeout = 10 * time.Second
 
-// replySend is what replyRemote sends with; they are pooled so that a reply
-// allocates neither an envelope nor a timer.
-type replySend struct {
+// outgoing is what the bus sends a message to a peer with: the envelope,
+// the buffer its body is encoded into and the bound of the send. They are
+// pooled, so that a send allocates neither an envelope, a buffer nor a timer.
+type outgoing struct {
 	env  Envelope
 	ctx  lazyTimeout
-	body []byte // the encoded reply
+	body []byte
 }
 
-var replies = sync.Pool{New: func() any { return new(replySend) }}
+var outgoings = sync.Pool{New: func() any { return new(outgoing) }}
 
-// envelopes pools the envelopes askRemote sends: Link.Send lets the caller
-// reuse an envelope once it returns.
-var envelopes = sync.Pool{New: func() any { return new(Envelope) }}
+func getOutgoing() *outgoing { return outgoings.Get().(*outgoing) }
 
-func getEnvelope() *Envelope { return envelopes.Get().(*Envelope) }
+// sendOut encodes o.env's body with l's codec and sends it on l, then
+// recycles o. The send is bounded by ctx, or by d when ctx has no deadline:
+// the bus never hands a link an unbounded send. An error that ends it is
+// one of the bus's (a timeout matches ErrDeadline).
+func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration) error {
+	sctx := ctx
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); !ok {
+		if ctx.Done() == nil {
+			o.ctx = lazyTimeout{d: d}
+			sctx = &o.ctx
+		} else {
+			sctx, cancel = context.WithTimeout(ctx, d)
+		}
+	}
+	body, err := b.types.EncodeBody(l.Codec(), &o.env, o.body[:0])
+	if err == nil {
+		o.body, o.env.Body = body, body
+		err = l.Send(sctx, &o.env)
+	}
+	if cancel != nil {
+		cancel()
+	}
+	// A timer that was started may still be read by the link: o is then
+	// left to the collector.
+	if o.ctx.stop() && cap(o.body) <= maxPooledBody {
+		o.env, o.ctx = Envelope{}, lazyTimeout{}
+		outgoings.Put(o)
+	}
+	return sendError(err)
+}
 
-func putEnvelope(e *Envelope) {
-	*e = Envelope{}
-	envelopes.Put(e)
+// sendError maps a context error a link returned to the bus's own.
+func sendError(err error) error {
+	if err == nil || errors.Is(err, ErrDeadline) || errors.Is(err, ErrCanceled) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return ctxError(err)
+	}
+	return err
 }
 
 // lazyTimeout is a context that ends d after it is first waited on. A link
@@ -467,7 +493,7 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 			pa.call.complete(pa.seq, env.Msg, nil)
 		}
 	case KindPublish:
-		b.publishLocal(context.Background(), env.To.Name, env.Msg)
+		b.publishLocal(env.To.Name, env.Msg)
 	case KindCancel:
 		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.canceled.Store(true) })
 	case KindSystem:
@@ -525,11 +551,12 @@ var noWait = func() context.Context {
 	return ctx
 }()
 
+// deliverMessage queues a tell or an ask from a peer. It never waits: a
+// full mailbox whose policy is to block refuses the message at once
+// (ErrMailboxFull) instead, because the link's reader must not wait on one
+// actor. A refused ask is answered with the error; every refused message is
+// a dead letter with the reason.
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
-	in := inbounds.Get().(*inbound)
-	in.env, in.link = *env, l
-	msg := env.Msg
-	in.env.Msg, in.env.Body = nil, nil
 	var p *process
 	if env.To.ID != 0 {
 		if env.To.Node == b.id {
@@ -538,22 +565,35 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	} else {
 		p = b.placeLocal(env.To.Name)
 	}
-	fail := func(err error) {
-		if env.Kind == KindAsk {
-			b.replyRemote(in, nil, err)
-		}
-		b.deadLetter(msg, env.To, env.From, err)
-	}
 	if p == nil {
-		fail(fmt.Errorf("%w: %s", ErrNoRoute, env.To))
+		b.refuseMessage(l, env, fmt.Errorf("%w: %s", ErrNoRoute, env.To))
 		return
 	}
+	in := inbounds.Get().(*inbound)
+	in.env, in.link = *env, l
+	in.env.Msg, in.env.Body = nil, nil
 	if env.Kind == KindAsk {
 		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
 	}
-	if err := p.send(context.Background(), delivery{msg: msg, in: in}, mailbox.Default); err != nil {
-		fail(err)
+	pol := mailbox.Default
+	if p.mb.Options().Policy == mailbox.Block {
+		pol = mailbox.FailFast
 	}
+	if err := p.send(context.Background(), delivery{msg: env.Msg, in: in}, pol); err != nil {
+		if env.Kind == KindAsk {
+			b.finishInbound(in)
+		}
+		putInbound(in)
+		b.refuseMessage(l, env, err)
+	}
+}
+
+// refuseMessage answers a tell or ask from a peer that could not be queued.
+func (b *Bus) refuseMessage(l Link, env *Envelope, err error) {
+	if env.Kind == KindAsk {
+		b.refuse(l, env.Corr, err)
+	}
+	b.deadLetter(env.Msg, env.To, env.From, err)
 }
 
 // inbounds pools inbound records. Invoke puts one back when the actor's

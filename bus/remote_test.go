@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
@@ -176,7 +177,7 @@ func TestRemoteTellsKeepTheirSender(t *testing.T) {
 		go pr.Reply("stray")
 		got <- c.Sender().Name + ":" + s
 		return nil
-	}))
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 13})) // room for every tell: none is refused
 	waitFor(t, client, "sink")
 	stray := make(chan any, 1)
 	for _, name := range []string{"a", "b"} {

@@ -82,14 +82,14 @@ func BenchmarkTell(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			base := p.sunk.Load()
+			base := p.taken()
 			start := time.Now()
 			for b.Loop() {
 				if err := p.Client.Tell("sink", p.body); err != nil {
 					b.Fatal(err)
 				}
 			}
-			for p.sunk.Load()-base < int64(b.N) {
+			for p.taken()-base < int64(b.N) {
 				time.Sleep(50 * time.Microsecond)
 			}
 			rate := float64(b.N) / time.Since(start).Seconds()
