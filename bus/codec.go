@@ -46,8 +46,11 @@ func (jsonCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, 
 // Types maps message type names to Go types, so that a receiving node decodes
 // a body into the Go type it was sent as. A type's name is what it was
 // registered under, or else its Go name as reflect prints it ("orders.Add",
-// "*orders.Add"). Register types that cross process boundaries on the
-// receiving side; naming them explicitly keeps two binaries in agreement.
+// "*orders.Add"); a *T whose T is registered is named "*" and T's name.
+// Register types that cross process boundaries on the receiving side;
+// naming them explicitly keeps two binaries in agreement. Types also names
+// application errors (RegisterError), so that they keep their identity
+// across processes.
 //
 // Types is safe for concurrent use. Lookups read an immutable snapshot
 // without locking (every message sent or received across a process boundary

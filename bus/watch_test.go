@@ -71,3 +71,45 @@ func TestRemoteWatchSeesStopWhileNodeLives(t *testing.T) {
 		t.Fatalf("target still routed: %v", err)
 	}
 }
+
+// TestRemoteUnwatch: after Unwatch, the remote actor's stop is not
+// reported; a watch still held is.
+func TestRemoteUnwatch(t *testing.T) {
+	server, client := linkedPair(t)
+	idle := bus.ActorFunc(func(*bus.Context, any) error { return nil })
+	dropped, _ := server.Register("dropped", idle)
+	kept, _ := server.Register("kept", idle)
+	waitFor(t, client, "kept")
+	terminated := make(chan bus.Terminated, 2)
+	watching := make(chan struct{})
+	if _, err := client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Started:
+			c.Watch(dropped)
+			c.Watch(kept)
+			c.Unwatch(dropped)
+			close(watching)
+		case bus.Terminated:
+			terminated <- m
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	<-watching
+	// Stopped in this order, the notices come in this order on the link.
+	if err := server.Stop(dropped); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Stop(kept); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-terminated:
+		if m.Ref != kept {
+			t.Fatalf("first Terminated is for %v, want %v (the other was unwatched)", m.Ref, kept)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Terminated for the actor still watched")
+	}
+}
