@@ -19,7 +19,7 @@
 // Send never blocks forever: while the ring is full it waits until its ctx
 // ends, the link closes or the peer is declared gone, whichever comes
 // first. A peer that lives but does not read holds a sender until its ctx
-// ends; the bus passes a bounded ctx.
+// ends; the bus passes a bounded ctx (bus.WithSendTimeout).
 //
 // Each ring is many-to-one in the style of Aeron's ManyToOneRingBuffer: any
 // goroutine of the writing process claims space by a CAS on the tail and
