@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
 // The test binary doubles as the peer process: with NETBUS_TEST_HELPER set,
@@ -112,7 +113,7 @@ func registerServerActors(b *bus.Bus) {
 			return c.Reply(next[m.Sender])
 		}
 		return nil
-	}))
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 12})) // room for every tell of the tests: the reader refuses what a full mailbox cannot take
 }
 
 type helperProc struct {
