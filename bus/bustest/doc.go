@@ -46,6 +46,16 @@
 //     or with bytes its type does not take, fails its ask at once with
 //     ErrUnknownType or ErrBadEnvelope; tell or ask, it is a dead letter on
 //     B with that reason; the link stays up.
+//   - FullMailbox: with an actor of B stuck in Receive and its mailbox full
+//     (the default Block policy), a remote ask to it fails at once with
+//     ErrMailboxFull while asks to another actor of B keep succeeding; the
+//     ledger is exact: what the mailbox held is processed once the actor
+//     moves on, and every tell it could not take, and the ask, is a dead
+//     letter on B.
+//   - SlowSubscriber: a subscriber of B that never reads does not stall
+//     the link: A's publishes return, another subscriber of B gets them all
+//     in order, asks to B succeed, and every message the slow one's window
+//     could not hold is counted (Subscription.Dropped) and a dead letter.
 //   - LinkDeathAndRelink: an ask in flight when the link breaks fails with
 //     ErrPeerGone; after Heal, once the buses link again, asks by name and
 //     by the old Ref work.

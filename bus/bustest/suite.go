@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,8 @@ var cases = []suiteCase{
 	{name: "ErrorsCross", local: true, f: testErrorsCross},
 	{name: "Deadline", local: true, f: testDeadline},
 	{name: "UnknownType", f: testUnknownType},
+	{name: "FullMailbox", f: testFullMailbox},
+	{name: "SlowSubscriber", f: testSlowSubscriber},
 	{name: "LinkDeathAndRelink", f: testLinkDeath},
 	{name: "WatchPeerDeath", f: testWatchPeerDeath},
 	{name: "WatchStop", local: true, f: testWatchStop},
@@ -390,6 +393,126 @@ func testUnknownType(t *testing.T, s *suite) {
 	})
 	if r, err := s.A.Ask(ctx, "echo", Msg{Seq: 1}); err != nil || r != (Msg{Seq: 1}) {
 		t.Fatalf("ask after the undecodable bodies: %v, %v", r, err)
+	}
+}
+
+// testFullMailbox: with one actor on B stuck in Receive and its mailbox
+// full (the default Block policy), a remote ask to it is refused at once
+// with ErrMailboxFull and asks to another actor of B keep succeeding. The
+// ledger is exact: every tell is processed once the actor moves on, or is a
+// dead letter on B, as is the refused ask.
+func testFullMailbox(t *testing.T, s *suite) {
+	const capacity, over = 4, 3
+	stuck := make(chan struct{}, 1)
+	unstick := make(chan struct{})
+	var processed atomic.Int64
+	s.register("busy", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch msg.(type) {
+		case string:
+			stuck <- struct{}{}
+			select {
+			case <-unstick:
+			case <-s.release:
+			}
+		case int:
+			processed.Add(1)
+		}
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: capacity}))
+	s.register("echo", bus.ActorFunc(echo))
+	ctx := s.ctx()
+	if err := s.A.Tell("busy", "block"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck:
+	case <-ctx.Done():
+		t.Fatal("busy never received its first tell")
+	}
+	for i := range capacity + over {
+		if err := s.A.Tell("busy", i); err != nil {
+			t.Fatalf("tell %d: %v", i, err)
+		}
+	}
+	// The ask travels behind the tells, so it finds the mailbox full.
+	if _, err := s.A.Ask(ctx, "busy", 99); !errors.Is(err, bus.ErrMailboxFull) {
+		t.Fatalf("ask to a full mailbox: %v, want ErrMailboxFull", err)
+	}
+	for i := range 10 {
+		if r, err := s.A.Ask(ctx, "echo", i); err != nil || r != i {
+			t.Fatalf("ask %d to another actor of B: %v, %v", i, r, err)
+		}
+	}
+	if n := processed.Load(); n != 0 {
+		t.Fatalf("busy processed %d messages while stuck", n)
+	}
+	close(unstick)
+	s.eventually("busy processes what its mailbox held", func() bool { return processed.Load() == capacity })
+	if n := s.B.DeadLetterCount(bus.ErrMailboxFull); n != over+1 {
+		t.Fatalf("B counts %d dead letters for a full mailbox, want %d: the tells it could not take and the ask", n, over+1)
+	}
+}
+
+// testSlowSubscriber: a subscriber on B that never reads does not stall the
+// link: A's publishes return, another subscriber on B gets every message in
+// order, and asks to B keep succeeding.
+func testSlowSubscriber(t *testing.T, s *suite) {
+	ctx := s.ctx()
+	slow, err := s.B.Subscribe(ctx, "ticks.>", bus.WithWindow(1)) // SlowBlock, never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	const n = 500
+	fast, err := s.B.Subscribe(ctx, "ticks.>", bus.WithWindow(2*n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.register("echo", bus.ActorFunc(echo))
+	// Until A has heard of B's interest it publishes to nobody.
+	got := 0 // what reached B: the fast subscriber takes all of it
+	s.eventually("A publishes to B's subscribers", func() bool {
+		if err := s.A.Publish("ticks.probe", -1); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		_, err := fast.Next(c)
+		if err == nil {
+			got++
+		}
+		return err == nil
+	})
+	for i := range n {
+		if err := s.A.Publish("ticks.n", i); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	for want := 0; want < n; {
+		m, err := fast.Next(ctx)
+		if err != nil {
+			t.Fatalf("fast subscriber after %d of %d: %v", want, n, err)
+		}
+		got++
+		if m.Subject == "ticks.probe" {
+			continue
+		}
+		if m.Msg != want {
+			t.Fatalf("fast subscriber: message %v, want %d", m.Msg, want)
+		}
+		want++
+	}
+	if r, err := s.A.Ask(ctx, "echo", "through"); err != nil || r != "through" {
+		t.Fatalf("ask past a slow subscriber: %v, %v", r, err)
+	}
+	// The slow one holds what fit in its window; every other message is
+	// counted as dropped and as a dead letter on B.
+	total := uint64(got)
+	s.eventually("the slow subscriber's ledger balances", func() bool {
+		return uint64(len(slow.Messages()))+slow.Dropped() == total
+	})
+	if d := s.B.DeadLetterCount(bus.ErrSlowConsumer); d != slow.Dropped() {
+		t.Fatalf("B counts %d dead letters for a slow consumer, %d dropped", d, slow.Dropped())
 	}
 }
 
