@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	cryptorand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,7 +43,8 @@ type Bus struct {
 	names      sync.Map      // string -> *service
 	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu
 
-	corr     atomic.Uint64
+	corr     atomic.Uint64                // counts asks sent to peers; see nextCorr
+	corrKey  [2]uint64                    // random, mixed into correlation ids
 	spinners atomic.Int32                 // askers polling for their reply (see wait)
 	maxSpin  int32                        // at most this many poll: GOMAXPROCS when the bus was made
 	pending  *corrMap[uint64, pendingAsk] // asks waiting on a peer
@@ -108,6 +111,9 @@ func New(opts ...Option) (*Bus, error) {
 	if b.id.IsZero() {
 		b.id = NewNodeID()
 	}
+	var key [16]byte
+	cryptorand.Read(key[:])
+	b.corrKey = [2]uint64{binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])}
 	if b.sendTimeout <= 0 {
 		b.sendTimeout = DefaultSendTimeout
 	}

@@ -59,10 +59,40 @@ func registerSystemTypes(t *Types) error {
 	return registerWatchTypes(t)
 }
 
-// pendingAsk is what Bus.pending keeps for an ask sent to a peer.
+// pendingAsk is what Bus.pending keeps for an ask sent to a peer: the call,
+// its arming, and the link it went out on, the only one its reply is
+// accepted from.
 type pendingAsk struct {
 	call *askCall
 	seq  uint64
+	link Link
+}
+
+// answer removes and returns the ask that a reply or error with corr,
+// arrived on l, answers: only an ask sent on l, so that no other peer (nor
+// another link) can complete it, whatever id it guesses.
+func (b *Bus) answer(l Link, corr uint64) (pendingAsk, bool) {
+	return b.pending.loadAndDeleteIf(corr, func(pa pendingAsk) bool { return pa.link == l })
+}
+
+// nextCorr returns a new correlation id: the bus's counter mixed with its
+// random keys through a bijection of uint64 (xor, multiplication by an odd
+// constant and xor-shifts are each invertible), so that ids are unique
+// until the counter wraps and cost a few instructions, yet a peer cannot
+// tell from the ids it sees which ones this node sent to other peers. What
+// keeps a peer from completing an ask it was not sent is answer's check of
+// the link; unguessable ids only make a wrong guess the norm.
+func (b *Bus) nextCorr() uint64 {
+	for {
+		x := b.corr.Add(1) ^ b.corrKey[0]
+		x *= 0x9e3779b97f4a7c15
+		x ^= x >> 31
+		x = (x ^ b.corrKey[1]) * 0xbf58476d1ce4e5b9
+		x ^= x >> 29
+		if x != 0 { // 0 means "no ask" in a call
+			return x
+		}
+	}
 }
 
 type inKey struct {
@@ -146,7 +176,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		reason = ErrPeerGone
 	}
 	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
-		return pa.call.link == l || (gone && pa.call.peer == pr)
+		return pa.link == l || (gone && pa.call.peer == pr)
 	}) {
 		pa.call.complete(pa.seq, nil, reason)
 	}
@@ -276,10 +306,10 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 		putCall(call)
 		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
-	corr := b.corr.Add(1)
+	corr := b.nextCorr()
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
-	b.pending.store(corr, pendingAsk{call, seq})
+	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
 	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
 	if dl, ok := ctx.Deadline(); ok {
@@ -479,9 +509,9 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 	case KindTell, KindAsk:
 		b.deliverMessage(l, env)
 	case KindReply, KindError:
-		pa, ok := b.pending.loadAndDelete(env.Corr)
+		pa, ok := b.answer(l, env.Corr)
 		if !ok {
-			return // the asker gave up
+			return // the asker gave up, or l is not the link the ask went on
 		}
 		if env.Kind == KindError {
 			err, _ := env.Msg.(error)
@@ -518,7 +548,7 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 	case KindAsk:
 		b.refuse(l, env.Corr, err)
 	case KindReply, KindError:
-		if pa, ok := b.pending.loadAndDelete(env.Corr); ok {
+		if pa, ok := b.answer(l, env.Corr); ok {
 			pa.call.complete(pa.seq, nil, err)
 		}
 	case KindSystem:

@@ -1,0 +1,156 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// spyTransport wraps a netbus transport so that a test sees what the bus
+// does not show: the links it brings up and the envelopes they deliver.
+type spyTransport struct {
+	*netbus.Transport
+	links   chan bus.Link
+	mu      sync.Mutex
+	askCorr []uint64 // correlation ids of the asks delivered, as received
+}
+
+func newSpy(cfg netbus.Config) *spyTransport {
+	return &spyTransport{Transport: netbus.New(cfg), links: make(chan bus.Link, 8)}
+}
+
+func (s *spyTransport) Start(h bus.Host) error { return s.Transport.Start(&spyHost{h, s}) }
+
+func (s *spyTransport) corrs() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.askCorr...)
+}
+
+type spyHost struct {
+	bus.Host
+	s *spyTransport
+}
+
+func (h *spyHost) LinkUp(l bus.Link) {
+	h.Host.LinkUp(l)
+	h.s.links <- l
+}
+
+func (h *spyHost) Deliver(l bus.Link, env *bus.Envelope) {
+	if env.Kind == bus.KindAsk {
+		h.s.mu.Lock()
+		h.s.askCorr = append(h.s.askCorr, env.Corr)
+		h.s.mu.Unlock()
+	}
+	h.Host.Deliver(l, env)
+}
+
+// TestForgedRepliesAreIgnored: node A asks node B; a third node C, linked
+// to A too, sends A replies and errors with the very correlation ids of
+// those asks (learned here by spying on B) and with guessed ones. None
+// completes an ask: A accepts a reply only from the link its ask went on.
+func TestForgedRepliesAreIgnored(t *testing.T) {
+	newBus := func(name string, tr bus.Transport) *bus.Bus {
+		b, err := bus.New(bus.WithName(name), bus.WithLogger(quiet), bus.WithTransport(tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			b.Close(ctx)
+		})
+		return b
+	}
+	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	a := newBus("a", at)
+	bt := newSpy(netbus.Config{Peers: at.Addrs()})
+	b := newBus("b", bt)
+	ct := newSpy(netbus.Config{Peers: at.Addrs()})
+	c := newBus("c", ct)
+	forger := <-ct.links // C's link to A
+
+	var mu sync.Mutex
+	var held []*bus.Promise
+	if _, err := b.Register("hold", bus.ActorFunc(func(ctx *bus.Context, msg any) error {
+		if ctx.IsAsk() {
+			mu.Lock()
+			held = append(held, ctx.Promise())
+			mu.Unlock()
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register("echo", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "hold")
+	waitFor(t, c, "echo")
+
+	const asks = 64
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	replies := make(chan any, asks)
+	for range asks {
+		go func() {
+			r, err := a.Ask(ctx, "hold", "q")
+			if err != nil {
+				r = err
+			}
+			replies <- r
+		}()
+	}
+	eventually(t, "B holds every ask", func() error {
+		if n := len(bt.corrs()); n < asks {
+			return fmt.Errorf("%d of %d asks arrived", n, asks)
+		}
+		return nil
+	})
+
+	types := bus.NewTypes()
+	forge := func(kind bus.Kind, corr uint64, msg any) {
+		env := &bus.Envelope{Kind: kind, Corr: corr, Msg: msg}
+		body, err := types.EncodeBody(forger.Codec(), env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Body = body
+		if err := forger.Send(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, corr := range bt.corrs() {
+		forge(bus.KindReply, corr, "forged")
+		forge(bus.KindError, corr, bus.ErrNoRoute)
+	}
+	for corr := range uint64(4096) { // sequential guesses
+		forge(bus.KindReply, corr, "forged")
+	}
+	// Envelopes of one link arrive in order: once C's ask through it is
+	// answered, A has seen every forgery.
+	if _, err := c.Ask(ctx, "echo", "sync"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-replies:
+		t.Fatalf("an ask completed before B answered: %v", r)
+	default:
+	}
+	mu.Lock()
+	for _, p := range held {
+		p.Reply("genuine")
+	}
+	mu.Unlock()
+	for range asks {
+		if r := <-replies; r != "genuine" {
+			t.Fatalf("ask answered with %v, want B's genuine reply", r)
+		}
+	}
+}
