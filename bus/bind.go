@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -26,7 +27,8 @@ const (
 	bindKeyLen  = 32
 	sysLinkType = "xbus.link"
 	proofLabel  = "xbus link proof v1"
-	maxAsked    = 8 // challenges a peer may leave waiting for its key
+	maxAsked    = 8    // challenges a peer may leave waiting for its key
+	maxEarly    = 1024 // messages kept from a link before it proves itself
 )
 
 // sysLink is the bus's own handshake on a link, after the transport's.
@@ -34,6 +36,11 @@ type sysLink struct {
 	Key   []byte `json:"key,omitempty" cbor:"1,keyasint,omitempty"`   // first link: the key the peer proves itself with
 	Nonce []byte `json:"nonce,omitempty" cbor:"2,keyasint,omitempty"` // a later link: the challenge to answer
 	Proof []byte `json:"proof,omitempty" cbor:"3,keyasint,omitempty"` // the answer to the peer's challenge
+	// Token is the sender's random token for the link, sent with Key or
+	// Nonce; Fence and FenceAck retire a duplicate link (dup.go).
+	Token    uint64 `json:"tok,omitempty" cbor:"4,keyasint,omitempty"`
+	Fence    bool   `json:"fence,omitempty" cbor:"5,keyasint,omitempty"`
+	FenceAck bool   `json:"ack,omitempty" cbor:"6,keyasint,omitempty"`
 }
 
 // binding is what this node knows of one peer node's identity. Guarded by
@@ -74,7 +81,7 @@ func randomKey() []byte {
 // the same node (this node sends it a challenge).
 func (t *linkTable) admit(b *Bus, l Link) bool {
 	id := l.Peer()
-	ll := &liveLink{down: make(chan struct{}),
+	ll := &liveLink{down: make(chan struct{}), tok: randomToken(),
 		info: LinkInfo{Scheme: l.Scheme(), Peer: id, State: LinkReady, Since: time.Now()}}
 	t.mu.Lock()
 	t.live[l] = ll
@@ -93,11 +100,11 @@ func (t *linkTable) admit(b *Bus, l Link) bool {
 		})
 	}
 	t.mu.Unlock()
-	msg := &sysLink{Key: bd.mine}
+	msg := &sysLink{Key: bd.mine, Token: ll.tok}
 	if first {
 		b.log.Info("link up", "peer", id.Short(), "scheme", l.Scheme())
 	} else {
-		msg = &sysLink{Nonce: ll.nonce}
+		msg = &sysLink{Nonce: ll.nonce, Token: ll.tok}
 	}
 	b.sendLinkMsg(l, msg)
 	return first
@@ -123,10 +130,25 @@ func (t *linkTable) isHeld(l Link) bool {
 	return ll != nil && ll.nonce != nil
 }
 
-// deliverHeld handles an envelope from a held link: its sysLink, nothing else.
+// deliverHeld handles an envelope from a held link: its sysLink now; the
+// rest is kept (up to maxEarly) and delivered if the link proves itself, as
+// a peer that admitted the link first may already use it.
 func (b *Bus) deliverHeld(l Link, env *Envelope) {
 	if env.Kind != KindSystem || env.Type != sysLinkType {
-		b.log.Debug("dropped a message from a link that has not proven its node id", "peer", l.Peer().Short(), "kind", env.Kind)
+		t := &b.lk
+		t.mu.Lock()
+		ll := t.live[l]
+		over := ll != nil && ll.nonce != nil && len(ll.early) >= maxEarly
+		if ll != nil && ll.nonce != nil && !over {
+			e := *env
+			e.Body = slices.Clone(env.Body) // env.Body aliases the transport's buffer
+			e.Headers = slices.Clone(env.Headers)
+			ll.early = append(ll.early, &e)
+		}
+		t.mu.Unlock()
+		if over {
+			t.refuseHeld(l, fmt.Errorf("%w: %d messages on a link that has not proven its node id", ErrRefused, maxEarly))
+		}
 		return
 	}
 	if err := b.types.DecodeBody(l.Codec(), env); err != nil {
@@ -143,6 +165,7 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	t := &b.lk
 	id := l.Peer()
 	var answers []challenge
+	var early []*Envelope
 	var promote bool
 	var refuse error
 	t.mu.Lock()
@@ -151,6 +174,10 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	if bd == nil || ll == nil {
 		t.mu.Unlock()
 		return
+	}
+	gotToken := m.Token != 0 && ll.theirTok == 0
+	if gotToken {
+		ll.theirTok = m.Token
 	}
 	if len(m.Key) == bindKeyLen && bd.theirs == nil {
 		// On the peer's first link, or on one it saw first while this
@@ -169,20 +196,23 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	if m.Proof != nil && ll.nonce != nil {
 		if hmac.Equal(m.Proof, proof(bd.mine, id, b.id, ll.nonce)) {
 			promote = true
+			early, ll.early = ll.early, nil
 			ll.nonce = nil
 			ll.timer.Stop()
 			t.held.Add(-1)
 			bd.links++
 			ll.info.Since = time.Now()
 			t.emit(ll.info)
-			if ll.k != nil && ll.k.link == l {
-				t.ready(ll.k, ll)
+			for _, k := range ll.ks {
+				if k.link == l {
+					t.ready(k, ll)
+				}
 			}
 		} else {
 			refuse = fmt.Errorf("%w: a second link claiming node %s gave a wrong proof", ErrRefused, id.Short())
 		}
 	}
-	key := bd.theirs
+	key, admitted := bd.theirs, ll.nonce == nil
 	t.mu.Unlock()
 	for _, c := range answers {
 		b.sendLinkMsg(c.l, &sysLink{Proof: proof(key, b.id, id, c.nonce)})
@@ -193,6 +223,18 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	case promote:
 		b.log.Info("link up", "peer", id.Short(), "scheme", l.Scheme(), "proven", true)
 		b.addLink(l)
+		b.added(l)
+		for _, env := range early {
+			b.Deliver(l, env)
+		}
+	case gotToken && admitted:
+		b.dedupe(id)
+	}
+	if m.Fence {
+		b.onFence(l)
+	}
+	if m.FenceAck {
+		b.onFenceAck(l)
 	}
 }
 

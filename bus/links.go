@@ -134,7 +134,7 @@ type linkTable struct {
 // liveLink is a link that is up.
 type liveLink struct {
 	info LinkInfo
-	k    *keeper       // the keeper that dialed it, once its Dial returned
+	ks   []*keeper     // keepers of addresses it serves (dialed, or inherited from a duplicate)
 	down chan struct{} // closed by LinkDown
 	ours bool          // this node closed it: its end is no warning
 
@@ -142,7 +142,18 @@ type liveLink struct {
 	// nil once it is admitted; timer refuses it when no proof comes.
 	nonce   []byte
 	timer   *time.Timer
-	refused error // why this node refused it
+	refused error       // why this node refused it
+	early   []*Envelope // what the peer sent on it before this node admitted it
+
+	// Duplicates (see dup.go): each end's random token for the link, and
+	// for a link retired in favour of another of the same scheme, that one.
+	tok, theirTok uint64
+	added         bool // among its peer's links (addLink returned)
+	retiring      bool // to be retired
+	fenced        bool // this node sent its fence on it
+	gotFence      bool // the peer's fence arrived on it
+	gotAck        bool // the peer acked this node's fence
+	retiredTo     Link
 }
 
 // keeper keeps one address linked. info and link are guarded by
@@ -399,14 +410,20 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 		if err == nil {
 			failures = 0
 			down := t.attach(k, l)
-			select {
-			case <-down:
-			case <-ctx.Done():
-				t.mu.Lock()
-				why := k.why
-				t.mu.Unlock()
-				l.Close(why)
-				return
+			for down != nil {
+				select {
+				case <-down:
+				case <-ctx.Done():
+					t.mu.Lock()
+					why, cur := k.why, k.link
+					t.mu.Unlock()
+					if cur != nil && cur != l {
+						t.closeOurs(cur, why) // the link it inherited from a retired duplicate
+					}
+					l.Close(why)
+					return
+				}
+				down = t.next(k) // a retired duplicate hands its address to the link kept
 			}
 			t.mu.Lock()
 			err := k.info.Err
@@ -463,13 +480,27 @@ func (t *linkTable) attach(k *keeper, l Link) <-chan struct{} {
 		close(c)
 		return c
 	}
-	ll.k, ll.info.Addr = k, k.addr
+	ll.ks, ll.info.Addr = append(ll.ks, k), k.addr
 	k.link = l
 	k.info.Peer, k.info.Err, k.info.Attempts, k.info.Scheme = l.Peer(), nil, 0, l.Scheme()
 	if ll.nonce == nil {
 		t.ready(k, ll)
 	}
 	return ll.down
+}
+
+// next returns the down channel of the link k now rides on, when the link
+// it waited on was retired in favour of a duplicate; nil otherwise.
+func (t *linkTable) next(k *keeper) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if k.link == nil {
+		return nil
+	}
+	if ll := t.live[k.link]; ll != nil {
+		return ll.down
+	}
+	return nil
 }
 
 // ready reports k's link ll admitted; t.mu must be held.
@@ -512,7 +543,23 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	}
 	t.emit(ll.info)
 	ours := ll.ours || b.closing.Load()
-	if k := ll.k; k != nil && k.link == l {
+	kept := t.live[ll.retiredTo]
+	if kept == nil && ll.retiring {
+		for x, xl := range t.live {
+			if x.Peer() == l.Peer() && x.Scheme() == l.Scheme() && xl.added && !xl.retiring {
+				ll.retiredTo, kept = x, xl
+				break
+			}
+		}
+	}
+	for _, k := range ll.ks {
+		if k.link != l {
+			continue
+		}
+		if kept != nil {
+			k.link, kept.ks = ll.retiredTo, append(kept.ks, k) // the address stays linked
+			continue
+		}
 		k.link = nil
 		k.info.State, k.info.Since, k.info.Err = LinkDialing, ll.info.Since, err
 		if !ours {

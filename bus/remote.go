@@ -104,6 +104,7 @@ type inKey struct {
 func (b *Bus) LinkUp(l Link) {
 	if b.lk.admit(b, l) {
 		b.addLink(l)
+		b.added(l)
 	}
 }
 

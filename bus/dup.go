@@ -1,0 +1,197 @@
+package bus
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Two nodes that dial each other at once end with two links of one scheme.
+// Both ends keep the same one without knowing who dialed which: each end
+// sends a random token as the first thing on every link (sysLink.Token),
+// and among a peer's admitted links of one scheme whose tokens both ends
+// sent, the one with the least XOR of the two tokens stays. The others are
+// retired without losing what is in flight on them: this node stops sending
+// on a retired link (it leaves the peer's links), sends a fence, answers the
+// peer's fence with an ack, and closes the link once the peer acked its
+// fence (so the peer has read everything sent before it) and no ask
+// through the link waits for its reply, or after replyTimeout.
+
+// errRetired closes a link retired in favour of a duplicate.
+var errRetired = errors.New("bus: link retired: another link of its scheme leads to the same node")
+
+// retireCheck is how often a retired link whose asks are still answered is
+// looked at again.
+const retireCheck = 10 * time.Millisecond
+
+func randomToken() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if t := binary.LittleEndian.Uint64(b[:]); t != 0 {
+			return t
+		}
+	}
+}
+
+// added marks l as among its peer's links and retires duplicates.
+func (b *Bus) added(l Link) {
+	t := &b.lk
+	t.mu.Lock()
+	if ll := t.live[l]; ll != nil {
+		ll.added = true
+	}
+	t.mu.Unlock()
+	b.dedupe(l.Peer())
+}
+
+// dedupe retires the duplicates among node's admitted links.
+func (b *Bus) dedupe(node NodeID) {
+	t := &b.lk
+	type retire struct{ l, to Link }
+	var out []retire
+	t.mu.Lock()
+	groups := map[string][]Link{}
+	for l, ll := range t.live {
+		if l.Peer() == node && ll.added && !ll.retiring && ll.theirTok != 0 {
+			groups[l.Scheme()] = append(groups[l.Scheme()], l)
+		}
+	}
+	for _, ls := range groups {
+		if len(ls) < 2 {
+			continue
+		}
+		key := func(l Link) uint64 { ll := t.live[l]; return ll.tok ^ ll.theirTok }
+		keep := slices.MinFunc(ls, func(x, y Link) int {
+			switch kx, ky := key(x), key(y); {
+			case kx < ky:
+				return -1
+			case kx > ky:
+				return 1
+			}
+			return 0
+		})
+		for _, l := range ls {
+			if l != keep {
+				t.live[l].retiring = true
+			}
+		}
+	}
+	// Fence every link to retire once another of its scheme is in use: one
+	// the peer fenced first may have waited for this node to admit its
+	// successor.
+	for l, ll := range t.live {
+		if l.Peer() != node || !ll.retiring || ll.fenced {
+			continue
+		}
+		for x, xl := range t.live {
+			if x.Peer() == node && x.Scheme() == l.Scheme() && xl.added && !xl.retiring {
+				ll.fenced, ll.retiredTo = true, x
+				out = append(out, retire{l, x})
+				break
+			}
+		}
+	}
+	t.mu.Unlock()
+	for _, r := range out {
+		b.retire(r.l)
+	}
+}
+
+// retire stops sending on l and sends the peer a fence on it.
+func (b *Bus) retire(l Link) {
+	b.dropLink(l)
+	b.sendLinkMsg(l, &sysLink{Fence: true})
+	time.AfterFunc(replyTimeout, func() { b.lk.closeOurs(l, errRetired) })
+	b.log.Debug("retiring a duplicate link", "peer", l.Peer().Short(), "scheme", l.Scheme())
+}
+
+// dropLink takes l out of its peer's links, so nothing new is sent on it.
+func (b *Bus) dropLink(l Link) {
+	b.peersMu.Lock()
+	if pr := b.peers[l.Peer()]; pr != nil && len(pr.links) > 1 {
+		pr.links = slices.DeleteFunc(pr.links, func(x Link) bool { return x == l })
+		b.snapshotPeers()
+	}
+	b.peersMu.Unlock()
+}
+
+// onFence handles the peer's fence on l: this node retires l too (once the
+// link the peer keeps is admitted here), and acks.
+func (b *Bus) onFence(l Link) {
+	t := &b.lk
+	t.mu.Lock()
+	ll := t.live[l]
+	done := false
+	if ll != nil {
+		ll.retiring, ll.gotFence = true, true
+		done = ll.gotAck
+	}
+	t.mu.Unlock()
+	b.sendLinkMsg(l, &sysLink{FenceAck: true})
+	b.dedupe(l.Peer())
+	if done {
+		b.closeRetired(l)
+	}
+}
+
+// onFenceAck notes the peer's ack of this node's fence on l; with the
+// peer's own fence in too, nothing more comes on l from either side.
+func (b *Bus) onFenceAck(l Link) {
+	t := &b.lk
+	t.mu.Lock()
+	ll := t.live[l]
+	done := false
+	if ll != nil {
+		ll.gotAck = true
+		done = ll.gotFence
+	}
+	t.mu.Unlock()
+	if done {
+		b.closeRetired(l)
+	}
+}
+
+// closeRetired closes l once no ask through it waits for a reply.
+func (b *Bus) closeRetired(l Link) {
+	deadline := time.Now().Add(replyTimeout)
+	var check func()
+	check = func() {
+		if b.busyOn(l) && time.Now().Before(deadline) {
+			time.AfterFunc(retireCheck, check)
+			return
+		}
+		b.lk.closeOurs(l, errRetired)
+	}
+	check()
+}
+
+// busyOn reports whether an ask sent through l waits for its reply, or one
+// received on it is being served.
+func (b *Bus) busyOn(l Link) bool {
+	for i := range b.pending.shards {
+		s := &b.pending.shards[i]
+		s.mu.Lock()
+		for _, pa := range s.m {
+			if pa.call.link == l {
+				s.mu.Unlock()
+				return true
+			}
+		}
+		s.mu.Unlock()
+	}
+	for i := range b.inbound.shards {
+		s := &b.inbound.shards[i]
+		s.mu.Lock()
+		for _, in := range s.m {
+			if in.link == l {
+				s.mu.Unlock()
+				return true
+			}
+		}
+		s.mu.Unlock()
+	}
+	return false
+}
