@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -32,18 +31,22 @@ const (
 	callAbandoned = 2
 )
 
-var callPool = sync.Pool{New: func() any { return &askCall{done: make(chan struct{}, 1)} }}
-
-func getCall() (*askCall, uint64) {
-	c := callPool.Get().(*askCall)
+// getCall takes a call from the bus's pool. The pool is the bus's, not the
+// process's, so that a bus made in a testing/synctest bubble never hands a
+// call's channel across the bubble's edge.
+func (b *Bus) getCall() (*askCall, uint64) {
+	c, _ := b.calls.Get().(*askCall)
+	if c == nil {
+		c = &askCall{done: make(chan struct{}, 1)}
+	}
 	seq := c.state.Load()>>2 + 1
 	c.state.Store(seq << 2)
 	return c, seq
 }
 
-func putCall(c *askCall) {
+func (b *Bus) putCall(c *askCall) {
 	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr = nil, nil, nil, nil, nil, nil, 0
-	callPool.Put(c)
+	b.calls.Put(c)
 }
 
 // complete delivers the outcome of arming seq; it reports false if the call
@@ -61,7 +64,7 @@ func (c *askCall) complete(seq uint64, reply any, err error) bool {
 		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
 			owner.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
 		}
-		putCall(c)
+		owner.bus.putCall(c)
 		return true
 	}
 	c.done <- struct{}{}
@@ -130,7 +133,7 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 		// unlocks all three even when one is ready (~150 ns per ask).
 		<-c.done
 		reply, err := c.reply, c.err
-		putCall(c)
+		b.putCall(c)
 		return reply, err
 	}
 	select {
@@ -138,20 +141,20 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	case <-ctx.Done():
 		if c.abandon(seq) {
 			b.forgetRemote(c)
-			putCall(c)
+			b.putCall(c)
 			return nil, ctxError(ctx.Err())
 		}
 		<-c.done // the reply won the race; it is being stored
 	case <-b.closed:
 		if c.abandon(seq) {
 			b.forgetRemote(c)
-			putCall(c)
+			b.putCall(c)
 			return nil, ErrClosed
 		}
 		<-c.done
 	}
 	reply, err := c.reply, c.err
-	putCall(c)
+	b.putCall(c)
 	return reply, err
 }
 

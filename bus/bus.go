@@ -43,6 +43,7 @@ type Bus struct {
 	names      sync.Map      // string -> *service
 	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu
 
+	calls    sync.Pool                    // of *askCall; see getCall
 	corr     atomic.Uint64                // counts asks sent to peers; see nextCorr
 	corrKey  [2]uint64                    // random, mixed into correlation ids
 	spinners atomic.Int32                 // askers polling for their reply (see wait)
@@ -369,12 +370,12 @@ func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	call, seq := getCall()
+	call, seq := b.getCall()
 	if p != nil {
 		p.inflight.Add(1)
 		if err := p.send(ctx, delivery{msg: msg, call: call, seq: seq}, mailbox.Default); err != nil {
 			p.inflight.Add(-1)
-			putCall(call)
+			b.putCall(call)
 			return nil, err
 		}
 		return b.wait(ctx, call, seq)
@@ -410,13 +411,13 @@ func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn 
 		fail(err)
 		return
 	}
-	call, seq := getCall()
+	call, seq := b.getCall()
 	call.cb, call.owner = fn, owner
 	if p != nil {
 		p.inflight.Add(1)
 		if err := p.send(ctx, delivery{msg: msg, from: owner, call: call, seq: seq}, mailbox.Default); err != nil {
 			p.inflight.Add(-1)
-			putCall(call)
+			b.putCall(call)
 			fail(err)
 			return
 		}

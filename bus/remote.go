@@ -304,7 +304,7 @@ func (b *Bus) sendEncoded(ctx context.Context, links []Link, env *Envelope) erro
 func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
 	pr, l := b.linkTo(to.Node)
 	if l == nil {
-		putCall(call)
+		b.putCall(call)
 		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
 	corr := b.nextCorr()
@@ -319,7 +319,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		b.pending.delete(corr)
 		if call.abandon(seq) && call.cb == nil {
-			putCall(call)
+			b.putCall(call)
 		}
 		return err
 	}

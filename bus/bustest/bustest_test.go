@@ -3,7 +3,6 @@ package bustest_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -104,22 +103,10 @@ func waitFor(t *testing.T, b *bus.Bus, name string) {
 	}
 }
 
-// bubble runs f with synctest.Test. The bus pools ask records, each with a
-// channel, and a channel made in one bubble must not be used outside it (nor
-// one made outside in a bubble, where waiting on it never counts as
-// durably blocked): two collections empty the pools at both edges.
-func bubble(t *testing.T, f func(t *testing.T)) {
-	runtime.GC()
-	runtime.GC()
-	defer runtime.GC()
-	defer runtime.GC()
-	synctest.Test(t, f)
-}
-
 // TestDelay: under fake time, an ask's round trip takes exactly twice the
 // network's delay.
 func TestDelay(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		n, a, _ := twoNodes(t, bustest.Config{})
 		n.SetDelay(50 * time.Millisecond)
 		start := time.Now()
@@ -136,7 +123,7 @@ func TestDelay(t *testing.T) {
 // down, the ask that was lost fails with ErrPeerGone (wrapping ErrLost), and
 // the keeper links again once the network stops losing.
 func TestLossBreaksTheLink(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		n, a, _ := twoNodes(t, bustest.Config{})
 		n.SetLoss(1)
 		_, err := a.Ask(context.Background(), "echo", "lost")
@@ -155,7 +142,7 @@ func TestLossBreaksTheLink(t *testing.T) {
 // unreachable and refuses dials both ways until Heal; then the keeper links
 // again.
 func TestPartition(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		n := bustest.NewNetwork()
 		trB := n.Transport(bustest.Config{Addr: "b"})
 		b := newBus(t, trB)
@@ -199,7 +186,7 @@ func TestPartition(t *testing.T) {
 // TestKillAndRestart: a killed node's peers see ErrPeerGone wrapping
 // ErrKilled; a new node at the same address is linked again.
 func TestKillAndRestart(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		n, a, b := twoNodes(t, bustest.Config{})
 		ref, err := b.Register("target", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
 		if err != nil {
@@ -245,7 +232,7 @@ func TestKillAndRestart(t *testing.T) {
 // queue is full, until its ctx ends; after Resume everything queued arrives
 // in order.
 func TestPause(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		const queue = 4
 		n, a, b := twoNodes(t, bustest.Config{QueueLen: queue})
 		got := make(chan int, 2*queue+2)
@@ -286,7 +273,7 @@ func TestPause(t *testing.T) {
 // so a test can hold the buses to the ledger: every tell is processed,
 // refused to its sender, a dead letter, or counted here as undelivered.
 func TestUndelivered(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		n := bustest.NewNetwork()
 		b := newBus(t, n.Transport(bustest.Config{Addr: "b"}))
 		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}}))
