@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 )
 
 // Watching an actor on another node. The watcher's node sends the watched
@@ -39,13 +38,10 @@ func registerWatchTypes(t *Types) error {
 	return RegisterType[*sysStopped](t, "xbus.stopped")
 }
 
-// controlTimeout bounds a system message sent on its own goroutine.
-const controlTimeout = 10 * time.Second
-
 // tellPeer sends system message m to node on its nearest link without
 // waiting: at once when the link has room (so notices keep their order
 // behind what was sent before them), else from a goroutine of its own,
-// bounded by controlTimeout. No actor and no lock waits on a peer. A node
+// bounded by the bus's send timeout. No actor and no lock waits on a peer. A node
 // with no link is not told: its loss ends what m was about.
 func (b *Bus) tellPeer(node NodeID, m any) {
 	_, l := b.linkTo(node)
@@ -57,7 +53,7 @@ func (b *Bus) tellPeer(node NodeID, m any) {
 		return
 	}
 	b.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), b.sendTimeout)
 		defer cancel()
 		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
 			b.log.Debug("a watch notice to a peer was not sent", "peer", node.Short(), "type", fmt.Sprintf("%T", m), "err", err)
