@@ -41,8 +41,8 @@ func registerWatchTypes(t *Types) error {
 // tellPeer sends system message m to node on its nearest link without
 // waiting: at once when the link has room (so notices keep their order
 // behind what was sent before them), else from a goroutine of its own,
-// bounded by the bus's send timeout. No actor and no lock waits on a peer. A node
-// with no link is not told: its loss ends what m was about.
+// bounded by the bus's send timeout. No actor and no lock waits on a
+// peer. A node with no link is not told: its loss ends what m was about.
 func (b *Bus) tellPeer(node NodeID, m any) {
 	_, l := b.linkTo(node)
 	if l == nil {
