@@ -37,8 +37,9 @@ type Bus struct {
 	nextID atomic.Uint64
 	procs  procTable
 
-	// Lock order: namesMu, then routesMu, then peersMu; subMu after namesMu.
-	namesMu    sync.Mutex    // orders what peers are told of local names and subscriptions
+	// Lock order: namesMu, then routesMu, then peersMu, then a peer's
+	// control.mu; subMu after namesMu. None is held across I/O.
+	namesMu    sync.Mutex    // orders the changes of local names and subscriptions queued for peers
 	routesMu   sync.Mutex    // serializes changes to names (never held across I/O)
 	names      sync.Map      // string -> *service
 	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu

@@ -102,7 +102,7 @@ func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) 
 	}
 	b.subMu.Unlock()
 	if first {
-		b.broadcast(&sysInterest{Add: []string{pattern}})
+		b.tellPeers(func(c *control) { c.pattern(pattern, true) })
 	}
 	b.namesMu.Unlock()
 
@@ -190,7 +190,7 @@ func (b *Bus) removeSubscription(s *Subscription) {
 	}
 	b.subMu.Unlock()
 	if last && !b.closing.Load() {
-		b.broadcast(&sysInterest{Remove: []string{s.pattern}})
+		b.tellPeers(func(c *control) { c.pattern(s.pattern, false) })
 	}
 }
 

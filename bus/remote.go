@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ type peer struct {
 	interest []string
 	watchers map[Ref][]*process
 	inflight atomic.Int64 // asks to this node waiting for a reply
+	ctl      *control     // what this node tells the peer of its names and subscriptions
 }
 
 // System message bodies exchanged between buses over a link.
@@ -118,6 +118,7 @@ func (b *Bus) addLink(l Link) {
 	pr := b.peers[l.Peer()]
 	if pr == nil {
 		pr = &peer{id: l.Peer(), names: map[uint64]*instance{}, watchers: map[Ref][]*process{}}
+		pr.ctl = newControl(b, pr)
 		b.peers[pr.id] = pr
 	}
 	pr.links = append(pr.links, l)
@@ -125,28 +126,24 @@ func (b *Bus) addLink(l Link) {
 	b.snapshotPeers()
 	b.peersMu.Unlock()
 
-	names := &sysNames{Reset: true}
+	// The whole state, queued under namesMu: every later change queues
+	// after it.
+	var names []nameEntry
 	b.names.Range(func(_, v any) bool {
 		for _, in := range *v.(*service).inst.Load() {
 			if in.proc != nil {
-				names.Add = append(names.Add, nameEntry{in.ref.Name, in.ref.ID})
+				names = append(names, nameEntry{in.ref.Name, in.ref.ID})
 			}
 		}
 		return true
 	})
 	b.subMu.Lock()
-	interest := &sysInterest{Reset: true}
+	patterns := make([]string, 0, len(b.interest))
 	for pat := range b.interest {
-		interest.Add = append(interest.Add, pat)
+		patterns = append(patterns, pat)
 	}
 	b.subMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, m := range []any{names, interest} {
-		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
-			b.log.Warn("telling a new peer what this node hosts failed", "peer", pr.id.Short(), "err", err)
-		}
-	}
+	pr.ctl.resetTo(names, patterns)
 }
 
 // LinkDown implements Host: it removes l, and when it was the peer's last
@@ -162,6 +159,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		if len(pr.links) == 0 {
 			gone = true
 			delete(b.peers, pr.id)
+			pr.ctl.stop()
 			for _, in := range pr.names {
 				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
 			}
@@ -465,30 +463,18 @@ func (b *Bus) finishInbound(in *inbound) {
 	b.inbound.delete(inKey{in.link.Peer(), in.env.Corr})
 }
 
-// broadcast sends a system message to every peer; namesMu must be held so
-// that updates reach each peer in the order they happened.
-func (b *Bus) broadcast(m any) {
+// tellPeers queues a change for every peer (see control); namesMu must be
+// held, so that changes are queued in the order they happened. It never
+// waits on a peer.
+func (b *Bus) tellPeers(f func(*control)) {
 	b.peersMu.RLock()
-	links := make([]Link, 0, len(b.peers))
+	ctls := make([]*control, 0, len(b.peers))
 	for _, pr := range b.peers {
-		links = append(links, pr.links[0])
+		ctls = append(ctls, pr.ctl)
 	}
 	b.peersMu.RUnlock()
-	if len(links) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, l := range links {
-		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
-			level := slog.LevelWarn
-			if errors.Is(err, ErrPeerGone) {
-				// Its link is going down; if it comes back, the two
-				// exchange all their names again.
-				level = slog.LevelDebug
-			}
-			b.log.Log(context.Background(), level, "telling a peer of a change failed", "peer", l.Peer().Short(), "err", err)
-		}
+	for _, c := range ctls {
+		f(c)
 	}
 }
 

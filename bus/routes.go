@@ -168,7 +168,7 @@ func (b *Bus) addName(p *process) {
 	b.routesMu.Lock()
 	b.addInstance(&instance{ref: p.ref, proc: p})
 	b.routesMu.Unlock()
-	b.broadcast(&sysNames{Add: []nameEntry{{p.ref.Name, p.ref.ID}}})
+	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, true) })
 }
 
 func (b *Bus) removeName(p *process) {
@@ -177,7 +177,7 @@ func (b *Bus) removeName(p *process) {
 	b.routesMu.Lock()
 	b.removeInstances(p.ref.Name, func(in *instance) bool { return in.proc == p })
 	b.routesMu.Unlock()
-	b.broadcast(&sysNames{Remove: []nameEntry{{p.ref.Name, p.ref.ID}}})
+	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, false) })
 }
 
 // Names returns the names with at least one instance, local or remote.

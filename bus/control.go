@@ -1,0 +1,212 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// control is one peer's outbound queue of changes to what this node hosts
+// (named instances, subscription patterns), drained in order by a goroutine
+// of its own. Register, Subscribe and an actor's stop only queue a change:
+// none of them waits on a peer, however slow or frozen.
+//
+// Changes coalesce: the queue keeps, per instance and per pattern, the last
+// change not yet sent (the receiver applies a batch as removals, then
+// additions, so one change per key gives the state the changes in order
+// would), and a reset (a new link) replaces everything pending. A peer that
+// does not take a batch within the bus's send timeout, or lets more than
+// maxControlPending changes pile up, has its links closed: it gets every
+// name again if it links again.
+//
+// mu guards every field below it; the drainer goroutine owns the sending.
+type control struct {
+	b    *Bus
+	pr   *peer
+	kick chan struct{}      // cap 1: there is something to send
+	ctx  context.Context    // ends with stop: the peer is gone
+	end  context.CancelFunc // ends ctx
+
+	mu       sync.Mutex
+	reset    bool               // the next batch replaces what the peer knows
+	names    map[nameEntry]bool // true: add, false: remove
+	patterns map[string]bool    // true: add, false: remove
+	stopped  bool
+}
+
+// maxControlPending bounds the changes waiting for one peer.
+const maxControlPending = 1 << 16
+
+func newControl(b *Bus, pr *peer) *control {
+	c := &control{b: b, pr: pr, kick: make(chan struct{}, 1),
+		names: map[nameEntry]bool{}, patterns: map[string]bool{}}
+	c.ctx, c.end = context.WithCancel(context.Background())
+	b.wg.Go(c.run)
+	return c
+}
+
+// stop ends the drainer; what is pending is dropped (the peer is gone).
+func (c *control) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		c.stopped = true
+		c.end()
+	}
+}
+
+// resetTo replaces everything pending with the whole state: names and
+// patterns this node hosts now.
+func (c *control) resetTo(names []nameEntry, patterns []string) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.reset = true
+	clear(c.names)
+	clear(c.patterns)
+	for _, e := range names {
+		c.names[e] = true
+	}
+	for _, p := range patterns {
+		c.patterns[p] = true
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+// name queues the addition (add) or removal of a named instance.
+func (c *control) name(e nameEntry, add bool) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.names[e] = add
+	over := len(c.names)+len(c.patterns) > maxControlPending
+	c.mu.Unlock()
+	c.wake()
+	if over {
+		c.overflow()
+	}
+}
+
+// pattern queues the addition (add) or removal of a subscription pattern.
+func (c *control) pattern(p string, add bool) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.patterns[p] = add
+	over := len(c.names)+len(c.patterns) > maxControlPending
+	c.mu.Unlock()
+	c.wake()
+	if over {
+		c.overflow()
+	}
+}
+
+func (c *control) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// overflow closes the peer's links: it takes our changes slower than they
+// come.
+func (c *control) overflow() {
+	c.closeLinks(fmt.Errorf("%w: more than %d changes of names and subscriptions wait for the peer", ErrPeerGone, maxControlPending))
+}
+
+func (c *control) closeLinks(err error) {
+	c.b.peersMu.RLock()
+	links := append([]Link(nil), c.pr.links...)
+	c.b.peersMu.RUnlock()
+	for _, l := range links {
+		l.Close(err)
+	}
+}
+
+// take returns what is pending as the messages to send, and clears it.
+func (c *control) take() (names *sysNames, interest *sysInterest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reset || len(c.names) > 0 {
+		names = &sysNames{Reset: c.reset}
+		for e, add := range c.names {
+			if add {
+				names.Add = append(names.Add, e)
+			} else {
+				names.Remove = append(names.Remove, e)
+			}
+		}
+	}
+	if c.reset || len(c.patterns) > 0 {
+		interest = &sysInterest{Reset: c.reset}
+		for p, add := range c.patterns {
+			if add {
+				interest.Add = append(interest.Add, p)
+			} else {
+				interest.Remove = append(interest.Remove, p)
+			}
+		}
+	}
+	c.reset = false
+	clear(c.names)
+	clear(c.patterns)
+	return names, interest
+}
+
+// run is the drainer: it sends what is pending on the peer's nearest link,
+// one batch at a time, until the peer is gone.
+func (c *control) run() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.ctx.Done():
+			return
+		}
+		names, interest := c.take()
+		for _, m := range []any{names, interest} {
+			if m == (*sysNames)(nil) || m == (*sysInterest)(nil) {
+				continue
+			}
+			if !c.send(m) {
+				break
+			}
+		}
+	}
+}
+
+// send sends one system message on the peer's nearest link. A link that
+// does not take it within the send timeout is closed; false means the rest
+// of the batch is moot (the peer gets a reset if it links again).
+func (c *control) send(m any) bool {
+	_, l := c.b.linkTo(c.pr.id)
+	if l == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.b.sendTimeout)
+	defer cancel()
+	err := c.b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: c.b.id}, Msg: m})
+	if err == nil {
+		return true
+	}
+	switch {
+	case errors.Is(err, ErrPeerGone):
+		// Its link is going down; if it comes back, the two exchange all
+		// their names again.
+		c.b.log.Debug("telling a peer of a change failed", "peer", c.pr.id.Short(), "err", err)
+	case c.ctx.Err() != nil:
+	case errors.Is(err, ErrDeadline):
+		c.b.log.Warn("a peer took no change of names for the send timeout; closing its link", "peer", c.pr.id.Short(), "timeout", c.b.sendTimeout)
+		l.Close(fmt.Errorf("%w: it took no change of names for %v", ErrPeerGone, c.b.sendTimeout))
+	default:
+		c.b.log.Warn("telling a peer of a change failed", "peer", c.pr.id.Short(), "err", err)
+	}
+	return false
+}
