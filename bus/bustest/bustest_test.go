@@ -305,3 +305,50 @@ func TestUndelivered(t *testing.T) {
 		}
 	})
 }
+
+// TestFrozenPeerStallsNothing: with the peer frozen (Pause) and the link's
+// queue full, a Tell fails with ErrDeadline after exactly the bus's send
+// timeout, and Register, Subscribe and stopping an actor, which tell the
+// peer of the change, return at once: nothing waits on the peer under a
+// lock. Under fake time "at once" is exact.
+func TestFrozenPeerStallsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const sendTimeout = 2 * time.Second
+		n := bustest.NewNetwork()
+		b := newBus(t, n.Transport(bustest.Config{Addr: "b", QueueLen: 4}))
+		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}, QueueLen: 4}), bus.WithSendTimeout(sendTimeout))
+		b.Register("sink", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+		waitFor(t, a, "sink")
+		synctest.Wait()
+		n.Pause("b")
+		var err error
+		var start time.Time
+		for i := 0; err == nil; i++ {
+			if i == 100 {
+				t.Fatal("100 tells to a frozen peer through a queue of 4 all succeeded")
+			}
+			start = time.Now()
+			err = a.Tell("sink", i)
+		}
+		if !errors.Is(err, bus.ErrDeadline) || time.Since(start) != sendTimeout {
+			t.Fatalf("tell to a frozen peer: %v after %v, want ErrDeadline after %v", err, time.Since(start), sendTimeout)
+		}
+		start = time.Now()
+		ref, err := a.Register("x", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := a.Subscribe(context.Background(), "t.>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("Register, Subscribe, Stop and Close took %v with the peer frozen, want no wait", d)
+		}
+		n.Resume("b")
+	})
+}
