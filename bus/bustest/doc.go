@@ -33,6 +33,8 @@
 //     for two senders at once (a goroutine and an actor), none lost.
 //   - AskReply: asks by name and by Ref, with a struct body, and 200 at once,
 //     each get their own reply.
+//   - LargeBody: four 1 MiB bodies at once, larger than a frame, a ring
+//     record or a socket buffer, cross intact both ways.
 //   - ErrorsCross: an error an actor answers with matches, with errors.Is
 //     on the asking side, the bus's sentinel it wraps, or the application
 //     error both buses registered (Types.RegisterError, here
@@ -64,8 +66,8 @@
 //   - WatchStop: a watcher gets Terminated when the actor it watches stops
 //     while its node lives on, with a reason other than ErrPeerGone.
 //
-// In one process (two actors of one bus) Order, AskReply, ErrorsCross,
-// Deadline and WatchStop apply and run (package bustest's own test); the
+// In one process (two actors of one bus) Order, AskReply, LargeBody,
+// ErrorsCross, Deadline and WatchStop apply and run (package bustest's own test); the
 // others need a link.
 //
 // Message bodies the suite sends are strings, ints and Msg, and the error

@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,7 @@ type suiteCase struct {
 var cases = []suiteCase{
 	{name: "Order", local: true, f: testOrder},
 	{name: "AskReply", local: true, f: testAskReply},
+	{name: "LargeBody", local: true, f: testLargeBody},
 	{name: "ErrorsCross", local: true, f: testErrorsCross},
 	{name: "Deadline", local: true, f: testDeadline},
 	{name: "UnknownType", f: testUnknownType},
@@ -259,6 +261,32 @@ func testAskReply(t *testing.T, s *suite) {
 		}()
 	}
 	for range asks {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// testLargeBody: bodies far larger than a frame, a ring record or a
+// socket buffer cross intact, both ways, several at once.
+func testLargeBody(t *testing.T, s *suite) {
+	s.register("echo", bus.ActorFunc(echo))
+	ctx := s.ctx()
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			body := make([]byte, 1<<20+i*4099)
+			for j := range body {
+				body[j] = byte(j*7 + i)
+			}
+			r, err := bus.AskAs[[]byte](ctx, s.A, "echo", body)
+			if err == nil && !bytes.Equal(r, body) {
+				err = fmt.Errorf("a %d-byte body came back altered (%d bytes)", len(body), len(r))
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
