@@ -99,8 +99,9 @@
 // refused + dead letters + undelivered) and see what the buses left
 // uncounted.
 //
-// The transport uses the time package only, so under testing/synctest every
-// delay and redial runs on the bubble's fake clock, and loss is drawn from a
+// The transport uses the time package only, so under testing/synctest its
+// delays, like the bus's redials and send timeouts, run on the bubble's fake
+// clock, and loss is drawn from a
 // generator with a fixed seed: one sequence of sends loses the same
 // envelopes on every run.
 package bustest
