@@ -36,10 +36,11 @@ func (c *Context) Sender() Ref { return c.cur.sender() }
 func (c *Context) IsAsk() bool { return c.cur.isAsk() }
 
 // Deadline returns the asker's deadline for the current message, if it sent
-// one across a link.
+// one across a link: the message's arrival on this node plus the time the
+// asker had left when it sent it.
 func (c *Context) Deadline() (time.Time, bool) {
-	if c.cur.in != nil {
-		return c.cur.in.env.DeadlineTime()
+	if c.cur.in != nil && !c.cur.in.deadline.IsZero() {
+		return c.cur.in.deadline, true
 	}
 	return time.Time{}, false
 }

@@ -16,7 +16,7 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 	node := NewNodeID()
 	for _, e := range []Envelope{
 		{Kind: KindTell, To: Ref{Name: "sink"}, Type: "[]uint8", Body: []byte{0x41, 1}},
-		{Kind: KindAsk, From: Ref{Node: node, Name: "a", ID: 9}, To: Ref{Node: node, Name: "echo", ID: 3}, Corr: 1 << 40, Deadline: -5, Type: "t"},
+		{Kind: KindAsk, From: Ref{Node: node, Name: "a", ID: 9}, To: Ref{Node: node, Name: "echo", ID: 3}, Corr: 1 << 40, Timeout: 5, Type: "t"},
 		{Kind: KindReply, To: Ref{Node: node, ID: 1}, Headers: []Header{{Key: "k", Value: "v"}, {Key: "", Value: "x"}}},
 		{Kind: KindSystem},
 	} {

@@ -3,6 +3,7 @@ package bus
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -44,23 +45,19 @@ type Header struct {
 // receiving side reverses both. The binary layout is specified in
 // docs/envelope.md.
 type Envelope struct {
-	Kind     Kind
-	From     Ref      // sender; zero when sent from outside any actor
-	To       Ref      // destination; ID 0 means "any instance of To.Name"
-	Corr     uint64   // correlation id of an ask and its reply; unique per From.Node
-	Deadline int64    // unix nanoseconds after which the work is useless; 0 for none
-	Headers  []Header // optional metadata
-	Type     string   // registered type name of the body (wire only)
-	Body     []byte   // encoded message (wire only)
-	Msg      any      // the message value (in process, and after decoding)
-}
-
-// DeadlineTime returns the deadline as a time, and whether there is one.
-func (e *Envelope) DeadlineTime() (time.Time, bool) {
-	if e.Deadline == 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, e.Deadline), true
+	Kind Kind
+	From Ref    // sender; zero when sent from outside any actor
+	To   Ref    // destination; ID 0 means "any instance of To.Name"
+	Corr uint64 // correlation id of an ask and its reply; unique per From.Node
+	// Timeout is what was left of an ask's time when it was sent; 0 for
+	// no deadline. It travels as this remaining budget, as gRPC's
+	// grpc-timeout does, not as a time of day: hosts' clocks differ. The
+	// receiver's deadline is the envelope's arrival plus Timeout.
+	Timeout time.Duration
+	Headers []Header // optional metadata
+	Type    string   // registered type name of the body (wire only)
+	Body    []byte   // encoded message (wire only)
+	Msg     any      // the message value (in process, and after decoding)
 }
 
 // Header returns the value of the first header with key k.
@@ -76,7 +73,7 @@ func (e *Envelope) Header(k string) (string, bool) {
 // Limits of the binary envelope header. They bound what a decoder allocates
 // before it has checked anything else.
 const (
-	WireVersion    = 1
+	WireVersion    = 2    // 2: the deadline travels as a remaining budget
 	MaxNameLen     = 1024 // bytes of an actor name or subject
 	MaxTypeLen     = 512  // bytes of a type name
 	MaxHeaders     = 64   // headers per envelope
@@ -84,11 +81,11 @@ const (
 )
 
 const (
-	flagFrom     = 1 << 0
-	flagTo       = 1 << 1
-	flagDeadline = 1 << 2
-	flagHeaders  = 1 << 3
-	flagMask     = flagFrom | flagTo | flagDeadline | flagHeaders
+	flagFrom    = 1 << 0
+	flagTo      = 1 << 1
+	flagTimeout = 1 << 2
+	flagHeaders = 1 << 3
+	flagMask    = flagFrom | flagTo | flagTimeout | flagHeaders
 )
 
 // AppendBinary appends the binary form of e (header fields, Type and Body;
@@ -102,6 +99,9 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	if len(e.Type) > MaxTypeLen {
 		return dst, fmt.Errorf("%w: type name longer than %d bytes", ErrBadEnvelope, MaxTypeLen)
+	}
+	if e.Timeout < 0 {
+		return dst, fmt.Errorf("%w: negative timeout %v", ErrBadEnvelope, e.Timeout)
 	}
 	if len(e.Headers) > MaxHeaders {
 		return dst, fmt.Errorf("%w: %d headers, at most %d", ErrBadEnvelope, len(e.Headers), MaxHeaders)
@@ -118,8 +118,8 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	if !e.To.IsZero() {
 		flags |= flagTo
 	}
-	if e.Deadline != 0 {
-		flags |= flagDeadline
+	if e.Timeout > 0 {
+		flags |= flagTimeout
 	}
 	if len(e.Headers) > 0 {
 		flags |= flagHeaders
@@ -132,8 +132,8 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 		dst = appendRef(dst, e.To)
 	}
 	dst = binary.AppendUvarint(dst, e.Corr)
-	if flags&flagDeadline != 0 {
-		dst = binary.AppendVarint(dst, e.Deadline)
+	if flags&flagTimeout != 0 {
+		dst = binary.AppendUvarint(dst, uint64(e.Timeout))
 	}
 	if flags&flagHeaders != 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(e.Headers)))
@@ -222,8 +222,12 @@ func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 		e.To = d.ref()
 	}
 	e.Corr = d.uvarint()
-	if flags&flagDeadline != 0 {
-		e.Deadline = d.varint()
+	if flags&flagTimeout != 0 {
+		if t := d.uvarint(); t > math.MaxInt64 {
+			d.fail("timeout of %d ns overflows", t)
+		} else {
+			e.Timeout = time.Duration(t)
+		}
 	}
 	if flags&flagHeaders != 0 {
 		n := d.uvarint()
@@ -270,19 +274,6 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail("bad varint")
 		return 0

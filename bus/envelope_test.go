@@ -32,22 +32,21 @@ func envCases() []struct {
 		env  bus.Envelope
 	}{
 		{"ask full", bus.Envelope{
-			Kind:     bus.KindAsk,
-			From:     bus.Ref{Node: envNodeA, Name: "client", ID: 7},
-			To:       bus.Ref{Node: envNodeB, Name: "orders", ID: 1 << 40},
-			Corr:     42,
-			Deadline: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano(),
-			Headers:  []bus.Header{{"trace", "4bf92f3577b34da6"}, {"tenant", "acme"}},
-			Type:     "orders.Place",
-			Body:     []byte{0xa1, 0x61, 0x41, 0x01},
+			Kind:    bus.KindAsk,
+			From:    bus.Ref{Node: envNodeA, Name: "client", ID: 7},
+			To:      bus.Ref{Node: envNodeB, Name: "orders", ID: 1 << 40},
+			Corr:    42,
+			Timeout: 5*time.Second + 6,
+			Headers: []bus.Header{{"trace", "4bf92f3577b34da6"}, {"tenant", "acme"}},
+			Type:    "orders.Place",
+			Body:    []byte{0xa1, 0x61, 0x41, 0x01},
 		}},
 		{"to name only", bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "add"}}},
 		{"from node only", bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: envNodeA}}},
 		{"anonymous from", bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: envNodeA, ID: 3}, To: bus.Ref{Node: envNodeB, Name: "x", ID: 1}}},
 		{"max corr", bus.Envelope{Kind: bus.KindReply, Corr: math.MaxUint64, Type: "int", Body: []byte{1}}},
-		{"negative deadline", bus.Envelope{Kind: bus.KindAsk, Deadline: -1}},
-		{"min deadline", bus.Envelope{Kind: bus.KindAsk, Deadline: math.MinInt64}},
-		{"max deadline", bus.Envelope{Kind: bus.KindAsk, Deadline: math.MaxInt64}},
+		{"1 ns timeout", bus.Envelope{Kind: bus.KindAsk, Timeout: 1}},
+		{"max timeout", bus.Envelope{Kind: bus.KindAsk, Timeout: math.MaxInt64}},
 		{"empty header", bus.Envelope{Kind: bus.KindTell, Headers: []bus.Header{{}}}},
 		{"max headers", bus.Envelope{Kind: bus.KindTell, Headers: manyHeaders}},
 		{"largest header", bus.Envelope{Kind: bus.KindTell, Headers: []bus.Header{{
@@ -113,24 +112,24 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 // TestEnvelopeLayout pins the byte layout that docs/envelope.md specifies.
 func TestEnvelopeLayout(t *testing.T) {
 	env := bus.Envelope{
-		Kind:     bus.KindAsk,
-		From:     bus.Ref{Node: envNodeA, Name: "c", ID: 7},
-		To:       bus.Ref{Name: "add"},
-		Corr:     300,
-		Deadline: -2,
-		Headers:  []bus.Header{{"k", "v"}},
-		Type:     "T",
-		Body:     []byte{0xde, 0xad},
+		Kind:    bus.KindAsk,
+		From:    bus.Ref{Node: envNodeA, Name: "c", ID: 7},
+		To:      bus.Ref{Name: "add"},
+		Corr:    300,
+		Timeout: 2,
+		Headers: []bus.Header{{"k", "v"}},
+		Type:    "T",
+		Body:    []byte{0xde, 0xad},
 	}
 	got, err := env.AppendBinary(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "01" + "02" + "0f" + // version, kind ask, flags from|to|deadline|headers
+	want := "02" + "02" + "0f" + // version 2, kind ask, flags from|to|timeout|headers
 		"a10000000000000000000000000000a2" + "07" + "0163" + // from: node, id 7, name "c"
 		"00000000000000000000000000000000" + "00" + "03616464" + // to: zero node, id 0, name "add"
 		"ac02" + // corr 300
-		"03" + // deadline -2, zigzag
+		"02" + // timeout 2 ns
 		"01" + "016b" + "0176" + // one header k=v
 		"0154" + // type "T"
 		"dead" // body
@@ -142,8 +141,8 @@ func TestEnvelopeLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := hex.EncodeToString(min); h != "0101000000" {
-		t.Fatalf("smallest envelope %s, want 0101000000", h)
+	if h := hex.EncodeToString(min); h != "0201000000" {
+		t.Fatalf("smallest envelope %s, want 0201000000", h)
 	}
 }
 
@@ -161,6 +160,7 @@ func TestEnvelopeEncodeLimits(t *testing.T) {
 		{"type", bus.Envelope{Kind: bus.KindTell, Type: long(bus.MaxTypeLen + 1)}},
 		{"header count", bus.Envelope{Kind: bus.KindTell, Headers: make([]bus.Header, bus.MaxHeaders+1)}},
 		{"header size", bus.Envelope{Kind: bus.KindTell, Headers: []bus.Header{{Key: "k", Value: long(bus.MaxHeaderBytes)}}}},
+		{"negative timeout", bus.Envelope{Kind: bus.KindAsk, Timeout: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +189,7 @@ func envFrame(parts ...any) []byte {
 }
 
 func TestDecodeEnvelopeRejects(t *testing.T) {
+	const v = bus.WireVersion
 	node := string(envNodeA[:])
 	over := func(n int) []byte { // a uvarint length n followed by n bytes
 		b := []byte{byte(n) | 0x80, byte(n >> 7)}
@@ -200,33 +201,35 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"empty", []byte{}},
-		{"two bytes", []byte{1, 1}},
+		{"two bytes", []byte{v, 1}},
 		{"version 0", envFrame(0, 1, 0, 0, 0)},
-		{"version 2", envFrame(2, 1, 0, 0, 0)},
-		{"kind 0", envFrame(1, 0, 0, 0, 0)},
-		{"kind 10", envFrame(1, 10, 0, 0, 0)},
-		{"kind 255", envFrame(1, 255, 0, 0, 0)},
-		{"unknown flag", envFrame(1, 1, 0x10, 0, 0)},
-		{"all flags", envFrame(1, 1, 0xff, 0, 0)},
-		{"no corr", envFrame(1, 1, 0)},
-		{"no type", envFrame(1, 1, 0, 0)},
-		{"truncated node", envFrame(1, 1, 1, node[:15])},
-		{"from without name", envFrame(1, 1, 1, node, 0)},
-		{"name over limit", envFrame(1, 1, 1, node, 0, over(bus.MaxNameLen+1), 0, 0)},
-		{"name past end", envFrame(1, 1, 2, node, 0, 5, "abc")},
-		{"corr overflow", envFrame(1, 1, 0, strings.Repeat("\xff", 10), 1, 0)},
-		{"corr unterminated", envFrame(1, 1, 0, "\x80\x80\x80")},
-		{"deadline missing", envFrame(1, 1, 4, 0)},
-		{"deadline overflow", envFrame(1, 1, 4, 0, strings.Repeat("\xff", 10), 1, 0)},
-		{"zero headers", envFrame(1, 1, 8, 0, 0, 0)},
-		{"too many headers", envFrame(1, 1, 8, 0, bus.MaxHeaders+1, strings.Repeat("\x00", 2*(bus.MaxHeaders+1)), 0)},
-		{"huge header count", envFrame(1, 1, 8, 0, "\xff\xff\xff\xff\x0f", 0)},
-		{"header count past end", envFrame(1, 1, 8, 0, 3, 0, 0)},
-		{"header too long", envFrame(1, 1, 8, 0, 1, 1, "k", over(bus.MaxHeaderBytes), 0)},
-		{"header value past end", envFrame(1, 1, 8, 0, 1, 1, "k", 9, "v")},
-		{"type over limit", envFrame(1, 1, 0, 0, over(bus.MaxTypeLen+1))},
-		{"type past end", envFrame(1, 1, 0, 0, 4, "abc")},
-		{"type length huge", envFrame(1, 1, 0, 0, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")},
+		{"version 1 (a deadline as a time of day)", envFrame(1, 1, 4, 0, 2, 0)},
+		{"version 3", envFrame(3, 1, 0, 0, 0)},
+		{"kind 0", envFrame(v, 0, 0, 0, 0)},
+		{"kind 10", envFrame(v, 10, 0, 0, 0)},
+		{"kind 255", envFrame(v, 255, 0, 0, 0)},
+		{"unknown flag", envFrame(v, 1, 0x10, 0, 0)},
+		{"all flags", envFrame(v, 1, 0xff, 0, 0)},
+		{"no corr", envFrame(v, 1, 0)},
+		{"no type", envFrame(v, 1, 0, 0)},
+		{"truncated node", envFrame(v, 1, 1, node[:15])},
+		{"from without name", envFrame(v, 1, 1, node, 0)},
+		{"name over limit", envFrame(v, 1, 1, node, 0, over(bus.MaxNameLen+1), 0, 0)},
+		{"name past end", envFrame(v, 1, 2, node, 0, 5, "abc")},
+		{"corr overflow", envFrame(v, 1, 0, strings.Repeat("\xff", 10), 1, 0)},
+		{"corr unterminated", envFrame(v, 1, 0, "\x80\x80\x80")},
+		{"timeout missing", envFrame(v, 1, 4, 0)},
+		{"timeout overflow", envFrame(v, 1, 4, 0, strings.Repeat("\xff", 10), 1, 0)},
+		{"timeout over MaxInt64", envFrame(v, 1, 4, 0, strings.Repeat("\x80", 9)+"\x01", 0)},
+		{"zero headers", envFrame(v, 1, 8, 0, 0, 0)},
+		{"too many headers", envFrame(v, 1, 8, 0, bus.MaxHeaders+1, strings.Repeat("\x00", 2*(bus.MaxHeaders+1)), 0)},
+		{"huge header count", envFrame(v, 1, 8, 0, "\xff\xff\xff\xff\x0f", 0)},
+		{"header count past end", envFrame(v, 1, 8, 0, 3, 0, 0)},
+		{"header too long", envFrame(v, 1, 8, 0, 1, 1, "k", over(bus.MaxHeaderBytes), 0)},
+		{"header value past end", envFrame(v, 1, 8, 0, 1, 1, "k", 9, "v")},
+		{"type over limit", envFrame(v, 1, 0, 0, over(bus.MaxTypeLen+1))},
+		{"type past end", envFrame(v, 1, 0, 0, 4, "abc")},
+		{"type length huge", envFrame(v, 1, 0, 0, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -369,7 +372,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Add([]byte{1, 1, 8, 0, 64})
+	f.Add([]byte{bus.WireVersion, 1, 8, 0, 64})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		envCheckDecode(t, data)
 	})
@@ -415,14 +418,6 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 
 func TestEnvelopeAccessors(t *testing.T) {
 	e := bus.Envelope{Headers: []bus.Header{{"a", "1"}, {"a", "2"}, {"b", ""}}}
-	if _, ok := e.DeadlineTime(); ok {
-		t.Fatal("DeadlineTime reports a deadline for 0")
-	}
-	at := time.Date(2031, 5, 6, 7, 8, 9, 10, time.UTC)
-	e.Deadline = at.UnixNano()
-	if d, ok := e.DeadlineTime(); !ok || !d.Equal(at) {
-		t.Fatalf("DeadlineTime = %v, %v; want %v", d, ok, at)
-	}
 	if v, ok := e.Header("a"); !ok || v != "1" {
 		t.Fatalf(`Header("a") = %q, %v; want the first, "1"`, v, ok)
 	}

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,7 +18,8 @@ type spyTransport struct {
 	*netbus.Transport
 	links   chan bus.Link
 	mu      sync.Mutex
-	askCorr []uint64 // correlation ids of the asks delivered, as received
+	askCorr []uint64        // correlation ids of the asks delivered, as received
+	timeout []time.Duration // their Timeout
 }
 
 func newSpy(cfg netbus.Config) *spyTransport {
@@ -46,6 +48,7 @@ func (h *spyHost) Deliver(l bus.Link, env *bus.Envelope) {
 	if env.Kind == bus.KindAsk {
 		h.s.mu.Lock()
 		h.s.askCorr = append(h.s.askCorr, env.Corr)
+		h.s.timeout = append(h.s.timeout, env.Timeout)
 		h.s.mu.Unlock()
 	}
 	h.Host.Deliver(l, env)
@@ -152,5 +155,73 @@ func TestForgedRepliesAreIgnored(t *testing.T) {
 		if r := <-replies; r != "genuine" {
 			t.Fatalf("ask answered with %v, want B's genuine reply", r)
 		}
+	}
+}
+
+// TestDeadlineTravelsAsBudget: an ask's deadline crosses the link as the
+// time it had left (never more than its ctx gave it), which the receiver
+// turns into a deadline on its own clock; an ask whose time is up fails
+// with ErrDeadline without being sent.
+func TestDeadlineTravelsAsBudget(t *testing.T) {
+	st := newSpy(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	server, err := bus.New(bus.WithName("server"), bus.WithLogger(quiet), bus.WithTransport(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := bus.New(bus.WithName("client"), bus.WithLogger(quiet), bus.WithTransport(netbus.New(netbus.Config{Peers: st.Addrs()})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		client.Close(ctx)
+		server.Close(ctx)
+	})
+	if _, err := server.Register("when", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		dl, ok := c.Deadline()
+		if !ok {
+			return c.Reply("none")
+		}
+		return c.Reply(time.Until(dl).String())
+	})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, "when")
+	const budget = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	r, err := client.Ask(ctx, "when", "?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := time.ParseDuration(fmt.Sprint(r))
+	if err != nil || left <= 0 || left > budget {
+		t.Fatalf("the actor's deadline was %v away (%v), want within the asker's %v", r, err, budget)
+	}
+	st.mu.Lock()
+	sent := st.timeout[len(st.timeout)-1]
+	st.mu.Unlock()
+	if sent <= 0 || sent > budget {
+		t.Fatalf("the ask carried a timeout of %v, want the time left of %v", sent, budget)
+	}
+	if r, err := client.Ask(context.Background(), "when", "?"); err != nil || r != "none" {
+		t.Fatalf("an ask without a deadline: %v, %v; want none", r, err)
+	}
+
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	asks := len(st.corrs())
+	if _, err := client.Ask(expired, "when", "?"); !errors.Is(err, bus.ErrDeadline) {
+		t.Fatalf("an ask whose time is up: %v, want ErrDeadline", err)
+	}
+	if _, err := client.Ask(context.Background(), "when", "?"); err != nil { // after it on the link, had it been sent
+		t.Fatal(err)
+	}
+	if n := len(st.corrs()); n != asks+1 {
+		t.Fatalf("%d asks reached the server, want %d: the expired one was sent", n, asks+1)
 	}
 }

@@ -26,6 +26,7 @@ type delivery struct {
 type inbound struct {
 	env      Envelope // header fields; Msg decoded
 	link     Link
+	deadline time.Time // the asker's, on this node's clock (arrival + env.Timeout); zero for none
 	canceled atomic.Bool
 }
 
@@ -120,7 +121,7 @@ func (p *process) Invoke(d delivery) {
 			p.bus.finishInbound(d.in)
 			return
 		}
-		if dl := d.in.env.Deadline; dl != 0 && time.Now().UnixNano() > dl {
+		if dl := d.in.deadline; !dl.IsZero() && time.Now().After(dl) {
 			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
 			p.bus.replyRemote(d.in, nil, ErrDeadline)
 			return

@@ -305,15 +305,21 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 		b.putCall(call)
 		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		// The time left travels, not the time of day: the peer's clock
+		// may differ from ours.
+		if timeout = time.Until(dl); timeout <= 0 {
+			b.putCall(call)
+			return ctxError(context.DeadlineExceeded)
+		}
+	}
 	corr := b.nextCorr()
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Msg: msg}
-	if dl, ok := ctx.Deadline(); ok {
-		o.env.Deadline = dl.UnixNano()
-	}
+	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Msg: msg}
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		b.pending.delete(corr)
 		if call.abandon(seq) && call.cb == nil {
@@ -589,6 +595,9 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	in := inbounds.Get().(*inbound)
 	in.env, in.link = *env, l
 	in.env.Msg, in.env.Body = nil, nil
+	if env.Timeout > 0 {
+		in.deadline = time.Now().Add(env.Timeout)
+	}
 	if env.Kind == KindAsk {
 		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
 	}
@@ -621,7 +630,7 @@ func (b *Bus) refuseMessage(l Link, env *Envelope, err error) {
 var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 
 func putInbound(in *inbound) {
-	in.env, in.link = Envelope{}, nil
+	in.env, in.link, in.deadline = Envelope{}, nil, time.Time{}
 	in.canceled.Store(false)
 	inbounds.Put(in)
 }

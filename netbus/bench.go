@@ -184,7 +184,7 @@ func NewBenchPair(listen string, size int) (*BenchPair, error) {
 		time.Sleep(time.Millisecond)
 	}
 	env := &bus.Envelope{Kind: bus.KindAsk, From: bus.Ref{Node: p.Client.NodeID(), ID: 1}, To: bus.Ref{Name: "echo"},
-		Corr: 1 << 40, Deadline: time.Now().UnixNano(), Msg: p.body}
+		Corr: 1 << 40, Timeout: time.Second, Msg: p.body}
 	body, err := p.Client.Types().EncodeBody(ct.cfg.Codec, env, nil)
 	if err != nil {
 		p.Close()

@@ -175,7 +175,7 @@ func (h *testHost) ask(ctx context.Context, l bus.Link, to string, msg any) (any
 	h.mu.Unlock()
 	env := &bus.Envelope{Kind: bus.KindAsk, From: bus.Ref{Node: h.id, Name: "asker", ID: 1}, To: bus.Ref{Name: to}, Corr: corr, Msg: msg}
 	if dl, ok := ctx.Deadline(); ok {
-		env.Deadline = dl.UnixNano()
+		env.Timeout = max(time.Until(dl), 1)
 	}
 	if err := l.Send(ctx, encoded(l, env)); err != nil {
 		h.mu.Lock()
