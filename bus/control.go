@@ -8,8 +8,8 @@ import (
 )
 
 // control is one peer's outbound queue of changes to what this node hosts
-// (named instances, subscription patterns), drained in order by a goroutine
-// of its own. Register, Subscribe and an actor's stop only queue a change:
+// (named instances, subscription patterns), and of watch notices (watch.go),
+// drained in order by a goroutine of its own. Register, Subscribe and an actor's stop only queue a change:
 // none of them waits on a peer, however slow or frozen.
 //
 // Changes coalesce: the queue keeps, per instance and per pattern, the last
@@ -32,6 +32,7 @@ type control struct {
 	reset    bool               // the next batch replaces what the peer knows
 	names    map[nameEntry]bool // true: add, false: remove
 	patterns map[string]bool    // true: add, false: remove
+	notices  []any              // watch notices (watch.go): in order, never coalesced, after the changes
 	stopped  bool
 }
 
@@ -85,7 +86,7 @@ func (c *control) name(e nameEntry, add bool) {
 		return
 	}
 	c.names[e] = add
-	over := len(c.names)+len(c.patterns) > maxControlPending
+	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
 	c.mu.Unlock()
 	c.wake()
 	if over {
@@ -101,7 +102,23 @@ func (c *control) pattern(p string, add bool) {
 		return
 	}
 	c.patterns[p] = add
-	over := len(c.names)+len(c.patterns) > maxControlPending
+	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
+	c.mu.Unlock()
+	c.wake()
+	if over {
+		c.overflow()
+	}
+}
+
+// notice queues a watch notice (sysWatch, sysStopped) for the peer.
+func (c *control) notice(m any) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.notices = append(c.notices, m)
+	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
 	c.mu.Unlock()
 	c.wake()
 	if over {
@@ -131,10 +148,13 @@ func (c *control) closeLinks(err error) {
 	}
 }
 
-// take returns what is pending as the messages to send, and clears it.
-func (c *control) take() (names *sysNames, interest *sysInterest) {
+// take returns what is pending as the messages to send, in order, and
+// clears it.
+func (c *control) take() []any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var names *sysNames
+	var interest *sysInterest
 	if c.reset || len(c.names) > 0 {
 		names = &sysNames{Reset: c.reset}
 		for e, add := range c.names {
@@ -158,7 +178,16 @@ func (c *control) take() (names *sysNames, interest *sysInterest) {
 	c.reset = false
 	clear(c.names)
 	clear(c.patterns)
-	return names, interest
+	var msgs []any
+	if names != nil {
+		msgs = append(msgs, names)
+	}
+	if interest != nil {
+		msgs = append(msgs, interest)
+	}
+	msgs = append(msgs, c.notices...)
+	c.notices = nil
+	return msgs
 }
 
 // run is the drainer: it sends what is pending on the peer's nearest link,
@@ -170,11 +199,7 @@ func (c *control) run() {
 		case <-c.ctx.Done():
 			return
 		}
-		names, interest := c.take()
-		for _, m := range []any{names, interest} {
-			if m == (*sysNames)(nil) || m == (*sysInterest)(nil) {
-				continue
-			}
+		for _, m := range c.take() {
 			if !c.send(m) {
 				break
 			}

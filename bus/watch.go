@@ -1,8 +1,6 @@
 package bus
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -38,27 +36,17 @@ func registerWatchTypes(t *Types) error {
 	return RegisterType[*sysStopped](t, "xbus.stopped")
 }
 
-// tellPeer sends system message m to node on its nearest link without
-// waiting: at once when the link has room (so notices keep their order
-// behind what was sent before them), else from a goroutine of its own,
-// bounded by the bus's send timeout. No actor and no lock waits on a
-// peer. A node with no link is not told: its loss ends what m was about.
+// tellPeer queues system message m for node on its control queue
+// (control.go), after the changes of names and subscriptions already
+// queued: no actor and no lock waits on a peer, and notices keep their
+// order. A node with no link is not told: its loss ends what m was about.
 func (b *Bus) tellPeer(node NodeID, m any) {
-	_, l := b.linkTo(node)
-	if l == nil {
-		return
+	b.peersMu.RLock()
+	pr := b.peers[node]
+	b.peersMu.RUnlock()
+	if pr != nil {
+		pr.ctl.notice(m)
 	}
-	err := b.sendOn(noWait, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m})
-	if err == nil || errors.Is(err, ErrPeerGone) || b.closing.Load() {
-		return
-	}
-	b.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), b.sendTimeout)
-		defer cancel()
-		if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
-			b.log.Debug("a watch notice to a peer was not sent", "peer", node.Short(), "type", fmt.Sprintf("%T", m), "err", err)
-		}
-	})
 }
 
 // watchRemote records w as a watcher of ref on a peer and asks the peer to
