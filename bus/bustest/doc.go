@@ -58,6 +58,9 @@
 //     the link: A's publishes return, another subscriber of B gets them all
 //     in order, asks to B succeed, and every message the slow one's window
 //     could not hold is counted (Subscription.Dropped) and a dead letter.
+//   - CloseDrains: B's graceful Close processes every tell queued on B,
+//     and an ask its actor is working on returns to the asker with the
+//     reply or ErrPeerGone, never by its deadline.
 //   - LinkDeathAndRelink: an ask in flight when the link breaks fails with
 //     ErrPeerGone; after Heal, once the buses link again, asks by name and
 //     by the old Ref work.
@@ -86,6 +89,10 @@
 //	a, _ := bus.New(bus.WithTransport(net.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}})))
 //	net.Partition("a", "b") // both see their link go down; dials fail
 //	net.Heal("a", "b")      // a links to b again
+//
+// A Transport's Close, and a bus's Link.Close, end a link gracefully: each
+// end delivers what was sent before, as a socket's close does. Faults end
+// links at once.
 //
 // No fault is silent to the bus. A lost envelope breaks its link, as a gap
 // breaks a reliable stream: the envelopes before it arrive, it and the ones

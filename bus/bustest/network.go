@@ -196,11 +196,11 @@ func (n *Network) linksLocked(keep func(*link) bool) []*link {
 	return out
 }
 
-// breakAll closes each link with err and waits until both of its ends have
-// been reported down.
+// breakAll ends each link at once with err and waits until both of its
+// ends have been reported down.
 func breakAll(links []*link, err error) {
 	for _, l := range links {
-		l.Close(err)
+		l.fault(err)
 	}
 	for _, l := range links {
 		<-l.done

@@ -80,6 +80,7 @@ var cases = []suiteCase{
 	{name: "UnknownType", f: testUnknownType},
 	{name: "FullMailbox", f: testFullMailbox},
 	{name: "SlowSubscriber", f: testSlowSubscriber},
+	{name: "CloseDrains", f: testCloseDrains},
 	{name: "LinkDeathAndRelink", f: testLinkDeath},
 	{name: "WatchPeerDeath", f: testWatchPeerDeath},
 	{name: "WatchStop", local: true, f: testWatchStop},
@@ -462,7 +463,12 @@ func testFullMailbox(t *testing.T, s *suite) {
 			t.Fatalf("tell %d: %v", i, err)
 		}
 	}
-	// The ask travels behind the tells, so it finds the mailbox full.
+	// Once B has refused the tells its mailbox could not take, it is full
+	// (the tells may travel apart from the ask, as over a pool of
+	// connections).
+	s.eventually("B refuses the tells the mailbox cannot take", func() bool {
+		return s.B.DeadLetterCount(bus.ErrMailboxFull) == over
+	})
 	if _, err := s.A.Ask(ctx, "busy", 99); !errors.Is(err, bus.ErrMailboxFull) {
 		t.Fatalf("ask to a full mailbox: %v, want ErrMailboxFull", err)
 	}
@@ -541,6 +547,75 @@ func testSlowSubscriber(t *testing.T, s *suite) {
 	})
 	if d := s.B.DeadLetterCount(bus.ErrSlowConsumer); d != slow.Dropped() {
 		t.Fatalf("B counts %d dead letters for a slow consumer, %d dropped", d, slow.Dropped())
+	}
+}
+
+// testCloseDrains: B's graceful Close finishes what its actors were given
+// first: every tell queued on B is processed, and an ask being worked on
+// returns to its asker, with the reply or, if the link ends first,
+// ErrPeerGone; never by its deadline.
+func testCloseDrains(t *testing.T, s *suite) {
+	const tells = 100
+	started := make(chan struct{})
+	finish := make(chan struct{})
+	var processed atomic.Int64
+	s.register("worker", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch msg.(type) {
+		case string:
+			close(started)
+			<-finish
+			return c.Reply("done")
+		case int:
+			processed.Add(1)
+		}
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 256}))
+	ctx := s.ctx()
+	asked := make(chan error, 1)
+	go func() {
+		r, err := s.A.Ask(ctx, "worker", "work")
+		if err == nil && r != "done" {
+			err = fmt.Errorf("reply %v", r)
+		}
+		asked <- err
+	}()
+	<-started
+	// One sender (an actor of A) tells, then asks echo: when echo answers,
+	// the tells, sent before on the same path, are queued on B.
+	s.register("echo", bus.ActorFunc(echo))
+	synced := make(chan error, 1)
+	if _, err := s.A.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if _, ok := msg.(bus.Started); !ok {
+			return nil
+		}
+		for i := range tells {
+			if err := c.Tell("worker", i); err != nil {
+				synced <- err
+				return nil
+			}
+		}
+		c.Ask(ctx, "echo", "sync", func(_ any, err error) { synced <- err })
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatalf("tells, then an ask behind them: %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.B.Close(ctx) }()
+	close(finish)
+	// Close finishes or fails every request in flight: the reply, or an
+	// error for the asker as the link goes (over a pool of connections
+	// the link may end before the reply's connection drains).
+	if err := <-asked; err != nil && !errors.Is(err, bus.ErrPeerGone) {
+		t.Fatalf("ask being worked on when B closed: %v, want its reply or ErrPeerGone", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if n := processed.Load(); n != tells {
+		t.Fatalf("B processed %d of the %d tells queued before Close", n, tells)
 	}
 }
 

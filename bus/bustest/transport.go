@@ -108,8 +108,9 @@ func (t *Transport) join(h bus.Host) error {
 	return nil
 }
 
-// Close leaves the network: every link goes down (its peer sees
-// ErrPeerGone), and Close waits for the readers to finish or ctx to end.
+// Close leaves the network and closes every link gracefully (its peer sees
+// ErrPeerGone once it has what was sent before): Close waits until both ends
+// have delivered what was queued, or ctx ends and the rest is dropped.
 func (t *Transport) Close(ctx context.Context) error {
 	t.leave()
 	t.mu.Lock()
@@ -127,6 +128,10 @@ func (t *Transport) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		for _, l := range links {
+			l.fault(ErrClosed) // their readers stop draining
+		}
+		<-done
 		return fmt.Errorf("bustest: close: %w", ctx.Err())
 	}
 }
@@ -180,7 +185,7 @@ func (t *Transport) dial(ctx context.Context, addr string) (*link, error) {
 	case n.cut[pair(t.addr, addr)]:
 		return nil, fmt.Errorf("%w: %q from %q", ErrPartitioned, addr, t.addr)
 	}
-	st := &linkState{closed: make(chan struct{})}
+	st := &linkState{fin: make(chan struct{}), closed: make(chan struct{})}
 	near := newLink(t, far.host.NodeID(), st)
 	back := newLink(far, t.host.NodeID(), st)
 	near.peer, back.peer = back, near
@@ -213,12 +218,19 @@ type frame struct {
 	lost bool      // breaks the link when it would have arrived
 }
 
-// linkState is what both ends of a link share.
+// linkState is what both ends of a link share. A link ends gracefully
+// (Close: no new frame is queued, each reader delivers what is queued and
+// then goes down, as a socket's close sends what was written before it) or
+// at once (a fault: the frames queued are lost, as with a dead process).
 type linkState struct {
-	once   sync.Once
-	closed chan struct{}
+	mu     sync.RWMutex  // held for reading while Send queues a frame, for writing to end intake
+	ending bool          // intake has ended; guarded by mu
+	fin    chan struct{} // closed when intake ends
+	abrupt sync.Once
+	closed chan struct{} // closed by a fault: the readers go down at once
+	why    sync.Once     // sets err and by: the first of Close and a fault
 	err    error
-	by     *link // the end whose Close closed it; nil for a network fault
+	by     *link // the end whose Close ended it; nil for a fault
 }
 
 // link is one end of a link: what one node sends on and reads from.
@@ -242,23 +254,27 @@ func (l *link) Locality() bus.Locality { return bus.Remote }
 func (l *link) Scheme() string         { return Scheme }
 func (l *link) Codec() bus.Codec       { return l.t.codec }
 
-// Close closes both ends; this side sees err, the peer ErrPeerGone.
+// Close ends the link gracefully: Send fails from now on, and each end
+// delivers what was queued to it before going down. This side sees err,
+// the peer ErrPeerGone.
 func (l *link) Close(err error) {
 	if err == nil {
 		err = ErrClosed
 	}
-	l.st.once.Do(func() {
-		l.st.err, l.st.by = err, l
-		close(l.st.closed)
-	})
+	l.st.why.Do(func() { l.st.err, l.st.by = err, l })
+	l.st.mu.Lock() // waits for the Sends queueing now
+	if !l.st.ending {
+		l.st.ending = true
+		close(l.st.fin)
+	}
+	l.st.mu.Unlock()
 }
 
-// fault closes both ends with err, reported to both sides.
+// fault ends the link at once with err, reported to both sides; what was
+// queued is lost.
 func (l *link) fault(err error) {
-	l.st.once.Do(func() {
-		l.st.err = err
-		close(l.st.closed)
-	})
+	l.st.why.Do(func() { l.st.err = err })
+	l.st.abrupt.Do(func() { close(l.st.closed) })
 }
 
 // downErr is what this end reports with LinkDown.
@@ -272,6 +288,11 @@ func (l *link) downErr() error {
 // Send queues env for the peer in its binary form. It blocks while the
 // peer's queue is full, until ctx ends or the link goes down.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
+	l.st.mu.RLock()
+	defer l.st.mu.RUnlock()
+	if l.st.ending {
+		return fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
+	}
 	select {
 	case <-l.st.closed:
 		return fmt.Errorf("%w: %w", bus.ErrPeerGone, l.st.err)
@@ -307,7 +328,8 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 }
 
 // read hands the bus what the peer sent, in order, until the link goes
-// down, then reports LinkDown.
+// down (at once on a fault, once drained after Close), then reports
+// LinkDown.
 func (l *link) read() {
 	<-l.up
 	defer func() {
@@ -324,6 +346,12 @@ func (l *link) read() {
 		case <-l.st.closed:
 			return
 		case f = <-l.in:
+		case <-l.st.fin:
+			select {
+			case f = <-l.in:
+			default:
+				return // drained: nothing is queued after fin
+			}
 		}
 		if g := l.t.net.gate(l.t.addr); g != nil {
 			select {
