@@ -304,7 +304,7 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	}
 	f := frame{b: b, kind: env.Kind}
 	f.due, f.lost = l.t.net.stamp()
-	sent := &l.t.net.sent[f.kind]
+	sent := &l.t.net.sent[slot(f.kind)]
 	sent.Add(1) // before the reader can count it delivered
 	select {
 	case l.peer.in <- f:
@@ -382,7 +382,7 @@ func (l *link) read() {
 			return
 		}
 		l.deliver(f.b)
-		l.t.net.delivered[f.kind].Add(1)
+		l.t.net.delivered[slot(f.kind)].Add(1)
 	}
 }
 
