@@ -41,6 +41,10 @@ type sysLink struct {
 	Token    uint64 `json:"tok,omitempty" cbor:"4,keyasint,omitempty"`
 	Fence    bool   `json:"fence,omitempty" cbor:"5,keyasint,omitempty"`
 	FenceAck bool   `json:"ack,omitempty" cbor:"6,keyasint,omitempty"`
+	// After marks the link the sender now sends on instead of the one it
+	// has the token After on; Moved is the fence on that one (switch.go).
+	After uint64 `json:"after,omitempty" cbor:"7,keyasint,omitempty"`
+	Moved bool   `json:"moved,omitempty" cbor:"8,keyasint,omitempty"`
 }
 
 // binding is what this node knows of one peer node's identity. Guarded by
@@ -229,6 +233,12 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 		}
 	case gotToken && admitted:
 		b.dedupe(id)
+	}
+	if m.After != 0 {
+		b.onAfter(l, m.After)
+	}
+	if m.Moved {
+		b.onMoved(l)
 	}
 	if m.Fence {
 		b.onFence(l)

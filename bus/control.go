@@ -211,6 +211,8 @@ func (c *control) run() {
 // does not take it within the send timeout is closed; false means the rest
 // of the batch is moot (the peer gets a reset if it links again).
 func (c *control) send(m any) bool {
+	e := c.pr.gate.enter() // a switch to a nearer link waits for this send (switch.go)
+	defer c.pr.gate.exit(e)
 	_, l := c.b.linkTo(c.pr.id)
 	if l == nil {
 		return false

@@ -69,7 +69,9 @@
 // lists the links and kept addresses and WithLinkEvents reports each change;
 // the log has a link up at Info, down at Warn (Info when this node closed
 // it), refused at Warn. Among several links to one peer the bus uses shared
-// memory, then a Unix socket, then TCP. A node id is bound to the peer that
+// memory, then a Unix socket, then TCP; moving to a nearer link keeps each
+// sender's messages in order, and two nodes that dial each other at once
+// end with one link. A node id is bound to the peer that
 // linked with it first: a later link claiming it must prove it leads to the
 // same node, or it is refused (docs/wire.md gives the trust model).
 //

@@ -119,6 +119,7 @@ type linkTable struct {
 	binds   map[NodeID]*binding
 	closed  bool
 	held    atomic.Int32 // links waiting for their proof (see bind.go)
+	holding atomic.Int32 // links holding what they receive (see switch.go)
 
 	dialers map[string]Dialer // scheme → transport
 	schemes []string          // sorted, for error messages
@@ -154,6 +155,15 @@ type liveLink struct {
 	gotFence      bool // the peer's fence arrived on it
 	gotAck        bool // the peer acked this node's fence
 	retiredTo     Link
+
+	// A switch of the peer's sends to this link (see switch.go): what
+	// arrives here is held until the fence on waitFor; moved records a
+	// fence that came before the mark naming this link.
+	waitFor  Link
+	flushing bool
+	queue    []*Envelope
+	queued   int // bytes in queue, counted as hold does
+	moved    bool
 }
 
 // keeper keeps one address linked. info and link are guarded by
@@ -519,6 +529,13 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	}
 	delete(t.live, l)
 	close(ll.down)
+	release := t.waiters(l) // the fence they wait for will not come
+	if ll.waitFor != nil {
+		if release == nil {
+			release = map[Link]*liveLink{}
+		}
+		release[l] = ll // what it held arrived: deliver it
+	}
 	held := ll.nonce != nil
 	var orphans []Link // held links of a peer whose last admitted link this was
 	if held {
@@ -567,6 +584,9 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 		}
 	}
 	t.mu.Unlock()
+	for x, xl := range release {
+		b.release(x, xl)
+	}
 	for _, x := range orphans {
 		x.Close(fmt.Errorf("%w: the node's proven link went down before this one proved itself", ErrPeerGone))
 	}

@@ -24,6 +24,7 @@ type peer struct {
 	watchers map[Ref][]*process
 	inflight atomic.Int64 // asks to this node waiting for a reply
 	ctl      *control     // what this node tells the peer of its names and subscriptions
+	gate     sendGate     // sends that chose a link; a switch waits for them (switch.go)
 }
 
 // System message bodies exchanged between buses over a link.
@@ -121,10 +122,25 @@ func (b *Bus) addLink(l Link) {
 		pr.ctl = newControl(b, pr)
 		b.peers[pr.id] = pr
 	}
+	var old Link
+	if len(pr.links) > 0 {
+		old = pr.links[0]
+	}
 	pr.links = append(pr.links, l)
 	slices.SortStableFunc(pr.links, func(x, y Link) int { return schemeRank(x.Scheme()) - schemeRank(y.Scheme()) })
-	b.snapshotPeers()
+	switched := old != nil && pr.links[0] != old
+	if !switched {
+		b.snapshotPeers()
+	}
 	b.peersMu.Unlock()
+	if switched {
+		b.switchNearest(pr, old, pr.links[0])
+	}
+	if old != nil {
+		// The peer has this node's names from its first link: a reset
+		// here would leave it without them for a moment.
+		return
+	}
 
 	// The whole state, queued under namesMu: every later change queues
 	// after it.
@@ -228,8 +244,13 @@ func (b *Bus) linkTo(node NodeID) (*peer, Link) {
 // tellRemote sends a tell to node, bounded by ctx or, when ctx has no
 // deadline, by the bus's send timeout.
 func (b *Bus) tellRemote(ctx context.Context, to Ref, from Ref, msg any) error {
-	_, l := b.linkTo(to.Node)
+	pr, l := b.linkTo(to.Node)
 	if l == nil {
+		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
+	}
+	e := pr.gate.enter()
+	defer pr.gate.exit(e)
+	if _, l = b.linkTo(to.Node); l == nil { // looked up again inside the gate
 		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
 	}
 	o := getOutgoing()
@@ -301,6 +322,11 @@ func (b *Bus) sendEncoded(ctx context.Context, links []Link, env *Envelope) erro
 
 func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
 	pr, l := b.linkTo(to.Node)
+	if l != nil {
+		e := pr.gate.enter()
+		defer pr.gate.exit(e)
+		pr, l = b.linkTo(to.Node) // looked up again inside the gate
+	}
 	if l == nil {
 		b.putCall(call)
 		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
@@ -492,6 +518,14 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 		b.deliverHeld(l, env)
 		return
 	}
+	if b.lk.hold(b, l, env) {
+		return // the peer switched to l: it waits for the old link's fence
+	}
+	b.deliver(l, env)
+}
+
+// deliver is Deliver once the link's gates let env through.
+func (b *Bus) deliver(l Link, env *Envelope) {
 	err := b.types.DecodeBody(l.Codec(), env)
 	env.Body = nil // it aliased the transport's buffer
 	if err != nil {
