@@ -511,6 +511,13 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		pa.call.complete(pa.seq, nil, ErrClosed)
 	}
 	b.closeSubscriptions()
+	// The peers' control queues end with their last link; a transport that
+	// did not report every link down must not keep Close waiting on them.
+	b.peersMu.RLock()
+	for _, pr := range b.peers {
+		pr.ctl.stop()
+	}
+	b.peersMu.RUnlock()
 	b.wg.Wait()
 	b.workers.close()
 	return err
