@@ -115,10 +115,11 @@
 // A body the node cannot decode refuses its ask with ErrUnknownType or
 // ErrBadEnvelope and is a dead letter. So every message sent to another
 // node is processed, refused to its sender, or a dead letter on one of the
-// two nodes; closing a bus or a link flushes what its links accepted. Only
-// a link that breaks (the peer dies, or the link times out) loses what it
-// had accepted and not yet delivered, uncounted. A sender that must know
-// its message was taken uses Ask.
+// two nodes, also when the sender closes its bus or link (what its links
+// accepted is flushed first). Not yet counted: what a link had accepted and
+// not delivered when it breaks (the peer dies, the link times out) or when
+// the receiving side closes it. A sender that must know its message was
+// taken uses Ask.
 //
 // # Example
 //
