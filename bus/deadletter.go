@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 )
 
@@ -51,4 +52,19 @@ func (b *Bus) DeadLetters() uint64 { return b.dead.total.Load() }
 // oldest dropped, ErrDeadline, ErrCanceled, ErrNoRoute, ErrSlowConsumer...).
 func (b *Bus) DeadLetterCount(reason error) uint64 {
 	return b.dead.byCode[deadBucket(reason)].Load()
+}
+
+// Undelivered implements Host: env was accepted by l and swallowed by its
+// end. A tell or a publish is a dead letter; an ask, and the answer to one,
+// fail the ask at LinkDown, and control is the bus's own, so they are not
+// counted twice.
+func (b *Bus) Undelivered(l Link, env *Envelope, err error) {
+	if env.Kind != KindTell && env.Kind != KindPublish {
+		return
+	}
+	reason := ErrPeerGone
+	if err != nil {
+		reason = fmt.Errorf("%w: %w", ErrPeerGone, err)
+	}
+	b.deadLetter(nil, env.To, env.From, reason)
 }

@@ -11,8 +11,9 @@ import (
 //
 // New calls Start once with the bus as Host. From then on the transport
 // reports each link it establishes (accepted or dialed) with Host.LinkUp,
-// hands every envelope it receives to Host.Deliver, and reports a link's end
-// with Host.LinkDown. Close stops accepting, closes every link (each
+// hands every envelope it receives to Host.Deliver, hands back with
+// Host.Undelivered what it accepted and could not deliver, and reports a
+// link's end with Host.LinkDown. Close stops accepting, closes every link (each
 // reported with LinkDown) and waits for the transport's goroutines.
 type Transport interface {
 	// Schemes lists the address schemes the transport serves: "shm" for
@@ -96,6 +97,15 @@ type Host interface {
 	// keeps no reference to env or its Body, so the transport may reuse
 	// both, though not Headers' array, once Deliver returns.
 	Deliver(l Link, env *Envelope)
+	// Undelivered hands back one envelope that l's Send accepted and the
+	// peer will never be handed, because the link ended first (err says
+	// how). Only env's header is read (Kind, To, From); Body may be nil. The
+	// bus counts a tell or a publish as a dead letter with a reason wrapping
+	// ErrPeerGone and err; any other kind is already accounted for, as its
+	// ask fails at LinkDown. A transport hands back every envelope it
+	// accepted and neither delivered nor handed back, so that no message a
+	// dead link swallowed goes uncounted. It never blocks.
+	Undelivered(l Link, env *Envelope, err error)
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.
 	LinkDown(l Link, err error)

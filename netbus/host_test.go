@@ -37,6 +37,7 @@ type testHost struct {
 	upCh    chan bus.Link
 	downCh  chan error
 	deliver atomic.Int64
+	undeliv atomic.Int64 // envelopes handed back with Undelivered
 }
 
 type askResult struct {
@@ -91,6 +92,8 @@ func (h *testHost) LinkDown(l bus.Link, err error) {
 	}
 	h.downCh <- err
 }
+
+func (h *testHost) Undelivered(bus.Link, *bus.Envelope, error) { h.undeliv.Add(1) }
 
 func (h *testHost) Deliver(l bus.Link, env *bus.Envelope) {
 	h.deliver.Add(1)

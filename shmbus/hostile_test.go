@@ -33,13 +33,14 @@ func newTestHost() *testHost {
 	return &testHost{id: bus.NewNodeID(), types: bus.NewTypes(), up: make(chan bus.Link, 4), down: make(chan error, 4), logs: &logRecorder{}}
 }
 
-func (h *testHost) NodeID() bus.NodeID              { return h.id }
-func (h *testHost) Types() *bus.Types               { return h.types }
-func (h *testHost) Logger() *slog.Logger            { return slog.New(h.logs) }
-func (h *testHost) LinkUp(l bus.Link)               { h.up <- l }
-func (h *testHost) Connect(string) error            { return nil }
-func (h *testHost) Deliver(bus.Link, *bus.Envelope) {}
-func (h *testHost) LinkDown(l bus.Link, err error)  { h.down <- err }
+func (h *testHost) NodeID() bus.NodeID                         { return h.id }
+func (h *testHost) Types() *bus.Types                          { return h.types }
+func (h *testHost) Logger() *slog.Logger                       { return slog.New(h.logs) }
+func (h *testHost) LinkUp(l bus.Link)                          { h.up <- l }
+func (h *testHost) Connect(string) error                       { return nil }
+func (h *testHost) Deliver(bus.Link, *bus.Envelope)            {}
+func (h *testHost) Undelivered(bus.Link, *bus.Envelope, error) {}
+func (h *testHost) LinkDown(l bus.Link, err error)             { h.down <- err }
 
 // rawPeer does the handshake by hand and returns its own writable segment.
 func rawPeer(t *testing.T, path string, ringSize int) (*net.UnixConn, []byte) {

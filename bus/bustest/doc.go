@@ -100,11 +100,13 @@
 // ask in flight on the link fails with ErrPeerGone. A partition and a kill
 // likewise take links down at once, as a heartbeat timeout would without the
 // wait. What the bus then owes for the messages a dead link swallowed is the
-// bus's promise to keep, and this transport is how a test shows it does:
-// Network.Undelivered counts, by kind, the envelopes a link accepted that
-// no bus was handed, so a test can balance its ledger (sent = processed +
-// refused + dead letters + undelivered) and see what the buses left
-// uncounted.
+// bus's promise to keep, and this transport is how a test shows it does: a
+// link that dies hands every envelope it swallowed back to the sending bus
+// with Host.Undelivered (the bus counts a tell or a publish as a dead
+// letter), so a test balances its ledger exactly (sent = processed +
+// refused + dead letters). Network.Undelivered counts, by kind, the
+// envelopes a link accepted that no bus has been handed either way: once
+// the network is quiet it is zero.
 //
 // The transport uses the time package only, so under testing/synctest its
 // delays, like the bus's redials and send timeouts, run on the bubble's fake

@@ -48,8 +48,9 @@ type Network struct {
 	rnd    *rand.Rand
 	paused map[string]chan struct{} // closed on Resume
 
-	// Envelopes by kind: accepted by a link's Send, and handed to a bus.
-	sent, delivered [kinds]atomic.Uint64
+	// Envelopes by kind: accepted by a link's Send, handed to the receiving
+	// bus, and handed back to the sending bus (Host.Undelivered).
+	sent, delivered, handed [kinds]atomic.Uint64
 }
 
 // kinds bounds the envelope kinds counted: bus.KindSystem is the last
@@ -160,14 +161,19 @@ func (n *Network) gate(addr string) chan struct{} {
 }
 
 // Undelivered returns how many envelopes of kind k a link's Send accepted
-// and no bus has been handed: those still on their way, and those lost with
-// their link (a lost envelope and every one queued behind it). Once the
-// network is quiet, it is what the buses must account for themselves for
-// the no-silent-loss promise to hold.
+// and no bus has been handed, neither the receiving one (Host.Deliver) nor,
+// once their link died, the sending one (Host.Undelivered): those still on
+// their way. Once the network is quiet it is zero, and a test balances its
+// ledger on the buses' own counts.
 func (n *Network) Undelivered(k bus.Kind) uint64 {
-	d := n.delivered[slot(k)].Load() // first: sent only grows past it
-	return n.sent[slot(k)].Load() - d
+	h := n.handed[slot(k)].Load() // first: sent only grows past them
+	d := n.delivered[slot(k)].Load()
+	return n.sent[slot(k)].Load() - d - h
 }
+
+// HandedBack returns how many envelopes of kind k a dead link handed back
+// to their sending bus with Host.Undelivered.
+func (n *Network) HandedBack(k bus.Kind) uint64 { return n.handed[slot(k)].Load() }
 
 // stamp decides the fate of one envelope sent now: when it arrives and
 // whether it is lost.

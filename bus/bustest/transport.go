@@ -328,11 +328,13 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 }
 
 // read hands the bus what the peer sent, in order, until the link goes
-// down (at once on a fault, once drained after Close), then reports
-// LinkDown.
+// down (at once on a fault, once drained after Close), then hands the
+// sender's bus back what a fault left undelivered and reports LinkDown.
 func (l *link) read() {
 	<-l.up
+	var held *frame // taken from l.in and not yet delivered
 	defer func() {
+		l.handBack(held)
 		l.t.host.LinkDown(l, l.downErr())
 		l.t.mu.Lock()
 		delete(l.t.links, l)
@@ -353,6 +355,7 @@ func (l *link) read() {
 				return // drained: nothing is queued after fin
 			}
 		}
+		held = &f
 		if g := l.t.net.gate(l.t.addr); g != nil {
 			select {
 			case <-g:
@@ -381,9 +384,43 @@ func (l *link) read() {
 			l.fault(ErrLost)
 			return
 		}
+		held = nil
 		l.deliver(f.b)
 		l.t.net.delivered[slot(f.kind)].Add(1)
 	}
+}
+
+// handBack gives the sending bus back, with Host.Undelivered, held and
+// every frame still queued for this end once a fault ended the link: what
+// a dead process swallows, its peer's bus must count.
+func (l *link) handBack(held *frame) {
+	select {
+	case <-l.st.closed:
+	default:
+		return // a graceful end delivered everything queued
+	}
+	l.st.mu.Lock() // waits for the Sends queueing now; later ones see closed
+	l.st.mu.Unlock()
+	if held != nil {
+		l.handBackOne(*held)
+	}
+	for {
+		select {
+		case f := <-l.in:
+			l.handBackOne(f)
+		default:
+			return
+		}
+	}
+}
+
+func (l *link) handBackOne(f frame) {
+	var env bus.Envelope
+	if err := bus.DecodeEnvelope(f.b, &env); err != nil {
+		env = bus.Envelope{Kind: f.kind} // our own encoding: the kind is all that counts
+	}
+	l.peer.t.host.Undelivered(l.peer, &env, l.st.err)
+	l.t.net.handed[slot(f.kind)].Add(1)
 }
 
 func (l *link) deliver(b []byte) {
