@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/shmbus"
 )
 
 // frozenPeerEnv makes the test binary a peer process (runFrozenPeer).
@@ -26,12 +29,17 @@ func init() {
 	}
 }
 
-// runFrozenPeer is a node listening on TCP with a "sink" actor; it prints
+// runFrozenPeer is a node listening on TCP (and on shared memory at the
+// path frozenPeerEnv names, unless it is "1") with a "sink" actor; it prints
 // "ADDR <address>" and serves until its stdin closes. Its links never time
 // out, so that a stopped process keeps them up.
 func runFrozenPeer() int {
 	tr := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}, HeartbeatInterval: time.Minute, IdleTimeout: time.Hour})
-	b, err := bus.New(bus.WithName("frozen"), bus.WithTransport(tr), bus.WithLogger(quiet))
+	opts := []bus.Option{bus.WithName("frozen"), bus.WithTransport(tr), bus.WithLogger(quiet)}
+	if path := os.Getenv(frozenPeerEnv); path != "1" {
+		opts = append(opts, bus.WithTransport(shmbus.New(shmbus.Config{Listen: path})))
+	}
+	b, err := bus.New(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -51,10 +59,26 @@ func runFrozenPeer() int {
 // SIGSTOP and fills the link: a Tell to it fails with ErrDeadline within
 // the send timeout, an Ask with ErrDeadline at its deadline, and
 // Register, Subscribe and stopping an actor, which tell every peer of the
-// change, return without waiting on the frozen one.
+// change, return without waiting on the frozen one; over TCP and, on
+// Linux, shared memory (whose link may instead be closed as the peer's
+// heartbeat stops: ErrPeerGone is a bounded answer too).
 func TestFrozenPeerStallsNobody(t *testing.T) {
+	schemes := []string{"tcp"}
+	if runtime.GOOS == "linux" {
+		schemes = append(schemes, "shm")
+	}
+	for _, scheme := range schemes {
+		t.Run(scheme, func(t *testing.T) { testFrozenPeer(t, scheme) })
+	}
+}
+
+func testFrozenPeer(t *testing.T, scheme string) {
+	path := "1"
+	if scheme == "shm" {
+		path = filepath.Join(t.TempDir(), "shm.sock")
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), frozenPeerEnv+"=1")
+	cmd.Env = append(os.Environ(), frozenPeerEnv+"="+path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +103,13 @@ func TestFrozenPeerStallsNobody(t *testing.T) {
 		t.Fatalf("peer said %q, %v", line, err)
 	}
 
-	b, err := bus.New(bus.WithName("here"), bus.WithLogger(quiet), bus.WithSendTimeout(200*time.Millisecond),
-		bus.WithTransport(netbus.New(netbus.Config{Peers: []string{addr}, HeartbeatInterval: time.Minute, IdleTimeout: time.Hour})))
+	tr := bus.Transport(netbus.New(netbus.Config{Peers: []string{addr}, HeartbeatInterval: time.Minute, IdleTimeout: time.Hour}))
+	fill := []any{make([]byte, 1<<20), make([]byte, 1<<10), ""}
+	if scheme == "shm" {
+		tr = shmbus.New(shmbus.Config{Dial: []string{path}})
+		fill = fill[1:] // a message that does not fit a ring record is sent in fragments; a partial one closes the link
+	}
+	b, err := bus.New(bus.WithName("here"), bus.WithLogger(quiet), bus.WithSendTimeout(200*time.Millisecond), bus.WithTransport(tr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,22 +130,26 @@ func TestFrozenPeerStallsNobody(t *testing.T) {
 
 	// Fill the link to the brim, with ever smaller tells: the peer reads
 	// nothing more. Every Tell is bounded.
-	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
+	bounded := func(err error) bool {
+		return errors.Is(err, bus.ErrDeadline) || (scheme == "shm" && (errors.Is(err, bus.ErrPeerGone) || errors.Is(err, bus.ErrNoRoute)))
+	}
+	for _, msg := range fill {
 		err = nil
 		for i := 0; err == nil; i++ {
-			if i == 10_000 {
-				t.Fatal("a frozen peer took 10,000 tells")
+			if i == 100_000 {
+				t.Fatal("a frozen peer took 100,000 tells")
 			}
 			err = b.Tell("sink", msg)
 		}
-		if !errors.Is(err, bus.ErrDeadline) {
+		if !bounded(err) {
 			t.Fatalf("tell to a frozen peer: %v, want ErrDeadline", err)
 		}
+		t.Logf("tells of %T ended with %v", msg, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	_, err = b.Ask(ctx, "sink", "x")
 	cancel()
-	if !errors.Is(err, bus.ErrDeadline) {
+	if !bounded(err) {
 		t.Fatalf("ask to a frozen peer: %v, want ErrDeadline", err)
 	}
 
