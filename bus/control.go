@@ -30,6 +30,7 @@ type control struct {
 
 	mu       sync.Mutex
 	reset    bool               // the next batch replaces what the peer knows
+	want     bool               // the next batch asks the peer for its whole state
 	names    map[nameEntry]bool // true: add, false: remove
 	patterns map[string]bool    // true: add, false: remove
 	notices  []any              // watch notices (watch.go): in order, never coalesced, after the changes
@@ -58,14 +59,16 @@ func (c *control) stop() {
 }
 
 // resetTo replaces everything pending with the whole state: names and
-// patterns this node hosts now.
-func (c *control) resetTo(names []nameEntry, patterns []string) {
+// patterns this node hosts now. want asks the peer to send its whole state
+// back.
+func (c *control) resetTo(names []nameEntry, patterns []string, want bool) {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
 		return
 	}
 	c.reset = true
+	c.want = c.want || want
 	clear(c.names)
 	clear(c.patterns)
 	for _, e := range names {
@@ -156,7 +159,7 @@ func (c *control) take() []any {
 	var names *sysNames
 	var interest *sysInterest
 	if c.reset || len(c.names) > 0 {
-		names = &sysNames{Reset: c.reset}
+		names = &sysNames{Reset: c.reset, Want: c.want}
 		for e, add := range c.names {
 			if add {
 				names.Add = append(names.Add, e)
@@ -175,7 +178,7 @@ func (c *control) take() []any {
 			}
 		}
 	}
-	c.reset = false
+	c.reset, c.want = false, false
 	clear(c.names)
 	clear(c.patterns)
 	var msgs []any

@@ -34,6 +34,11 @@ type (
 		Reset  bool        `json:"reset,omitempty" cbor:"1,keyasint,omitempty"`
 		Add    []nameEntry `json:"add,omitempty" cbor:"2,keyasint,omitempty"`
 		Remove []nameEntry `json:"remove,omitempty" cbor:"3,keyasint,omitempty"`
+		// Want asks for the receiver's whole state in return: the sender
+		// has just made its record of the receiver, so it knows none of
+		// its names (a first link, or one after its last link went down
+		// while the receiver still had another).
+		Want bool `json:"want,omitempty" cbor:"4,keyasint,omitempty"`
 	}
 	nameEntry struct {
 		Name string `json:"n" cbor:"1,keyasint"`
@@ -141,9 +146,13 @@ func (b *Bus) addLink(l Link) {
 		// here would leave it without them for a moment.
 		return
 	}
+	b.queueState(pr, true)
+}
 
-	// The whole state, queued under namesMu: every later change queues
-	// after it.
+// queueState queues this node's whole state for pr, asking for the peer's
+// in return when want is set; namesMu must be held, so that every later
+// change queues after it.
+func (b *Bus) queueState(pr *peer, want bool) {
 	var names []nameEntry
 	b.names.Range(func(_, v any) bool {
 		for _, in := range *v.(*service).inst.Load() {
@@ -159,7 +168,7 @@ func (b *Bus) addLink(l Link) {
 		patterns = append(patterns, pat)
 	}
 	b.subMu.Unlock()
-	pr.ctl.resetTo(names, patterns)
+	pr.ctl.resetTo(names, patterns, want)
 }
 
 // LinkDown implements Host: it removes l, and when it was the peer's last
@@ -681,7 +690,17 @@ func (b *Bus) handleSystem(l Link, m any) {
 			return
 		}
 		if m.Reset {
+			// Only what the new state lacks goes: removing an instance
+			// it keeps, to add it again, would leave a moment in which
+			// a send finds no route to it.
+			keep := make(map[uint64]string, len(m.Add))
+			for _, e := range m.Add {
+				keep[e.ID] = e.Name
+			}
 			for id, in := range pr.names {
+				if name, ok := keep[id]; ok && name == in.ref.Name {
+					continue
+				}
 				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
 				delete(pr.names, id)
 			}
@@ -702,6 +721,13 @@ func (b *Bus) handleSystem(l Link, m any) {
 		}
 		b.peersMu.Unlock()
 		b.routesMu.Unlock()
+		if m.Want {
+			// The peer has just made its record of this node: whatever it
+			// had of our names went with its last link.
+			b.namesMu.Lock()
+			b.queueState(pr, false)
+			b.namesMu.Unlock()
+		}
 	case *sysLink:
 		b.onLinkMsg(l, m)
 	case *sysInterest:
