@@ -505,12 +505,13 @@ func TestCloseIdleActorsAllocatesNoRings(t *testing.T) {
 
 func TestLocalCancelAndPromise(t *testing.T) {
 	b := newBus(t)
-	sawCancel := make(chan struct{})
+	working, sawCancel := make(chan struct{}), make(chan struct{})
 	var promise *Promise
 	gotPromise := make(chan struct{})
 	b.Register("w", ActorFunc(func(c *Context, msg any) error {
 		switch msg {
 		case "work":
+			close(working)
 			for !c.Canceled() {
 				time.Sleep(time.Millisecond)
 			}
@@ -521,9 +522,16 @@ func TestLocalCancelAndPromise(t *testing.T) {
 		}
 		return nil
 	}))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	// The asker gives up once the actor is at work: an ask abandoned before
+	// the actor takes it is dropped unseen, so a deadline could leave the
+	// actor never started and this test waiting for it.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := b.Ask(ctx, "w", "work"); !errors.Is(err, ErrDeadline) {
+	go func() {
+		<-working
+		cancel()
+	}()
+	if _, err := b.Ask(ctx, "w", "work"); !errors.Is(err, ErrCanceled) {
 		t.Fatalf("ask: %v", err)
 	}
 	<-sawCancel // the actor saw its asker give up
