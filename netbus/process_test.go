@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,8 +69,9 @@ func helperMain(mode string) int {
 	return 0
 }
 
-// registerServerActors registers echo, hold (never answers), fail (answers
-// with bus.ErrMailboxFull) and sink (checks per-sender order).
+// registerServerActors registers echo, hold (never answers), held (how many
+// asks hold took), fail (answers with bus.ErrMailboxFull) and sink (checks
+// per-sender order).
 func registerServerActors(b *bus.Bus) {
 	b.Register("echo", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if !c.IsAsk() {
@@ -83,11 +85,19 @@ func registerServerActors(b *bus.Bus) {
 		}
 		return c.Reply(c.Self())
 	}))
+	var held atomic.Int64
 	b.Register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
 			c.Promise() // answered never: the asker waits until the link dies
+			held.Add(1)
 		}
 		return nil
+	}))
+	b.Register("held", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(int(held.Load()))
 	}))
 	b.Register("fail", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
@@ -287,9 +297,18 @@ func TestPeerKilledFailsAsks(t *testing.T) {
 				}
 			}
 		}()
-		// One round trip after the holds were sent: they are in flight.
-		if _, err := b.Ask(ctx, "echo", "alive"); err != nil {
-			t.Fatal(err)
+		// Every hold is in flight before the kill: an ask made after the
+		// peer's names went with its link would rightly fail with
+		// bus.ErrNoRoute, which is not what this test is about.
+		for {
+			n, err := bus.AskAs[int](ctx, b, "held", "count")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == asks {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
 		killed := time.Now()
 		h.cmd.Process.Signal(syscall.SIGKILL)
