@@ -439,12 +439,21 @@ func TestNoLostWakeup(t *testing.T) {
 }
 
 // slowChecker is a seqChecker whose Invoke does a little work first, so
-// senders outrun it and the mailbox stays full.
-type slowChecker struct{ *seqChecker }
+// senders outrun it and the mailbox stays full. Its first Invoke waits for
+// gate, if set: senders then overflow the mailbox however they are
+// scheduled (an Inline mailbox's lone running sender would otherwise invoke
+// each message itself and never find it full).
+type slowChecker struct {
+	*seqChecker
+	gate chan struct{}
+}
 
 var sink atomic.Uint64
 
 func (c slowChecker) Invoke(v int) {
+	if c.gate != nil {
+		<-c.gate
+	}
 	x := uint64(v)
 	for range 300 {
 		x = x*6364136223846793005 + 1442695040888963407
@@ -470,7 +479,8 @@ func TestOverflowAccounting(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			c := newSeqChecker(producers, per)
-			mb := mustNew[int](t, slowChecker{c}, Options{Capacity: 64, Policy: FailFast})
+			gate := make(chan struct{})
+			mb := mustNew[int](t, slowChecker{c, gate}, Options{Capacity: 64, Policy: FailFast})
 			var refused atomic.Int64
 			var wg sync.WaitGroup
 			for p := range producers {
@@ -496,6 +506,18 @@ func TestOverflowAccounting(t *testing.T) {
 					}
 				})
 			}
+			// The first Invoke waits until the others have overflowed the
+			// mailbox as its policy says: filled it, refused or dropped.
+			waitFor(t, "the mailbox to overflow", func() bool {
+				switch policy {
+				case FailFast:
+					return refused.Load() > 0
+				case DropOldest:
+					return c.dropped.Load() > 0
+				}
+				return mb.Len() == 64
+			})
+			close(gate)
 			wg.Wait()
 			sent := int64(producers * per)
 			waitFor(t, "the mailbox to drain", func() bool {
