@@ -31,7 +31,8 @@ const (
 // fragments of two messages never interleave; whole records may). memMu
 // guards the mappings: Send holds it for reading while it writes the ring,
 // release for writing. dogMu guards dog, which the reader and senders
-// waiting for room consult (see liveness.go); no lock is taken under it.
+// waiting for room consult (see liveness.go); under it only Close runs,
+// which takes none of the link's locks.
 type link struct {
 	t    *Transport
 	h    bus.Host
@@ -285,16 +286,19 @@ func (l *link) checkPeer(now time.Time) bool {
 	}
 	l.dogMu.Lock()
 	silent, gone := l.dog.observe(l.peerBeat.Load(), now)
-	first := gone && !l.declared
-	l.declared = l.declared || gone
-	l.dogMu.Unlock()
-	if !first {
+	if !gone || l.declared {
+		l.dogMu.Unlock()
 		return gone
 	}
+	l.declared = true
 	err := fmt.Errorf("shmbus: peer %s showed no sign of life for %v (PeerTimeout %v): %w",
 		l.peer.Short(), silent.Round(time.Millisecond), l.timeout, bus.ErrPeerGone)
-	l.h.Logger().Warn("shmbus: closing the link to a peer that shows no sign of life", "peer", l.peer.Short(), "err", err)
+	// Closed under the lock: another caller that sees the peer gone then
+	// finds the link closed with this error, not a reader's later
+	// errLinkClosed that would reach LinkDown without ErrPeerGone.
 	l.Close(err)
+	l.dogMu.Unlock()
+	l.h.Logger().Warn("shmbus: closing the link to a peer that shows no sign of life", "peer", l.peer.Short(), "err", err)
 	return true
 }
 
