@@ -42,6 +42,7 @@ type conn struct {
 	out     []byte     // frames waiting for the writer
 	writing bool       // a write is under way (the writer's or a sender's)
 	closed  bool       // no more frames are accepted; the writer flushes and exits
+	readOn  bool       // closed by the peer: the reader reads on to its close frame
 	space   chan struct{}
 
 	kick       chan struct{} // cap 1: the writer has work
@@ -172,11 +173,12 @@ func (c *conn) enqueue(ctx context.Context, frame []byte) error {
 	return nil
 }
 
-// shut stops intake and tells the writer to flush and close.
-func (c *conn) shut(err error) {
+// shut stops intake and tells the writer to flush and close; cut also
+// stops the reader now.
+func (c *conn) shut(err error, cut bool) {
 	c.mu.Lock()
 	if !c.closed {
-		c.closed = true
+		c.closed, c.readOn = true, !cut
 		if err != nil && !errors.Is(err, ErrRejected) && !isIOErr(err) {
 			c.out = appendCloseFrame(c.out, err)
 		}
@@ -192,7 +194,9 @@ func (c *conn) shut(err error) {
 	}
 	// Unblock the reader now; the writer closes the socket once it has
 	// flushed.
-	c.nc.SetReadDeadline(time.Now())
+	if cut {
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 // isIOErr reports whether err came from the socket rather than the protocol
@@ -300,6 +304,15 @@ const lingerTimeout = time.Second
 func (c *conn) closeSocket(sentClose bool) {
 	hc, ok := c.nc.(interface{ CloseWrite() error })
 	if !sentClose || !ok {
+		c.mu.Lock()
+		readOn := c.readOn
+		c.mu.Unlock()
+		if readOn { // the reader reads on to the peer's close frame
+			select {
+			case <-c.readerDone:
+			case <-time.After(lingerTimeout):
+			}
+		}
 		c.nc.Close()
 		return
 	}
@@ -344,7 +357,7 @@ func (c *conn) readLoop() {
 			*env = bus.Envelope{} // the reader does not keep the message alive
 		case framePing:
 		case frameClose:
-			c.l.close(parseClose(p))
+			c.l.closedByPeer(parseClose(p))
 			return
 		default:
 			c.l.close(fmt.Errorf("%w: frame type %d after the handshake", ErrBadFrame, typ))

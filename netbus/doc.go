@@ -67,6 +67,9 @@
 // closes, the bus hears LinkDown at once and fails every ask waiting on that
 // peer with bus.ErrPeerGone, well before their deadlines. The bus then
 // redials an address it keeps; replies that were in flight are not replayed.
+// A peer's graceful close is not a failure: it sends a close frame on each
+// connection after what it queued there, and every connection is read up to
+// its close frame, so what was sent before the close arrives.
 //
 // Close stops listening, ends dials in progress, tells every peer it is
 // shutting down, and waits for all of the transport's goroutines.

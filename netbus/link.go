@@ -105,7 +105,22 @@ func (l *link) close(err error) {
 		l.err = err
 		close(l.done)
 		for _, c := range l.conns {
-			c.shut(err)
+			c.shut(err, true)
+		}
+	})
+}
+
+// closedByPeer closes the link on the peer's close frame. The peer sends
+// one on each connection after what it sent before, so the readers of the
+// others read on to their own: a reply queued on another connection still
+// arrives. A peer that then keeps a connection open is cut off by its
+// writer's linger (closeSocket).
+func (l *link) closedByPeer(err error) {
+	l.closeOnce.Do(func() {
+		l.err = err
+		close(l.done)
+		for _, c := range l.conns {
+			c.shut(err, false)
 		}
 	})
 }

@@ -149,6 +149,37 @@ func TestOrderWithPool(t *testing.T) {
 	})
 }
 
+// A graceful close over a pool of connections delivers everything sent
+// before it: the peer's close frame on one connection does not cut the
+// others, whose frames before their own close frames still arrive.
+func TestPoolCloseDeliversAll(t *testing.T) {
+	network(t, func(t *testing.T, listen string) {
+		srv, _, _, _, l := pair(t, listen, Config{}, Config{PoolSize: 4})
+		const senders, n = 8, 200
+		for i := range n {
+			for s := range senders {
+				from := bus.Ref{Node: l.Peer(), Name: fmt.Sprintf("sender-%d", s), ID: uint64(s + 1)}
+				env := &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i}}
+				if err := l.Send(context.Background(), encoded(l, env)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		l.Close(nil)
+		if err := <-srv.downCh; !errors.Is(err, ErrRejected) {
+			t.Fatalf("server's link down with %v, want the client's close", err)
+		}
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for s := range senders {
+			name := fmt.Sprintf("sender-%d", s)
+			if got := len(srv.tells[name]); got != n {
+				t.Fatalf("%s: %d of %d tells arrived before the link went down", name, got, n)
+			}
+		}
+	})
+}
+
 func TestCompressionOverLink(t *testing.T) {
 	text := bytes.Repeat([]byte("xbus moves messages; "), 200000) // 4 MB
 	random := make([]byte, 1<<20)
