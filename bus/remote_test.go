@@ -65,7 +65,7 @@ func eventually(t *testing.T, what string, f func() error) {
 func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
 	server, client := linkedPair(t)
 	gotDeadline := make(chan bool, 1)
-	sawCancel := make(chan struct{})
+	working, sawCancel := make(chan struct{}), make(chan struct{})
 	server.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		switch msg {
 		case "ping":
@@ -73,6 +73,7 @@ func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
 		case "work":
 			_, ok := c.Deadline()
 			gotDeadline <- ok
+			close(working)
 			for !c.Canceled() { // long work that polls for the asker giving up
 				time.Sleep(time.Millisecond)
 			}
@@ -81,10 +82,20 @@ func TestRemoteAskCarriesDeadlineAndCancel(t *testing.T) {
 		return nil
 	}))
 	waitFor(t, client, "slow")
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// The asker gives up once the actor is at work: an ask whose asker gave
+	// up (or whose deadline passed) before the actor took it is never
+	// handed to the actor, so a short deadline could leave this test
+	// waiting forever for it.
+	ctx, cancelDeadline := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelDeadline()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if _, err := client.Ask(ctx, "slow", "work"); !errors.Is(err, bus.ErrDeadline) {
-		t.Fatalf("ask: %v, want ErrDeadline", err)
+	go func() {
+		<-working
+		cancel()
+	}()
+	if _, err := client.Ask(ctx, "slow", "work"); !errors.Is(err, bus.ErrCanceled) {
+		t.Fatalf("ask: %v, want ErrCanceled", err)
 	}
 	if !<-gotDeadline {
 		t.Fatal("the ask's deadline did not travel with it")
