@@ -7,7 +7,11 @@
 // read-only fd (SCM_RIGHTS) to the other, which maps it read-only. Then
 // the socket stays open and silent: its EOF is the peer's death notice, and
 // the link goes down at once, failing the asks waiting on that peer with
-// bus.ErrPeerGone (as a send on the dead link fails too).
+// bus.ErrPeerGone (as a send on the dead link fails too). Before it goes
+// down, the reader delivers what the peer left in its ring and hands the
+// bus back (Host.Undelivered) what the peer's reader never took, so every
+// tell a Send accepted is processed or a dead letter (docs/shmbus.md, "The
+// ledger at a link's end").
 //
 // A stopped or wedged peer keeps its socket open, so each reader also bumps
 // a heartbeat in its own segment whenever it runs, idle or busy (a parked

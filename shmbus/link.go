@@ -46,6 +46,9 @@ type link struct {
 	bellIn       *atomic.Uint32 // in the peer's segment: we wait on it
 	beat         *atomic.Uint64 // in own: our reader's heartbeat
 	peerBeat     *atomic.Uint64 // in the peer's segment: its reader's heartbeat
+	drained      *atomic.Uint32 // in own: our reader took its last record (see end)
+	peerDrained  *atomic.Uint32 // in the peer's segment: its reader took its last
+	peerPID      int            // the peer's process (SO_PEERCRED); 0 if unknown
 	slice        time.Duration  // the reader's longest futex sleep
 	timeout      time.Duration  // ours: the peer's silence we tolerate; 0 for ever
 
@@ -56,6 +59,7 @@ type link struct {
 	fragMu sync.Mutex
 	memMu  sync.RWMutex
 	mapped bool // guarded by memMu
+	ending bool // the link ended: Send writes nothing more; guarded by memMu
 
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
 	env   bus.Envelope        // what deliver decodes into; owned by read
@@ -73,6 +77,8 @@ func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, pe
 		done: make(chan struct{}), watchEnd: make(chan struct{})}
 	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
 	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
+	l.drained, l.peerDrained = atomic32(own, offDrained), atomic32(peerMem, offDrained)
+	l.peerPID, _ = shmsys.PeerPID(c)
 	l.timeout = t.peerTimeout()
 	l.slice = parkSliceFor(l.timeout, peerTimeout)
 	l.dog = newWatchdog(l.timeout, l.peerBeat.Load(), time.Now())
@@ -144,7 +150,7 @@ func (l *link) send(ctx context.Context, env *bus.Envelope, bp *sendBuf) error {
 	}
 	l.memMu.RLock()
 	defer l.memMu.RUnlock()
-	if !l.mapped {
+	if !l.mapped || l.ending {
 		return l.closedErr()
 	}
 	if len(out) <= l.prod.maxRecord {
@@ -341,6 +347,13 @@ func (l *link) read() {
 		}
 		return nil
 	}
+	l.loop(handle)
+	l.end(handle)
+}
+
+// loop polls, spins and parks until the link closes or the memory is
+// corrupt.
+func (l *link) loop(handle func(typ uint32, p []byte) error) {
 	sp := newSpinner()
 	for {
 		n, err := l.cons.poll(64, handle)
@@ -398,6 +411,106 @@ func (l *link) deliver(b []byte) error {
 	l.h.Deliver(l, env)
 	env.Body = nil
 	return nil
+}
+
+// drainWait bounds how long end waits for a live peer's reader to take its
+// last record before it hands back what that reader has not taken.
+const drainWait = 2 * time.Second
+
+// end accounts for every message still in the rings when the link ends,
+// however it ends (the peer's exit or kill, a heartbeat timeout, Close):
+// senders stop, so our tail is final; the reader delivers every complete
+// record the peer left in our inbound ring (the peer's segment stays mapped
+// until release) and marks drained; then, once the peer's reader marked
+// drained too or the peer's process is gone, so that its head is final,
+// the records it never took are handed back with Host.Undelivered.
+func (l *link) end(handle func(typ uint32, p []byte) error) {
+	l.Close(errLinkClosed)
+	l.memMu.Lock() // waits for the senders writing now
+	l.ending = true
+	l.memMu.Unlock()
+	if l.cons.check() == nil {
+		// At most one ring's worth: a peer still writing cannot keep us here.
+		for budget := l.cons.capacity; budget > 0; {
+			from := l.cons.pos
+			n, err := l.cons.poll(64, handle)
+			if n == 0 || err != nil {
+				break
+			}
+			budget -= min(budget, l.cons.pos-from)
+		}
+	}
+	l.drained.Store(1)
+	deadline := time.Now().Add(drainWait)
+	if errors.Is(l.err, ErrCorrupt) {
+		deadline = time.Time{} // a peer that broke the protocol is owed no wait
+	}
+	for l.peerDrained.Load() == 0 && time.Now().Before(deadline) {
+		if l.peerPID > 0 && shmsys.ProcessGone(l.peerPID) {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	l.handBack()
+}
+
+// handBack hands the bus back each message between the peer's head and our
+// tail: accepted by Send, never taken by the peer's reader. The records are
+// in our own segment, written by us: they are trusted, yet bounded anyway.
+func (l *link) handBack() {
+	p := l.prod
+	head, tail := p.w.head.Load(), p.w.tail.Load()
+	if head > tail || tail-head > p.capacity {
+		return // the peer's head is impossible: it broke the protocol
+	}
+	var env bus.Envelope
+	var first []byte // the first fragment of a message whose last is not yet seen
+	for pos := head; pos < tail; {
+		off := pos & p.mask
+		if atomic64(p.data, off).Load() != p.stamp(pos) {
+			return // claimed, never published: its Send failed
+		}
+		length := uint64(binary.LittleEndian.Uint32(p.data[off+8:]))
+		typ := binary.LittleEndian.Uint32(p.data[off+12:])
+		if recordHeaderLen+length > p.capacity-off {
+			return
+		}
+		payload := p.data[off+recordHeaderLen : off+recordHeaderLen+length]
+		switch typ {
+		case recordPad:
+			pos += p.capacity - off
+			continue
+		case recordData:
+			l.handBackOne(&env, payload)
+		case recordFirst:
+			if len(payload) >= fragHdr {
+				first = payload[fragHdr:]
+			}
+		case recordLast:
+			// A message counts once its last fragment is written: a Send
+			// that stopped short returned an error. A last whose first the
+			// peer took is in part with the peer, which drops it.
+			if first != nil {
+				l.handBackOne(&env, first)
+			}
+			first = nil
+		}
+		pos += align(recordHeaderLen+length, recordAlign)
+	}
+}
+
+// handBackOne hands back the message whose encoding starts with b (a first
+// fragment holds its header, enough to name its kind).
+func (l *link) handBackOne(env *bus.Envelope, b []byte) {
+	*env = bus.Envelope{}
+	if bus.DecodeEnvelope(b, env) != nil {
+		if len(b) < 2 {
+			return
+		}
+		*env = bus.Envelope{Kind: bus.Kind(b[1])} // a truncated header: its kind is at byte 1
+	}
+	env.Body = nil
+	l.h.Undelivered(l, env, l.err)
 }
 
 // finish runs once, when the reader ends: it waits for the watcher and for

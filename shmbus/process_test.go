@@ -161,6 +161,10 @@ func TestMain(m *testing.M) {
 		runHelper(path)
 		os.Exit(0)
 	}
+	if path := os.Getenv(senderEnv); path != "" {
+		runSender(path)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -19,6 +19,7 @@ import (
 //	offset  384  head     uint64  of the peer's ring (our consumer)
 //	offset  512  parked   uint32  our consumer is parked or about to park
 //	offset  640  beat     uint64  our reader's heartbeat (see liveness.go)
+//	offset  768  drained  uint32  1 once our reader, at the link's end, took its last record: head is final
 //	offset 4096  ring     ringSize bytes of records (see ring.go)
 //
 // So each process writes only its own segment: its outgoing ring and the
@@ -27,12 +28,13 @@ import (
 // detects.
 const (
 	segMagic       = "xbusshm1"
-	segVersion     = 2
+	segVersion     = 3
 	offTail        = 128
 	offDoorbell    = 256
 	offHead        = 384
 	offParked      = 512
 	offBeat        = 640
+	offDrained     = 768
 	ringOffset     = 4096
 	cacheLineWords = 128 // spacing of the shared words, two cache lines
 )
@@ -40,7 +42,8 @@ const (
 // Compile-time check that the words are cache lines apart and below the ring.
 var _ = [1]struct{}{}[offHead-offDoorbell-cacheLineWords]
 var _ = [1]struct{}{}[offBeat-offParked-cacheLineWords]
-var _ = [1]struct{}{}[(ringOffset-offBeat)/cacheLineWords-27]
+var _ = [1]struct{}{}[offDrained-offBeat-cacheLineWords]
+var _ = [1]struct{}{}[(ringOffset-offDrained)/cacheLineWords-26]
 
 func segmentSize(ringSize int) int { return ringOffset + ringSize }
 

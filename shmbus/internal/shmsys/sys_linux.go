@@ -3,8 +3,12 @@
 package shmsys
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -129,6 +133,42 @@ func PeerUID(c *net.UnixConn) (int, error) {
 		return -1, fmt.Errorf("shmbus: SO_PEERCRED: %w", serr)
 	}
 	return int(cred.Uid), nil
+}
+
+// PeerPID returns the process id at the other end of c.
+func PeerPID(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("shmbus: SO_PEERCRED: %w", serr)
+	}
+	return int(cred.Pid), nil
+}
+
+// ProcessGone reports that process pid has exited (it is gone, or a
+// zombie not yet reaped): it will never write its memory again.
+func ProcessGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself hold any byte: take the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	st := b[i+2]
+	return st == 'Z' || st == 'X' || st == 'x'
 }
 
 // SendFd writes msg with fd attached (SCM_RIGHTS).
