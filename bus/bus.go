@@ -33,6 +33,8 @@ type Bus struct {
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
+	// replyWaiters counts replies waiting for room on their links (replyRemote).
+	replyWaiters atomic.Int64
 
 	nextID atomic.Uint64
 	procs  procTable

@@ -390,13 +390,53 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	if err != nil {
 		o.env.Kind, o.env.Msg = KindError, err
 	}
-	if e := b.sendOut(context.Background(), in.link, o, replyTimeout); e != nil {
-		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
+	env := o.env // sendOut recycles o
+	e := b.sendOut(noWait, in.link, o, 0)
+	if e == nil {
+		return
 	}
+	if !errors.Is(e, ErrCanceled) { // not "no room now": the link is gone
+		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
+		return
+	}
+	// The link has no room now. The actor does not wait on the peer: the
+	// reply waits on a goroutine of its own, no longer than the asker
+	// waits and the send timeout. Past maxReplyWaiters of those the actor
+	// waits itself, so a peer that takes no replies costs bounded memory.
+	d := b.sendTimeout
+	if !in.deadline.IsZero() {
+		d = min(d, time.Until(in.deadline))
+	}
+	if d <= 0 {
+		b.log.Debug("reply to a peer not sent: its asker gave up", "peer", in.env.From.Node.Short())
+		return
+	}
+	l, peer := in.link, in.env.From.Node
+	send := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		if e := b.sendOn(ctx, l, &env); e != nil {
+			b.log.Debug("reply to a peer not sent", "peer", peer.Short(), "err", e)
+		}
+	}
+	if b.replyWaiters.Add(1) > maxReplyWaiters {
+		b.replyWaiters.Add(-1)
+		send()
+		return
+	}
+	b.wg.Go(func() {
+		defer b.replyWaiters.Add(-1)
+		send()
+	})
 }
 
-// replyTimeout bounds how long a reply waits for room on a busy link.
+// replyTimeout bounds how long an answer the bus sends on its own (a
+// refusal, a retired link's last reply) waits for room on a busy link.
 const replyTimeout = 10 * time.Second
+
+// maxReplyWaiters bounds the replies of a bus waiting for room on their
+// links, each on a goroutine of its own.
+const maxReplyWaiters = 1024
 
 // outgoing is what the bus sends a message to a peer with: the envelope,
 // the buffer its body is encoded into and the bound of the send. They are
@@ -418,7 +458,7 @@ func getOutgoing() *outgoing { return outgoings.Get().(*outgoing) }
 func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration) error {
 	sctx := ctx
 	var cancel context.CancelFunc
-	if _, ok := ctx.Deadline(); !ok {
+	if _, ok := ctx.Deadline(); !ok && ctx != noWait {
 		if ctx.Done() == nil {
 			o.ctx = lazyTimeout{d: d}
 			sctx = &o.ctx

@@ -55,8 +55,10 @@ type Link interface {
 	// already encoded by the bus (with Codec); the transport frames the
 	// form AppendBinary gives and never looks at Msg. It may block while
 	// the link applies backpressure, until ctx ends or the link closes; the
-	// bus always passes a bounded ctx. The caller may reuse env and its
-	// Body once Send returns.
+	// bus always passes a bounded ctx. A ctx that has already ended still
+	// sends env if the link has room for it at once (the bus answers asks
+	// that way, never waiting on a peer), and an envelope begun is finished.
+	// The caller may reuse env and its Body once Send returns.
 	Send(ctx context.Context, env *Envelope) error
 	// Close closes the link; the transport then reports LinkDown with err.
 	Close(err error)

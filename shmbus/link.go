@@ -171,6 +171,11 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	if err := l.offer(ctx, recordFirst, hdr[:], out[:first]); err != nil {
 		return err
 	}
+	// Once the first fragment is in, the message is sent: the rest waits
+	// for room whatever ctx says (a Send with an ended ctx takes what fits
+	// at once), until the link closes or the peer is declared gone. The
+	// peer's reader never waits on an actor, so room comes.
+	ctx = context.WithoutCancel(ctx)
 	for rest := out[first:]; len(rest) > 0; {
 		n, typ := min(len(rest), max), uint32(recordMiddle)
 		if n == len(rest) {

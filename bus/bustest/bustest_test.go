@@ -358,3 +358,47 @@ func TestFrozenPeerStallsNothing(t *testing.T) {
 		n.Resume("b")
 	})
 }
+
+// TestPeerThatTakesNoRepliesHoldsNoActor: a node that asks and then reads
+// nothing (Pause) fills its link with replies; the actor answering it does
+// not wait on that link, so another node's ask to the same actor is
+// answered at once. Under fake time "at once" is exact.
+func TestPeerThatTakesNoRepliesHoldsNoActor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const queue = 4
+		n := bustest.NewNetwork()
+		b := newBus(t, n.Transport(bustest.Config{Addr: "b", QueueLen: queue}))
+		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b"}, QueueLen: queue}))
+		c := newBus(t, n.Transport(bustest.Config{Addr: "c", Peers: []string{"b"}, QueueLen: queue}))
+		var served atomic.Int64
+		b.Register("svc", bus.ActorFunc(func(ctx *bus.Context, msg any) error {
+			if !ctx.IsAsk() {
+				return nil
+			}
+			served.Add(1)
+			return ctx.Reply(msg)
+		}))
+		waitFor(t, a, "svc")
+		waitFor(t, c, "svc")
+		synctest.Wait()
+		n.Pause("a")
+		t.Cleanup(func() { n.Resume("a") }) // before the buses close
+		const asks = 4 * queue
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for i := range asks {
+			go a.Ask(ctx, "svc", i)
+		}
+		synctest.Wait()
+		if got := served.Load(); got != asks {
+			t.Fatalf("svc served %d of %d asks from a node that reads no replies", got, asks)
+		}
+		start := time.Now()
+		if v, err := c.Ask(ctx, "svc", "from c"); err != nil || v != "from c" {
+			t.Fatalf("ask from c: %v, %v", v, err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("an ask from c waited %v behind replies to a node that reads none, want no wait", d)
+		}
+	})
+}
