@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ type conn struct {
 
 	mu      sync.Mutex // guards the fields below
 	out     []byte     // frames waiting for the writer
+	skip    int        // bytes at out's front ending a frame writeNow began
 	writing bool       // a write is under way (the writer's or a sender's)
 	closed  bool       // no more frames are accepted; the writer flushes and exits
 	readOn  bool       // closed by the peer: the reader reads on to its close frame
@@ -126,6 +128,7 @@ func (c *conn) writeNow(frame []byte) bool {
 		// The socket is full: the rest goes first, before frames queued
 		// meanwhile.
 		c.out = append(append(make([]byte, 0, len(frame)-n+len(c.out)), frame[n:]...), c.out...)
+		c.skip = len(frame) - n
 	}
 	kick := len(c.out) > 0 || c.closed
 	c.mu.Unlock()
@@ -256,8 +259,8 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			continue
 		}
-		batch, closed := c.out, c.closed
-		c.out = spare[:0]
+		batch, closed, skip := c.out, c.closed, c.skip
+		c.out, c.skip = spare[:0], 0
 		c.writing = len(batch) > 0
 		if c.space != nil {
 			close(c.space)
@@ -270,13 +273,20 @@ func (c *conn) writeLoop() {
 				deadline = time.Second // a last close frame: best effort
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(deadline))
-			_, err := c.nc.Write(batch)
+			n, err := c.nc.Write(batch)
 			c.mu.Lock()
 			c.writing = false
 			c.mu.Unlock()
 			wrote = true
 			if err != nil {
-				c.l.close(fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), err))
+				err = fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), err)
+				c.l.close(err)
+				c.handBack(batch, skip, n, err)
+				c.mu.Lock() // closed now: nothing more is queued
+				rest, skip := c.out, c.skip
+				c.out, c.skip = nil, 0
+				c.mu.Unlock()
+				c.handBack(rest, skip, 0, err)
 				return
 			}
 		}
@@ -288,6 +298,30 @@ func (c *conn) writeLoop() {
 			sentClose = len(batch) > 0
 			return
 		}
+	}
+}
+
+// handBack hands the host back each data frame of b (frames from offset
+// skip) that the socket did not take whole: b's first written bytes went
+// out. A frame never written in full never reached the peer.
+func (c *conn) handBack(b []byte, skip, written int, err error) {
+	var env bus.Envelope
+	var scratch []byte
+	for pos := skip; pos+frameHeaderLen <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[pos:]))
+		typ, flags := b[pos+4], b[pos+5]
+		end := pos + frameHeaderLen + n
+		if n < 0 || end > len(b) || end < pos {
+			return // our own queue: never, but bounded anyway
+		}
+		if typ == frameData && end > written {
+			env = bus.Envelope{}
+			if c.l.t.comp.decodeData(&env, flags, b[pos+frameHeaderLen:end], &scratch, nil) == nil {
+				env.Body = nil
+				c.l.t.host.Undelivered(c.l, &env, err)
+			}
+		}
+		pos = end
 	}
 }
 

@@ -71,6 +71,13 @@
 // connection after what it queued there, and every connection is read up to
 // its close frame, so what was sent before the close arrives.
 //
+// When a link dies abruptly, every tell Send accepted that the socket never
+// took whole (still queued for the writer, or cut short by the failing
+// write) is handed back to the bus with Host.Undelivered, which counts it as
+// a dead letter: that count is exact. What the socket took is in doubt: the
+// peer may or may not have read it, and nothing on the wire says which
+// (docs/wire.md, "2.5 What a broken link loses").
+//
 // Close stops listening, ends dials in progress, tells every peer it is
 // shutting down, and waits for all of the transport's goroutines.
 package netbus
