@@ -82,45 +82,24 @@ func (c *control) resetTo(names []nameEntry, patterns []string, want bool) {
 }
 
 // name queues the addition (add) or removal of a named instance.
-func (c *control) name(e nameEntry, add bool) {
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return
-	}
-	c.names[e] = add
-	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
-	c.mu.Unlock()
-	c.wake()
-	if over {
-		c.overflow()
-	}
-}
+func (c *control) name(e nameEntry, add bool) { c.queue(func() { c.names[e] = add }) }
 
 // pattern queues the addition (add) or removal of a subscription pattern.
-func (c *control) pattern(p string, add bool) {
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return
-	}
-	c.patterns[p] = add
-	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
-	c.mu.Unlock()
-	c.wake()
-	if over {
-		c.overflow()
-	}
-}
+func (c *control) pattern(p string, add bool) { c.queue(func() { c.patterns[p] = add }) }
 
 // notice queues a watch notice (sysWatch, sysStopped) for the peer.
-func (c *control) notice(m any) {
+func (c *control) notice(m any) { c.queue(func() { c.notices = append(c.notices, m) }) }
+
+// queue applies change to what is pending, under mu, unless the peer is
+// gone, and wakes the drainer; past maxControlPending it closes the peer's
+// links.
+func (c *control) queue(change func()) {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
 		return
 	}
-	c.notices = append(c.notices, m)
+	change()
 	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
 	c.mu.Unlock()
 	c.wake()
