@@ -29,6 +29,14 @@ import (
 // when the queue runs dry. The exception is a lone ask or reply on a quiet
 // link, which its sender writes itself (writeNow); the writing flag keeps
 // that write and the writer's from overlapping.
+//
+// Acknowledgements: the reader counts the data frames it read (dataIn) and
+// the writer sends that count in a ping on each heartbeat tick it moved,
+// and as soon as it moved by ackEvery. The sending side keeps, in order, one
+// bit per data frame queued (ring: whether it is a tell or a publish) and
+// three sequence numbers: queued (sent), written whole to the socket
+// (wrote) and acknowledged by the peer (acked). When the connection breaks,
+// the frames written but not acknowledged are handed back as in doubt.
 type conn struct {
 	l   *link
 	nc  net.Conn
@@ -47,10 +55,46 @@ type conn struct {
 	readOn  bool       // closed by the peer: the reader reads on to its close frame
 	space   chan struct{}
 
+	ring      []uint64 // ackRing bits: data frame seq is a tell or a publish
+	sent      uint64   // data frames queued (or written at once)
+	wrote     uint64   // of those, written whole to the socket
+	acked     uint64   // of those, acknowledged by the peer
+	queuedOut int      // data frames whose last byte is in out
+
 	kick       chan struct{} // cap 1: the writer has work
 	recv       atomic.Uint64 // frames received; the writer's idle check reads it
+	dataIn     atomic.Uint64 // data frames read and handed to the host
+	ackOut     atomic.Uint64 // the last count the writer sent in a ping
 	readerDone chan struct{} // closed when readLoop has returned
 }
+
+// ackRing bounds the data frames a connection keeps written but not
+// acknowledged: a sender waits for acknowledgements past it. ackEvery is
+// how far the read count may move before the writer acknowledges at once,
+// without waiting for its heartbeat tick.
+const (
+	ackRing  = 1 << 16
+	ackEvery = ackRing / 4
+)
+
+// countable reports whether a frame of kind k is one Host.Undelivered counts.
+func countable(k bus.Kind) bool { return k == bus.KindTell || k == bus.KindPublish }
+
+// record notes a data frame about to be queued or written, in wire order.
+// c.mu is held and the ring has room.
+func (c *conn) record(count bool) {
+	i, bit := (c.sent/64)%(ackRing/64), uint64(1)<<(c.sent%64)
+	if count {
+		c.ring[i] |= bit
+	} else {
+		c.ring[i] &^= bit
+	}
+	c.sent++
+}
+
+// ringFull reports whether the peer must acknowledge before another data
+// frame is queued. c.mu is held.
+func (c *conn) ringFull() bool { return c.sent-c.acked >= ackRing }
 
 // frameBufs pools the scratch buffers senders encode frames into.
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -89,10 +133,11 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 		return fmt.Errorf("netbus: %d-byte frame, peer accepts %d: %w", n, c.res.PeerMaxFrame, bus.ErrTooLarge)
 	}
 	putFrameHeader(frame, frameData, flags, n)
-	if c.l.alone(env.Kind) && c.writeNow(frame) {
+	count := countable(env.Kind)
+	if c.l.alone(env.Kind) && c.writeNow(frame, count) {
 		return nil
 	}
-	return c.enqueue(ctx, frame)
+	return c.enqueue(ctx, frame, count)
 }
 
 // writeNow writes frame straight to the socket when the link is quiet (no
@@ -105,16 +150,17 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 // Only a lone ask or reply takes this path (see link.alone): with many calls
 // in flight, or a stream of one-way tells, frames go through the writer,
 // which batches them into one write.
-func (c *conn) writeNow(frame []byte) bool {
+func (c *conn) writeNow(frame []byte, count bool) bool {
 	if c.raw == nil {
 		return false
 	}
 	c.mu.Lock()
-	if c.closed || c.writing || len(c.out) > 0 {
+	if c.closed || c.writing || len(c.out) > 0 || c.ringFull() {
 		c.mu.Unlock()
 		return false
 	}
 	c.writing = true
+	c.record(count)
 	c.mu.Unlock()
 	c.direct = directWrite{frame: frame}
 	if err := c.raw.Write(c.writeFD); err != nil && c.direct.err == nil {
@@ -129,6 +175,9 @@ func (c *conn) writeNow(frame []byte) bool {
 		// meanwhile.
 		c.out = append(append(make([]byte, 0, len(frame)-n+len(c.out)), frame[n:]...), c.out...)
 		c.skip = len(frame) - n
+		c.queuedOut++
+	} else {
+		c.wrote++ // whole, or failed: an ask or reply, which LinkDown settles
 	}
 	kick := len(c.out) > 0 || c.closed
 	c.mu.Unlock()
@@ -146,10 +195,11 @@ func (c *conn) writeNow(frame []byte) bool {
 }
 
 // enqueue appends a complete frame to the writer's queue, waiting for space
-// while more than MaxQueued bytes are waiting.
-func (c *conn) enqueue(ctx context.Context, frame []byte) error {
+// while more than MaxQueued bytes are waiting, or ackRing data frames are
+// unacknowledged.
+func (c *conn) enqueue(ctx context.Context, frame []byte, count bool) error {
 	c.mu.Lock()
-	for !c.closed && len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued {
+	for !c.closed && (len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued || c.ringFull()) {
 		if c.space == nil {
 			c.space = make(chan struct{})
 		}
@@ -167,7 +217,9 @@ func (c *conn) enqueue(ctx context.Context, frame []byte) error {
 		c.mu.Unlock()
 		return c.l.sendErr()
 	}
+	c.record(count)
 	c.out = append(c.out, frame...)
+	c.queuedOut++
 	c.mu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
@@ -223,27 +275,38 @@ func (c *conn) writeLoop() {
 	tick := time.NewTicker(cfg.HeartbeatInterval)
 	defer tick.Stop()
 	sentClose := false
-	defer func() { c.closeSocket(sentClose) }()
+	defer func() {
+		c.closeSocket(sentClose)
+		<-c.readerDone // no acknowledgement comes after this
+		c.handBackInDoubt()
+	}()
 	var spare []byte
 	wrote, lastRecv, idleTicks := false, uint64(0), 0
 	maxIdleTicks := int((cfg.IdleTimeout + cfg.HeartbeatInterval - 1) / cfg.HeartbeatInterval)
-	ping := appendFrameHeader(nil, framePing, 0, 0)
 	for {
+		ticked := false
 		select {
 		case <-c.kick:
 		case <-tick.C:
+			ticked = true
 			if r := c.recv.Load(); r != lastRecv {
 				lastRecv, idleTicks = r, 0
 			} else if idleTicks++; idleTicks >= maxIdleTicks {
 				c.l.close(fmt.Errorf("%w: nothing received for %v", ErrIdleTimeout, cfg.IdleTimeout))
 			}
-			if !wrote {
-				c.mu.Lock()
-				if !c.closed && len(c.out) == 0 {
-					c.out = append(c.out, ping...)
-				}
-				c.mu.Unlock()
+		}
+		// A ping acknowledges what the reader read: on each tick the count
+		// moved, and at once when it moved by ackEvery. A tick with nothing
+		// written sends one anyway, as a heartbeat.
+		if in, last := c.dataIn.Load(), c.ackOut.Load(); ticked && (in != last || !wrote) || in-last >= ackEvery {
+			c.mu.Lock()
+			if !c.closed {
+				c.out = appendPing(c.out, in)
+				c.ackOut.Store(in)
 			}
+			c.mu.Unlock()
+		}
+		if ticked {
 			wrote = false
 		}
 		// Let senders that are running right now add their frames first, so
@@ -259,8 +322,8 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			continue
 		}
-		batch, closed, skip := c.out, c.closed, c.skip
-		c.out, c.skip = spare[:0], 0
+		batch, closed, skip, frames := c.out, c.closed, c.skip, c.queuedOut
+		c.out, c.skip, c.queuedOut = spare[:0], 0, 0
 		c.writing = len(batch) > 0
 		if c.space != nil {
 			close(c.space)
@@ -276,15 +339,19 @@ func (c *conn) writeLoop() {
 			n, err := c.nc.Write(batch)
 			c.mu.Lock()
 			c.writing = false
+			if err == nil {
+				c.wrote += uint64(frames)
+			}
 			c.mu.Unlock()
 			wrote = true
 			if err != nil {
 				err = fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), err)
 				c.l.close(err)
-				c.handBack(batch, skip, n, err)
+				whole := c.handBack(batch, skip, n, err)
 				c.mu.Lock() // closed now: nothing more is queued
+				c.wrote += uint64(whole)
 				rest, skip := c.out, c.skip
-				c.out, c.skip = nil, 0
+				c.out, c.skip, c.queuedOut = nil, 0, 0
 				c.mu.Unlock()
 				c.handBack(rest, skip, 0, err)
 				return
@@ -303,16 +370,24 @@ func (c *conn) writeLoop() {
 
 // handBack hands the host back each data frame of b (frames from offset
 // skip) that the socket did not take whole: b's first written bytes went
-// out. A frame never written in full never reached the peer.
-func (c *conn) handBack(b []byte, skip, written int, err error) {
+// out. A frame never written in full never reached the peer. It returns
+// how many data frames of b were written whole (the end of one writeNow
+// began, before skip, counts as one).
+func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
 	var env bus.Envelope
 	var scratch []byte
+	if skip > 0 && written >= skip {
+		whole++
+	}
 	for pos := skip; pos+frameHeaderLen <= len(b); {
 		n := int(binary.BigEndian.Uint32(b[pos:]))
 		typ, flags := b[pos+4], b[pos+5]
 		end := pos + frameHeaderLen + n
 		if n < 0 || end > len(b) || end < pos {
-			return // our own queue: never, but bounded anyway
+			return whole // our own queue: never, but bounded anyway
+		}
+		if typ == frameData && end <= written {
+			whole++
 		}
 		if typ == frameData && end > written {
 			env = bus.Envelope{}
@@ -322,6 +397,32 @@ func (c *conn) handBack(b []byte, skip, written int, err error) {
 			}
 		}
 		pos = end
+	}
+	return whole
+}
+
+// handBackInDoubt hands the host back, once the connection is over, each
+// tell or publish the socket took whole and the peer never acknowledged, if
+// the connection broke (a socket error, the idle timeout): the peer may or
+// may not have processed it. After a graceful close the peer reads on to
+// the close frame, so nothing is in doubt.
+func (c *conn) handBackInDoubt() {
+	err := c.l.err
+	if !isIOErr(err) && !errors.Is(err, ErrIdleTimeout) {
+		return
+	}
+	c.mu.Lock()
+	from, to := c.acked, c.wrote
+	c.mu.Unlock()
+	if to <= from {
+		return
+	}
+	reason := fmt.Errorf("%w: written to the socket, never acknowledged: the peer may or may not have processed it: %w", ErrInDoubt, err)
+	for seq := from; seq < to; seq++ {
+		if c.ring[(seq/64)%(ackRing/64)]&(1<<(seq%64)) != 0 {
+			env := bus.Envelope{Kind: bus.KindTell}
+			c.l.t.host.Undelivered(c.l, &env, reason)
+		}
 	}
 }
 
@@ -389,7 +490,17 @@ func (c *conn) readLoop() {
 			c.l.received(env.Kind)
 			c.l.deliver(env)
 			*env = bus.Envelope{} // the reader does not keep the message alive
+			if in := c.dataIn.Add(1); in-c.ackOut.Load() >= ackEvery {
+				select { // acknowledge now, not at the next tick
+				case c.kick <- struct{}{}:
+				default:
+				}
+			}
 		case framePing:
+			if err := c.acknowledged(p); err != nil {
+				c.l.close(err)
+				return
+			}
 		case frameClose:
 			c.l.closedByPeer(parseClose(p))
 			return
@@ -403,10 +514,30 @@ func (c *conn) readLoop() {
 	}
 }
 
+// acknowledged takes the peer's acknowledgement in a ping's payload p. A
+// count that goes back, or past the data frames sent, is a protocol error.
+func (c *conn) acknowledged(p []byte) error {
+	read, ok, err := parsePing(p)
+	if err != nil || !ok {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if read < c.acked || read > c.sent {
+		return fmt.Errorf("%w: ping acknowledges %d data frames; %d were acknowledged, %d sent", ErrBadFrame, read, c.acked, c.sent)
+	}
+	c.acked = read
+	if c.space != nil { // a sender may wait for the ring
+		close(c.space)
+		c.space = nil
+	}
+	return nil
+}
+
 // newConn wraps a socket whose handshake completed; rest holds the bytes
 // read past the handshake.
 func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
-	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{})}
+	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{}), ring: make([]uint64, ackRing/64)}
 	if c.raw = rawConn(nc); c.raw != nil { // nil: every frame goes through the writer
 		c.writeFD = c.writeDirect
 	}

@@ -55,7 +55,8 @@
 // plain socket; under TLS or elsewhere every frame goes through the writer).
 // A reader goroutine
 // decodes frames and hands them to the bus in order. Pings flow when a
-// connection has been quiet for Config.HeartbeatInterval; a peer silent for
+// connection has been quiet for Config.HeartbeatInterval, or its reader read
+// data frames since the last one (a ping acknowledges them); a peer silent for
 // Config.IdleTimeout is declared dead.
 //
 // # Links and failure
@@ -71,12 +72,16 @@
 // connection after what it queued there, and every connection is read up to
 // its close frame, so what was sent before the close arrives.
 //
-// When a link dies abruptly, every tell Send accepted that the socket never
+// Each connection acknowledges the data frames it read in its pings. When a
+// link dies abruptly, every tell or publish Send accepted that the peer did
+// not acknowledge is handed back to the bus with Host.Undelivered, which
+// counts it as a dead letter, so none goes uncounted. Those the socket never
 // took whole (still queued for the writer, or cut short by the failing
-// write) is handed back to the bus with Host.Undelivered, which counts it as
-// a dead letter: that count is exact. What the socket took is in doubt: the
-// peer may or may not have read it, and nothing on the wire says which
-// (docs/wire.md, "2.5 What a broken link loses").
+// write) never reached the peer: that count is exact. Those it took whole
+// are in doubt (ErrInDoubt): the peer may have processed them before the
+// break, and then they are counted twice (docs/wire.md, "2.5 What a broken
+// link loses"). A sender waits when 65,536 data frames of a connection are
+// unacknowledged.
 //
 // Close stops listening, ends dials in progress, tells every peer it is
 // shutting down, and waits for all of the transport's goroutines.

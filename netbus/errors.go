@@ -29,6 +29,10 @@ var (
 	ErrFrameTooLarge = fmt.Errorf("netbus: frame too large: %w", bus.ErrTooLarge)
 	ErrIdleTimeout   = errors.New("netbus: peer idle for too long")
 	ErrShutdown      = errors.New("netbus: peer shut down")
+	// ErrInDoubt is the reason, with bus.ErrPeerGone, of a tell or publish
+	// handed back after a broken connection had written it whole but the
+	// peer had not acknowledged it: it may or may not have been processed.
+	ErrInDoubt = errors.New("netbus: message in doubt")
 )
 
 // closeCode is the reason carried in the first byte of a close frame.

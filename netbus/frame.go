@@ -19,7 +19,7 @@ const frameHeaderLen = 6
 // Frame types.
 const (
 	frameData    byte = 1 // payload: one binary envelope (bus.Envelope.AppendBinary), maybe compressed
-	framePing    byte = 2 // heartbeat; empty payload
+	framePing    byte = 2 // heartbeat; payload: empty, or the data frames read so far (acknowledgement)
 	frameClose   byte = 3 // the sender closes: 1 byte close code, then UTF-8 reason
 	frameAuth    byte = 4 // handshake: HMAC proof (32 bytes, or empty without a secret)
 	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
@@ -55,6 +55,29 @@ func putFrameHeader(b []byte, typ, flags byte, n int) {
 	b[4], b[5] = typ, flags
 }
 
+// pingAckLen is the length of a ping's payload when it carries an
+// acknowledgement: how many data frames the sender has read on this
+// connection, a big-endian uint64.
+const pingAckLen = 8
+
+// appendPing appends a ping acknowledging the first read data frames.
+func appendPing(dst []byte, read uint64) []byte {
+	dst = appendFrameHeader(dst, framePing, 0, pingAckLen)
+	return binary.BigEndian.AppendUint64(dst, read)
+}
+
+// parsePing returns the acknowledgement a ping's payload carries; ok is
+// false for an empty payload, which acknowledges nothing.
+func parsePing(p []byte) (read uint64, ok bool, err error) {
+	switch len(p) {
+	case 0:
+		return 0, false, nil
+	case pingAckLen:
+		return binary.BigEndian.Uint64(p), true, nil
+	}
+	return 0, false, fmt.Errorf("%w: %d-byte ping", ErrBadFrame, len(p))
+}
+
 // appendCloseFrame appends a close frame telling the peer why.
 func appendCloseFrame(dst []byte, err error) []byte {
 	reason := err.Error()
@@ -86,7 +109,11 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 		if n == 0 {
 			return 0, 0, 0, fmt.Errorf("%w: empty data frame", ErrBadFrame)
 		}
-	case framePing, frameReady:
+	case framePing:
+		if flags != 0 || n != 0 && n != pingAckLen {
+			return 0, 0, 0, fmt.Errorf("%w: ping frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
+		}
+	case frameReady:
 		if flags != 0 || n != 0 {
 			return 0, 0, 0, fmt.Errorf("%w: type %d frame with flags %#x and %d bytes", ErrBadFrame, typ, flags, n)
 		}

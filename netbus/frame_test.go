@@ -28,7 +28,9 @@ func TestFrameHeader(t *testing.T) {
 		{"both compressions", appendFrameHeader(nil, frameData, 3, 1), ErrBadFrame},
 		{"unknown flag", appendFrameHeader(nil, frameData, 8, 1), ErrBadFrame},
 		{"empty data", appendFrameHeader(nil, frameData, 0, 0), ErrBadFrame},
-		{"ping with payload", appendFrameHeader(nil, framePing, 0, 1), ErrBadFrame},
+		{"ping with an ack", appendFrameHeader(nil, framePing, 0, pingAckLen), nil},
+		{"ping with 1 byte", appendFrameHeader(nil, framePing, 0, 1), ErrBadFrame},
+		{"ping with 9 bytes", appendFrameHeader(nil, framePing, 0, 9), ErrBadFrame},
 		{"empty close", appendFrameHeader(nil, frameClose, 0, 0), ErrBadFrame},
 		{"huge auth", appendFrameHeader(nil, frameAuth, 0, 65), ErrBadFrame},
 	}
@@ -112,6 +114,7 @@ func FuzzFrameDecoder(f *testing.F) {
 	}
 	f.Add(appendCloseFrame(nil, ErrAuth))
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
+	f.Add(appendPing(nil, 1<<40))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr := frameReader{r: bytes.NewReader(data), max: 1 << 12}
 		var scratch []byte
@@ -128,6 +131,14 @@ func FuzzFrameDecoder(f *testing.F) {
 				var e bus.Envelope
 				if err := c.decodeData(&e, flags, p, &scratch, nil); err == nil && len(e.Body) > 1<<16 {
 					t.Fatalf("body of %d bytes", len(e.Body))
+				}
+			case framePing:
+				read, ok, err := parsePing(p)
+				if err != nil || ok != (len(p) == pingAckLen) || !ok && read != 0 {
+					t.Fatalf("ping of %d bytes gave %d, %v, %v", len(p), read, ok, err)
+				}
+				if ok && !bytes.Equal(appendPing(nil, read)[frameHeaderLen:], p) {
+					t.Fatalf("ping %x read as %d", p, read)
 				}
 			case frameClose:
 				if err := parseClose(p); !errors.Is(err, ErrRejected) {

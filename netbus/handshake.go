@@ -20,7 +20,7 @@ import (
 // socket or a timer.
 
 const (
-	protoVersion = 1
+	protoVersion = 2
 	helloFixed   = 70 // bytes of a hello before the codec name
 	maxCodecName = 64
 	nonceLen     = 32

@@ -127,7 +127,8 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 	}{
 		{[]byte("GET / HTTP/1.1\r\n"), ErrBadMagic},
 		{[]byte("XBU!"), ErrBadMagic},
-		{[]byte("XBUS\x02rest"), ErrVersion},
+		{[]byte("XBUS\x01rest"), ErrVersion}, // version 1: pings without acknowledgements
+		{[]byte("XBUS\x03rest"), ErrVersion},
 	} {
 		a := newHandshake(ac)
 		a.start()
