@@ -74,7 +74,7 @@ type conn struct {
 // without waiting for its heartbeat tick.
 const (
 	ackRing  = 1 << 16
-	ackEvery = ackRing / 4
+	ackEvery = 1024 // a 14-byte ping per 1024 data frames read
 )
 
 // countable reports whether a frame of kind k is one Host.Undelivered counts.
