@@ -402,3 +402,56 @@ func TestPeerThatTakesNoRepliesHoldsNoActor(t *testing.T) {
 		}
 	})
 }
+
+// countingCodec counts the bodies it encodes.
+type countingCodec struct {
+	bus.Codec
+	appends atomic.Int64
+}
+
+func (c *countingCodec) Append(dst []byte, v any) ([]byte, error) {
+	c.appends.Add(1)
+	return c.Codec.Append(dst, v)
+}
+
+// TestPublishEncodesOnce: a publish that goes to several peers over links
+// of one codec encodes its body once.
+func TestPublishEncodesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := bustest.NewNetwork()
+		cc := &countingCodec{Codec: codec.Binary()}
+		b := newBus(t, n.Transport(bustest.Config{Addr: "b", Codec: codec.Binary()}))
+		c := newBus(t, n.Transport(bustest.Config{Addr: "c", Codec: codec.Binary()}))
+		a := newBus(t, n.Transport(bustest.Config{Addr: "a", Peers: []string{"b", "c"}, Codec: cc}))
+		var subs []*bus.Subscription
+		for _, x := range []*bus.Bus{b, c} {
+			sub, err := x.Subscribe(context.Background(), "t.>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, sub)
+		}
+		synctest.Wait() // links up, interest known on a
+		if len(a.Links()) != 2 {
+			t.Fatalf("a has %d links, want 2", len(a.Links()))
+		}
+		before := cc.appends.Load()
+		if err := a.Publish("t.x", "tick"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for i, sub := range subs {
+			select {
+			case m := <-sub.Messages():
+				if m.Msg != "tick" {
+					t.Fatalf("subscriber %d got %v", i, m.Msg)
+				}
+			default:
+				t.Fatalf("subscriber %d got nothing", i)
+			}
+		}
+		if got := cc.appends.Load() - before; got != 1 {
+			t.Fatalf("a publish to two peers encoded its body %d times, want once", got)
+		}
+	})
+}
