@@ -60,16 +60,7 @@ func (h *spyHost) Deliver(l bus.Link, env *bus.Envelope) {
 // completes an ask: A accepts a reply only from the link its ask went on.
 func TestForgedRepliesAreIgnored(t *testing.T) {
 	newBus := func(name string, tr bus.Transport) *bus.Bus {
-		b, err := bus.New(bus.WithName(name), bus.WithLogger(quiet), bus.WithTransport(tr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			b.Close(ctx)
-		})
-		return b
+		return linkedBus(t, bus.WithName(name), bus.WithTransport(tr))
 	}
 	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
 	a := newBus("a", at)
