@@ -16,7 +16,7 @@ import (
 // sentinel (errors.Is(err, ErrVersion) holds on both sides). Refusals that
 // retrying cannot heal (ErrBadMagic, ErrVersion, ErrAuth, ErrCodecMismatch,
 // a hello that breaks the rules, a TLS certificate refused) wrap
-// bus.ErrRefused: a keeper stops redialing on them.
+// bus.ErrRefused: the bus stops redialing on them (bus.Connect).
 var (
 	ErrClosed        = errors.New("netbus: transport closed")
 	ErrBadMagic      = fmt.Errorf("netbus: bad magic: peer does not speak the xbus protocol: %w", bus.ErrRefused)

@@ -124,9 +124,9 @@ func (t *Transport) Addrs() []string {
 	return out
 }
 
-// Close stops accepting, ends dials in progress, closes every link (each reported with
-// LinkDown; peers are told the node shut down) and waits for the
-// transport's goroutines, or for ctx. It may be called more than once.
+// Close stops accepting, ends dials in progress, closes every link (each
+// reported with LinkDown; peers are told the node shut down) and waits for
+// the transport's goroutines, or for ctx. It may be called more than once.
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
 	first := !t.closed
