@@ -4,8 +4,8 @@ import "time"
 
 // Liveness. Each process's reader bumps a counter in its own segment, the
 // heartbeat, whenever it runs: after every batch of records it consumes and
-// before every futex sleep, which lasts at most beatEvery of the peer's
-// timeout. A process that is stopped (SIGSTOP, a debugger) or wedged stops
+// before every futex sleep, which lasts at most 1/beatsPerTimeout of either
+// side's timeout (parkSliceFor). A process that is stopped (SIGSTOP, a debugger) or wedged stops
 // bumping; one that is idle keeps bumping from its parked reader. The peer
 // reads the counter when its own reader wakes and while a sender waits for
 // room in the ring, and declares the link dead once the counter has not

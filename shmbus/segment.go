@@ -7,8 +7,9 @@ import (
 )
 
 // A segment is the shared memory one process writes; its peer maps it
-// read-only, and cannot map it writable (shmsys.CreateSegment seals it). Layout (little endian; every word on its own 128-byte line so
-// that producers and consumer never share a cache line, or its neighbour):
+// read-only, and cannot map it writable (shmsys.CreateSegment seals it).
+// Layout (little endian; every word on its own 128-byte line so that
+// producers and consumer never share a cache line, or its neighbour):
 //
 //	offset    0  magic    [8]byte "xbusshm1"
 //	offset    8  version  uint32

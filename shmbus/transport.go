@@ -154,7 +154,8 @@ func (t *Transport) Start(h bus.Host) error {
 func (t *Transport) Schemes() []string { return []string{"shm"} }
 
 // listenUnix listens on path, replacing a socket file left by a dead process
-// (one nobody accepts on).
+// (one nobody accepts on). netbus's listen does the same for its Unix
+// sockets; the bus imports no transport, so each keeps its own few lines.
 func listenUnix(path string) (*net.UnixListener, error) {
 	addr := &net.UnixAddr{Name: path, Net: "unix"}
 	ln, err := net.ListenUnix("unix", addr)
