@@ -1,7 +1,6 @@
 package netbus_test
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -23,31 +22,17 @@ func conformance(listen func(t *testing.T) string, cfg netbus.Config) bustest.Ma
 		cb.Listen = []string{listen(t)}
 		trB := netbus.New(cb)
 		tapB := bustest.NewTap(trB)
-		B := startBus(t, tapB, b)
+		B := bustest.NewBus(t, tapB, b...)
 		ca := cfg
 		ca.Peers = trB.Addrs()
 		trA := netbus.New(ca)
 		tapA := bustest.NewTap(trA)
-		A := startBus(t, tapA, append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond)))
+		A := bustest.NewBus(t, tapA, append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond))...)
 		return bustest.Pair{A: A, B: B,
 			Break: func() { bustest.Break(errBroken, tapA, tapB) },
 			Heal:  func() { bustest.Heal(tapA, tapB) },
 		}
 	}
-}
-
-func startBus(t *testing.T, tr bus.Transport, opts []bus.Option) *bus.Bus {
-	t.Helper()
-	b, err := bus.New(append(opts, bus.WithTransport(tr))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Close(ctx)
-	})
-	return b
 }
 
 func listenTCP(*testing.T) string { return "tcp://127.0.0.1:0" }

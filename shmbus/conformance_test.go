@@ -3,7 +3,6 @@
 package shmbus_test
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -32,27 +31,13 @@ func conformance(cfg shmbus.Config) bustest.Maker {
 		cb, ca := cfg, cfg
 		cb.Listen, ca.Dial = path, []string{path}
 		tapB := bustest.NewTap(shmbus.New(cb))
-		B := startBus(t, tapB, b)
+		B := bustest.NewBus(t, tapB, b...)
 		tapA := bustest.NewTap(shmbus.New(ca))
-		A := startBus(t, tapA, append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond)))
+		A := bustest.NewBus(t, tapA, append(a, bus.WithBackoff(time.Millisecond, 20*time.Millisecond))...)
 		broken := errors.New("link broken by the test")
 		return bustest.Pair{A: A, B: B,
 			Break: func() { bustest.Break(broken, tapA, tapB) },
 			Heal:  func() { bustest.Heal(tapA, tapB) },
 		}
 	}
-}
-
-func startBus(t *testing.T, tr bus.Transport, opts []bus.Option) *bus.Bus {
-	t.Helper()
-	b, err := bus.New(append(opts, bus.WithTransport(tr))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Close(ctx)
-	})
-	return b
 }

@@ -32,9 +32,9 @@ func TestLedgerAbruptClose(t *testing.T) {
 		cfg := shmbus.Config{RingSize: shmbus.MinRingSize}
 		cb, ca := cfg, cfg
 		cb.Listen, ca.Dial = path, []string{path}
-		B := startBus(t, shmbus.New(cb), nil)
+		B := bustest.NewBus(t, shmbus.New(cb))
 		tapA := bustest.NewTap(shmbus.New(ca))
-		A := startBus(t, tapA, []bus.Option{bus.WithBackoff(time.Millisecond, 20*time.Millisecond)})
+		A := bustest.NewBus(t, tapA, bus.WithBackoff(time.Millisecond, 20*time.Millisecond))
 		var processed atomic.Int64
 		stall := make(chan struct{})
 		B.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
@@ -115,7 +115,7 @@ func runSender(path string) {
 // returns, so one more than it reported may have been accepted.
 func TestLedgerKilledSender(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "b.sock")
-	B := startBus(t, shmbus.New(shmbus.Config{Listen: path, RingSize: shmbus.MinRingSize}), nil)
+	B := bustest.NewBus(t, shmbus.New(shmbus.Config{Listen: path, RingSize: shmbus.MinRingSize}))
 	var processed atomic.Int64
 	stall := make(chan struct{})
 	B.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {

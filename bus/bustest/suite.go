@@ -35,6 +35,22 @@ type Pair struct {
 // the link itself.
 type Maker func(t *testing.T, a, b []bus.Option) Pair
 
+// NewBus is a Maker's helper: it creates a bus with opts on tr
+// (bus.WithTransport) and closes it, within ten seconds, when t ends.
+func NewBus(t testing.TB, tr bus.Transport, opts ...bus.Option) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(append(opts, bus.WithTransport(tr))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.Close(ctx)
+	})
+	return b
+}
+
 // Message types the suite sends between its buses. Both register Msg; only
 // A registers Unregistered.
 type (
