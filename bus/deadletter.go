@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 )
 
@@ -62,9 +61,5 @@ func (b *Bus) Undelivered(l Link, env *Envelope, err error) {
 	if env.Kind != KindTell && env.Kind != KindPublish {
 		return
 	}
-	reason := ErrPeerGone
-	if err != nil {
-		reason = fmt.Errorf("%w: %w", ErrPeerGone, err)
-	}
-	b.deadLetter(nil, env.To, env.From, reason)
+	b.deadLetter(nil, env.To, env.From, peerGone(err))
 }

@@ -195,10 +195,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 	b.peersMu.Unlock()
 	b.routesMu.Unlock()
 
-	reason := fmt.Errorf("%w: %w", ErrPeerGone, err)
-	if err == nil {
-		reason = ErrPeerGone
-	}
+	reason := peerGone(err)
 	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
 		return pa.link == l || (gone && pa.call.peer == pr)
 	}) {
@@ -250,17 +247,32 @@ func (b *Bus) linkTo(node NodeID) (*peer, Link) {
 	return n.pr, n.l
 }
 
+// noLinkTo is the error of a send to to when this node has no link to its
+// node.
+func noLinkTo(to Ref) error {
+	return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
+}
+
+// peerGone is the reason given for what a link's end, with err, leaves
+// undone.
+func peerGone(err error) error {
+	if err == nil {
+		return ErrPeerGone
+	}
+	return fmt.Errorf("%w: %w", ErrPeerGone, err)
+}
+
 // tellRemote sends a tell to node, bounded by ctx or, when ctx has no
 // deadline, by the bus's send timeout.
 func (b *Bus) tellRemote(ctx context.Context, to Ref, from Ref, msg any) error {
 	pr, l := b.linkTo(to.Node)
 	if l == nil {
-		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
+		return noLinkTo(to)
 	}
 	e := pr.gate.enter()
 	defer pr.gate.exit(e)
 	if _, l = b.linkTo(to.Node); l == nil { // looked up again inside the gate
-		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
+		return noLinkTo(to)
 	}
 	o := getOutgoing()
 	o.env = Envelope{Kind: KindTell, From: from, To: to, Msg: msg}
@@ -338,7 +350,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	}
 	if l == nil {
 		b.putCall(call)
-		return fmt.Errorf("%w: %s: %w %s", ErrNoRoute, to, errNoLink, to.Node.Short())
+		return noLinkTo(to)
 	}
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
