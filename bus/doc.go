@@ -116,10 +116,12 @@
 // ErrBadEnvelope and is a dead letter. So every message sent to another
 // node is processed, refused to its sender, or a dead letter on one of the
 // two nodes, also when the sender closes its bus or link (what its links
-// accepted is flushed first). Not yet counted: what a link had accepted and
-// not delivered when it breaks (the peer dies, the link times out) or when
-// the receiving side closes it. A sender that must know its message was
-// taken uses Ask.
+// accepted is flushed first). When a link breaks (the peer dies, the link
+// times out), a tell or publish it had accepted and the peer did not take is
+// a dead letter with ErrPeerGone (on a socket, one the peer never
+// acknowledged is counted in doubt: it may have been processed). Not yet
+// counted: what a link had accepted when the receiving side closes it. A
+// sender that must know its message was taken uses Ask.
 //
 // # Example
 //
