@@ -125,12 +125,22 @@ func (t *Types) appendErrorBody(env *Envelope, msg any, dst []byte) []byte {
 	if err == nil {
 		err = fmt.Errorf("%v", msg)
 	}
-	env.Type = t.errorName(err)
-	dst = binary.AppendUvarint(dst, uint64(CodeOf(err)))
+	code, name, text := t.errorParts(err)
+	env.Type = name
+	dst = binary.AppendUvarint(dst, uint64(code))
+	return append(dst, text...)
+}
+
+// errorParts returns what err travels as: its code, the name of its
+// registered application error (or ""), and its text, a *RemoteError's
+// relayed as it came.
+func (t *Types) errorParts(err error) (code Code, name, text string) {
 	if re, ok := err.(*RemoteError); ok {
-		return append(dst, re.Text...) // relayed as it came
+		text = re.Text
+	} else {
+		text = err.Error()
 	}
-	return append(dst, err.Error()...)
+	return CodeOf(err), t.errorName(err), text
 }
 
 // decodeErrorBody is the reverse of appendErrorBody. Any code decodes,

@@ -99,10 +99,8 @@ func (b *Bus) watchedFrom(l Link, m *sysWatch) {
 func (b *Bus) tellStopped(node NodeID, ref Ref, reason error) {
 	m := &sysStopped{ID: ref.ID}
 	if reason != nil {
-		m.Failed, m.Code, m.Err, m.Text = true, CodeOf(reason), b.types.errorName(reason), reason.Error()
-		if re, ok := reason.(*RemoteError); ok {
-			m.Text = re.Text
-		}
+		m.Failed = true
+		m.Code, m.Err, m.Text = b.types.errorParts(reason)
 	}
 	b.tellPeer(node, m)
 }
