@@ -15,6 +15,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/unixsock"
 	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
@@ -154,21 +155,16 @@ func (t *Transport) Start(h bus.Host) error {
 func (t *Transport) Schemes() []string { return []string{"shm"} }
 
 // listenUnix listens on path, replacing a socket file left by a dead process
-// (one nobody accepts on). netbus's listen does the same for its Unix
-// sockets; the bus imports no transport, so each keeps its own few lines.
+// (one nobody accepts on); a live listener's socket, or any other file, is
+// left alone.
 func listenUnix(path string) (*net.UnixListener, error) {
 	addr := &net.UnixAddr{Name: path, Net: "unix"}
 	ln, err := net.ListenUnix("unix", addr)
-	if err != nil {
-		if c, derr := net.Dial("unix", path); derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("shmbus: listen %s: %w", path, err)
-		}
-		os.Remove(path)
+	if err != nil && unixsock.Retry(path, err) {
 		ln, err = net.ListenUnix("unix", addr)
-		if err != nil {
-			return nil, fmt.Errorf("shmbus: listen %s: %w", path, err)
-		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shmbus: listen %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(true)
 	return ln, nil
