@@ -310,17 +310,17 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 		return nil
 	}
 	b.peersMu.RLock()
-	var links []Link
+	var peers []*peer
 	for _, pr := range b.peers {
 		for _, pat := range pr.interest {
 			if matchSubject(pat, subject) {
-				links = append(links, pr.links[0])
+				peers = append(peers, pr)
 				break
 			}
 		}
 	}
 	b.peersMu.RUnlock()
-	if len(links) == 0 {
+	if len(peers) == 0 {
 		return nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -328,5 +328,5 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 		ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
 		defer cancel()
 	}
-	return b.sendEncoded(ctx, links, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
+	return b.sendEncoded(ctx, peers, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
 }

@@ -312,28 +312,36 @@ type encoded struct {
 	body  []byte
 }
 
-// sendEncoded sends env to every link in links, encoding its body once per
-// distinct codec. It returns the first error.
-func (b *Bus) sendEncoded(ctx context.Context, links []Link, env *Envelope) error {
+// sendEncoded sends env to each peer in peers on its nearest link, encoding
+// its body once per distinct codec, each send inside the peer's gate as a
+// tell's is (a switch to a nearer link keeps the sender's order). It
+// returns the first error.
+func (b *Bus) sendEncoded(ctx context.Context, peers []*peer, env *Envelope) error {
 	var first error
 	var encs []encoded
-	for _, l := range links {
+	send := func(pr *peer) error {
+		e := pr.gate.enter()
+		defer pr.gate.exit(e)
+		_, l := b.linkTo(pr.id)
+		if l == nil {
+			return nil // gone since it was chosen: its interest went with it
+		}
 		c := l.Codec()
 		name := c.Name()
 		i := slices.IndexFunc(encs, func(e encoded) bool { return e.codec == name })
 		if i < 0 {
 			body, err := b.types.EncodeBody(c, env, nil)
 			if err != nil {
-				if first == nil {
-					first = err
-				}
-				continue
+				return err
 			}
 			encs = append(encs, encoded{name, env.Type, body})
 			i = len(encs) - 1
 		}
 		env.Type, env.Body = encs[i].typ, encs[i].body
-		if err := l.Send(ctx, env); err != nil && first == nil {
+		return l.Send(ctx, env)
+	}
+	for _, pr := range peers {
+		if err := send(pr); err != nil && first == nil {
 			first = err
 		}
 	}
