@@ -21,21 +21,10 @@ func TestRemoteWatchSeesStopWhileNodeLives(t *testing.T) {
 	}
 	waitFor(t, client, "target")
 	missing := bus.Ref{Node: server.NodeID(), Name: "missing", ID: 1 << 40}
-	terminated := make(chan bus.Terminated, 2)
-	watching := make(chan struct{})
-	if _, err := client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
-		switch m := msg.(type) {
-		case bus.Started:
-			c.Watch(target)
-			c.Watch(missing)
-			close(watching)
-		case bus.Terminated:
-			terminated <- m
-		}
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
+	terminated, watching := spawnWatcher(t, client, func(c *bus.Context) {
+		c.Watch(target)
+		c.Watch(missing)
+	})
 	next := func(what string) bus.Terminated {
 		t.Helper()
 		select {
@@ -74,22 +63,11 @@ func TestRemoteUnwatch(t *testing.T) {
 	dropped, _ := server.Register("dropped", idle)
 	kept, _ := server.Register("kept", idle)
 	waitFor(t, client, "kept")
-	terminated := make(chan bus.Terminated, 2)
-	watching := make(chan struct{})
-	if _, err := client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
-		switch m := msg.(type) {
-		case bus.Started:
-			c.Watch(dropped)
-			c.Watch(kept)
-			c.Unwatch(dropped)
-			close(watching)
-		case bus.Terminated:
-			terminated <- m
-		}
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
+	terminated, watching := spawnWatcher(t, client, func(c *bus.Context) {
+		c.Watch(dropped)
+		c.Watch(kept)
+		c.Unwatch(dropped)
+	})
 	<-watching
 	// Stopped in this order, the notices come in this order on the link.
 	if err := server.Stop(dropped); err != nil {
@@ -106,4 +84,25 @@ func TestRemoteUnwatch(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no Terminated for the actor still watched")
 	}
+}
+
+// spawnWatcher spawns on b an actor that, once started, calls watch and then
+// closes watching; it passes on every Terminated it gets (up to two held).
+func spawnWatcher(t *testing.T, b *bus.Bus, watch func(c *bus.Context)) (terminated <-chan bus.Terminated, watching <-chan struct{}) {
+	t.Helper()
+	term := make(chan bus.Terminated, 2)
+	w := make(chan struct{})
+	if _, err := b.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Started:
+			watch(c)
+			close(w)
+		case bus.Terminated:
+			term <- m
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	return term, w
 }
