@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
@@ -116,7 +117,7 @@ func TestSecondLinkProvesItself(t *testing.T) {
 	c.Register("svc", replier("c"))
 	waitFor(t, s, "svc")
 	for _, b := range []*bus.Bus{s, c} {
-		waitLinks(t, b, "both links ready", func(ls []bus.LinkInfo) bool {
+		bustest.WaitLinks(t, b, "both links ready", func(ls []bus.LinkInfo) bool {
 			n := 0
 			for _, l := range ls {
 				if l.State == bus.LinkReady {
@@ -129,16 +130,4 @@ func TestSecondLinkProvesItself(t *testing.T) {
 	if e, ok := events.find(func(i bus.LinkInfo) bool { return i.State == bus.LinkRefused }); ok {
 		t.Fatalf("a link of the same node was refused: %+v", e)
 	}
-}
-
-// waitLinks polls b.Links until ok holds for them.
-func waitLinks(t *testing.T, b *bus.Bus, what string, ok func([]bus.LinkInfo) bool) {
-	t.Helper()
-	for range 2000 {
-		if ok(b.Links()) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s: links %+v", what, b.Links())
 }

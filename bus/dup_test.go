@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
@@ -44,8 +45,8 @@ func crossDial(t *testing.T, scheme string, i int) {
 	wg.Go(func() { b.Connect(aT.Addrs()[0]) })
 	wg.Wait()
 	one := func(ls []bus.LinkInfo) bool { return len(ls) == 1 && ls[0].State == bus.LinkReady }
-	waitLinks(t, a, "a ends with one link", one)
-	waitLinks(t, b, "b ends with one link", one)
+	bustest.WaitLinks(t, a, "a ends with one link", one)
+	bustest.WaitLinks(t, b, "b ends with one link", one)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	waitFor(t, a, "b")

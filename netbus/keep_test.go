@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 )
 
 // quietLog keeps the relink tests' expected warnings out of the output.
@@ -24,18 +25,6 @@ func freeTCP(t *testing.T) string {
 	}
 	defer ln.Close()
 	return "tcp://" + ln.Addr().String()
-}
-
-// waitLinks polls b.Links until ok holds for them.
-func waitLinks(t *testing.T, b *bus.Bus, what string, ok func([]bus.LinkInfo) bool) {
-	t.Helper()
-	for range 2000 {
-		if ok(b.Links()) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s: links %+v", what, b.Links())
 }
 
 // A client started before its server keeps dialing until the server is up,
@@ -53,7 +42,7 @@ func TestBusKeepsAddressLinked(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close(context.Background())
-		waitLinks(t, client, "dialing a server that is not up", func(ls []bus.LinkInfo) bool {
+		bustest.WaitLinks(t, client, "dialing a server that is not up", func(ls []bus.LinkInfo) bool {
 			return len(ls) == 1 && ls[0].State == bus.LinkDialing && ls[0].Attempts >= 2
 		})
 		for gen := range 3 {
@@ -79,7 +68,7 @@ func TestBusKeepsAddressLinked(t *testing.T) {
 				t.Fatalf("server %d: links %+v", gen, ls)
 			}
 			srv.Close(context.Background())
-			waitLinks(t, client, "after the server closed", func(ls []bus.LinkInfo) bool {
+			bustest.WaitLinks(t, client, "after the server closed", func(ls []bus.LinkInfo) bool {
 				return len(ls) == 1 && ls[0].State == bus.LinkDialing
 			})
 		}

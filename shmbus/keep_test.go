@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/shmbus"
 )
 
@@ -25,7 +26,7 @@ func TestBusKeepsShmLinked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close(context.Background())
-	waitLinks(t, client, "dialing a server that is not up", func(ls []bus.LinkInfo) bool {
+	bustest.WaitLinks(t, client, "dialing a server that is not up", func(ls []bus.LinkInfo) bool {
 		return len(ls) == 1 && ls[0].State == bus.LinkDialing && ls[0].Attempts >= 2
 	})
 	for gen := range 3 {
@@ -51,20 +52,8 @@ func TestBusKeepsShmLinked(t *testing.T) {
 			t.Fatalf("server %d: links %+v", gen, ls)
 		}
 		srv.Close(context.Background())
-		waitLinks(t, client, "after the server closed", func(ls []bus.LinkInfo) bool {
+		bustest.WaitLinks(t, client, "after the server closed", func(ls []bus.LinkInfo) bool {
 			return len(ls) == 1 && ls[0].State == bus.LinkDialing
 		})
 	}
-}
-
-// waitLinks polls b.Links until ok holds for them.
-func waitLinks(t *testing.T, b *bus.Bus, what string, ok func([]bus.LinkInfo) bool) {
-	t.Helper()
-	for range 2000 {
-		if ok(b.Links()) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s: links %+v", what, b.Links())
 }

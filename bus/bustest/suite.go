@@ -51,6 +51,19 @@ func NewBus(t testing.TB, tr bus.Transport, opts ...bus.Option) *bus.Bus {
 	return b
 }
 
+// WaitLinks polls b.Links until ok holds for them, failing t with what after
+// ten seconds.
+func WaitLinks(t testing.TB, b *bus.Bus, what string, ok func([]bus.LinkInfo) bool) {
+	t.Helper()
+	for range 2000 {
+		if ok(b.Links()) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s: links %+v", what, b.Links())
+}
+
 // Message types the suite sends between its buses. Both register Msg; only
 // A registers Unregistered.
 type (
