@@ -1,0 +1,78 @@
+package placement
+
+// LeastConnections sends each call to the instance with the fewest calls in
+// flight, preferring nearer ones: each step of distance (same process →
+// same host → remote) counts as Margin calls in flight. A same-process
+// instance thus wins over a same-host one unless it has more than Margin
+// more calls in flight, and over a remote one unless it has more than
+// 2×Margin more. Of two instances equal after weighing, the nearer wins;
+// ties between equally near ones go to one of them at random.
+//
+// Above P2C instances it samples two at random and takes the better of the
+// two (power of two choices): the cost of a call stays constant and the
+// load still evens out, where a full scan would cost one read per instance.
+type LeastConnections struct {
+	// Margin is how many calls in flight one step of distance is worth;
+	// zero means DefaultMargin, negative means locality only breaks ties.
+	Margin int64
+	// P2C is the number of instances above which two are sampled instead
+	// of all scanned; zero means DefaultP2C.
+	P2C int
+}
+
+const (
+	DefaultMargin = 2
+	DefaultP2C    = 16
+)
+
+func (s LeastConnections) margin() int64 {
+	switch {
+	case s.Margin == 0:
+		return DefaultMargin
+	case s.Margin < 0:
+		return 0
+	}
+	return s.Margin
+}
+
+// cost is in's load weighed by its distance, scaled so that the distance
+// alone breaks a tie between a nearer and a farther instance.
+func cost(in *Instance, margin int64) int64 {
+	loc := int64(in.Locality)
+	return 4*(in.Stats.InFlight()+margin*loc) + loc
+}
+
+// Pick implements Strategy.
+func (s LeastConnections) Pick(in []Instance, c Call) int {
+	if len(in) == 1 {
+		return 0
+	}
+	m := s.margin()
+	r := rng(c.Rand)
+	p2c := s.P2C
+	if p2c <= 0 {
+		p2c = DefaultP2C
+	}
+	if len(in) > p2c {
+		i, j := r.two(len(in))
+		ci, cj := cost(&in[i], m), cost(&in[j], m)
+		if cj < ci || (cj == ci && r.next()&1 == 0) {
+			return j
+		}
+		return i
+	}
+	best, bestCost, ties := 0, cost(&in[0], m), uint64(1)
+	for i := 1; i < len(in); i++ {
+		ci := cost(&in[i], m)
+		switch {
+		case ci < bestCost:
+			best, bestCost, ties = i, ci, 1
+		case ci == bestCost:
+			ties++
+			if r.next()%ties == 0 { // reservoir: each tied instance equally likely
+				best = i
+			}
+		}
+	}
+	return best
+}

@@ -1,0 +1,48 @@
+package placement
+
+import "time"
+
+// maxAttempts bounds how many times Pick asks a strategy before it looks
+// for an instance that is in by itself.
+const maxAttempts = 4
+
+// Pick chooses the instance of in (at least one) for call c with s,
+// skipping the instances whose health keeps them out at now: it asks s
+// again with Attempt raised (and fresh random bits) up to a few times, then
+// takes the first instance that is in, from a random start. When every
+// instance is out it returns s's first choice: health alone never leaves a
+// name without a route. It tells the chosen instance's Health it was
+// picked, which makes the call a probe when the instance is half-open, and
+// reports that too.
+func Pick(s Strategy, in []Instance, c Call, now time.Time, p HealthPolicy) (i int, probe bool) {
+	first := -1
+	r := rng(c.Rand)
+	for a := range maxAttempts {
+		c.Attempt = a
+		if a > 0 {
+			c.Rand = r.next()
+		}
+		i = s.Pick(in, c)
+		if i < 0 || i >= len(in) {
+			i = 0 // a strategy's bad answer does not stop the call
+		}
+		h := &in[i].Stats.Health
+		if h.In(now) {
+			return i, h.Picked(now, p)
+		}
+		if first < 0 {
+			first = i
+		}
+		if len(in) == 1 {
+			break
+		}
+	}
+	start := r.below(len(in))
+	for k := range in {
+		j := (start + k) % len(in)
+		if h := &in[j].Stats.Health; h.In(now) {
+			return j, h.Picked(now, p)
+		}
+	}
+	return first, false
+}
