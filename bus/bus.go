@@ -65,7 +65,8 @@ type Bus struct {
 
 	dead deadLetters
 
-	lk linkTable // kept addresses and the links that are up
+	lk   linkTable      // kept addresses and the links that are up
+	disc discoveryTable // what discovery found
 
 	closing   atomic.Bool
 	closed    chan struct{}
@@ -144,6 +145,14 @@ func New(opts ...Option) (*Bus, error) {
 		for _, s := range b.transports {
 			_ = s.Close(context.Background())
 		}
+		return nil, err
+	}
+	if err := b.startDiscovery(cfg.discovery); err != nil {
+		b.lk.closeLinks(b)
+		for _, s := range b.transports {
+			_ = s.Close(context.Background())
+		}
+		b.workers.close()
 		return nil, err
 	}
 	return b, nil
@@ -346,7 +355,7 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if from == nil && b.closing.Load() {
 		return ErrClosed
 	}
-	p, remote, err := b.target(to)
+	p, remote, err := b.targetWait(ctx, to)
 	if err != nil {
 		return err
 	}
@@ -369,7 +378,7 @@ func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 	if b.closing.Load() {
 		return nil, ErrClosed
 	}
-	p, remote, err := b.target(to)
+	p, remote, err := b.targetWait(ctx, to)
 	if err != nil {
 		return nil, err
 	}
@@ -466,6 +475,7 @@ func (b *Bus) Close(ctx context.Context) error {
 
 func (b *Bus) shutdown(ctx context.Context) error {
 	b.closing.Store(true)
+	b.closeDiscovery()
 	var tops []*process // newest first: ids are handed out in start order
 	b.procs.each(true, func(p *process) {
 		if p.parent == nil {

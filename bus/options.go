@@ -18,6 +18,7 @@ type config struct {
 	mailbox    mailbox.Options
 
 	peers                []string
+	discovery            []Discovery
 	linkEvents           func(LinkInfo)
 	backoffLo, backoffHi time.Duration
 	proofTimeout         time.Duration

@@ -168,6 +168,7 @@ func (b *Bus) addName(p *process) {
 	b.routesMu.Lock()
 	b.addInstance(&instance{ref: p.ref, proc: p})
 	b.routesMu.Unlock()
+	b.selfChanged()
 	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, true) })
 }
 
@@ -177,6 +178,7 @@ func (b *Bus) removeName(p *process) {
 	b.routesMu.Lock()
 	b.removeInstances(p.ref.Name, func(in *instance) bool { return in.proc == p })
 	b.routesMu.Unlock()
+	b.selfChanged()
 	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, false) })
 }
 

@@ -151,6 +151,19 @@ func (t *Transport) Start(h bus.Host) error {
 	return nil
 }
 
+// Addrs returns the address the transport listens on, in the form
+// bus.Connect takes ("shm:///run/x.sock"); none when it does not listen.
+// It implements bus.Listener, so discovery announces it.
+func (t *Transport) Addrs() []string {
+	if t.cfg.Listen == "" {
+		return nil
+	}
+	if !strings.HasPrefix(t.cfg.Listen, "/") {
+		return []string{"shm:" + t.cfg.Listen}
+	}
+	return []string{"shm://" + t.cfg.Listen}
+}
+
 // Schemes implements bus.Transport: shmbus serves "shm".
 func (t *Transport) Schemes() []string { return []string{"shm"} }
 

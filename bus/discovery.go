@@ -1,0 +1,453 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Discovery is a source of peers: a static list, the runtime directory of
+// one host, DNS, NATS (packages under bus/discovery). The bus starts each
+// source given with WithDiscovery once its transports listen, and links
+// every node a source finds the nearest way it can (Connect), so that no
+// mesh is configured by hand.
+//
+// Start begins the source's work and returns; the source reports through d
+// from its own goroutines until Close. Close stops it and waits for its
+// goroutines; the bus calls it first thing in its own Close. A source that
+// announces this node reads what to announce from d.Self and re-reads it
+// each time d.Changed fires.
+type Discovery interface {
+	Start(ctx context.Context, d Discovered) error
+	Close() error
+}
+
+// Discovered is what a discovery source sees of the bus. *Bus implements it.
+// Its methods are safe for concurrent use and never block on I/O.
+type Discovered interface {
+	// Found reports a node: the bus keeps it linked through the nearest
+	// of its addresses it can dial, and knows its names before the link
+	// is up (an Ask to one of them waits for the link, bounded by its
+	// ctx). Reporting a node again refreshes it: its addresses and names
+	// are replaced and its TTL starts over.
+	Found(n NodeInfo)
+	// Lost reports that a node is gone: n.ID when known, otherwise any of
+	// n.Addrs names it. The bus stops keeping it linked.
+	Lost(n NodeInfo)
+	// Self is what this node announces: its id, host, the addresses its
+	// transports listen on and its registered names.
+	Self() NodeInfo
+	// Changed returns a channel closed at the next change of Self.
+	Changed() <-chan struct{}
+	// Logger is where the source logs.
+	Logger() *slog.Logger
+}
+
+// NodeInfo describes a node as discovery knows it.
+type NodeInfo struct {
+	// ID is the node's id; zero when only an address is known (a static
+	// list, a DNS answer): the link's handshake then tells it.
+	ID NodeID
+	// Host identifies the node's machine (HostID); empty when unknown. An
+	// address that only reaches the same host (shm, unix) is dialed only
+	// when Host is empty or equals this node's.
+	Host string
+	// Addrs are the node's listening addresses, in the form Connect takes
+	// ("shm:///run/x.sock", "unix:///run/x.sock", "tcp://host:7400").
+	Addrs []string
+	// Names are the names the node hosts, known before it is linked.
+	Names []string
+	// TTL is how long the report holds unless it is reported again; zero:
+	// until Lost.
+	TTL time.Duration
+}
+
+// Listener is implemented by a transport that accepts links: Addrs lists
+// its listening addresses, in the form Connect takes. Self announces them.
+type Listener interface {
+	Addrs() []string
+}
+
+// WithDiscovery adds discovery sources; see Discovery.
+func WithDiscovery(sources ...Discovery) Option {
+	return func(c *config) { c.discovery = append(c.discovery, sources...) }
+}
+
+// maxFound bounds the nodes the bus keeps from discovery, so a source that
+// reports garbage cannot grow the table without end.
+const maxFound = 4096
+
+// discoveryTable is what the bus learned from its sources. mu guards every
+// field; it is a leaf lock: Connect and Disconnect are called after it is
+// released.
+type discoveryTable struct {
+	mu      sync.Mutex
+	sources []Discovery
+	nodes   map[string]*foundNode // by nodeKey
+	known   map[string]int        // name → how many found nodes host it
+	changed chan struct{}         // closed at the next change of Self; nil until asked for
+	timer   *time.Timer           // fires at the earliest expiry
+	closed  bool
+	host    string
+}
+
+// foundNode is one node a source reported; linked are the addresses the bus
+// connected for it.
+type foundNode struct {
+	info    NodeInfo
+	linked  []string
+	expires time.Time // zero: never
+}
+
+// nodeKey is how the table names a node: by id when known, else by its
+// first address.
+func nodeKey(n NodeInfo) string {
+	if !n.ID.IsZero() {
+		return "id:" + n.ID.String()
+	}
+	if len(n.Addrs) > 0 {
+		return "addr:" + n.Addrs[0]
+	}
+	return ""
+}
+
+// startDiscovery starts the sources; New calls it after the transports.
+func (b *Bus) startDiscovery(sources []Discovery) error {
+	d := &b.disc
+	d.mu.Lock()
+	d.nodes, d.known, d.host = map[string]*foundNode{}, map[string]int{}, HostID()
+	d.mu.Unlock()
+	for i, s := range sources {
+		if s == nil {
+			return fmt.Errorf("bus: nil discovery source (the WithDiscovery source number %d of %d)", i+1, len(sources))
+		}
+	}
+	for _, s := range sources {
+		if err := s.Start(context.Background(), b); err != nil {
+			b.closeDiscovery()
+			return fmt.Errorf("bus: starting discovery source %T: %w", s, err)
+		}
+		d.mu.Lock()
+		d.sources = append(d.sources, s)
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+// closeDiscovery closes the sources, newest first; Close calls it before
+// anything else, so no source reports into a closing bus.
+func (b *Bus) closeDiscovery() {
+	d := &b.disc
+	d.mu.Lock()
+	d.closed = true
+	srcs := d.sources
+	d.sources = nil
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
+	for _, s := range slices.Backward(srcs) {
+		if err := s.Close(); err != nil {
+			b.log.Warn("closing discovery source", "source", fmt.Sprintf("%T", s), "err", err)
+		}
+	}
+}
+
+// Found implements Discovered.
+func (b *Bus) Found(n NodeInfo) {
+	if n.ID == b.id {
+		return
+	}
+	self := b.listenAddrs()
+	n.Addrs = slices.DeleteFunc(slices.Clone(n.Addrs), func(a string) bool { return slices.Contains(self, a) })
+	key := nodeKey(n)
+	if key == "" {
+		return // nothing to link and nothing to name it by
+	}
+	d := &b.disc
+	d.mu.Lock()
+	if d.closed || d.nodes == nil {
+		d.mu.Unlock()
+		return
+	}
+	f := d.nodes[key]
+	if f == nil && len(d.nodes) >= maxFound {
+		d.mu.Unlock()
+		b.log.Warn("discovery: too many nodes; ignoring one more", "max", maxFound, "addrs", n.Addrs)
+		return
+	}
+	var old []string
+	if f == nil {
+		f = &foundNode{}
+		d.nodes[key] = f
+	} else {
+		old = f.linked
+		for _, name := range f.info.Names {
+			d.unknow(name)
+		}
+	}
+	f.info = n
+	f.info.Names = slices.Compact(slices.Sorted(slices.Values(n.Names)))
+	for _, name := range f.info.Names {
+		d.known[name]++
+	}
+	f.linked = b.nearestAddrs(n, d.host)
+	f.expires = time.Time{}
+	if n.TTL > 0 {
+		f.expires = time.Now().Add(n.TTL)
+		d.arm(b, f.expires)
+	}
+	drop := d.unused(old, f.linked)
+	add := f.linked
+	d.mu.Unlock()
+	b.linkFound(add, drop)
+}
+
+// Lost implements Discovered.
+func (b *Bus) Lost(n NodeInfo) {
+	d := &b.disc
+	d.mu.Lock()
+	var gone []*foundNode
+	for k, f := range d.nodes {
+		if (!n.ID.IsZero() && f.info.ID == n.ID) || (n.ID.IsZero() && slices.ContainsFunc(n.Addrs, func(a string) bool { return slices.Contains(f.info.Addrs, a) })) {
+			delete(d.nodes, k)
+			gone = append(gone, f)
+		}
+	}
+	drop := d.forget(gone)
+	d.mu.Unlock()
+	b.linkFound(nil, drop)
+}
+
+// forget removes the names of gone and returns the addresses no other
+// found node still needs; d.mu must be held.
+func (d *discoveryTable) forget(gone []*foundNode) []string {
+	var drop []string
+	for _, f := range gone {
+		for _, name := range f.info.Names {
+			d.unknow(name)
+		}
+		drop = append(drop, d.unused(f.linked, nil)...)
+	}
+	return drop
+}
+
+func (d *discoveryTable) unknow(name string) {
+	if d.known[name]--; d.known[name] <= 0 {
+		delete(d.known, name)
+	}
+}
+
+// unused returns the addresses of old that neither keep nor any found node
+// links; d.mu must be held.
+func (d *discoveryTable) unused(old, keep []string) []string {
+	var out []string
+	for _, a := range old {
+		if slices.Contains(keep, a) {
+			continue
+		}
+		used := false
+		for _, f := range d.nodes {
+			if slices.Contains(f.linked, a) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// linkFound connects add and disconnects drop, outside every lock of the
+// discovery table.
+func (b *Bus) linkFound(add, drop []string) {
+	for _, a := range drop {
+		b.Disconnect(a)
+	}
+	for _, a := range add {
+		if err := b.Connect(a); err != nil && !errors.Is(err, ErrClosed) {
+			b.log.Warn("discovery: cannot link a found node", "addr", a, "err", err)
+		}
+	}
+}
+
+// nearestAddrs picks the addresses of n the bus links: those of the nearest
+// scheme this bus dials, leaving out same-host schemes when n is on
+// another host.
+func (b *Bus) nearestAddrs(n NodeInfo, host string) []string {
+	best, rank := []string(nil), -1
+	for _, a := range n.Addrs {
+		s, err := b.lk.schemeOf(a)
+		if err != nil {
+			continue
+		}
+		r := schemeRank(s)
+		if (s == "shm" || s == "unix") && n.Host != "" && n.Host != host {
+			continue
+		}
+		switch {
+		case rank == -1 || r < rank:
+			best, rank = []string{a}, r
+		case r == rank && !slices.Contains(best, a):
+			best = append(best, a)
+		}
+	}
+	return best
+}
+
+// arm sets the expiry timer to fire at t if that is earlier than it is set
+// to; d.mu must be held.
+func (d *discoveryTable) arm(b *Bus, t time.Time) {
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Until(t), b.expireFound)
+		return
+	}
+	d.timer.Reset(d.nextExpiry(t).Sub(time.Now()))
+}
+
+func (d *discoveryTable) nextExpiry(t time.Time) time.Time {
+	for _, f := range d.nodes {
+		if !f.expires.IsZero() && f.expires.Before(t) {
+			t = f.expires
+		}
+	}
+	return t
+}
+
+// expireFound drops the nodes whose TTL ran out and rearms the timer.
+func (b *Bus) expireFound() {
+	d := &b.disc
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var gone []*foundNode
+	var next time.Time
+	for k, f := range d.nodes {
+		switch {
+		case f.expires.IsZero():
+		case !f.expires.After(now):
+			delete(d.nodes, k)
+			gone = append(gone, f)
+			b.log.Info("discovery: node expired", "node", f.info.ID.Short(), "addrs", f.info.Addrs)
+		case next.IsZero() || f.expires.Before(next):
+			next = f.expires
+		}
+	}
+	drop := d.forget(gone)
+	if !next.IsZero() {
+		d.timer.Reset(time.Until(next))
+	}
+	d.mu.Unlock()
+	b.linkFound(nil, drop)
+}
+
+// knows reports whether discovery names a node hosting name.
+func (b *Bus) knows(name string) bool {
+	d := &b.disc
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.known[name] > 0
+}
+
+// Self implements Discovered.
+func (b *Bus) Self() NodeInfo {
+	n := NodeInfo{ID: b.id, Host: HostID(), Addrs: b.listenAddrs()}
+	b.names.Range(func(k, v any) bool {
+		for _, in := range *v.(*service).inst.Load() {
+			if in.proc != nil {
+				n.Names = append(n.Names, k.(string))
+				break
+			}
+		}
+		return true
+	})
+	slices.Sort(n.Names)
+	return n
+}
+
+// Changed implements Discovered.
+func (b *Bus) Changed() <-chan struct{} {
+	d := &b.disc
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.changed == nil {
+		d.changed = make(chan struct{})
+	}
+	return d.changed
+}
+
+// selfChanged wakes whoever waits on Changed.
+func (b *Bus) selfChanged() {
+	d := &b.disc
+	d.mu.Lock()
+	if d.changed != nil {
+		close(d.changed)
+		d.changed = nil
+	}
+	d.mu.Unlock()
+}
+
+// listenAddrs lists the addresses this node's transports listen on.
+func (b *Bus) listenAddrs() []string {
+	var out []string
+	for _, t := range b.transports {
+		if l, ok := t.(Listener); ok {
+			out = append(out, l.Addrs()...)
+		}
+	}
+	return out
+}
+
+// targetWait is target for a name that discovery knows before its node is
+// linked: it waits, bounded by ctx (or the send timeout when ctx has no
+// deadline), for an instance to be linked.
+func (b *Bus) targetWait(ctx context.Context, to any) (*process, Ref, error) {
+	p, r, err := b.target(to)
+	if err == nil || !errors.Is(err, ErrNoRoute) {
+		return p, r, err
+	}
+	name, ok := to.(string)
+	if rf, isRef := to.(Ref); isRef && rf.ID == 0 {
+		name, ok = rf.Name, true
+	}
+	if !ok || !b.knows(name) {
+		return p, r, err
+	}
+	if _, has := ctx.Deadline(); !has {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
+		defer cancel()
+	}
+	if werr := b.WaitFor(ctx, name); werr != nil {
+		return nil, Ref{}, fmt.Errorf("%w: %q is known through discovery but no instance was linked: %w", ErrNoRoute, name, werr)
+	}
+	return b.target(to)
+}
+
+var hostID = sync.OnceValue(func() string {
+	for _, f := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/random/boot_id"} {
+		if data, err := os.ReadFile(f); err == nil {
+			if s := strings.TrimSpace(string(data)); s != "" && len(s) <= 64 {
+				return s
+			}
+		}
+	}
+	h, _ := os.Hostname()
+	return h
+})
+
+// HostID identifies this machine: its machine id (/etc/machine-id), else
+// its boot id, else its host name. Nodes with one HostID can link through
+// shared memory and Unix sockets.
+func HostID() string { return hostID() }
