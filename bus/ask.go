@@ -93,19 +93,18 @@ func (c *askCall) abandonedAt(seq uint64) bool {
 // fast actors and costs little for slow ones.
 //
 // Only a few askers poll at once, as the Go runtime bounds its spinning
-// threads: with 128 concurrent remote asks, every asker yielding 64 times
-// churned the scheduler's run queue and took about half the CPU of a netbus
-// benchmark. An asker that finds GOMAXPROCS others polling parks at once.
+// threads: with many concurrent remote asks, every asker yielding churns
+// the scheduler's run queue (docs/performance.md). An asker that finds
+// GOMAXPROCS others polling parks at once.
 const spinChecks = 64
 
 // mayPoll reports whether polling can catch this call's reply. A reply
 // through a link whose reader spins (shared memory) comes within
 // microseconds. One through a socket comes through the Go network poller,
 // which a processor checks only when it runs out of goroutines: a lone
-// asker yielding in a loop keeps it from looking (a Unix-socket round trip
-// took 22 µs that way, 16 µs parking at once). With other asks to the same
-// peer in flight the processor stays busy anyway and polling wins (about
-// 12 % more calls per second at 128 callers).
+// asker yielding in a loop keeps it from looking, so it parks at once.
+// With other asks to the same peer in flight the processor stays busy
+// anyway and polling wins (docs/performance.md, "Sockets").
 func (c *askCall) mayPoll() bool {
 	if c.link == nil {
 		return true
@@ -130,7 +129,7 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	if c.state.Load() == seq<<2|callDone {
 		// Answered: its completer sends the token right after the reply.
 		// A plain receive, because a select over three channels locks and
-		// unlocks all three even when one is ready (~150 ns per ask).
+		// unlocks all three even when one is ready.
 		<-c.done
 		reply, err := c.reply, c.err
 		b.putCall(c)

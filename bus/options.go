@@ -83,23 +83,20 @@ func WithMailbox(o mailbox.Options) ActorOption {
 
 // WithInline runs the actor on the goroutine that sends to it when the
 // message finds it idle: Tell and Ask invoke Receive before they return, as
-// a function call would, instead of waking a goroutine for it (an
-// in-process Ask takes about 0.2 µs instead of 0.6–1 µs; see
-// docs/performance.md). Messages that find the actor busy queue and run on
-// the bus's goroutines as usual; the actor still handles one message at a
-// time, and lifecycle messages never run inline.
+// a function call would, instead of waking a goroutine for it (see
+// docs/performance.md for what it saves). Messages that find the actor
+// busy queue and run on the bus's goroutines as usual; the actor still
+// handles one message at a time, and lifecycle messages never run inline.
 //
 // It is for actors whose Receive is short and never blocks, as the sender
 // waits for it. It buys latency, not throughput: a stream of messages from
-// one sender is handled on that sender instead of beside it (tells over
-// shared memory to an inline actor ran at 0.87× the rate).
+// one sender is handled on that sender instead of beside it.
 //
 // A message from another process runs on the transport's reader, which
-// saves the serving side's goroutine hand-off (asks from another process
-// over a socket: p50 1.46–1.64× a raw ping-pong instead of 1.67–1.97×,
-// netbus/netbench). That reader delivers nothing else from its link
-// meanwhile: an Ask from such a Receive through the same link would wait
-// for the very reader it holds up, until its context ends.
+// saves the serving side's goroutine hand-off. That reader delivers
+// nothing else from its link meanwhile: an Ask from such a Receive through
+// the same link would wait for the very reader it holds up, until its
+// context ends.
 func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } }
 
 // WithFactory gives the bus a way to build a fresh instance of the actor,

@@ -15,7 +15,7 @@ type Compression uint8
 const (
 	// NoCompression sends every frame as it is.
 	NoCompression Compression = iota
-	// S2 is fast (several hundred MB/s per core) with a moderate ratio.
+	// S2 is fast with a moderate ratio (docs/performance.md compares the two).
 	S2
 	// Zstd compresses better than S2 and costs several times more CPU.
 	Zstd
