@@ -37,8 +37,9 @@ type Discovered interface {
 	// ctx). Reporting a node again refreshes it: its addresses and names
 	// are replaced and its TTL starts over.
 	Found(n NodeInfo)
-	// Lost reports that a node is gone: n.ID when known, otherwise any of
-	// n.Addrs names it. The bus stops keeping it linked.
+	// Lost reports that a node is gone: the one found with id n.ID, or
+	// when n.ID is zero, each found by one of n.Addrs without an id. The
+	// bus stops keeping it linked.
 	Lost(n NodeInfo)
 	// Self is what this node announces: its id, host, the addresses its
 	// transports listen on and its registered names.
@@ -214,8 +215,15 @@ func (b *Bus) Lost(n NodeInfo) {
 	d := &b.disc
 	d.mu.Lock()
 	var gone []*foundNode
-	for k, f := range d.nodes {
-		if (!n.ID.IsZero() && f.info.ID == n.ID) || (n.ID.IsZero() && slices.ContainsFunc(n.Addrs, func(a string) bool { return slices.Contains(f.info.Addrs, a) })) {
+	keys := []string{nodeKey(NodeInfo{ID: n.ID})}
+	if n.ID.IsZero() {
+		keys = keys[:0]
+		for _, a := range n.Addrs {
+			keys = append(keys, nodeKey(NodeInfo{Addrs: []string{a}}))
+		}
+	}
+	for _, k := range keys {
+		if f := d.nodes[k]; f != nil {
 			delete(d.nodes, k)
 			gone = append(gone, f)
 		}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/hex"
+	"fmt"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -14,6 +15,15 @@ type NodeID [16]byte
 
 // NewNodeID returns a fresh random node id.
 func NewNodeID() NodeID { return NodeID(uuid.New()) }
+
+// ParseNodeID parses the canonical UUID text form String gives.
+func ParseNodeID(s string) (NodeID, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return NodeID{}, fmt.Errorf("bus: node id %q: %w", s, err)
+	}
+	return NodeID(u), nil
+}
 
 // IsZero reports whether n is the zero node id.
 func (n NodeID) IsZero() bool { return n == NodeID{} }
