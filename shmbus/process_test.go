@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +30,10 @@ import (
 )
 
 const (
-	helperEnv  = "SHMBUS_TEST_HELPER"
-	rawDialEnv = "SHMBUS_TEST_RAWDIAL"
+	helperEnv = "SHMBUS_TEST_HELPER"
+	// helperProfileEnv names a file the helper writes its CPU profile to.
+	helperProfileEnv = "SHMBUS_TEST_HELPER_CPUPROFILE"
+	rawDialEnv       = "SHMBUS_TEST_RAWDIAL"
 )
 
 // rawDial connects to path and prints what the server sends first: "EOF"
@@ -172,6 +175,12 @@ func TestMain(m *testing.M) {
 // "echo", "pub", "order" and "slow". It prints "ready" and runs until killed
 // or until its stdin closes.
 func runHelper(path string) {
+	if f := os.Getenv(helperProfileEnv); f != "" { // a CPU profile of the child, for benchmarks
+		if out, err := os.Create(f); err == nil {
+			pprof.StartCPUProfile(out)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	t := shmbus.New(shmbus.Config{Listen: path})
 	nt := netbus.New(netbus.Config{Listen: []string{"unix:" + path + ".net"}})
 	b, err := bus.New(bus.WithName("child"), bus.WithTransport(t), bus.WithTransport(nt))
@@ -207,16 +216,25 @@ func runHelper(path string) {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		return c.Reply(strconv.FormatInt(ru.Utime.Nano()+ru.Stime.Nano(), 10))
 	}))
+	if err := bus.RegisterType[benchTick](b.Types(), benchTickType); err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	// count counts the tells it takes (strings, byte slices, ticks) and
+	// answers an ask with "taken dropped": a tell that found its mailbox
+	// full is a dead letter, counted in countDrops.
 	tells := 0
+	var countDrops atomic.Int64
 	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
-			return c.Reply(strconv.Itoa(tells))
+			return c.Reply(fmt.Sprintf("%d %d", tells, countDrops.Load()))
 		}
-		if _, ok := msg.(string); ok {
+		switch msg.(type) {
+		case string, []byte, benchTick:
 			tells++
 		}
 		return nil
-	}))
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
 	// A link's reader never waits on a full mailbox: a tell it cannot
 	// queue is a dead letter. drops counts them per actor, so that the
 	// order actors can report count + dropped = sent.
@@ -224,8 +242,10 @@ func runHelper(path string) {
 	dead, _ := b.Subscribe(context.Background(), bus.DeadLetterSubject, bus.WithWindow(1<<16))
 	go func() {
 		for m := range dead.Messages() {
-			if d, ok := m.Msg.(bus.DeadLetter); ok && d.Msg != "report" {
+			if d, ok := m.Msg.(bus.DeadLetter); ok && d.Msg != "report" && d.Msg != "" { // not the asks for reports
 				switch d.To.Name {
+				case "count":
+					countDrops.Add(1)
 				case "order":
 					orderDrops.Add(1)
 				case "slow-order":
@@ -293,7 +313,15 @@ func startChild(t testing.TB) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		stdin.Close()
+		if os.Getenv(helperProfileEnv) != "" {
+			time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+		} else {
+			cmd.Process.Kill()
+		}
+		cmd.Wait()
+	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready\n" {
 		t.Fatalf("child: %q, %v", line, err)
