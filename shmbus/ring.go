@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"unsafe"
 )
@@ -101,9 +102,18 @@ func atomic32(b []byte, off uint64) *atomic.Uint32 {
 // writer's segment; head and parked in the reader's.
 type ringWords struct {
 	tail     *atomic.Uint64 // written by producers (CAS); the next position to claim
-	doorbell *atomic.Uint32 // incremented by a producer before it wakes a parked consumer; the futex word
+	doorbell *atomic.Uint32 // moved on by the one producer that wakes a parked consumer; the futex word
 	head     *atomic.Uint64 // written by the consumer: every position before it is consumed
-	parked   *atomic.Uint32 // written by the consumer: 1 while it is parked or about to park
+	parked   *atomic.Uint32 // written by the consumer: the doorbell value it waits on + 1 while it is parked or about to park; 0 when not
+}
+
+// nextBell is the doorbell value after seq. It skips MaxUint32, so that a
+// consumer's parked word (the value it waits on + 1) is never 0.
+func nextBell(seq uint32) uint32 {
+	if seq+1 == math.MaxUint32 {
+		return 0
+	}
+	return seq + 1
 }
 
 // ringView is what both ends know of one ring: its bytes, its shared words,
@@ -197,11 +207,17 @@ func (p *producer) offer(typ uint32, a, b []byte) (wake bool, err error) {
 	copy(p.data[off+recordHeaderLen:], a)
 	copy(p.data[off+recordHeaderLen+uint64(len(a)):], b)
 	atomic64(p.data, off).Store(p.stamp(tail))
-	if p.w.parked.Load() != 0 {
-		p.w.doorbell.Add(1)
-		return true, nil
-	}
-	return false, nil
+	return p.ring(), nil
+}
+
+// ring moves the doorbell on if the consumer has parked on its current
+// value and reports whether this caller did, and so must wake it. Of the
+// producers that find the consumer parked, one moves the doorbell and
+// makes the syscall; the others find the doorbell already moved, so the
+// consumer's wait cannot sleep on it, and make none.
+func (p *producer) ring() bool {
+	w := p.w.parked.Load()
+	return w != 0 && p.w.doorbell.CompareAndSwap(w-1, nextBell(w-1))
 }
 
 // consumer reads records from a ring. It is owned by one goroutine.
@@ -284,14 +300,16 @@ func (c *consumer) check() error {
 	return nil
 }
 
-// prepareToPark announces that the consumer is about to sleep and returns
-// the doorbell value to wait on. The caller must then poll once more, and
-// sleep only if that finds nothing; a producer that published before the
-// announcement is seen by that poll, one that published after it rings the
-// doorbell (and wakes the waiter or changes the value it waits on).
+// prepareToPark announces that the consumer is about to sleep on the
+// doorbell value it returns. The caller must then poll once more, and sleep
+// only if that finds nothing; a producer that published before the
+// announcement is seen by that poll, one that published after it finds the
+// consumer parked and moves the doorbell on (and wakes the waiter, or the
+// wait returns at once).
 func (c *consumer) prepareToPark() uint32 {
-	c.w.parked.Store(1)
-	return c.w.doorbell.Load()
+	seq := c.w.doorbell.Load()
+	c.w.parked.Store(seq + 1) // 0 (not parked) only for a doorbell an honest producer never writes
+	return seq
 }
 
 // unpark withdraws the announcement.

@@ -3,6 +3,7 @@ package shmbus
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -197,27 +198,44 @@ func TestRingConcurrent(t *testing.T) {
 	}
 }
 
-// TestRingParkProtocol checks the parked flag and the doorbell: a producer
-// that publishes after prepareToPark reports that a wake-up is needed and has
-// rung the doorbell; one that publishes after unpark does not.
+// TestRingParkProtocol checks the parked word and the doorbell: the first
+// producer that publishes after prepareToPark reports that a wake-up is
+// needed and has moved the doorbell on; the next ones, before the consumer
+// unparks, find it moved and make no wake-up; one that publishes after
+// unpark makes none either. The doorbell skips MaxUint32, so that the
+// parked word is never 0 while the consumer is parked.
 func TestRingParkProtocol(t *testing.T) {
-	r := newTestRing(4096, 1)
-	p, c := r.producer(), r.consumer()
-	seq := c.prepareToPark()
-	wake, err := p.offer(recordData, []byte("x"), nil)
-	if err != nil || !wake {
-		t.Fatalf("offer to a parked consumer: wake=%v err=%v, want wake", wake, err)
-	}
-	if r.w.doorbell.Load() == seq {
-		t.Fatal("doorbell not rung")
-	}
-	c.unpark()
-	if wake, _ := p.offer(recordData, []byte("y"), nil); wake {
-		t.Fatal("woke a consumer that is not parked")
-	}
-	n, err := c.poll(10, func(uint32, []byte) error { return nil })
-	if n != 2 || err != nil {
-		t.Fatalf("poll: %d, %v", n, err)
+	for _, start := range []uint32{0, math.MaxUint32 - 1} {
+		r := newTestRing(4096, 1)
+		p, c := r.producer(), r.consumer()
+		r.w.doorbell.Store(start)
+		seq := c.prepareToPark()
+		if seq != start || r.w.parked.Load() == 0 {
+			t.Fatalf("prepareToPark at doorbell %d: seq %d, parked %d", start, seq, r.w.parked.Load())
+		}
+		wake, err := p.offer(recordData, []byte("x"), nil)
+		if err != nil || !wake {
+			t.Fatalf("offer to a parked consumer: wake=%v err=%v, want wake", wake, err)
+		}
+		if r.w.doorbell.Load() == seq {
+			t.Fatal("doorbell not rung")
+		}
+		if wake, _ := p.offer(recordData, []byte("x2"), nil); wake {
+			t.Fatal("a second producer woke a consumer already being woken")
+		}
+		c.unpark()
+		if wake, _ := p.offer(recordData, []byte("y"), nil); wake {
+			t.Fatal("woke a consumer that is not parked")
+		}
+		n, err := c.poll(10, func(uint32, []byte) error { return nil })
+		if n != 3 || err != nil {
+			t.Fatalf("poll: %d, %v", n, err)
+		}
+		// Parked again on the moved doorbell: the next publisher wakes it.
+		c.prepareToPark()
+		if wake, _ := p.offer(recordData, []byte("z"), nil); !wake {
+			t.Fatal("no wake-up for the second park")
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 //	offset  128  tail     uint64  of this segment's ring (our producers, CAS)
 //	offset  256  doorbell uint32  futex word of this segment's ring (our producers)
 //	offset  384  head     uint64  of the peer's ring (our consumer)
-//	offset  512  parked   uint32  our consumer is parked or about to park
+//	offset  512  parked   uint32  our consumer is parked or about to park: the doorbell value it waits on + 1; 0 when not
 //	offset  640  beat     uint64  our reader's heartbeat (see liveness.go)
 //	offset  768  drained  uint32  1 once our reader, at the link's end, took its last record: head is final
 //	offset 4096  ring     ringSize bytes of records (see ring.go)
@@ -29,7 +29,7 @@ import (
 // detects.
 const (
 	segMagic       = "xbusshm1"
-	segVersion     = 3
+	segVersion     = 4
 	offTail        = 128
 	offDoorbell    = 256
 	offHead        = 384
