@@ -118,8 +118,8 @@ type logs struct {
 }
 
 func (l *logs) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelInfo }
-func (l *logs) WithAttrs([]slog.Attr) slog.Handler             { return l }
-func (l *logs) WithGroup(string) slog.Handler                  { return l }
+func (l *logs) WithAttrs([]slog.Attr) slog.Handler            { return l }
+func (l *logs) WithGroup(string) slog.Handler                 { return l }
 func (l *logs) Handle(_ context.Context, r slog.Record) error {
 	s := r.Level.String() + " " + r.Message
 	r.Attrs(func(a slog.Attr) bool {
