@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/google/uuid v1.6.0
 
+require golang.org/x/net v0.60.0
+
 require (
 	github.com/fxamacker/cbor/v2 v2.9.6
 	github.com/klauspost/compress v1.20.3

@@ -90,7 +90,7 @@ func (s *Source) resolve(ctx context.Context, log *slog.Logger) {
 	addrs, err := s.cfg.Resolve(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Warn("static discovery: resolve failed; keeping the current list", "err", err)
+			log.Warn("discovery: resolve failed; keeping the current list", "err", err)
 		}
 		return
 	}
