@@ -1,0 +1,73 @@
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// TestMain runs the helper node when the test binary is re-executed as one
+// (see startHelper), and otherwise the tests, failing the package if
+// goroutines of ours outlive them.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		if err := runHelper(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leakedGoroutines(wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var ours []string
+		for g := range strings.SplitSeq(stacks, "\n\n") {
+			if strings.Contains(g, "xbus-dev/xbus/") && !strings.Contains(g, "TestMain") && !strings.Contains(g, "leakedGoroutines") {
+				ours = append(ours, g)
+			}
+		}
+		if len(ours) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(ours, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runServer starts a nats-server in process on a free loopback port.
+func runServer(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
