@@ -21,9 +21,14 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/discovery/samehost"
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
-const helperEnv = "SAMEHOST_TEST_HELPER"
+const (
+	helperEnv  = "SAMEHOST_TEST_HELPER"
+	socketsEnv = "SAMEHOST_TEST_SOCKETS" // set: listen on a Unix socket, not shared memory
+	delayEnv   = "SAMEHOST_TEST_DELAY"   // how long "svc" takes to answer
+)
 
 // interval is the scan interval of every node in these tests.
 const interval = 50 * time.Millisecond
@@ -40,7 +45,8 @@ func TestMain(m *testing.M) {
 // samehost in dir, serving "svc" (which answers with its pid). It prints
 // "ready <node id>" and runs until its stdin closes, then closes its bus.
 func runHelper(dir string) {
-	b, err := newNode(dir, slog.New(slog.DiscardHandler))
+	delay, _ := time.ParseDuration(os.Getenv(delayEnv))
+	b, err := newNode(dir, os.Getenv(socketsEnv) != "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Println("error:", err)
 		return
@@ -48,10 +54,11 @@ func runHelper(dir string) {
 	pid := strconv.Itoa(os.Getpid())
 	b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
+			time.Sleep(delay)
 			return c.Reply(pid)
 		}
 		return nil
-	}))
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 12}))
 	// Ready once the entry names "svc": Changed rewrites it after Register.
 	for {
 		data, _ := os.ReadFile(filepath.Join(dir, b.NodeID().String()+".node"))
@@ -67,8 +74,8 @@ func runHelper(dir string) {
 	b.Close(ctx)
 }
 
-func newNode(dir string, log *slog.Logger) (*bus.Bus, error) {
-	cfg := samehost.Config{Dir: dir, Interval: interval}
+func newNode(dir string, sockets bool, log *slog.Logger) (*bus.Bus, error) {
+	cfg := samehost.Config{Dir: dir, Interval: interval, Sockets: sockets}
 	tr, err := samehost.Transport(cfg)
 	if err != nil {
 		return nil, err
@@ -83,10 +90,10 @@ type child struct {
 	pid   string
 }
 
-func spawn(t *testing.T, dir string) *child {
+func spawn(t *testing.T, dir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+dir), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -166,7 +173,7 @@ func exists(path string) bool {
 func TestProcessesFindEachOther(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "xbus")
 	a, b := spawn(t, dir), spawn(t, dir)
-	me, err := newNode(dir, slog.New(slog.DiscardHandler))
+	me, err := newNode(dir, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +242,7 @@ func TestProcessesFindEachOther(t *testing.T) {
 func TestLateNodeFound(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "xbus")
 	a := spawn(t, dir)
-	me, err := newNode(dir, slog.New(slog.DiscardHandler))
+	me, err := newNode(dir, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	Dir string
 	// Interval is how often the directory is read. Zero: DefaultInterval.
 	Interval time.Duration
+	// Sockets makes Transport listen on a Unix socket (netbus) instead of
+	// shared memory.
+	Sockets bool
 }
 
 // DefaultInterval is how often the directory is read when Interval is zero.
@@ -108,8 +111,8 @@ func openDir(dir string) error {
 }
 
 // Transport returns a transport listening in the runtime directory:
-// shared memory (shmbus) where it is supported, else a Unix socket
-// (netbus). Its address is what Source announces.
+// shared memory (shmbus) where it is supported and Config.Sockets is
+// unset, else a Unix socket (netbus). Its address is what Source announces.
 func Transport(cfg Config) (bus.Transport, error) {
 	dir := cfg.dir()
 	if err := openDir(dir); err != nil {
@@ -118,7 +121,7 @@ func Transport(cfg Config) (bus.Transport, error) {
 	var r [8]byte
 	cryptorand.Read(r[:])
 	path := filepath.Join(dir, hex.EncodeToString(r[:])+".sock")
-	if runtime.GOOS == "linux" {
+	if runtime.GOOS == "linux" && !cfg.Sockets {
 		return shmbus.New(shmbus.Config{Listen: path}), nil
 	}
 	return netbus.New(netbus.Config{Listen: []string{"unix://" + path}}), nil
