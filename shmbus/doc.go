@@ -53,8 +53,8 @@
 //	b.WaitFor(ctx, "some-actor")
 //	reply, err := b.Ask(ctx, "some-actor", msg)
 //
-// Package shmbench measures the transport between two processes
-// (`xbus bench shm`).
+// `xbus bench shm` measures the transport between two processes
+// (docs/performance.md).
 //
 // A peer of another user, protocol version, ring size or codec is refused
 // with an error wrapping ErrPeerRefused and bus.ErrRefused: retrying cannot

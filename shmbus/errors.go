@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 )
 
 // Errors of the shared-memory transport. Link failures reach the bus through

@@ -16,7 +16,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 	"golang.org/x/sys/unix"
 )
 

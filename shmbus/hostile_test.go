@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 )
 
 // testHost is a minimal bus.Host recording what the transport reports.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 )
 
 const (

@@ -19,19 +19,25 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xbus-dev/xbus/internal/benchkit"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 	"github.com/xbus-dev/xbus/mailbox"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // The ring-size sweep runs the ring itself, without a bus, between this
 // process (the producer) and a child (this test binary started again with
-// ringPeerEnv set): the parent creates both segments and passes them as
+// ringPeerEnv set, which TestMain checks): the parent creates both segments and passes them as
 // fds 3 (its own, the ring) and 4 (the child's, the head and parked flag).
 
 const ringPeerEnv = "SHMBUS_RING_PEER"
 
-func init() { benchkit.RunPeer(ringPeerEnv, ringPeer) }
+// RingPeer runs the ring peer when this process was started as one, for
+// TestMain (in package shmbus_test), and reports whether it was.
+func RingPeer() (code int, ok bool) {
+	if arg := os.Getenv(ringPeerEnv); arg != "" {
+		return ringPeer(arg), true
+	}
+	return 0, false
+}
 
 // ringPeer consumes the ring of the given size: it counts data records and
 // prints the count at every recordLast, spinning for up to 50 µs on an empty

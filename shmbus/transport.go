@@ -15,8 +15,8 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 	"github.com/xbus-dev/xbus/internal/unixsock"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // Config configures a Transport. The zero value is valid but neither

@@ -22,7 +22,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/internal/bench/netbench"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -115,7 +115,7 @@ func BenchmarkRatio(b *testing.B) {
 }
 
 func netbusCaller(b *testing.B) (func() error, func()) {
-	p, err := netbus.NewBenchPair("tcp://127.0.0.1:0", size)
+	p, err := netbench.NewBenchPair("tcp://127.0.0.1:0", size)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -208,12 +207,12 @@ func allocs() (tell, ask float64, err error) {
 			return 0, 0, err
 		}
 	}
-	tell = testing.AllocsPerRun(10_000, func() {
+	tell = benchkit.AllocsPerRun(10_000, func() {
 		if e := b.Tell(sink, msg); e != nil {
 			err = e
 		}
 	})
-	ask = testing.AllocsPerRun(10_000, func() {
+	ask = benchkit.AllocsPerRun(10_000, func() {
 		if _, e := b.Ask(ctx, echoRef, msg); e != nil {
 			err = e
 		}

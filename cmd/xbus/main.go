@@ -11,10 +11,10 @@
 // minute; -quick shrinks every count a hundredfold for a smoke test.
 //
 // Each suite is a function that writes its own Markdown table to stdout;
-// a package joins by exporting a RunBench function (netbench.RunBench,
-// supervisor.RunBench), and wiring it in is one line in the suites table
-// below. The shm and net suites start a peer process: this executable again,
-// which the imported shmbench and netbench packages turn into the peer.
+// a package under internal/bench joins by exporting a RunBench function,
+// and wiring it in is one line in the suites table below. The shm and net
+// suites start a peer process: this executable again, as the hidden
+// subcommand bench-peer.
 package main
 
 import (
@@ -27,9 +27,10 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	"github.com/xbus-dev/xbus/netbus/netbench"
-	"github.com/xbus-dev/xbus/shmbus/shmbench"
-	"github.com/xbus-dev/xbus/supervisor"
+	"github.com/xbus-dev/xbus/internal/bench/netbench"
+	"github.com/xbus-dev/xbus/internal/bench/shmbench"
+	"github.com/xbus-dev/xbus/internal/bench/supbench"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 const usage = `xbus: an actor / message-bus runtime for Go.
@@ -58,8 +59,12 @@ var suites = []suite{
 	{"inproc", "in process (bus, mailbox)", runInProcess},
 	{"shm", "shared memory (shmbus)", shmbench.RunBench},
 	{"net", "sockets (netbus)", netbench.RunBench},
-	{"supervisor", "supervision (restart latency)", func(w io.Writer, _ bool) error { return supervisor.RunBench(w) }},
+	{"supervisor", "supervision (restart latency)", func(w io.Writer, _ bool) error { return supbench.RunBench(w) }},
 }
+
+// peers are the benchmark peer processes, which the suites start as this
+// executable's hidden bench-peer subcommand.
+var peers = map[string]func(string) int{netbench.PeerName: netbench.Peer, shmbench.PeerName: shmbench.Peer}
 
 func pick[T any](quick bool, q, full T) T {
 	if quick {
@@ -80,6 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case benchkit.PeerArg: // hidden: the peer process of the shm and net suites
+		if code, ok := benchkit.ServePeer(args, peers); ok {
+			return code
+		}
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -10,11 +10,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // TestMain lets the test binary stand in for the xbus command: run with
-// XBUS_CMD_HELPER=1 it is the command, with the arguments after "--".
+// XBUS_CMD_HELPER=1 it is the command, with the arguments after "--", and
+// started as a benchmark peer it runs the hidden subcommand that serves it.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == benchkit.PeerArg {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if os.Getenv("XBUS_CMD_HELPER") == "1" {
 		args := os.Args[1:]
 		for i, a := range args {

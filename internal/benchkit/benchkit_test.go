@@ -142,3 +142,20 @@ func TestBaselinesRun(t *testing.T) {
 		t.Errorf("GoroutinesIdle = %v, %v B", d, per)
 	}
 }
+
+var sinkSlice, sinkSlice2 []byte
+
+// TestAllocsPerRun checks AllocsPerRun against testing.AllocsPerRun on a
+// function that allocates twice per call and one that does not allocate.
+func TestAllocsPerRun(t *testing.T) {
+	two := func() { sinkSlice, sinkSlice2 = make([]byte, 64), make([]byte, 128) }
+	none := func() { sinkSlice = sinkSlice[:0] }
+	for name, f := range map[string]func(){"two": two, "none": none} {
+		if got, want := AllocsPerRun(1000, f), testing.AllocsPerRun(1000, f); got != want {
+			t.Errorf("%s: AllocsPerRun = %v, testing.AllocsPerRun = %v", name, got, want)
+		}
+	}
+	if got := AllocsPerRun(1000, two); got != 2 {
+		t.Errorf("AllocsPerRun of two allocations = %v, want 2", got)
+	}
+}

@@ -53,3 +53,20 @@ func GoroutinesIdle(n int) (time.Duration, float64) {
 	stopped.Wait()
 	return d, per
 }
+
+// AllocsPerRun returns the average number of heap allocations per call of
+// f over runs calls after one warm-up call, as testing.AllocsPerRun does,
+// for programs that do not link package testing. It runs with GOMAXPROCS
+// at 1, so that other goroutines' allocations are counted less.
+func AllocsPerRun(runs int, f func()) float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.Mallocs
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&m)
+	return float64((m.Mallocs - before) / uint64(runs))
+}

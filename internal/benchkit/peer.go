@@ -10,23 +10,28 @@ import (
 	"time"
 )
 
-// RunPeer makes this process a benchmark's child when the environment
-// variable env is set: it runs peer with its value and exits with the code
-// peer returns. Call it from an init function.
-//
-// peer runs on a goroutine of its own, not on init's: during init the Go
-// runtime locks that goroutine to the main thread, and a locked goroutine
-// that yields or waits hands its processor to another thread and sleeps,
-// so every hand-off in the peer would cost two thread switches more (it
-// made an eventfd ping-pong through the netpoller 3–4× slower).
-func RunPeer(env string, peer func(arg string) int) {
-	v := os.Getenv(env)
-	if v == "" {
-		return
+// PeerArg is the first argument of a benchmark's child process: StartPeer
+// runs the running executable again as `exe bench-peer name value`. The
+// xbus command serves it as a hidden subcommand, a test binary from its
+// TestMain (ServePeer); nothing else turns a process into a peer.
+const PeerArg = "bench-peer"
+
+// childEnv marks a peer's environment, so that it cannot start peers.
+const childEnv = "XBUS_BENCH_PEER_CHILD"
+
+// ServePeer runs the peer that args (os.Args[1:]) ask for, if they are as
+// StartPeer passes them and name one of peers, and returns its exit code
+// and true; otherwise it returns 0 and false at once.
+func ServePeer(args []string, peers map[string]func(value string) int) (code int, ok bool) {
+	if len(args) != 3 || args[0] != PeerArg {
+		return 0, false
 	}
-	rc := make(chan int)
-	go func() { rc <- peer(v) }()
-	os.Exit(<-rc)
+	peer, ok := peers[args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "%s: no benchmark peer %q\n", PeerArg, args[1])
+		return 2, true
+	}
+	return peer(args[2]), true
 }
 
 // Peer is a benchmark's child process, started by StartPeer.
@@ -38,18 +43,24 @@ type Peer struct {
 	Ready string
 }
 
-// StartPeer starts the running executable again with env=value added to
-// its environment (so that its RunPeer runs the peer) and files as its
-// descriptors 3, 4, ..., and returns once the child printed its first
-// line, which must begin with "ready". The child's stderr is this
-// process's.
-func StartPeer(env, value string, files ...*os.File) (*Peer, error) {
+// StartPeer starts the running executable again as the peer called name,
+// with value as its argument and files as its descriptors 3, 4, ..., and
+// returns once the child printed its first line, which must begin with
+// "ready". The child's stderr is this process's.
+//
+// A peer may not start peers: a test binary whose TestMain does not serve
+// its peers would otherwise run its tests again in every child, each
+// starting more children.
+func StartPeer(name, value string, files ...*os.File) (*Peer, error) {
+	if os.Getenv(childEnv) != "" {
+		return nil, fmt.Errorf("benchmark peer %q: this process is itself a peer (does its TestMain call ServePeer?)", name)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), env+"="+value)
+	cmd := exec.Command(exe, PeerArg, name, value)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.ExtraFiles = files
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

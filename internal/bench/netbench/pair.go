@@ -1,4 +1,4 @@
-package netbus
+package netbench
 
 import (
 	"context"
@@ -10,15 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
 	"github.com/xbus-dev/xbus/mailbox"
+	"github.com/xbus-dev/xbus/netbus"
 )
 
-// BenchOptions configures RunBench. The zero value is valid.
+// BenchOptions configures OneProcess. The zero value is valid.
 type BenchOptions struct {
 	// Duration of each measurement. Zero: 2s.
 	Duration time.Duration
@@ -29,11 +32,11 @@ type BenchOptions struct {
 	Concurrency []int
 }
 
-// RunBench measures netbus between two buses in this process over loopback
-// TCP and a Unix socket, each figure beside a baseline measured in the same
-// run (a raw socket ping-pong of the same bytes), and writes a Markdown
-// table to w. It is what `xbus bench net` runs.
-func RunBench(w io.Writer, o BenchOptions) error {
+// OneProcess measures netbus between two buses in this process over
+// loopback TCP and a Unix socket, each figure beside a baseline measured in
+// the same run (a raw socket ping-pong of the same bytes), and writes a
+// Markdown table to w.
+func OneProcess(w io.Writer, o BenchOptions) error {
 	if o.Duration == 0 {
 		o.Duration = 2 * time.Second
 	}
@@ -140,7 +143,7 @@ type BenchPair struct {
 func NewBenchPair(listen string, size int) (*BenchPair, error) {
 	p := &BenchPair{body: make([]byte, size)}
 	log := slog.New(slog.DiscardHandler)
-	st := New(Config{Listen: []string{listen}})
+	st := netbus.New(netbus.Config{Listen: []string{listen}})
 	var err error
 	p.Server, err = bus.New(bus.WithName("bench-server"), bus.WithTransport(st), bus.WithLogger(log))
 	if err != nil {
@@ -162,7 +165,7 @@ func NewBenchPair(listen string, size int) (*BenchPair, error) {
 		}
 		return nil
 	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
-	ct := New(Config{})
+	ct := netbus.New(netbus.Config{})
 	p.Client, err = bus.New(bus.WithName("bench-client"), bus.WithTransport(ct), bus.WithLogger(log))
 	if err != nil {
 		p.Server.Close(context.Background())
@@ -179,13 +182,13 @@ func NewBenchPair(listen string, size int) (*BenchPair, error) {
 			break
 		} else if !errors.Is(err, bus.ErrNoRoute) || ctx.Err() != nil {
 			p.Close()
-			return nil, fmt.Errorf("netbus: bench: waiting for the server's names: %w", err)
+			return nil, fmt.Errorf("netbench: waiting for the server's names: %w", err)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	env := &bus.Envelope{Kind: bus.KindAsk, From: bus.Ref{Node: p.Client.NodeID(), ID: 1}, To: bus.Ref{Name: "echo"},
 		Corr: 1 << 40, Timeout: time.Second, Msg: p.body}
-	body, err := p.Client.Types().EncodeBody(ct.cfg.Codec, env, nil)
+	body, err := p.Client.Types().EncodeBody(codec.Binary(), env, nil)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -273,7 +276,7 @@ func (p *BenchPair) TellRate(d time.Duration) (float64, error) {
 	}
 	for p.taken()-base < sent {
 		if time.Since(start) > d+30*time.Second {
-			return 0, fmt.Errorf("netbus: bench: %d of %d tells arrived", p.taken()-base, sent)
+			return 0, fmt.Errorf("netbench: %d of %d tells arrived", p.taken()-base, sent)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
@@ -286,10 +289,14 @@ func (p *BenchPair) taken() int64 {
 	return p.sunk.Load() + int64(p.Server.DeadLetterCount(bus.ErrMailboxFull))
 }
 
+// frameHeaderLen is the size of netbus's frame header, which an ask frame
+// carries before its envelope (pinned by TestFrameHeaderLen in netbus).
+const frameHeaderLen = 6
+
 func rawListen(listen string) (net.Listener, string, error) {
-	network, addr, err := parseAddr(listen)
-	if err != nil {
-		return nil, "", err
+	network, addr, ok := strings.Cut(listen, "://")
+	if !ok || (network != "tcp" && network != "unix") {
+		return nil, "", fmt.Errorf("netbench: %q: want tcp://host:port or unix:///path", listen)
 	}
 	if network == "unix" {
 		addr += ".raw"

@@ -1,4 +1,4 @@
-package netbus
+package netbench
 
 import (
 	"context"
@@ -99,13 +99,13 @@ func BenchmarkTell(b *testing.B) {
 	}
 }
 
-// TestRunBench runs the whole `xbus bench net` table briefly.
-func TestRunBench(t *testing.T) {
+// TestOneProcess runs the one-process table briefly.
+func TestOneProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("benchmark table")
 	}
 	var out testWriter
-	if err := RunBench(&out, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
+	if err := OneProcess(&out, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, nw := range []string{"TCP", "Unix"} {

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/xbus-dev/xbus/netbus"
 )
 
-// RunBench writes the table of `xbus bench net`: netbus.RunBench (both buses
+// RunBench writes the table of `xbus bench net`: OneProcess (both buses
 // in this process), then ask round trips between this process and a peer
 // process, each beside a raw ping-pong of the same bytes and the hand-off
 // floor, measured interleaved in the same run. quick shortens every
@@ -18,7 +16,7 @@ func RunBench(w io.Writer, quick bool) error {
 	if quick {
 		d = 100 * time.Millisecond
 	}
-	if err := netbus.RunBench(w, netbus.BenchOptions{Duration: d}); err != nil {
+	if err := OneProcess(w, BenchOptions{Duration: d}); err != nil {
 		return err
 	}
 	p, err := startPeer()

@@ -1,10 +1,12 @@
-package supervisor
+package supbench
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/supervisor"
 )
 
 // BenchmarkRestartLatency reports p50 and p99 of the time from a panic to
@@ -18,7 +20,7 @@ func BenchmarkRestartLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	lat, err := measureRecovery(n, Restart, true)
+	lat, err := measureRecovery(n, supervisor.Restart, true)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package supervisor
+// Package supbench measures how long a supervised actor is out of service
+// after a panic, for `xbus bench supervisor` and
+// `go test -bench RestartLatency ./internal/bench/supbench`.
+package supbench
 
 import (
 	"context"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/supervisor"
 )
 
 // RunBench measures how long a failed actor is out of service: the time from
@@ -32,13 +36,13 @@ type Latencies struct {
 func runBench(w io.Writer, n int) error {
 	cases := []struct {
 		name string
-		d    Directive
+		d    supervisor.Directive
 		fail bool
 	}{
-		{"no failure (baseline)", Restart, false},
+		{"no failure (baseline)", supervisor.Restart, false},
 		{"panic, no supervisor", unsupervised, true},
-		{"panic, resume", Resume, true},
-		{"panic, restart", Restart, true},
+		{"panic, resume", supervisor.Resume, true},
+		{"panic, restart", supervisor.Restart, true},
 	}
 	res := make([]Latencies, len(cases))
 	for i, c := range cases {
@@ -88,11 +92,11 @@ func (p *recoveryProbe) Receive(c *bus.Context, msg any) error {
 
 // unsupervised, as measureRecovery's directive, registers the probe at the
 // top level with no supervisor.
-const unsupervised Directive = 255
+const unsupervised supervisor.Directive = 255
 
 // measureRecovery runs n rounds of "fail" then "next" against a supervised
 // child and returns the gap of each round.
-func measureRecovery(n int, d Directive, fail bool) ([]time.Duration, error) {
+func measureRecovery(n int, d supervisor.Directive, fail bool) ([]time.Duration, error) {
 	b, err := bus.New(bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		return nil, err
@@ -101,13 +105,13 @@ func measureRecovery(n int, d Directive, fail bool) ([]time.Duration, error) {
 	out := make(chan time.Duration, 1)
 	var t0 atomic.Int64
 	epoch := time.Now()
-	spec := Spec{
+	spec := supervisor.Spec{
 		Name:      "bench",
-		Intensity: Intensity{MaxRestarts: -1},
-		Backoff:   Backoff{Disabled: true},
-		Decider:   func(bus.Failure) Directive { return d },
+		Intensity: supervisor.Intensity{MaxRestarts: -1},
+		Backoff:   supervisor.Backoff{Disabled: true},
+		Decider:   func(bus.Failure) supervisor.Directive { return d },
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Children: []ChildSpec{{Name: "probe", New: func() bus.Actor {
+		Children: []supervisor.ChildSpec{{Name: "probe", New: func() bus.Actor {
 			return &recoveryProbe{epoch: epoch, t0: &t0, fail: fail, out: out}
 		}}},
 	}
@@ -116,7 +120,7 @@ func measureRecovery(n int, d Directive, fail bool) ([]time.Duration, error) {
 	if d == unsupervised {
 		_, err = b.Register("probe", spec.Children[0].New())
 	} else {
-		_, _, err = Start(ctx, b, spec)
+		_, _, err = supervisor.Start(ctx, b, spec)
 	}
 	if err != nil {
 		return nil, err

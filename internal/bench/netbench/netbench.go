@@ -13,16 +13,13 @@ import (
 	"sync"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/netbus"
 )
 
-// peerEnv, when set, makes this process the peer. Its value is the raw
-// echoes' message size and a directory for the Unix sockets, as
+// PeerName names the peer process to benchkit.ServePeer; its value is the
+// raw echoes' message size and a directory for the Unix sockets, as
 // "size:dir".
-const peerEnv = "XBUS_NETBUS_BENCH_PEER"
-
-func init() { benchkit.RunPeer(peerEnv, runPeer) }
+const PeerName = "netbench"
 
 // size is the body of an ask, in bytes.
 const size = 64
@@ -38,16 +35,16 @@ var echo = bus.ActorFunc(func(c *bus.Context, msg any) error {
 	return c.Reply(msg)
 })
 
-// runPeer is the peer: on TCP loopback and on Unix sockets in dir it serves
+// Peer is the peer: on TCP loopback and on Unix sockets in dir it serves
 // a raw echo, a raw echo with a hand-off, and a bus with the actors "echo"
 // and "echo-inline". It prints "ready" and its addresses, and returns when
 // stdin closes.
-func runPeer(arg string) int {
+func Peer(arg string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "netbench peer:", err); return 1 }
 	n, dir, _ := strings.Cut(arg, ":")
 	frameSize, err := strconv.Atoi(n)
 	if err != nil {
-		return fail(fmt.Errorf("%s=%q: %v", peerEnv, arg, err))
+		return fail(fmt.Errorf("%s %q: %v", PeerName, arg, err))
 	}
 	var addrs []string
 	for _, network := range []string{"tcp", "unix"} {
@@ -67,7 +64,7 @@ func runPeer(arg string) int {
 					if err != nil {
 						return
 					}
-					go func() { defer s.Close(); netbus.RawEcho(s, frameSize, handoff) }()
+					go func() { defer s.Close(); RawEcho(s, frameSize, handoff) }()
 				}
 			}()
 			addrs = append(addrs, network+"://"+ln.Addr().String())
@@ -89,9 +86,9 @@ func runPeer(arg string) int {
 }
 
 // askFrameSize is an ask's frame on the wire for a size-byte body, which
-// the raw echoes exchange instead: netbus.BenchPair measures it.
+// the raw echoes exchange instead: BenchPair measures it.
 var askFrameSize = sync.OnceValues(func() (int, error) {
-	p, err := netbus.NewBenchPair("tcp://127.0.0.1:0", size)
+	p, err := NewBenchPair("tcp://127.0.0.1:0", size)
 	if err != nil {
 		return 0, err
 	}

@@ -4,13 +4,23 @@ package shmbench_test
 
 import (
 	"bytes"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/xbus-dev/xbus/shmbus/shmbench"
+	"github.com/xbus-dev/xbus/internal/bench/shmbench"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
+
+// TestMain serves the peer processes that this test binary is started as.
+func TestMain(m *testing.M) {
+	if code, ok := benchkit.ServePeer(os.Args[1:], map[string]func(string) int{shmbench.PeerName: shmbench.Peer}); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // TestRunBenchQuick runs the `xbus bench shm` suite in its quick form
 // (child processes included) and checks that every row is there and filled.

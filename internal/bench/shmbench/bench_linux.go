@@ -23,32 +23,27 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/internal/benchkit"
+	"github.com/xbus-dev/xbus/internal/shmsys"
 	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
-	"github.com/xbus-dev/xbus/shmbus/internal/shmsys"
 )
 
 // The benchmark of `xbus bench shm` (RunBench) runs between this process
-// and a child: the running executable started again with benchPeerEnv set,
-// which the package's init turns into the peer (runBenchPeer) before main
-// runs. The peer is a bus listening over shmbus and, as the same-run
+// and a child: the running executable started again as the peer PeerName
+// (benchkit.StartPeer), which runs Peer. The peer is a bus listening over shmbus and, as the same-run
 // baseline, over netbus on a Unix socket (the same envelope encoding), or,
 // for the raw floors, a loop on shared memory without any bus.
-
-const benchPeerEnv = "XBUS_SHMBUS_BENCH_PEER"
-
-func init() { benchkit.RunPeer(benchPeerEnv, runBenchPeer) }
 
 // quiet keeps the bench's buses from logging into its table: at the end
 // the peer goes away first, and the buses here warn that they could not
 // tell it of their names going.
 var quiet = bus.WithLogger(slog.New(slog.DiscardHandler))
 
-// runBenchPeer runs the child's side: "bus:<socket path>" or
+// Peer runs the child's side: "bus:<socket path>" or
 // "raw:line|futex|eventfd" with the shared page as fd 3 (and eventfds as
 // fds 4 and 5). It returns when stdin closes.
-func runBenchPeer(mode string) int {
+func Peer(mode string) int {
 	kind, arg, _ := strings.Cut(mode, ":")
 	if kind == "raw" {
 		if err := rawFloorPeer(arg); err != nil {
@@ -233,7 +228,7 @@ func rawRTT(mode string, d time.Duration) ([]time.Duration, error) {
 			files = append(files, os.NewFile(uintptr(efd[i]), "eventfd"))
 		}
 	}
-	c, err := benchkit.StartPeer(benchPeerEnv, "raw:"+mode, files...)
+	c, err := benchkit.StartPeer(PeerName, "raw:"+mode, files...)
 	var out, in *os.File // ours: we write ping, read pong, through the netpoller
 	if err == nil && mode == "eventfd" {
 		for i, f := range []**os.File{&out, &in} {
@@ -365,7 +360,7 @@ func newBenchPair() (*benchPair, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "s.sock")
-	c, err := benchkit.StartPeer(benchPeerEnv, "bus:"+path)
+	c, err := benchkit.StartPeer(PeerName, "bus:"+path)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

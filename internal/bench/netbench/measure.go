@@ -26,7 +26,7 @@ type peer struct {
 
 // end is this process's side of one kind of socket to the peer.
 type end struct {
-	raw, floor *netbus.RawPinger
+	raw, floor *RawPinger
 	bus        *bus.Bus
 	body       []byte
 }
@@ -47,7 +47,7 @@ func startPeer() (_ *peer, err error) {
 			p.close()
 		}
 	}()
-	if p.child, err = benchkit.StartPeer(peerEnv, strconv.Itoa(frame)+":"+dir); err != nil {
+	if p.child, err = benchkit.StartPeer(PeerName, strconv.Itoa(frame)+":"+dir); err != nil {
 		return nil, err
 	}
 	// "ready", then the raw echo, the hand-off echo and the bus for
@@ -94,20 +94,20 @@ func startPeer() (_ *peer, err error) {
 	return p, nil
 }
 
-func dialPinger(addr string, size int, handoff bool) (*netbus.RawPinger, error) {
+func dialPinger(addr string, size int, handoff bool) (*RawPinger, error) {
 	network, a, _ := strings.Cut(addr, "://")
 	c, err := net.Dial(network, a)
 	if err != nil {
 		return nil, err
 	}
-	return netbus.NewRawPinger(c, size, handoff), nil
+	return NewRawPinger(c, size, handoff), nil
 }
 
 func (p *peer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, e := range p.ends {
-		for _, r := range []*netbus.RawPinger{e.raw, e.floor} {
+		for _, r := range []*RawPinger{e.raw, e.floor} {
 			if r != nil {
 				r.Close()
 			}

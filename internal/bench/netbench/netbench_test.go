@@ -7,7 +7,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
+
+// TestMain serves the peer process that this test binary is started as.
+func TestMain(m *testing.M) {
+	if code, ok := benchkit.ServePeer(os.Args[1:], map[string]func(string) int{PeerName: Peer}); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // TestPeerRounds starts the peer process, makes interleaved rounds over
 // both kinds of socket, and checks that every round trip was measured and
@@ -76,11 +86,11 @@ func TestRunBenchQuick(t *testing.T) {
 	}
 }
 
-// BenchmarkAsk measures ask round trips to a peer process, each round
+// BenchmarkAskTwoProcesses measures ask round trips to a peer process, each round
 // interleaved with a raw ping-pong of the same bytes and the hand-off floor
 // (see measure). ns/op is a whole round of four; the figures to read are
 // the p50s and their ratios.
-func BenchmarkAsk(b *testing.B) {
+func BenchmarkAskTwoProcesses(b *testing.B) {
 	p, err := startPeer()
 	if err != nil {
 		b.Fatal(err)
