@@ -80,10 +80,10 @@
 //	err = b.WaitFor(ctx, "orders") // names on the peer arrive once the link is up
 //
 // Discovery sources (WithDiscovery; packages under bus/discovery: a static
-// list, the runtime directory of one host, DNS, NATS) find the nodes instead: the
-// bus keeps each found node linked through its nearest address, and knows
-// its names before the link is up, so an Ask to one waits for the link,
-// bounded by its ctx (docs/routing.md).
+// list, the runtime directory of one host, DNS, NATS) find the nodes
+// instead: the bus keeps each found node linked through its nearest
+// address, and knows its names before the link is up, so an Ask to one
+// waits for the link, bounded by its ctx (docs/routing.md).
 //
 // # Failure
 //
