@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,44 +74,53 @@ func TestBenchQuickPrintsEveryRow(t *testing.T) {
 	if code := run([]string{"bench", "-quick"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
+	if !strings.Contains(out.String(), "ratio = xbus ÷ baseline") {
+		t.Errorf("no statement of the ratio's direction in:\n%s", out.String())
+	}
 	rows := tableRows(out.String())
-	if _, ok := rows["row"]; !ok {
-		t.Fatalf("no table header in:\n%s", out.String())
+	if h, ok := rows["row"]; !ok || len(h) != 6 || h[3] != "xbus ÷ baseline" {
+		t.Fatalf("no table header with the ratio's direction (%q) in:\n%s", h, out.String())
 	}
 	n := runtime.GOMAXPROCS(0)
-	for _, prefix := range []string{
-		"Tell 1→1, msgs/s",
-		"Tell 2→1, msgs/s",
-		"Tell " + strconv.Itoa(n) + "→" + strconv.Itoa(n) + ", msgs/s",
-		"Ask round trip p50",
-		"Ask round trip p99",
-		"Ask round trip p50, actor WithInline",
-		"Ask round trip p99, actor WithInline",
-		"spawn 10k idle actors",
-		"bytes per idle actor",
-		"allocations per Tell",
-		"allocations per Ask",
+	for _, c := range []struct {
+		prefix   string
+		baseline bool
+	}{
+		{"Tell to a Ref 1→1", true},
+		{"Tell to a Ref 2→1", true},
+		{"Tell " + strconv.Itoa(n) + "→" + strconv.Itoa(n), true},
+		{"Ask round trip p50 (chan", true},
+		{"Ask round trip p99 (chan", true},
+		{"Ask round trip p50, actor WithInline", true},
+		{"Ask round trip p99, actor WithInline", true},
+		{"spawn 10k idle actors", true},
+		{"bytes per idle actor", true},
+		{"allocations per Tell", false},
+		{"allocations per Ask", false},
 	} {
 		var cells []string
-		for name, c := range rows {
-			if strings.HasPrefix(name, prefix) {
-				cells = c
+		for name, cs := range rows {
+			if strings.HasPrefix(name, c.prefix) {
+				cells = cs
 			}
 		}
 		if cells == nil {
-			t.Errorf("no row %q in:\n%s", prefix, out.String())
+			t.Errorf("no row %q in:\n%s", c.prefix, out.String())
 			continue
 		}
 		if len(cells) != 6 {
-			t.Errorf("row %q has %d cells, want 6: %q", prefix, len(cells), cells)
+			t.Errorf("row %q has %d cells, want 6: %q", c.prefix, len(cells), cells)
 			continue
 		}
-		if cells[1] == "" || cells[2] == "" {
-			t.Errorf("row %q lacks the xbus figure or the baseline: %q", prefix, cells)
+		if cells[1] == "" || c.baseline && (cells[2] == "" || !strings.HasSuffix(cells[3], "×")) {
+			t.Errorf("row %q lacks the xbus figure, the baseline or the ratio: %q", c.prefix, cells)
 		}
 		if cells[4] != "" && cells[5] != "ok" && cells[5] != "MISS" {
-			t.Errorf("row %q has a target but no verdict: %q", prefix, cells)
+			t.Errorf("row %q has a target but no status: %q", c.prefix, cells)
 		}
+	}
+	if !strings.Contains(errb.String(), "xbus bench inproc") || !strings.Contains(errb.String(), "Tell to a Ref 1→1") {
+		t.Errorf("no progress on stderr:\n%s", errb.String())
 	}
 	// The command's benchmarks leave nothing running behind them.
 	deadline := time.Now().Add(5 * time.Second)
@@ -129,20 +139,88 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("version: exit %d, %q", code, stdout)
 	}
 	for _, c := range []struct {
-		args []string
-		code int
-		want string // in stdout or stderr
+		args   []string
+		code   int
+		stdout string // in stdout, or ""
+		stderr string // in stderr, or ""
 	}{
-		{nil, 2, "Usage:"},
-		{[]string{"help"}, 0, "xbus bench"},
-		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"bench", "warp"}, 2, `unknown suite "warp"`},
-		{[]string{"bench", "-nope"}, 2, "flag provided but not defined"},
-		{[]string{"bench", "inproc", "net"}, 2, "one suite at most"},
+		{nil, 2, "", "Usage:"},
+		{[]string{"help"}, 0, "xbus bench", ""},
+		{[]string{"-h"}, 0, "xbus bench", ""},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"bench", "-h"}, 0, "Usage: xbus bench", ""},
+		{[]string{"bench", "--help"}, 0, "-json", ""},
+		{[]string{"bench", "shm", "-h"}, 0, "Suites: inproc", ""},
+		{[]string{"bench", "warp"}, 2, "", `unknown suite "warp"`},
+		{[]string{"bench", "-nope"}, 2, "", "flag provided but not defined"},
+		{[]string{"bench", "supervisor", "-nope"}, 2, "", "flag provided but not defined"},
+		{[]string{"bench", "inproc", "net"}, 2, "", "one suite at most"},
+		{[]string{"bench", "inproc", "-quick", "net"}, 2, "", "one suite at most"},
+		{[]string{benchkit.PeerArg}, 2, "", "want a peer's name"},
+		{[]string{benchkit.PeerArg, "nobody", "x"}, 2, "", `no benchmark peer "nobody"`},
 	} {
 		o, e, code := command(t, c.args...)
-		if code != c.code || !strings.Contains(o+e, c.want) {
-			t.Errorf("xbus %v: exit %d (want %d), output %q (want %q)", c.args, code, c.code, o+e, c.want)
+		if code != c.code || !strings.Contains(o, c.stdout) || !strings.Contains(e, c.stderr) {
+			t.Errorf("xbus %v: exit %d (want %d), stdout %q (want %q), stderr %q (want %q)", c.args, code, c.code, o, c.stdout, e, c.stderr)
+		}
+	}
+}
+
+// TestBenchFlagsInAnyPosition runs the supervisor suite with its flags
+// before and after the suite's name, in both spellings of -json, and
+// checks that each prints one JSON document of that suite's rows, and
+// progress on stderr.
+func TestBenchFlagsInAnyPosition(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "supervisor", "-quick", "-json"},
+		{"bench", "--json", "-quick", "supervisor"},
+		{"bench", "-quick", "supervisor", "--json"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, errb.String())
+		}
+		var doc struct {
+			Build      string `json:"build"`
+			GOMAXPROCS int    `json:"gomaxprocs"`
+			Ratio      string `json:"ratio"`
+			Suites     []struct {
+				Name  string `json:"name"`
+				Title string `json:"title"`
+				Rows  []struct {
+					Row      string   `json:"row"`
+					Unit     string   `json:"unit"`
+					Xbus     float64  `json:"xbus"`
+					Baseline float64  `json:"baseline"`
+					Ratio    *float64 `json:"ratio"`
+					Target   string   `json:"target"`
+					Status   string   `json:"status"`
+				} `json:"rows"`
+			} `json:"suites"`
+		}
+		dec := json.NewDecoder(&out)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatalf("%v: output is not the JSON document: %v", args, err)
+		}
+		if dec.More() {
+			t.Errorf("%v: more after the JSON document", args)
+		}
+		if !strings.HasPrefix(doc.Build, "xbus ") || doc.Ratio != "xbus ÷ baseline" {
+			t.Errorf("%v: build %q, ratio %q", args, doc.Build, doc.Ratio)
+		}
+		if len(doc.Suites) != 1 || doc.Suites[0].Name != "supervisor" || len(doc.Suites[0].Rows) != 4 {
+			t.Fatalf("%v: want the supervisor suite's 4 rows, got %+v", args, doc.Suites)
+		}
+		r := doc.Suites[0].Rows[0]
+		if r.Unit != "ns" || r.Xbus <= 0 || r.Baseline <= 0 || r.Ratio == nil || *r.Ratio != r.Xbus/r.Baseline || r.Target == "" || r.Status == "" {
+			t.Errorf("%v: first row %+v", args, r)
+		}
+		if last := doc.Suites[0].Rows[3]; last.Ratio != nil || last.Baseline != 0 {
+			t.Errorf("%v: a row without a baseline has a ratio: %+v", args, last)
+		}
+		if !strings.Contains(errb.String(), "xbus bench supervisor") || !strings.Contains(errb.String(), "restart") {
+			t.Errorf("%v: no progress on stderr: %q", args, errb.String())
 		}
 	}
 }
@@ -163,14 +241,14 @@ func TestBenchShmQuick(t *testing.T) {
 		}
 	}
 	rows := tableRows(out.String())
-	for _, prefix := range []string{"Ask round trip, 64 B p50", "Ask at 1,000/s p50", "one-way Tell, 64 B, 1 sender", "raw floor"} {
+	for _, prefix := range []string{"Ask round trip p50, 64 B", "Ask at 1,000/s p50", "one-way Tell, 64 B, 1 sender", "raw floor"} {
 		var cells []string
 		for name, c := range rows {
 			if strings.HasPrefix(name, prefix) {
 				cells = c
 			}
 		}
-		if len(cells) != 6 || cells[1] == "" || cells[2] == "" {
+		if len(cells) != 6 || cells[1] == "" || prefix != "raw floor" && cells[2] == "" {
 			t.Errorf("row %q missing or empty (%q) in:\n%s", prefix, cells, out.String())
 		}
 	}

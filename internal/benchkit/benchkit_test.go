@@ -159,3 +159,33 @@ func TestAllocsPerRun(t *testing.T) {
 		t.Errorf("AllocsPerRun of two allocations = %v, want 2", got)
 	}
 }
+
+// TestRowFormat checks the ratio and how each unit prints.
+func TestRowFormat(t *testing.T) {
+	if r := (Row{Xbus: 3, Baseline: 2}); r.Ratio() != 1.5 {
+		t.Errorf("ratio of 3 over 2 = %v", r.Ratio())
+	}
+	if r := (Row{Xbus: 3}); r.Ratio() != 0 {
+		t.Errorf("ratio without a baseline = %v, want 0", r.Ratio())
+	}
+	for _, c := range []struct {
+		u    Unit
+		v    float64
+		want string
+	}{
+		{PerSec, 17_912_345, "17.9 M/s"},
+		{PerSec, 266_159, "266 k/s"},
+		{PerSec, 12, "12 /s"},
+		{Nanos, 499.6, "500ns"},
+		{Nanos, 1_564_321, "1.56ms"},
+		{Nanos, 35_972, "36µs"},
+		{Bytes, 629.6, "630 B"},
+		{Seconds, 8.314, "8.31 s"},
+		{CPU, 0.213, "0.21 %"},
+		{Count, 0, "0"},
+	} {
+		if got := c.u.Format(c.v); got != c.want {
+			t.Errorf("%s.Format(%v) = %q, want %q", c.u, c.v, got, c.want)
+		}
+	}
+}

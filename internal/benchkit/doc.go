@@ -1,8 +1,9 @@
 // Package benchkit holds the measuring code that the xbus benchmarks and the
 // xbus bench command share: the harness that drives senders and times them,
 // the plain-Go baselines every figure is compared with in the same run, the
-// statistics taken over the samples, and the child process that benchmarks
-// between two processes run (StartPeer in the parent, ServePeer in the child).
+// statistics taken over the samples, the Row every suite of `xbus bench`
+// reports, and the child process that benchmarks between two processes run
+// (StartPeer in the parent, ServePeer in the child).
 //
 // It uses only the standard library, so that any package's tests may import
 // it, mailbox's included, without an import cycle. The thing measured comes

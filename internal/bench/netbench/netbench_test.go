@@ -67,20 +67,19 @@ func TestRunBenchQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("benchmark table")
 	}
-	var out strings.Builder
-	if err := RunBench(&out, true); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+	var rows benchkit.Rows
+	if err := RunBench(&rows, true); err != nil {
+		t.Fatalf("%v\n%+v", err, rows)
 	}
 	for _, kind := range []string{"TCP", "Unix"} {
-		for _, row := range []string{"ask round trip p50", "ask round trip p99", "ask round trip p50, actor WithInline", "floor: raw ping-pong with a hand-off", "ask round trip p50 against that floor"} {
-			i := strings.Index(out.String(), "| "+kind+", two processes: "+row)
-			if i < 0 {
-				t.Errorf("no %q row for %s in\n%s", row, kind, out.String())
+		for _, row := range []string{"ask round trip p50 (raw ping-pong)", "ask round trip p99 (raw ping-pong)", "ask round trip p50, actor WithInline (raw ping-pong)", "hand-off floor p50 (raw ping-pong)", "ask round trip p50 (hand-off floor)"} {
+			r, ok := rows.Find(kind + ", two processes: " + row)
+			if !ok {
+				t.Errorf("no %q row for %s in %+v", row, kind, rows)
 				continue
 			}
-			line, _, _ := strings.Cut(out.String()[i:], "\n")
-			if cells := strings.Split(strings.Trim(line, "|"), "|"); len(cells) != 4 || !strings.HasSuffix(strings.TrimSpace(cells[3]), "×") {
-				t.Errorf("row %q is not filled: %q", row, line)
+			if r.Xbus <= 0 || r.Baseline <= 0 {
+				t.Errorf("row %q is not filled: %+v", r.Name, r)
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/netbus"
 )
@@ -34,9 +35,8 @@ type BenchOptions struct {
 
 // OneProcess measures netbus between two buses in this process over
 // loopback TCP and a Unix socket, each figure beside a baseline measured in
-// the same run (a raw socket ping-pong of the same bytes), and writes a
-// Markdown table to w.
-func OneProcess(w io.Writer, o BenchOptions) error {
+// the same run (a raw socket ping-pong or stream of the same bytes).
+func OneProcess(out benchkit.Out, o BenchOptions) error {
 	if o.Duration == 0 {
 		o.Duration = 2 * time.Second
 	}
@@ -51,64 +51,74 @@ func OneProcess(w io.Writer, o BenchOptions) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(w, "| measurement | netbus | baseline | ratio |\n|---|---|---|---|\n")
+	ns := func(d time.Duration) float64 { return float64(max(d, 1)) }
 	for _, nw := range []struct{ name, listen string }{
 		{"TCP", "tcp://127.0.0.1:0"},
 		{"Unix", "unix://" + filepath.Join(dir, "bench.sock")},
 	} {
-		p, err := NewBenchPair(nw.listen, o.Size)
-		if err != nil {
-			return err
-		}
-		raw, err := RawPingPong(nw.listen, p.FrameSize, o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		lat, err := p.AskLatency(o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		floor, err := RawPingPongHandoff(nw.listen, p.FrameSize, o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		fmt.Fprintf(w, "| %s ask round trip p50 | %v | %v (raw ping-pong, %d B) | %.2f× |\n", nw.name, lat.P50, raw.P50, p.FrameSize, float64(lat.P50)/float64(raw.P50))
-		fmt.Fprintf(w, "| %s ask round trip p99 | %v | %v | %.2f× |\n", nw.name, lat.P99, raw.P99, float64(lat.P99)/float64(raw.P99))
-		inl, err := p.InlineAskLatency(o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		fmt.Fprintf(w, "| %s ask round trip p50, actor WithInline | %v | %v (raw ping-pong) | %.2f× |\n", nw.name, inl.P50, raw.P50, float64(inl.P50)/float64(raw.P50))
-		fmt.Fprintf(w, "| %s floor: raw ping-pong, a reader goroutine handing over to another on each end, p50 | %v | %v (raw ping-pong) | %.2f× |\n", nw.name, floor.P50, raw.P50, float64(floor.P50)/float64(raw.P50))
-		fmt.Fprintf(w, "| %s ask round trip p50 against that floor | %v | %v (floor) | %.2f× |\n", nw.name, lat.P50, floor.P50, float64(lat.P50)/float64(floor.P50))
-		rawRate := float64(raw.N) / raw.Elapsed.Seconds()
-		for _, c := range o.Concurrency {
-			rate, err := p.AskRate(c, o.Duration)
-			if err != nil {
-				p.Close()
-				return err
-			}
-			fmt.Fprintf(w, "| %s asks/s, %d callers | %.0f | %.0f (raw ping-pong, 1 caller) | %.2f× |\n", nw.name, c, rate, rawRate, rate/rawRate)
-		}
-		tell, err := p.TellRate(o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		rawStream, err := RawStream(nw.listen, p.FrameSize, o.Duration)
-		if err != nil {
-			p.Close()
-			return err
-		}
-		fmt.Fprintf(w, "| %s one-way tells/s | %.0f | %.0f (raw buffered stream) | %.2f× |\n", nw.name, tell, rawStream, tell/rawStream)
-		if err := p.Close(); err != nil {
+		if err := onePair(out, nw.name, nw.listen, o, ns); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// onePair measures one kind of socket for OneProcess.
+func onePair(out benchkit.Out, name, listen string, o BenchOptions, ns func(time.Duration) float64) (err error) {
+	p, err := NewBenchPair(listen, o.Size)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	out.Progress("%s, one process: ask round trips, raw ping-pongs of %d B, the hand-off floor", name, p.FrameSize)
+	raw, err := RawPingPong(listen, p.FrameSize, o.Duration)
+	if err != nil {
+		return err
+	}
+	lat, err := p.AskLatency(o.Duration)
+	if err != nil {
+		return err
+	}
+	floor, err := RawPingPongHandoff(listen, p.FrameSize, o.Duration)
+	if err != nil {
+		return err
+	}
+	inl, err := p.InlineAskLatency(o.Duration)
+	if err != nil {
+		return err
+	}
+	row := func(what string, x, base time.Duration) {
+		out.Row(benchkit.Row{Name: name + ", one process: " + what, Unit: benchkit.Nanos, Xbus: ns(x), Baseline: ns(base)})
+	}
+	row("ask round trip p50 (raw ping-pong)", lat.P50, raw.P50)
+	row("ask round trip p99 (raw ping-pong)", lat.P99, raw.P99)
+	row("ask round trip p50, actor WithInline (raw ping-pong)", inl.P50, raw.P50)
+	row("hand-off floor p50 (raw ping-pong)", floor.P50, raw.P50)
+	row("ask round trip p50 (hand-off floor)", lat.P50, floor.P50)
+	rawRate := float64(raw.N) / raw.Elapsed.Seconds()
+	for _, c := range o.Concurrency {
+		out.Progress("%s, one process: asks with %d callers", name, c)
+		rate, err := p.AskRate(c, o.Duration)
+		if err != nil {
+			return err
+		}
+		out.Row(benchkit.Row{Name: fmt.Sprintf("%s, one process: asks, %d callers (raw ping-pong, 1 caller)", name, c), Unit: benchkit.PerSec, Xbus: rate, Baseline: rawRate})
+	}
+	out.Progress("%s, one process: one-way tells and a raw buffered stream", name)
+	tell, err := p.TellRate(o.Duration)
+	if err != nil {
+		return err
+	}
+	rawStream, err := RawStream(listen, p.FrameSize, o.Duration)
+	if err != nil {
+		return err
+	}
+	out.Row(benchkit.Row{Name: name + ", one process: one-way tells (raw buffered stream)", Unit: benchkit.PerSec, Xbus: tell, Baseline: rawStream,
+		Target: "≥ 10 M/s", Status: benchkit.Verdict(tell >= 10e6)})
 	return nil
 }
 

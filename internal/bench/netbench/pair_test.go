@@ -3,9 +3,10 @@ package netbench
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 func benchPair(b *testing.B, listen string) *BenchPair {
@@ -104,20 +105,18 @@ func TestOneProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("benchmark table")
 	}
-	var out testWriter
-	if err := OneProcess(&out, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
+	var rows benchkit.Rows
+	if err := OneProcess(&rows, BenchOptions{Duration: 50 * time.Millisecond, Concurrency: []int{1, 16}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, nw := range []string{"TCP", "Unix"} {
-		for _, row := range []string{"ask round trip p50", "ask round trip p50, actor WithInline", "floor: raw ping-pong", "asks/s, 16 callers", "one-way tells/s"} {
-			if !strings.Contains(string(out.b), "| "+nw+" "+row) {
-				t.Errorf("no %q row for %s in\n%s", row, nw, out.b)
+		for _, row := range []string{"ask round trip p50 (raw ping-pong)", "ask round trip p50, actor WithInline (raw ping-pong)", "hand-off floor p50 (raw ping-pong)", "asks, 16 callers (raw ping-pong, 1 caller)", "one-way tells (raw buffered stream)"} {
+			r, ok := rows.Find(nw + ", one process: " + row)
+			if !ok {
+				t.Errorf("no %q row for %s in %+v", row, nw, rows)
+			} else if r.Xbus <= 0 || r.Baseline <= 0 {
+				t.Errorf("row %q is not filled: %+v", r.Name, r)
 			}
 		}
 	}
-	t.Log("\n" + string(out.b))
 }
-
-type testWriter struct{ b []byte }
-
-func (w *testWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }

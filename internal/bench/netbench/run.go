@@ -2,43 +2,53 @@ package netbench
 
 import (
 	"fmt"
-	"io"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
-// RunBench writes the table of `xbus bench net`: OneProcess (both buses
-// in this process), then ask round trips between this process and a peer
+// RunBench is the suite of `xbus bench net`: OneProcess (both buses in
+// this process), then ask round trips between this process and a peer
 // process, each beside a raw ping-pong of the same bytes and the hand-off
 // floor, measured interleaved in the same run. quick shortens every
 // measurement.
-func RunBench(w io.Writer, quick bool) error {
+func RunBench(out benchkit.Out, quick bool) error {
 	d := 2 * time.Second
 	if quick {
 		d = 100 * time.Millisecond
 	}
-	if err := OneProcess(w, BenchOptions{Duration: d}); err != nil {
+	if err := OneProcess(out, BenchOptions{Duration: d}); err != nil {
 		return err
 	}
+	out.Progress("starting the peer process")
 	p, err := startPeer()
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	fmt.Fprintf(w, "\nBetween two processes (rounds of a raw ping-pong, the floor, an ask and an ask to an actor WithInline, interleaved):\n\n")
-	fmt.Fprintf(w, "| measurement | netbus | baseline | ratio |\n|---|---|---|---|\n")
+	ns := func(d time.Duration) float64 { return float64(max(d, 1)) }
 	for _, kind := range []string{"TCP", "Unix"} {
+		out.Progress("%s, two processes: rounds of a raw ping-pong, the floor, an ask and an ask to an actor WithInline, interleaved", kind)
 		s, err := p.ends[kind].measure(2*d, 100)
 		if err != nil {
 			return err
 		}
-		row := func(what string, v, base time.Duration, baseName string) {
-			fmt.Fprintf(w, "| %s, two processes: %s | %v | %v (%s) | %.2f× |\n", kind, what, v, base, baseName, float64(v)/float64(base))
+		row := func(what string, x, base time.Duration, target float64) {
+			r := benchkit.Row{Name: kind + ", two processes: " + what, Unit: benchkit.Nanos, Xbus: ns(x), Baseline: ns(base)}
+			if target > 0 {
+				r.Target, r.Status = fmt.Sprintf("≤ %g×", target), benchkit.Verdict(r.Ratio() <= target)
+			}
+			out.Row(r)
 		}
-		row("ask round trip p50", at(s.ask, .5), at(s.raw, .5), "raw ping-pong")
-		row("ask round trip p99", at(s.ask, .99), at(s.raw, .99), "raw ping-pong")
-		row("ask round trip p50, actor WithInline", at(s.inline, .5), at(s.raw, .5), "raw ping-pong")
-		row("floor: raw ping-pong with a hand-off on each end, p50", at(s.floor, .5), at(s.raw, .5), "raw ping-pong")
-		row("ask round trip p50 against that floor", at(s.ask, .5), at(s.floor, .5), "floor")
+		target := 0.0
+		if kind == "TCP" {
+			target = 2
+		}
+		row("ask round trip p50 (raw ping-pong)", at(s.ask, .5), at(s.raw, .5), target)
+		row("ask round trip p99 (raw ping-pong)", at(s.ask, .99), at(s.raw, .99), 0)
+		row("ask round trip p50, actor WithInline (raw ping-pong)", at(s.inline, .5), at(s.raw, .5), 0)
+		row("hand-off floor p50 (raw ping-pong)", at(s.floor, .5), at(s.raw, .5), 0)
+		row("ask round trip p50 (hand-off floor)", at(s.ask, .5), at(s.floor, .5), 0)
 	}
 	return nil
 }

@@ -421,14 +421,14 @@ func (p *benchPair) askRTT(msg string, n, round int, every time.Duration) (shm, 
 			*out = append(*out, lat...)
 			return err
 		}
-		for range k { // paced: the sleep is not timed
+		for range k { // paced: each ask is timed from when it was due,
+			// so an ask that waited for a slow one before it counts its wait
 			next = next.Add(every)
 			time.Sleep(time.Until(next))
-			lat, err := benchkit.Latencies(1, ask)
-			if err != nil {
+			if err := ask(); err != nil {
 				return err
 			}
-			*out = append(*out, lat...)
+			*out = append(*out, time.Since(next))
 		}
 		return nil
 	}
@@ -593,13 +593,13 @@ func quantile(l []time.Duration, q float64) time.Duration {
 }
 
 // RunBench measures shmbus between this process and a child process (this
-// executable, started again) and writes a Markdown table: Ask round trips
-// with 64-byte and 4 KiB bodies at full speed and at 1,000 asks/s, CPU time
-// per paced ask, one-way Tell throughput from 1 and 4 goroutines, each
-// against the same bus over a Unix socket (netbus) measured in the same
-// run, and the raw floors: a cache line, futex and eventfd ping-pong
-// between two processes. quick shrinks every count for a smoke test.
-func RunBench(w io.Writer, quick bool) error {
+// executable, started again): Ask round trips with 64-byte and 4 KiB bodies
+// at full speed and at 1,000 asks/s, CPU time per paced ask, one-way Tell
+// throughput from 1 and 4 goroutines, each against the same bus over a
+// Unix socket (netbus) measured in the same run, and the raw floors: a
+// cache line, futex and eventfd ping-pong between two processes. quick
+// shrinks every count for a smoke test.
+func RunBench(out benchkit.Out, quick bool) error {
 	scale := func(full, q int) int {
 		if quick {
 			return q
@@ -609,66 +609,70 @@ func RunBench(w io.Writer, quick bool) error {
 	rawDur := time.Duration(scale(int(500*time.Millisecond), int(20*time.Millisecond)))
 	raws := map[string][]time.Duration{}
 	for _, m := range []string{"line", "futex", "eventfd"} {
+		out.Progress("raw %s ping-pong between two processes", m)
 		l, err := rawRTT(m, rawDur)
 		if err != nil {
 			return fmt.Errorf("shmbus bench: raw %s: %w", m, err)
 		}
 		raws[m] = l
 	}
+	out.Progress("starting the peer process")
 	p, err := newBenchPair()
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	fmt.Fprintf(w, "| row | shmbus | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|\n")
-	row := func(name string, x, base, ratio, target, verdict string) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, x, base, ratio, target, verdict)
-	}
-	us := func(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/1e3) }
-	ok := func(b bool) string {
-		if b {
-			return "ok"
-		}
-		return "MISS"
-	}
+	ns := func(d time.Duration) float64 { return float64(max(d, 1)) }
 	for _, size := range []int{64, 4096} {
+		n := scale(200_000, 2_000)
+		out.Progress("%d asks with %d-byte bodies, alternating rounds with the Unix socket", n, size)
 		msg := string(make([]byte, size))
-		s, u, err := p.askRTT(msg, scale(200_000, 2_000), 1000, 0)
+		s, u, err := p.askRTT(msg, n, 1000, 0)
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("Ask round trip, %d B", size)
 		for _, q := range []struct {
 			label string
 			q     float64
 		}{{"p50", .5}, {"p99", .99}, {"p99.9", .999}} {
 			sq, uq := quantile(s, q.q), quantile(u, q.q)
-			target, verdict := "", ""
-			if size == 64 && q.label == "p50" {
-				target, verdict = "< 1.5 µs and ≥ 10× Unix", ok(sq < 1500*time.Nanosecond && uq >= 10*sq)
+			r := benchkit.Row{Name: fmt.Sprintf("Ask round trip %s, %d B (Unix socket)", q.label, size), Unit: benchkit.Nanos, Xbus: ns(sq), Baseline: ns(uq)}
+			if size == 64 && q.label == "p99" {
+				r.Target, r.Status = "< 5µs", benchkit.Verdict(sq < 5*time.Microsecond)
 			}
-			row(name+" "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), target, verdict)
+			out.Row(r)
+			if size == 64 && q.label == "p50" {
+				line := quantile(raws["line"], .5)
+				out.Row(benchkit.Row{Name: "Ask round trip p50, 64 B (raw cache-line ping-pong)", Unit: benchkit.Nanos,
+					Xbus: ns(sq), Baseline: ns(line), Target: "≤ 3×", Status: benchkit.Verdict(sq <= 3*line)})
+			}
 		}
 	}
 	{
-		pooled, inline, err := p.inlineRTT(scale(100_000, 1_000))
+		n := scale(100_000, 1_000)
+		out.Progress("%d asks to an actor WithInline and to the same actor not inline", n)
+		pooled, inline, err := p.inlineRTT(n)
 		if err != nil {
 			return err
 		}
 		for _, q := range p50p99 {
-			iq, pq := quantile(inline, q.q), quantile(pooled, q.q)
-			row("Ask round trip, 64 B, actor WithInline "+q.label, us(iq), us(pq)+" (the same actor, not inline)", fmt.Sprintf("%.2f×", float64(iq)/float64(pq)), "", "")
+			out.Row(benchkit.Row{Name: "Ask round trip " + q.label + ", 64 B, actor WithInline (the same actor, not inline)", Unit: benchkit.Nanos,
+				Xbus: ns(quantile(inline, q.q)), Baseline: ns(quantile(pooled, q.q))})
 		}
 	}
 	{
-		s, u, err := p.askRTT("x", scale(3000, 60), 200, time.Millisecond)
+		n := scale(3000, 60)
+		out.Progress("%d asks at 1,000/s, latency from each ask's scheduled time", n)
+		s, u, err := p.askRTT("x", n, 200, time.Millisecond)
 		if err != nil {
 			return err
 		}
 		for _, q := range p50p99 {
 			sq, uq := quantile(s, q.q), quantile(u, q.q)
-			row("Ask at 1,000/s "+q.label, us(sq), us(uq)+" (Unix socket)", fmt.Sprintf("%.2f× faster", float64(uq)/float64(sq)), "≤ Unix", ok(sq <= uq))
+			out.Row(benchkit.Row{Name: "Ask at 1,000/s " + q.label + " (Unix socket)", Unit: benchkit.Nanos,
+				Xbus: ns(sq), Baseline: ns(uq), Target: "≤ 1.0×", Status: benchkit.Verdict(sq <= uq)})
 		}
+		out.Progress("CPU time per ask at 1,000/s")
 		cs, err := p.cpuPerAsk(p.shm, scale(2000, 50), time.Millisecond)
 		if err != nil {
 			return err
@@ -677,15 +681,18 @@ func RunBench(w io.Writer, quick bool) error {
 		if err != nil {
 			return err
 		}
-		row("CPU per ask at 1,000/s, both processes", us(cs), us(cu)+" (Unix socket)", fmt.Sprintf("%.2f×", float64(cs)/float64(cu)), "", "")
+		out.Row(benchkit.Row{Name: "CPU per ask at 1,000/s, both processes (Unix socket)", Unit: benchkit.Nanos, Xbus: ns(cs), Baseline: ns(cu)})
+		out.Progress("CPU while idle")
 		idle, err := p.idleCPU(time.Duration(scale(int(time.Second), int(100*time.Millisecond))))
 		if err != nil {
 			return err
 		}
-		row("CPU while idle, both processes (shm and Unix links up)", fmt.Sprintf("%.2f %% of a CPU", 100*idle), "", "", "≈ 0", ok(idle < 0.01))
+		out.Row(benchkit.Row{Name: "CPU while idle, both processes (shm and Unix links up)", Unit: benchkit.CPU, Xbus: 100 * idle,
+			Target: "< 1 %", Status: benchkit.Verdict(idle < 0.01)})
 	}
 	for _, senders := range []int{1, 4} {
 		n := scale(1_000_000, 10_000)
+		out.Progress("%d one-way tells from %d sender(s)", n, senders)
 		s, err := tellRate(p.shm, n, senders)
 		if err != nil {
 			return err
@@ -694,10 +701,12 @@ func RunBench(w io.Writer, quick bool) error {
 		if err != nil {
 			return err
 		}
-		row(fmt.Sprintf("one-way Tell, 64 B, %d sender(s), msgs/s", senders), fmt.Sprintf("%.2f M", s/1e6), fmt.Sprintf("%.2f M (Unix socket)", u/1e6), fmt.Sprintf("%.2f×", s/u), "≥ 10 M/s", ok(s >= 10e6))
+		out.Row(benchkit.Row{Name: fmt.Sprintf("one-way Tell, 64 B, %d sender%s (Unix socket)", senders, plural(senders)), Unit: benchkit.PerSec,
+			Xbus: s, Baseline: u, Target: "≥ 10 M/s", Status: benchkit.Verdict(s >= 10e6)})
 	}
 	{
 		n := scale(1_000_000, 10_000)
+		out.Progress("%d one-way tells to an actor WithInline and not inline", n)
 		i, err := tellRateTo(p.shm, "count-inline", n, 1)
 		if err != nil {
 			return err
@@ -706,21 +715,20 @@ func RunBench(w io.Writer, quick bool) error {
 		if err != nil {
 			return err
 		}
-		row("one-way Tell, 64 B, 1 sender, actor WithInline, msgs/s", fmt.Sprintf("%.2f M", i/1e6), fmt.Sprintf("%.2f M (the same actor, not inline)", s/1e6), fmt.Sprintf("%.2f×", i/s), "", "")
+		out.Row(benchkit.Row{Name: "one-way Tell, 64 B, 1 sender, actor WithInline (the same actor, not inline)", Unit: benchkit.PerSec, Xbus: i, Baseline: s})
 	}
 	{
+		out.Progress("ring sizes %v", sweepSizes)
 		small, large, rate, err := p.ringSweep(scale(20_000, 500), scale(300_000, 5_000))
 		if err != nil {
 			return err
 		}
 		def := slices.Index(sweepSizes, shmbus.DefaultRingSize)
 		for i, size := range sweepSizes {
-			s, l := quantile(small[i], .5), quantile(large[i], .5)
-			ds, dl := quantile(small[def], .5), quantile(large[def], .5)
-			row(fmt.Sprintf("ring %d KiB: Ask p50 64 B / 4 KiB; Tell, 1 sender", size>>10),
-				fmt.Sprintf("%s / %s; %.2f M/s", us(s), us(l), rate[i]/1e6),
-				fmt.Sprintf("%s / %s; %.2f M/s (64 KiB ring)", us(ds), us(dl), rate[def]/1e6),
-				fmt.Sprintf("%.2f× / %.2f×; %.2f×", float64(s)/float64(ds), float64(l)/float64(dl), rate[i]/rate[def]), "", "")
+			name := fmt.Sprintf("ring %d KiB: ", size>>10)
+			out.Row(benchkit.Row{Name: name + "Ask p50, 64 B (64 KiB ring)", Unit: benchkit.Nanos, Xbus: ns(quantile(small[i], .5)), Baseline: ns(quantile(small[def], .5))})
+			out.Row(benchkit.Row{Name: name + "Ask p50, 4 KiB (64 KiB ring)", Unit: benchkit.Nanos, Xbus: ns(quantile(large[i], .5)), Baseline: ns(quantile(large[def], .5))})
+			out.Row(benchkit.Row{Name: name + "Tell, 1 sender (64 KiB ring)", Unit: benchkit.PerSec, Xbus: rate[i], Baseline: rate[def]})
 		}
 	}
 	for _, m := range []struct{ key, name string }{
@@ -728,8 +736,17 @@ func RunBench(w io.Writer, quick bool) error {
 		{"futex", "raw: futex wait/wake ping-pong RTT"},
 		{"eventfd", "raw: eventfd (netpoller) ping-pong RTT"},
 	} {
-		l := raws[m.key]
-		row(m.name+" p50 / p99", us(quantile(l, .5)), us(quantile(l, .99))+" (p99)", "", "", "")
+		for _, q := range p50p99 {
+			out.Row(benchkit.Row{Name: m.name + " " + q.label, Unit: benchkit.Nanos, Xbus: ns(quantile(raws[m.key], q.q))})
+		}
 	}
 	return nil
+}
+
+// plural is the ending of a count's noun.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -3,7 +3,6 @@
 package shmbench_test
 
 import (
-	"bytes"
 	"os"
 	"runtime"
 	"strings"
@@ -29,28 +28,45 @@ func TestRunBenchQuick(t *testing.T) {
 		t.Skip("starts four child processes")
 	}
 	base := runtime.NumGoroutine()
-	var out bytes.Buffer
-	if err := shmbench.RunBench(&out, true); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+	var rows benchkit.Rows
+	if err := shmbench.RunBench(&rows, true); err != nil {
+		t.Fatalf("%v\n%+v", err, rows)
 	}
-	for _, row := range []string{
-		"Ask round trip, 64 B p50", "Ask round trip, 4096 B p99.9", "Ask at 1,000/s p99",
+	for _, prefix := range []string{
+		"Ask round trip p50, 64 B", "Ask round trip p99.9, 4096 B", "Ask at 1,000/s p99",
 		"CPU per ask", "one-way Tell, 64 B, 1 sender", "one-way Tell, 64 B, 4 sender",
-		"raw floor: cache-line", "raw: futex", "raw: eventfd",
-		"ring 4 KiB: Ask p50", "ring 1024 KiB: Ask p50",
-		"Ask round trip, 64 B, actor WithInline p50", "one-way Tell, 64 B, 1 sender, actor WithInline",
+		"ring 4 KiB: Ask p50", "ring 1024 KiB: Tell",
+		"Ask round trip p50, 64 B, actor WithInline", "one-way Tell, 64 B, 1 sender, actor WithInline",
 	} {
-		i := strings.Index(out.String(), "| "+row)
-		if i < 0 {
-			t.Errorf("no row %q in:\n%s", row, out.String())
-			continue
+		var found bool
+		for _, r := range rows {
+			if strings.HasPrefix(r.Name, prefix) {
+				found = true
+				if r.Xbus <= 0 || r.Baseline <= 0 {
+					t.Errorf("row %q lacks a figure or its baseline: %+v", r.Name, r)
+				}
+			}
 		}
-		line, _, _ := strings.Cut(out.String()[i:], "\n")
-		if cells := strings.Split(strings.Trim(line, "|"), "|"); len(cells) != 6 || strings.TrimSpace(cells[1]) == "" || strings.TrimSpace(cells[2]) == "" {
-			t.Errorf("row %q is not filled: %q", row, line)
+		if !found {
+			t.Errorf("no row %q in %+v", prefix, rows)
 		}
 	}
-	t.Log("\n" + out.String())
+	for _, prefix := range []string{"raw floor: cache-line", "raw: futex", "raw: eventfd"} {
+		var found bool
+		for _, r := range rows {
+			if strings.HasPrefix(r.Name, prefix) && r.Xbus > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no row %q with a figure in %+v", prefix, rows)
+		}
+	}
+	for _, r := range rows {
+		if r.Target != "" && r.Status != "ok" && r.Status != "MISS" {
+			t.Errorf("row %q has a target but no status: %+v", r.Name, r)
+		}
+	}
 	for i := 0; runtime.NumGoroutine() > base; i++ {
 		if i == 200 {
 			t.Fatalf("goroutines leaked: %d > %d", runtime.NumGoroutine(), base)

@@ -1,11 +1,10 @@
 package supbench
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/supervisor"
 )
 
@@ -32,17 +31,23 @@ func BenchmarkRestartLatency(b *testing.B) {
 	b.ReportMetric(float64(rl.P50)/float64(max(bl.P50, 1)), "x-unsupervised")
 }
 
-// TestRunBench runs the report cmd/xbus prints, briefly.
+// TestRunBench runs the suite cmd/xbus prints, briefly, and checks its
+// rows.
 func TestRunBench(t *testing.T) {
-	var buf bytes.Buffer
-	if err := runBench(&buf, 50); err != nil {
+	var rows benchkit.Rows
+	if err := runBench(&rows, 50); err != nil {
 		t.Fatal(err)
 	}
-	out := buf.String()
-	for _, want := range []string{"no failure (baseline)", "panic, no supervisor", "panic, resume", "panic, restart", "restart p50 / no-supervisor p50"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 4: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if r.Xbus <= 0 || r.Unit != benchkit.Nanos {
+			t.Errorf("row %q: %v %s", r.Name, r.Xbus, r.Unit)
 		}
+	}
+	if r := rows[0]; r.Baseline <= 0 || r.Target == "" || (r.Status != "ok" && r.Status != "MISS") {
+		t.Errorf("restart row lacks its baseline or verdict: %+v", r)
 	}
 	l := percentiles("x", []time.Duration{5, 1, 4, 2, 3})
 	if l.P50 != 3 || l.P99 != 5 {
