@@ -444,18 +444,21 @@ func (b *Bus) targetWait(ctx context.Context, to any) (*process, Ref, error) {
 }
 
 var hostID = sync.OnceValue(func() string {
-	for _, f := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/random/boot_id"} {
+	var id string
+	for _, f := range []string{"/proc/sys/kernel/random/boot_id", "/etc/machine-id"} {
 		if data, err := os.ReadFile(f); err == nil {
 			if s := strings.TrimSpace(string(data)); s != "" && len(s) <= 64 {
-				return s
+				id = s
+				break
 			}
 		}
 	}
 	h, _ := os.Hostname()
-	return h
+	return id + "/" + h
 })
 
-// HostID identifies this machine: its machine id (/etc/machine-id), else
-// its boot id, else its host name. Nodes with one HostID can link through
-// shared memory and Unix sockets.
+// HostID identifies this machine as far as shared memory and Unix sockets
+// reach: its boot id (else its machine id) and its host name. Processes of
+// one host share it; containers on one kernel with host names of their
+// own, which do not share socket paths, do not.
 func HostID() string { return hostID() }

@@ -13,8 +13,7 @@
 //	<random>.sock    the socket its shared-memory transport listens on (Transport)
 //
 // Every Config.Interval a node reads the directory: it reports each live
-// node to the bus (bus.Discovered.Found, with a TTL of three intervals),
-// and each that left as lost. An entry whose lock nobody holds belongs to a
+// node to the bus (bus.Discovered.Found), and each that left as lost. An entry whose lock nobody holds belongs to a
 // dead process, however it died (SIGKILL included): the first node to see
 // it removes its files. Entries that are not regular files, belong to
 // another user, are oversized or do not decode are logged once each and
@@ -284,7 +283,10 @@ func (s *Source) scan() {
 		}
 		delete(s.warned, name)
 		alive[id] = true
-		s.d.Found(bus.NodeInfo{ID: id, Host: e.Host, Addrs: e.Addrs, Names: e.Names, TTL: 3 * s.cfg.Interval})
+		// No TTL: every scan reports a node's end itself (its entry gone or
+		// its lock free); a TTL would drop live links whenever this
+		// process stalls longer than it.
+		s.d.Found(bus.NodeInfo{ID: id, Host: e.Host, Addrs: e.Addrs, Names: e.Names})
 	}
 	for id := range s.seen {
 		if !alive[id] {
