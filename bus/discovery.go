@@ -86,8 +86,12 @@ const maxFound = 4096
 
 // discoveryTable is what the bus learned from its sources. mu guards every
 // field; it is a leaf lock: Connect and Disconnect are called after it is
-// released.
+// released. apply, taken before mu, makes each Found, Lost and expiry
+// decide and then connect or disconnect as one step, so that two of them
+// (from two sources, or a report and an expiry) apply in the order they
+// decided.
 type discoveryTable struct {
+	apply   sync.Mutex
 	mu      sync.Mutex
 	sources []Discovery
 	nodes   map[string]*foundNode // by nodeKey
@@ -172,6 +176,8 @@ func (b *Bus) Found(n NodeInfo) {
 		return // nothing to link and nothing to name it by
 	}
 	d := &b.disc
+	d.apply.Lock()
+	defer d.apply.Unlock()
 	d.mu.Lock()
 	if d.closed || d.nodes == nil {
 		d.mu.Unlock()
@@ -213,6 +219,8 @@ func (b *Bus) Found(n NodeInfo) {
 // Lost implements Discovered.
 func (b *Bus) Lost(n NodeInfo) {
 	d := &b.disc
+	d.apply.Lock()
+	defer d.apply.Unlock()
 	d.mu.Lock()
 	var gone []*foundNode
 	keys := []string{nodeKey(NodeInfo{ID: n.ID})}
@@ -333,6 +341,8 @@ func (d *discoveryTable) nextExpiry(t time.Time) time.Time {
 // expireFound drops the nodes whose TTL ran out and rearms the timer.
 func (b *Bus) expireFound() {
 	d := &b.disc
+	d.apply.Lock()
+	defer d.apply.Unlock()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
