@@ -31,12 +31,6 @@ func discoveredBus(t *testing.T, listen ...string) (*bus.Bus, *handle) {
 	return b, h
 }
 
-func kept(addr string) func([]bus.LinkInfo) bool {
-	return func(ls []bus.LinkInfo) bool {
-		return slices.ContainsFunc(ls, func(l bus.LinkInfo) bool { return l.Addr == addr })
-	}
-}
-
 // A node a source finds is linked through its nearest address, its names
 // are reachable, and Lost stops keeping it linked.
 func TestDiscoveryFoundLinksNearest(t *testing.T) {
@@ -51,7 +45,7 @@ func TestDiscoveryFoundLinksNearest(t *testing.T) {
 	}
 	cli, h := discoveredBus(t)
 	h.d.Found(self)
-	bustest.WaitLinks(t, cli, "linked through the unix address", kept(sock))
+	bustest.WaitLinks(t, cli, "linked through the unix address", func(ls []bus.LinkInfo) bool { return bustest.Kept(ls, sock) })
 	for _, l := range cli.Links() {
 		if l.Addr != "" && l.Addr != sock {
 			t.Fatalf("linked %s besides the nearest address", l.Addr)
@@ -63,7 +57,7 @@ func TestDiscoveryFoundLinksNearest(t *testing.T) {
 		t.Fatalf("ask = %v, %v", r, err)
 	}
 	h.d.Lost(bus.NodeInfo{ID: srv.NodeID()})
-	bustest.WaitLinks(t, cli, "forgotten", func(ls []bus.LinkInfo) bool { return !kept(sock)(ls) })
+	bustest.WaitLinks(t, cli, "forgotten", func(ls []bus.LinkInfo) bool { return !bustest.Kept(ls, sock) })
 }
 
 // A same-host address of a node on another host is not dialed: only its
@@ -81,8 +75,8 @@ func TestDiscoveryOtherHostSkipsLocalSchemes(t *testing.T) {
 	}
 	cli, h := discoveredBus(t)
 	h.d.Found(self)
-	bustest.WaitLinks(t, cli, "linked through tcp", kept(tcp))
-	if kept(sock)(cli.Links()) {
+	bustest.WaitLinks(t, cli, "linked through tcp", func(ls []bus.LinkInfo) bool { return bustest.Kept(ls, tcp) })
+	if bustest.Kept(cli.Links(), sock) {
 		t.Fatalf("dialed a unix address of another host: %+v", cli.Links())
 	}
 }
@@ -136,8 +130,8 @@ func TestDiscoveryTTLExpires(t *testing.T) {
 	info.Names = []string{"ghost"}
 	info.TTL = 50 * time.Millisecond
 	h.d.Found(info)
-	bustest.WaitLinks(t, cli, "linked", kept(sock))
-	bustest.WaitLinks(t, cli, "expired", func(ls []bus.LinkInfo) bool { return !kept(sock)(ls) })
+	bustest.WaitLinks(t, cli, "linked", func(ls []bus.LinkInfo) bool { return bustest.Kept(ls, sock) })
+	bustest.WaitLinks(t, cli, "expired", func(ls []bus.LinkInfo) bool { return !bustest.Kept(ls, sock) })
 	if _, err := cli.Ask(context.Background(), "ghost", "x"); !errors.Is(err, bus.ErrNoRoute) || errors.Is(err, bus.ErrDeadline) {
 		t.Fatalf("ask to an expired node's name = %v, want ErrNoRoute at once", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,12 @@ func WaitLinks(t testing.TB, b *bus.Bus, what string, ok func([]bus.LinkInfo) bo
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%s: links %+v", what, b.Links())
+}
+
+// Kept reports whether links include addr: a link up to it, or a kept
+// address that has none. WaitLinks takes it, or its negation.
+func Kept(links []bus.LinkInfo, addr string) bool {
+	return slices.ContainsFunc(links, func(l bus.LinkInfo) bool { return l.Addr == addr })
 }
 
 // Message types the suite sends between its buses. Both register Msg; only

@@ -188,12 +188,6 @@ func ask(t *testing.T, b *bus.Bus, name string) {
 	}
 }
 
-func kept(addr string) func([]bus.LinkInfo) bool {
-	return func(ls []bus.LinkInfo) bool {
-		return slices.ContainsFunc(ls, func(l bus.LinkInfo) bool { return l.Addr == addr })
-	}
-}
-
 const srvName = "_xbus._tcp.test."
 
 // Nodes named by SRV records are linked; a record that goes away is
@@ -222,7 +216,7 @@ func TestSRVFoundAndRefreshed(t *testing.T) {
 
 	s.set(func(s *server) { s.srv[srvName] = []srv{{"n1.test.", aPort}} })
 	bustest.WaitLinks(t, cli, "b unlinked", func(ls []bus.LinkInfo) bool {
-		return !kept(bAddr)(ls) && kept(aAddr)(ls) && kept(cAddr)(ls)
+		return !bustest.Kept(ls, bAddr) && bustest.Kept(ls, aAddr) && bustest.Kept(ls, cAddr)
 	})
 }
 
@@ -269,7 +263,7 @@ func TestHostileAnswers(t *testing.T) {
 		if got := src.Addrs(); !slices.Equal(got, []string{aAddr}) {
 			t.Errorf("%s: Addrs = %v, want the last good answer", what, got)
 		}
-		if !kept(aAddr)(cli.Links()) {
+		if !bustest.Kept(cli.Links(), aAddr) {
 			t.Errorf("%s: the last good answer's node was unlinked", what)
 		}
 	}

@@ -51,12 +51,6 @@ func ask(t *testing.T, b *bus.Bus, name string) {
 	}
 }
 
-func kept(addr string) func([]bus.LinkInfo) bool {
-	return func(ls []bus.LinkInfo) bool {
-		return slices.ContainsFunc(ls, func(l bus.LinkInfo) bool { return l.Addr == addr })
-	}
-}
-
 // The listed nodes are linked; Set replaces the list, and a node that left
 // it is no longer kept linked.
 func TestStaticListAndSet(t *testing.T) {
@@ -67,7 +61,7 @@ func TestStaticListAndSet(t *testing.T) {
 	ask(t, cli, "a")
 	src.Set(b)
 	bustest.WaitLinks(t, cli, "a forgotten, b kept", func(ls []bus.LinkInfo) bool {
-		return kept(b)(ls) && !kept(a)(ls)
+		return bustest.Kept(ls, b) && !bustest.Kept(ls, a)
 	})
 	ask(t, cli, "b")
 	if got := src.Addrs(); !slices.Equal(got, []string{b}) {
@@ -103,7 +97,7 @@ func TestStaticResolve(t *testing.T) {
 	list, fail = []string{b}, false
 	mu.Unlock()
 	bustest.WaitLinks(t, cli, "b kept, a forgotten", func(ls []bus.LinkInfo) bool {
-		return kept(b)(ls) && !kept(a)(ls)
+		return bustest.Kept(ls, b) && !bustest.Kept(ls, a)
 	})
 	ask(t, cli, "b")
 }
