@@ -31,6 +31,7 @@ type Bus struct {
 	transports []Transport
 	mbDefaults mailbox.Options
 	workers    *workers
+	runTurn    func(run func()) // workers.run, made once: a method value per spawn would allocate
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
 	// replyWaiters counts replies waiting for room on their links (replyRemote).
@@ -113,6 +114,7 @@ func New(opts ...Option) (*Bus, error) {
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
 	}
+	b.runTurn = b.workers.run
 	if b.id.IsZero() {
 		b.id = NewNodeID()
 	}
@@ -209,11 +211,9 @@ func (b *Bus) Stop(ref Ref) error {
 // once if it is not a live local actor).
 func (b *Bus) Done(ref Ref) <-chan struct{} {
 	if p := b.lookup(ref); p != nil {
-		return p.done
+		return p.doneChan()
 	}
-	c := make(chan struct{})
-	close(c)
-	return c
+	return closedDone
 }
 
 func validName(name string) error {
@@ -262,18 +262,16 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if cfg.shutdown <= 0 {
 		cfg.shutdown = DefaultShutdownTimeout
 	}
-	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a, done: make(chan struct{})}
+	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a}
 	if cfg.mailbox.Go == nil {
-		cfg.mailbox.Go = b.workers.run
+		cfg.mailbox.Go = b.runTurn
 	}
 	if cfg.inline {
 		cfg.mailbox.Inline = true
 	}
-	mb, err := mailbox.New[delivery](p, cfg.mailbox)
-	if err != nil {
+	if err := p.mb.Init(p, cfg.mailbox); err != nil {
 		return nil, err
 	}
-	p.mb = mb
 	p.ref = Ref{Node: b.id, Name: name, ID: b.nextID.Add(1)}
 	if parent != nil {
 		parent.mu.Lock()
@@ -495,7 +493,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 				_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
 			}
 			select {
-			case <-p.done:
+			case <-p.doneChan():
 				continue
 			case <-ctx.Done():
 			}
@@ -505,7 +503,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		}
 		if p.mb.SendSystem(delivery{msg: sysStop{reason: ErrClosed}}) == nil {
 			select {
-			case <-p.done:
+			case <-p.doneChan():
 				continue
 			default:
 			}

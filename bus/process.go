@@ -56,11 +56,15 @@ type poison struct{}
 //
 // Ownership: actor, ctx, stopping and the actor's state belong to the
 // goroutine the mailbox runs (one at a time). mu guards children, watchers,
-// remoteWatchers, stopped and reason, which other actors touch. inflight is atomic.
+// remoteWatchers, stopped, reason, finished and done, which other actors
+// touch. inflight is atomic.
+//
+// The mailbox lives inside the process and done is made only when someone
+// waits for the actor, so that an idle actor is one allocation.
 type process struct {
 	bus       *Bus
 	ref       Ref
-	mb        *mailbox.Mailbox[delivery]
+	mb        mailbox.Mailbox[delivery]
 	parent    *process
 	factory   func() Actor
 	shutdown  time.Duration
@@ -76,8 +80,27 @@ type process struct {
 	watchers       []*process
 	remoteWatchers []NodeID // nodes told when p stops (see watch.go)
 	stopped        bool
+	finished       bool // stop has run to its end; done, if made, is closed
 	reason         error
 	done           chan struct{}
+}
+
+// closedDone is what doneChan gives for an actor that finished before anyone
+// asked.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// doneChan returns a channel closed when p has stopped, making it on first
+// use.
+func (p *process) doneChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		if p.finished {
+			return closedDone
+		}
+		p.done = make(chan struct{})
+	}
+	return p.done
 }
 
 func (p *process) InvokeSystem(d delivery) {
@@ -272,19 +295,25 @@ func (p *process) stop(reason error) {
 		par.children = slices.DeleteFunc(par.children, func(c *process) bool { return c == p })
 		par.mu.Unlock()
 	}
-	close(p.done)
+	p.mu.Lock()
+	p.finished = true
+	if p.done != nil {
+		close(p.done)
+	}
+	p.mu.Unlock()
 }
 
 // stopAndWait asks p to stop and waits up to its shutdown timeout.
 func (p *process) stopAndWait(reason error) {
+	done := p.doneChan()
 	if p.mb.SendSystem(delivery{msg: sysStop{reason: reason}}) != nil {
-		<-p.done // already closing
+		<-done // already closing
 		return
 	}
 	t := time.NewTimer(p.shutdown)
 	defer t.Stop()
 	select {
-	case <-p.done:
+	case <-done:
 	case <-t.C:
 		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.shutdown)
 	}

@@ -160,10 +160,23 @@ type Mailbox[T any] struct {
 
 // New returns an idle mailbox that runs messages on inv.
 func New[T any](inv Invoker[T], o Options) (*Mailbox[T], error) {
-	if err := o.fill(); err != nil {
+	m := new(Mailbox[T])
+	if err := m.Init(inv, o); err != nil {
 		return nil, err
 	}
-	return &Mailbox[T]{inv: inv, opts: o}, nil
+	return m, nil
+}
+
+// Init makes a zero Mailbox an idle mailbox that runs messages on inv, as New
+// does, for a runtime that keeps the mailbox inside its own per-actor struct:
+// one allocation per actor instead of two. Call it once, before any other
+// method; a Mailbox must not be copied after Init.
+func (m *Mailbox[T]) Init(inv Invoker[T], o Options) error {
+	if err := o.fill(); err != nil {
+		return err
+	}
+	m.inv, m.opts = inv, o
+	return nil
 }
 
 // Options returns the mailbox's options with defaults filled in.

@@ -806,9 +806,49 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("New(%+v) = %v, %v; want error containing %q", tt.o, mb, err, tt.want)
 		}
 	}
+	var embedded struct {
+		_  int
+		mb Mailbox[int]
+	}
+	if err := embedded.mb.Init(inv, Options{Capacity: 3}); err == nil || !strings.Contains(err.Error(), "got 3") {
+		t.Errorf("Init with capacity 3: %v, want the capacity error", err)
+	}
 	mb := mustNew[int](t, inv, Options{})
 	if got, want := mb.Options(), (Options{Capacity: DefaultCapacity, Policy: Block, Throughput: DefaultThroughput}); got.Capacity != want.Capacity || got.Policy != want.Policy || got.Throughput != want.Throughput || got.Go != nil {
 		t.Fatalf("Options() = %+v, want the defaults %+v", got, want)
+	}
+}
+
+// TestInitInPlace runs a mailbox made by Init inside another struct, as the
+// bus keeps one in each actor: both lanes run, in order, and Close stops it.
+func TestInitInPlace(t *testing.T) {
+	var got []int
+	var mu sync.Mutex
+	record := func(v int) { mu.Lock(); got = append(got, v); mu.Unlock() }
+	var actor struct {
+		name string
+		mb   Mailbox[int]
+	}
+	if err := actor.mb.Init(&funcInvoker{invoke: record, system: func(v int) { record(-v) }}, Options{Capacity: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := actor.mb.SendSystem(1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := actor.mb.Send(context.Background(), i, Default); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "four messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []int{-1, 0, 1, 2}) {
+		t.Fatalf("invoked %v, want the system message, then 0, 1, 2", got)
+	}
+	actor.mb.Close()
+	if err := actor.mb.Send(context.Background(), 9, Default); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close: %v, want ErrClosed", err)
 	}
 }
 
