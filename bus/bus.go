@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/xbus-dev/xbus/mailbox"
 )
@@ -349,9 +350,27 @@ func (b *Bus) target(to any) (*process, Ref, error) {
 	return nil, Ref{}, errBadAddress
 }
 
+// localRef returns the live local process to names when to is a Ref to one
+// of this node's instances, or nil. It reads the Ref in place through the
+// interface's data word: copying the 40-byte Ref out of the interface (as a
+// type switch does) stalled the processor's store forwarding on every Tell.
+func (b *Bus) localRef(to any) *process {
+	if _, ok := to.(Ref); !ok {
+		return nil
+	}
+	r := (*Ref)((*[2]unsafe.Pointer)(unsafe.Pointer(&to))[1])
+	if r.ID == 0 || r.Node != b.id {
+		return nil
+	}
+	return b.procs.get(r.ID)
+}
+
 func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mailbox.Policy) error {
 	if from == nil && b.closing.Load() {
 		return ErrClosed
+	}
+	if p := b.localRef(to); p != nil {
+		return p.send(ctx, delivery{msg: msg, from: from}, pol)
 	}
 	p, remote, err := b.targetWait(ctx, to)
 	if err != nil {
@@ -376,9 +395,13 @@ func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 	if b.closing.Load() {
 		return nil, ErrClosed
 	}
-	p, remote, err := b.targetWait(ctx, to)
-	if err != nil {
-		return nil, err
+	var remote Ref
+	p := b.localRef(to)
+	if p == nil {
+		var err error
+		if p, remote, err = b.targetWait(ctx, to); err != nil {
+			return nil, err
+		}
 	}
 	call, seq := b.getCall()
 	if p != nil {

@@ -57,6 +57,46 @@ func TestAskByNameAndRef(t *testing.T) {
 	}
 }
 
+// TestRefOfAnotherNodeIsNotLocal sends to Refs that carry a local actor's
+// instance id but another node's id, or its name with no id: the first must
+// never reach the local actor, the second is placed by name.
+func TestRefOfAnotherNodeIsNotLocal(t *testing.T) {
+	b := newBus(t)
+	got := make(chan any, 4)
+	ref, err := b.Register("sink", ActorFunc(func(c *Context, m any) error {
+		if _, ok := m.(Started); !ok {
+			got <- m
+		}
+		if c.IsAsk() {
+			return c.Reply(m)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := Ref{Node: NewNodeID(), Name: ref.Name, ID: ref.ID}
+	if err := b.Tell(foreign, "foreign"); !errors.Is(err, ErrNoRoute) {
+		t.Errorf("Tell to another node's Ref: %v, want ErrNoRoute", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.Ask(ctx, foreign, "foreign"); !errors.Is(err, ErrNoRoute) {
+		t.Errorf("Ask to another node's Ref: %v, want ErrNoRoute", err)
+	}
+	if err := b.Tell(Ref{Name: "sink"}, "by name"); err != nil {
+		t.Fatalf("Tell to a Ref with only a name: %v", err)
+	}
+	if r, err := b.Ask(ctx, Ref{Node: b.NodeID(), ID: ref.ID}, "by id"); err != nil || r != "by id" {
+		t.Fatalf("Ask to the Ref's id: %v, %v", r, err)
+	}
+	for _, want := range []string{"by name", "by id"} {
+		if m := <-got; m != want {
+			t.Fatalf("actor got %v, want %q", m, want)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	b := newBus(t)
 	ctx := context.Background()
