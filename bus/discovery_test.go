@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -181,4 +182,50 @@ func TestDiscoveryIgnoresSelfAndGarbage(t *testing.T) {
 	for _, l := range b.Links() {
 		t.Errorf("linked from garbage or itself: %+v", l)
 	}
+}
+
+// On fake time: a report's TTL runs from its last refresh; once it runs
+// out the node is no longer kept linked and its names are no longer known.
+// Meanwhile an ask to a known name waits for the link until its ctx ends.
+func TestDiscoveryTTLSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &scriptDialer{peer: bus.NewNodeID(), script: []error{nil, nil}}
+		h := &handle{}
+		b, err := bus.New(bus.WithTransport(d), bus.WithDiscovery(h), bus.WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		info := bus.NodeInfo{ID: d.peer, Addrs: []string{"fake://a"}, Names: []string{"n"}, TTL: 10 * time.Second}
+		h.d.Found(info)
+		synctest.Wait()
+		if !bustest.Kept(b.Links(), "fake://a") {
+			t.Fatalf("found node not kept: %+v", b.Links())
+		}
+
+		// The fake link carries no names: the ask waits its full second.
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = b.Ask(ctx, "n", "x")
+		cancel()
+		if !errors.Is(err, bus.ErrNoRoute) || !errors.Is(err, bus.ErrDeadline) || time.Since(start) != time.Second {
+			t.Fatalf("ask to a known name = %v after %v, want ErrNoRoute and ErrDeadline after 1s", err, time.Since(start))
+		}
+
+		time.Sleep(8 * time.Second)
+		h.d.Found(info) // refreshed at 9 s: now good until 19 s
+		time.Sleep(8 * time.Second)
+		synctest.Wait()
+		if !bustest.Kept(b.Links(), "fake://a") {
+			t.Fatal("a refreshed node expired on its first report's TTL")
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if bustest.Kept(b.Links(), "fake://a") {
+			t.Fatalf("node still kept %v after its last report with a TTL of 10s: %+v", 11*time.Second, b.Links())
+		}
+		if _, err := b.Ask(context.Background(), "n", "x"); !errors.Is(err, bus.ErrNoRoute) || errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("ask to an expired node's name = %v, want ErrNoRoute at once", err)
+		}
+	})
 }
