@@ -37,7 +37,11 @@
 // (protocol io.nats.micro.v1): it answers $SRV.PING, $SRV.INFO and
 // $SRV.STATS, in their plain, per-name and per-id forms, so "nats micro ls"
 // lists it, and each name registered on the bus is an endpoint any NATS
-// client can call with a JSON body. See Config for the names, the version
+// client can call with a JSON body. The Secret does not guard these calls:
+// whoever may publish to an endpoint's subject may call the name, so give
+// the endpoints NATS permissions of their own (accounts, users allowed to
+// publish on "<EndpointPrefix>.>"), or set NoService. See Config for the
+// names, the version
 // and how a name declares its request type, and docs/routing.md for the
 // whole mapping.
 //
