@@ -114,7 +114,8 @@ type Source struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
-	started atomic.Bool
+	started atomic.Bool // Start was called
+	running atomic.Bool // Start succeeded: the loop runs until Close
 }
 
 // busAPI is what the micro service needs of the bus beyond bus.Discovered;
@@ -235,6 +236,7 @@ func (s *Source) Start(_ context.Context, d bus.Discovered) error {
 	if err := s.nc.FlushTimeout(5 * time.Second); err != nil {
 		s.d.Logger().Warn("nats discovery: flushing subscriptions", "err", err)
 	}
+	s.running.Store(true)
 	go s.loop()
 	return nil
 }
@@ -242,8 +244,8 @@ func (s *Source) Start(_ context.Context, d bus.Discovered) error {
 // Close implements bus.Discovery: it says goodbye, stops the micro service
 // (waiting for the requests it is handling) and closes its connection.
 func (s *Source) Close() error {
-	if !s.started.Load() {
-		return nil
+	if !s.running.Load() {
+		return nil // never started, or Start failed and undid itself
 	}
 	s.once.Do(func() {
 		close(s.stop)
