@@ -20,8 +20,7 @@ func BenchmarkPick(b *testing.B) {
 		for k := range 64 {
 			names[fmt.Sprint("svc-", k)] = in
 		}
-		now := time.Now()
-		b.Run(fmt.Sprintf("n=%d/map-lookup", n), func(b *testing.B) {
+				b.Run(fmt.Sprintf("n=%d/map-lookup", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var sink int
 			for b.Loop() {
@@ -44,10 +43,10 @@ func BenchmarkPick(b *testing.B) {
 				b.ReportAllocs()
 				var seq uint64
 				r := rng(3)
-				Pick(s.s, in, Call{Key: "order-17"}, now, HealthPolicy{}) // builds the hash ring
+				Pick(s.s, in, Call{Key: "order-17"}, time.Now, HealthPolicy{}) // builds the hash ring
 				for b.Loop() {
 					seq++
-					Pick(s.s, in, Call{Key: "order-17", Seq: seq, Rand: r.next()}, now, HealthPolicy{})
+					Pick(s.s, in, Call{Key: "order-17", Seq: seq, Rand: r.next()}, time.Now, HealthPolicy{})
 				}
 			})
 		}

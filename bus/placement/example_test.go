@@ -26,21 +26,20 @@ func Example() {
 		{ID: 2, Locality: placement.SameHost, Stats: &placement.Stats{}},
 		{ID: 3, Locality: placement.SameProcess, Stats: &placement.Stats{}},
 	}
-	now := time.Now()
-	i, _ := placement.Pick(Nearest{}, in, placement.Call{}, now, placement.HealthPolicy{})
+	i, _ := placement.Pick(Nearest{}, in, placement.Call{}, time.Now, placement.HealthPolicy{})
 	fmt.Println("nearest:", in[i].ID)
 
 	// Least connections: the same-process instance, until it has more
 	// than 2×Margin calls in flight more than the remote one.
 	in[2].Stats.Add(5)
-	i, _ = placement.Pick(placement.LeastConnections{}, in, placement.Call{}, now, placement.HealthPolicy{})
+	i, _ = placement.Pick(placement.LeastConnections{}, in, placement.Call{}, time.Now, placement.HealthPolicy{})
 	fmt.Println("least connections:", in[i].ID)
 
 	// Five failures in a row take instance 2 out.
 	for range 5 {
-		in[1].Stats.Health.Failure(now, placement.HealthPolicy{})
+		in[1].Stats.Health.Failure(time.Now(), placement.HealthPolicy{})
 	}
-	i, _ = placement.Pick(placement.LeastConnections{}, in, placement.Call{}, now, placement.HealthPolicy{})
+	i, _ = placement.Pick(placement.LeastConnections{}, in, placement.Call{}, time.Now, placement.HealthPolicy{})
 	fmt.Println("with 2 out:", in[i].ID)
 	// Output:
 	// nearest: 3

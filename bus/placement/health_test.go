@@ -9,6 +9,8 @@ var t0 = time.Unix(1_000_000, 0)
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
+func clock(t time.Time) func() time.Time { return func() time.Time { return t } }
+
 // TestHealth walks one breaker through its states.
 func TestHealth(t *testing.T) {
 	p := HealthPolicy{Failures: 3, CoolDown: time.Second, MaxCoolDown: 4 * time.Second}
@@ -74,7 +76,7 @@ func TestPickSkipsOut(t *testing.T) {
 	for _, s := range []Strategy{LeastConnections{}, RoundRobin{}, Random{}, &WeightedRoundRobin{}, &ConsistentHash{}, Latency{}} {
 		r := rng(1)
 		for k := range 300 {
-			i, probe := Pick(s, in, Call{Seq: uint64(k), Rand: r.next(), Key: string(rune('a' + k%26))}, t0, p)
+			i, probe := Pick(s, in, Call{Seq: uint64(k), Rand: r.next(), Key: string(rune('a' + k%26))}, clock(t0), p)
 			if i == 1 || probe {
 				t.Fatalf("%T chose %d (probe %v): instance 1 is out", s, i, probe)
 			}
@@ -83,15 +85,15 @@ func TestPickSkipsOut(t *testing.T) {
 	// All out: it still places (fail open), without a probe.
 	in[0].Stats.Health.Failure(t0, p)
 	in[2].Stats.Health.Failure(t0, p)
-	if i, probe := Pick(RoundRobin{}, in, Call{Seq: 2}, t0, p); i != 2 || probe {
+	if i, probe := Pick(RoundRobin{}, in, Call{Seq: 2}, clock(t0), p); i != 2 || probe {
 		t.Fatalf("all out: got %d probe %v, want the strategy's choice 2", i, probe)
 	}
 	// After the cool-down the first pick of an instance is its probe.
 	later := t0.Add(DefaultCoolDown)
-	if i, probe := Pick(RoundRobin{}, in, Call{Seq: 0}, later, p); i != 0 || !probe {
+	if i, probe := Pick(RoundRobin{}, in, Call{Seq: 0}, clock(later), p); i != 0 || !probe {
 		t.Fatalf("after the cool-down: got %d probe %v, want 0 as a probe", i, probe)
 	}
-	if i, _ := Pick(RoundRobin{}, in, Call{Seq: 0}, later, p); i == 0 {
+	if i, _ := Pick(RoundRobin{}, in, Call{Seq: 0}, clock(later), p); i == 0 {
 		t.Fatal("an instance being probed was chosen again")
 	}
 }
@@ -99,7 +101,7 @@ func TestPickSkipsOut(t *testing.T) {
 func TestPickBadStrategy(t *testing.T) {
 	in := set(make([]int64, 2), nil)
 	for _, bad := range []int{-1, 2, 1 << 30} {
-		if i, _ := Pick(Func(func([]Instance, Call) int { return bad }), in, Call{}, t0, HealthPolicy{}); i != 0 {
+		if i, _ := Pick(Func(func([]Instance, Call) int { return bad }), in, Call{}, clock(t0), HealthPolicy{}); i != 0 {
 			t.Errorf("strategy answering %d: Pick gave %d", bad, i)
 		}
 	}
@@ -149,5 +151,17 @@ func TestBudget(t *testing.T) {
 		if got != DefaultRetryBurst {
 			t.Fatalf("zero Budget: %d allowed at once, want %d", got, DefaultRetryBurst)
 		}
+	}
+}
+
+// TestPickReadsNoClockWhileAllIn: the common case costs no clock read.
+func TestPickReadsNoClockWhileAllIn(t *testing.T) {
+	in := set(make([]int64, 3), nil)
+	read := false
+	for k := range 100 {
+		Pick(LeastConnections{}, in, Call{Seq: uint64(k)}, func() time.Time { read = true; return t0 }, HealthPolicy{})
+	}
+	if read {
+		t.Fatal("Pick read the clock with every instance in")
 	}
 }

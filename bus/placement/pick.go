@@ -13,8 +13,9 @@ const maxAttempts = 4
 // instance is out it returns s's first choice: health alone never leaves a
 // name without a route. It tells the chosen instance's Health it was
 // picked, which makes the call a probe when the instance is half-open, and
-// reports that too.
-func Pick(s Strategy, in []Instance, c Call, now time.Time, p HealthPolicy) (i int, probe bool) {
+// reports that too. now is called only when an instance is out or
+// half-open: while every instance is in, Pick reads no clock.
+func Pick(s Strategy, in []Instance, c Call, now func() time.Time, p HealthPolicy) (i int, probe bool) {
 	first := -1
 	r := rng(c.Rand)
 	for a := range maxAttempts {
@@ -27,8 +28,11 @@ func Pick(s Strategy, in []Instance, c Call, now time.Time, p HealthPolicy) (i i
 			i = 0 // a strategy's bad answer does not stop the call
 		}
 		h := &in[i].Stats.Health
-		if h.In(now) {
-			return i, h.Picked(now, p)
+		if !h.Out() {
+			return i, false
+		}
+		if t := now(); h.In(t) {
+			return i, h.Picked(t, p)
 		}
 		if first < 0 {
 			first = i
@@ -37,11 +41,12 @@ func Pick(s Strategy, in []Instance, c Call, now time.Time, p HealthPolicy) (i i
 			break
 		}
 	}
+	t := now()
 	start := r.below(len(in))
 	for k := range in {
 		j := (start + k) % len(in)
-		if h := &in[j].Stats.Health; h.In(now) {
-			return j, h.Picked(now, p)
+		if h := &in[j].Stats.Health; h.In(t) {
+			return j, h.Picked(t, p)
 		}
 	}
 	return first, false
