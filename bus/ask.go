@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // askCall is one pending Ask. Calls are pooled: state packs the arming
@@ -14,8 +15,12 @@ import (
 type askCall struct {
 	state atomic.Uint64 // seq<<2 | status
 	done  chan struct{} // signalled once per completed blocking ask
+	bus   *Bus
 	reply any
 	err   error
+	// unsent holds the arming whose envelope its link handed back unsent
+	// (Host.Undelivered): its failure at LinkDown proves it never ran.
+	unsent atomic.Uint64
 
 	// Set per arming, by the asker, before the ask is sent.
 	cb    func(reply any, err error) // non-blocking ask: run on owner
@@ -23,6 +28,8 @@ type askCall struct {
 	peer  *peer // remote ask: the peer it went to
 	link  Link
 	corr  uint64
+	inst  *instance // the instance placement chose; nil for an ask to a Ref
+	start time.Time // when a remote ask to inst was sent: its round trip
 }
 
 const (
@@ -37,7 +44,7 @@ const (
 func (b *Bus) getCall() (*askCall, uint64) {
 	c, _ := b.calls.Get().(*askCall)
 	if c == nil {
-		c = &askCall{done: make(chan struct{}, 1)}
+		c = &askCall{done: make(chan struct{}, 1), bus: b}
 	}
 	seq := c.state.Load()>>2 + 1
 	c.state.Store(seq << 2)
@@ -45,7 +52,7 @@ func (b *Bus) getCall() (*askCall, uint64) {
 }
 
 func (b *Bus) putCall(c *askCall) {
-	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr = nil, nil, nil, nil, nil, nil, 0
+	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr, c.inst, c.start = nil, nil, nil, nil, nil, nil, 0, nil, time.Time{}
 	b.calls.Put(c)
 }
 
@@ -59,6 +66,9 @@ func (c *askCall) complete(seq uint64, reply any, err error) bool {
 	if c.peer != nil {
 		c.peer.inflight.Add(-1)
 	}
+	if c.inst != nil {
+		c.ended(err)
+	}
 	if c.cb != nil {
 		owner, fn := c.owner, c.cb
 		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
@@ -71,15 +81,33 @@ func (c *askCall) complete(seq uint64, reply any, err error) bool {
 	return true
 }
 
-// abandon gives up on arming seq; false means the outcome is already there.
-func (c *askCall) abandon(seq uint64) bool {
+// abandon gives up on arming seq, for the reason why; false means the
+// outcome is already there.
+func (c *askCall) abandon(seq uint64, why error) bool {
 	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callAbandoned) {
 		return false
 	}
 	if c.peer != nil {
 		c.peer.inflight.Add(-1)
 	}
+	if c.inst != nil {
+		c.ended(why)
+	}
 	return true
+}
+
+// ended accounts for the end of an ask placed on c.inst: a remote
+// instance's load (a local one's is its process's, which ends with the
+// reply), its round trip, and its health.
+func (c *askCall) ended(err error) {
+	in := c.inst
+	if in.proc == nil && !c.start.IsZero() {
+		in.stats.Add(-1)
+		if err == nil {
+			in.stats.Observe(time.Since(c.start))
+		}
+	}
+	c.bus.observe(in, err)
 }
 
 func (c *askCall) abandonedAt(seq uint64) bool {
@@ -138,14 +166,14 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if c.abandon(seq) {
+		if err := ctxError(ctx.Err()); c.abandon(seq, err) {
 			b.forgetRemote(c)
 			b.putCall(c)
-			return nil, ctxError(ctx.Err())
+			return nil, err
 		}
 		<-c.done // the reply won the race; it is being stored
 	case <-b.closed:
-		if c.abandon(seq) {
+		if c.abandon(seq, ErrClosed) {
 			b.forgetRemote(c)
 			b.putCall(c)
 			return nil, ErrClosed

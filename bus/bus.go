@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -43,10 +44,15 @@ type Bus struct {
 
 	// Lock order: namesMu, then routesMu, then peersMu, then a peer's
 	// control.mu; subMu after namesMu. None is held across I/O.
-	namesMu    sync.Mutex    // orders the changes of local names and subscriptions queued for peers
-	routesMu   sync.Mutex    // serializes changes to names (never held across I/O)
-	names      sync.Map      // string -> *service
-	namesAdded chan struct{} // closed when an instance is added; guarded by routesMu
+	namesMu  sync.Mutex // orders the changes of local names and subscriptions queued for peers
+	routesMu sync.Mutex // serializes changes to names (never held across I/O)
+	names    sync.Map   // string -> *service
+	// lastService is the service of the name last placed by a lookup in
+	// names: a sender that sends to one name again and again skips the
+	// lookup (about a tenth of a Tell). A service that was emptied may have
+	// left names, so one with no instance is looked up again.
+	lastService atomic.Pointer[service]
+	namesAdded  chan struct{} // closed when an instance is added; guarded by routesMu
 
 	calls    sync.Pool                    // of *askCall; see getCall
 	corr     atomic.Uint64                // counts asks sent to peers; see nextCorr
@@ -59,6 +65,12 @@ type Bus struct {
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer
 	nearest atomic.Pointer[map[NodeID]nearLink] // each peer's nearest link; a snapshot of peers, replaced under peersMu
+	linkGen atomic.Uint64                       // counts the snapshots of nearest: a routeView made before one is stale
+
+	placement placement.Strategy            // names' default strategy
+	placeFor  map[string]placement.Strategy // per-name strategies; read-only after New
+	health    placement.HealthPolicy
+	retries   placement.Budget // re-placements of failed asks
 
 	subMu    sync.Mutex
 	subs     atomic.Pointer[[]*Subscription]
@@ -108,6 +120,10 @@ func New(opts ...Option) (*Bus, error) {
 		closed:      make(chan struct{}),
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,
+		placement:   cfg.placing.strategy,
+		placeFor:    cfg.placing.perName,
+		health:      cfg.placing.health,
+		retries:     placement.Budget{Rate: cfg.placing.retryRate, Burst: cfg.placing.retryBurst},
 		// Read once: runtime.GOMAXPROCS takes the scheduler's lock, which
 		// was 3–4 % of a remote ask's CPU when every ask read it. A later
 		// change of GOMAXPROCS only moves this bound of a heuristic.
@@ -330,24 +346,25 @@ func (b *Bus) Send(ctx context.Context, to any, msg any, p mailbox.Policy) error
 
 var errBadAddress = fmt.Errorf("%w: an address must be a bus.Ref or a name string", ErrInvalidName)
 
-// target resolves an address to a local process or a remote Ref.
-func (b *Bus) target(to any) (*process, Ref, error) {
+// target resolves an address to a local process or a remote Ref; a name is
+// placed, with the options ctx carries.
+func (b *Bus) target(ctx context.Context, to any, attempt int, avoid *instance) (placed, error) {
 	switch t := to.(type) {
 	case Ref:
 		if t.ID == 0 {
-			return b.place(t.Name)
+			return b.place(ctx, t.Name, attempt, avoid)
 		}
 		if t.Node == b.id {
 			if p := b.procs.get(t.ID); p != nil {
-				return p, Ref{}, nil
+				return placed{p: p}, nil
 			}
-			return nil, Ref{}, fmt.Errorf("%w: %s", ErrNoRoute, t)
+			return placed{}, fmt.Errorf("%w: %s", ErrNoRoute, t)
 		}
-		return nil, t, nil
+		return placed{remote: t}, nil
 	case string:
-		return b.place(t)
+		return b.place(ctx, t, attempt, avoid)
 	}
-	return nil, Ref{}, errBadAddress
+	return placed{}, errBadAddress
 }
 
 // localRef returns the live local process to names when to is a Ref to one
@@ -372,18 +389,18 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if p := b.localRef(to); p != nil {
 		return p.send(ctx, delivery{msg: msg, from: from}, pol)
 	}
-	p, remote, err := b.targetWait(ctx, to)
+	pl, err := b.targetWait(ctx, to, 0, nil)
 	if err != nil {
 		return err
 	}
-	if p != nil {
-		return p.send(ctx, delivery{msg: msg, from: from}, pol)
+	if pl.p != nil {
+		return pl.p.send(ctx, delivery{msg: msg, from: from}, pol)
 	}
 	var fromRef Ref
 	if from != nil {
 		fromRef = from.ref
 	}
-	return b.tellRemote(ctx, remote, fromRef, msg)
+	return b.tellRemote(ctx, pl.remote, fromRef, msg)
 }
 
 // Ask sends msg to a Ref or a name and waits for the reply. It always
@@ -395,25 +412,45 @@ func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 	if b.closing.Load() {
 		return nil, ErrClosed
 	}
-	var remote Ref
-	p := b.localRef(to)
-	if p == nil {
-		var err error
-		if p, remote, err = b.targetWait(ctx, to); err != nil {
+	if p := b.localRef(to); p != nil {
+		return b.askOnce(ctx, placed{p: p}, msg)
+	}
+	pl, err := b.targetWait(ctx, to, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		reply, err := b.askOnce(ctx, pl, msg)
+		if !b.mayReplace(ctx, pl, err, attempt) {
+			return reply, err
+		}
+		// Placed again on another instance, if there is one and the
+		// retry budget allows; else the failure stands.
+		next, perr := b.target(ctx, to, attempt+1, pl.in)
+		if perr != nil || next.in == pl.in || !b.retries.Allow(time.Now()) {
 			return nil, err
 		}
+		pl = next
 	}
+}
+
+// askOnce sends one ask to where pl says and waits for its outcome.
+func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 	call, seq := b.getCall()
-	if p != nil {
-		p.inflight.Add(1)
+	call.inst = pl.in
+	if p := pl.p; p != nil {
+		p.stats.Add(1)
 		if err := p.send(ctx, delivery{msg: msg, call: call, seq: seq}, mailbox.Default); err != nil {
-			p.inflight.Add(-1)
+			p.stats.Add(-1)
 			b.putCall(call)
+			if pl.in != nil {
+				b.observe(pl.in, err)
+			}
 			return nil, err
 		}
 		return b.wait(ctx, call, seq)
 	}
-	if err := b.askRemote(ctx, remote, msg, Ref{Node: b.id}, call, seq); err != nil {
+	if err := b.askRemote(ctx, pl.remote, msg, Ref{Node: b.id}, call, seq); err != nil {
 		return nil, err
 	}
 	return b.wait(ctx, call, seq)
@@ -439,28 +476,28 @@ func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn 
 	fail := func(err error) {
 		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
 	}
-	p, remote, err := b.target(to)
+	pl, err := b.target(ctx, to, 0, nil)
 	if err != nil {
 		fail(err)
 		return
 	}
 	call, seq := b.getCall()
-	call.cb, call.owner = fn, owner
-	if p != nil {
-		p.inflight.Add(1)
+	call.cb, call.owner, call.inst = fn, owner, pl.in
+	if p := pl.p; p != nil {
+		p.stats.Add(1)
 		if err := p.send(ctx, delivery{msg: msg, from: owner, call: call, seq: seq}, mailbox.Default); err != nil {
-			p.inflight.Add(-1)
+			p.stats.Add(-1)
 			b.putCall(call)
 			fail(err)
 			return
 		}
-	} else if err := b.askRemote(ctx, remote, msg, owner.ref, call, seq); err != nil {
+	} else if err := b.askRemote(ctx, pl.remote, msg, owner.ref, call, seq); err != nil {
 		fail(err)
 		return
 	}
 	if ctx.Done() != nil {
 		context.AfterFunc(ctx, func() {
-			if call.abandon(seq) {
+			if call.abandon(seq, ctxError(ctx.Err())) {
 				b.forgetRemote(call)
 				fail(ctxError(ctx.Err()))
 				// The call is not recycled: a late reply may still read it.

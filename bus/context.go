@@ -66,7 +66,7 @@ func (c *Context) Reply(msg any) error {
 	}
 	c.replied = true
 	if c.cur.isAsk() {
-		c.p.bus.complete(c.cur, msg, nil)
+		c.p.answer(c.cur, msg, nil)
 		return nil
 	}
 	if s := c.Sender(); !s.IsZero() {
@@ -82,7 +82,7 @@ func (c *Context) ReplyError(err error) {
 		return
 	}
 	c.replied = true
-	c.p.bus.complete(c.cur, nil, err)
+	c.p.answer(c.cur, nil, err)
 }
 
 // Promise detaches the reply of the current ask so it can be given later,
@@ -92,14 +92,14 @@ func (c *Context) ReplyError(err error) {
 func (c *Context) Promise() *Promise {
 	c.promised = true
 	if !c.cur.isAsk() {
-		return &Promise{b: c.p.bus, done: true} // nothing is owed
+		return &Promise{p: c.p, done: true} // nothing is owed
 	}
-	return &Promise{b: c.p.bus, d: c.cur}
+	return &Promise{p: c.p, d: c.cur}
 }
 
 // Promise is a reply owed to an asker; see Context.Promise.
 type Promise struct {
-	b    *Bus
+	p    *process // the actor that owes it: the ask counts in its load until answered
 	d    delivery
 	done bool
 }
@@ -108,7 +108,7 @@ type Promise struct {
 func (p *Promise) Reply(msg any) {
 	if !p.done {
 		p.done = true
-		p.b.complete(p.d, msg, nil)
+		p.p.answer(p.d, msg, nil)
 	}
 }
 
@@ -116,7 +116,7 @@ func (p *Promise) Reply(msg any) {
 func (p *Promise) Fail(err error) {
 	if !p.done {
 		p.done = true
-		p.b.complete(p.d, nil, err)
+		p.p.answer(p.d, nil, err)
 	}
 }
 

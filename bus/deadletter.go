@@ -58,6 +58,10 @@ func (b *Bus) DeadLetterCount(reason error) uint64 {
 // fail the ask at LinkDown, and control is the bus's own, so they are not
 // counted twice.
 func (b *Bus) Undelivered(l Link, env *Envelope, err error) {
+	if env.Kind == KindAsk {
+		b.unsent(l, env.Corr, err)
+		return
+	}
 	if env.Kind != KindTell && env.Kind != KindPublish {
 		return
 	}

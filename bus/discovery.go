@@ -382,7 +382,7 @@ func (b *Bus) knows(name string) bool {
 func (b *Bus) Self() NodeInfo {
 	n := NodeInfo{ID: b.id, Host: HostID(), Addrs: b.listenAddrs()}
 	b.names.Range(func(k, v any) bool {
-		for _, in := range *v.(*service).inst.Load() {
+		for _, in := range v.(*service).view.Load().inst {
 			if in.proc != nil {
 				n.Names = append(n.Names, k.(string))
 				break
@@ -430,17 +430,17 @@ func (b *Bus) listenAddrs() []string {
 // targetWait is target for a name that discovery knows before its node is
 // linked: it waits, bounded by ctx (or the send timeout when ctx has no
 // deadline), for an instance to be linked.
-func (b *Bus) targetWait(ctx context.Context, to any) (*process, Ref, error) {
-	p, r, err := b.target(to)
+func (b *Bus) targetWait(ctx context.Context, to any, attempt int, avoid *instance) (placed, error) {
+	pl, err := b.target(ctx, to, attempt, avoid)
 	if err == nil || !errors.Is(err, ErrNoRoute) {
-		return p, r, err
+		return pl, err
 	}
 	name, ok := to.(string)
 	if rf, isRef := to.(Ref); isRef && rf.ID == 0 {
 		name, ok = rf.Name, true
 	}
 	if !ok || !b.knows(name) {
-		return p, r, err
+		return pl, err
 	}
 	if _, has := ctx.Deadline(); !has {
 		var cancel context.CancelFunc
@@ -448,9 +448,9 @@ func (b *Bus) targetWait(ctx context.Context, to any) (*process, Ref, error) {
 		defer cancel()
 	}
 	if werr := b.WaitFor(ctx, name); werr != nil {
-		return nil, Ref{}, fmt.Errorf("%w: %q is known through discovery but no instance was linked: %w", ErrNoRoute, name, werr)
+		return placed{}, fmt.Errorf("%w: %q is known through discovery but no instance was linked: %w", ErrNoRoute, name, werr)
 	}
-	return b.target(to)
+	return b.target(ctx, to, attempt, avoid)
 }
 
 var hostID = sync.OnceValue(func() string {

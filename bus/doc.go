@@ -10,7 +10,10 @@
 // Ref (node, name, instance id), a small comparable value that is its
 // address. An actor registered under a name is also reachable by that name;
 // several instances may share one name, and a message sent to the name goes
-// to the instance with the fewest asks in flight.
+// to the instance its placement strategy chooses: by default the one with
+// the fewest asks in flight, nearer ones preferred (WithPlacement,
+// WithPlacementFor, package placement, docs/routing.md). An ask by name that
+// provably never reached its instance is placed again on another one.
 //
 // Everything is one thing underneath: an addressed message.
 //

@@ -24,6 +24,7 @@ type config struct {
 	proofTimeout         time.Duration
 	nodeID               NodeID // tests only: see export_test.go
 	sendWait             time.Duration
+	placing              placingConfig
 }
 
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".

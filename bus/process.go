@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -57,7 +58,7 @@ type poison struct{}
 // Ownership: actor, ctx, stopping and the actor's state belong to the
 // goroutine the mailbox runs (one at a time). mu guards children, watchers,
 // remoteWatchers, stopped, reason, finished and done, which other actors
-// touch. inflight is atomic.
+// touch. stats is safe for concurrent use.
 //
 // The mailbox lives inside the process and done is made only when someone
 // waits for the actor, so that an idle actor is one allocation.
@@ -68,7 +69,7 @@ type process struct {
 	parent    *process
 	factory   func() Actor
 	shutdown  time.Duration
-	inflight  atomic.Int64 // asks queued or running here: the placement load
+	stats     placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor     Actor
 	ctx       Context
 	stopping  bool
@@ -134,19 +135,20 @@ func (p *process) Invoke(d delivery) {
 		return
 	}
 	if d.call != nil && d.call.abandonedAt(d.seq) {
-		p.inflight.Add(-1)
+		p.stats.Add(-1)
 		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
 		return
 	}
 	if d.in != nil && d.in.env.Kind == KindAsk {
 		if d.in.canceled.Load() {
+			p.stats.Add(-1)
 			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
 			p.bus.finishInbound(d.in)
 			return
 		}
 		if dl := d.in.deadline; !dl.IsZero() && time.Now().After(dl) {
 			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
-			p.bus.replyRemote(d.in, nil, ErrDeadline)
+			p.answer(d, nil, ErrDeadline)
 			return
 		}
 	}
@@ -166,16 +168,11 @@ func (p *process) receive(d delivery) {
 	c := &p.ctx
 	c.p, c.cur, c.replied, c.promised = p, d, false, false
 	err := p.safeReceive(c, d.msg)
-	if d.isAsk() {
-		if d.call != nil {
-			p.inflight.Add(-1)
-		}
-		if !c.replied && !c.promised {
-			if err != nil {
-				p.bus.complete(d, nil, fmt.Errorf("%w: %w", ErrActorFailed, err))
-			} else {
-				p.bus.complete(d, nil, ErrNoReply)
-			}
+	if d.isAsk() && !c.replied && !c.promised {
+		if err != nil {
+			p.answer(d, nil, fmt.Errorf("%w: %w", ErrActorFailed, err))
+		} else {
+			p.answer(d, nil, ErrNoReply)
 		}
 	}
 	c.cur = delivery{}
@@ -354,13 +351,18 @@ func (p *process) Dropped(d delivery, reason error) {
 	if errors.Is(reason, mailbox.ErrDropped) {
 		err = ErrMailboxFull
 	}
-	if d.call != nil {
-		p.inflight.Add(-1)
-	}
 	p.bus.deadLetter(d.msg, p.ref, d.sender(), err)
 	if d.isAsk() {
-		p.bus.complete(d, nil, err)
+		p.answer(d, nil, err)
 	}
+}
+
+// answer answers the ask d that p was sent: the end of its share of p's
+// load, which counts an ask from the moment it is queued until its reply is
+// sent, through a Promise too.
+func (p *process) answer(d delivery, reply any, err error) {
+	p.stats.Add(-1)
+	p.bus.complete(d, reply, err)
 }
 
 func (d *delivery) isAsk() bool {

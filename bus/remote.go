@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -155,7 +156,7 @@ func (b *Bus) addLink(l Link) {
 func (b *Bus) queueState(pr *peer, want bool) {
 	var names []nameEntry
 	b.names.Range(func(_, v any) bool {
-		for _, in := range *v.(*service).inst.Load() {
+		for _, in := range v.(*service).view.Load().inst {
 			if in.proc != nil {
 				names = append(names, nameEntry{in.ref.Name, in.ref.ID})
 			}
@@ -196,9 +197,17 @@ func (b *Bus) LinkDown(l Link, err error) {
 	b.routesMu.Unlock()
 
 	reason := peerGone(err)
+	var unsent error // for asks l handed back unsent (Undelivered): they never ran
 	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
 		return pa.link == l || (gone && pa.call.peer == pr)
 	}) {
+		if pa.call.unsent.Load() == pa.seq {
+			if unsent == nil {
+				unsent = fmt.Errorf("%w (%w)", reason, errNeverDelivered)
+			}
+			pa.call.complete(pa.seq, nil, unsent)
+			continue
+		}
 		pa.call.complete(pa.seq, nil, reason)
 	}
 	b.inbound.removeIf(func(_ inKey, in *inbound) bool {
@@ -235,6 +244,7 @@ func (b *Bus) snapshotPeers() {
 		}
 	}
 	b.nearest.Store(&m)
+	b.linkGen.Add(1) // localities change with nearest links: routeViews are described again
 }
 
 // linkTo returns the nearest link to node, or nil.
@@ -372,12 +382,18 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	corr := b.nextCorr()
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
+	if call.inst != nil {
+		call.inst.stats.Add(1) // until the reply or the end (askCall.ended)
+		call.start = time.Now()
+	}
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
 	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Msg: msg}
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
+		// The link did not take it: it never reached the peer.
+		err = fmt.Errorf("%w (%w)", err, errNeverDelivered)
 		b.pending.delete(corr)
-		if call.abandon(seq) && call.cb == nil {
+		if call.abandon(seq, err) && call.cb == nil {
 			b.putCall(call)
 		}
 		return err
@@ -703,6 +719,7 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	}
 	if env.Kind == KindAsk {
 		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
+		p.stats.Add(1) // until its reply is sent (process.answer)
 	}
 	pol := mailbox.Default
 	if p.mb.Options().Policy == mailbox.Block {
@@ -710,6 +727,7 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	}
 	if err := p.send(context.Background(), delivery{msg: env.Msg, in: in}, pol); err != nil {
 		if env.Kind == KindAsk {
+			p.stats.Add(-1)
 			b.finishInbound(in)
 		}
 		putInbound(in)
@@ -775,7 +793,7 @@ func (b *Bus) handleSystem(l Link, m any) {
 			if validName(e.Name) != nil || pr.names[e.ID] != nil {
 				continue
 			}
-			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr}
+			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr, stats: &placement.Stats{}}
 			pr.names[e.ID] = in
 			b.addInstance(in)
 		}

@@ -4,28 +4,38 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus/placement"
 )
 
-// service is every known instance of one name: local processes and actors on
-// peers. The slice is replaced, never changed in place (under Bus.routesMu),
-// so placement reads it without a lock.
+// service is every known instance of one name: local processes and actors
+// on peers, and the strategy that places its calls. The view is replaced,
+// never changed in place (under Bus.routesMu, or by a refresh that loses to
+// any change), so placement reads it without a lock.
 type service struct {
-	inst atomic.Pointer[[]*instance]
+	name     string
+	strategy placement.Strategy
+	seq      atomic.Uint64 // calls placed: a round robin's position
+	view     atomic.Pointer[routeView]
+}
+
+// routeView is a service's instances as placement sees them: cands[i]
+// describes inst[i], with the localities of linkGen.
+type routeView struct {
+	inst    []*instance
+	cands   []placement.Instance
+	linkGen uint64
 }
 
 // instance is one place a name can be sent to.
 type instance struct {
-	ref  Ref
-	proc *process // local; nil for a remote instance
-	peer *peer    // remote
-}
-
-func (i *instance) load() int64 {
-	if i.proc != nil {
-		return i.proc.inflight.Load()
-	}
-	return i.peer.inflight.Load()
+	ref   Ref
+	proc  *process         // local; nil for a remote instance
+	peer  *peer            // remote
+	stats *placement.Stats // the process's own for a local instance
 }
 
 // locality reads a remote instance's nearest link from the snapshot of
@@ -40,36 +50,84 @@ func (b *Bus) locality(i *instance) Locality {
 	return Remote
 }
 
-// place picks the instance of name a message goes to: fewest asks in flight,
-// then nearest, then at random.
-func (b *Bus) place(name string) (*process, Ref, error) {
-	v, ok := b.names.Load(name)
-	if !ok {
-		return nil, Ref{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
-	}
-	list := *v.(*service).inst.Load()
-	var best *instance
-	switch len(list) {
-	case 0:
-		return nil, Ref{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
-	case 1:
-		best = list[0]
-	default:
-		start := rand.IntN(len(list))
-		var bestLoad int64
-		var bestLoc Locality
-		for k := range list {
-			in := list[(start+k)%len(list)]
-			l, loc := in.load(), b.locality(in)
-			if best == nil || l < bestLoad || (l == bestLoad && loc < bestLoc) {
-				best, bestLoad, bestLoc = in, l, loc
-			}
+// newView describes list for placement with the localities of now.
+func (b *Bus) newView(list []*instance) *routeView {
+	v := &routeView{inst: list, cands: make([]placement.Instance, len(list)), linkGen: b.linkGen.Load()}
+	for i, in := range list {
+		v.cands[i] = placement.Instance{
+			ID:       placement.HashID(in.ref.Node, in.ref.ID),
+			Locality: placement.Locality(b.locality(in)),
+			Stats:    in.stats,
 		}
 	}
-	if best.proc != nil {
-		return best.proc, Ref{}, nil
+	return v
+}
+
+// current returns s's view, first describing it again if a link came or
+// went since it was made (a peer's nearest link decides its locality).
+func (b *Bus) current(s *service) *routeView {
+	v := s.view.Load()
+	if v.linkGen == b.linkGen.Load() {
+		return v
 	}
-	return nil, best.ref, nil
+	nv := b.newView(v.inst)
+	if s.view.CompareAndSwap(v, nv) {
+		return nv
+	}
+	return s.view.Load() // changed meanwhile, by a change made with the new links
+}
+
+var emptyView = &routeView{}
+
+// placed is where a message goes: a local process, or a Ref on a peer. in
+// is the instance placement chose, nil for a message sent to a Ref.
+type placed struct {
+	p      *process
+	remote Ref
+	in     *instance
+}
+
+// place picks the instance of name a message goes to, with the name's
+// strategy (least connections unless configured otherwise), skipping
+// instances that health keeps out. ctx carries the call's options
+// (WithKey); a call placed again (attempt > 0) avoids the instance it
+// failed on, when there is another.
+func (b *Bus) place(ctx context.Context, name string, attempt int, avoid *instance) (placed, error) {
+	s, view := b.lastService.Load(), emptyView
+	if s != nil && s.name == name {
+		view = s.view.Load()
+	}
+	if len(view.inst) == 0 { // not the last name placed, or it was emptied: its service may be gone
+		v, ok := b.names.Load(name)
+		if !ok {
+			return placed{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
+		}
+		s = v.(*service)
+		view = s.view.Load()
+		b.lastService.Store(s)
+	}
+	var in *instance
+	switch len(view.inst) {
+	case 0:
+		return placed{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
+	case 1:
+		in = view.inst[0]
+	default:
+		view = b.current(s)
+		c := placement.Call{Seq: s.seq.Add(1) - 1, Rand: rand.Uint64(), Attempt: attempt}
+		if o := optionsOf(ctx); o != nil {
+			c.Key = o.key
+		}
+		i, _ := placement.Pick(s.strategy, view.cands, c, time.Now, b.health)
+		if view.inst[i] == avoid {
+			i = (i + 1) % len(view.inst)
+		}
+		in = view.inst[i]
+	}
+	if in.proc != nil {
+		return placed{p: in.proc, in: in}, nil
+	}
+	return placed{remote: in.ref, in: in}, nil
 }
 
 // placeLocal picks among this node's own instances of name only: what a
@@ -81,8 +139,8 @@ func (b *Bus) placeLocal(name string) *process {
 		return nil
 	}
 	var best *process
-	for _, in := range *v.(*service).inst.Load() {
-		if in.proc != nil && (best == nil || in.proc.inflight.Load() < best.inflight.Load()) {
+	for _, in := range v.(*service).view.Load().inst {
+		if in.proc != nil && (best == nil || in.proc.stats.InFlight() < best.stats.InFlight()) {
 			best = in.proc
 		}
 	}
@@ -92,8 +150,8 @@ func (b *Bus) placeLocal(name string) *process {
 func (b *Bus) serviceFor(name string) *service {
 	v, ok := b.names.Load(name)
 	if !ok {
-		s := &service{}
-		s.inst.Store(&[]*instance{})
+		s := &service{name: name, strategy: b.strategyFor(name)}
+		s.view.Store(&routeView{linkGen: b.linkGen.Load()})
 		v, _ = b.names.LoadOrStore(name, s)
 	}
 	return v.(*service)
@@ -102,11 +160,11 @@ func (b *Bus) serviceFor(name string) *service {
 // addInstance and removeInstances must be called with routesMu held.
 func (b *Bus) addInstance(in *instance) {
 	s := b.serviceFor(in.ref.Name)
-	old := *s.inst.Load()
+	old := s.view.Load().inst
 	list := make([]*instance, len(old), len(old)+1)
 	copy(list, old)
 	list = append(list, in)
-	s.inst.Store(&list)
+	s.view.Store(b.newView(list))
 	if b.namesAdded != nil {
 		close(b.namesAdded) // wake WaitFor
 		b.namesAdded = nil
@@ -120,7 +178,7 @@ func (b *Bus) addInstance(in *instance) {
 func (b *Bus) WaitFor(ctx context.Context, name string) error {
 	for {
 		b.routesMu.Lock()
-		if _, _, err := b.place(name); err == nil {
+		if _, err := b.place(context.Background(), name, 0, nil); err == nil {
 			b.routesMu.Unlock()
 			return nil
 		}
@@ -145,7 +203,7 @@ func (b *Bus) removeInstances(name string, drop func(*instance) bool) {
 		return
 	}
 	s := v.(*service)
-	old := *s.inst.Load()
+	old := s.view.Load().inst
 	list := make([]*instance, 0, len(old))
 	for _, in := range old {
 		if !drop(in) {
@@ -155,7 +213,7 @@ func (b *Bus) removeInstances(name string, drop func(*instance) bool) {
 	if len(list) == len(old) {
 		return
 	}
-	s.inst.Store(&list)
+	s.view.Store(b.newView(list))
 	if len(list) == 0 {
 		b.names.Delete(name)
 	}
@@ -166,7 +224,7 @@ func (b *Bus) addName(p *process) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
 	b.routesMu.Lock()
-	b.addInstance(&instance{ref: p.ref, proc: p})
+	b.addInstance(&instance{ref: p.ref, proc: p, stats: &p.stats})
 	b.routesMu.Unlock()
 	b.selfChanged()
 	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, true) })
@@ -182,15 +240,17 @@ func (b *Bus) removeName(p *process) {
 	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, false) })
 }
 
-// Names returns the names with at least one instance, local or remote.
+// Names returns the names with at least one instance, local or remote,
+// sorted.
 func (b *Bus) Names() []string {
 	var names []string
 	b.names.Range(func(k, v any) bool {
-		if len(*v.(*service).inst.Load()) > 0 {
+		if len(v.(*service).view.Load().inst) > 0 {
 			names = append(names, k.(string))
 		}
 		return true
 	})
+	slices.Sort(names)
 	return names
 }
 
@@ -200,7 +260,7 @@ func (b *Bus) Instances(name string) []Ref {
 	if !ok {
 		return nil
 	}
-	list := *v.(*service).inst.Load()
+	list := v.(*service).view.Load().inst
 	refs := make([]Ref, len(list))
 	for i, in := range list {
 		refs[i] = in.ref

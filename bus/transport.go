@@ -106,7 +106,10 @@ type Host interface {
 	// ErrPeerGone and err; any other kind is already accounted for, as its
 	// ask fails at LinkDown. A transport hands back every envelope it
 	// accepted and neither delivered nor handed back, so that no message a
-	// dead link swallowed goes uncounted. It never blocks.
+	// dead link swallowed goes uncounted. It never blocks. An ask handed
+	// back before l's LinkDown is placed again on another instance, as it
+	// provably never ran (see docs/routing.md, "Failover"); after it, its
+	// asker already has ErrPeerGone.
 	Undelivered(l Link, env *Envelope, err error)
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.

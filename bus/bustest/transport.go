@@ -241,12 +241,13 @@ type link struct {
 	st     *linkState
 	in     chan frame    // frames from the peer, for this end's reader
 	up     chan struct{} // closed once this side's LinkUp returned
+	handed chan struct{} // closed once this side's reader handed back what it will never deliver
 	done   chan struct{} // closed once this side's LinkDown returned
 }
 
 func newLink(t *Transport, peer bus.NodeID, st *linkState) *link {
 	return &link{t: t, peerID: peer, st: st, in: make(chan frame, t.cfg.QueueLen),
-		up: make(chan struct{}), done: make(chan struct{})}
+		up: make(chan struct{}), handed: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (l *link) Peer() bus.NodeID       { return l.peerID }
@@ -329,12 +330,16 @@ func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 
 // read hands the bus what the peer sent, in order, until the link goes
 // down (at once on a fault, once drained after Close), then hands the
-// sender's bus back what a fault left undelivered and reports LinkDown.
+// sender's bus back what a fault left undelivered and reports LinkDown,
+// once the other end has handed back what this side sent: a bus hears of
+// every envelope of a link it will get back before it hears of its end.
 func (l *link) read() {
 	<-l.up
 	var held *frame // taken from l.in and not yet delivered
 	defer func() {
 		l.handBack(held)
+		close(l.handed)
+		<-l.peer.handed
 		l.t.host.LinkDown(l, l.downErr())
 		l.t.mu.Lock()
 		delete(l.t.links, l)

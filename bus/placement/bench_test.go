@@ -20,7 +20,7 @@ func BenchmarkPick(b *testing.B) {
 		for k := range 64 {
 			names[fmt.Sprint("svc-", k)] = in
 		}
-				b.Run(fmt.Sprintf("n=%d/map-lookup", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("n=%d/map-lookup", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var sink int
 			for b.Loop() {

@@ -8,7 +8,7 @@ const maxAttempts = 4
 
 // Pick chooses the instance of in (at least one) for call c with s,
 // skipping the instances whose health keeps them out at now: it asks s
-// again with Attempt raised (and fresh random bits) up to a few times, then
+// again with Attempt raised (from the caller's: a retry starts higher) (and fresh random bits) up to a few times, then
 // takes the first instance that is in, from a random start. When every
 // instance is out it returns s's first choice: health alone never leaves a
 // name without a route. It tells the chosen instance's Health it was
@@ -16,10 +16,10 @@ const maxAttempts = 4
 // reports that too. now is called only when an instance is out or
 // half-open: while every instance is in, Pick reads no clock.
 func Pick(s Strategy, in []Instance, c Call, now func() time.Time, p HealthPolicy) (i int, probe bool) {
-	first := -1
+	first, base := -1, c.Attempt
 	r := rng(c.Rand)
 	for a := range maxAttempts {
-		c.Attempt = a
+		c.Attempt = base + a
 		if a > 0 {
 			c.Rand = r.next()
 		}

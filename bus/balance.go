@@ -1,0 +1,162 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus/placement"
+)
+
+// placingConfig is what New is told of placement.
+type placingConfig struct {
+	strategy   placement.Strategy
+	perName    map[string]placement.Strategy
+	health     placement.HealthPolicy
+	retryRate  float64
+	retryBurst int
+}
+
+// WithPlacement sets how a message sent by name chooses among the name's
+// instances (see package placement, and WithPlacementFor for one name).
+// Zero: placement.LeastConnections{}.
+func WithPlacement(s placement.Strategy) Option {
+	return func(c *config) { c.placing.strategy = s }
+}
+
+// WithPlacementFor sets the strategy of one name, over WithPlacement's.
+// A strategy that keeps state per set of instances (ConsistentHash,
+// WeightedRoundRobin) may be given to several names.
+func WithPlacementFor(name string, s placement.Strategy) Option {
+	return func(c *config) {
+		if c.placing.perName == nil {
+			c.placing.perName = map[string]placement.Strategy{}
+		}
+		c.placing.perName[name] = s
+	}
+}
+
+// WithHealth sets when an instance is taken out of placement after
+// failures and for how long. Zero: placement.HealthPolicy{} (5 failures in
+// a row, a 1 s cool-down doubling up to 30 s).
+func WithHealth(p placement.HealthPolicy) Option {
+	return func(c *config) { c.placing.health = p }
+}
+
+// WithRetryBudget bounds how many failed asks the bus places again on
+// another instance (see Ask): perSecond in the long run, burst at once.
+// Zero: placement.DefaultRetryRate and DefaultRetryBurst; a negative rate
+// turns re-placement off.
+func WithRetryBudget(perSecond float64, burst int) Option {
+	return func(c *config) { c.placing.retryRate, c.placing.retryBurst = perSecond, burst }
+}
+
+func (b *Bus) strategyFor(name string) placement.Strategy {
+	if s, ok := b.placeFor[name]; ok && s != nil {
+		return s
+	}
+	if b.placement != nil {
+		return b.placement
+	}
+	return placement.LeastConnections{}
+}
+
+// callOptions are the options of one call, carried by its context.
+type callOptions struct {
+	key        string
+	idempotent bool
+}
+
+type callOptionsKey struct{}
+
+func optionsOf(ctx context.Context) *callOptions {
+	o, _ := ctx.Value(callOptionsKey{}).(*callOptions)
+	return o
+}
+
+func withOptions(ctx context.Context, f func(*callOptions)) context.Context {
+	o := callOptions{}
+	if old := optionsOf(ctx); old != nil {
+		o = *old
+	}
+	f(&o)
+	return context.WithValue(ctx, callOptionsKey{}, &o)
+}
+
+// WithKey returns a context whose Ask or Send by name carries key for a
+// name placed by placement.ConsistentHash: calls with one key go to one
+// instance while the instances stay the same. Other strategies may read it
+// too (placement.Call.Key).
+func WithKey(ctx context.Context, key string) context.Context {
+	return withOptions(ctx, func(o *callOptions) { o.key = key })
+}
+
+// WithIdempotent returns a context whose Ask by name may be sent again to
+// another instance when the link to its instance dies after the ask was
+// written: the caller says that running it twice does no harm. Without
+// it, such an ask fails with ErrPeerGone, as it may have run.
+func WithIdempotent(ctx context.Context) context.Context {
+	return withOptions(ctx, func(o *callOptions) { o.idempotent = true })
+}
+
+// maxReplacements bounds how many times one Ask is placed again.
+const maxReplacements = 2
+
+// errNeverDelivered marks an ask failure that proves the ask never reached
+// its actor: it may go to another instance.
+var errNeverDelivered = errors.New("never delivered")
+
+// neverDelivered reports whether err proves its ask never ran: a refusal
+// before delivery (no such instance there any more, a full mailbox, a
+// stopped actor), or an ask a dead link handed back unsent.
+func neverDelivered(err error) bool {
+	return errors.Is(err, errNeverDelivered) || errors.Is(err, ErrMailboxFull) ||
+		errors.Is(err, ErrNoRoute) || errors.Is(err, ErrActorStopped)
+}
+
+// mayReplace reports whether an ask placed on pl that failed with err may
+// go to another instance: it was placed by name, it never ran or its caller
+// marked it idempotent and its peer went, it has not been placed too
+// often, and its caller still waits. (Ask then checks that there is
+// another instance and that the retry budget allows it.)
+func (b *Bus) mayReplace(ctx context.Context, pl placed, err error, attempt int) bool {
+	if err == nil || pl.in == nil || attempt >= maxReplacements || b.closing.Load() {
+		return false
+	}
+	if !neverDelivered(err) {
+		if o := optionsOf(ctx); o == nil || !o.idempotent || !errors.Is(err, ErrPeerGone) {
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// observe feeds an instance's health with the outcome of one ask to it:
+// a failure of the instance or of the way to it counts against it; a reply,
+// even an application's error, proves it well.
+func (b *Bus) observe(in *instance, err error) {
+	if errors.Is(err, ErrCanceled) || errors.Is(err, ErrClosed) {
+		return // the caller's doing, not the instance's
+	}
+	if err == nil || !instanceFailure(err) {
+		in.stats.Health.Success()
+		return
+	}
+	in.stats.Health.Failure(time.Now(), b.health)
+}
+
+func instanceFailure(err error) bool {
+	return errors.Is(err, ErrPeerGone) || errors.Is(err, ErrDeadline) || errors.Is(err, ErrMailboxFull) ||
+		errors.Is(err, ErrActorFailed) || errors.Is(err, ErrActorStopped) || errors.Is(err, ErrNoRoute)
+}
+
+// unsent notes that l handed back the ask corr unsent, before its end:
+// LinkDown then fails it as never delivered, so it may be placed again
+// (Host.Undelivered hands back only what the peer will never be handed).
+func (b *Bus) unsent(l Link, corr uint64, _ error) {
+	b.pending.update(corr, func(pa pendingAsk) {
+		if pa.link == l {
+			pa.call.unsent.Store(pa.seq)
+		}
+	})
+}
