@@ -239,3 +239,36 @@ func TestStrangerCannotHijack(t *testing.T) {
 	default:
 	}
 }
+
+// TestServerRestart: the NATS server goes away and comes back on the same
+// address; the nodes reconnect and go on announcing and serving, and a node
+// that starts afterwards finds the one that was there before.
+func TestServerRestart(t *testing.T) {
+	first := runServer(t)
+	port := first.Addr().(*net.TCPAddr).Port
+	cfg := fastConfig(first.ClientURL())
+	cfg.Options = []nats.Option{nats.ReconnectWait(20 * time.Millisecond)}
+	a, srcA := newNode(t, "a", cfg)
+	if _, err := a.Register("greeter", bus.ActorFunc(greeter)); err != nil {
+		t.Fatal(err)
+	}
+	first.Shutdown()
+	first.WaitForShutdown()
+	eventually(t, 20*time.Second, "a sees the server gone", func() bool { return !srcA.Conn().IsConnected() })
+	second := runServerOn(t, port)
+	eventually(t, 20*time.Second, "a reconnects", func() bool { return srcA.Conn().IsConnected() })
+
+	b, _ := newNode(t, "b", fastConfig(second.ClientURL()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.WaitFor(ctx, "greeter"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := b.Ask(ctx, "greeter", "b"); err != nil || reply != "hello, b from a" {
+		t.Fatalf("ask = %v, %v", reply, err)
+	}
+	nc := connect(t, second.ClientURL())
+	if m, err := nc.Request("xbus.greeter", []byte(`"nats"`), 10*time.Second); err != nil || string(m.Data) != `"hello, nats from a"` {
+		t.Fatalf("request after the restart: %v, %v", m, err)
+	}
+}

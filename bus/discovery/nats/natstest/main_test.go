@@ -55,9 +55,12 @@ func leakedGoroutines(wait time.Duration) string {
 }
 
 // runServer starts a nats-server in process on a free loopback port.
-func runServer(t testing.TB) *server.Server {
+func runServer(t testing.TB) *server.Server { return runServerOn(t, -1) }
+
+// runServerOn starts a nats-server in process on port (-1: a free one).
+func runServerOn(t testing.TB, port int) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
