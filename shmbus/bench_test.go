@@ -6,9 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -60,6 +64,47 @@ func BenchmarkAskPaced(b *testing.B) {
 	_, lu := askRounds(b, nil, uds, "x", b.N, b.N, time.Millisecond)
 	report(b, ls, lu)
 	b.ReportMetric(float64((c1-c0).Nanoseconds())/float64(b.N), "shm-cpu-ns/ask")
+}
+
+// BenchmarkAskContended is BenchmarkAskRTT/64B with two CPU-bound
+// processes started beside the pair, as on a machine busy with other work:
+// spinning readers then take the CPU their peers need, and a reader must
+// stop spinning when it does not pay. Baseline: the Unix-socket ask under
+// the same contention, in alternating rounds.
+func BenchmarkAskContended(b *testing.B) {
+	shm, uds := dialChild(b)
+	msg := string(make([]byte, 64))
+	awaitRoute(b, shm, "echo", msg)
+	awaitRoute(b, uds, "echo", msg)
+	for range 2 {
+		startBurner(b)
+	}
+	ls, lu := askRounds(b, shm, uds, msg, b.N, 500, 0)
+	report(b, ls, lu)
+	b.ReportMetric(quantile(ls, .99)/quantile(lu, .99), "x-unix-p99")
+}
+
+// burnEnv makes the test binary a CPU-bound process (burn) until killed.
+const burnEnv = "SHMBUS_TEST_BURN"
+
+// burn keeps one CPU busy and never returns.
+func burn() {
+	runtime.GOMAXPROCS(1)
+	for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+		burnSink.Store(x)
+	}
+}
+
+var burnSink atomic.Uint64
+
+// startBurner starts a CPU-bound process, killed when the benchmark ends.
+func startBurner(b *testing.B) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), burnEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
 func report(b *testing.B, ls, lu []time.Duration) {

@@ -167,6 +167,9 @@ func TestMain(m *testing.M) {
 		runHelper(path)
 		os.Exit(0)
 	}
+	if os.Getenv(burnEnv) != "" {
+		burn()
+	}
 	if path := os.Getenv(senderEnv); path != "" {
 		runSender(path)
 		os.Exit(0)

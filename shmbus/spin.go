@@ -13,26 +13,38 @@ import (
 const (
 	spinMax = 100 * time.Microsecond // budget while records come while we spin
 	spinMin = 5 * time.Microsecond   // budget when they come only after we parked
+	// spinPays is the longest wait for a record that spinning pays for: a
+	// record that came later than this (the peer's thread was waiting for a
+	// CPU, or it sends that rarely) halves the budget as a park does, so
+	// that readers on a machine busy with other work stop taking the CPU
+	// their peers need and sleep in the kernel instead.
+	spinPays = 20 * time.Microsecond
 )
 
 // spinner decides how long the reader polls an empty ring before it parks.
-// The budget adapts: a record that arrives while the reader spins doubles
-// it (up to spinMax: a busy link makes no syscalls), a spin that ends in
-// parking halves it (down to spinMin: a link whose records come further
-// apart than any budget, or none at all, costs no CPU spinning). It is
+// The budget adapts: a record that arrives soon (within spinPays) while the
+// reader spins doubles it (up to spinMax: a busy link makes no syscalls); a
+// spin that ends in parking, or waited longer than spinPays for its record,
+// halves it (down to spinMin: a link whose records come further apart than
+// spinning pays for, or none at all, costs little CPU spinning). It is
 // owned by the reader goroutine.
 type spinner struct {
+	now    func() time.Time // the clock: time.Now
 	budget time.Duration
-	start  time.Time // first timed empty poll of this spin; zero when not spinning
+	start  time.Time // first empty poll of this spin; zero when not spinning
 	polls  int       // empty polls of this spin
 }
 
-func newSpinner() spinner { return spinner{budget: spinMax} }
+func newSpinner() spinner { return spinner{now: time.Now, budget: spinMax} }
 
 // worked records that a poll consumed records.
 func (s *spinner) worked() {
-	if s.polls > 0 { // they came while we spun
+	switch {
+	case s.polls == 0: // no spin
+	case s.now().Sub(s.start) < spinPays: // they came soon while we spun
 		s.budget = min(2*s.budget, spinMax)
+	default: // spinning did not pay
+		s.budget = max(s.budget/2, spinMin)
 	}
 	s.start, s.polls = time.Time{}, 0
 }
@@ -40,19 +52,18 @@ func (s *spinner) worked() {
 // spin is called after an empty poll. It yields the processor (so that the
 // goroutines the bus readied, an actor's mailbox or a waiting asker, run
 // on this thread rather than wake another) and reports true when the
-// budget is spent and the reader should park. The clock is read every 64
-// polls.
+// budget is spent and the reader should park. The clock is read at the
+// first poll of a spin, which times the wait (the thread may spend most of
+// it preempted, between two polls), and then every 64 polls.
 func (s *spinner) spin() bool {
+	if s.polls == 0 {
+		s.start = s.now()
+	}
 	runtime.Gosched()
 	if s.polls++; s.polls&63 != 0 {
 		return false
 	}
-	now := time.Now()
-	if s.start.IsZero() {
-		s.start = now
-		return false
-	}
-	return now.Sub(s.start) >= s.budget
+	return s.now().Sub(s.start) >= s.budget
 }
 
 // parked records that the spin ended in parking.
