@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/xbus-dev/xbus/internal/bench/netbench"
@@ -124,7 +123,15 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		p := &progress{suite: s.name, w: stderr, start: time.Now()}
 		p.Progress("started")
 		err := s.run(p, *quick)
-		r := suiteReport{Name: s.name, Title: s.title, Rows: p.rows}
+		r := suiteReport{Name: s.name, Title: s.title, Rows: []jsonRow{}}
+		for _, x := range p.rows {
+			j := jsonRow{Row: x}
+			if x.Baseline != 0 {
+				ratio := x.Ratio()
+				j.Ratio = &ratio
+			}
+			r.Rows = append(r.Rows, j)
+		}
 		if err != nil {
 			r.Error = err.Error()
 			fmt.Fprintf(stderr, "xbus bench %s: %v\n", s.name, err)
@@ -135,7 +142,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		doc.Suites = append(doc.Suites, r)
 		if !*asJSON {
 			fmt.Fprintf(stdout, "\n## %s\n\n", s.title)
-			writeTable(stdout, p.rows)
+			benchkit.WriteTable(stdout, "xbus", p.rows)
 		}
 	}
 	if *asJSON {
@@ -195,35 +202,14 @@ type progress struct {
 	suite string
 	w     io.Writer
 	start time.Time
-	rows  []jsonRow
+	rows  []benchkit.Row
 }
 
 func (p *progress) Row(r benchkit.Row) {
-	j := jsonRow{Row: r}
-	if r.Baseline != 0 {
-		x := r.Ratio()
-		j.Ratio = &x
-	}
-	p.rows = append(p.rows, j)
+	p.rows = append(p.rows, r)
 	p.Progress("%s: %s", r.Name, r.Unit.Format(r.Xbus))
 }
 
 func (p *progress) Progress(format string, args ...any) {
 	fmt.Fprintf(p.w, "xbus bench %s [%3.0fs] %s\n", p.suite, time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
-}
-
-// writeTable prints rows as an aligned Markdown table, so that the output
-// can be pasted into docs/performance.md as it is.
-func writeTable(w io.Writer, rows []jsonRow) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| row\t xbus\t baseline\t xbus ÷ baseline\t target\t status\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t")
-	for _, r := range rows {
-		base, ratio := "", ""
-		if r.Ratio != nil {
-			base, ratio = r.Unit.Format(r.Baseline), fmt.Sprintf("%.2f×", *r.Ratio)
-		}
-		fmt.Fprintf(tw, "| %s\t %s\t %s\t %s\t %s\t %s\t\n", r.Name, r.Unit.Format(r.Xbus), base, ratio, r.Target, r.Status)
-	}
-	tw.Flush()
 }

@@ -2,7 +2,9 @@ package benchkit
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"text/tabwriter"
 	"time"
 )
 
@@ -102,4 +104,32 @@ func (r Rows) Find(name string) (Row, bool) {
 		}
 	}
 	return Row{}, false
+}
+
+// WriteTable prints rows as an aligned Markdown table, so that the output
+// can be pasted into docs/performance.md as it is. who names the runtime
+// measured ("xbus"), which heads the figure's column and the ratio's.
+func WriteTable(w io.Writer, who string, rows []Row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintf(tw, "| row\t %s\t baseline\t %s ÷ baseline\t target\t status\t\n", who, who)
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t")
+	for _, r := range rows {
+		base, ratio := "", ""
+		if r.Baseline != 0 {
+			base, ratio = r.Unit.Format(r.Baseline), fmt.Sprintf("%.2f×", r.Ratio())
+		}
+		fmt.Fprintf(tw, "| %s\t %s\t %s\t %s\t %s\t %s\t\n", r.Name, r.Unit.Format(r.Xbus), base, ratio, r.Target, r.Status)
+	}
+	return tw.Flush()
+}
+
+// Abbrev writes a count for a row's name: 1M, 10k, 1500.
+func Abbrev(n int) string {
+	switch {
+	case n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n%1_000 == 0:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
 }

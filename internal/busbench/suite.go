@@ -90,7 +90,7 @@ func RunBench(out benchkit.Out, quick bool) error {
 		}
 	}
 
-	out.Progress("spawning %s idle actors, then as many goroutines", count(c.spawn))
+	out.Progress("spawning %s idle actors, then as many goroutines", benchkit.Abbrev(c.spawn))
 	d, per, err := SpawnIdle(c.spawn)
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func RunBench(out benchkit.Out, quick bool) error {
 	gd, gper := benchkit.GoroutinesIdle(c.spawn)
 	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(c.spawn) }
 	out.Row(benchkit.Row{
-		Name: fmt.Sprintf("spawn %s idle actors, per 1M (goroutines blocked on a chan)", count(c.spawn)),
+		Name: fmt.Sprintf("spawn %s idle actors, per 1M (goroutines blocked on a chan)", benchkit.Abbrev(c.spawn)),
 		Unit: benchkit.Seconds, Xbus: perM(d), Baseline: perM(gd),
 		Target: "< 1 s", Status: benchkit.Verdict(perM(d) < 1),
 	})
@@ -116,16 +116,6 @@ func RunBench(out benchkit.Out, quick bool) error {
 	out.Row(benchkit.Row{Name: "allocations per Tell, steady state", Unit: benchkit.Count, Xbus: tellAllocs, Target: "0", Status: benchkit.Verdict(tellAllocs == 0)})
 	out.Row(benchkit.Row{Name: "allocations per Ask, steady state", Unit: benchkit.Count, Xbus: askAllocs, Target: "0", Status: benchkit.Verdict(askAllocs == 0)})
 	return nil
-}
-
-func count(n int) string {
-	if n%1_000_000 == 0 {
-		return fmt.Sprintf("%dM", n/1_000_000)
-	}
-	if n%1_000 == 0 {
-		return fmt.Sprintf("%dk", n/1_000)
-	}
-	return fmt.Sprint(n)
 }
 
 // allocs measures allocations per Tell and per Ask in steady state, as the
