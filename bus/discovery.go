@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -32,7 +33,8 @@ type Discovery interface {
 // Its methods are safe for concurrent use and never block on I/O.
 type Discovered interface {
 	// Found reports a node: the bus keeps it linked through the nearest
-	// of its addresses it can dial, and knows its names before the link
+	// of its addresses it can dial (the next-nearest too when those keep
+	// failing or are refused), and knows its names before the link
 	// is up (an Ask to one of them waits for the link, bounded by its
 	// ctx). Reporting a node again refreshes it: its addresses and names
 	// are replaced and its TTL starts over.
@@ -102,13 +104,21 @@ type discoveryTable struct {
 	host    string
 }
 
-// foundNode is one node a source reported; linked are the addresses the bus
-// connected for it.
+// foundNode is one node a source reported. tiers are its addresses this
+// bus can dial, grouped by scheme, nearest first; tiers[:tier+1] are linked
+// (a tier is added when the one before fails, see dialFailed), and linked
+// lists them.
 type foundNode struct {
 	info    NodeInfo
+	tiers   [][]string
+	tier    int
 	linked  []string
 	expires time.Time // zero: never
 }
+
+// fallbackAfter is how many dials of a found node's nearest addresses fail
+// in a row before its next-nearest are linked as well.
+const fallbackAfter = 3
 
 // nodeKey is how the table names a node: by id when known, else by its
 // first address.
@@ -204,7 +214,11 @@ func (b *Bus) Found(n NodeInfo) {
 	for _, name := range f.info.Names {
 		d.known[name]++
 	}
-	f.linked = b.nearestAddrs(n, d.host)
+	tiers := b.addrTiers(n, d.host)
+	if !slices.EqualFunc(tiers, f.tiers, slices.Equal) {
+		f.tiers, f.tier = tiers, 0 // new addresses: start again from the nearest
+	}
+	f.linked = slices.Concat(f.tiers[:min(f.tier+1, len(f.tiers))]...)
 	f.expires = time.Time{}
 	if n.TTL > 0 {
 		f.expires = time.Now().Add(n.TTL)
@@ -295,28 +309,55 @@ func (b *Bus) linkFound(add, drop []string) {
 	}
 }
 
-// nearestAddrs picks the addresses of n the bus links: those of the nearest
-// scheme this bus dials, leaving out same-host schemes when n is on
-// another host.
-func (b *Bus) nearestAddrs(n NodeInfo, host string) []string {
-	best, rank := []string(nil), -1
+// addrTiers groups the addresses of n this bus can dial by scheme,
+// nearest first, leaving out same-host schemes when n is on another host.
+func (b *Bus) addrTiers(n NodeInfo, host string) [][]string {
+	byRank := map[int][]string{}
 	for _, a := range n.Addrs {
 		s, err := b.lk.schemeOf(a)
 		if err != nil {
 			continue
 		}
-		r := schemeRank(s)
 		if (s == "shm" || s == "unix") && n.Host != "" && n.Host != host {
 			continue
 		}
-		switch {
-		case rank == -1 || r < rank:
-			best, rank = []string{a}, r
-		case r == rank && !slices.Contains(best, a):
-			best = append(best, a)
+		if r := schemeRank(s); !slices.Contains(byRank[r], a) {
+			byRank[r] = append(byRank[r], a)
 		}
 	}
-	return best
+	var tiers [][]string
+	for _, r := range slices.Sorted(maps.Keys(byRank)) {
+		tiers = append(tiers, byRank[r])
+	}
+	return tiers
+}
+
+// dialFailed hears from a keeper that addr failed to dial attempts times in
+// a row, or was refused: a found node whose nearest linked addresses fail
+// so gets its next-nearest linked as well (a shm address of another user's
+// process, a Unix socket in a namespace of its own). The near ones stay
+// kept: the bus prefers them again once they link.
+func (b *Bus) dialFailed(addr string, attempts int, refused bool) {
+	if attempts < fallbackAfter && !refused {
+		return
+	}
+	d := &b.disc
+	d.apply.Lock()
+	defer d.apply.Unlock()
+	d.mu.Lock()
+	var add []string
+	for _, f := range d.nodes {
+		if f.tier+1 < len(f.tiers) && slices.Contains(f.tiers[f.tier], addr) {
+			f.tier++
+			f.linked = append(f.linked, f.tiers[f.tier]...)
+			add = append(add, f.tiers[f.tier]...)
+		}
+	}
+	d.mu.Unlock()
+	if len(add) > 0 {
+		b.log.Info("discovery: a found node's nearest address fails; linking the next", "addr", addr, "attempts", attempts, "refused", refused, "next", add)
+		b.linkFound(add, nil)
+	}
 }
 
 // arm sets the expiry timer to fire at t if that is earlier than it is set

@@ -229,3 +229,41 @@ func TestDiscoveryTTLSchedule(t *testing.T) {
 		}
 	})
 }
+
+// A found node whose nearest address keeps failing, or refuses, gets its
+// next-nearest linked too; a refresh of the same report keeps that; the
+// node's names are reached.
+func TestDiscoveryFallsBackToTheNextScheme(t *testing.T) {
+	dir := t.TempDir()
+	srv := linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{Listen: []string{"127.0.0.1:0"}, Secret: []byte("right secret")})))
+	if _, err := srv.Register("svc", replier("hi")); err != nil {
+		t.Fatal(err)
+	}
+	var tcp string
+	for _, a := range srv.Self().Addrs {
+		tcp = a
+	}
+	// A Unix socket nobody listens on, and one whose node refuses this
+	// bus's secret.
+	dead := "unix://" + filepath.Join(dir, "nobody.sock")
+	refusing := "unix://" + filepath.Join(dir, "refusing.sock")
+	linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{Listen: []string{refusing}, Secret: []byte("wrong secret")})))
+
+	for _, near := range []string{dead, refusing} {
+		h := &handle{}
+		cli := linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{Secret: []byte("right secret")})),
+			bus.WithDiscovery(h), bus.WithBackoff(time.Millisecond, 5*time.Millisecond))
+		info := bus.NodeInfo{ID: srv.NodeID(), Addrs: []string{tcp, near}, Names: []string{"svc"}}
+		h.d.Found(info)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		r, err := cli.Ask(ctx, "svc", "x")
+		cancel()
+		if err != nil || r != "hi" {
+			t.Fatalf("near %s: ask = %v, %v", near, r, err)
+		}
+		h.d.Found(info)
+		if ls := cli.Links(); !bustest.Kept(ls, tcp) || !bustest.Kept(ls, near) && near == dead {
+			t.Fatalf("near %s: after a refresh links are %+v, want the tcp address kept beside it", near, ls)
+		}
+	}
+}

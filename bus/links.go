@@ -443,6 +443,7 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 			}
 			t.mu.Unlock()
 			if errors.Is(err, ErrRefused) {
+				t.wg.Go(func() { b.dialFailed(k.addr, 0, true) })
 				b.log.Warn("link refused; not dialing again", "addr", k.addr, "err", err)
 				return
 			}
@@ -459,6 +460,10 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 			}
 			t.emit(k.info)
 			t.mu.Unlock()
+			if failures >= fallbackAfter || refused {
+				n := failures
+				t.wg.Go(func() { b.dialFailed(k.addr, n, refused) }) // not here: Found may be waiting for this keeper
+			}
 			if refused {
 				b.log.Warn("link refused; not dialing again", "addr", k.addr, "err", err)
 				return
