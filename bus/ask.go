@@ -195,10 +195,9 @@ func ctxError(err error) error {
 // complete answers the ask carried by d (a local call or an envelope from a
 // link) with reply or err.
 func (b *Bus) complete(d delivery, reply any, err error) {
-	switch {
-	case d.call != nil:
-		d.call.complete(d.seq, reply, err)
-	case d.in != nil:
-		b.replyRemote(d.in, reply, err)
+	if call, seq := d.call(); call != nil {
+		call.complete(seq, reply, err)
+	} else if in := d.in(); in != nil {
+		b.replyRemote(in, reply, err)
 	}
 }

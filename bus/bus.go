@@ -387,14 +387,14 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 		return ErrClosed
 	}
 	if p := b.localRef(to); p != nil {
-		return p.send(ctx, delivery{msg: msg, from: from}, pol)
+		return p.send(ctx, tellOf(msg, from), pol)
 	}
 	pl, err := b.targetWait(ctx, to, 0, nil)
 	if err != nil {
 		return err
 	}
 	if pl.p != nil {
-		return pl.p.send(ctx, delivery{msg: msg, from: from}, pol)
+		return pl.p.send(ctx, tellOf(msg, from), pol)
 	}
 	var fromRef Ref
 	if from != nil {
@@ -440,7 +440,7 @@ func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 	call.inst = pl.in
 	if p := pl.p; p != nil {
 		p.stats.Add(1)
-		if err := p.send(ctx, delivery{msg: msg, call: call, seq: seq}, mailbox.Default); err != nil {
+		if err := p.send(ctx, askOf(msg, call, seq, nil), mailbox.Default); err != nil {
 			p.stats.Add(-1)
 			b.putCall(call)
 			if pl.in != nil {
@@ -485,7 +485,7 @@ func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn 
 	call.cb, call.owner, call.inst = fn, owner, pl.in
 	if p := pl.p; p != nil {
 		p.stats.Add(1)
-		if err := p.send(ctx, delivery{msg: msg, from: owner, call: call, seq: seq}, mailbox.Default); err != nil {
+		if err := p.send(ctx, askOf(msg, call, seq, owner), mailbox.Default); err != nil {
 			p.stats.Add(-1)
 			b.putCall(call)
 			fail(err)

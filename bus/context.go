@@ -39,8 +39,8 @@ func (c *Context) IsAsk() bool { return c.cur.isAsk() }
 // one across a link: the message's arrival on this node plus the time the
 // asker had left when it sent it.
 func (c *Context) Deadline() (time.Time, bool) {
-	if c.cur.in != nil && !c.cur.in.deadline.IsZero() {
-		return c.cur.in.deadline, true
+	if in := c.cur.in(); in != nil && !in.deadline.IsZero() {
+		return in.deadline, true
 	}
 	return time.Time{}, false
 }
@@ -48,12 +48,11 @@ func (c *Context) Deadline() (time.Time, bool) {
 // Canceled reports whether the asker of the current message gave up on it,
 // so long work can stop early.
 func (c *Context) Canceled() bool {
-	d := c.cur
-	switch {
-	case d.call != nil:
-		return d.call.abandonedAt(d.seq)
-	case d.in != nil:
-		return d.in.canceled.Load()
+	if call, seq := c.cur.call(); call != nil {
+		return call.abandonedAt(seq)
+	}
+	if in := c.cur.in(); in != nil {
+		return in.canceled.Load()
 	}
 	return false
 }

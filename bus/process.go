@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
@@ -15,12 +16,85 @@ import (
 
 // delivery is what a mailbox holds: the message and where it came from. It is
 // stored by value in the mailbox ring, so a Tell in process allocates nothing.
+//
+// It is 32 bytes, the most the compiler keeps in registers: a delivery with
+// a field per origin (48 bytes) was copied through memory at every hand-off
+// (send, the ring, Invoke, the Context), and each copy stalled the
+// processor's store forwarding. src is one pointer whose type tag says;
+// read it only through the methods below.
 type delivery struct {
-	msg  any
-	from *process // the sending actor, when it is local
-	call *askCall // an ask: where the reply goes
-	seq  uint64   // the call's arming the ask belongs to
-	in   *inbound // an envelope that came over a link
+	msg any
+	src unsafe.Pointer // nil, *process, *askCall, *inbound or *actorAsk, as tag's kind says
+	tag uint64         // the kind in the low bits; for a local ask, its call's arming above them
+}
+
+// Kinds of delivery, in delivery.tag's low bits.
+const (
+	fromOutside  = iota // a message from outside any actor; src is nil
+	fromActor           // a tell from a local actor; src is the *process
+	localAsk            // an Ask from outside any actor; src is the *askCall
+	fromLink            // an envelope from a peer; src is the *inbound
+	actorAskKind        // an ask from a local actor (Context.Ask); src is an *actorAsk
+
+	kindBits = 3
+	kindMask = 1<<kindBits - 1
+)
+
+// actorAsk is where an actor's ask came from and where its reply goes. It is
+// allocated per ask: a delivery has room for one pointer.
+type actorAsk struct {
+	from *process
+	call *askCall
+	seq  uint64
+}
+
+func tellOf(msg any, from *process) delivery {
+	if from == nil {
+		return delivery{msg: msg}
+	}
+	return delivery{msg: msg, src: unsafe.Pointer(from), tag: fromActor}
+}
+
+func askOf(msg any, call *askCall, seq uint64, from *process) delivery {
+	if from == nil {
+		return delivery{msg: msg, src: unsafe.Pointer(call), tag: seq<<kindBits | localAsk}
+	}
+	return delivery{msg: msg, src: unsafe.Pointer(&actorAsk{from: from, call: call, seq: seq}), tag: actorAskKind}
+}
+
+func linkOf(msg any, in *inbound) delivery {
+	return delivery{msg: msg, src: unsafe.Pointer(in), tag: fromLink}
+}
+
+// from is the local actor that sent d, or nil.
+func (d *delivery) from() *process {
+	switch d.tag & kindMask {
+	case fromActor:
+		return (*process)(d.src)
+	case actorAskKind:
+		return (*actorAsk)(d.src).from
+	}
+	return nil
+}
+
+// call is the pending call and its arming of a local ask, or nil.
+func (d *delivery) call() (*askCall, uint64) {
+	switch d.tag & kindMask {
+	case localAsk:
+		return (*askCall)(d.src), d.tag >> kindBits
+	case actorAskKind:
+		a := (*actorAsk)(d.src)
+		return a.call, a.seq
+	}
+	return nil, 0
+}
+
+// in is the envelope d came in, when it came from a peer, or nil.
+func (d *delivery) in() *inbound {
+	if d.tag&kindMask == fromLink {
+		return (*inbound)(d.src)
+	}
+	return nil
 }
 
 // inbound is what the bus keeps of an envelope received from a peer.
@@ -134,27 +208,28 @@ func (p *process) Invoke(d delivery) {
 		p.stop(nil)
 		return
 	}
-	if d.call != nil && d.call.abandonedAt(d.seq) {
+	if call, seq := d.call(); call != nil && call.abandonedAt(seq) {
 		p.stats.Add(-1)
 		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
 		return
 	}
-	if d.in != nil && d.in.env.Kind == KindAsk {
-		if d.in.canceled.Load() {
+	in := d.in()
+	if in != nil && in.env.Kind == KindAsk {
+		if in.canceled.Load() {
 			p.stats.Add(-1)
 			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
-			p.bus.finishInbound(d.in)
+			p.bus.finishInbound(in)
 			return
 		}
-		if dl := d.in.deadline; !dl.IsZero() && time.Now().After(dl) {
+		if dl := in.deadline; !dl.IsZero() && time.Now().After(dl) {
 			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
 			p.answer(d, nil, ErrDeadline)
 			return
 		}
 	}
 	p.receive(d)
-	if d.in != nil && (d.in.env.Kind == KindTell || !p.ctx.promised) {
-		putInbound(d.in)
+	if in != nil && (in.env.Kind == KindTell || !p.ctx.promised) {
+		putInbound(in)
 	}
 	if p.stopAfter {
 		p.stopAfter = false
@@ -366,15 +441,21 @@ func (p *process) answer(d delivery, reply any, err error) {
 }
 
 func (d *delivery) isAsk() bool {
-	return d.call != nil || (d.in != nil && d.in.env.Kind == KindAsk)
+	switch d.tag & kindMask {
+	case localAsk, actorAskKind:
+		return true
+	case fromLink:
+		return (*inbound)(d.src).env.Kind == KindAsk
+	}
+	return false
 }
 
 func (d *delivery) sender() Ref {
-	switch {
-	case d.from != nil:
-		return d.from.ref
-	case d.in != nil:
-		return d.in.env.From
+	if f := d.from(); f != nil {
+		return f.ref
+	}
+	if in := d.in(); in != nil {
+		return in.env.From
 	}
 	return Ref{}
 }

@@ -725,7 +725,7 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	if p.mb.Options().Policy == mailbox.Block {
 		pol = mailbox.FailFast
 	}
-	if err := p.send(context.Background(), delivery{msg: env.Msg, in: in}, pol); err != nil {
+	if err := p.send(context.Background(), linkOf(env.Msg, in), pol); err != nil {
 		if env.Kind == KindAsk {
 			p.stats.Add(-1)
 			b.finishInbound(in)
