@@ -1,0 +1,39 @@
+package bustest
+
+import (
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Leaked waits up to wait for every goroutine running code of this module
+// (other than the caller's TestMain) to end, and returns the stacks of
+// those still running then; "" when none is. A TestMain calls it once the
+// tests have run: a closed bus, transport or discovery source owns no
+// goroutine, so any left is a leak.
+//
+//	code := m.Run()
+//	if leaked := bustest.Leaked(5 * time.Second); code == 0 && leaked != "" {
+//		fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)
+//		code = 1
+//	}
+func Leaked(wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var ours []string
+		for g := range strings.SplitSeq(stacks, "\n\n") {
+			if strings.Contains(g, "xbus-dev/xbus/") && !strings.Contains(g, "TestMain") && !strings.Contains(g, "bustest.Leaked") {
+				ours = append(ours, g)
+			}
+		}
+		if len(ours) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(ours, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
