@@ -12,27 +12,36 @@ import (
 // 3.2–4 µs, and the longer budget the lower p99.
 const (
 	spinMax = 100 * time.Microsecond // budget while records come while we spin
-	spinMin = 5 * time.Microsecond   // budget when they come only after we parked
+	spinMin = 5 * time.Microsecond   // the least budget of a reader that spins at all
 	// spinPays is the longest wait for a record that spinning pays for: a
 	// record that came later than this (the peer's thread was waiting for a
 	// CPU, or it sends that rarely) halves the budget as a park does, so
 	// that readers on a machine busy with other work stop taking the CPU
 	// their peers need and sleep in the kernel instead.
 	spinPays = 20 * time.Microsecond
+	// probeEvery is how often a reader that stopped spinning spins once
+	// more, for spinMin, to find out whether spinning pays again: every
+	// probeEvery-th time its ring runs empty.
+	probeEvery = 16
 )
 
 // spinner decides how long the reader polls an empty ring before it parks.
 // The budget adapts: a record that arrives soon (within spinPays) while the
-// reader spins doubles it (up to spinMax: a busy link makes no syscalls); a
-// spin that ends in parking, or waited longer than spinPays for its record,
-// halves it (down to spinMin: a link whose records come further apart than
-// spinning pays for, or none at all, costs little CPU spinning). It is
-// owned by the reader goroutine.
+// reader spins doubles it (from spinMin up to spinMax: a busy link makes no
+// syscalls); a spin that ends in parking, or waited longer than spinPays
+// for its record, halves it, and below spinMin the reader stops spinning:
+// a link whose records come further apart than spinning pays for, or none
+// at all, and a machine whose CPUs other processes keep busy (where a
+// spinning reader takes the CPU its peer needs), cost no CPU spinning.
+// Such a reader still spins, for spinMin, every probeEvery-th time, and a
+// record that comes soon then starts it spinning again. It is owned by the
+// reader goroutine.
 type spinner struct {
 	now    func() time.Time // the clock: time.Now
-	budget time.Duration
-	start  time.Time // first empty poll of this spin; zero when not spinning
-	polls  int       // empty polls of this spin
+	budget time.Duration    // 0: park at once (but see probeEvery)
+	start  time.Time        // first empty poll of this spin
+	polls  int              // empty polls of this spin
+	empty  int              // spins since the budget fell to 0
 }
 
 func newSpinner() spinner { return spinner{now: time.Now, budget: spinMax} }
@@ -42,11 +51,11 @@ func (s *spinner) worked() {
 	switch {
 	case s.polls == 0: // no spin
 	case s.now().Sub(s.start) < spinPays: // they came soon while we spun
-		s.budget = min(2*s.budget, spinMax)
+		s.budget = min(max(2*s.budget, spinMin), spinMax)
 	default: // spinning did not pay
-		s.budget = max(s.budget/2, spinMin)
+		s.halve()
 	}
-	s.start, s.polls = time.Time{}, 0
+	s.polls = 0
 }
 
 // spin is called after an empty poll. It yields the processor (so that the
@@ -54,20 +63,33 @@ func (s *spinner) worked() {
 // on this thread rather than wake another) and reports true when the
 // budget is spent and the reader should park. The clock is read at the
 // first poll of a spin, which times the wait (the thread may spend most of
-// it preempted, between two polls), and then every 64 polls.
+// it preempted, between two polls), and then every 8 polls.
 func (s *spinner) spin() bool {
 	if s.polls == 0 {
+		if s.budget == 0 {
+			if s.empty++; s.empty%probeEvery != 0 {
+				return true
+			}
+		}
 		s.start = s.now()
 	}
 	runtime.Gosched()
-	if s.polls++; s.polls&63 != 0 {
+	if s.polls++; s.polls&7 != 0 {
 		return false
 	}
-	return s.now().Sub(s.start) >= s.budget
+	return s.now().Sub(s.start) >= max(s.budget, spinMin)
 }
 
 // parked records that the spin ended in parking.
 func (s *spinner) parked() {
-	s.budget = max(s.budget/2, spinMin)
-	s.start, s.polls = time.Time{}, 0
+	if s.polls > 0 {
+		s.halve()
+	}
+	s.polls = 0
+}
+
+func (s *spinner) halve() {
+	if s.budget /= 2; s.budget < spinMin {
+		s.budget = 0
+	}
 }
