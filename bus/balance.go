@@ -160,3 +160,14 @@ func (b *Bus) unsent(l Link, corr uint64, _ error) {
 		}
 	})
 }
+
+// readsSeq reports whether strategy s may read placement.Call.Seq: every
+// strategy but the built-in ones known not to, whose calls then skip a
+// counter every sender of the name would write.
+func readsSeq(s placement.Strategy) bool {
+	switch s.(type) {
+	case placement.LeastConnections, placement.Random, placement.Latency, *placement.ConsistentHash:
+		return false
+	}
+	return true
+}

@@ -389,6 +389,16 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if p := b.localRef(to); p != nil {
 		return p.send(ctx, tellOf(msg, from), pol)
 	}
+	if name, ok := to.(string); ok {
+		// Placed here rather than through target, whose result carries a
+		// Ref: copying it out cost more than placing (see localRef).
+		if in, err := b.placeName(ctx, name, 0, nil); err == nil {
+			if in.proc != nil {
+				return in.proc.send(ctx, tellOf(msg, from), pol)
+			}
+			return b.tellRemote(ctx, in.ref, from.refOrZero(), msg)
+		}
+	}
 	pl, err := b.targetWait(ctx, to, 0, nil)
 	if err != nil {
 		return err

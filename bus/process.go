@@ -137,18 +137,23 @@ type poison struct{}
 // The mailbox lives inside the process and done is made only when someone
 // waits for the actor, so that an idle actor is one allocation.
 type process struct {
-	bus       *Bus
-	ref       Ref
+	// Written as messages come and go.
 	mb        mailbox.Mailbox[delivery]
-	parent    *process
-	factory   func() Actor
-	shutdown  time.Duration
-	stats     placement.Stats // asks queued, running or promised here (the placement load), and health
-	actor     Actor
 	ctx       Context
 	stopping  bool
 	stopAfter bool  // Context.Stop was called during this message
 	failure   error // why the actor last failed; the stop reason if it is stopped while failed
+
+	// Read-only once made: more than a cache line between what runs the
+	// actor writes and stats, which every sender to the name reads.
+	bus      *Bus
+	parent   *process
+	factory  func() Actor
+	shutdown time.Duration
+	ref      Ref
+
+	stats placement.Stats // asks queued, running or promised here (the placement load), and health
+	actor Actor           // replaced only by a restart
 
 	mu             sync.Mutex
 	children       []*process
@@ -476,4 +481,13 @@ func (p *process) send(ctx context.Context, d delivery, pol mailbox.Policy) erro
 		return fmt.Errorf("%w: %w", ErrCanceled, err)
 	}
 	return err
+}
+
+// refOrZero is p's Ref, or the zero Ref when p is nil (a sender outside any
+// actor).
+func (p *process) refOrZero() Ref {
+	if p == nil {
+		return Ref{}
+	}
+	return p.ref
 }

@@ -18,6 +18,7 @@ import (
 type service struct {
 	name     string
 	strategy placement.Strategy
+	counted  bool          // the strategy may read Call.Seq: count calls in seq
 	seq      atomic.Uint64 // calls placed: a round robin's position
 	view     atomic.Pointer[routeView]
 }
@@ -93,6 +94,18 @@ type placed struct {
 // (WithKey); a call placed again (attempt > 0) avoids the instance it
 // failed on, when there is another.
 func (b *Bus) place(ctx context.Context, name string, attempt int, avoid *instance) (placed, error) {
+	in, err := b.placeName(ctx, name, attempt, avoid)
+	if err != nil {
+		return placed{}, err
+	}
+	if in.proc != nil {
+		return placed{p: in.proc, in: in}, nil
+	}
+	return placed{remote: in.ref, in: in}, nil
+}
+
+// placeName is place's choice: the instance of name a message goes to.
+func (b *Bus) placeName(ctx context.Context, name string, attempt int, avoid *instance) (*instance, error) {
 	s, view := b.lastService.Load(), emptyView
 	if s != nil && s.name == name {
 		view = s.view.Load()
@@ -100,34 +113,31 @@ func (b *Bus) place(ctx context.Context, name string, attempt int, avoid *instan
 	if len(view.inst) == 0 { // not the last name placed, or it was emptied: its service may be gone
 		v, ok := b.names.Load(name)
 		if !ok {
-			return placed{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
+			return nil, fmt.Errorf("%w: %q", ErrNoRoute, name)
 		}
 		s = v.(*service)
 		view = s.view.Load()
 		b.lastService.Store(s)
 	}
-	var in *instance
 	switch len(view.inst) {
 	case 0:
-		return placed{}, fmt.Errorf("%w: %q", ErrNoRoute, name)
+		return nil, fmt.Errorf("%w: %q", ErrNoRoute, name)
 	case 1:
-		in = view.inst[0]
-	default:
-		view = b.current(s)
-		c := placement.Call{Seq: s.seq.Add(1) - 1, Rand: rand.Uint64(), Attempt: attempt}
-		if o := optionsOf(ctx); o != nil {
-			c.Key = o.key
-		}
-		i, _ := placement.Pick(s.strategy, view.cands, c, time.Now, b.health)
-		if view.inst[i] == avoid {
-			i = (i + 1) % len(view.inst)
-		}
-		in = view.inst[i]
+		return view.inst[0], nil
 	}
-	if in.proc != nil {
-		return placed{p: in.proc, in: in}, nil
+	view = b.current(s)
+	c := placement.Call{Rand: rand.Uint64(), Attempt: attempt}
+	if s.counted {
+		c.Seq = s.seq.Add(1) - 1
 	}
-	return placed{remote: in.ref, in: in}, nil
+	if o := optionsOf(ctx); o != nil {
+		c.Key = o.key
+	}
+	i, _ := placement.Pick(s.strategy, view.cands, c, time.Now, b.health)
+	if view.inst[i] == avoid {
+		i = (i + 1) % len(view.inst)
+	}
+	return view.inst[i], nil
 }
 
 // placeLocal picks among this node's own instances of name only: what a
@@ -150,7 +160,8 @@ func (b *Bus) placeLocal(name string) *process {
 func (b *Bus) serviceFor(name string) *service {
 	v, ok := b.names.Load(name)
 	if !ok {
-		s := &service{name: name, strategy: b.strategyFor(name)}
+		st := b.strategyFor(name)
+		s := &service{name: name, strategy: st, counted: readsSeq(st)}
 		s.view.Store(&routeView{linkGen: b.linkGen.Load()})
 		v, _ = b.names.LoadOrStore(name, s)
 	}

@@ -483,3 +483,25 @@ func TestFlappingLink(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTellByNameAllocatesNothing: placing a Tell among several instances
+// allocates nothing, with the default strategy and with a counted one.
+func TestTellByNameAllocatesNothing(t *testing.T) {
+	for _, s := range []placement.Strategy{placement.LeastConnections{}, placement.RoundRobin{}} {
+		b := linkedBus(t, bus.WithPlacement(s))
+		sink := bus.ActorFunc(func(*bus.Context, any) error { return nil })
+		for range 3 {
+			if _, err := b.Register("svc", sink); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msg := any("m")
+		if n := testing.AllocsPerRun(1000, func() {
+			if err := b.Tell("svc", msg); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%T: a Tell by name allocates %v times", s, n)
+		}
+	}
+}
