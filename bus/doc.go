@@ -128,9 +128,9 @@
 // accepted is flushed first). When a link breaks (the peer dies, the link
 // times out), a tell or publish it had accepted and the peer did not take is
 // a dead letter with ErrPeerGone (on a socket, one the peer never
-// acknowledged is counted in doubt: it may have been processed). Not yet
-// counted: what a link had accepted when the receiving side closes it. A
-// sender that must know its message was taken uses Ask.
+// acknowledged is counted in doubt: it may have been processed); when the
+// receiving node closes the link or shuts down, exactly. A sender that must
+// know its message was taken uses Ask.
 //
 // # Example
 //

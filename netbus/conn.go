@@ -35,8 +35,16 @@ import (
 // and as soon as it moved by ackEvery. The sending side keeps, in order, one
 // bit per data frame queued (ring: whether it is a tell or a publish) and
 // three sequence numbers: queued (sent), written whole to the socket
-// (wrote) and acknowledged by the peer (acked). When the connection breaks,
-// the frames written but not acknowledged are handed back as in doubt.
+// (wrote) and acknowledged by the peer (acked).
+//
+// Closing: each end sends one close frame carrying how many data frames it
+// handed to its node on this connection; it hands over none after that
+// (stopped). The end that closes first flushes its queue, sends its close
+// frame and reads on, discarding, to the peer's; the peer drops its queue,
+// reads on to the close frame and answers with its own. Each end then hands
+// back, exactly, every tell or publish it sent past the peer's count. When
+// no count arrives (the connection broke), those past the last
+// acknowledgement are handed back as in doubt.
 type conn struct {
 	l   *link
 	nc  net.Conn
@@ -51,8 +59,9 @@ type conn struct {
 	out     []byte     // frames waiting for the writer
 	skip    int        // bytes at out's front ending a frame writeNow began
 	writing bool       // a write is under way (the writer's or a sender's)
-	closed  bool       // no more frames are accepted; the writer flushes and exits
-	readOn  bool       // closed by the peer: the reader reads on to its close frame
+	closed  bool       // no more frames are accepted; the writer ends the connection
+	ending  ending     // how, once closed
+	why     error      // why, once closed
 	space   chan struct{}
 
 	ring      []uint64 // ackRing bits: data frame seq is a tell or a publish
@@ -60,6 +69,10 @@ type conn struct {
 	wrote     uint64   // of those, written whole to the socket
 	acked     uint64   // of those, acknowledged by the peer
 	queuedOut int      // data frames whose last byte is in out
+	peerRead  uint64   // the peer's count in its close frame, if peerSaid
+	peerSaid  bool
+
+	stopped bool // no more data frames go to the host; guarded by l.deliverMu
 
 	kick       chan struct{} // cap 1: the writer has work
 	recv       atomic.Uint64 // frames received; the writer's idle check reads it
@@ -228,30 +241,59 @@ func (c *conn) enqueue(ctx context.Context, frame []byte, count bool) error {
 	return nil
 }
 
-// shut stops intake and tells the writer to flush and close; cut also
-// stops the reader now.
-func (c *conn) shut(err error, cut bool) {
+// ending is how a closed connection ends (see conn).
+type ending uint8
+
+const (
+	endClose  ending = iota // this end closes: flush, close frame, read on to the peer's
+	endAnswer               // the peer closed: drop the queue, answer with a close frame
+	endCut                  // the socket failed: nobody to tell; stop reading now
+)
+
+// shut stops intake and tells the writer to end the connection: err is
+// why; byPeer says the peer's close frame arrived.
+func (c *conn) shut(err error, byPeer bool) {
 	c.mu.Lock()
-	if !c.closed {
-		c.closed, c.readOn = true, !cut
-		if err != nil && !errors.Is(err, ErrRejected) && !isIOErr(err) {
-			c.out = appendCloseFrame(c.out, err)
+	first := !c.closed
+	if first {
+		c.closed, c.why = true, err
+		switch {
+		case byPeer:
+			c.ending = endAnswer
+		case errors.Is(err, ErrRejected) || isIOErr(err):
+			c.ending = endCut
+		default:
+			c.ending = endClose
 		}
 		if c.space != nil {
 			close(c.space)
 			c.space = nil
 		}
 	}
+	cut := c.ending == endCut
 	c.mu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	// Unblock the reader now; the writer closes the socket once it has
-	// flushed.
-	if cut {
-		c.nc.SetReadDeadline(time.Now())
+	if first {
+		// A write under way gets lingerTimeout more to finish, not the
+		// idle timeout: the writer has a close to run.
+		c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 	}
+	if first && cut {
+		c.nc.SetReadDeadline(time.Now()) // unblock the reader now
+	}
+}
+
+// stop ends the hand-over of data frames to the host and returns how many
+// were handed over: the count a close frame carries.
+func (c *conn) stop() uint64 {
+	c.l.deliverMu.Lock()
+	c.stopped = true
+	n := c.dataIn.Load()
+	c.l.deliverMu.Unlock()
+	return n
 }
 
 // isIOErr reports whether err came from the socket rather than the protocol
@@ -274,12 +316,6 @@ func (c *conn) writeLoop() {
 	cfg := &c.l.t.cfg
 	tick := time.NewTicker(cfg.HeartbeatInterval)
 	defer tick.Stop()
-	sentClose := false
-	defer func() {
-		c.closeSocket(sentClose)
-		<-c.readerDone // no acknowledgement comes after this
-		c.handBackInDoubt()
-	}()
 	var spare []byte
 	wrote, lastRecv, idleTicks := false, uint64(0), 0
 	maxIdleTicks := int((cfg.IdleTimeout + cfg.HeartbeatInterval - 1) / cfg.HeartbeatInterval)
@@ -322,7 +358,12 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			continue
 		}
-		batch, closed, skip, frames := c.out, c.closed, c.skip, c.queuedOut
+		if c.closed {
+			c.mu.Unlock()
+			c.end()
+			return
+		}
+		batch, skip, frames := c.out, c.skip, c.queuedOut
 		c.out, c.skip, c.queuedOut = spare[:0], 0, 0
 		c.writing = len(batch) > 0
 		if c.space != nil {
@@ -331,11 +372,7 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 		if len(batch) > 0 {
-			deadline := cfg.IdleTimeout
-			if closed {
-				deadline = time.Second // a last close frame: best effort
-			}
-			c.nc.SetWriteDeadline(time.Now().Add(deadline))
+			c.nc.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
 			n, err := c.nc.Write(batch)
 			c.mu.Lock()
 			c.writing = false
@@ -354,6 +391,11 @@ func (c *conn) writeLoop() {
 				c.out, c.skip, c.queuedOut = nil, 0, 0
 				c.mu.Unlock()
 				c.handBack(rest, skip, 0, err)
+				c.stop()
+				c.nc.SetReadDeadline(time.Now()) // a closing reader may be reading on
+				<-c.readerDone                   // no acknowledgement comes after this
+				c.nc.Close()
+				c.handBackUnread()
 				return
 			}
 		}
@@ -361,11 +403,75 @@ func (c *conn) writeLoop() {
 			batch = nil // a frame larger than the queue: do not keep its buffer
 		}
 		spare = batch
-		if closed {
-			sentClose = len(batch) > 0
+	}
+}
+
+// end ends the connection once it is closed (see conn and ending). It runs
+// on the writer goroutine, which owns the socket's writes.
+func (c *conn) end() {
+	c.mu.Lock()
+	batch, skip, frames, how, why := c.out, c.skip, c.queuedOut, c.ending, c.why
+	c.out, c.skip, c.queuedOut = nil, 0, 0
+	c.mu.Unlock()
+	sentClose := false
+	switch how {
+	case endClose:
+		// The peer reads on to our close frame: what we queued reaches it.
+		n, err := c.lastWrite(batch)
+		whole := frames
+		if err != nil {
+			whole = c.handBack(batch, skip, n, err)
+		}
+		c.mu.Lock()
+		c.wrote += uint64(whole)
+		c.mu.Unlock()
+		if err == nil {
+			_, err = c.lastWrite(appendCountedClose(nil, why, c.stop()))
+			sentClose = err == nil
+		}
+		// A peer silent for the idle timeout is not waited for: its count
+		// would settle our frames, but it is most likely gone.
+		c.linger(!sentClose || errors.Is(why, ErrIdleTimeout))
+	case endAnswer:
+		// The peer handed over nothing after its close frame: keep only the
+		// end of a frame a direct write began, so our close frame parses.
+		c.handBack(batch, skip, 0, why)
+		_, err := c.lastWrite(batch[:skip])
+		c.linger(false) // its readers hand over what the peer sent before
+		if err == nil {
+			_, err = c.lastWrite(appendCountedClose(nil, why, c.stop()))
+			sentClose = err == nil
+		}
+	case endCut:
+		c.handBack(batch, skip, 0, why)
+		c.stop()
+	}
+	<-c.readerDone // no acknowledgement or count comes after this
+	c.closeSocket(sentClose)
+	c.handBackUnread()
+}
+
+// lastWrite writes b while the connection ends, bounded by lingerTimeout.
+func (c *conn) lastWrite(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	return c.nc.Write(b)
+}
+
+// linger waits, up to lingerTimeout, for the reader to read on to the
+// peer's close frame (or the end of the socket), then stops it. With now
+// set, it stops it at once.
+func (c *conn) linger(now bool) {
+	if !now {
+		select {
+		case <-c.readerDone:
 			return
+		case <-time.After(lingerTimeout):
 		}
 	}
+	c.nc.SetReadDeadline(time.Now())
 }
 
 // handBack hands the host back each data frame of b (frames from offset
@@ -401,23 +507,26 @@ func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
 	return whole
 }
 
-// handBackInDoubt hands the host back, once the connection is over, each
-// tell or publish the socket took whole and the peer never acknowledged, if
-// the connection broke (a socket error, the idle timeout): the peer may or
-// may not have processed it. After a graceful close the peer reads on to
-// the close frame, so nothing is in doubt.
-func (c *conn) handBackInDoubt() {
-	err := c.l.err
-	if !isIOErr(err) && !errors.Is(err, ErrIdleTimeout) {
-		return
-	}
+// handBackUnread hands the host back, once the connection is over, each
+// tell or publish the socket took whole that the peer did not hand to its
+// node: exactly those past the count in its close frame, or, without one
+// (the connection broke), those past its last acknowledgement, in doubt:
+// the peer may or may not have processed them.
+func (c *conn) handBackUnread() {
 	c.mu.Lock()
-	from, to := c.acked, c.wrote
+	from, to, said := c.acked, c.wrote, c.peerSaid
+	if said {
+		from = c.peerRead
+	}
 	c.mu.Unlock()
 	if to <= from {
 		return
 	}
+	err := c.l.err
 	reason := fmt.Errorf("%w: written to the socket, never acknowledged: the peer may or may not have processed it: %w", ErrInDoubt, err)
+	if said {
+		reason = fmt.Errorf("netbus: the peer closed the connection before reading it: %w", err)
+	}
 	for seq := from; seq < to; seq++ {
 		if c.ring[(seq/64)%(ackRing/64)]&(1<<(seq%64)) != 0 {
 			env := bus.Envelope{Kind: bus.KindTell}
@@ -426,38 +535,22 @@ func (c *conn) handBackInDoubt() {
 	}
 }
 
-// lingerTimeout bounds how long a closing connection waits for the peer to
-// read its close frame and hang up.
+// lingerTimeout bounds how long a closing connection waits for the peer's
+// close frame, and each of its last writes.
 const lingerTimeout = time.Second
 
-// closeSocket closes the socket. After a close frame it closes gracefully:
-// it half-closes, then reads and discards until the peer hangs up (or
-// lingerTimeout), and only then closes. Closing at once while the peer's
-// frames sit unread in our receive buffer makes the kernel reset the
-// connection, and the reset can destroy the close frame before the peer
-// reads it: the peer would see "connection reset" instead of the reason.
+// closeSocket closes the socket once the reader is done. After a close
+// frame that the peer did not answer, it half-closes first and discards
+// what arrives until the peer hangs up (or lingerTimeout): closing at once
+// while the peer's frames sit unread in our receive buffer makes the
+// kernel reset the connection, and the reset can destroy the close frame
+// before the peer reads it: the peer would see "connection reset" instead
+// of the reason.
 func (c *conn) closeSocket(sentClose bool) {
-	hc, ok := c.nc.(interface{ CloseWrite() error })
-	if !sentClose || !ok {
-		c.mu.Lock()
-		readOn := c.readOn
-		c.mu.Unlock()
-		if readOn { // the reader reads on to the peer's close frame
-			select {
-			case <-c.readerDone:
-			case <-time.After(lingerTimeout):
-			}
-		}
-		c.nc.Close()
-		return
-	}
-	select { // the reader must be gone before the socket is read here
-	case <-c.readerDone:
-	case <-time.After(lingerTimeout):
-		c.nc.Close()
-		return
-	}
-	if hc.CloseWrite() == nil {
+	c.mu.Lock()
+	answered := c.peerSaid
+	c.mu.Unlock()
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok && sentClose && !answered && hc.CloseWrite() == nil {
 		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 		io.Copy(io.Discard, c.nc)
 	}
@@ -488,21 +581,29 @@ func (c *conn) readLoop() {
 				return
 			}
 			c.l.received(env.Kind)
-			c.l.deliver(env)
-			*env = bus.Envelope{} // the reader does not keep the message alive
-			if in := c.dataIn.Add(1); in-c.ackOut.Load() >= ackEvery {
+			// Once stopped, the frame is dropped: the count in our close
+			// frame leaves it out, and the peer hands it back.
+			if c.l.deliver(c, env) && c.dataIn.Load()-c.ackOut.Load() >= ackEvery {
 				select { // acknowledge now, not at the next tick
 				case c.kick <- struct{}{}:
 				default:
 				}
 			}
+			*env = bus.Envelope{} // the reader does not keep the message alive
 		case framePing:
 			if err := c.acknowledged(p); err != nil {
 				c.l.close(err)
 				return
 			}
 		case frameClose:
-			c.l.closedByPeer(parseClose(p))
+			read, counted, reason := parseClose(flags, p)
+			if counted {
+				if err := c.peerClosed(read); err != nil {
+					c.l.close(err)
+					return
+				}
+			}
+			c.l.closedByPeer(reason)
 			return
 		default:
 			c.l.close(fmt.Errorf("%w: frame type %d after the handshake", ErrBadFrame, typ))
@@ -531,6 +632,20 @@ func (c *conn) acknowledged(p []byte) error {
 		close(c.space)
 		c.space = nil
 	}
+	return nil
+}
+
+// peerClosed takes the count in the peer's close frame: it handed over the
+// first read data frames sent on this connection and will hand over no
+// more. A count below its acknowledgements, or past the frames sent, is a
+// protocol error, and what it would settle stays in doubt.
+func (c *conn) peerClosed(read uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if read < c.acked || read > c.sent {
+		return fmt.Errorf("%w: close frame counts %d data frames read; %d were acknowledged, %d sent", ErrBadFrame, read, c.acked, c.sent)
+	}
+	c.peerRead, c.peerSaid = read, true
 	return nil
 }
 

@@ -72,10 +72,16 @@
 // connection after what it queued there, and every connection is read up to
 // its close frame, so what was sent before the close arrives.
 //
-// Each connection acknowledges the data frames it read in its pings. When a
-// link dies abruptly, every tell or publish Send accepted that the peer did
-// not acknowledge is handed back to the bus with Host.Undelivered, which
-// counts it as a dead letter, so none goes uncounted. Those the socket never
+// Every tell or publish Send accepted that the peer did not hand to its bus
+// is handed back with Host.Undelivered, which counts it as a dead letter, so
+// none goes uncounted. A close frame, whichever end sends it first, says
+// how many data frames its sender handed over on that connection, the last
+// it ever will, and the other end answers with its own: so when either node
+// closes a link, or shuts down mid-stream, the frames past the peer's count
+// are handed back exactly. Each connection also acknowledges the data
+// frames it read in its pings. When a link dies abruptly, without close
+// frames, the tells and publishes the peer did not acknowledge are handed
+// back. Those the socket never
 // took whole (still queued for the writer, or cut short by the failing
 // write) never reached the peer: that count is exact. Those it took whole
 // are in doubt (ErrInDoubt): the peer may have processed them before the

@@ -20,7 +20,7 @@ const frameHeaderLen = 6
 const (
 	frameData    byte = 1 // payload: one binary envelope (bus.Envelope.AppendBinary), maybe compressed
 	framePing    byte = 2 // heartbeat; payload: empty, or the data frames read so far (acknowledgement)
-	frameClose   byte = 3 // the sender closes: 1 byte close code, then UTF-8 reason
+	frameClose   byte = 3 // the sender closes: 1 byte close code, [read count,] then UTF-8 reason
 	frameAuth    byte = 4 // handshake: HMAC proof (32 bytes, or empty without a secret)
 	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
 	frameTypeMax byte = 6
@@ -35,6 +35,12 @@ const (
 	compZstd byte = 2
 	compMask byte = 3
 )
+
+// closeCounted is the flag of a close frame that carries, after its code,
+// how many data frames its sender read on the connection and handed to its
+// node: the last it will ever hand over. Every close frame after the
+// handshake carries it.
+const closeCounted byte = 1
 
 // Limits.
 const (
@@ -78,15 +84,35 @@ func parsePing(p []byte) (read uint64, ok bool, err error) {
 	return 0, false, fmt.Errorf("%w: %d-byte ping", ErrBadFrame, len(p))
 }
 
-// appendCloseFrame appends a close frame telling the peer why.
+// appendCloseFrame appends a close frame telling the peer why, as the
+// handshake sends it: without a read count.
 func appendCloseFrame(dst []byte, err error) []byte {
+	reason := closeReason(err)
+	dst = appendFrameHeader(dst, frameClose, 0, 1+len(reason))
+	dst = append(dst, byte(codeFor(err)))
+	return append(dst, reason...)
+}
+
+// appendCountedClose appends a close frame telling the peer why, and that
+// this end read and handed over the first read data frames the peer sent on
+// the connection and will hand over no more.
+func appendCountedClose(dst []byte, err error, read uint64) []byte {
+	reason := closeReason(err)
+	dst = appendFrameHeader(dst, frameClose, closeCounted, 1+closeCountLen+len(reason))
+	dst = append(dst, byte(codeFor(err)))
+	dst = binary.BigEndian.AppendUint64(dst, read)
+	return append(dst, reason...)
+}
+
+// closeCountLen is the length of a counted close frame's read count.
+const closeCountLen = 8
+
+func closeReason(err error) string {
 	reason := err.Error()
 	if len(reason) > maxCloseReason {
 		reason = reason[:maxCloseReason]
 	}
-	dst = appendFrameHeader(dst, frameClose, 0, 1+len(reason))
-	dst = append(dst, byte(codeFor(err)))
-	return append(dst, reason...)
+	return reason
 }
 
 // parseFrameHeader checks a frame header against the protocol and max, the
@@ -118,7 +144,11 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 			return 0, 0, 0, fmt.Errorf("%w: type %d frame with flags %#x and %d bytes", ErrBadFrame, typ, flags, n)
 		}
 	case frameClose:
-		if flags != 0 || n == 0 || n > 1+maxCloseReason {
+		fixed := 1
+		if flags == closeCounted {
+			fixed += closeCountLen
+		}
+		if flags&^closeCounted != 0 || n < fixed || n > fixed+maxCloseReason {
 			return 0, 0, 0, fmt.Errorf("%w: close frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
 		}
 	case frameAuth:
@@ -195,7 +225,13 @@ func (fr *frameReader) readPayload(n int) ([]byte, error) {
 	return p, nil
 }
 
-// parseClose decodes a close frame's payload into the error it reports.
-func parseClose(p []byte) error {
-	return rejectedError(closeCode(p[0]), string(p[1:]))
+// parseClose decodes a close frame's payload, its header already checked
+// (parseFrameHeader), into the error it reports and, if its flags say it
+// carries one, the peer's read count.
+func parseClose(flags byte, p []byte) (read uint64, counted bool, reason error) {
+	code, text := closeCode(p[0]), p[1:]
+	if flags&closeCounted != 0 {
+		read, text, counted = binary.BigEndian.Uint64(text), text[closeCountLen:], true
+	}
+	return read, counted, rejectedError(code, string(text))
 }

@@ -3,6 +3,7 @@ package netbus
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ func TestFrameHeader(t *testing.T) {
 		{"ping with 1 byte", appendFrameHeader(nil, framePing, 0, 1), ErrBadFrame},
 		{"ping with 9 bytes", appendFrameHeader(nil, framePing, 0, 9), ErrBadFrame},
 		{"empty close", appendFrameHeader(nil, frameClose, 0, 0), ErrBadFrame},
+		{"counted close", appendFrameHeader(nil, frameClose, closeCounted, 1+closeCountLen), nil},
+		{"counted close without its count", appendFrameHeader(nil, frameClose, closeCounted, 1+closeCountLen-1), ErrBadFrame},
+		{"counted close, reason too long", appendFrameHeader(nil, frameClose, closeCounted, 1+closeCountLen+maxCloseReason+1), ErrBadFrame},
+		{"close with an unknown flag", appendFrameHeader(nil, frameClose, 2, 1+closeCountLen), ErrBadFrame},
 		{"huge auth", appendFrameHeader(nil, frameAuth, 0, 65), ErrBadFrame},
 	}
 	for _, c := range cases {
@@ -113,6 +118,8 @@ func FuzzFrameDecoder(f *testing.F) {
 		f.Add(append(appendFrameHeader(nil, frameData, alg, len(p)), p...))
 	}
 	f.Add(appendCloseFrame(nil, ErrAuth))
+	f.Add(appendCountedClose(nil, ErrClosed, 1<<33))
+	f.Add(appendCountedClose(nil, ErrIdleTimeout, 0)[:frameHeaderLen+5])
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
 	f.Add(appendPing(nil, 1<<40))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -141,8 +148,12 @@ func FuzzFrameDecoder(f *testing.F) {
 					t.Fatalf("ping %x read as %d", p, read)
 				}
 			case frameClose:
-				if err := parseClose(p); !errors.Is(err, ErrRejected) {
-					t.Fatalf("close frame gave %v", err)
+				read, counted, reason := parseClose(flags, p)
+				if !errors.Is(reason, ErrRejected) || counted != (flags == closeCounted) || !counted && read != 0 {
+					t.Fatalf("close frame %x (flags %d) gave %d, %v, %v", p, flags, read, counted, reason)
+				}
+				if counted && binary.BigEndian.Uint64(p[1:]) != read {
+					t.Fatalf("close frame %x counts %d", p, read)
 				}
 			}
 		}

@@ -20,7 +20,7 @@ import (
 // socket or a timer.
 
 const (
-	protoVersion = 2
+	protoVersion = 3
 	helloFixed   = 70 // bytes of a hello before the codec name
 	maxCodecName = 64
 	nonceLen     = 32
@@ -186,7 +186,7 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 		if len(h.in) < frameHeaderLen {
 			return out, false, nil
 		}
-		typ, _, n, err := parseFrameHeader(h.in, maxCloseReason+1)
+		typ, flags, n, err := parseFrameHeader(h.in, 1+closeCountLen+maxCloseReason)
 		if err != nil {
 			return out, false, fmt.Errorf("%w: %w", ErrHandshake, err)
 		}
@@ -200,7 +200,8 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 		}
 		switch typ {
 		case frameClose:
-			return out, false, parseClose(payload)
+			_, _, reason := parseClose(flags, payload)
+			return out, false, reason
 		case want:
 		default:
 			return out, false, fmt.Errorf("%w: frame type %d while waiting for %d", ErrHandshake, typ, want)

@@ -139,11 +139,11 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 		// The refusal goes back as a close frame that the peer decodes into
 		// the same sentinel.
 		fr := frameReader{r: bytes.NewReader(out), max: 4096}
-		typ, _, p, rerr := fr.next()
+		typ, flags, p, rerr := fr.next()
 		if rerr != nil || typ != frameClose {
 			t.Fatalf("%q: answer %q is not a close frame: %v", tc.in, out, rerr)
 		}
-		if perr := parseClose(p); !errors.Is(perr, tc.want) || !errors.Is(perr, ErrRejected) {
+		if _, _, perr := parseClose(flags, p); !errors.Is(perr, tc.want) || !errors.Is(perr, ErrRejected) {
 			t.Fatalf("%q: peer would see %v", tc.in, perr)
 		}
 	}

@@ -22,7 +22,7 @@ type link struct {
 	loc   bus.Locality
 	conns []*conn // fixed after newLink
 
-	deliverMu sync.Mutex // Host.Deliver is called one envelope at a time per link
+	deliverMu sync.Mutex // Host.Deliver is called one envelope at a time per link; guards each conn's stopped
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -105,7 +105,7 @@ func (l *link) close(err error) {
 		l.err = err
 		close(l.done)
 		for _, c := range l.conns {
-			c.shut(err, true)
+			c.shut(err, false)
 		}
 	})
 }
@@ -114,24 +114,30 @@ func (l *link) close(err error) {
 // one on each connection after what it sent before, so the readers of the
 // others read on to their own: a reply queued on another connection still
 // arrives. A peer that then keeps a connection open is cut off by its
-// writer's linger (closeSocket).
+// writer's linger.
 func (l *link) closedByPeer(err error) {
 	l.closeOnce.Do(func() {
 		l.err = err
 		close(l.done)
 		for _, c := range l.conns {
-			c.shut(err, false)
+			c.shut(err, true)
 		}
 	})
 }
 
-// deliver hands env, with its raw body, to the host, which decodes the body
-// before Deliver returns.
-func (l *link) deliver(env *bus.Envelope) {
+// deliver hands env, which arrived on c, with its raw body, to the host,
+// which decodes the body before Deliver returns, and counts it in c's
+// dataIn. Once c is stopped it hands over nothing and reports false.
+func (l *link) deliver(c *conn, env *bus.Envelope) bool {
 	l.deliverMu.Lock()
-	l.t.host.Deliver(l, env)
+	ok := !c.stopped
+	if ok {
+		l.t.host.Deliver(l, env)
+		c.dataIn.Add(1)
+	}
 	l.deliverMu.Unlock()
 	env.Body = nil // it aliased the reader's buffer
+	return ok
 }
 
 // alone counts a frame of kind k that is about to be sent and reports

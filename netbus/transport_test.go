@@ -271,12 +271,13 @@ func readClose(t *testing.T, nc net.Conn, rest []byte) error {
 	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	fr := frameReader{r: ioMulti(rest, nc), max: 1 << 20}
 	for {
-		typ, _, p, err := fr.next()
+		typ, flags, p, err := fr.next()
 		if err != nil {
 			t.Fatalf("no close frame before %v", err)
 		}
 		if typ == frameClose {
-			return parseClose(p)
+			_, _, reason := parseClose(flags, p)
+			return reason
 		}
 	}
 }
