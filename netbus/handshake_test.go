@@ -128,7 +128,8 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 		{[]byte("GET / HTTP/1.1\r\n"), ErrBadMagic},
 		{[]byte("XBU!"), ErrBadMagic},
 		{[]byte("XBUS\x01rest"), ErrVersion}, // version 1: pings without acknowledgements
-		{[]byte("XBUS\x03rest"), ErrVersion},
+		{[]byte("XBUS\x02rest"), ErrVersion}, // version 2: close frames without a read count
+		{[]byte("XBUS\x04rest"), ErrVersion},
 	} {
 		a := newHandshake(ac)
 		a.start()

@@ -291,6 +291,7 @@ func TestRefusedBadMagicAndVersion(t *testing.T) {
 	}{
 		{[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ErrBadMagic},
 		{append([]byte("XBUS\x09"), make([]byte, 100)...), ErrVersion},
+		{append([]byte("XBUS\x02"), make([]byte, 100)...), ErrVersion}, // a node of the last version: its refusal has no count, so it reads the reason
 	} {
 		_, a, _ := parseAddr(srvT.Addrs()[0])
 		nc, err := net.Dial("tcp", a)
