@@ -127,10 +127,11 @@
 // two nodes, also when the sender closes its bus or link (what its links
 // accepted is flushed first). When a link breaks (the peer dies, the link
 // times out), a tell or publish it had accepted and the peer did not take is
-// a dead letter with ErrPeerGone (on a socket, one the peer never
-// acknowledged is counted in doubt: it may have been processed); when the
-// receiving node closes the link or shuts down, exactly. A sender that must
-// know its message was taken uses Ask.
+// a dead letter with ErrPeerGone: exactly when either node closes the link
+// or shuts down, and on a broken socket once the two nodes link again; one
+// the peer never acknowledged and never came back to settle is counted in
+// doubt (it may have been processed). A sender that must know its message
+// was taken uses Ask.
 //
 // # Example
 //

@@ -67,6 +67,11 @@ type Config struct {
 	// MaxQueued is how many encoded bytes may wait for a connection's writer
 	// before Send blocks (until its ctx ends). Zero: 4 MiB.
 	MaxQueued int
+	// SettleTimeout is how long the tells and publishes a broken connection
+	// left in doubt (written, never acknowledged) wait for the peer to link
+	// again and say which it read; then they are handed back in doubt
+	// (ErrInDoubt). Zero: 10s. Negative: at once, without waiting.
+	SettleTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -97,6 +102,7 @@ func (c Config) withDefaults() (Config, error) {
 	defD(&c.HandshakeTimeout, 10*time.Second)
 	defD(&c.HeartbeatInterval, 2*time.Second)
 	defD(&c.IdleTimeout, 3*c.HeartbeatInterval)
+	defD(&c.SettleTimeout, 10*time.Second)
 	switch {
 	case c.MaxFrameSize < minMaxFrame || c.MaxFrameSize > 1<<31-1:
 		return c, fmt.Errorf("netbus: MaxFrameSize must be %d..%d, got %d", minMaxFrame, 1<<31-1, c.MaxFrameSize)

@@ -47,6 +47,7 @@ import (
 // acknowledgement are handed back as in doubt.
 type conn struct {
 	l   *link
+	id  connID // the same on both ends
 	nc  net.Conn
 	res hsResult
 	br  io.Reader // handshake leftovers, then nc, buffered
@@ -260,7 +261,7 @@ func (c *conn) shut(err error, byPeer bool) {
 		switch {
 		case byPeer:
 			c.ending = endAnswer
-		case errors.Is(err, ErrRejected) || isIOErr(err):
+		case errors.Is(err, ErrRejected) || errors.Is(err, errRelinked) || isIOErr(err):
 			c.ending = endCut
 		default:
 			c.ending = endClose
@@ -395,7 +396,7 @@ func (c *conn) writeLoop() {
 				c.nc.SetReadDeadline(time.Now()) // a closing reader may be reading on
 				<-c.readerDone                   // no acknowledgement comes after this
 				c.nc.Close()
-				c.handBackUnread()
+				c.handBackUnread(false)
 				return
 			}
 		}
@@ -448,7 +449,7 @@ func (c *conn) end() {
 	}
 	<-c.readerDone // no acknowledgement or count comes after this
 	c.closeSocket(sentClose)
-	c.handBackUnread()
+	c.handBackUnread(sentClose)
 }
 
 // lastWrite writes b while the connection ends, bounded by lingerTimeout.
@@ -509,30 +510,39 @@ func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
 
 // handBackUnread hands the host back, once the connection is over, each
 // tell or publish the socket took whole that the peer did not hand to its
-// node: exactly those past the count in its close frame, or, without one
-// (the connection broke), those past its last acknowledgement, in doubt:
-// the peer may or may not have processed them.
-func (c *conn) handBackUnread() {
+// node: exactly those past the count in its close frame, or in a settle
+// frame that came first. Without a count (the connection broke), those
+// past its last acknowledgement wait, kept in a record, for the peer to
+// link again and settle them (settle.go). Unless both close frames
+// crossed, the record also keeps this end's read count for the peer.
+func (c *conn) handBackUnread(sentClose bool) {
+	t := c.l.t
 	c.mu.Lock()
 	from, to, said := c.acked, c.wrote, c.peerSaid
 	if said {
 		from = c.peerRead
 	}
 	c.mu.Unlock()
-	if to <= from {
-		return
-	}
-	err := c.l.err
-	reason := fmt.Errorf("%w: written to the socket, never acknowledged: the peer may or may not have processed it: %w", ErrInDoubt, err)
-	if said {
-		reason = fmt.Errorf("netbus: the peer closed the connection before reading it: %w", err)
-	}
-	for seq := from; seq < to; seq++ {
-		if c.ring[(seq/64)%(ackRing/64)]&(1<<(seq%64)) != 0 {
-			env := bus.Envelope{Kind: bus.KindTell}
-			c.l.t.host.Undelivered(c.l, &env, reason)
+	closed := said // by the peer's close frame
+	if !said {
+		if read, ok := t.told(c.l.peer, c.id); ok && read >= from && read <= to {
+			from, said = read, true
 		}
 	}
+	if said {
+		reason := fmt.Errorf("netbus: the peer closed the connection before reading it: %w", c.l.err)
+		for seq := from; seq < to; seq++ {
+			if c.ring[(seq/64)%(ackRing/64)]&(1<<(seq%64)) != 0 {
+				env := bus.Envelope{Kind: bus.KindTell}
+				t.host.Undelivered(c.l, &env, reason)
+			}
+		}
+		if closed && sentClose {
+			return // each end has the other's count
+		}
+		from = to
+	}
+	t.keep(newRecord(c, from, to))
 }
 
 // lingerTimeout bounds how long a closing connection waits for the peer's
@@ -595,6 +605,8 @@ func (c *conn) readLoop() {
 				c.l.close(err)
 				return
 			}
+		case frameSettle:
+			t.settled(c.l.peer, parseSettle(p))
 		case frameClose:
 			read, counted, reason := parseClose(flags, p)
 			if counted {
@@ -633,6 +645,20 @@ func (c *conn) acknowledged(p []byte) error {
 		c.space = nil
 	}
 	return nil
+}
+
+// queueControl queues frame, not a data frame, for the writer, unless the
+// connection is closed.
+func (c *conn) queueControl(frame []byte) {
+	c.mu.Lock()
+	if !c.closed {
+		c.out = append(c.out, frame...)
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // peerClosed takes the count in the peer's close frame: it handed over the

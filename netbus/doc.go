@@ -78,15 +78,16 @@
 // how many data frames its sender handed over on that connection, the last
 // it ever will, and the other end answers with its own: so when either node
 // closes a link, or shuts down mid-stream, the frames past the peer's count
-// are handed back exactly. Each connection also acknowledges the data
-// frames it read in its pings. When a link dies abruptly, without close
-// frames, the tells and publishes the peer did not acknowledge are handed
-// back. Those the socket never
-// took whole (still queued for the writer, or cut short by the failing
-// write) never reached the peer: that count is exact. Those it took whole
-// are in doubt (ErrInDoubt): the peer may have processed them before the
-// break, and then they are counted twice (docs/wire.md, "2.5 What a broken
-// link loses"). A sender waits when 65,536 data frames of a connection are
+// are handed back exactly. When a connection breaks instead, the frames the
+// socket never took whole (still queued, or cut short by the failing write)
+// are handed back at once, exactly; those it took whole and the peer did not
+// acknowledge in a ping are in doubt. Each end keeps a record of the broken
+// connection, and when the two nodes link again they exchange their read
+// counts (a settle frame), which settles those exactly too. A peer that does
+// not link again within Config.SettleTimeout leaves them in doubt: they are
+// handed back with ErrInDoubt, the peer may have processed them, and then
+// they are counted twice (docs/wire.md, "2.5 What a closing or broken link
+// loses"). A sender waits when 65,536 data frames of a connection are
 // unacknowledged.
 //
 // Close stops listening, ends dials in progress, tells every peer it is

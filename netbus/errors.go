@@ -33,6 +33,10 @@ var (
 	// handed back after a broken connection had written it whole but the
 	// peer had not acknowledged it: it may or may not have been processed.
 	ErrInDoubt = errors.New("netbus: message in doubt")
+
+	// errRelinked closes a connection the peer reports broken when it links
+	// again (settle.go).
+	errRelinked = errors.New("netbus: the peer linked again and reports this connection broken")
 )
 
 // closeCode is the reason carried in the first byte of a close frame.

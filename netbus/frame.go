@@ -23,7 +23,8 @@ const (
 	frameClose   byte = 3 // the sender closes: 1 byte close code, [read count,] then UTF-8 reason
 	frameAuth    byte = 4 // handshake: HMAC proof (32 bytes, or empty without a secret)
 	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
-	frameTypeMax byte = 6
+	frameSettle  byte = 6 // read counts of connections to the peer that broke (settle.go)
+	frameTypeMax byte = 7
 )
 
 // Flags of a data frame: the compression of its payload. A compressed payload
@@ -150,6 +151,10 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 		}
 		if flags&^closeCounted != 0 || n < fixed || n > fixed+maxCloseReason {
 			return 0, 0, 0, fmt.Errorf("%w: close frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
+		}
+	case frameSettle:
+		if flags != 0 || n == 0 || n%settleEntryLen != 0 || n > maxSettleEntries*settleEntryLen {
+			return 0, 0, 0, fmt.Errorf("%w: settle frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
 		}
 	case frameAuth:
 		if flags != 0 || n > maxAuthPayload {

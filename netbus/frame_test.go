@@ -37,6 +37,11 @@ func TestFrameHeader(t *testing.T) {
 		{"counted close without its count", appendFrameHeader(nil, frameClose, closeCounted, 1+closeCountLen-1), ErrBadFrame},
 		{"counted close, reason too long", appendFrameHeader(nil, frameClose, closeCounted, 1+closeCountLen+maxCloseReason+1), ErrBadFrame},
 		{"close with an unknown flag", appendFrameHeader(nil, frameClose, 2, 1+closeCountLen), ErrBadFrame},
+		{"settle", appendFrameHeader(nil, frameSettle, 0, 2*settleEntryLen), nil},
+		{"empty settle", appendFrameHeader(nil, frameSettle, 0, 0), ErrBadFrame},
+		{"settle with a part entry", appendFrameHeader(nil, frameSettle, 0, settleEntryLen+1), ErrBadFrame},
+		{"settle with too many entries", appendFrameHeader(nil, frameSettle, 0, (maxSettleEntries+1)*settleEntryLen), ErrBadFrame},
+		{"settle with a flag", appendFrameHeader(nil, frameSettle, 1, settleEntryLen), ErrBadFrame},
 		{"huge auth", appendFrameHeader(nil, frameAuth, 0, 65), ErrBadFrame},
 	}
 	for _, c := range cases {
@@ -119,6 +124,7 @@ func FuzzFrameDecoder(f *testing.F) {
 	}
 	f.Add(appendCloseFrame(nil, ErrAuth))
 	f.Add(appendCountedClose(nil, ErrClosed, 1<<33))
+	f.Add(appendSettle(nil, []settleEntry{{connID{7, 0}, 1 << 20}, {connID{1<<63 + 5, 254}, 0}}))
 	f.Add(appendCountedClose(nil, ErrIdleTimeout, 0)[:frameHeaderLen+5])
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
 	f.Add(appendPing(nil, 1<<40))
@@ -146,6 +152,11 @@ func FuzzFrameDecoder(f *testing.F) {
 				}
 				if ok && !bytes.Equal(appendPing(nil, read)[frameHeaderLen:], p) {
 					t.Fatalf("ping %x read as %d", p, read)
+				}
+			case frameSettle:
+				es := parseSettle(p)
+				if len(es) == 0 || len(es) > maxSettleEntries || !bytes.Equal(appendSettle(nil, es)[frameHeaderLen:], p) {
+					t.Fatalf("settle frame %x read as %v", p, es)
 				}
 			case frameClose:
 				read, counted, reason := parseClose(flags, p)

@@ -40,6 +40,11 @@ type Transport struct {
 	listeners []net.Listener
 	links     map[*link]struct{}
 	forming   map[formKey]*forming // accepted connections of links not yet complete
+
+	settleMu     sync.Mutex // guards the fields below; never held with mu
+	settle       map[bus.NodeID]*peerSettle
+	settleClosed bool
+	settleWG     sync.WaitGroup // hand-backs of records whose time is up
 }
 
 // formKey identifies a pooled link being assembled on the accepting side.
@@ -63,7 +68,7 @@ var (
 // makes Start return the error.
 func New(cfg Config) *Transport {
 	c, err := cfg.withDefaults()
-	t := &Transport{cfg: c, err: err, links: map[*link]struct{}{}, forming: map[formKey]*forming{}}
+	t := &Transport{cfg: c, err: err, links: map[*link]struct{}{}, forming: map[formKey]*forming{}, settle: map[bus.NodeID]*peerSettle{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
@@ -159,6 +164,7 @@ func (t *Transport) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("netbus: close: %w", ctx.Err())
 	}
+	t.closeSettle() // no peer links again to settle what is in doubt
 	if first && t.comp != nil {
 		t.comp.close()
 	}
@@ -243,6 +249,7 @@ func (t *Transport) dialLink(ctx context.Context, addr string) (*link, error) {
 			nc.Close()
 			return fail(fmt.Errorf("netbus: handshake with %s: %w", addr, err))
 		}
+		c.id = connID{linkID, uint8(i)}
 		conns = append(conns, c)
 	}
 	l, err := t.startLink(conns, network)
@@ -346,6 +353,7 @@ func (t *Transport) accept(nc net.Conn, network string) {
 		nc.Close()
 		return
 	}
+	c.id = connID{c.res.LinkID, c.res.Conn}
 	if c.res.Pool == 1 {
 		if _, err := t.startLink([]*conn{c}, network); err != nil {
 			nc.Close()
@@ -424,6 +432,11 @@ func (t *Transport) startLink(conns []*conn, network string) (*link, error) {
 	t.links[l] = struct{}{}
 	l.readers.Store(int32(len(conns)))
 	t.mu.Unlock()
+	// Before anything else, the peer learns what this end read on the
+	// connections to it that broke (settle.go).
+	if f := t.settleFrame(l.peer); f != nil {
+		conns[0].queueControl(f)
+	}
 	// The calling goroutine is itself tracked by wg, so these wg.Go calls
 	// never race with Close's wg.Wait. A Close that came in between has
 	// already shut the conns; the loops then exit at once and the last
