@@ -219,6 +219,11 @@ func (b *Bus) Found(n NodeInfo) {
 		f.tiers, f.tier = tiers, 0 // new addresses: start again from the nearest
 	}
 	f.linked = slices.Concat(f.tiers[:min(f.tier+1, len(f.tiers))]...)
+	if len(old) == 0 && b.linkedNear(n.ID, f.tiers) {
+		// The node dialed this one as near as this one would dial it
+		// (both found each other): a second link would only be retired.
+		f.linked = nil
+	}
 	f.expires = time.Time{}
 	if n.TTL > 0 {
 		f.expires = time.Now().Add(n.TTL)
@@ -330,6 +335,20 @@ func (b *Bus) addrTiers(n NodeInfo, host string) [][]string {
 		tiers = append(tiers, byRank[r])
 	}
 	return tiers
+}
+
+// linkedNear reports whether a link to node is up whose scheme is as near
+// as the nearest of tiers.
+func (b *Bus) linkedNear(node NodeID, tiers [][]string) bool {
+	if node.IsZero() || len(tiers) == 0 {
+		return false
+	}
+	_, l := b.linkTo(node)
+	if l == nil {
+		return false
+	}
+	s, err := b.lk.schemeOf(tiers[0][0])
+	return err == nil && schemeRank(l.Scheme()) <= schemeRank(s)
 }
 
 // dialFailed hears from a keeper that addr failed to dial attempts times in

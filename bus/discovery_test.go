@@ -267,3 +267,26 @@ func TestDiscoveryFallsBackToTheNextScheme(t *testing.T) {
 		}
 	}
 }
+
+// Two nodes that find each other end with one link: the second to find the
+// other, already linked to it as near as it would dial, does not dial.
+func TestDiscoveryMutualFindOneLink(t *testing.T) {
+	dir := t.TempDir()
+	a, ha := discoveredBus(t, "unix://"+filepath.Join(dir, "a.sock"))
+	b, hb := discoveredBus(t, "unix://"+filepath.Join(dir, "b.sock"))
+	ha.d.Found(b.Self())
+	bustest.WaitLinks(t, b, "a's link up at b", func(ls []bus.LinkInfo) bool {
+		return len(ls) == 1 && ls[0].State == bus.LinkReady && ls[0].Peer == a.NodeID()
+	})
+	hb.d.Found(a.Self())
+	if ls := b.Links(); len(ls) != 1 || ls[0].Addr != "" {
+		t.Fatalf("b dialed a though a's link was up: %+v", ls)
+	}
+	// When that link goes, the next report after it links it from this
+	// side (a source reports again on its schedule; here on each poll).
+	a.Forget(b.NodeID())
+	bustest.WaitLinks(t, b, "b dials a", func(ls []bus.LinkInfo) bool {
+		hb.d.Found(a.Self())
+		return bustest.Kept(ls, a.Self().Addrs[0])
+	})
+}
