@@ -40,25 +40,42 @@ func closeBus(b *bus.Bus) {
 // actor i%actors, and returns the time until every actor has handled its
 // share, or an error if that takes over a minute.
 func Tell(total, senders, actors int) (time.Duration, error) {
+	return tell(total, senders, actors, false)
+}
+
+// TellByName is Tell with each actor registered under a name and told by
+// it, as bus.Tell resolves a string.
+func TellByName(total, senders, actors int) (time.Duration, error) {
+	return tell(total, senders, actors, true)
+}
+
+func tell(total, senders, actors int, byName bool) (time.Duration, error) {
 	b, err := newBus()
 	if err != nil {
 		return 0, err
 	}
 	defer closeBus(b)
 	per, want := benchkit.Shares(total, senders, actors)
-	refs := make([]bus.Ref, actors)
+	targets := make([]any, actors) // a Ref, or with byName a name
 	dones := make([]chan struct{}, actors)
 	for i := range actors {
 		done, n, w := make(chan struct{}), 0, want[i]
 		dones[i] = done
-		refs[i], err = b.Spawn(bus.ActorFunc(func(_ *bus.Context, m any) error {
+		counter := bus.ActorFunc(func(_ *bus.Context, m any) error {
 			if m == Msg { // lifecycle messages are not counted
 				if n++; n == w {
 					close(done)
 				}
 			}
 			return nil
-		}))
+		})
+		if byName {
+			name := fmt.Sprintf("counter-%d", i)
+			_, err = b.Register(name, counter)
+			targets[i] = name
+		} else {
+			targets[i], err = b.Spawn(counter)
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -66,9 +83,9 @@ func Tell(total, senders, actors int) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d, err := benchkit.Fanout(ctx, senders, per, func(i, n int) error {
-		ref := refs[i%actors]
+		to := targets[i%actors]
 		for range n {
-			if err := b.Tell(ref, Msg); err != nil {
+			if err := b.Tell(to, Msg); err != nil {
 				return err
 			}
 		}
