@@ -23,6 +23,8 @@ type workers struct {
 	work    chan func() // unbuffered: a send succeeds only into a waiting worker; nil lets it go
 	stop    chan struct{}
 	idle    atomic.Int32
+	pending atomic.Int32  // turns handed to a worker, new or parked, that has not begun them
+	procs   int32         // GOMAXPROCS when the bus was made
 	handed  atomic.Uint64 // turns handed to a parked worker
 	janitor atomic.Bool   // a janitor goroutine is running
 	max     int32
@@ -30,12 +32,23 @@ type workers struct {
 }
 
 func newWorkers() *workers {
+	procs := int32(runtime.GOMAXPROCS(0))
 	return &workers{work: make(chan func()), stop: make(chan struct{}),
-		max: int32(4 * runtime.GOMAXPROCS(0))}
+		max: 4 * procs, procs: procs}
 }
 
 // run is the mailbox's Options.Go.
+//
+// When as many turns as there are processors wait for their workers to be
+// scheduled, the caller yields once before it hands its turn on: a caller
+// that wakes many actors at once (spawning a million, each with its Started)
+// otherwise outruns the workers it readies, finds none parked each time and
+// starts a goroutine per turn, which was half of spawning's CPU.
 func (w *workers) run(f func()) {
+	if w.pending.Load() >= w.procs {
+		runtime.Gosched()
+	}
+	w.pending.Add(1)
 	select {
 	case w.work <- f:
 		w.handed.Add(1)
@@ -43,6 +56,7 @@ func (w *workers) run(f func()) {
 	default:
 	}
 	if w.stopped.Load() {
+		w.pending.Add(-1)
 		go f() // no new worker may linger after close
 		return
 	}
@@ -51,6 +65,7 @@ func (w *workers) run(f func()) {
 
 func (w *workers) loop(f func()) {
 	for {
+		w.pending.Add(-1)
 		f()
 		if w.idle.Add(1) > w.max {
 			w.idle.Add(-1)

@@ -70,3 +70,40 @@ func TestWorkersExitOnClose(t *testing.T) {
 		t.Fatalf("%d workers idle after close and the last turns", n)
 	}
 }
+
+// TestWorkersBurst hands a pool many turns at once, as spawning many actors
+// does: each runs, the count of turns not yet begun returns to zero, and
+// turns that block do not keep a later turn from running, however many
+// wait to be scheduled when it is handed over.
+func TestWorkersBurst(t *testing.T) {
+	w := newWorkers()
+	defer w.close()
+	var wg sync.WaitGroup
+	for range 10_000 {
+		wg.Add(1)
+		w.run(wg.Done)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.pending.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d turns counted as not begun after all ran", w.pending.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release := make(chan struct{})
+	var blocked sync.WaitGroup
+	for range 4 * int(w.procs) {
+		blocked.Add(1)
+		w.run(func() { blocked.Done(); <-release })
+	}
+	ran := make(chan struct{})
+	w.run(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a turn handed over while others block did not run")
+	}
+	blocked.Wait()
+	close(release)
+}
