@@ -72,6 +72,10 @@ type Link interface {
 // checking the network poller, where a socket's reply arrives.
 type SpinningLink interface {
 	Link
+	// ReaderSpins reports whether the reader polls now: the bus asks it at
+	// each Ask, so a link whose reader has stopped spinning (on a machine
+	// whose CPUs other processes keep busy, say) makes its askers park at
+	// once too.
 	ReaderSpins() bool
 }
 

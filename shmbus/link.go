@@ -61,6 +61,8 @@ type link struct {
 	mapped bool // guarded by memMu
 	ending bool // the link ended: Send writes nothing more; guarded by memMu
 
+	parksAtOnce atomic.Bool // the reader's spin budget is 0 (see ReaderSpins); written by read
+
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
 	env   bus.Envelope        // what deliver decodes into; owned by read
 
@@ -95,9 +97,10 @@ func (l *link) Locality() bus.Locality { return bus.SameHost }
 func (l *link) Scheme() string         { return "shm" }
 func (l *link) Codec() bus.Codec       { return l.t.codec }
 
-// ReaderSpins implements bus.SpinningLink: the reader polls the ring for
-// up to 100 µs before it parks, so an asker may poll for its reply too.
-func (l *link) ReaderSpins() bool { return true }
+// ReaderSpins implements bus.SpinningLink: while the reader polls the
+// ring before it parks (its spins pay, see spinner), an asker may poll for
+// its reply too; while it parks at once, the asker parks at once as well.
+func (l *link) ReaderSpins() bool { return !l.parksAtOnce.Load() }
 
 // Close closes the link; the reader then releases everything and reports
 // LinkDown once.
@@ -374,6 +377,9 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 		}
 		if !sp.spin() {
 			continue
+		}
+		if atOnce := sp.budget == 0; atOnce != l.parksAtOnce.Load() {
+			l.parksAtOnce.Store(atOnce)
 		}
 		select {
 		case <-l.done:

@@ -20,20 +20,23 @@ const (
 	// their peers need and sleep in the kernel instead.
 	spinPays = 20 * time.Microsecond
 	// probeEvery is how often a reader that stopped spinning spins once
-	// more, for spinMin, to find out whether spinning pays again: every
-	// probeEvery-th time its ring runs empty.
-	probeEvery = 16
+	// more, for spinPays, to find out whether spinning pays again: every
+	// probeEvery-th time its ring runs empty. A probe as long as spinPays
+	// catches a peer whose records come every round trip of two parked
+	// readers (futex wake-ups on an idle machine), so a link does not stay
+	// parked once the machine is quiet again.
+	probeEvery = 32
 )
 
 // spinner decides how long the reader polls an empty ring before it parks.
 // The budget adapts: a record that arrives soon (within spinPays) while the
 // reader spins doubles it (from spinMin up to spinMax: a busy link makes no
-// syscalls); a spin that ends in parking, or waited longer than spinPays
-// for its record, halves it, and below spinMin the reader stops spinning:
-// a link whose records come further apart than spinning pays for, or none
-// at all, and a machine whose CPUs other processes keep busy (where a
-// spinning reader takes the CPU its peer needs), cost no CPU spinning.
-// Such a reader still spins, for spinMin, every probeEvery-th time, and a
+// syscalls); a spin that ends in parking halves it down to spinMin (a link
+// whose records come rarely, or not at all, costs little CPU spinning);
+// one that waited longer than spinPays for its record halves it too, and
+// below spinMin the reader stops spinning: on a machine whose CPUs other
+// processes keep busy a spinning reader takes the CPU its peer needs.
+// Such a reader still spins, for spinPays, every probeEvery-th time, and a
 // record that comes soon then starts it spinning again. It is owned by the
 // reader goroutine.
 type spinner struct {
@@ -77,13 +80,22 @@ func (s *spinner) spin() bool {
 	if s.polls++; s.polls&7 != 0 {
 		return false
 	}
-	return s.now().Sub(s.start) >= max(s.budget, spinMin)
+	budget := s.budget
+	if budget == 0 { // a probe
+		budget = spinPays
+	}
+	return s.now().Sub(s.start) >= budget
 }
 
-// parked records that the spin ended in parking.
+// parked records that the spin ended in parking. A spin that ran out
+// halves the budget down to spinMin, not below: only records that come
+// late while the reader spins stop it spinning, since a reader whose
+// records come rarely (an idle link, a paced one) finds them soon within
+// spinMin once they come back to back. A probe that ran out leaves the
+// reader not spinning.
 func (s *spinner) parked() {
-	if s.polls > 0 {
-		s.halve()
+	if s.polls > 0 && s.budget > 0 {
+		s.budget = max(s.budget/2, spinMin)
 	}
 	s.polls = 0
 }

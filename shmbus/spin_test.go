@@ -7,9 +7,10 @@ import (
 
 // TestSpinnerBudget drives the spinner with a clock of its own: a record
 // that comes soon while the reader spins doubles the budget (up to
-// spinMax), one that comes after more than spinPays halves it as a park
-// does, below spinMin the reader parks at once except every probeEvery-th
-// time, and a probe whose record comes soon starts it spinning again. A
+// spinMax), one that comes after more than spinPays halves it, and so does
+// a park, though not below spinMin; a late record below spinMin makes the
+// reader park at once except every probeEvery-th time, when it spins for
+// spinPays, and a probe whose record comes soon starts it spinning again. A
 // spin ends once its budget is spent, counting the time between two polls
 // (a preempted reader).
 func TestSpinnerBudget(t *testing.T) {
@@ -33,12 +34,13 @@ func TestSpinnerBudget(t *testing.T) {
 		{"a record after 2 µs", func() { wait(2 * time.Microsecond) }, spinMax / 2},
 		{"a poll that finds records at once", func() { s.worked() }, spinMax / 2},
 		{"a park", func() { s.spin(); s.parked() }, spinMax / 4},
-		{"parks below spinMin", func() {
-			for range 3 {
+		{"parks down to spinMin, not below", func() {
+			for range 10 {
 				s.spin()
 				s.parked()
 			}
-		}, 0},
+		}, spinMin},
+		{"a late record below spinMin", func() { wait(30 * time.Microsecond) }, 0},
 	}
 	for _, st := range steps {
 		st.do()
@@ -51,7 +53,7 @@ func TestSpinnerBudget(t *testing.T) {
 	for range 10 * probeEvery {
 		if !s.spin() {
 			probes++
-			now = now.Add(spinMin) // the probe spends spinMin and parks
+			now = now.Add(spinPays) // the probe spends spinPays and parks
 			for !s.spin() {
 			}
 		}
