@@ -99,7 +99,8 @@ type discoveryTable struct {
 	nodes   map[string]*foundNode // by nodeKey
 	known   map[string]int        // name → how many found nodes host it
 	changed chan struct{}         // closed at the next change of Self; nil until asked for
-	timer   *time.Timer           // fires at the earliest expiry
+	timer   *time.Timer           // fires by the earliest expiry
+	next    time.Time             // when timer fires; zero: not set
 	closed  bool
 	host    string
 }
@@ -379,23 +380,20 @@ func (b *Bus) dialFailed(addr string, attempts int, refused bool) {
 	}
 }
 
-// arm sets the expiry timer to fire at t if that is earlier than it is set
-// to; d.mu must be held.
+// arm makes the expiry timer fire by t; d.mu must be held. A refresh
+// only moves a node's expiry later, so the timer is reset only when t is
+// earlier than it is set for; when it fires, expireFound sets it for the
+// earliest expiry left.
 func (d *discoveryTable) arm(b *Bus, t time.Time) {
-	if d.timer == nil {
+	switch {
+	case d.timer == nil:
 		d.timer = time.AfterFunc(time.Until(t), b.expireFound)
+	case d.next.IsZero() || t.Before(d.next):
+		d.timer.Reset(time.Until(t))
+	default:
 		return
 	}
-	d.timer.Reset(d.nextExpiry(t).Sub(time.Now()))
-}
-
-func (d *discoveryTable) nextExpiry(t time.Time) time.Time {
-	for _, f := range d.nodes {
-		if !f.expires.IsZero() && f.expires.Before(t) {
-			t = f.expires
-		}
-	}
-	return t
+	d.next = t
 }
 
 // expireFound drops the nodes whose TTL ran out and rearms the timer.
@@ -423,6 +421,7 @@ func (b *Bus) expireFound() {
 		}
 	}
 	drop := d.forget(gone)
+	d.next = next
 	if !next.IsZero() {
 		d.timer.Reset(time.Until(next))
 	}
