@@ -29,7 +29,7 @@ type askCall struct {
 	link  Link
 	corr  uint64
 	inst  *instance // the instance placement chose; nil for an ask to a Ref
-	start time.Time // when a remote ask to inst was sent: its round trip
+	start time.Time // when an ask to a timed inst was sent: its round trip
 }
 
 const (
@@ -101,11 +101,11 @@ func (c *askCall) abandon(seq uint64, why error) bool {
 // reply), its round trip, and its health.
 func (c *askCall) ended(err error) {
 	in := c.inst
-	if in.proc == nil && !c.start.IsZero() {
-		in.stats.Add(-1)
-		if err == nil {
-			in.stats.Observe(time.Since(c.start))
-		}
+	if in.proc == nil && c.peer != nil {
+		in.stats.Add(-1) // counted since askRemote sent it
+	}
+	if err == nil && !c.start.IsZero() {
+		in.stats.Observe(time.Since(c.start))
 	}
 	c.bus.observe(in, err)
 }

@@ -171,3 +171,14 @@ func readsSeq(s placement.Strategy) bool {
 	}
 	return true
 }
+
+// readsRTT reports whether strategy s may read round trips
+// (placement.Stats.RTT): every strategy but the built-in ones known not
+// to, whose asks then skip two readings of the clock.
+func readsRTT(s placement.Strategy) bool {
+	switch s.(type) {
+	case placement.LeastConnections, placement.RoundRobin, placement.Random, *placement.WeightedRoundRobin, *placement.ConsistentHash:
+		return false
+	}
+	return true
+}

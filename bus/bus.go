@@ -449,6 +449,9 @@ func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 	call, seq := b.getCall()
 	call.inst = pl.in
 	if p := pl.p; p != nil {
+		if pl.in != nil && pl.in.timed {
+			call.start = time.Now()
+		}
 		p.stats.Add(1)
 		if err := p.send(ctx, askOf(msg, call, seq, nil), mailbox.Default); err != nil {
 			p.stats.Add(-1)
@@ -494,6 +497,9 @@ func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn 
 	call, seq := b.getCall()
 	call.cb, call.owner, call.inst = fn, owner, pl.in
 	if p := pl.p; p != nil {
+		if pl.in != nil && pl.in.timed {
+			call.start = time.Now()
+		}
 		p.stats.Add(1)
 		if err := p.send(ctx, askOf(msg, call, seq, owner), mailbox.Default); err != nil {
 			p.stats.Add(-1)

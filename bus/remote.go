@@ -384,7 +384,9 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	pr.inflight.Add(1)
 	if call.inst != nil {
 		call.inst.stats.Add(1) // until the reply or the end (askCall.ended)
-		call.start = time.Now()
+		if call.inst.timed {
+			call.start = time.Now()
+		}
 	}
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()

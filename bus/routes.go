@@ -37,6 +37,7 @@ type instance struct {
 	proc  *process         // local; nil for a remote instance
 	peer  *peer            // remote
 	stats *placement.Stats // the process's own for a local instance
+	timed bool             // its name's strategy may read round trips: asks to it are timed
 }
 
 // locality reads a remote instance's nearest link from the snapshot of
@@ -171,6 +172,7 @@ func (b *Bus) serviceFor(name string) *service {
 // addInstance and removeInstances must be called with routesMu held.
 func (b *Bus) addInstance(in *instance) {
 	s := b.serviceFor(in.ref.Name)
+	in.timed = readsRTT(s.strategy)
 	old := s.view.Load().inst
 	list := make([]*instance, len(old), len(old)+1)
 	copy(list, old)

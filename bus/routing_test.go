@@ -505,3 +505,28 @@ func TestTellByNameAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencyStrategyMeasuresRoundTrips: under placement.Latency the bus
+// times asks, here to instances in this process too, so a slow instance
+// gets few of them once measured.
+func TestLatencyStrategyMeasuresRoundTrips(t *testing.T) {
+	b := linkedBus(t, bus.WithPlacement(placement.Latency{}))
+	slow, err := b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+		return c.Reply(c.Self())
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := b.Register("svc", whoAmI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := share(t, b, context.Background(), "svc", 200)
+	if got[slow] >= got[fast]/4 {
+		t.Fatalf("the slow instance answered %d asks, the fast one %d", got[slow], got[fast])
+	}
+}
