@@ -70,7 +70,8 @@ type Config struct {
 	// SettleTimeout is how long the tells and publishes a broken connection
 	// left in doubt (written, never acknowledged) wait for the peer to link
 	// again and say which it read; then they are handed back in doubt
-	// (ErrInDoubt). Zero: 10s. Negative: at once, without waiting.
+	// (ErrInDoubt). Zero: 10s. Negative: at once, and this end keeps no
+	// record for the peer to settle with either (docs/wire.md, 2.5).
 	SettleTimeout time.Duration
 }
 

@@ -542,7 +542,9 @@ func (c *conn) handBackUnread(sentClose bool) {
 		}
 		from = to
 	}
-	t.keep(newRecord(c, from, to))
+	r := newRecord(c, from, to)
+	c.br, c.ring = nil, nil // a record keeps the link for a while, not its buffers
+	t.keep(r)
 }
 
 // lingerTimeout bounds how long a closing connection waits for the peer's
