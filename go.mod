@@ -6,6 +6,7 @@ require github.com/google/uuid v1.6.0
 
 require (
 	github.com/nats-io/nats.go v1.55.0
+	github.com/tidwall/btree v1.8.2
 	golang.org/x/net v0.60.0
 )
 

@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/tidwall/btree"
+
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
@@ -47,6 +49,9 @@ type Bus struct {
 	namesMu  sync.Mutex // orders the changes of local names and subscriptions queued for peers
 	routesMu sync.Mutex // serializes changes to names (never held across I/O)
 	names    sync.Map   // string -> *service
+	// nameIndex holds the names with an instance, in order, for Names;
+	// guarded by routesMu.
+	nameIndex btree.Set[string]
 	// lastService is the service of the name last placed by a lookup in
 	// names: a sender that sends to one name again and again skips the
 	// lookup (about a tenth of a Tell). A service that was emptied may have

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -178,6 +177,9 @@ func (b *Bus) addInstance(in *instance) {
 	copy(list, old)
 	list = append(list, in)
 	s.view.Store(b.newView(list))
+	if len(list) == 1 {
+		b.nameIndex.Insert(in.ref.Name)
+	}
 	if b.namesAdded != nil {
 		close(b.namesAdded) // wake WaitFor
 		b.namesAdded = nil
@@ -228,6 +230,7 @@ func (b *Bus) removeInstances(name string, drop func(*instance) bool) {
 	}
 	s.view.Store(b.newView(list))
 	if len(list) == 0 {
+		b.nameIndex.Delete(name)
 		b.names.Delete(name)
 	}
 }
@@ -256,15 +259,9 @@ func (b *Bus) removeName(p *process) {
 // Names returns the names with at least one instance, local or remote,
 // sorted.
 func (b *Bus) Names() []string {
-	var names []string
-	b.names.Range(func(k, v any) bool {
-		if len(v.(*service).view.Load().inst) > 0 {
-			names = append(names, k.(string))
-		}
-		return true
-	})
-	slices.Sort(names)
-	return names
+	b.routesMu.Lock()
+	defer b.routesMu.Unlock()
+	return b.nameIndex.Keys()
 }
 
 // Instances returns the Refs of every known instance of name.

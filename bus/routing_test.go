@@ -530,3 +530,31 @@ func TestLatencyStrategyMeasuresRoundTrips(t *testing.T) {
 		t.Fatalf("the slow instance answered %d asks, the fast one %d", got[slow], got[fast])
 	}
 }
+
+// TestNamesSorted: Names lists the names with an instance in order, and a
+// name goes from the list with its last instance.
+func TestNamesSorted(t *testing.T) {
+	b := linkedBus(t)
+	var zRef bus.Ref
+	for _, n := range []string{"zeta", "alpha", "mid", "alpha"} {
+		r, err := b.Register(n, whoAmI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == "zeta" {
+			zRef = r
+		}
+	}
+	if got := fmt.Sprint(b.Names()); got != "[alpha mid zeta]" {
+		t.Fatalf("Names: %s", got)
+	}
+	if err := b.Stop(zRef); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "zeta gone", func() error {
+		if got := fmt.Sprint(b.Names()); got != "[alpha mid]" {
+			return fmt.Errorf("Names: %s", got)
+		}
+		return nil
+	})
+}
