@@ -92,29 +92,33 @@ func (lg *ledger) settle(t *testing.T, sent int64, A, B *bus.Bus) int64 {
 var quiet = bus.WithLogger(slog.New(slog.DiscardHandler))
 
 // TestLedgerReceiverCloses: tells stream from four senders on A to an
-// actor on B, over TCP and over a Unix socket, and B's bus closes
+// actor on B, over TCP, over a Unix socket and over a pool of four TCP
+// connections, and B's bus closes
 // gracefully mid-stream. Every tell is processed by B, refused to its
 // sender, or a dead letter on A or B, exactly: B's close frame says how
 // many data frames it read, and A hands back each one after that count,
 // written or still queued.
 func TestLedgerReceiverCloses(t *testing.T) {
-	for _, nw := range []string{"tcp", "unix"} {
-		for _, cut := range []int64{2000, 12000} {
+	for _, nw := range []string{"tcp", "unix", "tcp-pool"} {
+		for _, cut := range []int64{500, 3000} { // tells B processed when it closes
 			t.Run(fmt.Sprintf("%s/%d", nw, cut), func(t *testing.T) {
-				listen := "tcp://127.0.0.1:0"
-				if nw == "unix" {
-					listen = "unix://" + filepath.Join(t.TempDir(), "b.sock")
+				cfg := netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}}
+				switch nw {
+				case "unix":
+					cfg.Listen = []string{"unix://" + filepath.Join(t.TempDir(), "b.sock")}
+				case "tcp-pool": // each sender's tells take one of four connections
+					cfg.PoolSize = 4
 				}
-				trB := netbus.New(netbus.Config{Listen: []string{listen}})
+				trB := netbus.New(cfg)
 				B := bustest.NewBus(t, trB, quiet)
-				A := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs()}), quiet)
+				A := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs(), PoolSize: cfg.PoolSize}), quiet)
 				var lg ledger
 				B.Register("sink", lg.sink(), bus.WithMailbox(mailbox.Options{Capacity: 1 << 10}))
 				lg.greet(t, A)
 				const senders, each = 4, 7500
 				closed := make(chan error, 1)
 				go func() {
-					for lg.tried.Load() < cut {
+					for lg.processed.Load() < cut && lg.tried.Load() < senders*each {
 						time.Sleep(100 * time.Microsecond)
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -127,7 +131,7 @@ func TestLedgerReceiverCloses(t *testing.T) {
 				}
 				const sent = senders * each
 				if got := lg.settle(t, sent, A, B); got != sent {
-					t.Errorf("closed after %d tried: processed + refused + dead letters = %d, want %d", cut, got, sent)
+					t.Errorf("closed after %d processed: processed + refused + dead letters = %d, want %d", cut, got, sent)
 				}
 			})
 		}

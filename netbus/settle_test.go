@@ -22,63 +22,69 @@ import (
 // B, none counted twice. The records wait a minute, so an exact sum seen
 // before then comes from the settlement, not from their expiry.
 func TestRelinkSettlesInDoubt(t *testing.T) {
-	network(t, func(t *testing.T, listen string) {
-		for _, cut := range []int64{1000, 6000} {
-			t.Run(fmt.Sprint(cut), func(t *testing.T) {
-				cfg := Config{SettleTimeout: time.Minute}
-				cb := cfg
-				cb.Listen = []string{listen}
-				trB := New(cb)
-				B := newBus(t, trB)
-				ca := cfg
-				ca.Peers = trB.Addrs()
-				A := newBus(t, New(ca), bus.WithBackoff(time.Millisecond, 20*time.Millisecond))
-				var processed, tried, refused atomic.Int64
-				hello := make(chan struct{}, 1)
-				B.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
-					switch msg.(type) {
-					case int:
-						processed.Add(1)
-					case string:
-						hello <- struct{}{}
-					}
-					return nil
-				}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 10}))
-				for A.Tell("sink", "hello") != nil {
-					time.Sleep(time.Millisecond)
+	network(t, func(t *testing.T, listen string) { relinkSettles(t, listen, 1) })
+	// The first of four connections is cut; the others end with it.
+	t.Run("tcp-pool", func(t *testing.T) { relinkSettles(t, "tcp://127.0.0.1:0", 4) })
+}
+
+// relinkSettles is TestRelinkSettlesInDoubt over listen, with links of
+// pool connections.
+func relinkSettles(t *testing.T, listen string, pool int) {
+	for _, cut := range []int64{1000, 6000} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			cfg := Config{SettleTimeout: time.Minute, PoolSize: pool}
+			cb := cfg
+			cb.Listen = []string{listen}
+			trB := New(cb)
+			B := newBus(t, trB)
+			ca := cfg
+			ca.Peers = trB.Addrs()
+			A := newBus(t, New(ca), bus.WithBackoff(time.Millisecond, 20*time.Millisecond))
+			var processed, tried, refused atomic.Int64
+			hello := make(chan struct{}, 1)
+			B.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+				switch msg.(type) {
+				case int:
+					processed.Add(1)
+				case string:
+					hello <- struct{}{}
 				}
-				<-hello
-				const senders, each = 4, 7500
-				const sent = senders * each
-				var wg sync.WaitGroup
-				for range senders {
-					wg.Go(func() {
-						for i := range each {
-							tried.Add(1)
-							if A.Tell("sink", i) != nil {
-								refused.Add(1)
-							}
+				return nil
+			}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 10}))
+			for A.Tell("sink", "hello") != nil {
+				time.Sleep(time.Millisecond)
+			}
+			<-hello
+			const senders, each = 4, 7500
+			const sent = senders * each
+			var wg sync.WaitGroup
+			for range senders {
+				wg.Go(func() {
+					for i := range each {
+						tried.Add(1)
+						if A.Tell("sink", i) != nil {
+							refused.Add(1)
 						}
-					})
-				}
-				for processed.Load() < cut && tried.Load() < sent {
-					time.Sleep(100 * time.Microsecond)
-				}
-				cutSocket(t, trB)
-				wg.Wait()
-				sum := func() int64 { return processed.Load() + refused.Load() + int64(A.DeadLetters()+B.DeadLetters()) }
-				for i := 0; i < 2000 && sum() != sent; i++ {
-					time.Sleep(10 * time.Millisecond)
-				}
-				time.Sleep(50 * time.Millisecond) // an excess shows up too
-				t.Logf("sent %d: processed %d, refused %d, dead letters A %d, B %d",
-					sent, processed.Load(), refused.Load(), A.DeadLetters(), B.DeadLetters())
-				if got := sum(); got != sent {
-					t.Fatalf("cut after %d processed: processed + refused + dead letters = %d, want %d", cut, got, sent)
-				}
-			})
-		}
-	})
+					}
+				})
+			}
+			for processed.Load() < cut && tried.Load() < sent {
+				time.Sleep(100 * time.Microsecond)
+			}
+			cutSocket(t, trB)
+			wg.Wait()
+			sum := func() int64 { return processed.Load() + refused.Load() + int64(A.DeadLetters()+B.DeadLetters()) }
+			for i := 0; i < 2000 && sum() != sent; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // an excess shows up too
+			t.Logf("sent %d: processed %d, refused %d, dead letters A %d, B %d",
+				sent, processed.Load(), refused.Load(), A.DeadLetters(), B.DeadLetters())
+			if got := sum(); got != sent {
+				t.Fatalf("cut after %d processed: processed + refused + dead letters = %d, want %d", cut, got, sent)
+			}
+		})
+	}
 }
 
 // newBus makes a quiet bus on tr, closed when t ends.
