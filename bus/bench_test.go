@@ -21,21 +21,35 @@ import (
 // Metrics: msgs/s, p50-ns, p99-ns, s/1M and B/actor are xbus's figures;
 // the same name with a "chan-" or "goroutine-" prefix is the baseline's; x-
 // metrics are xbus divided by the baseline (for msgs/s higher is better, for
-// latencies, times and bytes lower is better).
+// latencies, times, bytes and CPU lower is better). cpu-ns/msg is the
+// process's CPU time per message (on Unix), which load from elsewhere on the
+// machine skews less than a rate; with -cpu 1 it is the whole cost of a
+// message, sender and actor on one processor.
 
 func benchTell(b *testing.B, senders, actors int) {
 	b.ReportAllocs()
 	total := max(b.N-b.N%senders, senders)
+	c0 := processCPU()
 	d, err := busbench.Tell(total, senders, actors)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	c1 := processCPU()
 	base := benchkit.ChanPipeline(busbench.Msg, total, senders, actors, busbench.MailboxCap)
+	c2 := processCPU()
 	rate, baseRate := float64(total)/d.Seconds(), float64(total)/base.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(baseRate, "chan-msgs/s")
 	b.ReportMetric(rate/baseRate, "x-chan")
+	if c2 > 0 {
+		// CPU per message, both sides together: what other load on the
+		// machine changes least.
+		cpu, baseCPU := float64(c1-c0)/float64(total), float64(c2-c1)/float64(total)
+		b.ReportMetric(cpu, "cpu-ns/msg")
+		b.ReportMetric(baseCPU, "chan-cpu-ns/msg")
+		b.ReportMetric(cpu/baseCPU, "x-chan-cpu")
+	}
 }
 
 // BenchmarkTell: messages per second from senders to actors, against a
