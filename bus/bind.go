@@ -188,6 +188,11 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 		// node saw another first: a key fills only an empty slot.
 		bd.theirs = m.Key
 		answers, bd.asked = bd.asked, nil
+	} else if len(m.Key) == bindKeyLen && ll.nonce != nil {
+		// The peer takes this held link for its first: it has dropped
+		// every link this node still counts. Kept so that the link can
+		// take their place when they go down (linkDown).
+		ll.peerKey = m.Key
 	}
 	if m.Nonce != nil {
 		c := challenge{l, m.Nonce}
@@ -200,18 +205,7 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	if m.Proof != nil && ll.nonce != nil {
 		if hmac.Equal(m.Proof, proof(bd.mine, id, b.id, ll.nonce)) {
 			promote = true
-			early, ll.early = ll.early, nil
-			ll.nonce = nil
-			ll.timer.Stop()
-			t.held.Add(-1)
-			bd.links++
-			ll.info.Since = time.Now()
-			t.emit(ll.info)
-			for _, k := range ll.ks {
-				if k.link == l {
-					t.ready(k, ll)
-				}
-			}
+			early = t.promote(bd, l, ll)
 		} else {
 			refuse = fmt.Errorf("%w: a second link claiming node %s gave a wrong proof", ErrRefused, id.Short())
 		}
@@ -226,11 +220,7 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 		t.refuseHeld(l, refuse)
 	case promote:
 		b.log.Info("link up", "peer", id.Short(), "scheme", l.Scheme(), "proven", true)
-		b.addLink(l)
-		b.added(l)
-		for _, env := range early {
-			b.Deliver(l, env)
-		}
+		b.admitted(l, early)
 	case gotToken && admitted:
 		b.dedupe(id)
 	}
@@ -245,6 +235,33 @@ func (b *Bus) onLinkMsg(l Link, m *sysLink) {
 	}
 	if m.FenceAck {
 		b.onFenceAck(l)
+	}
+}
+
+// promote admits the held link l to bd and returns what it held; t.mu must
+// be held.
+func (t *linkTable) promote(bd *binding, l Link, ll *liveLink) []*Envelope {
+	early := ll.early
+	ll.early, ll.nonce, ll.peerKey = nil, nil, nil
+	ll.timer.Stop()
+	t.held.Add(-1)
+	bd.links++
+	ll.info.Since = time.Now()
+	t.emit(ll.info)
+	for _, k := range ll.ks {
+		if k.link == l {
+			t.ready(k, ll)
+		}
+	}
+	return early
+}
+
+// admitted puts a link promote admitted to use and delivers what it held.
+func (b *Bus) admitted(l Link, early []*Envelope) {
+	b.addLink(l)
+	b.added(l)
+	for _, env := range early {
+		b.Deliver(l, env)
 	}
 }
 

@@ -145,6 +145,7 @@ type liveLink struct {
 	timer   *time.Timer
 	refused error       // why this node refused it
 	early   []*Envelope // what the peer sent on it before this node admitted it
+	peerKey []byte      // a key the peer sent on it: the peer took it for its first link
 
 	// Duplicates (see dup.go): each end's random token for the link, and
 	// for a link retired in favour of another of the same scheme, that one.
@@ -543,6 +544,9 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	}
 	held := ll.nonce != nil
 	var orphans []Link // held links of a peer whose last admitted link this was
+	var heir Link      // the one of them the peer took for its first link
+	var heirKey []byte
+	var early []*Envelope
 	if held {
 		ll.timer.Stop()
 		t.held.Add(-1)
@@ -550,11 +554,26 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 		if bd.links--; bd.links <= 0 {
 			delete(t.binds, l.Peer())
 			for x, xl := range t.live {
-				if xl.nonce != nil && x.Peer() == l.Peer() {
-					orphans = append(orphans, x)
+				if xl.nonce == nil || x.Peer() != l.Peer() {
+					continue
 				}
+				if heir == nil && xl.peerKey != nil {
+					heir = x
+					continue
+				}
+				orphans = append(orphans, x)
 			}
 		}
+	}
+	if heir != nil {
+		// The peer dropped its last link to this node and linked again
+		// before this node saw the old one go: the new link is its first,
+		// and now this node's too.
+		hl := t.live[heir]
+		bd := &binding{mine: randomKey(), theirs: hl.peerKey}
+		t.binds[l.Peer()] = bd
+		heirKey = bd.mine
+		early = t.promote(bd, heir, hl)
 	}
 	if ll.refused != nil {
 		err = ll.refused
@@ -594,6 +613,11 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	}
 	for _, x := range orphans {
 		x.Close(fmt.Errorf("%w: the node's proven link went down before this one proved itself", ErrPeerGone))
+	}
+	if heir != nil {
+		b.log.Info("link up", "peer", heir.Peer().Short(), "scheme", heir.Scheme(), "after", "the peer linked again")
+		b.sendLinkMsg(heir, &sysLink{Key: heirKey})
+		b.admitted(heir, early)
 	}
 	switch {
 	case ll.refused != nil:
