@@ -338,7 +338,8 @@ func (b *Bus) lookup(ref Ref) *process {
 // room on the link, at most the bus's send timeout (WithSendTimeout,
 // DefaultSendTimeout), then fails with an error matching ErrDeadline; there
 // the receiving node, which never waits on one actor, dead-letters a tell
-// its actor's full mailbox cannot take.
+// its actor's full mailbox cannot take. A name that discovery reported on a
+// node not linked yet is waited for, as long as the send timeout.
 func (b *Bus) Tell(to any, msg any) error {
 	return b.send(context.Background(), to, msg, nil, mailbox.Default)
 }
@@ -422,7 +423,10 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 // returns: with the reply, or with an error when ctx ends (ErrDeadline,
 // ErrCanceled), the actor fails on the message (ErrActorFailed) or stops
 // (ErrActorStopped), its mailbox is full under FailFast (ErrMailboxFull),
-// its node goes away (ErrPeerGone), or the bus closes (ErrClosed).
+// its node goes away (ErrPeerGone), or the bus closes (ErrClosed). A name
+// that discovery reported on a node not linked yet is waited for, within
+// ctx (the send timeout when ctx has no deadline); an unknown name fails
+// at once (ErrNoRoute).
 func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 	if b.closing.Load() {
 		return nil, ErrClosed
