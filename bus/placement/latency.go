@@ -5,7 +5,14 @@ package placement
 // its calls in flight. An instance with no round trip observed yet counts
 // as the fastest, so that a new one is tried. With one instance or two it
 // compares both.
+//
+// One call in 32 goes to the worse of the two, so that an average that one
+// slow round trip made stale (a pause, a busy host) is measured again
+// instead of keeping its instance out for good.
 type Latency struct{}
+
+// exploreOneIn is how rarely Latency sends a call to the worse of its two.
+const exploreOneIn = 32
 
 // Pick implements Strategy.
 func (Latency) Pick(in []Instance, c Call) int {
@@ -16,6 +23,9 @@ func (Latency) Pick(in []Instance, c Call) int {
 	i, j := r.two(len(in))
 	si, sj := score(&in[i]), score(&in[j])
 	if sj < si || (sj == si && r.next()&1 == 0) {
+		i, j = j, i
+	}
+	if r.below(exploreOneIn) == 0 {
 		return j
 	}
 	return i

@@ -237,6 +237,19 @@ func TestLatency(t *testing.T) {
 	}
 }
 
+// An instance whose average one slow round trip made stale still gets a
+// call now and then, so that it is measured again, but only a few.
+func TestLatencyRemeasuresAStaleAverage(t *testing.T) {
+	in := set(make([]int64, 2), nil)
+	in[0].Stats.Observe(50 * time.Millisecond) // one bad round trip
+	in[1].Stats.Observe(2 * time.Millisecond)
+	const n = 32000
+	c := counts(Latency{}, in, n)
+	if c[0] == 0 || c[0] > n/16 {
+		t.Fatalf("shares %v: want the stale one tried now and then (about 1 in %d)", c, exploreOneIn)
+	}
+}
+
 func TestObserve(t *testing.T) {
 	var s Stats
 	s.Observe(800 * time.Microsecond)
