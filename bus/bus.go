@@ -495,13 +495,33 @@ func AskAs[T any](ctx context.Context, b *Bus, to any, msg any) (T, error) {
 
 // askAsync is Context.Ask: the outcome runs fn on the asking actor.
 func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn func(any, error)) {
-	fail := func(err error) {
-		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
-	}
 	pl, err := b.target(ctx, to, 0, nil)
 	if err != nil {
-		fail(err)
+		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
 		return
+	}
+	b.askAsyncOn(ctx, to, msg, owner, fn, pl, 0)
+}
+
+// askAsyncOn sends an actor's ask to where pl says. An ask placed by name
+// that fails as Ask's may be placed again (see Ask): its outcome, on the
+// actor's goroutine, sends it again instead of running fn.
+func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, fn func(any, error), pl placed, attempt int) {
+	if pl.in != nil {
+		done := fn
+		fn = func(reply any, err error) {
+			if b.mayReplace(ctx, pl, err, attempt) {
+				next, perr := b.target(ctx, to, attempt+1, pl.in)
+				if perr == nil && next.in != pl.in && b.retries.Allow(time.Now()) {
+					b.askAsyncOn(ctx, to, msg, owner, done, next, attempt+1)
+					return
+				}
+			}
+			done(reply, err)
+		}
+	}
+	fail := func(err error) {
+		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
 	}
 	call, seq := b.getCall()
 	call.cb, call.owner, call.inst = fn, owner, pl.in
@@ -513,6 +533,9 @@ func (b *Bus) askAsync(ctx context.Context, to any, msg any, owner *process, fn 
 		if err := p.send(ctx, askOf(msg, call, seq, owner), mailbox.Default); err != nil {
 			p.stats.Add(-1)
 			b.putCall(call)
+			if pl.in != nil {
+				b.observe(pl.in, err)
+			}
 			fail(err)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/bus/placement"
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
 // whoAmI answers every ask with its own Ref.
@@ -557,4 +558,70 @@ func TestNamesSorted(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFullMailboxIsPlacedAgain: an ask by name refused by its instance's
+// full mailbox (FailFast) never ran, so it goes to the other instance, from
+// outside any actor (Ask) and from inside one (Context.Ask).
+func TestFullMailboxIsPlacedAgain(t *testing.T) {
+	var first atomic.Uint64
+	b := linkedBus(t, bus.WithPlacementFor("svc", prefer(&first)))
+	release := make(chan struct{})
+	defer close(release)
+	busy, err := b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if c.IsAsk() || msg == "block" {
+			<-release
+		}
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 2, Policy: mailbox.FailFast}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Store(idOf(busy))
+	other, err := b.Register("svc", whoAmI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy's actor blocks on its first message; fill fills its mailbox
+	// up to the first refusal.
+	fill := func() {
+		for k := 0; ; k++ {
+			err := b.Tell(busy, "block")
+			if errors.Is(err, bus.ErrMailboxFull) {
+				return
+			}
+			if err != nil || k > 100 {
+				t.Fatalf("filling the mailbox: %v after %d tells", err, k)
+			}
+		}
+	}
+	fill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := b.Ask(ctx, "svc", "x"); err != nil || r != other {
+		t.Fatalf("Ask: %v, %v; want the other instance's reply", r, err)
+	}
+	got := make(chan any, 1)
+	fill()
+	asker, err := b.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if msg == "go" {
+			c.Ask(ctx, "svc", "x", func(r any, err error) {
+				if err != nil {
+					got <- err
+					return
+				}
+				got <- r
+			})
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Tell(asker, "go"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r != other {
+		t.Fatalf("Context.Ask: %v; want the other instance's reply", r)
+	}
 }
