@@ -110,7 +110,9 @@ type Host interface {
 	// ErrPeerGone and err; any other kind is already accounted for, as its
 	// ask fails at LinkDown. A transport hands back every envelope it
 	// accepted and neither delivered nor handed back, so that no message a
-	// dead link swallowed goes uncounted. It never blocks. An ask handed
+	// dead link swallowed goes uncounted; a tell or publish may come after
+	// LinkDown (netbus hands back a broken connection's once the peer links
+	// again, or its settle time is up). It never blocks. An ask handed
 	// back before l's LinkDown is placed again on another instance, as it
 	// provably never ran (see docs/routing.md, "Failover"); after it, its
 	// asker already has ErrPeerGone.
