@@ -120,3 +120,48 @@ func cutSocket(t *testing.T, tr *Transport) {
 	}
 	nc.Close()
 }
+
+// TestSettledCounts drives a transport's records directly: a peer's count
+// hands back exactly the tells in doubt past it, once; a count outside the
+// range in doubt settles nothing; a count for a connection not ended here
+// waits for it; Close hands back what is still in doubt.
+func TestSettledCounts(t *testing.T) {
+	h := newTestHost(t)
+	tr := startTransport(t, h, Config{SettleTimeout: time.Minute})
+	peer := bus.NewNodeID()
+	l := &link{t: tr, peer: peer, done: make(chan struct{})}
+	// Frames 10..19 in doubt; bit i set: frame 10+i is a tell.
+	r := &record{id: connID{1, 0}, base: 10, from: 10, to: 20, bits: []uint64{0b11_0110_1101}, l: l, err: net.ErrClosed}
+	other := &record{id: connID{1, 1}, base: 0, from: 0, to: 3, bits: []uint64{0b111}, l: l, err: net.ErrClosed}
+	tr.keep(r)
+	tr.keep(other)
+	if f := tr.settleFrame(peer); len(parseSettle(f[frameHeaderLen:])) != 2 {
+		t.Fatalf("a new link to the peer would start with %x", f)
+	}
+	for _, c := range []struct {
+		read uint64
+		want int64 // tells handed back, in all
+	}{
+		{9, 0},  // below the frames in doubt: the peer acknowledged more
+		{21, 0}, // past what was written
+		{14, 4}, // frames 14..19 are bits 4..9, of which 5, 6, 8 and 9 are tells
+		{14, 4}, // once
+		{10, 4}, // settled already
+	} {
+		tr.settled(peer, []settleEntry{{connID{1, 0}, c.read}})
+		if got := h.undeliv.Load(); got != c.want {
+			t.Fatalf("after count %d: %d handed back, want %d", c.read, got, c.want)
+		}
+	}
+	tr.settled(peer, []settleEntry{{connID{7, 2}, 5}}) // a connection still ending here
+	if read, ok := tr.told(peer, connID{7, 2}); !ok || read != 5 {
+		t.Fatalf("told %d, %v; want 5, true", read, ok)
+	}
+	if _, ok := tr.told(peer, connID{7, 2}); ok {
+		t.Fatal("a told count is taken twice")
+	}
+	tr.Close(context.Background())
+	if got := h.undeliv.Load(); got != 4+3 {
+		t.Fatalf("after Close: %d handed back, want the 3 still in doubt too", got-4)
+	}
+}
