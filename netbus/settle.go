@@ -96,10 +96,11 @@ func newRecord(c *conn, from, to uint64) *record {
 	return r
 }
 
-// take empties r's range in doubt and returns it; if read is not below
-// it, only when read fits in it. t.settleMu is held.
-func (r *record) take(read uint64, any bool) (from, to uint64, ok bool) {
-	if r.to <= r.from || !any && (read < r.from || read > r.to) {
+// take empties r's range in doubt and returns it: with all, whatever it
+// holds; otherwise only if the peer's count read lies within it.
+// t.settleMu is held.
+func (r *record) take(read uint64, all bool) (from, to uint64, ok bool) {
+	if r.to <= r.from || !all && (read < r.from || read > r.to) {
 		return 0, 0, false
 	}
 	from, to = r.from, r.to
@@ -310,12 +311,18 @@ func (t *Transport) settled(peer bus.NodeID, es []settleEntry) {
 		}
 		now := time.Now()
 		t.settleMu.Lock()
-		ps := t.settleOf(peer)
-		for id, tc := range ps.told {
-			if now.Sub(tc.at) > t.cfg.SettleTimeout {
-				delete(ps.told, id)
+		// Counts no connection took within the settle time are let go, for
+		// every peer: settle frames are rare, and a peer that never links
+		// again leaves none behind for good.
+		for p, ps := range t.settle {
+			for id, tc := range ps.told {
+				if now.Sub(tc.at) > t.cfg.SettleTimeout {
+					delete(ps.told, id)
+				}
 			}
+			t.forget(p, ps)
 		}
+		ps := t.settleOf(peer)
 		if len(ps.told) < maxSettleEntries {
 			ps.told[e.id] = toldCount{e.read, now} // the connection is ending here: it takes it then
 		}
