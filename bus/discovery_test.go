@@ -284,9 +284,17 @@ func TestDiscoveryMutualFindOneLink(t *testing.T) {
 	}
 	// When that link goes, the next report after it links it from this
 	// side (a source reports again on its schedule; here on each poll).
-	a.Forget(b.NodeID())
-	bustest.WaitLinks(t, b, "b dials a", func(ls []bus.LinkInfo) bool {
-		hb.d.Found(a.Self())
-		return bustest.Kept(ls, a.Self().Addrs[0])
+	// (Forget acts on what a holds once its dial has returned.)
+	bustest.WaitLinks(t, a, "a's link up at a", func(ls []bus.LinkInfo) bool {
+		return len(ls) == 1 && ls[0].State == bus.LinkReady && ls[0].Peer == b.NodeID()
 	})
+	a.Forget(b.NodeID())
+	for range 2000 {
+		hb.d.Found(a.Self())
+		if bustest.Kept(b.Links(), a.Self().Addrs[0]) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("b never dialed a: links at b %+v, at a %+v", b.Links(), a.Links())
 }
