@@ -30,6 +30,12 @@ type askCall struct {
 	corr  uint64
 	inst  *instance // the instance placement chose; nil for an ask to a Ref
 	start time.Time // when an ask to a timed inst was sent: its round trip
+	// A local ask's headers and deadline, copied into its delivery (askOf)
+	// when meta is set: the call itself is recycled once its asker stops
+	// waiting, while its actor may still read them.
+	meta     bool
+	headers  []Header
+	deadline time.Time
 }
 
 const (
@@ -53,7 +59,21 @@ func (b *Bus) getCall() (*askCall, uint64) {
 
 func (b *Bus) putCall(c *askCall) {
 	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr, c.inst, c.start = nil, nil, nil, nil, nil, nil, 0, nil, time.Time{}
+	c.meta, c.headers, c.deadline = false, nil, time.Time{}
 	b.calls.Put(c)
+}
+
+// arm records what ctx says of a local ask for its actor: the deadline and
+// the headers (WithHeaders). An ask with neither costs two lookups.
+func (c *askCall) arm(ctx context.Context) {
+	dl, ok := ctx.Deadline()
+	var hs []Header
+	if ctx.Value(callOptionsKey{}) != nil {
+		hs = optionsOf(ctx).headers
+	}
+	if ok || len(hs) > 0 {
+		c.meta, c.headers, c.deadline = true, hs, dl
+	}
 }
 
 // complete delivers the outcome of arming seq; it reports false if the call

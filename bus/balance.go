@@ -65,6 +65,7 @@ func (b *Bus) strategyFor(name string) placement.Strategy {
 type callOptions struct {
 	key        string
 	idempotent bool
+	headers    []Header
 }
 
 type callOptionsKey struct{}
@@ -97,6 +98,27 @@ func WithKey(ctx context.Context, key string) context.Context {
 // it, such an ask fails with ErrPeerGone, as it may have run.
 func WithIdempotent(ctx context.Context) context.Context {
 	return withOptions(ctx, func(o *callOptions) { o.idempotent = true })
+}
+
+// WithHeaders returns a context whose Ask, or Tell and Send to another
+// node, carries hs after the headers ctx already carries: on the envelope
+// across a link, and beside the message in process. The receiving actor
+// reads them with Context.Headers. A Tell in process carries none.
+func WithHeaders(ctx context.Context, hs ...Header) context.Context {
+	if len(hs) == 0 {
+		return ctx
+	}
+	return withOptions(ctx, func(o *callOptions) {
+		o.headers = append(o.headers[:len(o.headers):len(o.headers)], hs...)
+	})
+}
+
+// headersOf returns the headers ctx carries (WithHeaders), or nil.
+func headersOf(ctx context.Context) []Header {
+	if o := optionsOf(ctx); o != nil {
+		return o.headers
+	}
+	return nil
 }
 
 // maxReplacements bounds how many times one Ask is placed again.

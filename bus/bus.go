@@ -458,6 +458,7 @@ func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 	call, seq := b.getCall()
 	call.inst = pl.in
 	if p := pl.p; p != nil {
+		call.arm(ctx)
 		if pl.in != nil && pl.in.timed {
 			call.start = time.Now()
 		}
@@ -526,6 +527,7 @@ func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, f
 	call, seq := b.getCall()
 	call.cb, call.owner, call.inst = fn, owner, pl.in
 	if p := pl.p; p != nil {
+		call.arm(ctx)
 		if pl.in != nil && pl.in.timed {
 			call.start = time.Now()
 		}

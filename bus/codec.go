@@ -169,6 +169,12 @@ func (t *Types) NameOf(v any) string {
 	return rt.String()
 }
 
+// Known reports whether rt is registered, under whatever name.
+func (t *Types) Known(rt reflect.Type) bool {
+	_, ok := t.maps.Load().byType[rt]
+	return ok
+}
+
 // New returns a pointer to a new zero value of the type registered as name.
 func (t *Types) New(name string) (reflect.Value, error) {
 	rt, err := t.typeOf(name)

@@ -35,14 +35,29 @@ func (c *Context) Sender() Ref { return c.cur.sender() }
 // IsAsk reports whether the current message is an ask that expects a reply.
 func (c *Context) IsAsk() bool { return c.cur.isAsk() }
 
-// Deadline returns the asker's deadline for the current message, if it sent
-// one across a link: the message's arrival on this node plus the time the
-// asker had left when it sent it.
+// Deadline returns the asker's deadline for the current message, if it gave
+// one: in process, its context's; across a link, the message's arrival on
+// this node plus the time the asker had left when it sent it.
 func (c *Context) Deadline() (time.Time, bool) {
 	if in := c.cur.in(); in != nil && !in.deadline.IsZero() {
 		return in.deadline, true
 	}
+	if a := c.cur.asked(); a != nil && !a.deadline.IsZero() {
+		return a.deadline, true
+	}
 	return time.Time{}, false
+}
+
+// Headers returns the headers the current message carries (WithHeaders),
+// in the order they were added; nil for none. Do not modify them.
+func (c *Context) Headers() []Header {
+	if in := c.cur.in(); in != nil {
+		return in.env.Headers
+	}
+	if a := c.cur.asked(); a != nil {
+		return a.headers
+	}
+	return nil
 }
 
 // Canceled reports whether the asker of the current message gave up on it,

@@ -41,11 +41,16 @@ const (
 )
 
 // actorAsk is where an actor's ask came from and where its reply goes. It is
-// allocated per ask: a delivery has room for one pointer.
+// allocated per ask: a delivery has room for one pointer. An ask from
+// outside any actor that carries headers or a deadline comes in one too,
+// with from nil, so that its actor can read them (Context.Headers,
+// Context.Deadline) however long the asker waits.
 type actorAsk struct {
-	from *process
-	call *askCall
-	seq  uint64
+	from     *process
+	call     *askCall
+	seq      uint64
+	headers  []Header
+	deadline time.Time
 }
 
 func tellOf(msg any, from *process) delivery {
@@ -56,10 +61,22 @@ func tellOf(msg any, from *process) delivery {
 }
 
 func askOf(msg any, call *askCall, seq uint64, from *process) delivery {
-	if from == nil {
+	if from == nil && !call.meta {
 		return delivery{msg: msg, src: unsafe.Pointer(call), tag: seq<<kindBits | localAsk}
 	}
-	return delivery{msg: msg, src: unsafe.Pointer(&actorAsk{from: from, call: call, seq: seq}), tag: actorAskKind}
+	a := &actorAsk{from: from, call: call, seq: seq}
+	if call.meta {
+		a.headers, a.deadline = call.headers, call.deadline
+	}
+	return delivery{msg: msg, src: unsafe.Pointer(a), tag: actorAskKind}
+}
+
+// asked returns the actorAsk of an ask from this process, or nil.
+func (d *delivery) asked() *actorAsk {
+	if d.tag&kindMask == actorAskKind {
+		return (*actorAsk)(d.src)
+	}
+	return nil
 }
 
 func linkOf(msg any, in *inbound) delivery {

@@ -285,7 +285,7 @@ func (b *Bus) tellRemote(ctx context.Context, to Ref, from Ref, msg any) error {
 		return noLinkTo(to)
 	}
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindTell, From: from, To: to, Msg: msg}
+	o.env = Envelope{Kind: KindTell, From: from, To: to, Headers: headersOf(ctx), Msg: msg}
 	return b.sendOut(ctx, l, o, b.sendTimeout)
 }
 
@@ -390,7 +390,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	}
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Msg: msg}
+	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Headers: headersOf(ctx), Msg: msg}
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		// The link did not take it: it never reached the peer.
 		err = fmt.Errorf("%w (%w)", err, errNeverDelivered)

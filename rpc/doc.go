@@ -1,0 +1,59 @@
+// Package rpc is typed request/response on the bus: services are plain Go
+// functions, called with types, without code generation, over whatever link
+// the bus picks for their name (same process, shared memory, a socket).
+//
+// A handler is registered under a name and called by it:
+//
+//	rpc.Handle(b, "arith.add", func(ctx context.Context, a Add) (Sum, error) {
+//		return Sum{a.A + a.B}, nil
+//	})
+//	sum, err := rpc.Call[Sum](ctx, b, "arith.add", Add{1, 2})
+//
+// A call is an Ask of the request value itself to the handler's actor; its
+// reply is the response value. So a call is an addressed message like any
+// other: placed among a name's instances, ordered, bounded by its context,
+// answered with an error when its node goes away.
+//
+// # Types
+//
+// Handle, Register, Call, Go and Send register the request and response
+// types with the bus's type registry (bus.Types) under their Go names, the
+// names the bus gives unregistered types, unless they are registered
+// already under any name. A typed service therefore needs no registration
+// by hand as long as both ends share the types' Go definitions; register a
+// type by hand, on both ends, to give it a name of its own. A request or
+// response must be a concrete type that crosses a process boundary as it
+// is (see bus.Types.Register); Handle refuses one that does not.
+//
+// # Deadlines and metadata
+//
+// The caller's deadline becomes the handler's ctx deadline, on every
+// transport (across a link it travels as the time left, envelope field
+// Timeout), so a call the handler makes with its ctx carries it on.
+// Metadata (MD) travels as the envelope's headers: a caller adds it with
+// the Header option or WithOutgoingMD, a handler reads it with IncomingMD,
+// and a plain actor with bus.Context.Headers.
+//
+// # Errors
+//
+// A handler's error reaches the caller as it was returned in process, and
+// across a link as a *bus.RemoteError with the same code and text; errors.Is
+// holds on both. Codes are the bus's (bus.CodeDeadline, bus.CodeNoRoute...),
+// rpc's own after gRPC's (CodeInvalidArgument...CodeDataLoss, with a
+// sentinel each, as ErrNotFound), and the application's from
+// CodeApplication up (Errorf). An application's sentinel error registered
+// with bus.Types.RegisterError on both ends matches itself across a link.
+// A handler that panics answers CodeInternal and keeps serving; a request
+// of the wrong type is answered CodeInvalidArgument; a body that does not
+// decode is answered by the bus with bus.ErrBadEnvelope and the link stays.
+//
+// # Concurrency
+//
+// A handler runs on its actor: one call at a time per registration, in the
+// order each caller sent them. Register a name on several nodes, or several
+// times, to serve calls in parallel; the bus places each call.
+//
+// Planned (not built): streams with credit flow control, codecs chosen per
+// call, fail modes (failover, failtry, hedged calls), graceful server
+// shutdown, metadata on responses. See docs/rpc.md.
+package rpc
