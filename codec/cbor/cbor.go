@@ -119,17 +119,18 @@ var (
 )
 
 // DecodeValue implements bus.ValueDecoder: a definite-length string or byte
-// string decodes straight into the interface; anything else reports ok
-// false and goes through Decode.
+// string decodes straight into the interface, in one allocation for a
+// small one (see boxBytes); anything else reports ok false and goes
+// through Decode.
 func (c *Codec) DecodeValue(data []byte, t reflect.Type) (any, bool, error) {
 	switch t {
 	case stringType:
 		if p, ok := definite(data, majorText); ok {
-			return string(p), true, nil
+			return boxString(p), true, nil
 		}
 	case bytesType:
 		if p, ok := definite(data, majorBytes); ok {
-			return append([]byte{}, p...), true, nil
+			return boxBytes(p), true, nil
 		}
 	}
 	return nil, false, nil
