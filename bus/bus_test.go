@@ -543,6 +543,44 @@ func TestCloseIdleActorsAllocatesNoRings(t *testing.T) {
 	}
 }
 
+// TestIdleActorFootprint holds the memory budget of an idle actor: 20,000
+// actors that have handled Started and wait for nothing add under 600 bytes
+// each to the live heap.
+func TestIdleActorFootprint(t *testing.T) {
+	b := newBus(t)
+	const n = 20_000
+	var started atomic.Int64
+	all := make(chan struct{})
+	idle := ActorFunc(func(_ *Context, m any) error {
+		if _, ok := m.(Started); ok && started.Add(1) == n {
+			close(all)
+		}
+		return nil
+	})
+	live := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	refs := make([]Ref, 0, n)
+	before := live()
+	for range n {
+		ref, err := b.Spawn(idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+	}
+	<-all
+	per := float64(live()-before) / n
+	runtime.KeepAlive(refs)
+	t.Logf("%.0f bytes per idle actor", per)
+	if per >= 600 {
+		t.Fatalf("an idle actor costs %.0f bytes, want under 600", per)
+	}
+}
+
 func TestLocalCancelAndPromise(t *testing.T) {
 	b := newBus(t)
 	working, sawCancel := make(chan struct{}), make(chan struct{})
