@@ -324,9 +324,17 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 		return nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
-		defer cancel()
+		if ctx.Done() == nil {
+			// A context that never ends: the bound starts only if a link
+			// waits for room, as in sendOut.
+			lt := &lazyTimeout{d: b.sendTimeout}
+			defer lt.stop()
+			ctx = lt
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
+			defer cancel()
+		}
 	}
 	return b.sendEncoded(ctx, peers, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
 }

@@ -537,10 +537,11 @@ func sendError(err error) error {
 // timer; one that applies backpressure gets the same bound as
 // context.WithTimeout.
 type lazyTimeout struct {
-	d      time.Duration
-	mu     sync.Mutex
-	ctx    context.Context // nil until first waited on
-	cancel context.CancelFunc
+	d       time.Duration
+	mu      sync.Mutex
+	ctx     context.Context // nil until first waited on
+	cancel  context.CancelFunc
+	started atomic.Bool // ctx is set; read without mu by stop
 }
 
 func (c *lazyTimeout) start() context.Context {
@@ -548,6 +549,7 @@ func (c *lazyTimeout) start() context.Context {
 	defer c.mu.Unlock()
 	if c.ctx == nil {
 		c.ctx, c.cancel = context.WithTimeout(context.Background(), c.d)
+		c.started.Store(true)
 	}
 	return c.ctx
 }
@@ -569,6 +571,9 @@ func (c *lazyTimeout) Err() error {
 // stop releases the timer, if one was started, and reports whether none was:
 // only then may c be reused, as nobody can be waiting on it.
 func (c *lazyTimeout) stop() bool {
+	if !c.started.Load() {
+		return true // the common send: no lock taken
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
