@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -316,9 +317,11 @@ func slowFast(slow <-chan struct{}) func(string) bus.Actor {
 
 // TestSlowInstanceGetsFewerAsks: with concurrent callers, least
 // connections sends a slow instance fewer asks than round robin does,
-// which gives it its third whatever its speed.
+// which gives it its third whatever its speed. The bubble's clock makes
+// the fast instances answer in no time and the slow one once a
+// millisecond, so load on the machine cannot make the fast ones as slow.
 func TestSlowInstanceGetsFewerAsks(t *testing.T) {
-	run := func(s placement.Strategy) map[any]int {
+	run := func(t *testing.T, s placement.Strategy) map[any]int {
 		n := bustest.NewNetwork()
 		slow := make(chan struct{})
 		stop := make(chan struct{})
@@ -362,7 +365,9 @@ func TestSlowInstanceGetsFewerAsks(t *testing.T) {
 		wg.Wait()
 		return got
 	}
-	lc, rr := run(placement.LeastConnections{}), run(placement.RoundRobin{})
+	var lc, rr map[any]int
+	synctest.Test(t, func(t *testing.T) { lc = run(t, placement.LeastConnections{}) })
+	synctest.Test(t, func(t *testing.T) { rr = run(t, placement.RoundRobin{}) })
 	t.Logf("least connections %v, round robin %v", lc, rr)
 	if !(lc["s1"] < rr["s1"]) {
 		t.Errorf("the slow instance got %d asks under least connections, %d under round robin", lc["s1"], rr["s1"])
@@ -509,27 +514,31 @@ func TestTellByNameAllocatesNothing(t *testing.T) {
 
 // TestLatencyStrategyMeasuresRoundTrips: under placement.Latency the bus
 // times asks, here to instances in this process too, so a slow instance
-// gets few of them once measured.
+// gets few of them once measured. The bubble's clock makes the round trips
+// exactly what the actors take (the fast one no time, the slow one 2 ms), so
+// load on the machine cannot make the fast one look slow.
 func TestLatencyStrategyMeasuresRoundTrips(t *testing.T) {
-	b := linkedBus(t, bus.WithPlacement(placement.Latency{}))
-	slow, err := b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		if !c.IsAsk() {
-			return nil
+	synctest.Test(t, func(t *testing.T) {
+		b := linkedBus(t, bus.WithPlacement(placement.Latency{}))
+		slow, err := b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if !c.IsAsk() {
+				return nil
+			}
+			time.Sleep(2 * time.Millisecond)
+			return c.Reply(c.Self())
+		}))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond)
-		return c.Reply(c.Self())
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast, err := b.Register("svc", whoAmI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := share(t, b, context.Background(), "svc", 200)
-	if got[slow] >= got[fast]/4 {
-		t.Fatalf("the slow instance answered %d asks, the fast one %d", got[slow], got[fast])
-	}
+		fast, err := b.Register("svc", whoAmI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := share(t, b, context.Background(), "svc", 200)
+		if got[slow] >= got[fast]/4 {
+			t.Fatalf("the slow instance answered %d asks, the fast one %d", got[slow], got[fast])
+		}
+	})
 }
 
 // TestNamesSorted: Names lists the names with an instance in order, and a
