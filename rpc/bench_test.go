@@ -2,10 +2,14 @@ package rpc_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/rpc"
 )
 
@@ -24,6 +28,21 @@ func BenchmarkCall(b *testing.B) {
 		defer cancel()
 		bb.Close(ctx)
 	}()
+	benchCall(b, bb, bb)
+}
+
+// BenchmarkCallUnix is BenchmarkCall across a netbus link over a Unix
+// socket between two buses of this process.
+func BenchmarkCallUnix(b *testing.B) {
+	trB := netbus.New(netbus.Config{Listen: []string{"unix://" + filepath.Join(b.TempDir(), "b.sock")}})
+	quiet := bus.WithLogger(slog.New(slog.DiscardHandler))
+	server := bustest.NewBus(b, trB, bus.WithName("b"), quiet)
+	client := bustest.NewBus(b, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"), quiet)
+	benchCall(b, client, server)
+}
+
+// benchCall times calls and asks from a to handlers on bb.
+func benchCall(b *testing.B, a, bb *bus.Bus) {
 	if _, err := bb.Register("plain", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if a, ok := msg.(Add); ok {
 			return c.Reply(Sum{a.A + a.B})
@@ -35,6 +54,19 @@ func BenchmarkCall(b *testing.B) {
 	if _, err := rpc.Handle(bb, "typed", func(_ context.Context, a Add) (Sum, error) { return Sum{a.A + a.B}, nil }); err != nil {
 		b.Fatal(err)
 	}
+	// The plain Ask's types are registered by hand, as it needs.
+	for _, ts := range []*bus.Types{a.Types(), bb.Types()} {
+		_ = bus.RegisterType[Add](ts, "")
+		_ = bus.RegisterType[Sum](ts, "")
+	}
+	for _, n := range []string{"plain", "typed"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := a.WaitFor(ctx, n)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	ctx := context.Background()
 	const round = 1000
 	var tAsk, tCall time.Duration
@@ -43,7 +75,7 @@ func BenchmarkCall(b *testing.B) {
 	asks := func(n int) time.Duration {
 		start := time.Now()
 		for i := range n {
-			if _, err := bus.AskAs[Sum](ctx, bb, "plain", Add{i, 1}); err != nil {
+			if _, err := bus.AskAs[Sum](ctx, a, "plain", Add{i, 1}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -52,7 +84,7 @@ func BenchmarkCall(b *testing.B) {
 	calls := func(n int) time.Duration {
 		start := time.Now()
 		for i := range n {
-			if _, err := rpc.Call[Sum](ctx, bb, "typed", Add{i, 1}); err != nil {
+			if _, err := rpc.Call[Sum](ctx, a, "typed", Add{i, 1}); err != nil {
 				b.Fatal(err)
 			}
 		}
