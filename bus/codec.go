@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Codec turns a Go value into body bytes and back. It is used only when a
@@ -254,6 +255,35 @@ func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 	if err := c.Decode(env.Body, p.Interface()); err != nil {
 		return fmt.Errorf("%w: decoding %s with %s: %v", ErrBadEnvelope, env.Type, c.Name(), err)
 	}
-	env.Msg = p.Elem().Interface()
+	env.Msg = elemInterface(p)
 	return nil
+}
+
+// elemInterface returns the value p points to as an interface. A value an
+// interface holds indirectly (a struct, a string, an array...) is not
+// copied: the interface points at p's memory, which p's codec filled and
+// nothing else refers to, so a body costs the allocation of its value and
+// not a second one for the interface. A value an interface holds in its
+// data word (a pointer, a map, a struct of one pointer) and one larger
+// than the runtime's zero-value area take the usual copy.
+func elemInterface(p reflect.Value) any {
+	rt := p.Type().Elem()
+	if rt.Size() > 1024 {
+		return p.Elem().Interface()
+	}
+	// The zero value's interface is built without allocating (the runtime
+	// points it at its zero-value area); its data word is nil exactly when
+	// the type is held in the word itself.
+	z := reflect.Zero(rt).Interface()
+	ze := (*eface)(unsafe.Pointer(&z))
+	if ze.data == nil {
+		return p.Elem().Interface()
+	}
+	return *(*any)(unsafe.Pointer(&eface{typ: ze.typ, data: p.UnsafePointer()}))
+}
+
+// eface is the layout of an interface value of a type without methods.
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
 }
