@@ -1,9 +1,6 @@
 package placement
 
-import (
-	"slices"
-	"sync/atomic"
-)
+import "slices"
 
 // ConsistentHash sends every call with the same Key to the same instance
 // while the instances stay the same; when one of N instances goes, only
@@ -21,19 +18,14 @@ type ConsistentHash struct {
 	// DefaultReplicas. More points spread keys more evenly.
 	Replicas int
 
-	rings atomic.Pointer[[]*ring] // the most recent first
+	rings perSlice[*ring]
 }
-
-// keptRings bounds the rings one ConsistentHash keeps.
-const keptRings = 8
 
 // DefaultReplicas gives each of 10 instances its share of keys within about
 // ±20 %.
 const DefaultReplicas = 100
 
 type ring struct {
-	first  *Instance // the slice it was built for: its first element and length
-	n      int
 	points []point // sorted by hash
 }
 
@@ -79,19 +71,14 @@ func (s *ConsistentHash) Pick(in []Instance, c Call) int {
 // ringFor returns the ring of in's instances, building it when in is not
 // one of the last slices it was given.
 func (s *ConsistentHash) ringFor(in []Instance) *ring {
-	old := s.rings.Load()
-	if old != nil {
-		for _, r := range *old {
-			if r.first == &in[0] && r.n == len(in) {
-				return r
-			}
-		}
+	if r, ok := s.rings.get(in); ok {
+		return r
 	}
 	reps := s.Replicas
 	if reps <= 0 {
 		reps = DefaultReplicas
 	}
-	r := &ring{first: &in[0], n: len(in), points: make([]point, 0, len(in)*reps)}
+	r := &ring{points: make([]point, 0, len(in)*reps)}
 	for i := range in {
 		for k := range reps {
 			r.points = append(r.points, point{mix(in[i].ID ^ mix(uint64(k)+1)), in[i].ID})
@@ -110,11 +97,7 @@ func (s *ConsistentHash) ringFor(in []Instance) *ring {
 		}
 		return 0
 	})
-	rs := []*ring{r}
-	if old != nil {
-		rs = append(rs, (*old)[:min(len(*old), keptRings-1)]...)
-	}
-	s.rings.Store(&rs) // a racing store loses a ring, which is built again
+	s.rings.put(in, r)
 	return r
 }
 

@@ -3,7 +3,6 @@ package placement
 import (
 	"math/bits"
 	"slices"
-	"sync/atomic"
 )
 
 // RoundRobin sends the calls for a name to its instances in turn.
@@ -29,12 +28,10 @@ func (Random) Pick(in []Instance, c Call) int {
 // Like ConsistentHash it keeps what it derives from the last few slices of
 // instances it was given, so use it by pointer.
 type WeightedRoundRobin struct {
-	tables atomic.Pointer[[]*wrrTable] // the most recent first
+	tables perSlice[*wrrTable]
 }
 
 type wrrTable struct {
-	first  *Instance // the slice it was built for
-	n      int
 	ends   []uint64 // running sums of the weights
 	stride uint64
 }
@@ -52,26 +49,17 @@ func (s *WeightedRoundRobin) Pick(in []Instance, c Call) int {
 }
 
 func (s *WeightedRoundRobin) table(in []Instance) *wrrTable {
-	old := s.tables.Load()
-	if old != nil {
-		for _, t := range *old {
-			if t.first == &in[0] && t.n == len(in) {
-				return t
-			}
-		}
+	if t, ok := s.tables.get(in); ok {
+		return t
 	}
-	t := &wrrTable{first: &in[0], n: len(in), ends: make([]uint64, len(in))}
+	t := &wrrTable{ends: make([]uint64, len(in))}
 	var sum uint64
 	for i := range in {
 		sum += weight(&in[i])
 		t.ends[i] = sum
 	}
 	t.stride = stride(sum)
-	ts := []*wrrTable{t}
-	if old != nil {
-		ts = append(ts, (*old)[:min(len(*old), keptRings-1)]...)
-	}
-	s.tables.Store(&ts)
+	s.tables.put(in, t)
 	return t
 }
 
