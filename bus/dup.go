@@ -14,7 +14,8 @@ import (
 // and among a peer's admitted links of one scheme whose tokens both ends
 // sent, the one with the least XOR of the two tokens stays. The others are
 // retired without losing what is in flight on them: this node stops sending
-// on a retired link (it leaves the peer's links), sends a fence, answers the
+// on a retired link (it leaves the peer's links), waits for the sends that
+// chose it before (the peer's sendGate), sends a fence, answers the
 // peer's fence with an ack, and closes the link once the peer acked its
 // fence (so the peer has read everything sent before it) and no ask
 // through the link waits for its reply, or after replyTimeout.
@@ -100,22 +101,33 @@ func (b *Bus) dedupe(node NodeID) {
 	}
 }
 
-// retire stops sending on l and sends the peer a fence on it.
+// retire stops sending on l and sends the peer a fence on it, once every
+// send that chose l before it left its peer's links has returned: the fence
+// follows everything this node sent on l, so the peer, which closes l only
+// after this fence, reads all of it.
 func (b *Bus) retire(l Link) {
-	b.dropLink(l)
-	b.sendLinkMsg(l, &sysLink{Fence: true})
-	time.AfterFunc(replyTimeout, func() { b.lk.closeOurs(l, errRetired) })
+	pr := b.dropLink(l)
 	b.log.Debug("retiring a duplicate link", "peer", l.Peer().Short(), "scheme", l.Scheme())
+	b.wg.Go(func() {
+		if pr != nil {
+			pr.gate.drain()
+		}
+		b.sendLinkMsg(l, &sysLink{Fence: true})
+		time.AfterFunc(replyTimeout, func() { b.lk.closeOurs(l, errRetired) })
+	})
 }
 
-// dropLink takes l out of its peer's links, so nothing new is sent on it.
-func (b *Bus) dropLink(l Link) {
+// dropLink takes l out of its peer's links, so nothing new is sent on it,
+// and returns the peer.
+func (b *Bus) dropLink(l Link) *peer {
 	b.peersMu.Lock()
-	if pr := b.peers[l.Peer()]; pr != nil && len(pr.links) > 1 {
+	defer b.peersMu.Unlock()
+	pr := b.peers[l.Peer()]
+	if pr != nil && len(pr.links) > 1 {
 		pr.links = slices.DeleteFunc(pr.links, func(x Link) bool { return x == l })
 		b.snapshotPeers()
 	}
-	b.peersMu.Unlock()
+	return pr
 }
 
 // onFence handles the peer's fence on l: this node retires l too (once the

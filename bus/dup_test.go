@@ -3,8 +3,10 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,4 +70,79 @@ func crossDial(t *testing.T, scheme string, i int) {
 			t.Fatalf("round %d: %s refused a link of its peer: %+v", i, name, e)
 		}
 	}
+}
+
+// Asks in flight while two nodes retire the duplicate of a cross-dial all
+// succeed: an ask that chose the retired link before it left its peer's
+// links is written before the fence, so the peer reads and serves it before
+// it closes the link, and none is refused with the link's end.
+func TestCrossDialAsksSurviveRetiring(t *testing.T) {
+	deadline := time.Now().Add(3 * time.Second)
+	rounds, overlapped := 0, 0
+	for rounds < 300 && time.Now().Before(deadline) {
+		if crossDialAsking(t, rounds) {
+			overlapped++
+		}
+		rounds++
+	}
+	t.Logf("%d rounds, %d with asks in flight while a duplicate was retired", rounds, overlapped)
+}
+
+// crossDialAsking cross-dials two nodes over Unix sockets while each asks
+// the other without pause, until both hold one link; it reports whether
+// asks ran while either held two.
+func crossDialAsking(t *testing.T, round int) bool {
+	dir := t.TempDir()
+	aT := netbus.New(netbus.Config{Listen: []string{"unix://" + filepath.Join(dir, "a.sock")}})
+	bT := netbus.New(netbus.Config{Listen: []string{"unix://" + filepath.Join(dir, "b.sock")}})
+	a := linkedBus(t, bus.WithTransport(aT), bus.WithBackoff(time.Millisecond, 20*time.Millisecond))
+	b := linkedBus(t, bus.WithTransport(bT), bus.WithBackoff(time.Millisecond, 20*time.Millisecond))
+	a.Register("a", replier("a"))
+	b.Register("b", replier("b"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Connect(bT.Addrs()[0]) })
+	wg.Go(func() { b.Connect(aT.Addrs()[0]) })
+	wg.Wait()
+	var stop, overlap atomic.Bool
+	errs := make(chan error, 8)
+	ask := func(from *bus.Bus, name string) {
+		if err := from.WaitFor(ctx, name); err != nil {
+			errs <- err
+			return
+		}
+		for !stop.Load() {
+			two := len(from.Links()) > 1
+			got, err := from.Ask(ctx, name, "?")
+			if err != nil {
+				errs <- fmt.Errorf("round %d: ask %s: %w", round, name, err)
+				return
+			}
+			if got != name {
+				errs <- fmt.Errorf("round %d: ask %s answered %v", round, name, got)
+				return
+			}
+			if two {
+				overlap.Store(true)
+			}
+		}
+	}
+	var askers sync.WaitGroup
+	for range 4 {
+		askers.Go(func() { ask(a, "b") })
+		askers.Go(func() { ask(b, "a") })
+	}
+	one := func(ls []bus.LinkInfo) bool { return len(ls) == 1 && ls[0].State == bus.LinkReady }
+	for !(one(a.Links()) && one(b.Links())) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond) // the last fences and acks cross
+	stop.Store(true)
+	askers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return overlap.Load()
 }
