@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +14,10 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/bus/internal/backoff"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/netbus"
 )
 
 // scriptDialer is a transport whose dials follow a script: each entry is the
@@ -244,4 +248,38 @@ func TestConnectUnknownScheme(t *testing.T) {
 	if err := b.Connect("fake://a"); !errors.Is(err, bus.ErrClosed) {
 		t.Errorf("Connect after Close: %v", err)
 	}
+}
+
+// Forget wins over a dial under way: an address connected just before its
+// node is forgotten ends with no link and no keeper, whether Forget came
+// before the dial started, during its handshake or after its link was up
+// but before the dial returned; and the address is not dialed again.
+func TestForgetDuringDial(t *testing.T) {
+	sT := netbus.New(netbus.Config{Listen: []string{"unix://" + filepath.Join(t.TempDir(), "s.sock")}})
+	s := linkedBus(t, bus.WithTransport(sT))
+	addr := sT.Addrs()[0]
+	c := linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{})),
+		bus.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	none := func(ls []bus.LinkInfo) bool { return len(ls) == 0 }
+	deadline := time.Now().Add(2 * time.Second)
+	rounds := 0
+	for ; rounds < 200 && time.Now().Before(deadline); rounds++ {
+		if err := c.Connect(addr); err != nil {
+			t.Fatal(err)
+		}
+		for range rounds % 7 * 100 { // Forget lands at a different point of the dial each round
+			runtime.Gosched()
+		}
+		c.Forget(s.NodeID())
+		bustest.WaitLinks(t, c, fmt.Sprintf("round %d: no link and no kept address after Forget", rounds), none)
+		bustest.WaitLinks(t, s, fmt.Sprintf("round %d: the server's end closed", rounds), none)
+	}
+	time.Sleep(20 * time.Millisecond) // many backoff periods: a keeper left would have dialed
+	if ls := c.Links(); len(ls) != 0 {
+		t.Fatalf("after %d rounds, links: %+v", rounds, ls)
+	}
+	if ls := s.Links(); len(ls) != 0 {
+		t.Fatalf("after %d rounds, the server's links: %+v", rounds, ls)
+	}
+	t.Logf("%d rounds", rounds)
 }

@@ -118,6 +118,10 @@ type linkTable struct {
 	live    map[Link]*liveLink // every link reported up, held ones too
 	binds   map[NodeID]*binding
 	closed  bool
+	// Forget of a node a dial under way may lead to: epoch counts Forget
+	// calls, forgot holds the epoch of each node's last one.
+	epoch   uint64
+	forgot  map[NodeID]uint64
 	held    atomic.Int32 // links waiting for their proof (see bind.go)
 	holding atomic.Int32 // links holding what they receive (see switch.go)
 
@@ -177,6 +181,11 @@ type keeper struct {
 	info   LinkInfo
 	link   Link  // the link up now, or nil
 	why    error // why the keeper was stopped: the reason its link closes with
+	// blind is the epoch since which Forget may have missed the keeper
+	// (its last link was attached, or its peer became unknown): a Forget
+	// after it of the node its next dial reaches stops the keeper as that
+	// dial returns.
+	blind uint64
 }
 
 func (t *linkTable) init(c *config, transports []Transport) error {
@@ -253,8 +262,9 @@ func (t *linkTable) emit(info LinkInfo) {
 // and WithLinkEvents.
 //
 // Connect returns at once: an error only for an address no transport of
-// this bus dials, or a closed bus. Connecting an address already kept does
-// nothing. Use WaitFor to wait for a name the peer hosts.
+// this bus dials, or a closed bus. Connecting an address already kept only
+// marks it wanted again: a Forget before that no longer stops its dial
+// under way. Use WaitFor to wait for a name the peer hosts.
 func (b *Bus) Connect(addr string) error {
 	t := &b.lk
 	t.mu.Lock()
@@ -270,12 +280,13 @@ func (b *Bus) Connect(addr string) error {
 	if err != nil {
 		return err
 	}
-	if t.keepers[addr] != nil {
+	if k := t.keepers[addr]; k != nil {
+		k.blind = t.epoch // wanted again: a Forget before this no longer applies
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &keeper{addr: addr, d: t.dialers[scheme], cancel: cancel, done: make(chan struct{}),
-		info: LinkInfo{Addr: addr, Scheme: scheme, State: LinkDialing, Since: time.Now()}}
+		info: LinkInfo{Addr: addr, Scheme: scheme, State: LinkDialing, Since: time.Now()}, blind: t.epoch}
 	t.keepers[addr] = k
 	t.wg.Go(func() { b.keep(ctx, k) })
 	return nil
@@ -309,15 +320,31 @@ func (b *Bus) Disconnect(addr string) {
 }
 
 // Forget stops keeping linked every address whose link leads to node and
-// closes every link to node. The node may link again by dialing this one,
-// or when an address leading to it is connected again.
+// closes every link to node. A dial under way (or an address waiting to be
+// dialed again) whose link turns out to lead to node is forgotten too: its
+// link is closed as its dial returns and the address is not dialed again.
+// The node may link again by dialing this one, or when an address leading
+// to it is connected again after Forget.
 func (b *Bus) Forget(node NodeID) {
 	t := &b.lk
 	t.mu.Lock()
+	t.epoch++
+	if t.forgot == nil {
+		t.forgot = map[NodeID]uint64{}
+	}
+	t.forgot[node] = t.epoch
+	oldest := t.epoch
 	var ks []*keeper
 	for _, k := range t.keepers {
 		if k.info.Peer == node {
 			ks = append(ks, k)
+		} else {
+			oldest = min(oldest, k.blind)
+		}
+	}
+	for n, e := range t.forgot {
+		if e <= oldest && n != node {
+			delete(t.forgot, n) // no keeper blind since before it: it can match none
 		}
 	}
 	var ls []Link
@@ -420,7 +447,12 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 		cancel()
 		if err == nil {
 			failures = 0
-			down := t.attach(k, l)
+			down, forgotten := t.attach(k, l)
+			if forgotten {
+				l.Close(errForgotten)
+				b.log.Info("link to a forgotten node closed as its dial returned", "addr", k.addr, "peer", l.Peer().Short())
+				return
+			}
 			for down != nil {
 				select {
 				case <-down:
@@ -455,6 +487,9 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 			failures++
 			refused := errors.Is(err, ErrRefused)
 			t.mu.Lock()
+			if !k.info.Peer.IsZero() {
+				k.blind = t.epoch
+			}
 			k.info.Attempts, k.info.Err, k.info.Peer = failures, err, NodeID{}
 			if refused {
 				k.info.State, k.info.Since = LinkRefused, time.Now()
@@ -486,23 +521,37 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 }
 
 // attach makes l the link of k and returns a channel closed when it goes
-// down (already closed if it went down before its Dial returned).
-func (t *linkTable) attach(k *keeper, l Link) <-chan struct{} {
+// down (already closed if it went down before its Dial returned). When
+// l's node was forgotten since k last knew where it leads, it stops k
+// instead and reports forgotten: the caller closes l.
+func (t *linkTable) attach(k *keeper, l Link) (down <-chan struct{}, forgotten bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ll := t.live[l]
+	if e, ok := t.forgot[l.Peer()]; ok && e > k.blind {
+		if t.keepers[k.addr] == k {
+			delete(t.keepers, k.addr)
+		}
+		if ll != nil {
+			ll.ours = true
+		}
+		k.why = errForgotten
+		k.info.Peer, k.info.State, k.info.Since, k.info.Err = l.Peer(), LinkClosed, time.Now(), errForgotten
+		t.emit(k.info)
+		return nil, true
+	}
 	if ll == nil {
 		c := make(chan struct{})
 		close(c)
-		return c
+		return c, false
 	}
 	ll.ks, ll.info.Addr = append(ll.ks, k), k.addr
-	k.link = l
+	k.link, k.blind = l, t.epoch
 	k.info.Peer, k.info.Err, k.info.Attempts, k.info.Scheme = l.Peer(), nil, 0, l.Scheme()
 	if ll.nonce == nil {
 		t.ready(k, ll)
 	}
-	return ll.down
+	return ll.down, false
 }
 
 // next returns the down channel of the link k now rides on, when the link
