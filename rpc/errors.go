@@ -53,11 +53,18 @@ var (
 // Errorf returns an error with code and the formatted text. A handler
 // returns it; its caller, in process or across any link, gets an error
 // whose Code is code and which matches, with errors.Is, every other error
-// of that code (the sentinels above, or Errorf(code, "") for the
+// of that code (the sentinels above, or Sentinel(code) for the
 // application's own codes). %w wraps as fmt.Errorf does, in process.
 func Errorf(code bus.Code, format string, args ...any) error {
 	return &codedError{code: code, err: fmt.Errorf(format, args...)}
 }
+
+// Sentinel returns an error that every error carrying code matches with
+// errors.Is, in process and across a link: the sentinels above are those of
+// rpc's codes, and an application makes its own the same way:
+//
+//	var ErrQuota = rpc.Sentinel(rpc.CodeApplication + 1)
+func Sentinel(code bus.Code) error { return &bus.RemoteError{Code: code} }
 
 // Code returns err's code: that of the first coded error in its tree, or of
 // the bus sentinel it matches, else bus.CodeApplication; bus.CodeOf.

@@ -130,10 +130,13 @@ func serve(t *testing.T, a, b *bus.Bus, notes chan<- Note) {
 		return rpc.Call[Echoed](ctx, b, "md.echo", e)
 	}))
 	must(rpc.Handle(b, "fail.coded", func(_ context.Context, a Add) (Sum, error) {
-		if a.A == 0 {
+		switch a.A {
+		case 0:
 			return Sum{}, rpc.Errorf(rpc.CodeNotFound, "no item %d", a.B)
+		case 1:
+			return Sum{}, ErrOutOfStock
 		}
-		return Sum{}, ErrOutOfStock
+		return Sum{}, rpc.Errorf(rpc.CodeApplication+bus.Code(a.A), "quota %d", a.B)
 	}))
 	must(rpc.Handle(b, "fail.panic", func(_ context.Context, a Add) (Sum, error) {
 		if a.A == 0 {
@@ -213,6 +216,11 @@ func TestTransports(t *testing.T) {
 			_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{1, 0})
 			if !errors.Is(err, ErrOutOfStock) {
 				t.Fatalf("got %v, want ErrOutOfStock", err)
+			}
+			_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{7, 3})
+			code := rpc.CodeApplication + 7
+			if !errors.Is(err, rpc.Sentinel(code)) || rpc.Code(err) != code || errors.Is(err, rpc.Sentinel(code+1)) || err.Error() != "quota 3" {
+				t.Fatalf("got %v (code %d), want the application's code %d and its text", err, rpc.Code(err), code)
 			}
 		}},
 		{"Panic", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
