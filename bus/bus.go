@@ -79,7 +79,9 @@ type Bus struct {
 
 	subMu    sync.Mutex
 	subs     atomic.Pointer[[]*Subscription]
-	interest map[string]int // local subscription patterns and their counts
+	subSeq   atomic.Uint64 // the last subscription id given out
+	subIDs   sync.Map      // subscription id → *Subscription, for publishes from peers
+	subEpoch atomic.Uint64 // the last credit epoch started with a peer (subflow.go)
 	deadSubs atomic.Int32
 
 	dead deadLetters
@@ -121,7 +123,6 @@ func New(opts ...Option) (*Bus, error) {
 		transports:  cfg.transports,
 		mbDefaults:  cfg.mailbox,
 		peers:       map[NodeID]*peer{},
-		interest:    map[string]int{},
 		closed:      make(chan struct{}),
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,

@@ -8,14 +8,17 @@ import (
 )
 
 // control is one peer's outbound queue of changes to what this node hosts
-// (named instances, subscription patterns), and of watch notices (watch.go),
+// (named instances, subscriptions), of the credit this node grants the
+// peer's publishes to its subscriptions (subflow.go), and of watch notices (watch.go),
 // drained in order by a goroutine of its own. Register, Subscribe and an actor's stop only queue a change:
 // none of them waits on a peer, however slow or frozen.
 //
-// Changes coalesce: the queue keeps, per instance and per pattern, the last
+// Changes coalesce: the queue keeps, per instance and per subscription, the last
 // change not yet sent (the receiver applies a batch as removals, then
 // additions, so one change per key gives the state the changes in order
-// would), and a reset (a new link) replaces everything pending. A peer that
+// would), grants add up per subscription, and a reset (a new link)
+// replaces everything pending. The drainer also sends the publishes this
+// node held for the peer's subscriptions as their credit comes back. A peer that
 // does not take a batch within the bus's send timeout, or lets more than
 // maxControlPending changes pile up, has its links closed: it gets every
 // name again if it links again.
@@ -29,11 +32,14 @@ type control struct {
 	end  context.CancelFunc // ends ctx
 
 	mu       sync.Mutex
-	reset    bool               // the next batch replaces what the peer knows
-	want     bool               // the next batch asks the peer for its whole state
-	names    map[nameEntry]bool // true: add, false: remove
-	patterns map[string]bool    // true: add, false: remove
-	notices  []any              // watch notices (watch.go): in order, never coalesced, after the changes
+	reset    bool                // the next batch replaces what the peer knows
+	want     bool                // the next batch asks the peer for its whole state
+	names    map[nameEntry]bool  // true: add, false: remove
+	subs     map[uint64]subEntry // an entry with no Window: remove
+	subReset bool                // the next sysSub replaces what the peer knows
+	epoch    uint64              // the credit epoch of grants (subflow.go)
+	grants   map[uint64]uint64   // summed per subscription while pending
+	notices  []any               // watch notices (watch.go): in order, never coalesced, after the changes
 	stopped  bool
 }
 
@@ -42,7 +48,7 @@ const maxControlPending = 1 << 16
 
 func newControl(b *Bus, pr *peer) *control {
 	c := &control{b: b, pr: pr, kick: make(chan struct{}, 1),
-		names: map[nameEntry]bool{}, patterns: map[string]bool{}}
+		names: map[nameEntry]bool{}, subs: map[uint64]subEntry{}, grants: map[uint64]uint64{}}
 	c.ctx, c.end = context.WithCancel(context.Background())
 	b.wg.Go(c.run)
 	return c
@@ -59,9 +65,9 @@ func (c *control) stop() {
 }
 
 // resetTo replaces everything pending with the whole state: names and
-// patterns this node hosts now. want asks the peer to send its whole state
-// back.
-func (c *control) resetTo(names []nameEntry, patterns []string, want bool) {
+// subscriptions this node hosts now, the subscriptions' credit starting
+// epoch. want asks the peer to send its whole state back.
+func (c *control) resetTo(names []nameEntry, subs *subState, want bool) {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
@@ -70,12 +76,17 @@ func (c *control) resetTo(names []nameEntry, patterns []string, want bool) {
 	c.reset = true
 	c.want = c.want || want
 	clear(c.names)
-	clear(c.patterns)
 	for _, e := range names {
 		c.names[e] = true
 	}
-	for _, p := range patterns {
-		c.patterns[p] = true
+	if subs != nil {
+		c.subReset = true
+		clear(c.subs)
+		clear(c.grants)
+		c.epoch = subs.epoch
+		for _, e := range subs.entries {
+			c.subs[e.ID] = e
+		}
 	}
 	c.mu.Unlock()
 	c.wake()
@@ -84,8 +95,21 @@ func (c *control) resetTo(names []nameEntry, patterns []string, want bool) {
 // name queues the addition (add) or removal of a named instance.
 func (c *control) name(e nameEntry, add bool) { c.queue(func() { c.names[e] = add }) }
 
-// pattern queues the addition (add) or removal of a subscription pattern.
-func (c *control) pattern(p string, add bool) { c.queue(func() { c.patterns[p] = add }) }
+// sub queues the announcement of a subscription.
+func (c *control) sub(e subEntry) { c.queue(func() { c.subs[e.ID] = e }) }
+
+// unsub queues the end of subscription id.
+func (c *control) unsub(id uint64) { c.queue(func() { c.subs[id] = subEntry{ID: id} }) }
+
+// grant queues a grant of n credits to subscription id in epoch; grants of
+// an older epoch are moot.
+func (c *control) grant(epoch, id uint64, n uint32) {
+	c.queue(func() {
+		if epoch == c.epoch {
+			c.grants[id] += uint64(n)
+		}
+	})
+}
 
 // notice queues a watch notice (sysWatch, sysStopped) for the peer.
 func (c *control) notice(m any) { c.queue(func() { c.notices = append(c.notices, m) }) }
@@ -100,7 +124,7 @@ func (c *control) queue(change func()) {
 		return
 	}
 	change()
-	over := len(c.names)+len(c.patterns)+len(c.notices) > maxControlPending
+	over := len(c.names)+len(c.subs)+len(c.grants)+len(c.notices) > maxControlPending
 	c.mu.Unlock()
 	c.wake()
 	if over {
@@ -136,7 +160,7 @@ func (c *control) take() []any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var names *sysNames
-	var interest *sysInterest
+	var subs *sysSub
 	if c.reset || len(c.names) > 0 {
 		names = &sysNames{Reset: c.reset, Want: c.want}
 		for e, add := range c.names {
@@ -147,25 +171,36 @@ func (c *control) take() []any {
 			}
 		}
 	}
-	if c.reset || len(c.patterns) > 0 {
-		interest = &sysInterest{Reset: c.reset}
-		for p, add := range c.patterns {
-			if add {
-				interest.Add = append(interest.Add, p)
-			} else {
-				interest.Remove = append(interest.Remove, p)
+	if c.subReset || len(c.subs) > 0 {
+		subs = &sysSub{Reset: c.subReset, Epoch: c.epoch}
+		for id, e := range c.subs {
+			if e.Window > 0 {
+				subs.Add = append(subs.Add, e)
+			} else if !c.subReset {
+				subs.Remove = append(subs.Remove, id)
 			}
 		}
 	}
-	c.reset, c.want = false, false
+	var grants *sysGrant
+	if len(c.grants) > 0 {
+		grants = &sysGrant{Epoch: c.epoch}
+		for id, n := range c.grants {
+			grants.Grants = append(grants.Grants, grantEntry{ID: id, N: n})
+		}
+	}
+	c.reset, c.want, c.subReset = false, false, false
 	clear(c.names)
-	clear(c.patterns)
+	clear(c.subs)
+	clear(c.grants)
 	var msgs []any
 	if names != nil {
 		msgs = append(msgs, names)
 	}
-	if interest != nil {
-		msgs = append(msgs, interest)
+	if subs != nil {
+		msgs = append(msgs, subs)
+	}
+	if grants != nil {
+		msgs = append(msgs, grants)
 	}
 	msgs = append(msgs, c.notices...)
 	c.notices = nil
@@ -181,10 +216,14 @@ func (c *control) run() {
 		case <-c.ctx.Done():
 			return
 		}
+		sent := true
 		for _, m := range c.take() {
-			if !c.send(m) {
+			if sent = c.send(m); !sent {
 				break
 			}
+		}
+		if sent {
+			c.b.drainHeld(c.ctx, c.pr)
 		}
 	}
 }

@@ -23,6 +23,11 @@
 //   - Publish sends a message to every subscription whose pattern matches
 //     the subject; Subscribe returns a flow-controlled stream. Patterns use
 //     NATS wildcards: "*" matches one token, ">" the rest ("prices.>").
+//     The subscription's window holds across links: its node grants each
+//     publishing node credit, and a publishing node out of credit applies
+//     the subscription's slow policy itself (SlowBlock waits, up to the
+//     publisher's ctx), so a reader that stops costs bounded memory on
+//     both sides.
 //
 // In one process a message is a Go value handed over by pointer: nothing is
 // encoded and a steady-state Tell allocates nothing. A transport

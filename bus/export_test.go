@@ -9,3 +9,44 @@ func WithNodeID(id NodeID) Option { return func(c *config) { c.nodeID = id } }
 // WithProofTimeout bounds how long a second link to a linked node may take
 // to prove it leads to the same node. Zero: DefaultProofTimeout.
 func WithProofTimeout(d time.Duration) Option { return func(c *config) { c.proofTimeout = d } }
+
+// RemoteSubs is how many subscriptions of its peers b knows and how many
+// publishes it holds for them, waiting for credit.
+func RemoteSubs(b *Bus) (subs, held int) {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	for _, pr := range b.peers {
+		pr.subs.mu.Lock()
+		for _, rs := range pr.subs.theirs {
+			subs++
+			held += len(rs.held)
+		}
+		pr.subs.mu.Unlock()
+	}
+	return subs, held
+}
+
+// Queued is how many publishes from peers s holds beyond its buffer,
+// waiting for its reader; Buffered, how many its buffer holds.
+func Queued(s *Subscription) (queued, buffered int) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue), len(s.ch)
+}
+
+// SubID is the id peers address s's publishes to.
+func SubID(s *Subscription) uint64 { return s.id }
+
+// SubEpoch is the credit epoch b's subscriptions have with peer.
+func SubEpoch(b *Bus, peer NodeID) uint64 {
+	if pr := b.peerByID(peer); pr != nil {
+		return pr.subs.curEpoch()
+	}
+	return 0
+}
+
+// ForgedGrant is a grant of n to subscription id in epoch, as a lying
+// subscriber's node would send it.
+func ForgedGrant(epoch, id, n uint64) any {
+	return &sysGrant{Epoch: epoch, Grants: []grantEntry{{ID: id, N: n}}}
+}

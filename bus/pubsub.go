@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/xbus-dev/xbus/bus/internal/flow"
 )
 
 // Message is one published message as a subscriber sees it.
@@ -16,6 +17,11 @@ type Message struct {
 }
 
 // SlowPolicy is what a publisher does when a subscriber's window is full.
+// For a subscriber on another node the publisher's node applies it when the
+// subscription's credit is used up: SlowBlock waits for credit;
+// SlowDropOldest holds at most a window there, dropping its oldest;
+// SlowCut holds likewise, and the subscriber's node cuts the subscription
+// when its buffer is full as a message arrives.
 type SlowPolicy uint8
 
 const (
@@ -36,7 +42,9 @@ const DefaultWindow = 256
 type SubOption func(*Subscription)
 
 // WithWindow sets the subscriber's credit: at most n messages are buffered
-// for it; the publisher side never holds more. Zero: DefaultWindow.
+// for it, and each publishing node has at most n more in flight or waiting
+// in its node's queue; the publisher side never holds more. Zero:
+// DefaultWindow; at most 1<<20.
 func WithWindow(n int) SubOption { return func(s *Subscription) { s.window = n } }
 
 // WithSlowPolicy sets what happens when the window is full. Zero: SlowBlock.
@@ -60,6 +68,14 @@ type Subscription struct {
 	errMu   sync.Mutex   // guards err and stopCtx apart from mu, which a blocked publisher holds
 	err     error
 	stopCtx func() bool // set after the ctx's AfterFunc, which may already run end
+
+	// Publishes from peers (subflow.go): qmu guards what follows; it is
+	// taken before mu, never while mu is held.
+	id      uint64 // what peers address the subscription's publishes to
+	qmu     sync.Mutex
+	queue   []remoteItem        // waiting for room in ch, in arrival order
+	recv    map[NodeID]*subRecv // credit granted to each publishing peer
+	pumping bool                // pump runs
 }
 
 // Subscribe starts a subscription to pattern ("prices.>", "orders.*.new").
@@ -80,10 +96,11 @@ func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) 
 	if s.window == 0 {
 		s.window = DefaultWindow
 	}
-	if s.window < 0 || s.policy > SlowCut {
-		return nil, fmt.Errorf("bus: subscription window must be positive and policy known, got %d and %d", s.window, s.policy)
+	if s.window < 0 || s.window > flow.MaxWindow || s.policy > SlowCut {
+		return nil, fmt.Errorf("bus: subscription window must be between 1 and %d and policy known, got %d and %d", flow.MaxWindow, s.window, s.policy)
 	}
 	s.ch = make(chan Message, s.window)
+	s.id = b.subSeq.Add(1)
 
 	b.namesMu.Lock()
 	b.subMu.Lock()
@@ -94,15 +111,15 @@ func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) 
 	}
 	list = append(list, s)
 	b.subs.Store(&list)
-	first := false
 	if pattern == DeadLetterSubject {
 		b.deadSubs.Add(1)
-	} else if b.interest[pattern]++; b.interest[pattern] == 1 {
-		first = true
+	} else {
+		b.subIDs.Store(s.id, s)
 	}
 	b.subMu.Unlock()
-	if first {
-		b.tellPeers(func(c *control) { c.pattern(pattern, true) })
+	if pattern != DeadLetterSubject {
+		e := s.entry()
+		b.tellPeers(func(c *control) { c.sub(e) })
 	}
 	b.namesMu.Unlock()
 
@@ -181,16 +198,14 @@ func (b *Bus) removeSubscription(s *Subscription) {
 		list := slices.DeleteFunc(slices.Clone(*old), func(x *Subscription) bool { return x == s })
 		b.subs.Store(&list)
 	}
-	last := false
 	if s.pattern == DeadLetterSubject {
 		b.deadSubs.Add(-1)
-	} else if b.interest[s.pattern]--; b.interest[s.pattern] <= 0 {
-		delete(b.interest, s.pattern)
-		last = true
+	} else {
+		b.subIDs.Delete(s.id)
 	}
 	b.subMu.Unlock()
-	if last && !b.closing.Load() {
-		b.tellPeers(func(c *control) { c.pattern(s.pattern, false) })
+	if s.pattern != DeadLetterSubject && !b.closing.Load() {
+		b.tellPeers(func(c *control) { c.unsub(s.id) })
 	}
 }
 
@@ -205,7 +220,8 @@ func (b *Bus) closeSubscriptions() {
 // Publish sends msg to every subscription matching subject, here and on
 // linked nodes. A message with no subscriber goes nowhere, as in NATS; that
 // is not an error. Publish waits while a SlowBlock subscriber's window is
-// full; use PublishContext to bound that wait.
+// full (a remote one's no longer than the bus's send timeout, then
+// ErrDeadline); use PublishContext to bound that wait.
 func (b *Bus) Publish(subject string, msg any) error {
 	return b.PublishContext(context.Background(), subject, msg)
 }
@@ -222,14 +238,6 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 		return err
 	}
 	return b.publishRemote(ctx, subject, msg)
-}
-
-// publishLocal delivers a message that arrived from a peer. It never
-// waits: the link's reader must not wait on one subscriber, so a SlowBlock
-// subscription whose window is full loses this message, counted in its
-// Dropped and dead-lettered with ErrSlowConsumer.
-func (b *Bus) publishLocal(subject string, msg any) {
-	_ = b.publish(context.Background(), subject, msg, true)
 }
 
 func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool) error {
@@ -302,39 +310,4 @@ func (s *Subscription) deliver(ctx context.Context, m Message, noWait bool) erro
 		s.end(ErrSlowConsumer)
 	}
 	return err
-}
-
-// publishRemote sends msg to every peer with a matching subscription.
-func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error {
-	if strings.HasPrefix(subject, "$") {
-		return nil
-	}
-	b.peersMu.RLock()
-	var peers []*peer
-	for _, pr := range b.peers {
-		for _, pat := range pr.interest {
-			if matchSubject(pat, subject) {
-				peers = append(peers, pr)
-				break
-			}
-		}
-	}
-	b.peersMu.RUnlock()
-	if len(peers) == 0 {
-		return nil
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		if ctx.Done() == nil {
-			// A context that never ends: the bound starts only if a link
-			// waits for room, as in sendOut.
-			lt := &lazyTimeout{d: b.sendTimeout}
-			defer lt.stop()
-			ctx = lt
-		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
-			defer cancel()
-		}
-	}
-	return b.sendEncoded(ctx, peers, &Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg})
 }

@@ -15,13 +15,13 @@ import (
 
 // peer is another node this bus has at least one link to.
 //
-// links, names, interest and watchers are guarded by Bus.peersMu; names
+// links, names and watchers are guarded by Bus.peersMu; names
 // change only with Bus.routesMu held as well.
 type peer struct {
 	id       NodeID
 	links    []Link // nearest first
 	names    map[uint64]*instance
-	interest []string
+	subs     peerSubs // subscriptions both ways, with their credit (subflow.go)
 	watchers map[Ref][]*process
 	inflight atomic.Int64 // asks to this node waiting for a reply
 	ctl      *control     // what this node tells the peer of its names and subscriptions
@@ -45,19 +45,13 @@ type (
 		Name string `json:"n" cbor:"1,keyasint"`
 		ID   uint64 `json:"i" cbor:"2,keyasint"`
 	}
-	// sysInterest adds and removes subscription patterns.
-	sysInterest struct {
-		Reset  bool     `json:"reset,omitempty" cbor:"1,keyasint,omitempty"`
-		Add    []string `json:"add,omitempty" cbor:"2,keyasint,omitempty"`
-		Remove []string `json:"remove,omitempty" cbor:"3,keyasint,omitempty"`
-	}
 )
 
 func registerSystemTypes(t *Types) error {
 	if err := RegisterType[*sysNames](t, "xbus.names"); err != nil {
 		return err
 	}
-	if err := RegisterType[*sysInterest](t, "xbus.interest"); err != nil {
+	if err := registerSubTypes(t); err != nil {
 		return err
 	}
 	if err := RegisterType[*sysLink](t, sysLinkType); err != nil {
@@ -147,13 +141,14 @@ func (b *Bus) addLink(l Link) {
 		// here would leave it without them for a moment.
 		return
 	}
-	b.queueState(pr, true)
+	b.queueState(pr, true, l)
 }
 
 // queueState queues this node's whole state for pr, asking for the peer's
-// in return when want is set; namesMu must be held, so that every later
-// change queues after it.
-func (b *Bus) queueState(pr *peer, want bool) {
+// in return when want is set, on l (the link the peer's want came on, or
+// the first link); namesMu must be held, so that every later change queues
+// after it.
+func (b *Bus) queueState(pr *peer, want bool, l Link) {
 	var names []nameEntry
 	b.names.Range(func(_, v any) bool {
 		for _, in := range v.(*service).view.Load().inst {
@@ -163,13 +158,7 @@ func (b *Bus) queueState(pr *peer, want bool) {
 		}
 		return true
 	})
-	b.subMu.Lock()
-	patterns := make([]string, 0, len(b.interest))
-	for pat := range b.interest {
-		patterns = append(patterns, pat)
-	}
-	b.subMu.Unlock()
-	pr.ctl.resetTo(names, patterns, want)
+	pr.ctl.resetTo(names, b.subReset(pr, l), want)
 }
 
 // LinkDown implements Host: it removes l, and when it was the peer's last
@@ -197,6 +186,9 @@ func (b *Bus) LinkDown(l Link, err error) {
 	b.routesMu.Unlock()
 
 	reason := peerGone(err)
+	if gone {
+		b.subsGone(pr, reason)
+	}
 	var unsent error // for asks l handed back unsent (Undelivered): they never ran
 	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
 		return pa.link == l || (gone && pa.call.peer == pr)
@@ -642,7 +634,7 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 			pa.call.complete(pa.seq, env.Msg, nil)
 		}
 	case KindPublish:
-		b.publishLocal(env.To.Name, env.Msg)
+		b.deliverRemotePublish(l, env)
 	case KindCancel:
 		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.canceled.Store(true) })
 	case KindSystem:
@@ -810,29 +802,15 @@ func (b *Bus) handleSystem(l Link, m any) {
 			// The peer has just made its record of this node: whatever it
 			// had of our names went with its last link.
 			b.namesMu.Lock()
-			b.queueState(pr, false)
+			b.queueState(pr, false, l)
 			b.namesMu.Unlock()
 		}
 	case *sysLink:
 		b.onLinkMsg(l, m)
-	case *sysInterest:
-		b.peersMu.Lock()
-		if pr := b.peers[l.Peer()]; pr != nil {
-			if m.Reset {
-				pr.interest = nil
-			}
-			for _, pat := range m.Remove {
-				if i := slices.Index(pr.interest, pat); i >= 0 {
-					pr.interest = slices.Delete(pr.interest, i, i+1)
-				}
-			}
-			for _, pat := range m.Add {
-				if validPattern(pat) == nil && !slices.Contains(pr.interest, pat) {
-					pr.interest = append(pr.interest, pat)
-				}
-			}
-		}
-		b.peersMu.Unlock()
+	case *sysSub:
+		b.onSub(l, m)
+	case *sysGrant:
+		b.onGrant(l, m)
 	case *sysWatch:
 		b.watchedFrom(l, m)
 	case *sysStopped:

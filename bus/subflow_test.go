@@ -1,0 +1,273 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/internal/flow"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// subscribeRemote subscribes on server and waits until client knows the
+// subscription.
+func subscribeRemote(t *testing.T, server, client *bus.Bus, pattern string, opts ...bus.SubOption) *bus.Subscription {
+	t.Helper()
+	sub, err := server.Subscribe(context.Background(), pattern, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the subscription announced", func() error {
+		if n, _ := bus.RemoteSubs(client); n == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	return sub
+}
+
+// A remote SlowDropOldest subscriber that never reads: its node holds at
+// most its buffer and one window of credit, the publisher's node at most a
+// window, and every message is either delivered or dropped as a counted
+// dead letter on the publisher's node (the ledger).
+func TestRemoteSubscriptionDropOldestBounded(t *testing.T) {
+	eachLink(t, func(t *testing.T, rl realLink) {
+		server, client := rl.pair(t, nil, nil)
+		const window, sent = 8, 200
+		sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowDropOldest))
+		for i := range sent {
+			if err := client.Publish("ticks.a", i); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+			if _, held := bus.RemoteSubs(client); held > window {
+				t.Fatalf("the publisher's node holds %d, window %d", held, window)
+			}
+			if q, buf := bus.Queued(sub); q > window || buf > window {
+				t.Fatalf("the subscriber's node holds %d queued and %d buffered, window %d", q, buf, window)
+			}
+		}
+		// The subscriber's node fills: its buffer and one window of credit.
+		eventually(t, "the subscriber's side full", func() error {
+			if q, buf := bus.Queued(sub); q != window || buf != window {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if _, held := bus.RemoteSubs(client); held > window {
+			t.Fatalf("the publisher's node holds %d, window %d", held, window)
+		}
+		// Drops happen on publishing only: the count is final.
+		dropped := client.DeadLetterCount(bus.ErrSlowConsumer)
+		if dropped < sent-3*window {
+			t.Fatalf("%d dropped of %d: more than both sides may hold was kept", dropped, sent)
+		}
+		// Now the reader reads: what was held arrives, in order, the
+		// newest last, and delivered + dropped = sent.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		last := -1
+		for delivered := uint64(0); delivered < sent-dropped; delivered++ {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatalf("after %d delivered and %d dropped of %d: %v", delivered, dropped, sent, err)
+			}
+			i := m.Msg.(int)
+			if i <= last {
+				t.Fatalf("message %d after %d: out of order", i, last)
+			}
+			last = i
+		}
+		if last != sent-1 {
+			t.Fatalf("the last message delivered is %d, want the newest, %d", last, sent-1)
+		}
+		if _, held := bus.RemoteSubs(client); held != 0 {
+			t.Fatalf("the publisher's node still holds %d once all arrived", held)
+		}
+		if sub.Dropped() != 0 || server.DeadLetterCount(bus.ErrSlowConsumer) != 0 {
+			t.Fatalf("the subscriber's node dropped %d: its credit should have kept it from having to", sub.Dropped())
+		}
+	})
+}
+
+// A remote SlowBlock subscriber that never reads: the publisher waits, up
+// to its ctx, once the subscriber's buffer and credit are full, and nothing
+// is dropped; once the reader reads, every message arrives, in order.
+func TestRemoteSubscriptionBlockWaits(t *testing.T) {
+	eachLink(t, func(t *testing.T, rl realLink) {
+		server, client := rl.pair(t, nil, nil)
+		const window = 8
+		sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window))
+		sent := 0
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			err := client.PublishContext(ctx, "ticks.a", sent)
+			cancel()
+			if errors.Is(err, bus.ErrDeadline) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			if sent > 4*window {
+				t.Fatalf("%d publishes taken by a subscriber of window %d that never reads", sent, window)
+			}
+		}
+		if sent < window {
+			t.Fatalf("the publisher waited after %d, before the window of %d", sent, window)
+		}
+		if _, held := bus.RemoteSubs(client); held != 0 {
+			t.Fatalf("the publisher's node holds %d for a SlowBlock subscriber", held)
+		}
+		done := make(chan error, 1)
+		const more = 100
+		go func() {
+			for i := range more {
+				if err := client.PublishContext(context.Background(), "ticks.a", sent+i); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for want := range sent + more {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatalf("after %d delivered: %v", want, err)
+			}
+			if m.Msg != want {
+				t.Fatalf("got %v, want %d: lost or out of order", m.Msg, want)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if sub.Dropped() != 0 || client.DeadLetterCount(bus.ErrSlowConsumer) != 0 || server.DeadLetterCount(bus.ErrSlowConsumer) != 0 {
+			t.Fatal("a SlowBlock subscription dropped messages")
+		}
+	})
+}
+
+// A peer that lies about credit loses its link, with a clear reason: one
+// that publishes beyond the credit a subscription granted (the subscriber's
+// node dead-letters the publish with the reason), and one that grants more
+// credit than a window holds.
+func TestRemoteSubscriptionLyingPeer(t *testing.T) {
+	pair := func(t *testing.T) (server, client *bus.Bus, st, ct *spyTransport) {
+		st = newSpy(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+		server = linkedBus(t, bus.WithName("server"), bus.WithTransport(st))
+		ct = newSpy(netbus.Config{Peers: st.Addrs()})
+		client = linkedBus(t, bus.WithName("client"), bus.WithTransport(ct))
+		return server, client, st, ct
+	}
+	forge := func(t *testing.T, b *bus.Bus, l bus.Link, env *bus.Envelope) error {
+		body, err := b.Types().EncodeBody(l.Codec(), env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Body = body
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return l.Send(ctx, env)
+	}
+	closed := func(t *testing.T, b *bus.Bus, l bus.Link) {
+		t.Helper()
+		eventually(t, "the liar's link closed", func() error {
+			if forge(t, b, l, &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "nobody"}, Msg: 1}) == nil {
+				return errors.New("still open")
+			}
+			return nil
+		})
+	}
+
+	t.Run("publish beyond credit", func(t *testing.T) {
+		server, client, _, ct := pair(t)
+		const window = 8
+		sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window))
+		dead, err := server.Subscribe(context.Background(), bus.DeadLetterSubject, bus.WithWindow(1024))
+		if err != nil {
+			t.Fatal(err)
+		}
+		liar := <-ct.links
+		epoch := bus.SubEpoch(server, client.NodeID())
+		// Its buffer and its credit take 2×window; one more is a lie.
+		for i := range 2*window + 1 {
+			env := &bus.Envelope{Kind: bus.KindPublish, From: bus.Ref{Node: client.NodeID()},
+				To: bus.Ref{Name: "ticks.a", ID: bus.SubID(sub)}, Corr: epoch, Msg: i}
+			if err := forge(t, client, liar, env); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+		closed(t, client, liar)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for {
+			m, err := dead.Next(ctx)
+			if err != nil {
+				t.Fatalf("no dead letter for the publish beyond credit: %v", err)
+			}
+			dl := m.Msg.(bus.DeadLetter)
+			if errors.Is(dl.Reason, flow.ErrOverflow) {
+				if !errors.Is(dl.Reason, bus.ErrBadEnvelope) || dl.Msg != 2*window {
+					t.Fatalf("dead letter %v for %v, want the last publish as a bad envelope", dl.Reason, dl.Msg)
+				}
+				break
+			}
+		}
+		for i := range 2 * window { // what was within credit arrives
+			m, err := sub.Next(ctx)
+			if err != nil || m.Msg != i {
+				t.Fatalf("got %v, %v, want %d", m.Msg, err, i)
+			}
+		}
+	})
+
+	t.Run("grant beyond a window", func(t *testing.T) {
+		server, client, st, _ := pair(t)
+		sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(8))
+		liar := <-st.links
+		epoch := bus.SubEpoch(server, client.NodeID())
+		env := &bus.Envelope{Kind: bus.KindSystem, From: bus.Ref{Node: server.NodeID()},
+			Msg: bus.ForgedGrant(epoch, bus.SubID(sub), math.MaxUint64)}
+		if err := forge(t, server, liar, env); err != nil {
+			t.Fatal(err)
+		}
+		closed(t, server, liar)
+	})
+}
+
+// When the subscriber's node goes away, what the publisher's node held for
+// it is dead-lettered with ErrPeerGone: nothing is lost silently.
+func TestRemoteSubscriptionHeldOnPeerGone(t *testing.T) {
+	server, client := linkedPair(t)
+	const window, sent = 4, 40
+	sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowDropOldest))
+	for i := range sent {
+		if err := client.Publish("ticks.a", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the publisher's node holding a window", func() error {
+		if _, held := bus.RemoteSubs(client); held != window {
+			return fmt.Errorf("%d held", held)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	server.Close(ctx)
+	eventuallyCount(t, "held publishes dead-lettered with ErrPeerGone", window, func() uint64 { return client.DeadLetterCount(bus.ErrPeerGone) })
+	// The ledger: each message is buffered for the reader (still readable
+	// once the subscription closed) or a dead letter on one node.
+	buffered := uint64(len(sub.Messages()))
+	if got := client.DeadLetters() + server.DeadLetters() + buffered; got != sent {
+		t.Fatalf("%d dead letters on the publisher's node, %d on the subscriber's and %d buffered: %d of %d sent",
+			client.DeadLetters(), server.DeadLetters(), buffered, got, sent)
+	}
+}
