@@ -271,3 +271,43 @@ func TestRemoteSubscriptionHeldOnPeerGone(t *testing.T) {
 			client.DeadLetters(), server.DeadLetters(), buffered, got, sent)
 	}
 }
+
+// A remote SlowCut subscriber that never reads is cut with ErrSlowConsumer
+// when a message finds its buffer full (dead-lettered with that reason on
+// its node); what it buffered stays readable, in order, and the publisher's
+// node forgets the subscription and what it held for it.
+func TestRemoteSubscriptionCut(t *testing.T) {
+	server, client := linkedPair(t)
+	const window, sent = 4, 40
+	sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowCut))
+	for i := range sent {
+		if err := client.Publish("ticks.a", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the subscription cut", func() error {
+		if !errors.Is(sub.Err(), bus.ErrSlowConsumer) {
+			return fmt.Errorf("ended with %v", sub.Err())
+		}
+		return nil
+	})
+	if server.DeadLetterCount(bus.ErrSlowConsumer) == 0 {
+		t.Error("the message that found the buffer full is no dead letter")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range window {
+		if m, err := sub.Next(ctx); err != nil || m.Msg != i {
+			t.Fatalf("got %v, %v, want %d", m.Msg, err, i)
+		}
+	}
+	if _, err := sub.Next(ctx); !errors.Is(err, bus.ErrSlowConsumer) {
+		t.Fatalf("after the buffer: %v, want ErrSlowConsumer", err)
+	}
+	eventually(t, "the publisher's node forgetting the subscription", func() error {
+		if subs, held := bus.RemoteSubs(client); subs != 0 || held != 0 {
+			return fmt.Errorf("%d subscriptions, %d held", subs, held)
+		}
+		return nil
+	})
+}

@@ -54,10 +54,13 @@
 //     ledger is exact: what the mailbox held is processed once the actor
 //     moves on, and every tell it could not take, and the ask, is a dead
 //     letter on B.
-//   - SlowSubscriber: a subscriber of B that never reads does not stall
-//     the link: A's publishes return, another subscriber of B gets them all
-//     in order, asks to B succeed, and every message the slow one's window
-//     could not hold is counted (Subscription.Dropped) and a dead letter.
+//   - SlowSubscriber: a SlowDropOldest subscriber of B that never reads
+//     does not stall the link: A's publishes return, another subscriber of
+//     B gets them all in order, asks to B succeed; once it reads, it gets
+//     the newest message last and in order, and every message it did not
+//     get is a dead letter on A or B (ErrSlowConsumer). A SlowBlock one
+//     makes A's publisher wait, up to its ctx (ErrDeadline), while asks to
+//     B keep succeeding.
 //   - CloseDrains: B's graceful Close processes every tell queued on B,
 //     and an ask its actor is working on returns to the asker with the
 //     reply or ErrPeerGone, never by its deadline.

@@ -524,23 +524,28 @@ func testFullMailbox(t *testing.T, s *suite) {
 }
 
 // testSlowSubscriber: a subscriber on B that never reads does not stall the
-// link: A's publishes return, another subscriber on B gets every message in
-// order, and asks to B keep succeeding.
+// link: A's publishes return (SlowDropOldest) or wait up to their ctx
+// (SlowBlock), another subscriber on B gets every message in order, and
+// asks to B keep succeeding.
 func testSlowSubscriber(t *testing.T, s *suite) {
 	ctx := s.ctx()
-	slow, err := s.B.Subscribe(ctx, "ticks.>", bus.WithWindow(1)) // SlowBlock, never read
+	slow, err := s.B.Subscribe(ctx, "ticks.n", bus.WithWindow(1), bus.WithSlowPolicy(bus.SlowDropOldest))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
+	blocked, err := s.B.Subscribe(ctx, "blocked", bus.WithWindow(1)) // SlowBlock, never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocked.Close()
 	const n = 500
 	fast, err := s.B.Subscribe(ctx, "ticks.>", bus.WithWindow(2*n))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.register("echo", bus.ActorFunc(echo))
-	// Until A has heard of B's interest it publishes to nobody.
-	got := 0 // what reached B: the fast subscriber takes all of it
+	// Until A has heard of B's subscriptions it publishes to nobody.
 	s.eventually("A publishes to B's subscribers", func() bool {
 		if err := s.A.Publish("ticks.probe", -1); err != nil {
 			t.Fatalf("publish: %v", err)
@@ -548,10 +553,16 @@ func testSlowSubscriber(t *testing.T, s *suite) {
 		c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		defer cancel()
 		_, err := fast.Next(c)
-		if err == nil {
-			got++
-		}
 		return err == nil
+	})
+	s.eventually("A's publisher waiting for the blocked subscriber", func() bool {
+		c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		err := s.A.PublishContext(c, "blocked", 0)
+		if err != nil && !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("publish to the blocked subscriber: %v", err)
+		}
+		return err != nil
 	})
 	for i := range n {
 		if err := s.A.Publish("ticks.n", i); err != nil {
@@ -563,7 +574,6 @@ func testSlowSubscriber(t *testing.T, s *suite) {
 		if err != nil {
 			t.Fatalf("fast subscriber after %d of %d: %v", want, n, err)
 		}
-		got++
 		if m.Subject == "ticks.probe" {
 			continue
 		}
@@ -575,14 +585,27 @@ func testSlowSubscriber(t *testing.T, s *suite) {
 	if r, err := s.A.Ask(ctx, "echo", "through"); err != nil || r != "through" {
 		t.Fatalf("ask past a slow subscriber: %v, %v", r, err)
 	}
-	// The slow one holds what fit in its window; every other message is
-	// counted as dropped and as a dead letter on B.
-	total := uint64(got)
-	s.eventually("the slow subscriber's ledger balances", func() bool {
-		return uint64(len(slow.Messages()))+slow.Dropped() == total
-	})
-	if d := s.B.DeadLetterCount(bus.ErrSlowConsumer); d != slow.Dropped() {
-		t.Fatalf("B counts %d dead letters for a slow consumer, %d dropped", d, slow.Dropped())
+	// Now the slow one reads: it gets messages in order, the newest last,
+	// and every other one is a dead letter on A (dropped there, out of
+	// credit) or B.
+	delivered, last := uint64(0), -1
+	for last != n-1 {
+		m, err := slow.Next(ctx)
+		if err != nil {
+			t.Fatalf("slow subscriber after %d: %v", last, err)
+		}
+		if m.Msg.(int) <= last {
+			t.Fatalf("slow subscriber: message %v after %d", m.Msg, last)
+		}
+		last = m.Msg.(int)
+		delivered++
+	}
+	dropped := s.A.DeadLetterCount(bus.ErrSlowConsumer) + s.B.DeadLetterCount(bus.ErrSlowConsumer)
+	if delivered+dropped != n {
+		t.Fatalf("the slow subscriber got %d, %d dead letters: %d of %d", delivered, dropped, delivered+dropped, n)
+	}
+	if blocked.Dropped() != 0 {
+		t.Fatalf("the blocked subscriber dropped %d", blocked.Dropped())
 	}
 }
 
