@@ -19,7 +19,7 @@ const (
 	KindStreamItem                 // one item of a stream
 	KindStreamEnd                  // the end of a stream (Msg may be an error)
 	KindCancel                     // the asker gave up: stop work on Corr
-	KindSystem                     // bus-to-bus control (names, interest, heartbeats)
+	KindSystem                     // bus-to-bus control (names, subscriptions and credit, heartbeats)
 	kindMax
 )
 

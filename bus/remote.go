@@ -306,49 +306,12 @@ func (b *Bus) sendOn(ctx context.Context, l Link, env *Envelope) error {
 	return sendError(err)
 }
 
-// encoded is one body encoded with one codec, for messages that go to
-// several peers: each distinct codec encodes the body once.
+// encoded is one body encoded with one codec, for a publish that goes to
+// several subscriptions: each distinct codec encodes the body once.
 type encoded struct {
 	codec string
 	typ   string
 	body  []byte
-}
-
-// sendEncoded sends env to each peer in peers on its nearest link, encoding
-// its body once per distinct codec, each send inside the peer's gate as a
-// tell's is (a switch to a nearer link keeps the sender's order). It
-// returns the first error.
-func (b *Bus) sendEncoded(ctx context.Context, peers []*peer, env *Envelope) error {
-	var first error
-	var encs []encoded
-	send := func(pr *peer) error {
-		e := pr.gate.enter()
-		defer pr.gate.exit(e)
-		_, l := b.linkTo(pr.id)
-		if l == nil {
-			return nil // gone since it was chosen: its interest went with it
-		}
-		c := l.Codec()
-		name := c.Name()
-		i := slices.IndexFunc(encs, func(e encoded) bool { return e.codec == name })
-		if i < 0 {
-			body, err := b.types.EncodeBody(c, env, nil)
-			if err != nil {
-				return err
-			}
-			encs = append(encs, encoded{name, env.Type, body})
-			i = len(encs) - 1
-		}
-		env.Type, env.Body = encs[i].typ, encs[i].body
-		return l.Send(ctx, env)
-	}
-	for _, pr := range peers {
-		if err := send(pr); err != nil && first == nil {
-			first = err
-		}
-	}
-	env.Body = nil
-	return sendError(first)
 }
 
 func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *askCall, seq uint64) error {
