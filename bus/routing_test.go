@@ -577,8 +577,13 @@ func TestFullMailboxIsPlacedAgain(t *testing.T) {
 	b := linkedBus(t, bus.WithPlacementFor("svc", prefer(&first)))
 	release := make(chan struct{})
 	defer close(release)
+	blocked := make(chan struct{}, 1)
 	busy, err := b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() || msg == "block" {
+			select {
+			case blocked <- struct{}{}:
+			default:
+			}
 			<-release
 		}
 		return nil
@@ -591,8 +596,14 @@ func TestFullMailboxIsPlacedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// busy's actor blocks on its first message; fill fills its mailbox
-	// up to the first refusal.
+	// busy's actor blocks in its first "block", so nothing leaves its
+	// mailbox after that (a mailbox full while the actor still took
+	// Started or the first "block" had room again for the ask); fill then
+	// fills the mailbox up to the first refusal.
+	if err := b.Tell(busy, "block"); err != nil {
+		t.Fatal(err)
+	}
+	<-blocked
 	fill := func() {
 		for k := 0; ; k++ {
 			err := b.Tell(busy, "block")
