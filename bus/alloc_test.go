@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -136,5 +137,33 @@ func TestAskAllocationBudget(t *testing.T) {
 		if n > float64(budget) {
 			t.Errorf("Ask %s: %v allocations per round trip, budget %d", c.name, n, budget)
 		}
+	}
+}
+
+// TestPublishAllocatesNothing publishes among 1,000 subscriptions, one of
+// which matches: finding it (the subject index, its matches copied to the
+// stack) and delivering to it allocate nothing.
+func TestPublishAllocatesNothing(t *testing.T) {
+	b := newTestBus(t)
+	ctx := context.Background()
+	for i := range 1000 {
+		if _, err := b.Subscribe(ctx, fmt.Sprintf("other.%d.*", i), bus.WithWindow(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := b.Subscribe(ctx, "prices.*", bus.WithWindow(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := b.Publish("prices.eur", msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Publish allocates %.1f times", allocs)
+	}
+	if n := len(s.Messages()); n != 101 {
+		t.Fatalf("the matching subscription holds %d messages, want 101", n)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tidwall/btree"
 
+	"github.com/xbus-dev/xbus/bus/internal/subject"
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
@@ -77,11 +78,11 @@ type Bus struct {
 	health    placement.HealthPolicy
 	retries   placement.Budget // re-placements of failed asks
 
-	subMu    sync.Mutex
-	subs     atomic.Pointer[[]*Subscription]
-	subSeq   atomic.Uint64 // the last subscription id given out
-	subIDs   sync.Map      // subscription id → *Subscription, for publishes from peers
-	subEpoch atomic.Uint64 // the last credit epoch started with a peer (subflow.go)
+	subMu    sync.RWMutex                 // held for reading while publish looks up subs
+	subs     subject.Index[*Subscription] // by pattern; guarded by subMu
+	subSeq   atomic.Uint64                // the last subscription id given out
+	subIDs   sync.Map                     // subscription id → *Subscription, for publishes from peers
+	subEpoch atomic.Uint64                // the last credit epoch started with a peer (subflow.go)
 	deadSubs atomic.Int32
 
 	dead deadLetters

@@ -707,3 +707,87 @@ func TestWaitFor(t *testing.T) {
 		t.Fatalf("wait for an existing name: %v", err)
 	}
 }
+
+// TestPublishWhileSubscribing publishes from two goroutines while others
+// subscribe and close subscriptions of many patterns: a subscription open
+// throughout sees every message of each publisher in order, and every
+// subscription sees only subjects its pattern matches, each publisher's in
+// order.
+func TestPublishWhileSubscribing(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	const perPublisher = 2000
+	all, err := b.Subscribe(ctx, "c.>", WithWindow(2*perPublisher))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns := []string{"c.*", "c.0", "c.1", "c.>", "*.0", ">", "c.*.x", "d.>"}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pat := patterns[(i+g)%len(patterns)]
+				s, err := b.Subscribe(ctx, pat, WithWindow(perPublisher*2))
+				if err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(time.Duration(i%3) * 50 * time.Microsecond)
+				s.Close()
+				last := map[string]int{}
+				for m := range s.Messages() {
+					if !matchSubject(pat, m.Subject) {
+						errs <- fmt.Errorf("%s got %s", pat, m.Subject)
+						return
+					}
+					n := m.Msg.(int)
+					if n <= last[m.Subject] {
+						errs <- fmt.Errorf("%s: %s %d after %d", pat, m.Subject, n, last[m.Subject])
+						return
+					}
+					last[m.Subject] = n
+				}
+			}
+		}()
+	}
+	var pubs sync.WaitGroup
+	for p := range 2 {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for i := 1; i <= perPublisher; i++ {
+				if err := b.Publish(fmt.Sprintf("c.%d", p), i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	pubs.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	next := map[string]int{"c.0": 1, "c.1": 1}
+	for range 2 * perPublisher {
+		m, err := all.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Msg.(int) != next[m.Subject] {
+			t.Fatalf("c.>: %s %v, want %d", m.Subject, m.Msg, next[m.Subject])
+		}
+		next[m.Subject]++
+	}
+}

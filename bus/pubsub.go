@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -104,13 +103,7 @@ func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubOption) 
 
 	b.namesMu.Lock()
 	b.subMu.Lock()
-	old := b.subs.Load()
-	var list []*Subscription
-	if old != nil {
-		list = slices.Clone(*old)
-	}
-	list = append(list, s)
-	b.subs.Store(&list)
+	b.subs.Insert(pattern, s)
 	if pattern == DeadLetterSubject {
 		b.deadSubs.Add(1)
 	} else {
@@ -193,11 +186,7 @@ func (b *Bus) removeSubscription(s *Subscription) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
 	b.subMu.Lock()
-	old := b.subs.Load()
-	if old != nil {
-		list := slices.DeleteFunc(slices.Clone(*old), func(x *Subscription) bool { return x == s })
-		b.subs.Store(&list)
-	}
+	b.subs.Remove(s.pattern, s)
 	if s.pattern == DeadLetterSubject {
 		b.deadSubs.Add(-1)
 	} else {
@@ -210,11 +199,18 @@ func (b *Bus) removeSubscription(s *Subscription) {
 }
 
 func (b *Bus) closeSubscriptions() {
-	if l := b.subs.Load(); l != nil {
-		for _, s := range *l {
-			s.end(ErrClosed)
-		}
+	for _, s := range b.subscriptions() {
+		s.end(ErrClosed)
 	}
+}
+
+// subscriptions lists every subscription now open.
+func (b *Bus) subscriptions() []*Subscription {
+	b.subMu.RLock()
+	defer b.subMu.RUnlock()
+	all := make([]*Subscription, 0, b.subs.Len())
+	b.subs.All(func(s *Subscription) bool { all = append(all, s); return true })
+	return all
 }
 
 // Publish sends msg to every subscription matching subject, here and on
@@ -241,16 +237,18 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 }
 
 func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool) error {
-	l := b.subs.Load()
-	if l == nil {
-		return nil
-	}
+	// The matches are copied out under the read lock and delivered after
+	// it, since a delivery may wait for room and Subscribe and Close take
+	// the lock for writing.
+	var buf [8]*Subscription
+	matched := buf[:0]
+	b.subMu.RLock()
+	b.subs.Match(subject, func(s *Subscription) bool { matched = append(matched, s); return true })
+	b.subMu.RUnlock()
 	var first error
-	for _, s := range *l {
-		if s.pattern == subject || (s.pattern != DeadLetterSubject && matchSubject(s.pattern, subject)) {
-			if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, noWait); err != nil && first == nil {
-				first = err
-			}
+	for _, s := range matched {
+		if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, noWait); err != nil && first == nil {
+			first = err
 		}
 	}
 	return first

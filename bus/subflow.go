@@ -137,11 +137,9 @@ func (b *Bus) subReset(pr *peer, l Link) *subState {
 	ps.resetOn = l
 	ps.epoch = b.subEpoch.Add(1)
 	st := &subState{epoch: ps.epoch}
-	if list := b.subs.Load(); list != nil {
-		for _, s := range *list {
-			if s.pattern != DeadLetterSubject {
-				st.entries = append(st.entries, s.entry())
-			}
+	for _, s := range b.subscriptions() {
+		if s.pattern != DeadLetterSubject {
+			st.entries = append(st.entries, s.entry())
 		}
 	}
 	return st
@@ -278,12 +276,10 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 	for _, d := range dead {
 		b.deadLetter(d.Msg, Ref{Node: pr.id, Name: d.Subject}, Ref{Node: b.id}, reason)
 	}
-	if l := b.subs.Load(); l != nil {
-		for _, s := range *l {
-			s.qmu.Lock()
-			delete(s.recv, pr.id)
-			s.qmu.Unlock()
-		}
+	for _, s := range b.subscriptions() {
+		s.qmu.Lock()
+		delete(s.recv, pr.id)
+		s.qmu.Unlock()
 	}
 }
 
