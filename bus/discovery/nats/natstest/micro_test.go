@@ -193,9 +193,18 @@ func TestNamesCallableOverNATS(t *testing.T) {
 		}
 	}
 	nc := connect(t, srv.ClientURL())
+	// Each name's endpoint subscribes on its own, in no set order: wait for
+	// every one, not just the last registered. Each answers one probe (an
+	// empty body), which its STATS count.
+	up := map[string]bool{}
 	eventually(t, 10*time.Second, "the endpoints are up", func() bool {
-		_, err := nc.Request("xbus.add2", nil, time.Second)
-		return !errors.Is(err, nats.ErrNoResponders)
+		for _, subj := range []string{"xbus.greeter", "xbus.add", "xbus.add2"} {
+			if !up[subj] {
+				_, err := nc.Request(subj, nil, time.Second)
+				up[subj] = !errors.Is(err, nats.ErrNoResponders)
+			}
+		}
+		return len(up) == 3 && up["xbus.greeter"] && up["xbus.add"] && up["xbus.add2"]
 	})
 	typed := func(tn string) nats.Header { return nats.Header{natsdisc.TypeHeader: []string{tn}} }
 	for _, c := range []struct {
@@ -234,7 +243,7 @@ func TestNamesCallableOverNATS(t *testing.T) {
 			}
 		})
 	}
-	// Errors are counted per endpoint.
+	// Errors are counted per endpoint: add had the probe and five calls.
 	m, err := nc.Request("$SRV.STATS.a."+a.NodeID().String(), nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +261,7 @@ func TestNamesCallableOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := st.Endpoints[0]
-	if add.Name != "add" || add.NumRequests != 5 || add.NumErrors != 3 || !strings.Contains(add.LastError, "does not decode") || add.AverageProcessingTime <= 0 {
+	if add.Name != "add" || add.NumRequests != 6 || add.NumErrors != 3 || !strings.Contains(add.LastError, "does not decode") || add.AverageProcessingTime <= 0 {
 		t.Fatalf("STATS of add: %+v", add)
 	}
 }
