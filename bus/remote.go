@@ -375,7 +375,9 @@ func (b *Bus) forgetRemote(c *askCall) {
 
 // replyRemote sends the outcome of an ask that came over a link back on it.
 func (b *Bus) replyRemote(in *inbound, reply any, err error) {
-	b.finishInbound(in)
+	// The ask stays inbound until its reply is queued on the link, so that
+	// a retired link is not closed between the two (closeRetired); a reply
+	// that must wait for room leaves it before it waits (below).
 	o := getOutgoing()
 	// No From or To: the link it goes back on and Corr name the ask, and
 	// the two refs were a third of a small reply's bytes to encode and decode.
@@ -386,9 +388,11 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	env := o.env // sendOut recycles o
 	e := b.sendOut(noWait, in.link, o, 0)
 	if e == nil {
+		b.finishInbound(in)
 		return
 	}
 	if !errors.Is(e, ErrCanceled) { // not "no room now": the link is gone
+		b.finishInbound(in)
 		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
 		return
 	}
@@ -400,6 +404,9 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	if !in.deadline.IsZero() {
 		d = min(d, time.Until(in.deadline))
 	}
+	// in is recycled once the actor's Receive returns: the waiting reply
+	// below must not refer to it, so it leaves Bus.inbound now.
+	b.finishInbound(in)
 	if d <= 0 {
 		b.log.Debug("reply to a peer not sent: its asker gave up", "peer", in.env.From.Node.Short())
 		return
