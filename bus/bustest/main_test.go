@@ -1,10 +1,7 @@
 package bustest_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/xbus-dev/xbus/bus/bustest"
 )
@@ -12,13 +9,4 @@ import (
 // TestMain fails the package if goroutines of ours are still running once
 // every test (and its buses' Close) has finished: a closed transport, like
 // an idle bus, owns none.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := bustest.Leaked(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bustest.Main(m) }
