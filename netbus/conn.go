@@ -348,9 +348,8 @@ func (c *conn) writeLoop() {
 		}
 		// Let senders that are running right now add their frames first, so
 		// a burst goes out in one write instead of several. With nothing
-		// else runnable it returns at once. Measured in A/B runs on a 2-vCPU
-		// machine: BenchmarkAskParallel (128 callers) about 15% faster;
-		// sequential BenchmarkAsk and BenchmarkTell unchanged within noise.
+		// else runnable it returns at once (measured: docs/performance.md,
+		// "Why the netbus writer yields").
 		runtime.Gosched()
 		c.mu.Lock()
 		if c.writing {

@@ -5,11 +5,10 @@ import (
 	"time"
 )
 
-// Spin budgets of the reader (see spinner). Measured on a 2-vCPU VM with
-// two processes asking each other (docs/performance.md): a fixed 20 µs
-// budget let each reader park before the next record came, so every round
-// trip paid two futex wake-ups (p50 55 µs); 50–200 µs gave a p50 of
-// 3.2–4 µs, and the longer budget the lower p99.
+// Spin budgets of the reader (see spinner). A budget shorter than a round
+// trip lets each reader park before the next record comes, so every round
+// trip pays two futex wake-ups; the measurements that chose these are in
+// docs/performance.md ("Why the shm reader spins").
 const (
 	spinMax = 100 * time.Microsecond // budget while records come while we spin
 	spinMin = 5 * time.Microsecond   // the least budget of a reader that spins at all
