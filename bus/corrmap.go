@@ -88,6 +88,23 @@ func (c *corrMap[K, V]) delete(k K) {
 	s.mu.Unlock()
 }
 
+// any reports whether f reports true for some entry; f runs with a shard
+// locked, so it must not touch the map.
+func (c *corrMap[K, V]) any(f func(V) bool) bool {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for _, v := range s.m {
+			if f(v) {
+				s.mu.Unlock()
+				return true
+			}
+		}
+		s.mu.Unlock()
+	}
+	return false
+}
+
 // removeIf deletes every entry for which f reports true and returns them;
 // f runs with a shard locked, so it must not touch the map.
 func (c *corrMap[K, V]) removeIf(f func(K, V) bool) []V {

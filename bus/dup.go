@@ -183,27 +183,6 @@ func (b *Bus) closeRetired(l Link) {
 // busyOn reports whether an ask sent through l waits for its reply, or one
 // received on it is being served.
 func (b *Bus) busyOn(l Link) bool {
-	for i := range b.pending.shards {
-		s := &b.pending.shards[i]
-		s.mu.Lock()
-		for _, pa := range s.m {
-			if pa.call.link == l {
-				s.mu.Unlock()
-				return true
-			}
-		}
-		s.mu.Unlock()
-	}
-	for i := range b.inbound.shards {
-		s := &b.inbound.shards[i]
-		s.mu.Lock()
-		for _, in := range s.m {
-			if in.link == l {
-				s.mu.Unlock()
-				return true
-			}
-		}
-		s.mu.Unlock()
-	}
-	return false
+	return b.pending.any(func(pa pendingAsk) bool { return pa.call.link == l }) ||
+		b.inbound.any(func(in *inbound) bool { return in.link == l })
 }

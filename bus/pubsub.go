@@ -236,7 +236,11 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 	return b.publishRemote(ctx, subject, msg)
 }
 
-func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool) error {
+// publish delivers msg to the local subscriptions matching subject. A
+// caller that must not wait (dead letters, a link's reader) sets
+// mustNotWait: a full subscription that would block drops the message
+// instead, counted.
+func (b *Bus) publish(ctx context.Context, subject string, msg any, mustNotWait bool) error {
 	// The matches are copied out under the read lock and delivered after
 	// it, since a delivery may wait for room and Subscribe and Close take
 	// the lock for writing.
@@ -247,14 +251,14 @@ func (b *Bus) publish(ctx context.Context, subject string, msg any, noWait bool)
 	b.subMu.RUnlock()
 	var first error
 	for _, s := range matched {
-		if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, noWait); err != nil && first == nil {
+		if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, mustNotWait); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-func (s *Subscription) deliver(ctx context.Context, m Message, noWait bool) error {
+func (s *Subscription) deliver(ctx context.Context, m Message, mustNotWait bool) error {
 	cut := false
 	s.mu.RLock()
 	err := func() error {
@@ -266,7 +270,7 @@ func (s *Subscription) deliver(ctx context.Context, m Message, noWait bool) erro
 			return nil
 		default:
 		}
-		if noWait && (s.policy == SlowBlock || s.pattern == DeadLetterSubject) {
+		if mustNotWait && (s.policy == SlowBlock || s.pattern == DeadLetterSubject) {
 			s.dropped.Add(1)
 			if s.pattern != DeadLetterSubject {
 				s.b.deadLetter(m.Msg, Ref{Name: m.Subject}, Ref{}, ErrSlowConsumer)
