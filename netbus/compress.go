@@ -3,6 +3,7 @@ package netbus
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -48,8 +49,9 @@ func (c Compression) flag() byte {
 // of a transport. Its zstd encoder is shared (EncodeAll is safe for
 // concurrent use). A zstd decoder keeps buffers as large as the largest frame
 // it decoded, so decoders are lent out per frame: one returns to the idle
-// list only after a frame of at most keepFrameBuf bytes, and at most
-// idleDecoders wait there; any other is closed and its memory goes back.
+// list only after a frame of at most keepFrameBuf bytes, and at most one
+// per processor (no fewer than minIdleDecoders) waits there, as many as can
+// decode at once; any other is closed and its memory goes back.
 type compressor struct {
 	maxRaw int // largest decompressed payload accepted
 	zenc   *zstd.Encoder
@@ -57,12 +59,12 @@ type compressor struct {
 }
 
 const (
-	idleDecoders = 4
-	zstdWindow   = 1 << 20 // the encoder's window
+	minIdleDecoders = 4
+	zstdWindow      = 1 << 20 // the encoder's window
 )
 
 func newCompressor(maxRaw int) (*compressor, error) {
-	c := &compressor{maxRaw: maxRaw, zdecs: make(chan *zstd.Decoder, idleDecoders)}
+	c := &compressor{maxRaw: maxRaw, zdecs: make(chan *zstd.Decoder, max(minIdleDecoders, runtime.GOMAXPROCS(0)))}
 	var err error
 	// The encoder keeps a history of twice its window for good: 1 MiB
 	// (instead of 8) bounds that, at a small cost in ratio on payloads that
