@@ -27,6 +27,7 @@ type peer struct {
 // end is this process's side of one kind of socket to the peer.
 type end struct {
 	raw, floor *RawPinger
+	stream     net.Conn // to the peer's streamSink
 	bus        *bus.Bus
 	body       []byte
 }
@@ -50,8 +51,8 @@ func startPeer() (_ *peer, err error) {
 	if p.child, err = benchkit.StartPeer(PeerName, strconv.Itoa(frame)+":"+dir); err != nil {
 		return nil, err
 	}
-	// "ready", then the raw echo, the hand-off echo and the bus for
-	// each kind of socket.
+	// "ready", then the raw echo, the hand-off echo, the stream sink and
+	// the bus for each kind of socket.
 	addrs := map[string][]string{}
 	for _, a := range strings.Fields(p.child.Ready)[1:] {
 		network, _, _ := strings.Cut(a, "://")
@@ -59,7 +60,7 @@ func startPeer() (_ *peer, err error) {
 	}
 	for _, kind := range []string{"TCP", "Unix"} {
 		a := addrs[strings.ToLower(kind)]
-		if len(a) != 3 {
+		if len(a) != 4 {
 			return nil, fmt.Errorf("netbench: the peer's %s addresses: %q", kind, p.child.Ready)
 		}
 		e := &end{body: make([]byte, size)}
@@ -70,13 +71,17 @@ func startPeer() (_ *peer, err error) {
 		if e.floor, err = dialPinger(a[1], frame, true); err != nil {
 			return nil, err
 		}
+		network, sa, _ := strings.Cut(a[2], "://")
+		if e.stream, err = net.Dial(network, sa); err != nil {
+			return nil, err
+		}
 		t := netbus.New(netbus.Config{})
 		if e.bus, err = bus.New(bus.WithName("netbench-"+strings.ToLower(kind)), bus.WithTransport(t), quiet); err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = e.bus.Connect(a[2])
-		for _, name := range []string{"echo", "echo-inline"} {
+		err = e.bus.Connect(a[3])
+		for _, name := range []string{"echo", "echo-inline", "count", "cpu"} {
 			for err == nil {
 				if _, err = e.bus.Ask(ctx, name, e.body); errors.Is(err, bus.ErrNoRoute) && ctx.Err() == nil {
 					time.Sleep(time.Millisecond) // the peer's names are on their way
@@ -111,6 +116,9 @@ func (p *peer) close() {
 			if r != nil {
 				r.Close()
 			}
+		}
+		if e.stream != nil {
+			e.stream.Close()
 		}
 		if e.bus != nil {
 			e.bus.Close(ctx)

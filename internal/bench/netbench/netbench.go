@@ -36,9 +36,9 @@ var echo = bus.ActorFunc(func(c *bus.Context, msg any) error {
 })
 
 // Peer is the peer: on TCP loopback and on Unix sockets in dir it serves
-// a raw echo, a raw echo with a hand-off, and a bus with the actors "echo"
-// and "echo-inline". It prints "ready" and its addresses, and returns when
-// stdin closes.
+// a raw echo, a raw echo with a hand-off, a raw stream sink (streamSink),
+// and a bus with the actors "echo", "echo-inline" and those of sinkActors.
+// It prints "ready" and its addresses, and returns when stdin closes.
 func Peer(arg string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "netbench peer:", err); return 1 }
 	n, dir, _ := strings.Cut(arg, ":")
@@ -48,7 +48,12 @@ func Peer(arg string) int {
 	}
 	var addrs []string
 	for _, network := range []string{"tcp", "unix"} {
-		for i, handoff := range []bool{false, true} {
+		serves := []func(net.Conn){
+			func(s net.Conn) { RawEcho(s, frameSize, false) },
+			func(s net.Conn) { RawEcho(s, frameSize, true) },
+			streamSink,
+		}
+		for i, serve := range serves {
 			addr := "127.0.0.1:0"
 			if network == "unix" {
 				addr = filepath.Join(dir, fmt.Sprintf("raw%d.sock", i))
@@ -64,7 +69,7 @@ func Peer(arg string) int {
 					if err != nil {
 						return
 					}
-					go func() { defer s.Close(); RawEcho(s, frameSize, handoff) }()
+					go func() { defer s.Close(); serve(s) }()
 				}
 			}()
 			addrs = append(addrs, network+"://"+ln.Addr().String())
@@ -78,8 +83,9 @@ func Peer(arg string) int {
 	defer b.Close(context.Background())
 	b.Register("echo", echo)
 	b.Register("echo-inline", echo, bus.WithInline())
+	sinkActors(b)
 	// Per kind of socket, in this order: the raw echo, the hand-off echo,
-	// the bus (startPeer groups them by their scheme).
+	// the stream sink, the bus (startPeer groups them by their scheme).
 	fmt.Println("ready", strings.Join(append(addrs, t.Addrs()...), " "))
 	io.Copy(io.Discard, os.Stdin)
 	return 0

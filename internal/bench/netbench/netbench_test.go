@@ -72,7 +72,8 @@ func TestRunBenchQuick(t *testing.T) {
 		t.Fatalf("%v\n%+v", err, rows)
 	}
 	for _, kind := range []string{"TCP", "Unix"} {
-		for _, row := range []string{"ask round trip p50 (raw ping-pong)", "ask round trip p99 (raw ping-pong)", "ask round trip p50, actor WithInline (raw ping-pong)", "hand-off floor p50 (raw ping-pong)", "ask round trip p50 (hand-off floor)"} {
+		for _, row := range []string{"ask round trip p50 (raw ping-pong)", "ask round trip p99 (raw ping-pong)", "ask round trip p50, actor WithInline (raw ping-pong)", "hand-off floor p50 (raw ping-pong)", "ask round trip p50 (hand-off floor)",
+			"one-way tells (raw buffered stream)", "CPU per tell, sending process (raw stream)", "CPU per tell, receiving process (raw stream)"} {
 			r, ok := rows.Find(kind + ", two processes: " + row)
 			if !ok {
 				t.Errorf("no %q row for %s in %+v", row, kind, rows)
@@ -113,6 +114,36 @@ func BenchmarkAskTwoProcesses(b *testing.B) {
 			b.ReportMetric(float64(at(s.ask, .5))/float64(at(s.floor, .5)), "x-handoff-floor")
 			b.ReportMetric(float64(at(s.inline, .5))/float64(at(s.raw, .5)), "inline-x-raw-pingpong")
 			b.ReportMetric(float64(at(s.floor, .5))/float64(at(s.raw, .5)), "floor-x-raw-pingpong")
+		})
+	}
+}
+
+// BenchmarkTellTwoProcesses sends b.N one-way tells of a 64-byte []byte
+// body to a sink in a peer process over each kind of socket, and as many
+// frames of the same size as a raw buffered stream, in alternating rounds
+// of up to 200,000 (see end.tells). Besides both rates it reports the CPU
+// time per message of the sending and the receiving process, which other
+// load on the machine skews much less than a rate.
+func BenchmarkTellTwoProcesses(b *testing.B) {
+	p, err := startPeer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.close)
+	for _, kind := range []string{"TCP", "Unix"} {
+		b.Run(strings.ToLower(kind), func(b *testing.B) {
+			f, err := p.ends[kind].tells(b.N, 200_000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(f.Tells/1e6, "M-tells/s")
+			b.ReportMetric(f.Stream/1e6, "M-raw/s")
+			b.ReportMetric(f.Tells/f.Stream, "x-raw-stream")
+			b.ReportMetric(f.TellSend, "send-cpu-ns/msg")
+			b.ReportMetric(f.TellRecv, "recv-cpu-ns/msg")
+			b.ReportMetric(f.StreamSend, "raw-send-cpu-ns/msg")
+			b.ReportMetric(f.StreamRecv, "raw-recv-cpu-ns/msg")
+			b.ReportMetric(float64(f.Dropped), "dropped")
 		})
 	}
 }

@@ -8,10 +8,10 @@ import (
 )
 
 // RunBench is the suite of `xbus bench net`: OneProcess (both buses in
-// this process), then ask round trips between this process and a peer
-// process, each beside a raw ping-pong of the same bytes and the hand-off
-// floor, measured interleaved in the same run. quick shortens every
-// measurement.
+// this process), then, between this process and a peer process, ask round
+// trips beside a raw ping-pong of the same bytes and the hand-off floor,
+// and one-way tells beside a raw buffered stream, each measured
+// interleaved in the same run. quick shortens every measurement.
 func RunBench(out benchkit.Out, quick bool) error {
 	d := 2 * time.Second
 	if quick {
@@ -49,6 +49,20 @@ func RunBench(out benchkit.Out, quick bool) error {
 		row("ask round trip p50, actor WithInline (raw ping-pong)", at(s.inline, .5), at(s.raw, .5), 0)
 		row("hand-off floor p50 (raw ping-pong)", at(s.floor, .5), at(s.raw, .5), 0)
 		row("ask round trip p50 (hand-off floor)", at(s.ask, .5), at(s.floor, .5), 0)
+		total := 2_000_000
+		if quick {
+			total = 100_000
+		}
+		out.Progress("%s, two processes: %d one-way tells and as many raw stream frames, in alternating rounds", kind, total)
+		f, err := p.ends[kind].tells(total, 200_000)
+		if err != nil {
+			return err
+		}
+		name := kind + ", two processes: "
+		out.Row(benchkit.Row{Name: name + "one-way tells (raw buffered stream)", Unit: benchkit.PerSec, Xbus: f.Tells, Baseline: f.Stream,
+			Target: "≥ 10 M/s", Status: benchkit.Verdict(f.Tells >= 10e6)})
+		out.Row(benchkit.Row{Name: name + "CPU per tell, sending process (raw stream)", Unit: benchkit.Nanos, Xbus: f.TellSend, Baseline: f.StreamSend})
+		out.Row(benchkit.Row{Name: name + "CPU per tell, receiving process (raw stream)", Unit: benchkit.Nanos, Xbus: f.TellRecv, Baseline: f.StreamRecv})
 	}
 	return nil
 }
