@@ -3,18 +3,13 @@ package rpc_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
-	"github.com/xbus-dev/xbus/bus/bustest"
-	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/rpc"
-	"github.com/xbus-dev/xbus/shmbus"
 )
 
 type (
@@ -47,67 +42,13 @@ func (Arith) Div(_ context.Context, a Add) (Sum, error) {
 	return Sum{a.A / a.B}, nil
 }
 
-// transport builds two linked buses: A calls, B handles. In process they
-// are one bus.
-type transport struct {
-	name string
-	make func(t *testing.T) (a, b *bus.Bus)
-}
+// The unary rows of TestTransports (table_test.go) and their handlers.
+var _ = addServe(serveUnary)
 
-func transports() []transport {
-	ts := []transport{
-		{"inproc", func(t *testing.T) (*bus.Bus, *bus.Bus) {
-			b := newBus(t)
-			return b, b
-		}},
-		{"unix", netPair(func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "b.sock") })},
-		{"tcp", netPair(func(*testing.T) string { return "tcp://127.0.0.1:0" })},
-	}
-	if runtime.GOOS == "linux" {
-		ts = append(ts, transport{"shm", func(t *testing.T) (*bus.Bus, *bus.Bus) {
-			path := filepath.Join(t.TempDir(), "b.sock")
-			b := bustest.NewBus(t, shmbus.New(shmbus.Config{Listen: path}), bus.WithName("b"))
-			a := bustest.NewBus(t, shmbus.New(shmbus.Config{Dial: []string{path}}), bus.WithName("a"))
-			return a, b
-		}})
-	}
-	return ts
-}
-
-// newBus returns a bus without a transport, closed when t ends.
-func newBus(t *testing.T) *bus.Bus {
+// serveUnary registers on p.B every handler the unary rows call.
+func serveUnary(t *testing.T, p *pair) []string {
 	t.Helper()
-	b, err := bus.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Close(ctx)
-	})
-	return b
-}
-
-func netPair(listen func(*testing.T) string) func(t *testing.T) (*bus.Bus, *bus.Bus) {
-	return func(t *testing.T) (*bus.Bus, *bus.Bus) {
-		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}})
-		b := bustest.NewBus(t, trB, bus.WithName("b"))
-		a := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"))
-		return a, b
-	}
-}
-
-func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// serve registers every handler the table calls on b and waits until a
-// reaches each name.
-func serve(t *testing.T, a, b *bus.Bus, notes chan<- Note) {
-	t.Helper()
+	a, b, notes := p.A, p.B, p.Notes
 	for _, ts := range []*bus.Types{a.Types(), b.Types()} {
 		if err := ts.RegisterError("shop.out-of-stock", ErrOutOfStock); err != nil && !strings.Contains(err.Error(), "already") {
 			t.Fatal(err)
@@ -161,169 +102,157 @@ func serve(t *testing.T, a, b *bus.Bus, notes chan<- Note) {
 			}
 			return next(ctx, req)
 		})))
-	for _, n := range []string{"arith.add", "md.echo", "md.relay", "fail.coded", "fail.panic", "fail.block", "note", "arith.Mul", "arith.Div", "guarded", "strict"} {
-		if err := a.WaitFor(ctxFor(t), n); err != nil {
-			t.Fatalf("%s never reachable: %v", n, err)
-		}
-	}
+	return []string{"arith.add", "md.echo", "md.relay", "fail.coded", "fail.panic", "fail.block", "note", "arith.Mul", "arith.Div", "guarded", "strict"}
 }
 
-// TestTransports runs every unary feature over each transport: in process,
-// shared memory, a Unix socket and TCP.
-func TestTransports(t *testing.T) {
-	cases := []struct {
-		name   string
-		remote bool // needs two nodes
-		f      func(t *testing.T, a *bus.Bus, notes <-chan Note)
-	}{
-		{"TypedCall", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			got, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Add{2, 3})
-			if err != nil || got.N != 5 {
-				t.Fatalf("got %v, %v; want 5", got, err)
+var _ = addRows(
+	row{name: "TypedCall", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		got, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Add{2, 3})
+		if err != nil || got.N != 5 {
+			t.Fatalf("got %v, %v; want 5", got, err)
+		}
+	}},
+	row{name: "RegisteredMethods", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		got, err := rpc.Call[Sum](ctxFor(t), a, "arith.Mul", Add{4, 5})
+		if err != nil || got.N != 20 {
+			t.Fatalf("got %v, %v; want 20", got, err)
+		}
+		_, err = rpc.Call[Sum](ctxFor(t), a, "arith.Div", Add{4, 0})
+		if !errors.Is(err, rpc.ErrInvalidArgument) {
+			t.Fatalf("division by zero: %v, want CodeInvalidArgument", err)
+		}
+	}},
+	row{name: "Metadata", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		got, err := rpc.Call[Echoed](ctxFor(t), a, "md.echo", Echo{"k"}, rpc.Header("x", "1"), rpc.Header("k", "v"))
+		if err != nil || got.Value != "v" || !got.HasDeadline {
+			t.Fatalf("got %+v, %v; want the value v and a deadline", got, err)
+		}
+		got, err = rpc.Call[Echoed](context.Background(), a, "md.echo", Echo{"k"})
+		if err != nil || got.Value != "" || got.HasDeadline {
+			t.Fatalf("a bare call arrived as %+v, %v", got, err)
+		}
+	}},
+	row{name: "DeadlinePropagates", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		got, err := rpc.Call[Echoed](ctxFor(t), a, "md.relay", Echo{"k"})
+		if err != nil || !got.HasDeadline {
+			t.Fatalf("got %+v, %v; the relayed call had no deadline", got, err)
+		}
+	}},
+	row{name: "CodedErrors", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		_, err := rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{0, 7})
+		if !errors.Is(err, rpc.ErrNotFound) || rpc.Code(err) != rpc.CodeNotFound || !strings.Contains(err.Error(), "no item 7") {
+			t.Fatalf("got %v (code %d), want CodeNotFound with its text", err, rpc.Code(err))
+		}
+		_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{1, 0})
+		if !errors.Is(err, ErrOutOfStock) {
+			t.Fatalf("got %v, want ErrOutOfStock", err)
+		}
+		_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{7, 3})
+		code := rpc.CodeApplication + 7
+		if !errors.Is(err, rpc.Sentinel(code)) || rpc.Code(err) != code || errors.Is(err, rpc.Sentinel(code+1)) || err.Error() != "quota 3" {
+			t.Fatalf("got %v (code %d), want the application's code %d and its text", err, rpc.Code(err), code)
+		}
+	}},
+	row{name: "Panic", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		_, err := rpc.Call[Sum](ctxFor(t), a, "fail.panic", Add{})
+		if !errors.Is(err, rpc.ErrInternal) || !strings.Contains(err.Error(), "boom") {
+			t.Fatalf("got %v, want CodeInternal naming the panic", err)
+		}
+		got, err := rpc.Call[Sum](ctxFor(t), a, "fail.panic", Add{A: 9})
+		if err != nil || got.N != 9 {
+			t.Fatalf("after a panic: %v, %v; the handler must still serve", got, err)
+		}
+	}},
+	row{name: "NeverReturns", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := rpc.Call[Sum](ctx, a, "fail.block", Block{})
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("got %v, want ErrDeadline", err)
+		}
+		// The handler's ctx ended with the caller's deadline, so the
+		// handler is free for the next call.
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel2()
+		if _, err := rpc.Call[Sum](ctx2, a, "fail.block", Block{}); !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("second call: %v, want ErrDeadline", err)
+		}
+	}},
+	row{name: "WrongRequestType", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		_, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Echo{"x"})
+		if !errors.Is(err, rpc.ErrInvalidArgument) || !strings.Contains(err.Error(), "rpc_test.Add") {
+			t.Fatalf("got %v, want CodeInvalidArgument naming the request type", err)
+		}
+		_, err = rpc.Call[Echoed](ctxFor(t), a, "arith.add", Add{1, 1})
+		if !errors.Is(err, bus.ErrWrongType) {
+			t.Fatalf("got %v, want ErrWrongType for the response", err)
+		}
+	}},
+	row{name: "BodyDoesNotDecode", remote: true, run: func(t *testing.T, p *pair) {
+		a := p.A
+		if err := bus.RegisterType[badStrict](a.Types(), "rpc_test.Strict"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rpc.Call[Sum](ctxFor(t), a, "strict", badStrict{"x"})
+		if !errors.Is(err, bus.ErrBadEnvelope) || !strings.Contains(err.Error(), "rpc_test.Strict") {
+			t.Fatalf("got %v, want a coded ErrBadEnvelope naming the type", err)
+		}
+		if got, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Add{1, 2}); err != nil || got.N != 3 {
+			t.Fatalf("after a bad body: %v, %v; the link must stay", got, err)
+		}
+	}},
+	row{name: "Future", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		fs := make([]*rpc.Future[Sum], 8)
+		for i := range fs {
+			fs[i] = rpc.Go[Sum](ctxFor(t), a, "arith.add", Add{i, i})
+		}
+		for i, f := range fs {
+			<-f.Done()
+			if got, err := f.Wait(); err != nil || got.N != 2*i {
+				t.Fatalf("future %d: %v, %v", i, got, err)
 			}
-		}},
-		{"RegisteredMethods", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			got, err := rpc.Call[Sum](ctxFor(t), a, "arith.Mul", Add{4, 5})
-			if err != nil || got.N != 20 {
-				t.Fatalf("got %v, %v; want 20", got, err)
+		}
+	}},
+	row{name: "OneWay", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		notes := p.Notes
+		if err := rpc.Send(ctxFor(t), a, "note", Note{"hello"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-notes:
+			if n.Text != "hello" {
+				t.Fatalf("got %q", n.Text)
 			}
-			_, err = rpc.Call[Sum](ctxFor(t), a, "arith.Div", Add{4, 0})
-			if !errors.Is(err, rpc.ErrInvalidArgument) {
-				t.Fatalf("division by zero: %v, want CodeInvalidArgument", err)
-			}
-		}},
-		{"Metadata", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			got, err := rpc.Call[Echoed](ctxFor(t), a, "md.echo", Echo{"k"}, rpc.Header("x", "1"), rpc.Header("k", "v"))
-			if err != nil || got.Value != "v" || !got.HasDeadline {
-				t.Fatalf("got %+v, %v; want the value v and a deadline", got, err)
-			}
-			got, err = rpc.Call[Echoed](context.Background(), a, "md.echo", Echo{"k"})
-			if err != nil || got.Value != "" || got.HasDeadline {
-				t.Fatalf("a bare call arrived as %+v, %v", got, err)
-			}
-		}},
-		{"DeadlinePropagates", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			got, err := rpc.Call[Echoed](ctxFor(t), a, "md.relay", Echo{"k"})
-			if err != nil || !got.HasDeadline {
-				t.Fatalf("got %+v, %v; the relayed call had no deadline", got, err)
-			}
-		}},
-		{"CodedErrors", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			_, err := rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{0, 7})
-			if !errors.Is(err, rpc.ErrNotFound) || rpc.Code(err) != rpc.CodeNotFound || !strings.Contains(err.Error(), "no item 7") {
-				t.Fatalf("got %v (code %d), want CodeNotFound with its text", err, rpc.Code(err))
-			}
-			_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{1, 0})
-			if !errors.Is(err, ErrOutOfStock) {
-				t.Fatalf("got %v, want ErrOutOfStock", err)
-			}
-			_, err = rpc.Call[Sum](ctxFor(t), a, "fail.coded", Add{7, 3})
-			code := rpc.CodeApplication + 7
-			if !errors.Is(err, rpc.Sentinel(code)) || rpc.Code(err) != code || errors.Is(err, rpc.Sentinel(code+1)) || err.Error() != "quota 3" {
-				t.Fatalf("got %v (code %d), want the application's code %d and its text", err, rpc.Code(err), code)
-			}
-		}},
-		{"Panic", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			_, err := rpc.Call[Sum](ctxFor(t), a, "fail.panic", Add{})
-			if !errors.Is(err, rpc.ErrInternal) || !strings.Contains(err.Error(), "boom") {
-				t.Fatalf("got %v, want CodeInternal naming the panic", err)
-			}
-			got, err := rpc.Call[Sum](ctxFor(t), a, "fail.panic", Add{A: 9})
-			if err != nil || got.N != 9 {
-				t.Fatalf("after a panic: %v, %v; the handler must still serve", got, err)
-			}
-		}},
-		{"NeverReturns", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			_, err := rpc.Call[Sum](ctx, a, "fail.block", Block{})
-			if !errors.Is(err, bus.ErrDeadline) {
-				t.Fatalf("got %v, want ErrDeadline", err)
-			}
-			// The handler's ctx ended with the caller's deadline, so the
-			// handler is free for the next call.
-			ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel2()
-			if _, err := rpc.Call[Sum](ctx2, a, "fail.block", Block{}); !errors.Is(err, bus.ErrDeadline) {
-				t.Fatalf("second call: %v, want ErrDeadline", err)
-			}
-		}},
-		{"WrongRequestType", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			_, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Echo{"x"})
-			if !errors.Is(err, rpc.ErrInvalidArgument) || !strings.Contains(err.Error(), "rpc_test.Add") {
-				t.Fatalf("got %v, want CodeInvalidArgument naming the request type", err)
-			}
-			_, err = rpc.Call[Echoed](ctxFor(t), a, "arith.add", Add{1, 1})
-			if !errors.Is(err, bus.ErrWrongType) {
-				t.Fatalf("got %v, want ErrWrongType for the response", err)
-			}
-		}},
-		{"BodyDoesNotDecode", true, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			if err := bus.RegisterType[badStrict](a.Types(), "rpc_test.Strict"); err != nil {
-				t.Fatal(err)
-			}
-			_, err := rpc.Call[Sum](ctxFor(t), a, "strict", badStrict{"x"})
-			if !errors.Is(err, bus.ErrBadEnvelope) || !strings.Contains(err.Error(), "rpc_test.Strict") {
-				t.Fatalf("got %v, want a coded ErrBadEnvelope naming the type", err)
-			}
-			if got, err := rpc.Call[Sum](ctxFor(t), a, "arith.add", Add{1, 2}); err != nil || got.N != 3 {
-				t.Fatalf("after a bad body: %v, %v; the link must stay", got, err)
-			}
-		}},
-		{"Future", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			fs := make([]*rpc.Future[Sum], 8)
-			for i := range fs {
-				fs[i] = rpc.Go[Sum](ctxFor(t), a, "arith.add", Add{i, i})
-			}
-			for i, f := range fs {
-				<-f.Done()
-				if got, err := f.Wait(); err != nil || got.N != 2*i {
-					t.Fatalf("future %d: %v, %v", i, got, err)
-				}
-			}
-		}},
-		{"OneWay", false, func(t *testing.T, a *bus.Bus, notes <-chan Note) {
-			if err := rpc.Send(ctxFor(t), a, "note", Note{"hello"}); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case n := <-notes:
-				if n.Text != "hello" {
-					t.Fatalf("got %q", n.Text)
-				}
-			case <-ctxFor(t).Done():
-				t.Fatal("the one-way call never arrived")
-			}
-		}},
-		{"Interceptors", false, func(t *testing.T, a *bus.Bus, _ <-chan Note) {
-			if _, err := rpc.Call[Sum](ctxFor(t), a, "guarded", Add{1, 0}); !errors.Is(err, rpc.ErrUnauthenticated) {
-				t.Fatalf("without a token: %v, want CodeUnauthenticated", err)
-			}
-			var seen atomic.Int32
-			auth := func(ctx context.Context, info rpc.ClientInfo, req any, next func(context.Context, any) (any, error)) (any, error) {
-				seen.Add(1)
-				return next(rpc.WithOutgoingMD(ctx, rpc.MD{{Key: "auth", Value: "secret"}}), req)
-			}
-			got, err := rpc.Call[Sum](ctxFor(t), a, "guarded", Add{6, 0}, rpc.WithClientInterceptors(auth))
-			if err != nil || got.N != 6 || seen.Load() != 1 {
-				t.Fatalf("with a token: %v, %v (interceptor ran %d times)", got, err, seen.Load())
-			}
-		}},
-	}
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
-			a, b := tr.make(t)
-			notes := make(chan Note, 1)
-			serve(t, a, b, notes)
-			for _, c := range cases {
-				if c.remote && a == b {
-					continue
-				}
-				t.Run(c.name, func(t *testing.T) { c.f(t, a, notes) })
-			}
-		})
-	}
-}
+		case <-ctxFor(t).Done():
+			t.Fatal("the one-way call never arrived")
+		}
+	}},
+	row{name: "Interceptors", remote: false, run: func(t *testing.T, p *pair) {
+		a := p.A
+		if _, err := rpc.Call[Sum](ctxFor(t), a, "guarded", Add{1, 0}); !errors.Is(err, rpc.ErrUnauthenticated) {
+			t.Fatalf("without a token: %v, want CodeUnauthenticated", err)
+		}
+		var seen atomic.Int32
+		auth := func(ctx context.Context, info rpc.ClientInfo, req any, next func(context.Context, any) (any, error)) (any, error) {
+			seen.Add(1)
+			return next(rpc.WithOutgoingMD(ctx, rpc.MD{{Key: "auth", Value: "secret"}}), req)
+		}
+		got, err := rpc.Call[Sum](ctxFor(t), a, "guarded", Add{6, 0}, rpc.WithClientInterceptors(auth))
+		if err != nil || got.N != 6 || seen.Load() != 1 {
+			t.Fatalf("with a token: %v, %v (interceptor ran %d times)", got, err, seen.Load())
+		}
+	}},
+)
 
 type misfits struct{}
 

@@ -1,0 +1,133 @@
+package rpc_test
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/shmbus"
+)
+
+// TestTransports runs every row over each transport: in process, shared
+// memory (shmbus), a Unix socket and TCP (netbus). Rows come from every
+// file of the package (addRows), each feature's beside its handlers
+// (addServe): one table, so that a feature is proved on every transport or
+// not at all.
+func TestTransports(t *testing.T) {
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			a, b := tr.make(t)
+			p := &pair{A: a, B: b, Notes: make(chan Note, 1)}
+			for _, serve := range serves {
+				for _, n := range serve(t, p) {
+					if err := a.WaitFor(ctxFor(t), n); err != nil {
+						t.Fatalf("%s never reachable: %v", n, err)
+					}
+				}
+			}
+			for _, r := range rows {
+				if r.remote && a == b {
+					continue
+				}
+				t.Run(r.name, func(t *testing.T) { r.run(t, p) })
+			}
+		})
+	}
+}
+
+// pair is the two nodes of one transport: A calls, B serves. In process
+// they are one bus.
+type pair struct {
+	A, B  *bus.Bus
+	Notes chan Note // what the "note" handler receives
+}
+
+// row is one feature TestTransports runs over every transport.
+type row struct {
+	name   string
+	remote bool // needs two nodes: skipped in process
+	run    func(t *testing.T, p *pair)
+}
+
+var (
+	rows   []row
+	serves []func(t *testing.T, p *pair) []string
+)
+
+// addRows adds rows to TestTransports, in the order given; a file calls it
+// in a package-level var (var _ = addRows(...)).
+func addRows(rs ...row) bool {
+	rows = append(rows, rs...)
+	return true
+}
+
+// addServe adds f, which registers handlers on p.B and returns their
+// names, to what TestTransports runs once per transport before any row; A
+// then waits until it reaches each name.
+func addServe(f func(t *testing.T, p *pair) []string) bool {
+	serves = append(serves, f)
+	return true
+}
+
+// transport builds two linked buses: A calls, B handles. In process they
+// are one bus.
+type transport struct {
+	name string
+	make func(t *testing.T) (a, b *bus.Bus)
+}
+
+func transports() []transport {
+	ts := []transport{
+		{"inproc", func(t *testing.T) (*bus.Bus, *bus.Bus) {
+			b := newBus(t)
+			return b, b
+		}},
+		{"unix", netPair(func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "b.sock") })},
+		{"tcp", netPair(func(*testing.T) string { return "tcp://127.0.0.1:0" })},
+	}
+	if runtime.GOOS == "linux" {
+		ts = append(ts, transport{"shm", func(t *testing.T) (*bus.Bus, *bus.Bus) {
+			path := filepath.Join(t.TempDir(), "b.sock")
+			b := bustest.NewBus(t, shmbus.New(shmbus.Config{Listen: path}), bus.WithName("b"))
+			a := bustest.NewBus(t, shmbus.New(shmbus.Config{Dial: []string{path}}), bus.WithName("a"))
+			return a, b
+		}})
+	}
+	return ts
+}
+
+// newBus returns a bus without a transport, closed when t ends.
+func newBus(t *testing.T, opts ...bus.Option) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.Close(ctx)
+	})
+	return b
+}
+
+func netPair(listen func(*testing.T) string) func(t *testing.T) (*bus.Bus, *bus.Bus) {
+	return func(t *testing.T) (*bus.Bus, *bus.Bus) {
+		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}})
+		b := bustest.NewBus(t, trB, bus.WithName("b"))
+		a := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"))
+		return a, b
+	}
+}
+
+// ctxFor returns a context that ends with t, or after 20 s.
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
