@@ -648,6 +648,6 @@ func (b *Bus) shutdown(ctx context.Context) error {
 // Closed reports whether Close has begun.
 func (b *Bus) Closed() bool { return b.closing.Load() }
 
-var _ Host = (*Bus)(nil)
+var _ BatchHost = (*Bus)(nil)
 
 var errNoLink = errors.New("no link to that node")

@@ -484,7 +484,11 @@ func (d *delivery) sender() Ref {
 
 // send queues a user message on p, mapping mailbox errors to the bus's.
 func (p *process) send(ctx context.Context, d delivery, pol mailbox.Policy) error {
-	err := p.mb.Send(ctx, d, pol)
+	return mailboxError(p.mb.Send(ctx, d, pol))
+}
+
+// mailboxError is the bus's error for one of the mailbox's.
+func mailboxError(err error) error {
 	switch {
 	case err == nil:
 		return nil

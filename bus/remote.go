@@ -668,18 +668,36 @@ var noWait = func() context.Context {
 // actor. A refused ask is answered with the error; every refused message is
 // a dead letter with the reason.
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
-	var p *process
-	if env.To.ID != 0 {
-		if env.To.Node == b.id {
-			p = b.procs.get(env.To.ID)
-		}
-	} else {
-		p = b.placeLocal(env.To.Name)
-	}
+	p := b.localTarget(env)
 	if p == nil {
-		b.refuseMessage(l, env, fmt.Errorf("%w: %s", ErrNoRoute, env.To))
+		b.refuseMessage(l, env, errNoRouteTo(env.To))
 		return
 	}
+	in := b.inboundOf(l, env, p)
+	if err := p.send(context.Background(), linkOf(env.Msg, in), linkPolicy(p)); err != nil {
+		b.unqueued(p, linkOf(env.Msg, in), err)
+	}
+}
+
+// errNoRouteTo is the reason a message from a peer to a name or actor this
+// node does not host is refused.
+func errNoRouteTo(to Ref) error { return fmt.Errorf("%w: %s", ErrNoRoute, to) }
+
+// localTarget is the local process a tell or an ask from a peer goes to, or
+// nil.
+func (b *Bus) localTarget(env *Envelope) *process {
+	if env.To.ID != 0 {
+		if env.To.Node == b.id {
+			return b.procs.get(env.To.ID)
+		}
+		return nil
+	}
+	return b.placeLocal(env.To.Name)
+}
+
+// inboundOf takes a pooled record of env's header fields for p's turn; an
+// ask's goes into Bus.inbound until its reply is sent.
+func (b *Bus) inboundOf(l Link, env *Envelope, p *process) *inbound {
 	in := inbounds.Get().(*inbound)
 	in.env, in.link = *env, l
 	in.env.Msg, in.env.Body = nil, nil
@@ -690,18 +708,31 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
 		p.stats.Add(1) // until its reply is sent (process.answer)
 	}
-	pol := mailbox.Default
+	return in
+}
+
+// linkPolicy is how a message from a link goes into p's mailbox: a full
+// mailbox that would block refuses it at once instead.
+func linkPolicy(p *process) mailbox.Policy {
 	if p.mb.Options().Policy == mailbox.Block {
-		pol = mailbox.FailFast
+		return mailbox.FailFast
 	}
-	if err := p.send(context.Background(), linkOf(env.Msg, in), pol); err != nil {
-		if env.Kind == KindAsk {
-			p.stats.Add(-1)
-			b.finishInbound(in)
-		}
-		putInbound(in)
-		b.refuseMessage(l, env, err)
+	return mailbox.Default
+}
+
+// unqueued undoes inboundOf for d, a message from a link that p's mailbox
+// refused with err, and refuses it.
+func (b *Bus) unqueued(p *process, d delivery, err error) {
+	in := d.in()
+	env := in.env
+	env.Msg = d.msg
+	if env.Kind == KindAsk {
+		p.stats.Add(-1)
+		b.finishInbound(in)
 	}
+	l := in.link
+	putInbound(in)
+	b.refuseMessage(l, &env, err)
 }
 
 // refuseMessage answers a tell or ask from a peer that could not be queued.

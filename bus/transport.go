@@ -11,7 +11,8 @@ import (
 //
 // New calls Start once with the bus as Host. From then on the transport
 // reports each link it establishes (accepted or dialed) with Host.LinkUp,
-// hands every envelope it receives to Host.Deliver, hands back with
+// hands every envelope it receives to Host.Deliver (or, in batches, to
+// BatchHost.DeliverBatch when the Host implements it), hands back with
 // Host.Undelivered what it accepted and could not deliver, and reports a
 // link's end with Host.LinkDown. Close stops accepting, closes every link (each
 // reported with LinkDown) and waits for the transport's goroutines.
@@ -120,6 +121,26 @@ type Host interface {
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.
 	LinkDown(l Link, err error)
+}
+
+// BatchHost is a Host that also takes envelopes in batches. *Bus
+// implements it; a transport that reads several envelopes at once (a
+// ring's worth of records, a socket buffer's worth of frames) hands them
+// over with one DeliverBatch call when its Host is one, and with one
+// Deliver each otherwise.
+type BatchHost interface {
+	Host
+	// DeliverBatch hands the bus envs, received on l in this order: the
+	// same as a Deliver of each in turn, with Deliver's promises (it never
+	// waits on an actor, a subscriber or a peer; a body that does not
+	// decode is the bus's to answer and count), but consecutive tells and
+	// asks to one actor go into its mailbox together, with one claim of
+	// room and one wake-up of the actor. Bodies may alias the transport's
+	// buffer until DeliverBatch returns. It changes the envelopes (it
+	// decodes into Msg and leaves Msg and Body nil) and keeps no reference
+	// to envs or their Bodies, so the transport may reuse both, though not
+	// Headers' arrays, once it returns.
+	DeliverBatch(l Link, envs []Envelope)
 }
 
 // schemeRank orders link schemes, nearest first.

@@ -251,6 +251,39 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 	}
 }
 
+// SendBatch queues vs in order, as many Sends of p would, and returns how
+// many it queued: all of them, or those before the one whose Send failed
+// (with that error). Where the ring has room it claims the cells of the
+// whole run at once and schedules the mailbox once, so a transport's
+// reader handing over what it read together pays one claim instead of one
+// per message. An Inline mailbox takes them one Send at a time, each
+// running inline when it finds the mailbox idle.
+func (m *Mailbox[T]) SendBatch(ctx context.Context, vs []T, p Policy) (int, error) {
+	if len(vs) == 0 {
+		return 0, nil
+	}
+	n := 0
+	if !m.opts.Inline {
+		if m.state.Load()&closed != 0 {
+			return 0, ErrClosed
+		}
+		n = m.ring().pushN(vs)
+		if n > 0 {
+			if m.state.Load()&closed != 0 {
+				m.drain() // as in Send: what landed after Close's drain is reported
+			} else {
+				m.schedule(false)
+			}
+		}
+	}
+	for ; n < len(vs); n++ {
+		if err := m.Send(ctx, vs[n], p); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // How long a Block send retries a full mailbox before it parks.
 const (
 	blockSpins      = 128

@@ -741,14 +741,30 @@ func TestCloseRacingSends(t *testing.T) {
 		var wg sync.WaitGroup
 		for p := range producers {
 			wg.Go(func() {
+				var run [3]int
 				for s := 1; s <= per; s++ {
 					pol := []Policy{Block, FailFast, DropOldest}[s%3]
 					if pol == DropOldest {
 						pol = Block // a drop would be counted, but not as ErrClosed
 					}
-					switch err := mb.Send(context.Background(), p<<24|s, pol); {
-					case err == nil:
+					var err error
+					if s%4 == 0 && s+len(run) <= per+1 { // a run of three through SendBatch
+						for i := range run {
+							run[i] = p<<24 | (s + i)
+						}
+						var n int
+						n, err = mb.SendBatch(context.Background(), run[:], pol)
+						accepted.Add(int64(n))
+						if err == nil {
+							s += len(run) - 1
+							continue
+						}
+						s += n // the rest of the run after the refused one is skipped
+					} else if err = mb.Send(context.Background(), p<<24|s, pol); err == nil {
 						accepted.Add(1)
+					}
+					switch {
+					case err == nil:
 					case errors.Is(err, ErrClosed):
 						refused.Add(1)
 					case errors.Is(err, ErrFull):
@@ -777,6 +793,39 @@ func TestCloseRacingSends(t *testing.T) {
 			t.Fatalf("round %d: Len() = %d after Close", round, n)
 		}
 	}
+}
+
+// TestSendBatch checks SendBatch: a run is queued in order behind what was
+// queued before; a full mailbox takes the prefix that fits and reports the
+// error of the first it refused; after Close nothing is taken.
+func TestSendBatch(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder()
+	mb := mustNew[int](t, rec, Options{Capacity: 8, Policy: FailFast})
+	mb.Suspend()
+	if err := mb.Send(ctx, 0, Default); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := mb.SendBatch(ctx, []int{1, 2, 3}, Default); n != 3 || err != nil {
+		t.Fatalf("SendBatch of 3 into room for 7: %d, %v", n, err)
+	}
+	if n, err := mb.SendBatch(ctx, []int{4, 5, 6, 7, 8, 9}, Default); n != 4 || !errors.Is(err, ErrFull) {
+		t.Fatalf("SendBatch of 6 into room for 4: %d, %v; want 4, ErrFull", n, err)
+	}
+	if n, err := mb.SendBatch(ctx, nil, Default); n != 0 || err != nil {
+		t.Fatalf("SendBatch of none: %d, %v", n, err)
+	}
+	mb.Resume()
+	rec.await(t, 8)
+	mb.Close()
+	if n, err := mb.SendBatch(ctx, []int{10}, Default); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("SendBatch after Close: %d, %v; want 0, ErrClosed", n, err)
+	}
+	var want []event
+	for v := range 8 {
+		want = append(want, ev("user", v))
+	}
+	sameEvents(t, rec.snapshot(), want)
 }
 
 func TestOptionsValidation(t *testing.T) {
@@ -902,6 +951,30 @@ func TestSendAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per Send and Invoke, want 0", allocs)
+	}
+}
+
+// TestSendBatchAllocs: a batch queued and invoked allocates nothing.
+func TestSendBatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	done := make(chan struct{}, 4)
+	mb := mustNew[*payload](t, &signal{done: done}, Options{Capacity: 64})
+	defer mb.Close()
+	ctx := context.Background()
+	batch := []*payload{msg, msg, msg, msg}
+	send := func() {
+		if n, err := mb.SendBatch(ctx, batch, Default); n != len(batch) || err != nil {
+			t.Fatalf("SendBatch: %d, %v", n, err)
+		}
+		for range batch {
+			<-done
+		}
+	}
+	send() // allocates the ring
+	if allocs := testing.AllocsPerRun(1000, send); allocs != 0 {
+		t.Fatalf("%v allocations per SendBatch of 4 and their Invokes, want 0", allocs)
 	}
 }
 

@@ -56,6 +56,37 @@ func (r *ring[T]) push(v T) bool {
 	}
 }
 
+// pushN appends a prefix of vs, in order, with one claim of the tail, and
+// returns its length: every value up to the first cell not yet free (0 when
+// the ring is full).
+func (r *ring[T]) pushN(vs []T) int {
+	pos := r.tail.Load()
+	for {
+		// The free cells from pos: a cell found free for its lap stays free
+		// until a producer claims it, which moves the tail past pos.
+		k := 0
+		for k < len(vs) && r.cell[(pos+uint64(k))&r.mask].seq.Load() == pos+uint64(k) {
+			k++
+		}
+		if k == 0 {
+			if int64(r.cell[pos&r.mask].seq.Load()-pos) < 0 {
+				return 0
+			}
+			pos = r.tail.Load()
+			continue
+		}
+		if r.tail.CompareAndSwap(pos, pos+uint64(k)) {
+			for i, v := range vs[:k] {
+				c := &r.cell[(pos+uint64(i))&r.mask]
+				c.v = v
+				c.seq.Store(pos + uint64(i) + 1)
+			}
+			return k
+		}
+		pos = r.tail.Load()
+	}
+}
+
 // pop removes the oldest value; false means nothing is ready (the ring is
 // empty, or its oldest cell is claimed but not yet written).
 func (r *ring[T]) pop() (T, bool) {

@@ -50,6 +50,21 @@ func (m *model) len() int {
 	return len(m.q)
 }
 
+// pushN pushes a prefix of vs, as many as fit.
+func (m *model) pushN(vs []uint64) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := min(len(vs), m.cap-len(m.q))
+	m.q = append(m.q, vs[:n]...)
+	return n
+}
+
+// batcher is a queue that also takes runs of values (the ring's pushN).
+type batcher interface {
+	queue
+	pushN(vs []uint64) int
+}
+
 // lossy is a deliberately wrong queue: it accepts every 100th value and
 // forgets it, to show the checker catches a lost message.
 type lossy struct{ model }
@@ -118,12 +133,23 @@ func TestRingMatchesModelSequential(t *testing.T) {
 		m := &model{cap: capacity}
 		next := uint64(1)
 		for i := 0; i < 100_000; i++ {
-			if rng.IntN(2) == 0 {
+			switch rng.IntN(3) {
+			case 0:
 				if got, want := r.push(next), m.push(next); got != want {
 					t.Fatalf("cap %d op %d: push = %v, model %v", capacity, i, got, want)
 				}
 				next++
-			} else {
+			case 1:
+				vs := make([]uint64, 1+rng.IntN(capacity+1))
+				for j := range vs {
+					vs[j] = next + uint64(j)
+				}
+				got, want := r.pushN(vs), m.pushN(vs)
+				if got != want {
+					t.Fatalf("cap %d op %d: pushN of %d = %d, model %d", capacity, i, len(vs), got, want)
+				}
+				next += uint64(len(vs))
+			default:
 				v, ok := r.pop()
 				mv, mok := m.pop()
 				if v != mv || ok != mok {
@@ -152,10 +178,28 @@ func checkConcurrent(q queue, producers, droppers, perProducer int, seed uint64)
 		wg.Go(func() {
 			defer live.Add(-1)
 			rng := rand.New(rand.NewPCG(seed, uint64(p)))
-			for s := 1; s <= perProducer; s++ {
-				v := uint64(p)<<32 | uint64(s)
-				for !q.push(v) {
-					runtime.Gosched()
+			bq, batched := q.(batcher)
+			var run []uint64
+			for s := 1; s <= perProducer; {
+				if batched && rng.IntN(2) == 0 {
+					// A run of up to 8, the rest of it again until it is in.
+					run = run[:0]
+					for k := rng.IntN(8); k >= 0 && s <= perProducer; k-- {
+						run = append(run, uint64(p)<<32|uint64(s))
+						s++
+					}
+					for len(run) > 0 {
+						n := bq.pushN(run)
+						if run = run[n:]; n == 0 {
+							runtime.Gosched()
+						}
+					}
+				} else {
+					v := uint64(p)<<32 | uint64(s)
+					for !q.push(v) {
+						runtime.Gosched()
+					}
+					s++
 				}
 				if rng.IntN(16) == 0 {
 					runtime.Gosched()

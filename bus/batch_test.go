@@ -1,0 +1,253 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/mailbox"
+)
+
+// batchLink is a link whose envelopes the test hands the bus itself, with
+// DeliverBatch; what the bus sends back on it (refusals, replies) is kept.
+type batchLink struct {
+	peer bus.NodeID
+	mu   sync.Mutex
+	sent []bus.Envelope // header fields and Msg of each envelope the bus sent
+}
+
+func (l *batchLink) Peer() bus.NodeID       { return l.peer }
+func (l *batchLink) Locality() bus.Locality { return bus.SameHost }
+func (l *batchLink) Scheme() string         { return "mem" }
+func (l *batchLink) Codec() bus.Codec       { return codec.Binary() }
+func (l *batchLink) Close(error)            {}
+
+func (l *batchLink) Send(_ context.Context, env *bus.Envelope) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := *env
+	e.Body = nil
+	l.sent = append(l.sent, e)
+	return nil
+}
+
+// answers returns the replies and errors sent on l, by correlation id.
+func (l *batchLink) answers() map[uint64]bus.Envelope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[uint64]bus.Envelope{}
+	for _, e := range l.sent {
+		if e.Kind == bus.KindReply || e.Kind == bus.KindError {
+			m[e.Corr] = e
+		}
+	}
+	return m
+}
+
+// wire encodes env's Msg as a peer would, into Type and Body.
+func wire(t *testing.T, b *bus.Bus, env bus.Envelope) bus.Envelope {
+	t.Helper()
+	body, err := b.Types().EncodeBody(codec.Binary(), &env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Body, env.Msg = body, nil
+	return env
+}
+
+// logActor keeps every string it receives, in order, and answers asks
+// with "ok".
+type logActor struct {
+	mu   sync.Mutex
+	got  []string
+	in   chan struct{} // if set: told of each message, and Receive waits on gate
+	gate chan struct{}
+}
+
+func (a *logActor) Receive(c *bus.Context, msg any) error {
+	s, ok := msg.(string)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	a.got = append(a.got, s)
+	a.mu.Unlock()
+	if a.in != nil {
+		a.in <- struct{}{}
+		<-a.gate
+	}
+	if c.IsAsk() {
+		return c.Reply("ok")
+	}
+	return nil
+}
+
+func (a *logActor) log() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.got)
+}
+
+// TestDeliverBatch hands the bus one batch mixing tells and asks to two
+// actors, a name nobody serves, a body that does not decode and a reply
+// nobody waits for: each actor receives its messages in order, each one
+// that cannot be delivered is a dead letter with its reason, and each ask
+// is answered on the link.
+func TestDeliverBatch(t *testing.T) {
+	b := newTestBus(t)
+	a1, a2 := &logActor{}, &logActor{}
+	if _, err := b.Register("a1", a1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Register("a2", a2); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	from := bus.Ref{Node: l.peer, Name: "sender", ID: 1}
+	tell := func(to, msg string) bus.Envelope {
+		return wire(t, b, bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: to}, Msg: msg})
+	}
+	ask := func(to, msg string, corr uint64) bus.Envelope {
+		return wire(t, b, bus.Envelope{Kind: bus.KindAsk, From: from, To: bus.Ref{Name: to}, Msg: msg, Corr: corr, Timeout: time.Minute})
+	}
+	bad := tell("a1", "x")
+	bad.Body = []byte{0xff, 0xfe} // not a string in the binary codec
+	envs := []bus.Envelope{
+		tell("a1", "1"), tell("a1", "2"), ask("a1", "3", 7), tell("a2", "1"),
+		tell("nobody", "lost"), tell("a1", "4"), bad,
+		wire(t, b, bus.Envelope{Kind: bus.KindReply, Corr: 99, Msg: "late"}), // no ask waits for it
+		tell("a2", "2"), ask("nobody", "?", 8), tell("a1", "5"),
+	}
+	b.DeliverBatch(l, envs)
+	for i, e := range envs {
+		if e.Msg != nil || e.Body != nil {
+			t.Fatalf("envelope %d left with Msg %v, Body %v", i, e.Msg, e.Body)
+		}
+	}
+	eventually(t, "every message handled", func() error {
+		if got, want := a1.log(), []string{"1", "2", "3", "4", "5"}; !slices.Equal(got, want) {
+			return errors.New("a1 has " + join(got))
+		}
+		if got, want := a2.log(), []string{"1", "2"}; !slices.Equal(got, want) {
+			return errors.New("a2 has " + join(got))
+		}
+		if len(l.answers()) != 2 {
+			return errors.New("not every ask answered")
+		}
+		return nil
+	})
+	ans := l.answers()
+	if r := ans[7]; r.Kind != bus.KindReply || r.Msg != "ok" {
+		t.Fatalf("answer to the ask of a1: %v %v", r.Kind, r.Msg)
+	}
+	if r := ans[8]; r.Kind != bus.KindError {
+		t.Fatalf("answer to the ask of nobody: %v %v, want an error", r.Kind, r.Msg)
+	}
+	// "lost", the ask of nobody and the body that does not decode.
+	if n := b.DeadLetterCount(bus.ErrNoRoute); n != 2 {
+		t.Fatalf("%d dead letters for want of a route, want 2", n)
+	}
+	if n := b.DeadLetters(); n != 3 {
+		t.Fatalf("%d dead letters, want 3", n)
+	}
+}
+
+// TestDeliverBatchFullMailbox hands a batch to an actor whose mailbox has
+// room for part of it: the bus queues what fits, in order, refuses the rest
+// at once (a dead letter each, an error answer to each ask) and does not
+// wait for the actor, which is blocked in a message meanwhile.
+func TestDeliverBatchFullMailbox(t *testing.T) {
+	b := newTestBus(t)
+	a := &logActor{in: make(chan struct{}, 64), gate: make(chan struct{})}
+	if _, err := b.Register("slow", a, bus.WithMailbox(mailbox.Options{Capacity: 4})); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	to := bus.Ref{Name: "slow"}
+	env := func(kind bus.Kind, msg string, corr uint64) bus.Envelope {
+		return wire(t, b, bus.Envelope{Kind: kind, To: to, Msg: msg, Corr: corr})
+	}
+	b.DeliverBatch(l, []bus.Envelope{env(bus.KindTell, "0", 0)})
+	<-a.in // the actor is in its first message; its mailbox is empty
+	var envs []bus.Envelope
+	for i := 1; i <= 10; i++ {
+		kind, corr := bus.KindTell, uint64(0)
+		if i%3 == 0 {
+			kind, corr = bus.KindAsk, uint64(i)
+		}
+		envs = append(envs, env(kind, string(rune('0'+i%10)), corr))
+	}
+	b.DeliverBatch(l, envs) // returns although the actor is blocked
+	if n := b.DeadLetterCount(bus.ErrMailboxFull); n != 6 {
+		t.Fatalf("%d dead letters for a full mailbox, want 6", n)
+	}
+	ans := l.answers()
+	for _, corr := range []uint64{6, 9} {
+		if r := ans[corr]; r.Kind != bus.KindError {
+			t.Fatalf("ask %d, refused: answer %v, want an error", corr, r.Kind)
+		}
+	}
+	close(a.gate)
+	eventually(t, "what was queued handled", func() error {
+		if got, want := a.log(), []string{"0", "1", "2", "3", "4"}; !slices.Equal(got, want) {
+			return errors.New("the actor has " + join(got))
+		}
+		if r := l.answers()[3]; r.Kind != bus.KindReply {
+			return errors.New("the queued ask is not answered")
+		}
+		return nil
+	})
+}
+
+func join(s []string) string { return "[" + strings.Join(s, " ") + "]" }
+
+// TestDeliverBatchAllocations: a batch of tells costs no allocation beyond
+// what decoding their bodies does ([]byte bodies: one each), as many as
+// delivering them one at a time.
+func TestDeliverBatchAllocations(t *testing.T) {
+	if raceEnabled() {
+		t.Skip("the race detector allocates")
+	}
+	b := newTestBus(t)
+	var got atomic.Int64
+	if _, err := b.Register("sink", bus.ActorFunc(func(*bus.Context, any) error { got.Add(1); return nil })); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	one := wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "sink"}, Msg: make([]byte, 64)})
+	envs := make([]bus.Envelope, 16)
+	var want int64
+	deliver := func(batch bool) {
+		for i := range envs {
+			envs[i] = one
+		}
+		want += int64(len(envs))
+		if batch {
+			b.DeliverBatch(l, envs)
+		} else {
+			for i := range envs {
+				b.Deliver(l, &envs[i])
+			}
+		}
+		for got.Load() < want { // so that the mailbox never fills
+			runtime.Gosched()
+		}
+	}
+	for range 100 { // steady state: the ring exists, goroutines are pooled
+		deliver(true)
+	}
+	batched := testing.AllocsPerRun(1000, func() { deliver(true) })
+	single := testing.AllocsPerRun(1000, func() { deliver(false) })
+	t.Logf("%v allocations per batch of %d, %v one at a time", batched, len(envs), single)
+	if batched > single || batched > float64(len(envs)) {
+		t.Fatalf("%v allocations per batch of %d tells, %v delivered one at a time; want at most %d", batched, len(envs), single, len(envs))
+	}
+}
