@@ -126,6 +126,12 @@ func (b *Bus) placeName(ctx context.Context, name string, attempt int, avoid *in
 		return view.inst[0], nil
 	}
 	view = b.current(s)
+	if i, ok := placement.PickFast(s.strategy, view.cands, rand.Uint64); ok {
+		if view.inst[i] == avoid {
+			i = (i + 1) % len(view.inst)
+		}
+		return view.inst[i], nil
+	}
 	c := placement.Call{Rand: rand.Uint64(), Attempt: attempt}
 	if s.counted {
 		c.Seq = s.seq.Add(1) - 1

@@ -47,21 +47,26 @@ func (s LeastConnections) Pick(in []Instance, c Call) int {
 	if len(in) == 1 {
 		return 0
 	}
+	r := lazyRng{r: rng(c.Rand), seeded: true}
+	return s.choose(in, &r)
+}
+
+// choose is Pick's choice among in (at least two), with random bits from r.
+func (s LeastConnections) choose(in []Instance, r *lazyRng) int {
 	m := s.margin()
-	r := rng(c.Rand)
 	p2c := s.P2C
 	if p2c <= 0 {
 		p2c = DefaultP2C
 	}
 	if len(in) > p2c {
-		i, j := r.two(len(in))
+		i, j := r.get().two(len(in))
 		ci, cj := cost(&in[i], m), cost(&in[j], m)
-		if cj < ci || (cj == ci && r.next()&1 == 0) {
+		if cj < ci || (cj == ci && r.get().next()&1 == 0) {
 			return j
 		}
 		return i
 	}
-	best, bestCost, ties := 0, cost(&in[0], m), uint64(1)
+	best, bestCost, ties := 0, cost(&in[0], m), 1
 	for i := 1; i < len(in); i++ {
 		ci := cost(&in[i], m)
 		switch {
@@ -69,10 +74,25 @@ func (s LeastConnections) Pick(in []Instance, c Call) int {
 			best, bestCost, ties = i, ci, 1
 		case ci == bestCost:
 			ties++
-			if r.next()%ties == 0 { // reservoir: each tied instance equally likely
+			if r.get().below(ties) == 0 { // reservoir: each tied instance equally likely
 				best = i
 			}
 		}
 	}
 	return best
+}
+
+// lazyRng is an rng seeded on first use, so that a choice that needs no
+// random bits (no tie, one instance) does not pay for drawing a seed.
+type lazyRng struct {
+	r      rng
+	seeded bool
+	seed   func() uint64
+}
+
+func (l *lazyRng) get() *rng {
+	if !l.seeded {
+		l.r, l.seeded = rng(l.seed()), true
+	}
+	return &l.r
 }

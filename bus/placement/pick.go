@@ -51,3 +51,21 @@ func Pick(s Strategy, in []Instance, c Call, now func() time.Time, p HealthPolic
 	}
 	return first, false
 }
+
+// PickFast is Pick for the common case on a hot path: s is
+// LeastConnections and the instance it chooses is in. It returns that
+// choice without Pick's interface call and draws random bits (calling
+// seed, at most once) only when a tie or a sample needs them. ok is false
+// in every other case, where the caller calls Pick; the choice is
+// distributed as Pick's.
+func PickFast(s Strategy, in []Instance, seed func() uint64) (i int, ok bool) {
+	lc, ok := s.(LeastConnections)
+	if !ok {
+		return 0, false
+	}
+	if len(in) > 1 {
+		r := lazyRng{seed: seed}
+		i = lc.choose(in, &r)
+	}
+	return i, !in[i].Stats.Health.Out()
+}

@@ -51,33 +51,95 @@ func TestLeastConnections(t *testing.T) {
 		{"ties at random", 0, []int64{1, 0, 0, 1, 0}, []Locality{R, R, R, R, R}, []int{1, 2, 4}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			in := set(tt.loads, tt.locs)
-			c := counts(LeastConnections{Margin: tt.margin}, in, 3000)
-			for i, n := range c {
-				allowed := false
-				for _, w := range tt.want {
-					allowed = allowed || w == i
-				}
-				if allowed && n == 0 {
-					t.Errorf("instance %d never chosen: %v", i, c)
-				}
-				if !allowed && n != 0 {
-					t.Errorf("instance %d chosen %d times, want only %v: %v", i, n, tt.want, c)
-				}
+		for _, fast := range []bool{false, true} {
+			name := tt.name
+			if fast {
+				name += "/PickFast"
 			}
-			if len(tt.want) > 1 {
-				for _, w := range tt.want {
-					if c[w] < 3000/len(tt.want)*8/10 {
-						t.Errorf("ties not shared evenly: %v", c)
+			t.Run(name, func(t *testing.T) {
+				in := set(tt.loads, tt.locs)
+				var c []int
+				if fast {
+					c = fastCounts(t, LeastConnections{Margin: tt.margin}, in, 3000)
+				} else {
+					c = counts(LeastConnections{Margin: tt.margin}, in, 3000)
+				}
+				for i, n := range c {
+					allowed := false
+					for _, w := range tt.want {
+						allowed = allowed || w == i
+					}
+					if allowed && n == 0 {
+						t.Errorf("instance %d never chosen: %v", i, c)
+					}
+					if !allowed && n != 0 {
+						t.Errorf("instance %d chosen %d times, want only %v: %v", i, n, tt.want, c)
 					}
 				}
-			}
-		})
+				if len(tt.want) > 1 {
+					for _, w := range tt.want {
+						if c[w] < 3000/len(tt.want)*8/10 {
+							t.Errorf("ties not shared evenly: %v", c)
+						}
+					}
+				}
+			})
+		}
 	}
 }
 
-// TestLeastConnectionsP2C: with many instances it compares two, so a
+// fastCounts is counts through PickFast, which must take every call (all
+// instances are in) and draw its seed at most once per call.
+func fastCounts(t *testing.T, s Strategy, in []Instance, n int) []int {
+	t.Helper()
+	c := make([]int, len(in))
+	r := rng(42)
+	for range n {
+		draws := 0
+		i, ok := PickFast(s, in, func() uint64 { draws++; return r.next() })
+		if !ok {
+			t.Fatalf("PickFast refused a call with every instance in")
+		}
+		if draws > 1 {
+			t.Fatalf("PickFast drew %d seeds for one call", draws)
+		}
+		c[i]++
+	}
+	return c
+}
+
+// TestPickFastDeclines: PickFast leaves to Pick every strategy but
+// LeastConnections and a choice that health keeps out, and draws no random
+// bits when there is no tie to break.
+func TestPickFastDeclines(t *testing.T) {
+	never := func() uint64 { t.Fatal("drew random bits without a tie"); return 0 }
+	in := set([]int64{2, 0, 1}, nil)
+	if i, ok := PickFast(LeastConnections{}, in, never); !ok || i != 1 {
+		t.Fatalf("PickFast = %d, %v; want 1, true", i, ok)
+	}
+	if _, ok := PickFast(LeastConnections{}, in[:1], never); !ok {
+		t.Fatal("PickFast refused one instance that is in")
+	}
+	for _, s := range []Strategy{RoundRobin{}, Random{}, &ConsistentHash{}, Latency{}, &WeightedRoundRobin{}} {
+		if _, ok := PickFast(s, in, never); ok {
+			t.Errorf("PickFast took a call for %T", s)
+		}
+	}
+	now := time.Unix(1000, 0)
+	for range DefaultFailures {
+		in[1].Stats.Health.Failure(now, HealthPolicy{})
+	}
+	if _, ok := PickFast(LeastConnections{}, in, never); ok {
+		t.Fatal("PickFast took a call for an instance that is out")
+	}
+	// Pick itself then chooses another: the one with load 1.
+	if i, _ := Pick(LeastConnections{}, in, Call{}, func() time.Time { return now }, HealthPolicy{}); i != 2 {
+		t.Fatalf("Pick chose %d with instance 1 out, want 2", i)
+	}
+}
+
+// TestLeastConnectionsP2C: with many instances it compares two (through
+// Pick and through PickFast alike), so a
 // loaded instance is never chosen over an idle one it was compared with,
 // and the busiest is never chosen at all.
 func TestLeastConnectionsP2C(t *testing.T) {
@@ -86,16 +148,17 @@ func TestLeastConnectionsP2C(t *testing.T) {
 		loads[i] = int64(i)
 	}
 	in := set(loads, nil)
-	c := counts(LeastConnections{}, in, 100000)
-	if c[99] != 0 {
-		t.Errorf("busiest instance chosen %d times", c[99])
-	}
-	if c[0] <= c[50] || c[50] <= c[98] {
-		t.Errorf("shares not in order of load: %d %d %d", c[0], c[50], c[98])
-	}
-	// Sampling two of 100, the idlest is chosen about 2/100 of the time.
-	if c[0] < 1500 || c[0] > 2500 {
-		t.Errorf("idlest chosen %d times of 100000, want about 2000", c[0])
+	for _, c := range [][]int{counts(LeastConnections{}, in, 100000), fastCounts(t, LeastConnections{}, in, 100000)} {
+		if c[99] != 0 {
+			t.Errorf("busiest instance chosen %d times", c[99])
+		}
+		if c[0] <= c[50] || c[50] <= c[98] {
+			t.Errorf("shares not in order of load: %d %d %d", c[0], c[50], c[98])
+		}
+		// Sampling two of 100, the idlest is chosen about 2/100 of the time.
+		if c[0] < 1500 || c[0] > 2500 {
+			t.Errorf("idlest chosen %d times of 100000, want about 2000", c[0])
+		}
 	}
 }
 
