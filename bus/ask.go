@@ -213,11 +213,11 @@ func ctxError(err error) error {
 }
 
 // complete answers the ask carried by d (a local call or an envelope from a
-// link) with reply or err.
-func (b *Bus) complete(d delivery, reply any, err error) {
+// link) with reply or err; a reply to a link goes in codec, if not nil.
+func (b *Bus) complete(d delivery, reply any, err error, codec Codec) {
 	if call, seq := d.call(); call != nil {
 		call.complete(seq, reply, err)
 	} else if in := d.in(); in != nil {
-		b.replyRemote(in, reply, err)
+		b.replyRemote(in, reply, err, codec)
 	}
 }

@@ -66,6 +66,7 @@ type callOptions struct {
 	key        string
 	idempotent bool
 	headers    []Header
+	codec      Codec // WithCodec; nil: the link's
 }
 
 type callOptionsKey struct{}
@@ -119,6 +120,15 @@ func headersOf(ctx context.Context) []Header {
 		return o.headers
 	}
 	return nil
+}
+
+// wireOptionsOf returns the headers (WithHeaders) and the codec
+// (WithCodec) ctx carries, with one lookup.
+func wireOptionsOf(ctx context.Context) ([]Header, Codec) {
+	if o := optionsOf(ctx); o != nil {
+		return o.headers, o.codec
+	}
+	return nil, nil
 }
 
 // maxReplacements bounds how many times one Ask is placed again.

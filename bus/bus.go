@@ -33,6 +33,7 @@ type Bus struct {
 	name       string
 	log        *slog.Logger
 	types      *Types
+	codecs     *codecSet // codecs known by name, beside each link's own
 	transports []Transport
 	mbDefaults mailbox.Options
 	workers    *workers
@@ -121,6 +122,7 @@ func New(opts ...Option) (*Bus, error) {
 		id:          cfg.nodeID,
 		name:        cfg.name,
 		types:       cfg.types,
+		codecs:      newCodecSet(),
 		transports:  cfg.transports,
 		mbDefaults:  cfg.mailbox,
 		peers:       map[NodeID]*peer{},
@@ -139,6 +141,11 @@ func New(opts ...Option) (*Bus, error) {
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
 	}
 	b.runTurn = b.workers.run
+	for _, c := range cfg.codecs {
+		if err := b.codecs.register(c); err != nil {
+			return nil, err
+		}
+	}
 	if b.id.IsZero() {
 		b.id = NewNodeID()
 	}
@@ -286,7 +293,12 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if cfg.shutdown <= 0 {
 		cfg.shutdown = DefaultShutdownTimeout
 	}
-	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a}
+	if cfg.replyCodec != nil {
+		if err := b.codecs.register(cfg.replyCodec); err != nil {
+			return nil, err
+		}
+	}
+	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a, replyTo: cfg.replyCodec}
 	if cfg.mailbox.Go == nil {
 		cfg.mailbox.Go = b.runTurn
 	}

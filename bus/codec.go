@@ -12,12 +12,23 @@ import (
 
 // Codec turns a Go value into body bytes and back. It is used only when a
 // message leaves the process; in-process delivery never encodes.
+//
+// A link has a codec of its own (Link.Codec); a message may be sent in
+// another (WithCodec), and then carries its name, so the receiving bus
+// decodes it with its codec of that name (RegisterCodec). A codec is used
+// from many goroutines at once, and must treat what it decodes as hostile:
+// an error, never a panic, and nothing allocated beyond what the input's
+// length justifies. docs/codecs.md shows how to write one.
 type Codec interface {
-	// Name identifies the codec in link handshakes ("cbor", "json").
+	// Name identifies the codec on the wire and in link handshakes
+	// ("cbor", "json"): 1 to MaxCodecLen bytes, the same on every node.
 	Name() string
-	// Append appends the encoding of v to dst.
+	// Append appends the encoding of v to dst. v is the message itself,
+	// not a pointer to it.
 	Append(dst []byte, v any) ([]byte, error)
-	// Decode decodes data into v, a non-nil pointer.
+	// Decode decodes data into v, a non-nil pointer to a new zero value of
+	// the message's type. The result must not alias data, which the
+	// transport reuses.
 	Decode(data []byte, v any) error
 }
 

@@ -55,9 +55,12 @@ type Envelope struct {
 	// receiver's deadline is the envelope's arrival plus Timeout.
 	Timeout time.Duration
 	Headers []Header // optional metadata
-	Type    string   // registered type name of the body (wire only)
-	Body    []byte   // encoded message (wire only)
-	Msg     any      // the message value (in process, and after decoding)
+	// Codec names the codec Body is encoded with when it is not the
+	// link's own (wire only); empty for the link's codec.
+	Codec string
+	Type  string // registered type name of the body (wire only)
+	Body  []byte // encoded message (wire only)
+	Msg   any    // the message value (in process, and after decoding)
 }
 
 // Header returns the value of the first header with key k.
@@ -85,7 +88,8 @@ const (
 	flagTo      = 1 << 1
 	flagTimeout = 1 << 2
 	flagHeaders = 1 << 3
-	flagMask    = flagFrom | flagTo | flagTimeout | flagHeaders
+	flagCodec   = 1 << 4
+	flagMask    = flagFrom | flagTo | flagTimeout | flagHeaders | flagCodec
 )
 
 // AppendBinary appends the binary form of e (header fields, Type and Body;
@@ -99,6 +103,9 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	if len(e.Type) > MaxTypeLen {
 		return dst, fmt.Errorf("%w: type name longer than %d bytes", ErrBadEnvelope, MaxTypeLen)
+	}
+	if len(e.Codec) > MaxCodecLen {
+		return dst, fmt.Errorf("%w: codec name longer than %d bytes", ErrBadEnvelope, MaxCodecLen)
 	}
 	if e.Timeout < 0 {
 		return dst, fmt.Errorf("%w: negative timeout %v", ErrBadEnvelope, e.Timeout)
@@ -124,6 +131,9 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	if len(e.Headers) > 0 {
 		flags |= flagHeaders
 	}
+	if e.Codec != "" {
+		flags |= flagCodec
+	}
 	dst = append(dst, WireVersion, byte(e.Kind), flags)
 	if flags&flagFrom != 0 {
 		dst = appendRef(dst, e.From)
@@ -141,6 +151,9 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 			dst = appendString(dst, h.Key)
 			dst = appendString(dst, h.Value)
 		}
+	}
+	if flags&flagCodec != 0 {
+		dst = appendString(dst, e.Codec)
 	}
 	dst = appendString(dst, e.Type)
 	return append(dst, e.Body...), nil
@@ -243,6 +256,11 @@ func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 				}
 				e.Headers = append(e.Headers, Header{k, v})
 			}
+		}
+	}
+	if flags&flagCodec != 0 {
+		if e.Codec = d.string(MaxCodecLen); e.Codec == "" {
+			d.fail("empty codec name")
 		}
 	}
 	e.Type = d.string(MaxTypeLen)

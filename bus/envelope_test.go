@@ -59,6 +59,8 @@ func envCases() []struct {
 		}},
 		{"body without type", bus.Envelope{Kind: bus.KindError, Corr: 9, Body: []byte("\x03bus: mailbox full")}},
 		{"large body", bus.Envelope{Kind: bus.KindStreamItem, Corr: 1, Type: "[]uint8", Body: bytes.Repeat([]byte{0xee}, 64<<10)}},
+		{"named codec", bus.Envelope{Kind: bus.KindAsk, Corr: 3, Codec: "json", Type: "string", Body: []byte(`"x"`)}},
+		{"longest codec name", bus.Envelope{Kind: bus.KindReply, Codec: strings.Repeat("c", bus.MaxCodecLen), Type: "T"}},
 		{"utf8 and binary strings", bus.Envelope{Kind: bus.KindSystem, To: bus.Ref{Name: "prices.€.>"},
 			Headers: []bus.Header{{"\x00\xff", "\xc3\x28"}}, Type: "ünïcode"}},
 	}

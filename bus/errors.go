@@ -30,6 +30,9 @@ var (
 	// retrying cannot heal: a wrong secret or uid, a codec or version
 	// mismatch, a node id that another peer holds.
 	ErrRefused = errors.New("bus: link refused")
+	// ErrUnknownCodec means an envelope named a body codec the receiving
+	// bus does not know (see Bus.RegisterCodec).
+	ErrUnknownCodec = errors.New("bus: unknown codec")
 )
 
 // Code is the wire identity of an error. Sentinels map to fixed codes so that
@@ -59,6 +62,7 @@ const (
 	CodeUnsupported
 	CodeWrongType
 	CodeRefused
+	CodeUnknownCodec
 	codeMax
 )
 
@@ -80,6 +84,7 @@ var codeErrors = [codeMax]error{
 	CodeUnsupported:  ErrUnsupported,
 	CodeWrongType:    ErrWrongType,
 	CodeRefused:      ErrRefused,
+	CodeUnknownCodec: ErrUnknownCodec,
 }
 
 // CodeOf returns the wire code of err: that of the outermost bus sentinel or

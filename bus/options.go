@@ -15,6 +15,7 @@ type config struct {
 	logger     *slog.Logger
 	transports []Transport
 	types      *Types
+	codecs     []Codec
 	mailbox    mailbox.Options
 
 	peers                []string
@@ -65,11 +66,12 @@ func WithSendTimeout(d time.Duration) Option { return func(c *config) { c.sendWa
 type ActorOption func(*actorConfig)
 
 type actorConfig struct {
-	mailbox  mailbox.Options
-	mbSet    bool
-	inline   bool
-	factory  func() Actor
-	shutdown time.Duration
+	mailbox    mailbox.Options
+	mbSet      bool
+	inline     bool
+	factory    func() Actor
+	shutdown   time.Duration
+	replyCodec Codec
 }
 
 // DefaultShutdownTimeout is how long a parent waits for a child to stop

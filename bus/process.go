@@ -168,6 +168,7 @@ type process struct {
 	factory  func() Actor
 	shutdown time.Duration
 	ref      Ref
+	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
 
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
@@ -459,7 +460,7 @@ func (p *process) Dropped(d delivery, reason error) {
 // sent, through a Promise too.
 func (p *process) answer(d delivery, reply any, err error) {
 	p.stats.Add(-1)
-	p.bus.complete(d, reply, err)
+	p.bus.complete(d, reply, err, p.replyTo)
 }
 
 func (d *delivery) isAsk() bool {

@@ -277,7 +277,9 @@ func (b *Bus) tellRemote(ctx context.Context, to Ref, from Ref, msg any) error {
 		return noLinkTo(to)
 	}
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindTell, From: from, To: to, Headers: headersOf(ctx), Msg: msg}
+	hs, c := wireOptionsOf(ctx)
+	o.env = Envelope{Kind: KindTell, From: from, To: to, Headers: hs, Msg: msg}
+	o.codec = c
 	return b.sendOut(ctx, l, o, b.sendTimeout)
 }
 
@@ -292,8 +294,13 @@ const maxPooledBody = 64 << 10
 // sendOn encodes env.Msg with l's codec into env.Type and env.Body and sends
 // env on l. Body is cleared again before it returns.
 func (b *Bus) sendOn(ctx context.Context, l Link, env *Envelope) error {
+	return b.sendOnWith(ctx, l, nil, env)
+}
+
+// sendOnWith is sendOn encoding with c (nil: l's codec).
+func (b *Bus) sendOnWith(ctx context.Context, l Link, c Codec, env *Envelope) error {
 	bp := bodyBufs.Get().(*[]byte)
-	body, err := b.types.EncodeBody(l.Codec(), env, (*bp)[:0])
+	body, err := b.encodeFor(l, c, env, (*bp)[:0])
 	if err == nil {
 		env.Body = body
 		err = l.Send(ctx, env)
@@ -345,7 +352,12 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	}
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Headers: headersOf(ctx), Msg: msg}
+	hs, c := wireOptionsOf(ctx)
+	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Headers: hs, Msg: msg}
+	if c != nil {
+		b.codecs.learn(c) // its reply comes back in c
+		o.codec = c
+	}
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		// The link did not take it: it never reached the peer.
 		err = fmt.Errorf("%w (%w)", err, errNeverDelivered)
@@ -373,8 +385,9 @@ func (b *Bus) forgetRemote(c *askCall) {
 	})
 }
 
-// replyRemote sends the outcome of an ask that came over a link back on it.
-func (b *Bus) replyRemote(in *inbound, reply any, err error) {
+// replyRemote sends the outcome of an ask that came over a link back on it,
+// encoded with codec, or when it is nil with the codec the ask came in.
+func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec) {
 	// The ask stays inbound until its reply is queued on the link, so that
 	// a retired link is not closed between the two (closeRetired); a reply
 	// that must wait for room leaves it before it waits (below).
@@ -384,7 +397,10 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply}
 	if err != nil {
 		o.env.Kind, o.env.Msg = KindError, err
+	} else if codec == nil && in.env.Codec != "" {
+		codec, _ = b.codecFor(in.link, in.env.Codec) // known: the ask decoded
 	}
+	o.codec = codec
 	env := o.env // sendOut recycles o
 	e := b.sendOut(noWait, in.link, o, 0)
 	if e == nil {
@@ -415,7 +431,7 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error) {
 	send := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		if e := b.sendOn(ctx, l, &env); e != nil {
+		if e := b.sendOnWith(ctx, l, codec, &env); e != nil {
 			b.log.Debug("reply to a peer not sent", "peer", peer.Short(), "err", e)
 		}
 	}
@@ -442,9 +458,10 @@ const maxReplyWaiters = 1024
 // the buffer its body is encoded into and the bound of the send. They are
 // pooled, so that a send allocates neither an envelope, a buffer nor a timer.
 type outgoing struct {
-	env  Envelope
-	ctx  lazyTimeout
-	body []byte
+	env   Envelope
+	codec Codec // nil: the link's
+	ctx   lazyTimeout
+	body  []byte
 }
 
 var outgoings = sync.Pool{New: func() any { return new(outgoing) }}
@@ -466,7 +483,7 @@ func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration)
 			sctx, cancel = context.WithTimeout(ctx, d)
 		}
 	}
-	body, err := b.types.EncodeBody(l.Codec(), &o.env, o.body[:0])
+	body, err := b.encodeFor(l, o.codec, &o.env, o.body[:0])
 	if err == nil {
 		o.body, o.env.Body = body, body
 		err = l.Send(sctx, &o.env)
@@ -477,7 +494,7 @@ func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration)
 	// A timer that was started may still be read by the link: o is then
 	// left to the collector.
 	if o.ctx.stop() && cap(o.body) <= maxPooledBody {
-		o.env, o.ctx = Envelope{}, lazyTimeout{}
+		o.env, o.codec, o.ctx = Envelope{}, nil, lazyTimeout{}
 		outgoings.Put(o)
 	}
 	return sendError(err)
@@ -580,7 +597,10 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 
 // deliver is Deliver once the link's gates let env through.
 func (b *Bus) deliver(l Link, env *Envelope) {
-	err := b.types.DecodeBody(l.Codec(), env)
+	c, err := b.codecFor(l, env.Codec)
+	if err == nil {
+		err = b.types.DecodeBody(c, env)
+	}
 	env.Body = nil // it aliased the transport's buffer
 	if err != nil {
 		b.undecodable(l, env, err)
@@ -622,7 +642,7 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 	if errors.Is(err, ErrUnknownType) {
 		err = fmt.Errorf("%w: %q is not registered on node %s: register it there with bus.RegisterType[T](b.Types(), %q)",
 			ErrUnknownType, env.Type, b.id.Short(), env.Type)
-	} else {
+	} else if !errors.Is(err, ErrUnknownCodec) { // that one names the node already
 		err = fmt.Errorf("%w (on node %s)", err, b.id.Short())
 	}
 	switch env.Kind {

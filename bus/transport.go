@@ -50,7 +50,8 @@ type Link interface {
 	Scheme() string
 	// Codec is the codec this link's handshake agreed on (the transport's
 	// configuration; codec.Binary() by default). The bus encodes a body
-	// with it, once per distinct codec however many peers a message goes to.
+	// with it unless the sender chose another (WithCodec), once per
+	// distinct codec however many peers a message goes to.
 	Codec() Codec
 	// Send queues env, in order, for the peer. env.Type and env.Body are
 	// already encoded by the bus (with Codec); the transport frames the
