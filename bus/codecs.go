@@ -25,7 +25,8 @@ func WithCodec(ctx context.Context, c Codec) context.Context {
 	return withOptions(ctx, func(o *callOptions) { o.codec = c })
 }
 
-// WithCodecs makes the bus know cs besides its links' codecs and bus.JSON,
+// WithCodecs makes the bus know cs besides its links' codecs, bus.JSON and
+// bus.Raw,
 // so that a message or a reply encoded with one of them decodes here. A
 // codec the bus sends with (WithCodec) or replies with (WithReplyCodec) it
 // learns by itself.
@@ -41,8 +42,8 @@ func WithReplyCodec(c Codec) ActorOption {
 }
 
 // RegisterCodec makes the bus know c by its name, so that an envelope
-// naming that codec decodes here. A bus knows bus.JSON and each link's own
-// codec from the start. Registering a codec again is a no-op; another
+// naming that codec decodes here. A bus knows bus.JSON, bus.Raw and each
+// link's own codec from the start. Registering a codec again is a no-op; another
 // codec under a name already taken is an error, as are a nil codec and a
 // name of 0 or more than MaxCodecLen bytes.
 func (b *Bus) RegisterCodec(c Codec) error { return b.codecs.register(c) }
@@ -60,7 +61,7 @@ type codecSet struct {
 
 func newCodecSet() *codecSet {
 	s := &codecSet{}
-	m := map[string]Codec{JSON.Name(): JSON}
+	m := map[string]Codec{JSON.Name(): JSON, Raw.Name(): Raw}
 	s.m.Store(&m)
 	return s
 }
