@@ -117,7 +117,8 @@ type Host interface {
 	// again, or its settle time is up). It never blocks. An ask handed
 	// back before l's LinkDown is placed again on another instance, as it
 	// provably never ran (see docs/routing.md, "Failover"); after it, its
-	// asker already has ErrPeerGone.
+	// asker already has ErrPeerGone, so a transport hands back the asks it
+	// never sent before it reports LinkDown.
 	Undelivered(l Link, env *Envelope, err error)
 	// LinkDown removes l. Every ask waiting on its peer through it fails
 	// with an error wrapping ErrPeerGone and err.

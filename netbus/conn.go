@@ -80,6 +80,7 @@ type conn struct {
 	dataIn     atomic.Uint64 // data frames read and handed to the host
 	ackOut     atomic.Uint64 // the last count the writer sent in a ping
 	readerDone chan struct{} // closed when readLoop has returned
+	handedBack chan struct{} // closed by the writer once it has handed back what it never wrote
 }
 
 // ackRing bounds the data frames a connection keeps written but not
@@ -148,8 +149,10 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 	}
 	putFrameHeader(frame, frameData, flags, n)
 	count := countable(env.Kind)
-	if c.l.alone(env.Kind) && c.writeNow(frame, count) {
-		return nil
+	if c.l.alone(env.Kind) {
+		if done, err := c.writeNow(frame, count); done {
+			return err
+		}
 	}
 	return c.enqueue(ctx, frame, count)
 }
@@ -160,18 +163,20 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 // makes one non-blocking write attempt: whatever the socket does not take
 // goes to the front of the queue for the writer. It reports false, having
 // done nothing, when the link is busy; the caller then queues the frame.
+// A write that fails before any byte of the frame went out returns the
+// error: the frame never reached the peer, and the link is closing.
 //
 // Only a lone ask or reply takes this path (see link.alone): with many calls
 // in flight, or a stream of one-way tells, frames go through the writer,
 // which batches them into one write.
-func (c *conn) writeNow(frame []byte, count bool) bool {
+func (c *conn) writeNow(frame []byte, count bool) (bool, error) {
 	if c.raw == nil {
-		return false
+		return false, nil
 	}
 	c.mu.Lock()
 	if c.closed || c.writing || len(c.out) > 0 || c.ringFull() {
 		c.mu.Unlock()
-		return false
+		return false, nil
 	}
 	c.writing = true
 	c.record(count)
@@ -196,8 +201,12 @@ func (c *conn) writeNow(frame []byte, count bool) bool {
 	kick := len(c.out) > 0 || c.closed
 	c.mu.Unlock()
 	if werr != nil {
-		c.l.close(fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), werr))
-		return true // the link is closing; the ask fails with it
+		werr = fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), werr)
+		c.l.close(werr)
+		if n == 0 && !count { // an ask or reply the socket never began
+			return true, c.l.sendErr()
+		}
+		return true, nil // the link is closing; an ask fails with it
 	}
 	if kick {
 		select {
@@ -205,7 +214,7 @@ func (c *conn) writeNow(frame []byte, count bool) bool {
 		default:
 		}
 	}
-	return true
+	return true, nil
 }
 
 // enqueue appends a complete frame to the writer's queue, waiting for space
@@ -391,6 +400,7 @@ func (c *conn) writeLoop() {
 				c.out, c.skip, c.queuedOut = nil, 0, 0
 				c.mu.Unlock()
 				c.handBack(rest, skip, 0, err)
+				close(c.handedBack)
 				c.stop()
 				c.nc.SetReadDeadline(time.Now()) // a closing reader may be reading on
 				<-c.readerDone                   // no acknowledgement comes after this
@@ -425,6 +435,7 @@ func (c *conn) end() {
 		c.mu.Lock()
 		c.wrote += uint64(whole)
 		c.mu.Unlock()
+		close(c.handedBack)
 		if err == nil {
 			_, err = c.lastWrite(appendCountedClose(nil, why, c.stop()))
 			sentClose = err == nil
@@ -436,6 +447,7 @@ func (c *conn) end() {
 		// The peer handed over nothing after its close frame: keep only the
 		// end of a frame a direct write began, so our close frame parses.
 		c.handBack(batch, skip, 0, why)
+		close(c.handedBack)
 		_, err := c.lastWrite(batch[:skip])
 		c.linger(false) // its readers hand over what the peer sent before
 		if err == nil {
@@ -444,6 +456,7 @@ func (c *conn) end() {
 		}
 	case endCut:
 		c.handBack(batch, skip, 0, why)
+		close(c.handedBack)
 		c.stop()
 	}
 	<-c.readerDone // no acknowledgement or count comes after this
@@ -679,7 +692,7 @@ func (c *conn) peerClosed(read uint64) error {
 // newConn wraps a socket whose handshake completed; rest holds the bytes
 // read past the handshake.
 func newConn(nc net.Conn, res hsResult, rest []byte) *conn {
-	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{}), ring: make([]uint64, ackRing/64)}
+	c := &conn{nc: nc, res: res, kick: make(chan struct{}, 1), readerDone: make(chan struct{}), handedBack: make(chan struct{}), ring: make([]uint64, ackRing/64)}
 	if c.raw = rawConn(nc); c.raw != nil { // nil: every frame goes through the writer
 		c.writeFD = c.writeDirect
 	}

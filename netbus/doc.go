@@ -65,8 +65,10 @@
 // sender (its Ref, or for a message from outside any actor, its destination)
 // always take the same connection, so per-sender order holds. The pool
 // lives and dies as one: when any of its connections fails, the link
-// closes, the bus hears LinkDown at once and fails every ask waiting on that
-// peer with bus.ErrPeerGone, well before their deadlines. The bus then
+// closes; each writer hands back the asks it never wrote, which the bus
+// places again on another instance of their name, then the bus hears
+// LinkDown and fails every other ask waiting on that peer with
+// bus.ErrPeerGone, well before their deadlines. The bus then
 // redials an address it keeps; replies that were in flight are not replayed.
 // A peer's graceful close is not a failure: it sends a close frame on each
 // connection after what it queued there, and every connection is read up to

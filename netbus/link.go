@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/xbus-dev/xbus/bus"
 )
@@ -166,9 +167,30 @@ func (l *link) received(k bus.Kind) {
 }
 
 // readerDone is called by each reader as it exits; the last one reports
-// the link down, after which the host hears nothing more of it.
+// the link down. It first waits for each writer to hand back what it never
+// wrote, so that such an ask is handed back before LinkDown and placed
+// again on another instance (Host.Undelivered): after LinkDown it would
+// have failed with bus.ErrPeerGone. After LinkDown the host hears of the
+// link only the tells and publishes in doubt that settle later.
 func (l *link) readerDone() {
-	if l.readers.Add(-1) == 0 {
-		l.t.linkDown(l)
+	if l.readers.Add(-1) != 0 {
+		return
 	}
+	wait := time.NewTimer(handBackWait)
+	defer wait.Stop()
+	for _, c := range l.conns {
+		select {
+		case <-c.handedBack:
+		case <-wait.C:
+			l.t.log.Warn("netbus: a writer did not hand back its queue in time", "peer", l.peer.Short(), "wait", handBackWait)
+			l.t.linkDown(l)
+			return
+		}
+	}
+	l.t.linkDown(l)
 }
+
+// handBackWait bounds how long a link's end waits for its writers to hand
+// back their queues. A writer does so once its write under way and its
+// last write of the queue are done, each bounded by lingerTimeout.
+const handBackWait = 3 * lingerTimeout
