@@ -21,6 +21,7 @@ type askCall struct {
 	// unsent holds the arming whose envelope its link handed back unsent
 	// (Host.Undelivered): its failure at LinkDown proves it never ran.
 	unsent atomic.Uint64
+	hooks  cancelHooks // run when the asker gives up (Context.AfterCancel)
 
 	// Set per arming, by the asker, before the ask is sent.
 	cb    func(reply any, err error) // non-blocking ask: run on owner
@@ -33,9 +34,13 @@ type askCall struct {
 	// A local ask's headers and deadline, copied into its delivery (askOf)
 	// when meta is set: the call itself is recycled once its asker stops
 	// waiting, while its actor may still read them.
-	meta     bool
-	headers  []Header
-	deadline time.Time
+	meta       bool
+	headers    []Header
+	deadline   time.Time
+	cancelable bool // the asker's context can end
+	wantsReply bool // the asker reads the reply's headers
+
+	replyHeaders []Header // the reply's (Context.SetReplyHeaders)
 }
 
 const (
@@ -59,30 +64,44 @@ func (b *Bus) getCall() (*askCall, uint64) {
 
 func (b *Bus) putCall(c *askCall) {
 	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr, c.inst, c.start = nil, nil, nil, nil, nil, nil, 0, nil, time.Time{}
-	c.meta, c.headers, c.deadline = false, nil, time.Time{}
+	c.meta, c.headers, c.deadline, c.replyHeaders = false, nil, time.Time{}, nil
+	c.cancelable, c.wantsReply = false, false
+	c.hooks.reset()
 	b.calls.Put(c)
 }
 
-// arm records what ctx says of a local ask for its actor: the deadline and
-// the headers (WithHeaders). An ask with neither costs two lookups.
+// arm records what ctx says of a local ask for its actor: the deadline,
+// the headers (WithHeaders), whether the asker may give up
+// (Context.Cancelable) and whether it reads the reply's headers
+// (Context.WantsReplyHeaders). An ask with none costs three lookups.
 func (c *askCall) arm(ctx context.Context) {
 	dl, ok := ctx.Deadline()
 	var hs []Header
+	var wants bool
 	if ctx.Value(callOptionsKey{}) != nil {
-		hs = optionsOf(ctx).headers
+		o := optionsOf(ctx)
+		hs, wants = o.headers, o.replyHeaders != nil
 	}
-	if ok || len(hs) > 0 {
+	cancelable := ctx.Done() != nil
+	if ok || len(hs) > 0 || wants || cancelable {
 		c.meta, c.headers, c.deadline = true, hs, dl
+		c.cancelable, c.wantsReply = cancelable, wants
 	}
 }
 
 // complete delivers the outcome of arming seq; it reports false if the call
 // was already completed or abandoned.
 func (c *askCall) complete(seq uint64, reply any, err error) bool {
+	return c.completeWith(seq, reply, err, nil)
+}
+
+// completeWith is complete with the reply's headers, for its asker to take
+// (WithReplyHeaders).
+func (c *askCall) completeWith(seq uint64, reply any, err error, hs []Header) bool {
 	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callDone) {
 		return false
 	}
-	c.reply, c.err = reply, err
+	c.reply, c.err, c.replyHeaders = reply, err, hs
 	if c.peer != nil {
 		c.peer.inflight.Add(-1)
 	}
@@ -113,6 +132,7 @@ func (c *askCall) abandon(seq uint64, why error) bool {
 	if c.inst != nil {
 		c.ended(why)
 	}
+	c.hooks.fire(seq)
 	return true
 }
 
@@ -180,6 +200,9 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 		// unlocks all three even when one is ready.
 		<-c.done
 		reply, err := c.reply, c.err
+		if c.replyHeaders != nil {
+			takeReplyHeaders(ctx, c.replyHeaders)
+		}
 		b.putCall(c)
 		return reply, err
 	}
@@ -201,6 +224,9 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 		<-c.done
 	}
 	reply, err := c.reply, c.err
+	if c.replyHeaders != nil {
+		takeReplyHeaders(ctx, c.replyHeaders)
+	}
 	b.putCall(c)
 	return reply, err
 }
@@ -213,11 +239,12 @@ func ctxError(err error) error {
 }
 
 // complete answers the ask carried by d (a local call or an envelope from a
-// link) with reply or err; a reply to a link goes in codec, if not nil.
-func (b *Bus) complete(d delivery, reply any, err error, codec Codec) {
+// link) with reply or err and the reply's headers hs; a reply to a link
+// goes in codec, if not nil.
+func (b *Bus) complete(d delivery, reply any, err error, codec Codec, hs []Header) {
 	if call, seq := d.call(); call != nil {
-		call.complete(seq, reply, err)
+		call.completeWith(seq, reply, err, hs)
 	} else if in := d.in(); in != nil {
-		b.replyRemote(in, reply, err, codec)
+		b.replyRemote(in, reply, err, codec, hs)
 	}
 }

@@ -63,10 +63,11 @@ func (b *Bus) strategyFor(name string) placement.Strategy {
 
 // callOptions are the options of one call, carried by its context.
 type callOptions struct {
-	key        string
-	idempotent bool
-	headers    []Header
-	codec      Codec // WithCodec; nil: the link's
+	key          string
+	idempotent   bool
+	headers      []Header
+	codec        Codec     // WithCodec; nil: the link's
+	replyHeaders *[]Header // where an Ask's reply headers go (WithReplyHeaders)
 }
 
 type callOptionsKey struct{}
@@ -112,6 +113,21 @@ func WithHeaders(ctx context.Context, hs ...Header) context.Context {
 	return withOptions(ctx, func(o *callOptions) {
 		o.headers = append(o.headers[:len(o.headers):len(o.headers)], hs...)
 	})
+}
+
+// WithReplyHeaders returns a context whose Ask stores the headers its reply
+// carries (Context.SetReplyHeaders) in *dst, once it returns; *dst is left
+// as it was when the reply carries none. The ask's actor may answer on
+// this node or another; an Ask whose ctx ends first stores nothing.
+func WithReplyHeaders(ctx context.Context, dst *[]Header) context.Context {
+	return withOptions(ctx, func(o *callOptions) { o.replyHeaders = dst })
+}
+
+// takeReplyHeaders stores a reply's headers where ctx asks (WithReplyHeaders).
+func takeReplyHeaders(ctx context.Context, hs []Header) {
+	if o := optionsOf(ctx); o != nil && o.replyHeaders != nil {
+		*o.replyHeaders = hs
+	}
 }
 
 // headersOf returns the headers ctx carries (WithHeaders), or nil.

@@ -17,6 +17,8 @@ type Context struct {
 	cur      delivery
 	replied  bool
 	promised bool
+
+	replyHeaders []Header // for the current ask's reply (SetReplyHeaders)
 }
 
 // Self is the actor's own Ref.
@@ -72,6 +74,64 @@ func (c *Context) Canceled() bool {
 	return false
 }
 
+// Cancelable reports whether the asker of the current message may give up
+// on it: an ask from another node (its asker, or the link, may end), or
+// one in process whose context can end. A handler that would make its own
+// context end with the asker's (AfterCancel) need not for one that is not.
+func (c *Context) Cancelable() bool {
+	if in := c.cur.in(); in != nil {
+		return in.env.Kind == KindAsk
+	}
+	if a := c.cur.asked(); a != nil {
+		return a.cancelable
+	}
+	return false
+}
+
+// WantsReplyHeaders reports whether the asker of the current message may
+// read its reply's headers (SetReplyHeaders): an ask from another node,
+// whose asker this node cannot know, or one in process made with
+// WithReplyHeaders. An actor need not build them otherwise.
+func (c *Context) WantsReplyHeaders() bool {
+	if in := c.cur.in(); in != nil {
+		return in.env.Kind == KindAsk
+	}
+	if a := c.cur.asked(); a != nil {
+		return a.wantsReply
+	}
+	return false
+}
+
+// AfterCancel arranges for f to run, on a goroutine of its own, once the
+// asker of the current message gives up on it: its context ends, or across
+// a link, its cancel arrives or the link goes down. f runs at once (on its
+// goroutine) if the asker gave up already, and never for a message that is
+// not an ask. stop keeps f from running and reports whether it did so, as
+// context.AfterFunc's does. Unlike the rest of Context, AfterCancel may be
+// called from any goroutine while Receive runs, so that a handler's helpers
+// can use it.
+func (c *Context) AfterCancel(f func()) (stop func() bool) {
+	if call, seq := c.cur.call(); call != nil {
+		h := &cancelHook{seq: seq, f: f}
+		call.hooks.add(h)
+		// Given up before the hook was in, or the call ended and was
+		// recycled: the asker no longer waits.
+		if st := call.state.Load(); st>>2 != seq || st&3 == callAbandoned {
+			h.fire()
+		}
+		return h.stop
+	}
+	if in := c.cur.in(); in != nil && in.env.Kind == KindAsk {
+		h := &cancelHook{f: f}
+		in.hooks.add(h)
+		if in.canceled.Load() {
+			h.fire()
+		}
+		return h.stop
+	}
+	return func() bool { return false }
+}
+
 // Reply answers the current ask with msg. For a message that is not an ask,
 // Reply tells msg to the sending actor. Only the first reply counts.
 func (c *Context) Reply(msg any) error {
@@ -80,7 +140,7 @@ func (c *Context) Reply(msg any) error {
 	}
 	c.replied = true
 	if c.cur.isAsk() {
-		c.p.answer(c.cur, msg, nil)
+		c.p.answerWith(c.cur, msg, nil, c.replyHeaders)
 		return nil
 	}
 	if s := c.Sender(); !s.IsZero() {
@@ -96,7 +156,16 @@ func (c *Context) ReplyError(err error) {
 		return
 	}
 	c.replied = true
-	c.p.answer(c.cur, nil, err)
+	c.p.answerWith(c.cur, nil, err, c.replyHeaders)
+}
+
+// SetReplyHeaders adds hs to the headers of the current ask's reply, be it
+// a Reply, a ReplyError or a Promise's (taken when Promise is called). The
+// asker reads them with WithReplyHeaders; across a link they travel in the
+// reply's envelope. A message that is not an ask has no reply to carry
+// them.
+func (c *Context) SetReplyHeaders(hs ...Header) {
+	c.replyHeaders = append(c.replyHeaders, hs...)
 }
 
 // Promise detaches the reply of the current ask so it can be given later,
@@ -108,13 +177,14 @@ func (c *Context) Promise() *Promise {
 	if !c.cur.isAsk() {
 		return &Promise{p: c.p, done: true} // nothing is owed
 	}
-	return &Promise{p: c.p, d: c.cur}
+	return &Promise{p: c.p, d: c.cur, hs: c.replyHeaders}
 }
 
 // Promise is a reply owed to an asker; see Context.Promise.
 type Promise struct {
 	p    *process // the actor that owes it: the ask counts in its load until answered
 	d    delivery
+	hs   []Header // the reply's headers (Context.SetReplyHeaders)
 	done bool
 }
 
@@ -122,7 +192,7 @@ type Promise struct {
 func (p *Promise) Reply(msg any) {
 	if !p.done {
 		p.done = true
-		p.p.answer(p.d, msg, nil)
+		p.p.answerWith(p.d, msg, nil, p.hs)
 	}
 }
 
@@ -130,7 +200,7 @@ func (p *Promise) Reply(msg any) {
 func (p *Promise) Fail(err error) {
 	if !p.done {
 		p.done = true
-		p.p.answer(p.d, nil, err)
+		p.p.answerWith(p.d, nil, err, p.hs)
 	}
 }
 

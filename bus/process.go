@@ -46,11 +46,13 @@ const (
 // with from nil, so that its actor can read them (Context.Headers,
 // Context.Deadline) however long the asker waits.
 type actorAsk struct {
-	from     *process
-	call     *askCall
-	seq      uint64
-	headers  []Header
-	deadline time.Time
+	from       *process
+	call       *askCall
+	seq        uint64
+	headers    []Header
+	deadline   time.Time
+	cancelable bool // the asker's context can end
+	wantsReply bool // the asker reads the reply's headers
 }
 
 func tellOf(msg any, from *process) delivery {
@@ -67,6 +69,7 @@ func askOf(msg any, call *askCall, seq uint64, from *process) delivery {
 	a := &actorAsk{from: from, call: call, seq: seq}
 	if call.meta {
 		a.headers, a.deadline = call.headers, call.deadline
+		a.cancelable, a.wantsReply = call.cancelable, call.wantsReply
 	}
 	return delivery{msg: msg, src: unsafe.Pointer(a), tag: actorAskKind}
 }
@@ -120,6 +123,13 @@ type inbound struct {
 	link     Link
 	deadline time.Time // the asker's, on this node's clock (arrival + env.Timeout); zero for none
 	canceled atomic.Bool
+	hooks    cancelHooks // run when canceled is set (Context.AfterCancel)
+}
+
+// cancel marks an ask from a peer as given up on and runs its hooks.
+func (in *inbound) cancel() {
+	in.canceled.Store(true)
+	in.hooks.fire(0)
 }
 
 // System-lane messages.
@@ -264,7 +274,7 @@ func (p *process) Invoke(d delivery) {
 // reply, a failure.
 func (p *process) receive(d delivery) {
 	c := &p.ctx
-	c.p, c.cur, c.replied, c.promised = p, d, false, false
+	c.p, c.cur, c.replied, c.promised, c.replyHeaders = p, d, false, false, nil
 	err := p.safeReceive(c, d.msg)
 	if d.isAsk() && !c.replied && !c.promised {
 		if err != nil {
@@ -459,8 +469,13 @@ func (p *process) Dropped(d delivery, reason error) {
 // load, which counts an ask from the moment it is queued until its reply is
 // sent, through a Promise too.
 func (p *process) answer(d delivery, reply any, err error) {
+	p.answerWith(d, reply, err, nil)
+}
+
+// answerWith is answer with the reply's headers (Context.SetReplyHeaders).
+func (p *process) answerWith(d delivery, reply any, err error, hs []Header) {
 	p.stats.Add(-1)
-	p.bus.complete(d, reply, err, p.replyTo)
+	p.bus.complete(d, reply, err, p.replyTo, hs)
 }
 
 func (d *delivery) isAsk() bool {

@@ -206,7 +206,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		if in.link != l {
 			return false
 		}
-		in.canceled.Store(true) // under the lock: once out of the map it may be recycled
+		in.cancel() // under the lock: once out of the map it may be recycled
 		return true
 	})
 	for ref, ws := range watchers {
@@ -386,15 +386,16 @@ func (b *Bus) forgetRemote(c *askCall) {
 }
 
 // replyRemote sends the outcome of an ask that came over a link back on it,
-// encoded with codec, or when it is nil with the codec the ask came in.
-func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec) {
+// with the reply's headers hs, encoded with codec, or when it is nil with
+// the codec the ask came in.
+func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []Header) {
 	// The ask stays inbound until its reply is queued on the link, so that
 	// a retired link is not closed between the two (closeRetired); a reply
 	// that must wait for room leaves it before it waits (below).
 	o := getOutgoing()
 	// No From or To: the link it goes back on and Corr name the ask, and
 	// the two refs were a third of a small reply's bytes to encode and decode.
-	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply}
+	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply, Headers: hs}
 	if err != nil {
 		o.env.Kind, o.env.Msg = KindError, err
 	} else if codec == nil && in.env.Codec != "" {
@@ -619,14 +620,14 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 			if err == nil {
 				err = fmt.Errorf("%w: error reply without an error", ErrBadEnvelope)
 			}
-			pa.call.complete(pa.seq, nil, err)
+			pa.call.completeWith(pa.seq, nil, err, env.Headers)
 		} else {
-			pa.call.complete(pa.seq, env.Msg, nil)
+			pa.call.completeWith(pa.seq, env.Msg, nil, env.Headers)
 		}
 	case KindPublish:
 		b.deliverRemotePublish(l, env)
 	case KindCancel:
-		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.canceled.Store(true) })
+		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.cancel() })
 	case KindSystem:
 		b.handleSystem(l, env.Msg)
 	default:
@@ -773,6 +774,7 @@ var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 func putInbound(in *inbound) {
 	in.env, in.link, in.deadline = Envelope{}, nil, time.Time{}
 	in.canceled.Store(false)
+	in.hooks.reset()
 	inbounds.Put(in)
 }
 

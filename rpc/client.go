@@ -15,12 +15,20 @@ type CallOption func(*callOptions)
 type callOptions struct {
 	md           MD
 	interceptors []ClientInterceptor
+	trailer      *MD
 }
 
 // Header adds one metadata pair to the call; the handler reads it with
 // IncomingMD.
 func Header(key, value string) CallOption {
 	return func(o *callOptions) { o.md = append(o.md, bus.Header{Key: key, Value: value}) }
+}
+
+// Trailer stores in *md the metadata the handler sent back with its
+// response or error (SetTrailer), once the call returns; *md is left as it
+// was when there is none or the call ends before its reply.
+func Trailer(md *MD) CallOption {
+	return func(o *callOptions) { o.trailer = md }
 }
 
 // ClientInfo describes the call a ClientInterceptor wraps.
@@ -62,6 +70,9 @@ func Call[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts 
 			f(&o)
 		}
 		ctx = bus.WithHeaders(ctx, o.md...)
+		if o.trailer != nil {
+			ctx = bus.WithReplyHeaders(ctx, (*[]bus.Header)(o.trailer))
+		}
 		if len(o.interceptors) == 0 {
 			r, err = b.Ask(ctx, to, req)
 		} else {

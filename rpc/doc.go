@@ -32,7 +32,14 @@
 // Timeout), so a call the handler makes with its ctx carries it on.
 // Metadata (MD) travels as the envelope's headers: a caller adds it with
 // the Header option or WithOutgoingMD, a handler reads it with IncomingMD,
-// and a plain actor with bus.Context.Headers.
+// and a plain actor with bus.Context.Headers. Back, a handler sets a
+// trailer with SetTrailer, which rides on its response or error, and the
+// caller reads it with the Trailer option (bus.Context.SetReplyHeaders and
+// bus.WithReplyHeaders for plain actors).
+//
+// A handler's ctx ends when its caller gives up (its ctx ends or, across a
+// link, the link goes down; bus.Context.AfterCancel), and when the handler
+// returns.
 //
 // # Errors
 //
@@ -55,5 +62,5 @@
 //
 // Planned (not built): streams with credit flow control, codecs chosen per
 // call, fail modes (failover, failtry, hedged calls), graceful server
-// shutdown, metadata on responses. See docs/rpc.md.
+// shutdown. See docs/rpc.md.
 package rpc

@@ -30,6 +30,23 @@ func IncomingMD(ctx context.Context) MD {
 	return md
 }
 
+// SetTrailer adds md to the metadata that travels back to the caller with
+// the response (or the error) of the call a handler's ctx belongs to; the
+// caller reads it with the Trailer option. It may be called from any
+// goroutine until the handler returns. On a ctx that is not a handler's, or
+// of a call whose caller reads no trailer in process, it does nothing.
+func SetTrailer(ctx context.Context, md MD) {
+	cc, _ := ctx.Value(callCtxKey{}).(*callCtx)
+	if cc == nil {
+		return
+	}
+	cc.mu.Lock()
+	if !cc.returned {
+		cc.trailer = append(cc.trailer, md...)
+	}
+	cc.mu.Unlock()
+}
+
 // WithOutgoingMD returns a context whose calls carry md after the metadata
 // ctx already carries, as the Header option does for one call.
 func WithOutgoingMD(ctx context.Context, md MD) context.Context {

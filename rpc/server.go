@@ -95,7 +95,7 @@ func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
 		}
 		return nil
 	}
-	ctx, cancel := handlerContext(c)
+	ctx, cc := handlerContext(c)
 	var resp any
 	var err error
 	if s.wrapped != nil {
@@ -103,9 +103,7 @@ func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
 	} else {
 		resp, err = s.call(ctx, req)
 	}
-	if cancel != nil {
-		cancel()
-	}
+	finish(c, cc)
 	answer(c, s.name, resp, err, s.log)
 	return nil
 }
@@ -132,18 +130,15 @@ func recoverInto(name string, err *error, log interface{ Error(string, ...any) }
 	}
 }
 
-// handlerContext builds a handler's ctx: the caller's deadline and
-// metadata, nothing allocated for a call with neither.
-func handlerContext(c *bus.Context) (context.Context, context.CancelFunc) {
-	ctx := context.Background()
-	var cancel context.CancelFunc
-	if dl, ok := c.Deadline(); ok {
-		ctx, cancel = context.WithDeadline(ctx, dl)
+// finish ends a handler's ctx as it returns and puts the trailer it set on
+// its reply.
+func finish(c *bus.Context, cc *callCtx) {
+	if cc == nil {
+		return
 	}
-	if hs := c.Headers(); len(hs) > 0 {
-		ctx = context.WithValue(ctx, incomingKey{}, MD(hs))
+	if tr := cc.finish(); len(tr) > 0 {
+		c.SetReplyHeaders(tr...)
 	}
-	return ctx, cancel
 }
 
 // answer replies to an ask with the handler's outcome; the outcome of a
@@ -288,11 +283,9 @@ func (m *method) Receive(c *bus.Context, msg any) error {
 		}
 		return nil
 	}
-	ctx, cancel := handlerContext(c)
+	ctx, cc := handlerContext(c)
 	resp, err := m.safeCall(ctx, msg)
-	if cancel != nil {
-		cancel()
-	}
+	finish(c, cc)
 	answer(c, m.name, resp, err, m.log)
 	return nil
 }

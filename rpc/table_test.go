@@ -45,7 +45,20 @@ func TestTransports(t *testing.T) {
 type pair struct {
 	A, B  *bus.Bus
 	Notes chan Note // what the "note" handler receives
+
+	vals map[string]any // what a serve function leaves for its rows (set, get)
 }
+
+// set keeps v under key for the rows of this transport.
+func (p *pair) set(key string, v any) {
+	if p.vals == nil {
+		p.vals = map[string]any{}
+	}
+	p.vals[key] = v
+}
+
+// get returns what set kept under key.
+func get[T any](p *pair, key string) T { return p.vals[key].(T) }
 
 // row is one feature TestTransports runs over every transport.
 type row struct {
