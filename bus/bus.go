@@ -19,6 +19,7 @@ import (
 
 	"github.com/tidwall/btree"
 
+	"github.com/xbus-dev/xbus/bus/internal/flow"
 	"github.com/xbus-dev/xbus/bus/internal/subject"
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
@@ -88,6 +89,9 @@ type Bus struct {
 
 	dead deadLetters
 
+	streams      streamTable // open streams (stream.go)
+	streamWindow int         // a stream end's window when its opener sets none
+
 	lk   linkTable      // kept addresses and the links that are up
 	disc discoveryTable // what discovery found
 
@@ -154,6 +158,13 @@ func New(opts ...Option) (*Bus, error) {
 	b.corrKey = [2]uint64{binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])}
 	if b.sendTimeout <= 0 {
 		b.sendTimeout = DefaultSendTimeout
+	}
+	b.streamWindow = cfg.streamWindow
+	if b.streamWindow == 0 {
+		b.streamWindow = DefaultStreamWindow
+	}
+	if _, err := flow.NewReceiver(b.streamWindow); err != nil {
+		return nil, fmt.Errorf("bus: WithStreamWindow: %w", err)
 	}
 	b.log = cfg.logger.With("node", b.id.Short())
 	if err := registerSystemTypes(b.types); err != nil {
@@ -634,6 +645,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		}
 		p.mb.Close() // an actor stuck in Receive: its queued messages are reported now
 	}
+	b.closeStreams()
 	close(b.closed)
 	b.lk.closeLinks(b) // no dialing while the transports close
 	for _, t := range b.transports {

@@ -268,7 +268,7 @@ func (t *Types) typeOf(name string) (reflect.Type, error) {
 // codec. A nil
 // Msg encodes as no body.
 func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
-	if env.Kind == KindError || (env.Kind == KindStreamEnd && env.Msg != nil) {
+	if env.Kind == KindError || ((env.Kind == KindStreamEnd || env.Kind == KindCancel) && env.Msg != nil) {
 		return t.appendErrorBody(env, env.Msg, dst), nil
 	}
 	if env.Msg == nil {
@@ -289,7 +289,7 @@ func (t *Types) EncodeBody(c Codec, env *Envelope, dst []byte) ([]byte, error) {
 // DecodeBody sets env.Msg from env.Type and env.Body, the reverse of
 // EncodeBody. The decoded value does not alias env.Body.
 func (t *Types) DecodeBody(c Codec, env *Envelope) error {
-	if env.Kind == KindError || (env.Kind == KindStreamEnd && len(env.Body) > 0) {
+	if env.Kind == KindError || ((env.Kind == KindStreamEnd || env.Kind == KindCancel) && len(env.Body) > 0) {
 		return t.decodeErrorBody(env)
 	}
 	if env.Type == "" {

@@ -348,7 +348,7 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		switch {
-		case env.Kind == bus.KindError || (env.Kind == bus.KindStreamEnd && len(body) > 0):
+		case env.Kind == bus.KindError || ((env.Kind == bus.KindStreamEnd || env.Kind == bus.KindCancel) && len(body) > 0):
 			re, ok := env.Msg.(*bus.RemoteError)
 			if !ok {
 				t.Fatalf("%v body decoded as %T", env.Kind, env.Msg)

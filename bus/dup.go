@@ -180,9 +180,10 @@ func (b *Bus) closeRetired(l Link) {
 	check()
 }
 
-// busyOn reports whether an ask sent through l waits for its reply, or one
-// received on it is being served.
+// busyOn reports whether an ask sent through l waits for its reply, one
+// received on it is being served, or a stream runs on it.
 func (b *Bus) busyOn(l Link) bool {
-	return b.pending.any(func(pa pendingAsk) bool { return pa.call.link == l }) ||
+	return b.streams.busy(l) ||
+		b.pending.any(func(pa pendingAsk) bool { return pa.call.link == l }) ||
 		b.inbound.any(func(in *inbound) bool { return in.link == l })
 }

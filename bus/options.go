@@ -26,6 +26,7 @@ type config struct {
 	nodeID               NodeID // tests only: see export_test.go
 	sendWait             time.Duration
 	placing              placingConfig
+	streamWindow         int
 }
 
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".

@@ -54,6 +54,9 @@ func registerSystemTypes(t *Types) error {
 	if err := registerSubTypes(t); err != nil {
 		return err
 	}
+	if err := registerStreamTypes(t); err != nil {
+		return err
+	}
 	if err := RegisterType[*sysLink](t, sysLinkType); err != nil {
 		return err
 	}
@@ -189,6 +192,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 	if gone {
 		b.subsGone(pr, reason)
 	}
+	b.streamsDown(l, reason)
 	var unsent error // for asks l handed back unsent (Undelivered): they never ran
 	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
 		return pa.link == l || (gone && pa.call.peer == pr)
@@ -626,8 +630,11 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 		}
 	case KindPublish:
 		b.deliverRemotePublish(l, env)
+	case KindStreamItem, KindStreamEnd:
+		b.deliverStream(l, env)
 	case KindCancel:
 		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.cancel() })
+		b.streamCanceled(l, env)
 	case KindSystem:
 		b.handleSystem(l, env.Msg)
 	default:
@@ -653,6 +660,8 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 		if pa, ok := b.answer(l, env.Corr); ok {
 			pa.call.complete(pa.seq, nil, err)
 		}
+	case KindStreamItem, KindStreamEnd, KindCancel:
+		b.streamUndecodable(l, env, err)
 	case KindSystem:
 		b.log.Warn("a system message from a peer does not decode", "peer", l.Peer().Short(), "err", err)
 	}
@@ -834,6 +843,8 @@ func (b *Bus) handleSystem(l Link, m any) {
 		b.onSub(l, m)
 	case *sysGrant:
 		b.onGrant(l, m)
+	case *sysStreamGrant:
+		b.onStreamGrant(l, m)
 	case *sysWatch:
 		b.watchedFrom(l, m)
 	case *sysStopped:

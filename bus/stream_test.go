@@ -1,0 +1,364 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// streamPair is two buses, a client that opens streams and a server whose
+// actors accept them: one bus in process, else linked by a real transport.
+type streamPair struct {
+	name   string
+	remote bool
+	pair   func(t *testing.T, so, co []bus.Option) (server, client *bus.Bus)
+}
+
+func streamPairs() []streamPair {
+	ps := []streamPair{{"inproc", false, func(t *testing.T, so, _ []bus.Option) (*bus.Bus, *bus.Bus) {
+		b := linkedBus(t, so...)
+		return b, b
+	}}}
+	for _, l := range realLinks(netbus.Config{}) {
+		ps = append(ps, streamPair{l.name, true, l.pair})
+	}
+	return ps
+}
+
+func eachStreamPair(t *testing.T, f func(t *testing.T, p streamPair)) {
+	for _, p := range streamPairs() {
+		t.Run(p.name, func(t *testing.T) { f(t, p) })
+	}
+}
+
+// accept registers name on server: an actor that runs serve on a goroutine
+// of its own for each stream it receives. The goroutines end with their
+// streams, when the buses close at the latest (TestMain checks).
+func accept(t *testing.T, server, client *bus.Bus, name string, serve func(s *bus.Stream)) {
+	t.Helper()
+	_, err := server.Register(name, bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if s, ok := msg.(*bus.Stream); ok {
+			go serve(s)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, name)
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// echoStream sends back what it reads, then ends as its client did.
+func echoStream(s *bus.Stream) {
+	ctx := s.Context()
+	for {
+		m, err := s.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			s.CloseSend(nil)
+			return
+		}
+		if err != nil {
+			s.Close(err)
+			return
+		}
+		if err := s.Send(ctx, m); err != nil {
+			return
+		}
+	}
+}
+
+func TestStreamItemsBothWays(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		accept(t, server, client, "echo", echoStream)
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "echo", "hello", bus.StreamWindow(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 200 // many windows, both ways
+		go func() {
+			for i := range n {
+				if err := s.Send(ctx, i); err != nil {
+					t.Errorf("send %d: %v", i, err)
+					return
+				}
+			}
+			s.CloseSend(nil)
+		}()
+		for i := range n {
+			m, err := s.Recv(ctx)
+			if err != nil || m != i {
+				t.Fatalf("recv %d: %v, %v", i, m, err)
+			}
+		}
+		if _, err := s.Recv(ctx); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the last item: %v, want io.EOF", err)
+		}
+		eventually(t, "both ends finished", func() error {
+			if n := bus.OpenStreams(client) + bus.OpenStreams(server); n != 0 {
+				return fmt.Errorf("%d streams open", n)
+			}
+			return nil
+		})
+	})
+}
+
+func TestStreamOpenMessageAndMetadata(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		type got struct {
+			msg      any
+			md       string
+			deadline bool
+		}
+		gotc := make(chan got, 1)
+		accept(t, server, client, "open", func(s *bus.Stream) {
+			var md string
+			for _, h := range s.Headers() {
+				if h.Key == "k" {
+					md = h.Value
+				}
+			}
+			_, ok := s.Context().Deadline()
+			gotc <- got{s.Msg(), md, ok}
+			s.Close(nil)
+		})
+		ctx := bus.WithHeaders(testCtx(t), bus.Header{Key: "k", Value: "v"})
+		s, err := client.OpenStream(ctx, "open", "first")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := <-gotc
+		if g.msg != "first" || g.md != "v" || !g.deadline {
+			t.Fatalf("the accepting end got %+v", g)
+		}
+		if _, err := s.Recv(ctx); !errors.Is(err, io.EOF) {
+			t.Fatalf("recv: %v, want io.EOF", err)
+		}
+	})
+}
+
+// The accepting end's error reaches the opener with its code.
+func TestStreamEndsWithCodedError(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		accept(t, server, client, "fail", func(s *bus.Stream) {
+			for i := range 3 {
+				if s.Send(s.Context(), i) != nil {
+					return
+				}
+			}
+			s.Close(fmt.Errorf("stock: %w", bus.ErrMailboxFull))
+		})
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "fail", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if m, err := s.Recv(ctx); err != nil || m != i {
+				t.Fatalf("recv %d: %v, %v", i, m, err)
+			}
+		}
+		_, err = s.Recv(ctx)
+		if !errors.Is(err, bus.ErrMailboxFull) {
+			t.Fatalf("end: %v, want ErrMailboxFull", err)
+		}
+		// A send fails once the other end's close arrived (one may leave
+		// before; the other end drops it).
+		eventually(t, "a send failing", func() error {
+			short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+			defer cancel()
+			if err := s.Send(short, 1); err == nil || errors.Is(err, bus.ErrDeadline) {
+				return fmt.Errorf("send: %v", err)
+			}
+			return nil
+		})
+	})
+}
+
+// A reader that never reads: the sender sends its window and then waits,
+// and the reading end holds exactly the window; as the reader takes half
+// the window, the sender may send that much more, and no more.
+func TestStreamReaderThatNeverReads(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, []bus.Option{bus.WithStreamWindow(8)}, nil)
+		const window = 8
+		streams := make(chan *bus.Stream, 1)
+		accept(t, server, client, "sink", func(s *bus.Stream) { streams <- s; <-s.Context().Done() })
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "sink", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range window {
+			if err := s.Send(ctx, i); err != nil {
+				t.Fatalf("send %d within the window: %v", i, err)
+			}
+		}
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err = s.Send(short, window)
+		cancel()
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("send beyond the window: %v, want ErrDeadline", err)
+		}
+		srv := <-streams
+		eventually(t, "the window arrived", func() error {
+			if n := srv.Buffered(); n != window {
+				return fmt.Errorf("%d buffered", n)
+			}
+			return nil
+		})
+		for i := range window / 2 {
+			if m, err := srv.Recv(ctx); err != nil || m != i {
+				t.Fatalf("recv %d: %v, %v", i, m, err)
+			}
+		}
+		for i := range window / 2 {
+			if err := s.Send(ctx, window+i); err != nil {
+				t.Fatalf("send %d on the credit granted back: %v", i, err)
+			}
+		}
+		short, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+		err = s.Send(short, -1)
+		cancel()
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("send beyond the credit granted back: %v, want ErrDeadline", err)
+		}
+		eventually(t, "the window arrived", func() error {
+			if n := srv.Buffered(); n != window {
+				return fmt.Errorf("%d buffered", n)
+			}
+			return nil
+		})
+		s.Close(nil)
+	})
+}
+
+// Cancellation both ways: the opener's ctx ending ends the accepting end's
+// Context; the accepting end closing makes the opener's Send fail.
+func TestStreamCancel(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		ended := make(chan error, 1)
+		accept(t, server, client, "wait", func(s *bus.Stream) {
+			<-s.Context().Done()
+			for {
+				if _, err := s.Recv(context.Background()); err != nil {
+					ended <- err
+					return
+				}
+			}
+		})
+		ctx, cancel := context.WithCancel(testCtx(t))
+		s, err := client.OpenStream(ctx, "wait", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(ctx, 1); err != nil { // the stream is open at the other end
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-ended; !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("the accepting end read %v, want ErrCanceled", err)
+		}
+		if _, err := s.Recv(testCtx(t)); !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("the opener read %v, want ErrCanceled", err)
+		}
+	})
+}
+
+// The opener's deadline travels: the accepting end's Context ends with it
+// even when its actor never ends the stream.
+func TestStreamDeadline(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		ended := make(chan error, 1)
+		accept(t, server, client, "forever", func(s *bus.Stream) {
+			<-s.Context().Done()
+			ended <- context.Cause(s.Context())
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		s, err := client.OpenStream(ctx, "forever", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(context.Background()); !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("recv: %v, want ErrDeadline", err)
+		}
+		select {
+		case <-ended:
+		case <-testCtx(t).Done():
+			t.Fatal("the accepting end's Context never ended")
+		}
+	})
+}
+
+func TestStreamNoRoute(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		accept(t, server, client, "echo", echoStream)
+		ref := client.Instances("echo")[0]
+		ref.ID += 1000 // no such instance
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, ref, nil)
+		if err == nil {
+			_, err = s.Recv(ctx)
+		}
+		if !errors.Is(err, bus.ErrNoRoute) {
+			t.Fatalf("a stream to no actor: %v, want ErrNoRoute", err)
+		}
+	})
+}
+
+// The bus closing ends its streams at both ends: in process with
+// ErrClosed, across a link the peer sees ErrPeerGone.
+func TestStreamEndsWhenANodeCloses(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		ended := make(chan error, 1)
+		started := make(chan struct{})
+		accept(t, server, client, "hold", func(s *bus.Stream) {
+			close(started)
+			_, err := s.Recv(context.Background())
+			ended <- err
+		})
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "hold", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		server.Close(cctx)
+		if err := <-ended; !errors.Is(err, bus.ErrClosed) && !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("the accepting end: %v", err)
+		}
+		_, err = s.Recv(ctx)
+		want := bus.ErrClosed
+		if p.remote {
+			want = bus.ErrPeerGone
+		}
+		if !errors.Is(err, want) {
+			t.Fatalf("the opener: %v, want %v", err, want)
+		}
+		if err := s.Send(ctx, 1); !errors.Is(err, want) {
+			t.Fatalf("a send: %v, want %v", err, want)
+		}
+	})
+}
