@@ -42,6 +42,15 @@ type ValueDecoder interface {
 	DecodeValue(data []byte, t reflect.Type) (v any, ok bool, err error)
 }
 
+// TypeChecker is an optional interface of a Codec that encodes types by
+// rules of its own: codec/proto encodes generated protobuf messages, whose
+// unexported fields are the library's and need not cross. CheckType
+// reports why values of t would not cross a process boundary with this
+// codec, or nil. Types.RegisterFor asks it in place of the bus's own check.
+type TypeChecker interface {
+	CheckType(t reflect.Type) error
+}
+
 // JSON is a Codec using encoding/json. It is slower and larger than a binary
 // codec but readable, and needs nothing outside the standard library.
 var JSON Codec = jsonCodec{}
@@ -172,6 +181,24 @@ func (t *Types) Register(name string, sample any) error {
 		name = rt.String()
 	}
 	if err := checkEncodable(rt); err != nil {
+		return err
+	}
+	return t.register(name, rt)
+}
+
+// RegisterFor records sample's dynamic type under name as Register does,
+// but checked by c's rules when c is a TypeChecker, for a type that only c
+// encodes (a protobuf message with codec/proto).
+func (t *Types) RegisterFor(c Codec, name string, sample any) error {
+	rt := reflect.TypeOf(sample)
+	tc, ok := c.(TypeChecker)
+	if !ok || rt == nil {
+		return t.Register(name, sample)
+	}
+	if name == "" {
+		name = rt.String()
+	}
+	if err := tc.CheckType(rt); err != nil {
 		return err
 	}
 	return t.register(name, rt)

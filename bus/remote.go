@@ -653,6 +653,8 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 	} else if !errors.Is(err, ErrUnknownCodec) { // that one names the node already
 		err = fmt.Errorf("%w (on node %s)", err, b.id.Short())
 	}
+	// Counted first, so an asker that has its error sees the count.
+	b.deadLetter(nil, env.To, env.From, err)
 	switch env.Kind {
 	case KindAsk:
 		b.refuse(l, env.Corr, err)
@@ -665,7 +667,6 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 	case KindSystem:
 		b.log.Warn("a system message from a peer does not decode", "peer", l.Peer().Short(), "err", err)
 	}
-	b.deadLetter(nil, env.To, env.From, err)
 }
 
 // refuse answers an ask that arrived on l with err, without waiting:

@@ -16,6 +16,36 @@ type callOptions struct {
 	md           MD
 	interceptors []ClientInterceptor
 	trailer      *MD
+	codec        bus.Codec
+}
+
+func parseCallOptions(opts []CallOption) *callOptions {
+	o := new(callOptions)
+	for _, f := range opts {
+		f(o)
+	}
+	return o
+}
+
+// context returns ctx carrying the call's metadata and codec.
+func (o *callOptions) context(ctx context.Context) context.Context {
+	ctx = bus.WithHeaders(ctx, o.md...)
+	if o.trailer != nil {
+		ctx = bus.WithReplyHeaders(ctx, (*[]bus.Header)(o.trailer))
+	}
+	if o.codec != nil {
+		ctx = bus.WithCodec(ctx, o.codec)
+	}
+	return ctx
+}
+
+// WithCodec encodes the call's request with c when it goes to another
+// node; the handler's node decodes it with its codec of that name and
+// replies in it (unless the handler chose its codec: WithServerCodec). In
+// process nothing is encoded. Without it the link's codec is used
+// (codec/cbor by default). Req and Resp must be types c encodes.
+func WithCodec(c bus.Codec) CallOption {
+	return func(o *callOptions) { o.codec = c }
 }
 
 // Header adds one metadata pair to the call; the handler reads it with
@@ -57,22 +87,21 @@ func WithClientInterceptors(ics ...ClientInterceptor) CallOption {
 // response of another type than Resp is an error wrapping bus.ErrWrongType.
 func Call[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts ...CallOption) (Resp, error) {
 	var zero Resp
-	if err := ensurePair(b.Types(), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	var o *callOptions
+	var codec bus.Codec
+	if len(opts) > 0 {
+		o = parseCallOptions(opts)
+		codec = o.codec
+	}
+	if err := ensurePair(b.Types(), codec, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return zero, err
 	}
 	var r any
 	var err error
-	if len(opts) == 0 {
+	if o == nil {
 		r, err = b.Ask(ctx, to, req)
 	} else {
-		var o callOptions
-		for _, f := range opts {
-			f(&o)
-		}
-		ctx = bus.WithHeaders(ctx, o.md...)
-		if o.trailer != nil {
-			ctx = bus.WithReplyHeaders(ctx, (*[]bus.Header)(o.trailer))
-		}
+		ctx = o.context(ctx)
 		if len(o.interceptors) == 0 {
 			r, err = b.Ask(ctx, to, req)
 		} else {
@@ -98,14 +127,11 @@ func Call[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts 
 // bus.ErrMailboxFull...). Metadata travels to another node; a one-way call
 // in process carries none.
 func Send[Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts ...CallOption) error {
-	if err := ensure(b.Types(), reflect.TypeFor[Req]()); err != nil {
+	o := parseCallOptions(opts)
+	if err := ensure(b.Types(), o.codec, reflect.TypeFor[Req]()); err != nil {
 		return err
 	}
-	var o callOptions
-	for _, f := range opts {
-		f(&o)
-	}
-	ctx = bus.WithHeaders(ctx, o.md...)
+	ctx = o.context(ctx)
 	send := func(ctx context.Context, req any) (any, error) {
 		return nil, b.Send(ctx, to, req, mailbox.Default)
 	}

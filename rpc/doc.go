@@ -54,13 +54,29 @@
 // of the wrong type is answered CodeInvalidArgument; a body that does not
 // decode is answered by the bus with bus.ErrBadEnvelope and the link stays.
 //
+// # Codecs
+//
+// Across a link a call's request and response are encoded with the link's
+// codec (codec/cbor unless the transport was given another), or with the
+// one the caller chose with WithCodec, or, for responses, the one the
+// handler chose with WithServerCodec. The codec's name travels with the
+// message, so the two ends agree without configuration: the handler's
+// node decodes with its codec of that name and responds in it. A node
+// knows the built-in codecs (cbor on its links, json, raw) from the start;
+// any other (codec/proto, your own) it must be given, with WithServerCodec
+// on the handler or bus.WithCodecs: a call in a codec the handler's node
+// lacks fails with bus.ErrUnknownCodec and the link stays. In process
+// nothing is encoded. See docs/codecs.md.
+//
+//	sum, err := rpc.Call[Sum](ctx, b, "arith.add", Add{1, 2}, rpc.WithCodec(json.Codec))
+//
 // # Concurrency
 //
 // A handler runs on its actor: one call at a time per registration, in the
 // order each caller sent them. Register a name on several nodes, or several
 // times, to serve calls in parallel; the bus places each call.
 //
-// Planned (not built): streams with credit flow control, codecs chosen per
-// call, fail modes (failover, failtry, hedged calls), graceful server
-// shutdown. See docs/rpc.md.
+// Planned (not built): streams with credit flow control, fail modes
+// (failover, failtry, hedged calls), graceful server shutdown. See
+// docs/rpc.md.
 package rpc

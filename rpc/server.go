@@ -17,6 +17,24 @@ type Option func(*serverOptions)
 type serverOptions struct {
 	actor        []bus.ActorOption
 	interceptors []ServerInterceptor
+	codec        bus.Codec
+}
+
+// WithServerCodec makes the handler's bus know c, so a call in it (a
+// caller's WithCodec) decodes there, and encodes the handler's responses
+// to calls from other nodes with c whatever codec the call came in.
+// Without it a response goes in the codec of its call. Req and Resp must
+// be types c encodes.
+func WithServerCodec(c bus.Codec) Option {
+	return func(o *serverOptions) { o.codec = c }
+}
+
+// actorOptions returns the options the handler's actor is registered with.
+func (o *serverOptions) actorOptions() []bus.ActorOption {
+	if o.codec == nil {
+		return o.actor
+	}
+	return append(o.actor[:len(o.actor):len(o.actor)], bus.WithReplyCodec(o.codec))
 }
 
 // WithActorOptions passes opts to the bus when the handler's actor is
@@ -53,12 +71,12 @@ func Handle[Req, Resp any](b *bus.Bus, name string, h func(ctx context.Context, 
 	if h == nil {
 		return bus.Ref{}, fmt.Errorf("rpc: nil handler for %q", name)
 	}
-	if err := ensurePair(b.Types(), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
-		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
-	}
 	var o serverOptions
 	for _, f := range opts {
 		f(&o)
+	}
+	if err := ensurePair(b.Types(), o.codec, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
 	s := &server[Req, Resp]{name: name, h: h, log: b.Logger()}
 	if len(o.interceptors) > 0 {
@@ -70,7 +88,7 @@ func Handle[Req, Resp any](b *bus.Bus, name string, h func(ctx context.Context, 
 			return h(ctx, r)
 		})
 	}
-	return b.Register(name, s, o.actor...)
+	return b.Register(name, s, o.actorOptions()...)
 }
 
 // server is the actor of one handler.
@@ -217,15 +235,15 @@ func Register(b *bus.Bus, service string, rcvr any, opts ...Option) ([]bus.Ref, 
 	if t.NumMethod() == 0 {
 		return nil, fmt.Errorf("rpc: service %q: %v has no exported methods", service, t)
 	}
-	for i := range t.NumMethod() {
-		mt := t.Method(i).Type
-		if err := ensurePair(b.Types(), mt.In(2), mt.Out(0)); err != nil {
-			return nil, fmt.Errorf("rpc: service %q: method %s: %w", service, t.Method(i).Name, err)
-		}
-	}
 	var o serverOptions
 	for _, f := range opts {
 		f(&o)
+	}
+	for i := range t.NumMethod() {
+		mt := t.Method(i).Type
+		if err := ensurePair(b.Types(), o.codec, mt.In(2), mt.Out(0)); err != nil {
+			return nil, fmt.Errorf("rpc: service %q: method %s: %w", service, t.Method(i).Name, err)
+		}
 	}
 	var refs []bus.Ref
 	for i := range t.NumMethod() {
@@ -235,7 +253,7 @@ func Register(b *bus.Bus, service string, rcvr any, opts ...Option) ([]bus.Ref, 
 		if len(o.interceptors) > 0 {
 			m.call = chainServer(name, o.interceptors, m.invoke)
 		}
-		ref, err := b.Register(name, m, o.actor...)
+		ref, err := b.Register(name, m, o.actorOptions()...)
 		if err != nil {
 			for _, r := range refs {
 				_ = b.Stop(r)

@@ -14,7 +14,10 @@ import (
 // long as they share its Go definition; register it by hand under a name of
 // your own to decouple them. A pointer type registers its element type, as
 // the bus sends *T under T's name.
-func ensure(t *bus.Types, rt reflect.Type) error {
+//
+// With a codec that checks types by rules of its own (bus.TypeChecker, as
+// codec/proto does), the type is checked by those rules.
+func ensure(t *bus.Types, c bus.Codec, rt reflect.Type) error {
 	if t.Known(rt) {
 		return nil
 	}
@@ -28,7 +31,7 @@ func ensure(t *bus.Types, rt reflect.Type) error {
 	if reg.Kind() == reflect.Interface {
 		return fmt.Errorf("rpc: %v is an interface type: a request or response must be concrete to be decoded", rt)
 	}
-	if err := t.Register("", reflect.Zero(reg).Interface()); err != nil {
+	if err := t.RegisterFor(c, "", reflect.Zero(reg).Interface()); err != nil {
 		if t.Known(reg) {
 			return nil // registered meanwhile
 		}
@@ -38,9 +41,9 @@ func ensure(t *bus.Types, rt reflect.Type) error {
 }
 
 // ensurePair registers a call's request and response types.
-func ensurePair(t *bus.Types, req, resp reflect.Type) error {
-	if err := ensure(t, req); err != nil {
+func ensurePair(t *bus.Types, c bus.Codec, req, resp reflect.Type) error {
+	if err := ensure(t, c, req); err != nil {
 		return err
 	}
-	return ensure(t, resp)
+	return ensure(t, c, resp)
 }
