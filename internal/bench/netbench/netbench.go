@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,12 @@ import (
 // raw echoes' message size and a directory for the Unix sockets, as
 // "size:dir".
 const PeerName = "netbench"
+
+// PeerProfileEnv names the environment variable that, set to a file's
+// path, makes the peer process write a CPU profile of its run there: the
+// receiving side of BenchmarkTellTwoProcesses, the serving side of
+// BenchmarkAskTwoProcesses.
+const PeerProfileEnv = "XBUS_NETBENCH_PEER_CPUPROFILE"
 
 // size is the body of an ask, in bytes.
 const size = 64
@@ -41,6 +48,17 @@ var echo = bus.ActorFunc(func(c *bus.Context, msg any) error {
 // It prints "ready" and its addresses, and returns when stdin closes.
 func Peer(arg string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "netbench peer:", err); return 1 }
+	if path := os.Getenv(PeerProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	n, dir, _ := strings.Cut(arg, ":")
 	frameSize, err := strconv.Atoi(n)
 	if err != nil {
