@@ -60,6 +60,7 @@ type conn struct {
 	out     []byte     // frames waiting for the writer
 	skip    int        // bytes at out's front ending a frame writeNow began
 	writing bool       // a write is under way (the writer's or a sender's)
+	kicked  bool       // queue kicked the writer, which has not taken out since
 	closed  bool       // no more frames are accepted; the writer ends the connection
 	ending  ending     // how, once closed
 	why     error      // why, once closed
@@ -124,6 +125,11 @@ func putBuf(b *[]byte) {
 
 // send frames env (its body already encoded) and queues it.
 func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
+	if !isCall(env.Kind) { // never written at once: see link.alone
+		if done, err := c.queue(env); done {
+			return err
+		}
+	}
 	t := c.l.t
 	frameBuf := getBuf()
 	defer putBuf(frameBuf)
@@ -155,6 +161,55 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 		}
 	}
 	return c.enqueue(ctx, frame, count)
+}
+
+// isCall reports whether a frame of kind k is an ask or its answer, the
+// frames link.alone counts.
+func isCall(k bus.Kind) bool { return k == bus.KindAsk || k == bus.KindReply || k == bus.KindError }
+
+// maxInPlace bounds the body that queue encodes while it holds c.mu.
+const maxInPlace = 8 << 10
+
+// queue encodes env's frame straight into the writer's queue, under c.mu:
+// no scratch buffer and no copy, and a kick only for the first frame the
+// writer has not yet seen. That is the whole of a send when the connection
+// is open, the queue and the ack ring have room and the frame goes
+// uncompressed; otherwise queue reports false, having queued nothing, and
+// send takes the general path, which waits for room and compresses. An
+// envelope that does not encode is reported as done, with the error.
+func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
+	cfg := &c.l.t.cfg
+	comp := c.res.SendComp != compNone
+	if len(env.Body) > maxInPlace || comp && len(env.Body) >= cfg.CompressMin {
+		return false, nil
+	}
+	c.mu.Lock()
+	if c.closed || c.ringFull() {
+		c.mu.Unlock()
+		return false, nil
+	}
+	start := len(c.out)
+	out, err := env.AppendBinary(append(c.out, make([]byte, frameHeaderLen)...))
+	n := len(out) - start - frameHeaderLen
+	if err != nil || n > c.res.PeerMaxFrame || comp && n >= cfg.CompressMin || start > 0 && len(out) > cfg.MaxQueued {
+		c.out = out[:start] // what it grew to stays for the next frame
+		c.mu.Unlock()
+		return err != nil, err
+	}
+	putFrameHeader(out[start:], frameData, compNone, n)
+	c.out = out
+	c.record(countable(env.Kind))
+	c.queuedOut++
+	kick := !c.kicked
+	c.kicked = true
+	c.mu.Unlock()
+	if kick {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true, nil
 }
 
 // writeNow writes frame straight to the socket when the link is quiet (no
@@ -374,7 +429,7 @@ func (c *conn) writeLoop() {
 		}
 		batch, skip, frames := c.out, c.skip, c.queuedOut
 		c.out, c.skip, c.queuedOut = spare[:0], 0, 0
-		c.writing = len(batch) > 0
+		c.writing, c.kicked = len(batch) > 0, false
 		if c.space != nil {
 			close(c.space)
 			c.space = nil
@@ -586,7 +641,7 @@ func (c *conn) closeSocket(sentClose bool) {
 func (c *conn) readLoop() {
 	defer close(c.readerDone)
 	t := c.l.t
-	fr := frameReader{r: c.br, max: t.cfg.MaxFrameSize}
+	fr := newFrameReader(c.br, t.cfg.MaxFrameSize)
 	var scratch []byte
 	var names bus.EnvelopeDecoder
 	env := new(bus.Envelope) // reused: Host.Deliver keeps no reference to it

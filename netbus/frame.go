@@ -1,6 +1,7 @@
 package netbus
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -169,11 +170,23 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 // announces a large frame and sends little of it costs little. A payload it
 // returns is valid until the next call; a buffer above keepFrameBuf is let go
 // then, so one large frame does not stay held by an idle connection.
+//
+// On a *bufio.Reader, a frame that fits the reader's buffer is returned
+// where it lies in that buffer, without a copy, and skipped at the next
+// call (see bufio.Reader.Peek).
 type frameReader struct {
-	r   io.Reader
-	max int
-	hdr [frameHeaderLen]byte
-	buf []byte
+	r    io.Reader
+	max  int
+	hdr  [frameHeaderLen]byte
+	buf  []byte
+	br   *bufio.Reader // r, when it is one
+	peek int           // bytes of br to skip at the next call: the last frame
+}
+
+// newFrameReader returns a frameReader of r for payloads up to max bytes.
+func newFrameReader(r io.Reader, max int) frameReader {
+	br, _ := r.(*bufio.Reader)
+	return frameReader{r: r, max: max, br: br}
 }
 
 const (
@@ -186,6 +199,17 @@ const (
 func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
 	if cap(fr.buf) > keepFrameBuf {
 		fr.buf = nil
+	}
+	if fr.br != nil {
+		if fr.peek > 0 {
+			fr.br.Discard(fr.peek) // buffered: it cannot fail
+			fr.peek = 0
+		}
+		if _, err := fr.br.Peek(frameHeaderLen); err == nil { // a failure is read again below
+			if typ, flags, payload, ok, err := fr.inPlace(); ok || err != nil {
+				return typ, flags, payload, err
+			}
+		}
 	}
 	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
 		return 0, 0, nil, err
@@ -202,6 +226,27 @@ func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
 		return 0, 0, nil, err
 	}
 	return typ, flags, payload, nil
+}
+
+// inPlace returns the next frame where it lies in fr.br's buffer, which
+// holds its header; ok is false, having consumed nothing, when
+// the frame does not fit the buffer, or the read of its rest failed: the
+// caller then reads it the general way, which reports that failure.
+func (fr *frameReader) inPlace() (typ, flags byte, payload []byte, ok bool, err error) {
+	h, _ := fr.br.Peek(frameHeaderLen)
+	typ, flags, n, err := parseFrameHeader(h, fr.max)
+	if err != nil {
+		return 0, 0, nil, false, err
+	}
+	if frameHeaderLen+n > fr.br.Size() {
+		return 0, 0, nil, false, nil
+	}
+	f, err := fr.br.Peek(frameHeaderLen + n) // waits for the rest, if need be
+	if err != nil {
+		return 0, 0, nil, false, nil
+	}
+	fr.peek = len(f)
+	return typ, flags, f[frameHeaderLen:], true, nil
 }
 
 // readPayload reads n bytes into fr.buf. Past its capacity the buffer grows

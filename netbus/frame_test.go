@@ -1,12 +1,14 @@
 package netbus
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"testing/iotest"
 
@@ -55,9 +57,70 @@ func TestFrameHeader(t *testing.T) {
 func TestFrameReaderTruncated(t *testing.T) {
 	b := appendFrameHeader(nil, frameData, 0, 100)
 	b = append(b, make([]byte, 50)...)
-	fr := frameReader{r: bytes.NewReader(b), max: 1 << 10}
-	if _, _, _, err := fr.next(); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("got %v, want unexpected EOF", err)
+	for name, fr := range map[string]frameReader{
+		"copying":  {r: bytes.NewReader(b), max: 1 << 10},
+		"in place": newFrameReader(bufio.NewReaderSize(bytes.NewReader(b), 1024), 1<<10),
+	} {
+		if _, _, _, err := fr.next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%s: got %v, want unexpected EOF", name, err)
+		}
+	}
+}
+
+// Frames read where they lie in a bufio.Reader's buffer come out as the
+// copying reader gives them, whether they fit the buffer or not, arrive a
+// byte at a time or all at once, or straddle a refill.
+func TestFrameReaderInPlace(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i, n := range []int{1, 10, 57, 58, 59, 200, 3, 64 - frameHeaderLen, 64 - frameHeaderLen + 1, 1000, 5} {
+		p := bytes.Repeat([]byte{byte(i + 1)}, n)
+		want = append(want, p)
+		stream = append(appendFrameHeader(stream, frameData, 0, n), p...)
+	}
+	for name, r := range map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(stream) },
+		"bytewise": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) },
+		"halves":   func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) },
+	} {
+		fr := newFrameReader(bufio.NewReaderSize(r(), 64), 1<<20)
+		var got [][]byte
+		for {
+			_, _, p, err := fr.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: frame %d: %v", name, len(got), err)
+			}
+			got = append(got, bytes.Clone(p))
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d frames, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Errorf("%s: frame %d is %d bytes %x..., want %d bytes of %x", name, i, len(got[i]), got[i][:min(4, len(got[i]))], len(want[i]), want[i][0])
+			}
+		}
+	}
+}
+
+// frameOrError is what a frameReader's next gave, for comparing readers.
+type frameOrError struct {
+	typ, flags byte
+	payload    string
+	err        string
+}
+
+func readAll(fr frameReader) []frameOrError {
+	var out []frameOrError
+	for {
+		typ, flags, p, err := fr.next()
+		if err != nil {
+			return append(out, frameOrError{err: err.Error()})
+		}
+		out = append(out, frameOrError{typ, flags, string(p), ""})
 	}
 }
 
@@ -129,6 +192,13 @@ func FuzzFrameDecoder(f *testing.F) {
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
 	f.Add(appendPing(nil, 1<<40))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The reader a connection uses, with a buffer small enough that
+		// frames both fit it and do not, reads what the copying one reads.
+		copying := readAll(frameReader{r: bytes.NewReader(data), max: 1 << 12})
+		inPlace := readAll(newFrameReader(bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(data)), 64), 1<<12))
+		if !slices.Equal(copying, inPlace) {
+			t.Fatalf("copying reader: %q\nin place: %q", copying, inPlace)
+		}
 		fr := frameReader{r: bytes.NewReader(data), max: 1 << 12}
 		var scratch []byte
 		for {
