@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -17,6 +19,14 @@ type callOptions struct {
 	interceptors []ClientInterceptor
 	trailer      *MD
 	codec        bus.Codec
+
+	// Fail mode (failmode.go).
+	mode       FailMode
+	modeSet    bool
+	retries    int
+	after      time.Duration
+	idempotent bool
+	budget     *placement.Budget
 }
 
 func parseCallOptions(opts []CallOption) *callOptions {
@@ -85,6 +95,11 @@ func WithClientInterceptors(ics ...ClientInterceptor) CallOption {
 // same code (errors.Is matches either way), or the bus's error when the
 // call did not get through (bus.ErrNoRoute, bus.ErrDeadline, ...). A
 // response of another type than Resp is an error wrapping bus.ErrWrongType.
+//
+// A call by name that fails for want of its instance is sent to another
+// instance when it provably never ran (ModeFailover, the default); the
+// options Failfast, Failover, Failtry, Failbackup, Idempotent and
+// RetryBudget say otherwise (see FailMode).
 func Call[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts ...CallOption) (Resp, error) {
 	var zero Resp
 	var o *callOptions
@@ -99,14 +114,14 @@ func Call[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts 
 	var r any
 	var err error
 	if o == nil {
-		r, err = b.Ask(ctx, to, req)
+		r, err = invoke(ctx, b, to, req, nil)
 	} else {
 		ctx = o.context(ctx)
 		if len(o.interceptors) == 0 {
-			r, err = b.Ask(ctx, to, req)
+			r, err = invoke(ctx, b, to, req, o)
 		} else {
 			r, err = chainClient(ClientInfo{To: to}, o.interceptors, func(ctx context.Context, req any) (any, error) {
-				return b.Ask(ctx, to, req)
+				return invoke(ctx, b, to, req, o)
 			})(ctx, req)
 		}
 	}

@@ -76,7 +76,18 @@
 // order each caller sent them. Register a name on several nodes, or several
 // times, to serve calls in parallel; the bus places each call.
 //
-// Planned (not built): streams with credit flow control, fail modes
-// (failover, failtry, hedged calls), graceful server shutdown. See
-// docs/rpc.md.
+// # Fail modes
+//
+// A call by name is placed by the bus among the name's instances. When it
+// fails for want of its instance, by default it goes to another one if it
+// provably never ran there (bus.NeverDelivered, or CodeUnavailable, as a
+// server shutting down answers). Per call, or per client with Options:
+// Failfast (no retry), Failover(n) (another instance), Failtry(n) (the same
+// one again), Failbackup(d) (a hedged second request after d, the loser
+// cancelled); Idempotent lets a retry follow a failure after which the call
+// may have run. Every retry spends the bus's retry budget
+// (bus.Bus.RetryBudget) or the call's own (RetryBudget).
+//
+// Planned (not built): streams with credit flow control, graceful server
+// shutdown. See docs/rpc.md.
 package rpc

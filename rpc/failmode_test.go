@@ -1,0 +1,250 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/bus/placement"
+	"github.com/xbus-dev/xbus/netbus"
+	"github.com/xbus-dev/xbus/rpc"
+)
+
+// cluster is a caller A linked to two servers, B and C, each a node of its
+// own over real sockets. Calls from A to the name "svc" go first to the
+// instance prefer names (placement), so a test knows which one a call
+// starts on.
+type cluster struct {
+	A      *bus.Bus
+	S      [2]*bus.Bus     // B and C
+	taps   [2]*bustest.Tap // cut a server off (kill)
+	calls  [2]atomic.Int32 // calls each server's handler took
+	prefer atomic.Uint64   // the placement ID of the instance tried first
+	refs   [2]bus.Ref      // each server's instance of "svc"
+	ended  chan error      // how a waiting handler's ctx ended
+	start  chan int        // a waiting handler started, on that server
+	socket func(*testing.T) string
+}
+
+// sockets are the transports the fail modes run over: real sockets
+// between nodes, a Unix one and TCP.
+var sockets = []struct {
+	name   string
+	listen func(t *testing.T) string
+}{
+	{"unix", func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "s.sock") }},
+	{"tcp", func(*testing.T) string { return "tcp://127.0.0.1:0" }},
+}
+
+// newCluster starts B and C, each serving "svc" with its own handler, and
+// A linked to both, and waits until A sees both instances.
+func newCluster(t *testing.T, listen func(*testing.T) string, handlers ...handler) *cluster {
+	t.Helper()
+	c := &cluster{ended: make(chan error, 4), start: make(chan int, 4)}
+	var addrs []string
+	for i := range c.S {
+		tr := netbus.New(netbus.Config{Listen: []string{listen(t)}})
+		c.taps[i] = bustest.NewTap(tr)
+		c.S[i] = bustest.NewBus(t, c.taps[i], bus.WithName(fmt.Sprintf("s%d", i)))
+		addrs = append(addrs, tr.Addrs()...)
+		h := handlers[i](c, i)
+		ref, err := rpc.Handle(c.S[i], "svc", func(ctx context.Context, a Add) (Sum, error) {
+			c.calls[i].Add(1)
+			return h(ctx, a)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.refs[i] = ref
+	}
+	c.A = bustest.NewBus(t, netbus.New(netbus.Config{Peers: addrs}), bus.WithName("a"),
+		bus.WithPlacementFor("svc", placement.Func(func(in []placement.Instance, _ placement.Call) int {
+			for i, x := range in {
+				if x.ID == c.prefer.Load() {
+					return i
+				}
+			}
+			return 0
+		})))
+	for range 2000 {
+		if len(c.A.Instances("svc")) == 2 {
+			return c
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("A sees %v, want both servers' instances", c.A.Instances("svc"))
+	return nil
+}
+
+// handler makes server i's handler of "svc".
+type handler func(c *cluster, i int) func(context.Context, Add) (Sum, error)
+
+// first makes calls start on server i.
+func (c *cluster) first(i int) { c.prefer.Store(placement.HashID(c.refs[i].Node, c.refs[i].ID)) }
+
+// kill cuts server i off from A, as its death would.
+func (c *cluster) kill(i int) { bustest.Break(errors.New("killed"), c.taps[i]) }
+
+// answers answers with its server's number.
+func answers(_ *cluster, i int) func(context.Context, Add) (Sum, error) {
+	return func(context.Context, Add) (Sum, error) { return Sum{i}, nil }
+}
+
+// unavailable answers CodeUnavailable, as a server that cannot serve; the
+// first n calls only, when n > 0.
+func unavailable(n int32) handler {
+	return func(c *cluster, i int) func(context.Context, Add) (Sum, error) {
+		return func(context.Context, Add) (Sum, error) {
+			if n <= 0 || c.calls[i].Load() <= n {
+				return Sum{}, rpc.Errorf(rpc.CodeUnavailable, "not now")
+			}
+			return Sum{i}, nil
+		}
+	}
+}
+
+// waits tells it started and waits until its ctx ends.
+func waits(c *cluster, i int) func(context.Context, Add) (Sum, error) {
+	return func(ctx context.Context, _ Add) (Sum, error) {
+		c.start <- i
+		<-ctx.Done()
+		c.ended <- ctx.Err()
+		return Sum{}, ctx.Err()
+	}
+}
+
+func (c *cluster) started(t *testing.T, want int) {
+	t.Helper()
+	select {
+	case i := <-c.start:
+		if i != want {
+			t.Fatalf("the call started on server %d, want %d", i, want)
+		}
+	case <-ctxFor(t).Done():
+		t.Fatal("the call never started")
+	}
+}
+
+func (c *cluster) counts() [2]int32 { return [2]int32{c.calls[0].Load(), c.calls[1].Load()} }
+
+// TestFailModes runs each fail mode against real instances on two server
+// nodes over real sockets: one refusing, one killed, one slow.
+func TestFailModes(t *testing.T) {
+	for _, s := range sockets {
+		t.Run(s.name, func(t *testing.T) {
+			t.Run("FailfastAndFailover", func(t *testing.T) {
+				c := newCluster(t, s.listen, unavailable(0), answers)
+				c.first(0)
+				_, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failfast())
+				if !errors.Is(err, rpc.ErrUnavailable) || c.counts() != [2]int32{1, 0} {
+					t.Fatalf("failfast: %v, calls %v; want ErrUnavailable from B alone", err, c.counts())
+				}
+				// By default a call B refused as unavailable goes to C: it never ran.
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{})
+				if err != nil || got.N != 1 || c.counts() != [2]int32{2, 1} {
+					t.Fatalf("failover: %v, %v, calls %v; want C's answer after B's refusal", got, err, c.counts())
+				}
+			})
+			t.Run("ApplicationErrorNotRetried", func(t *testing.T) {
+				c := newCluster(t, s.listen, func(*cluster, int) func(context.Context, Add) (Sum, error) {
+					return func(context.Context, Add) (Sum, error) { return Sum{}, rpc.Errorf(rpc.CodeNotFound, "no") }
+				}, answers)
+				c.first(0)
+				_, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failover(3), rpc.Idempotent())
+				if !errors.Is(err, rpc.ErrNotFound) || c.counts() != [2]int32{1, 0} {
+					t.Fatalf("got %v, calls %v; want NotFound from B alone", err, c.counts())
+				}
+			})
+			t.Run("FailoverOnKill", func(t *testing.T) {
+				for _, idem := range []bool{false, true} {
+					c := newCluster(t, s.listen, waits, answers)
+					c.first(0)
+					opts := []rpc.CallOption{rpc.Failover(2)}
+					if idem {
+						opts = append(opts, rpc.Idempotent())
+					}
+					f := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{}, opts...)
+					c.started(t, 0)
+					c.kill(0)
+					got, err := f.Wait()
+					switch {
+					case !idem && (!errors.Is(err, bus.ErrPeerGone) || c.counts() != [2]int32{1, 0}):
+						t.Fatalf("not idempotent: %v, %v, calls %v; want ErrPeerGone: it may have run", got, err, c.counts())
+					case idem && (err != nil || got.N != 1 || c.counts() != [2]int32{1, 1}):
+						t.Fatalf("idempotent: %v, %v, calls %v; want C's answer", got, err, c.counts())
+					}
+					// The killed node's handler saw its caller go.
+					select {
+					case e := <-c.ended:
+						if !errors.Is(e, context.Canceled) {
+							t.Fatalf("B's handler ended with %v, want context.Canceled", e)
+						}
+					case <-ctxFor(t).Done():
+						t.Fatal("B's handler never saw its link go down")
+					}
+				}
+			})
+			t.Run("Failtry", func(t *testing.T) {
+				c := newCluster(t, s.listen, unavailable(2), answers)
+				c.first(0)
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failtry(3))
+				if err != nil || got.N != 0 || c.counts() != [2]int32{3, 0} {
+					t.Fatalf("got %v, %v, calls %v; want B's answer on its third try", got, err, c.counts())
+				}
+				c2 := newCluster(t, s.listen, unavailable(5), answers)
+				c2.first(0)
+				_, err = rpc.Call[Sum](ctxFor(t), c2.A, "svc", Add{}, rpc.Failtry(2))
+				if !errors.Is(err, rpc.ErrUnavailable) || c2.counts() != [2]int32{3, 0} {
+					t.Fatalf("got %v, calls %v; want ErrUnavailable after three tries of B", err, c2.counts())
+				}
+			})
+			t.Run("Failbackup", func(t *testing.T) {
+				c := newCluster(t, s.listen, waits, answers)
+				c.first(0)
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(20*time.Millisecond))
+				if err != nil || got.N != 1 {
+					t.Fatalf("got %v, %v; want C's answer to the hedge", got, err)
+				}
+				c.started(t, 0)
+				select {
+				case e := <-c.ended:
+					if !errors.Is(e, context.Canceled) {
+						t.Fatalf("the slow request ended with %v, want context.Canceled", e)
+					}
+				case <-ctxFor(t).Done():
+					t.Fatal("the slow request was never cancelled")
+				}
+				// A fast first answer needs no hedge.
+				c.first(1)
+				before := c.counts()
+				got, err = rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(10*time.Second))
+				if err != nil || got.N != 1 || c.counts() != [2]int32{before[0], before[1] + 1} {
+					t.Fatalf("got %v, %v, calls %v after %v; want C alone", got, err, c.counts(), before)
+				}
+			})
+			t.Run("RetryBudget", func(t *testing.T) {
+				// Both servers fail every call as unavailable: each call would
+				// be sent again, but the budget allows four retries in all.
+				for _, mode := range []rpc.CallOption{rpc.Failtry(5), rpc.Failover(5)} {
+					c := newCluster(t, s.listen, unavailable(0), unavailable(0))
+					budget := &placement.Budget{Rate: 0.001, Burst: 4} // no refill within the test
+					const calls = 20
+					for range calls {
+						if _, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, mode, rpc.RetryBudget(budget)); !errors.Is(err, rpc.ErrUnavailable) {
+							t.Fatalf("got %v, want ErrUnavailable", err)
+						}
+					}
+					if n := c.calls[0].Load() + c.calls[1].Load(); n != calls+4 {
+						t.Fatalf("the servers took %d calls, want %d: %d calls and the budget's 4 retries", n, calls+4, calls)
+					}
+				}
+			})
+		})
+	}
+}
