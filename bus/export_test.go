@@ -1,6 +1,9 @@
 package bus
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // WithNodeID gives the bus the node id id instead of a fresh one, as a peer
 // that lies about who it is would.
@@ -49,4 +52,37 @@ func SubEpoch(b *Bus, peer NodeID) uint64 {
 // subscriber's node would send it.
 func ForgedGrant(epoch, id, n uint64) any {
 	return &sysGrant{Epoch: epoch, Grants: []grantEntry{{ID: id, N: n}}}
+}
+
+// RemoteIndexAgrees checks that each peer's subscriptions as b knows them by
+// id are exactly those its subject index holds, each once, under its pattern.
+func RemoteIndexAgrees(b *Bus) error {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	for _, pr := range b.peers {
+		ps := &pr.subs
+		ps.mu.Lock()
+		seen := map[*remoteSub]bool{}
+		var bad error
+		ps.index.All(func(rs *remoteSub) bool {
+			switch {
+			case seen[rs]:
+				bad = fmt.Errorf("the index holds subscription %d twice", rs.id)
+			case ps.theirs[rs.id] != rs || rs.closed:
+				bad = fmt.Errorf("the index holds subscription %d (%q), which is not the peer's", rs.id, rs.pattern)
+			}
+			seen[rs] = true
+			return bad == nil
+		})
+		for _, rs := range ps.theirs {
+			if bad == nil && (!seen[rs] || !ps.index.Has(rs.pattern)) {
+				bad = fmt.Errorf("subscription %d (%q) is not in the index under its pattern", rs.id, rs.pattern)
+			}
+		}
+		ps.mu.Unlock()
+		if bad != nil {
+			return bad
+		}
+	}
+	return nil
 }

@@ -3,9 +3,12 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
 )
 
 // BenchmarkPublish times a Publish among n subscriptions that do not match
@@ -49,6 +52,72 @@ func BenchmarkPublish(b *testing.B) {
 					}
 				}
 				s.Close()
+			})
+		})
+	}
+}
+
+// BenchmarkPublishRemote is BenchmarkPublish with the n subscriptions on
+// another node, across a Unix socket: "none" reaches none of them, "one"
+// reaches one more, read by a goroutine there. Allocations count both
+// nodes, which share the process.
+func BenchmarkPublishRemote(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			sock := "unix://" + filepath.Join(b.TempDir(), "s.sock")
+			server, err := bus.New(bus.WithLogger(quiet), bus.WithTransport(netbus.New(netbus.Config{Listen: []string{sock}})))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer server.Close(context.Background())
+			client, err := bus.New(bus.WithLogger(quiet), bus.WithTransport(netbus.New(netbus.Config{Peers: []string{sock}})))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close(context.Background())
+			ctx := context.Background()
+			for i := range n {
+				if _, err := server.Subscribe(ctx, fmt.Sprintf("other.%d.*", i), bus.WithWindow(1)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			known := func(want int) {
+				for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+					if got, _ := bus.RemoteSubs(client); got == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						b.Fatalf("the client never learned %d subscriptions", want)
+					}
+				}
+			}
+			known(n)
+			b.Run("none", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := client.Publish("prices.eur", 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("one", func(b *testing.B) {
+				s, err := server.Subscribe(ctx, "prices.*")
+				if err != nil {
+					b.Fatal(err)
+				}
+				known(n + 1)
+				go func() {
+					for range s.Messages() {
+					}
+				}()
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := client.Publish("prices.eur", 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				s.Close()
+				known(n)
 			})
 		})
 	}

@@ -479,22 +479,14 @@ func getOutgoing() *outgoing { return outgoings.Get().(*outgoing) }
 // one of the bus's (a timeout matches ErrDeadline).
 func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration) error {
 	sctx := ctx
-	var cancel context.CancelFunc
 	if _, ok := ctx.Deadline(); !ok && ctx != noWait {
-		if ctx.Done() == nil {
-			o.ctx = lazyTimeout{d: d}
-			sctx = &o.ctx
-		} else {
-			sctx, cancel = context.WithTimeout(ctx, d)
-		}
+		o.ctx = lazyTimeout{parent: ctx, d: d}
+		sctx = &o.ctx
 	}
 	body, err := b.encodeFor(l, o.codec, &o.env, o.body[:0])
 	if err == nil {
 		o.body, o.env.Body = body, body
 		err = l.Send(sctx, &o.env)
-	}
-	if cancel != nil {
-		cancel()
 	}
 	// A timer that was started may still be read by the link: o is then
 	// left to the collector.
@@ -516,11 +508,12 @@ func sendError(err error) error {
 	return err
 }
 
-// lazyTimeout is a context that ends d after it is first waited on. A link
-// whose queue has room never asks for Done, so the common send starts no
-// timer; one that applies backpressure gets the same bound as
-// context.WithTimeout.
+// lazyTimeout is a context that ends with parent, or d after it is first
+// waited on. A link whose queue has room never asks for Done, so the common
+// send starts no timer; one that applies backpressure gets the same bound
+// as context.WithTimeout(parent, d).
 type lazyTimeout struct {
+	parent  context.Context // nil: none
 	d       time.Duration
 	mu      sync.Mutex
 	ctx     context.Context // nil until first waited on
@@ -532,7 +525,11 @@ func (c *lazyTimeout) start() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithTimeout(context.Background(), c.d)
+		parent := c.parent
+		if parent == nil {
+			parent = context.Background()
+		}
+		c.ctx, c.cancel = context.WithTimeout(parent, c.d)
 		c.started.Store(true)
 	}
 	return c.ctx
@@ -540,16 +537,25 @@ func (c *lazyTimeout) start() context.Context {
 
 func (c *lazyTimeout) Deadline() (time.Time, bool) { return c.start().Deadline() }
 func (c *lazyTimeout) Done() <-chan struct{}       { return c.start().Done() }
-func (c *lazyTimeout) Value(any) any               { return nil }
+
+func (c *lazyTimeout) Value(key any) any {
+	if c.parent == nil {
+		return nil
+	}
+	return c.parent.Value(key)
+}
 
 func (c *lazyTimeout) Err() error {
 	c.mu.Lock()
 	ctx := c.ctx
 	c.mu.Unlock()
-	if ctx == nil {
-		return nil // nobody waited, so the time has not started
+	if ctx != nil {
+		return ctx.Err()
 	}
-	return ctx.Err()
+	if c.parent != nil { // nobody waited, so the time has not started
+		return c.parent.Err()
+	}
+	return nil
 }
 
 // stop releases the timer, if one was started, and reports whether none was:

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/xbus-dev/xbus/bus/internal/flow"
+	"github.com/xbus-dev/xbus/bus/internal/subject"
 )
 
 // End-to-end credit for subscriptions across links (docs/wire.md).
@@ -72,8 +73,10 @@ type peerSubs struct {
 	epoch   uint64 // of this node's announcements to the peer; set under Bus.namesMu
 	resetOn Link   // the link the last reset was queued for
 
-	// As the publishing node: the peer's subscriptions, in theirs.
+	// As the publishing node: the peer's subscriptions, in theirs by id
+	// and in index by pattern, which a publish matches its subject in.
 	theirs map[uint64]*remoteSub
+	index  subject.Index[*remoteSub]
 	their  uint64 // the epoch of the peer's last reset
 	gone   bool
 }
@@ -177,6 +180,7 @@ func (b *Bus) onSub(l Link, m *sysSub) {
 			rs.wakeAll()
 			dead = append(dead, rs.held...)
 			delete(ps.theirs, id)
+			ps.index.Remove(rs.pattern, rs)
 		}
 	}
 	if m.Reset {
@@ -208,6 +212,7 @@ func (b *Bus) onSub(l Link, m *sysSub) {
 		rs := &remoteSub{id: id, pattern: e.Pattern, window: int(e.Window), policy: SlowPolicy(e.Policy)}
 		_ = rs.snd.Grant(uint64(e.Window))
 		ps.theirs[id] = rs
+		ps.index.Insert(e.Pattern, rs)
 	}
 	ps.mu.Unlock()
 	for _, d := range dead {
@@ -271,7 +276,7 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 		dead = append(dead, rs.held...)
 		rs.held = nil
 	}
-	ps.theirs = nil
+	ps.theirs, ps.index = nil, subject.Index[*remoteSub]{}
 	ps.mu.Unlock()
 	for _, d := range dead {
 		b.deadLetter(d.Msg, Ref{Node: pr.id, Name: d.Subject}, Ref{Node: b.id}, reason)
@@ -289,49 +294,70 @@ type remoteTarget struct {
 	rs *remoteSub
 }
 
+// publishing is what a publish to peers sends with: its envelope, its
+// bodies, one per codec, and the bound of its sends. They are pooled, so
+// that a publish allocates neither, nor starts a timer unless a link makes
+// it wait.
+type publishing struct {
+	env  Envelope
+	ctx  lazyTimeout
+	encs []encoded
+}
+
+var publishings = sync.Pool{New: func() any { return new(publishing) }}
+
 // publishRemote sends msg to every peer's subscription matching subject,
 // each within the credit that subscription granted.
 func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error {
 	if strings.HasPrefix(subject, "$") {
 		return nil
 	}
+	var buf [8]remoteTarget
+	targets := buf[:0]
 	b.peersMu.RLock()
-	var targets []remoteTarget
 	for _, pr := range b.peers {
 		pr.subs.mu.Lock()
-		for _, rs := range pr.subs.theirs {
-			if matchSubject(rs.pattern, subject) {
-				targets = append(targets, remoteTarget{pr, rs})
-			}
-		}
+		pr.subs.index.Match(subject, func(rs *remoteSub) bool {
+			targets = append(targets, remoteTarget{pr, rs})
+			return true
+		})
 		pr.subs.mu.Unlock()
 	}
 	b.peersMu.RUnlock()
 	if len(targets) == 0 {
 		return nil
 	}
+	p := publishings.Get().(*publishing)
+	sctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
-		if ctx.Done() == nil {
-			// A context that never ends: the bound starts only if a link
-			// waits for room or a publisher for credit, as in sendOut.
-			lt := &lazyTimeout{d: b.sendTimeout}
-			defer lt.stop()
-			ctx = lt
-		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, b.sendTimeout)
-			defer cancel()
-		}
+		// The bound starts only if a link waits for room or a publisher
+		// for credit, as in sendOut.
+		p.ctx = lazyTimeout{parent: ctx, d: b.sendTimeout}
+		sctx = &p.ctx
 	}
-	env := Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
-	var encs []encoded
+	p.env = Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
 	var first error
 	for _, t := range targets {
-		if err := b.publishTo(ctx, t, &env, &encs); err != nil && first == nil {
+		if err := b.publishTo(sctx, t, &p.env, &p.encs); err != nil && first == nil {
 			first = err
 		}
 	}
+	p.release()
 	return first
+}
+
+// release recycles p, unless a link may still wait on its bound.
+func (p *publishing) release() {
+	if !p.ctx.stop() {
+		return
+	}
+	for i := range p.encs {
+		if cap(p.encs[i].body) > maxPooledBody {
+			p.encs[i].body = nil
+		}
+	}
+	p.env, p.ctx, p.encs = Envelope{}, lazyTimeout{}, p.encs[:0]
+	publishings.Put(p)
 }
 
 // publishTo sends one publish to one peer's subscription when it has credit,
@@ -381,7 +407,8 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 }
 
 // sendPublish sends env to subscription id on pr's nearest link, in epoch,
-// encoding its body once per codec across the calls that share encs.
+// encoding its body once per codec across the calls that share encs (into
+// the buffers encs kept from its last use).
 func (b *Bus) sendPublish(ctx context.Context, pr *peer, id, epoch uint64, env *Envelope, encs *[]encoded) error {
 	e := pr.gate.enter()
 	defer pr.gate.exit(e)
@@ -398,13 +425,20 @@ func (b *Bus) sendPublish(ctx context.Context, pr *peer, id, epoch uint64, env *
 		}
 	}
 	if i < 0 {
+		i = len(*encs)
+		if i < cap(*encs) {
+			*encs = (*encs)[:i+1]
+		} else {
+			*encs = append(*encs, encoded{})
+		}
+		x := &(*encs)[i]
 		env.Body = nil
-		body, err := b.types.EncodeBody(c, env, nil)
+		body, err := b.types.EncodeBody(c, env, x.body[:0])
 		if err != nil {
+			*encs = (*encs)[:i]
 			return err
 		}
-		*encs = append(*encs, encoded{name, env.Type, body})
-		i = len(*encs) - 1
+		x.codec, x.typ, x.body = name, env.Type, body
 	}
 	env.Type, env.Body = (*encs)[i].typ, (*encs)[i].body
 	env.To.ID, env.Corr = id, epoch
