@@ -19,6 +19,7 @@ type callCtx struct {
 	hasDL      bool
 	cancelable bool
 	md         MD
+	srv        *Server // its handler's (WithServer): the ctx ends when its shutdown's deadline passes
 
 	mu       sync.Mutex
 	bc       *bus.Context // the handler's, until it returns: where AfterCancel is asked
@@ -26,6 +27,7 @@ type callCtx struct {
 	err      error
 	timer    *time.Timer
 	stop     func() bool // stops the cancel hook
+	stopSrv  func() bool // stops the watch on srv
 	trailer  MD
 	returned bool // the handler returned: its trailer is taken
 }
@@ -33,15 +35,16 @@ type callCtx struct {
 type callCtxKey struct{}
 
 // handlerContext builds a handler's ctx; cc is nil for a call that carries
-// nothing (context.Background(), nothing allocated).
-func handlerContext(c *bus.Context) (ctx context.Context, cc *callCtx) {
+// nothing and whose handler has no server (context.Background(), nothing
+// allocated).
+func handlerContext(c *bus.Context, srv *Server) (ctx context.Context, cc *callCtx) {
 	dl, hasDL := c.Deadline()
 	hs := c.Headers()
 	cancelable := c.Cancelable()
-	if !hasDL && len(hs) == 0 && !cancelable && !c.WantsReplyHeaders() {
+	if !hasDL && len(hs) == 0 && !cancelable && srv == nil && !c.WantsReplyHeaders() {
 		return context.Background(), nil
 	}
-	cc = &callCtx{deadline: dl, hasDL: hasDL, cancelable: cancelable, bc: c}
+	cc = &callCtx{deadline: dl, hasDL: hasDL, cancelable: cancelable, bc: c, srv: srv}
 	if len(hs) > 0 {
 		cc.md = MD(hs)
 	}
@@ -84,6 +87,9 @@ func (c *callCtx) Done() <-chan struct{} {
 	if c.cancelable {
 		c.stop = c.bc.AfterCancel(func() { c.end(context.Canceled) })
 	}
+	if c.srv != nil {
+		c.stopSrv = context.AfterFunc(c.srv.hard, func() { c.end(context.Canceled) })
+	}
 	return c.done
 }
 
@@ -94,7 +100,7 @@ func (c *callCtx) Err() error {
 		// Nobody asked for Done: no timer or hook tells, so look.
 		if c.hasDL && !time.Now().Before(c.deadline) {
 			c.endLocked(context.DeadlineExceeded)
-		} else if c.cancelable && c.bc.Canceled() {
+		} else if c.cancelable && c.bc.Canceled() || c.srv != nil && c.srv.hard.Err() != nil {
 			c.endLocked(context.Canceled)
 		}
 	}
@@ -123,7 +129,10 @@ func (c *callCtx) endLocked(err error) {
 	if c.stop != nil {
 		c.stop()
 	}
-	c.bc = nil
+	if c.stopSrv != nil {
+		c.stopSrv()
+	}
+	c.bc, c.srv = nil, nil
 	c.cancelable = false
 }
 

@@ -88,6 +88,12 @@
 // may have run. Every retry spends the bus's retry budget
 // (bus.Bus.RetryBudget) or the call's own (RetryBudget).
 //
-// Planned (not built): streams with credit flow control, graceful server
-// shutdown. See docs/rpc.md.
+// # Graceful shutdown
+//
+// Handlers registered WithServer(srv) stop together with srv.Shutdown(ctx):
+// new calls are answered CodeUnavailable (and fail over), the calls running
+// finish within ctx (then their ctx is cancelled), and the handlers' actors
+// stop. OnShutdown adds what else must finish first.
+//
+// Planned (not built): streams with credit flow control. See docs/rpc.md.
 package rpc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,19 +18,18 @@ import (
 )
 
 // cluster is a caller A linked to two servers, B and C, each a node of its
-// own over real sockets. Calls from A to the name "svc" go first to the
-// instance prefer names (placement), so a test knows which one a call
-// starts on.
+// own over real sockets. A call from A goes first to the instances prefer
+// holds (placement; see first), so a test knows where a call starts.
 type cluster struct {
 	A      *bus.Bus
 	S      [2]*bus.Bus     // B and C
 	taps   [2]*bustest.Tap // cut a server off (kill)
-	calls  [2]atomic.Int32 // calls each server's handler took
-	prefer atomic.Uint64   // the placement ID of the instance tried first
-	refs   [2]bus.Ref      // each server's instance of "svc"
+	srv    [2]*rpc.Server  // each server's handlers
+	calls  [2]atomic.Int32 // calls each server's handlers took
+	prefer sync.Map        // placement IDs of the instances tried first
+	refs   [2][]bus.Ref    // each server's instances (of "svc", then any added)
 	ended  chan error      // how a waiting handler's ctx ended
 	start  chan int        // a waiting handler started, on that server
-	socket func(*testing.T) string
 }
 
 // sockets are the transports the fail modes run over: real sockets
@@ -52,41 +52,62 @@ func newCluster(t *testing.T, listen func(*testing.T) string, handlers ...handle
 		tr := netbus.New(netbus.Config{Listen: []string{listen(t)}})
 		c.taps[i] = bustest.NewTap(tr)
 		c.S[i] = bustest.NewBus(t, c.taps[i], bus.WithName(fmt.Sprintf("s%d", i)))
+		c.srv[i] = rpc.NewServer(c.S[i])
 		addrs = append(addrs, tr.Addrs()...)
-		h := handlers[i](c, i)
-		ref, err := rpc.Handle(c.S[i], "svc", func(ctx context.Context, a Add) (Sum, error) {
-			c.calls[i].Add(1)
-			return h(ctx, a)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.refs[i] = ref
 	}
 	c.A = bustest.NewBus(t, netbus.New(netbus.Config{Peers: addrs}), bus.WithName("a"),
-		bus.WithPlacementFor("svc", placement.Func(func(in []placement.Instance, _ placement.Call) int {
+		bus.WithPlacement(placement.Func(func(in []placement.Instance, _ placement.Call) int {
 			for i, x := range in {
-				if x.ID == c.prefer.Load() {
+				if _, ok := c.prefer.Load(x.ID); ok {
 					return i
 				}
 			}
 			return 0
 		})))
+	c.serve(t, "svc", handlers...)
+	return c
+}
+
+// serve registers name on both servers, each with its handler, and waits
+// until A sees both instances.
+func (c *cluster) serve(t *testing.T, name string, handlers ...handler) {
+	t.Helper()
+	for i := range c.S {
+		h := handlers[i](c, i)
+		ref, err := rpc.Handle(c.S[i], name, func(ctx context.Context, a Add) (Sum, error) {
+			c.calls[i].Add(1)
+			return h(ctx, a)
+		}, rpc.WithServer(c.srv[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.refs[i] = append(c.refs[i], ref)
+	}
+	c.waitInstances(t, name, 2)
+}
+
+// waitInstances waits until A sees n instances of name.
+func (c *cluster) waitInstances(t *testing.T, name string, n int) {
+	t.Helper()
 	for range 2000 {
-		if len(c.A.Instances("svc")) == 2 {
-			return c
+		if len(c.A.Instances(name)) == n {
+			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("A sees %v, want both servers' instances", c.A.Instances("svc"))
-	return nil
+	t.Fatalf("A sees %v of %s, want %d", c.A.Instances(name), name, n)
 }
 
 // handler makes server i's handler of "svc".
 type handler func(c *cluster, i int) func(context.Context, Add) (Sum, error)
 
 // first makes calls start on server i.
-func (c *cluster) first(i int) { c.prefer.Store(placement.HashID(c.refs[i].Node, c.refs[i].ID)) }
+func (c *cluster) first(i int) {
+	c.prefer.Clear()
+	for _, r := range c.refs[i] {
+		c.prefer.Store(placement.HashID(r.Node, r.ID), true)
+	}
+}
 
 // kill cuts server i off from A, as its death would.
 func (c *cluster) kill(i int) { bustest.Break(errors.New("killed"), c.taps[i]) }

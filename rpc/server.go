@@ -18,6 +18,7 @@ type serverOptions struct {
 	actor        []bus.ActorOption
 	interceptors []ServerInterceptor
 	codec        bus.Codec
+	server       *Server // WithServer
 }
 
 // WithServerCodec makes the handler's bus know c, so a call in it (a
@@ -78,7 +79,7 @@ func Handle[Req, Resp any](b *bus.Bus, name string, h func(ctx context.Context, 
 	if err := ensurePair(b.Types(), o.codec, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
-	s := &server[Req, Resp]{name: name, h: h, log: b.Logger()}
+	s := &server[Req, Resp]{name: name, h: h, log: b.Logger(), srv: o.server}
 	if len(o.interceptors) > 0 {
 		s.wrapped = chainServer(name, o.interceptors, func(ctx context.Context, req any) (any, error) {
 			r, ok := req.(Req)
@@ -88,7 +89,7 @@ func Handle[Req, Resp any](b *bus.Bus, name string, h func(ctx context.Context, 
 			return h(ctx, r)
 		})
 	}
-	return b.Register(name, s, o.actorOptions()...)
+	return register(b, name, s, &o)
 }
 
 // server is the actor of one handler.
@@ -99,6 +100,7 @@ type server[Req, Resp any] struct {
 	log     interface {
 		Error(msg string, args ...any)
 	}
+	srv *Server // WithServer; nil for none
 }
 
 func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
@@ -113,7 +115,11 @@ func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
 		}
 		return nil
 	}
-	ctx, cc := handlerContext(c)
+	if s.srv != nil && !s.srv.enter() {
+		refuse(c, s.name)
+		return nil
+	}
+	ctx, cc := handlerContext(c, s.srv)
 	var resp any
 	var err error
 	if s.wrapped != nil {
@@ -123,6 +129,9 @@ func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
 	}
 	finish(c, cc)
 	answer(c, s.name, resp, err, s.log)
+	if s.srv != nil {
+		s.srv.leave()
+	}
 	return nil
 }
 
@@ -248,12 +257,12 @@ func Register(b *bus.Bus, service string, rcvr any, opts ...Option) ([]bus.Ref, 
 	var refs []bus.Ref
 	for i := range t.NumMethod() {
 		name := service + "." + t.Method(i).Name
-		m := &method{name: name, fn: v.Method(i), req: t.Method(i).Type.In(2), log: b.Logger()}
+		m := &method{name: name, fn: v.Method(i), req: t.Method(i).Type.In(2), log: b.Logger(), srv: o.server}
 		m.call = m.invoke
 		if len(o.interceptors) > 0 {
 			m.call = chainServer(name, o.interceptors, m.invoke)
 		}
-		ref, err := b.Register(name, m, o.actorOptions()...)
+		ref, err := register(b, name, m, &o)
 		if err != nil {
 			for _, r := range refs {
 				_ = b.Stop(r)
@@ -288,6 +297,7 @@ type method struct {
 	req  reflect.Type
 	call func(context.Context, any) (any, error)
 	log  interface{ Error(string, ...any) }
+	srv  *Server // WithServer; nil for none
 }
 
 func (m *method) Receive(c *bus.Context, msg any) error {
@@ -301,10 +311,17 @@ func (m *method) Receive(c *bus.Context, msg any) error {
 		}
 		return nil
 	}
-	ctx, cc := handlerContext(c)
+	if m.srv != nil && !m.srv.enter() {
+		refuse(c, m.name)
+		return nil
+	}
+	ctx, cc := handlerContext(c, m.srv)
 	resp, err := m.safeCall(ctx, msg)
 	finish(c, cc)
 	answer(c, m.name, resp, err, m.log)
+	if m.srv != nil {
+		m.srv.leave()
+	}
 	return nil
 }
 

@@ -1,0 +1,90 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/rpc"
+)
+
+// TestGracefulShutdown shuts server B down while a call runs on it, over a
+// Unix socket and TCP: the call finishes; a new call to B is refused as
+// unavailable and, by default, answered by C; B's names then leave A.
+func TestGracefulShutdown(t *testing.T) {
+	for _, s := range sockets {
+		t.Run(s.name, func(t *testing.T) {
+			t.Run("InFlightFinishes", func(t *testing.T) {
+				release := make(chan struct{})
+				gate := func(c *cluster, i int) func(context.Context, Add) (Sum, error) {
+					return func(context.Context, Add) (Sum, error) {
+						c.start <- i
+						<-release
+						return Sum{10 + i}, nil
+					}
+				}
+				c := newCluster(t, s.listen, gate, answers)
+				// other is a second handler of each server, free while svc is busy.
+				c.serve(t, "other", answers, answers)
+				c.first(0)
+				inflight := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{})
+				c.started(t, 0)
+
+				began := make(chan struct{})
+				c.srv[0].OnShutdown(func(context.Context) error { close(began); return nil })
+				done := make(chan error, 1)
+				go func() { done <- c.srv[0].Shutdown(ctxFor(t)) }()
+				<-began
+
+				_, err := rpc.Call[Sum](ctxFor(t), c.A, "other", Add{}, rpc.Failfast())
+				if !errors.Is(err, rpc.ErrUnavailable) || rpc.Code(err) != rpc.CodeUnavailable {
+					t.Fatalf("a new call to B while it shuts down: %v, want CodeUnavailable", err)
+				}
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "other", Add{})
+				if err != nil || got.N != 1 {
+					t.Fatalf("a new call by default: %v, %v; want C's answer", got, err)
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("Shutdown returned %v with a call in flight", err)
+				default:
+				}
+				close(release)
+				if got, err := inflight.Wait(); err != nil || got.N != 10 {
+					t.Fatalf("the call in flight: %v, %v; want B's answer", got, err)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("Shutdown: %v", err)
+				}
+				c.waitInstances(t, "svc", 1)
+				c.waitInstances(t, "other", 1)
+				if got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}); err != nil || got.N != 1 {
+					t.Fatalf("after the shutdown: %v, %v; want C's answer", got, err)
+				}
+				if _, err := rpc.Handle(c.S[0], "late", answers(c, 0), rpc.WithServer(c.srv[0])); !errors.Is(err, rpc.ErrServerClosed) {
+					t.Fatalf("a handler added after Shutdown: %v, want ErrServerClosed", err)
+				}
+			})
+			t.Run("DeadlineCancelsInFlight", func(t *testing.T) {
+				c := newCluster(t, s.listen, waits, answers)
+				c.first(0)
+				inflight := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{})
+				c.started(t, 0)
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				if err := c.srv[0].Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Shutdown: %v, want its deadline", err)
+				}
+				if e := <-c.ended; !errors.Is(e, context.Canceled) {
+					t.Fatalf("the running handler's ctx ended with %v, want context.Canceled", e)
+				}
+				if _, err := inflight.Wait(); !errors.Is(err, bus.ErrCanceled) {
+					t.Fatalf("the call in flight: %v, want the handler's ErrCanceled", err)
+				}
+				c.waitInstances(t, "svc", 1)
+			})
+		})
+	}
+}
