@@ -27,6 +27,7 @@ type callOptions struct {
 	after      time.Duration
 	idempotent bool
 	budget     *placement.Budget
+	window     int // a stream's window (StreamWindow)
 }
 
 func parseCallOptions(opts []CallOption) *callOptions {

@@ -95,5 +95,28 @@
 // finish within ctx (then their ctx is cancelled), and the handlers' actors
 // stop. OnShutdown adds what else must finish first.
 //
-// Planned (not built): streams with credit flow control. See docs/rpc.md.
+// # Streams
+//
+// A stream handler serves many streams at once, each on a goroutine of its
+// own; a stream is placed once and stays on its instance, counted in its
+// load while open. Server streaming: HandleServerStream, and the caller
+// ranges over the responses:
+//
+//	for tick, err := range rpc.CallServerStream[Tick](ctx, b, "prices.watch", Watch{"EUR"}) {
+//		if err != nil {
+//			return err
+//		}
+//		use(tick)
+//	}
+//
+// Client streaming: HandleClientStream and OpenClientStream (Send, then
+// CloseAndRecv); bidirectional: HandleBidiStream and OpenBidiStream (Send,
+// Recv or All, CloseSend). Each direction has its own credit window
+// (StreamWindow), so a reader that stops costs bounded memory at both
+// ends. The handler's return ends the stream, its error coded as a call's;
+// the caller leaving the range, closing, or its ctx ending ends the
+// handler's ctx. See docs/streaming.md.
+//
+// Planned (not built): interceptors of streams; stream handlers under a
+// Server (WithServer). See docs/rpc.md.
 package rpc

@@ -106,8 +106,11 @@ type server[Req, Resp any] struct {
 func (s *server[Req, Resp]) Receive(c *bus.Context, msg any) error {
 	req, ok := msg.(Req)
 	if !ok {
-		switch msg.(type) {
+		switch m := msg.(type) {
 		case bus.Started, bus.Stopping, bus.Restarting, bus.Terminated:
+			return nil
+		case *bus.Stream:
+			refuseStream(m, s.name)
 			return nil
 		}
 		if c.IsAsk() {
@@ -302,8 +305,11 @@ type method struct {
 
 func (m *method) Receive(c *bus.Context, msg any) error {
 	if msg == nil || reflect.TypeOf(msg) != m.req {
-		switch msg.(type) {
+		switch s := msg.(type) {
 		case bus.Started, bus.Stopping, bus.Restarting, bus.Terminated:
+			return nil
+		case *bus.Stream:
+			refuseStream(s, m.name)
 			return nil
 		}
 		if c.IsAsk() {
