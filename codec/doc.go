@@ -1,12 +1,17 @@
 // Package codec holds the codecs that encode message bodies when they leave
-// the process; in-process delivery never encodes. A transport is configured
-// with one bus.Codec (Link.Codec), and the bus encodes and decodes bodies
-// with it through bus.Types.EncodeBody and DecodeBody:
+// the process; in-process delivery never encodes. Each link has a codec of
+// its own (Link.Codec: the transport's configuration, Binary by default),
+// and a message may be sent in another (bus.WithCodec, rpc.WithCodec), whose
+// name then travels with it so the receiver decodes it alike. The bus
+// encodes and decodes bodies through bus.Types.EncodeBody and DecodeBody:
 //
 //	body, err := types.EncodeBody(codec.Binary(), env, buf[:0])
 //
 // Binary returns the default, CBOR (package codec/cbor), chosen over
-// MessagePack by measurement: see DEPENDENCIES.md. JSON is readable and needs
-// only the standard library. Raw carries []byte and string bodies as they
-// are. Any type with the three methods of bus.Codec is a codec too.
+// MessagePack by measurement: see DEPENDENCIES.md. JSON (codec/json) is
+// readable and needs only the standard library. Raw (codec/raw) carries
+// []byte and string bodies as they are. Protobuf messages have codec/proto,
+// a module of its own. Any type with the three methods of bus.Codec is a
+// codec too: docs/codecs.md says what each is for, how the ends agree and
+// how to write one.
 package codec
