@@ -38,7 +38,6 @@ type Bus struct {
 	transports []Transport
 	mbDefaults mailbox.Options
 	workers    *workers
-	runTurn    func(run func()) // workers.run, made once: a method value per spawn would allocate
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
 	// replyWaiters counts replies waiting for room on their links (replyRemote).
@@ -144,7 +143,6 @@ func New(opts ...Option) (*Bus, error) {
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
 	}
-	b.runTurn = b.workers.run
 	for _, c := range cfg.codecs {
 		if err := b.codecs.register(c); err != nil {
 			return nil, err
@@ -309,9 +307,13 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 			return nil, err
 		}
 	}
-	p := &process{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, actor: a, replyTo: cfg.replyCodec}
-	if cfg.mailbox.Go == nil {
-		cfg.mailbox.Go = b.runTurn
+	so := &defaultSpawnOpts
+	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil {
+		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec}
+	}
+	p := &process{bus: b, parent: parent, opts: so, actor: a}
+	if cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil {
+		cfg.mailbox.Pool = b.workers
 	}
 	if cfg.inline {
 		cfg.mailbox.Inline = true

@@ -169,16 +169,16 @@ type process struct {
 	ctx       Context
 	stopping  bool
 	stopAfter bool  // Context.Stop was called during this message
+	stopped   bool  // guarded by mu; here, where it costs no padding
+	finished  bool  // stop has run to its end; done, if made, is closed; guarded by mu
 	failure   error // why the actor last failed; the stop reason if it is stopped while failed
 
-	// Read-only once made: more than a cache line between what runs the
-	// actor writes and stats, which every sender to the name reads.
-	bus      *Bus
-	parent   *process
-	factory  func() Actor
-	shutdown time.Duration
-	ref      Ref
-	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
+	// Read-only once made: a cache line between what runs the actor
+	// writes and stats, which every sender to the name reads.
+	bus    *Bus
+	parent *process
+	opts   *spawnOpts
+	ref    Ref
 
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
@@ -187,11 +187,21 @@ type process struct {
 	children       []*process
 	watchers       []*process
 	remoteWatchers []NodeID // nodes told when p stops (see watch.go)
-	stopped        bool
-	finished       bool // stop has run to its end; done, if made, is closed
 	reason         error
 	done           chan struct{}
 }
+
+// spawnOpts is what an actor was spawned with beyond its mailbox's options.
+// Actors spawned without any share defaultSpawnOpts, so that an idle actor
+// carries one pointer for them: with its fields in the process, a process
+// took the next size class up.
+type spawnOpts struct {
+	factory  func() Actor
+	shutdown time.Duration
+	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
+}
+
+var defaultSpawnOpts = spawnOpts{shutdown: DefaultShutdownTimeout}
 
 // closedDone is what doneChan gives for an actor that finished before anyone
 // asked.
@@ -339,8 +349,8 @@ func (p *process) handleChildFailure(m childFailed) {
 }
 
 func (p *process) restart(a Actor) {
-	if a == nil && p.factory != nil {
-		a = p.factory()
+	if a == nil && p.opts.factory != nil {
+		a = p.opts.factory()
 	}
 	if a == nil {
 		a = p.actor
@@ -415,12 +425,12 @@ func (p *process) stopAndWait(reason error) {
 		<-done // already closing
 		return
 	}
-	t := time.NewTimer(p.shutdown)
+	t := time.NewTimer(p.opts.shutdown)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
-		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.shutdown)
+		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.opts.shutdown)
 	}
 }
 
@@ -475,7 +485,7 @@ func (p *process) answer(d delivery, reply any, err error) {
 // answerWith is answer with the reply's headers (Context.SetReplyHeaders).
 func (p *process) answerWith(d delivery, reply any, err error, hs []Header) {
 	p.stats.Add(-1)
-	p.bus.complete(d, reply, err, p.replyTo, hs)
+	p.bus.complete(d, reply, err, p.opts.replyTo, hs)
 }
 
 func (d *delivery) isAsk() bool {

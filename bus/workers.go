@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
 )
 
 // workers runs mailbox turns on goroutines it keeps. An idle actor still owns
@@ -20,7 +22,7 @@ import (
 // each time). After stop, workers exit once idle and new turns run on plain
 // goroutines.
 type workers struct {
-	work    chan func() // unbuffered: a send succeeds only into a waiting worker; nil lets it go
+	work    chan mailbox.Turns // unbuffered: a send succeeds only into a waiting worker; the zero Turns lets it go
 	stop    chan struct{}
 	idle    atomic.Int32
 	pending atomic.Int32  // turns handed to a worker, new or parked, that has not begun them
@@ -33,18 +35,18 @@ type workers struct {
 
 func newWorkers() *workers {
 	procs := int32(runtime.GOMAXPROCS(0))
-	return &workers{work: make(chan func()), stop: make(chan struct{}),
+	return &workers{work: make(chan mailbox.Turns), stop: make(chan struct{}),
 		max: 4 * procs, procs: procs}
 }
 
-// run is the mailbox's Options.Go.
+// Go is the mailboxes' Options.Pool.
 //
 // When as many turns as there are processors wait for their workers to be
 // scheduled, the caller yields once before it hands its turn on: a caller
 // that wakes many actors at once (spawning a million, each with its Started)
 // otherwise outruns the workers it readies, finds none parked each time and
 // starts a goroutine per turn, which was half of spawning's CPU.
-func (w *workers) run(f func()) {
+func (w *workers) Go(f mailbox.Turns) {
 	if w.pending.Load() >= w.procs {
 		runtime.Gosched()
 	}
@@ -57,16 +59,16 @@ func (w *workers) run(f func()) {
 	}
 	if w.stopped.Load() {
 		w.pending.Add(-1)
-		go f() // no new worker may linger after close
+		go f.Run() // no new worker may linger after close
 		return
 	}
 	go w.loop(f)
 }
 
-func (w *workers) loop(f func()) {
+func (w *workers) loop(f mailbox.Turns) {
 	for {
 		w.pending.Add(-1)
-		f()
+		f.Run()
 		if w.idle.Add(1) > w.max {
 			w.idle.Add(-1)
 			return
@@ -83,7 +85,7 @@ func (w *workers) loop(f func()) {
 		// queues on and dequeues from each of its channels each time.
 		f = <-w.work
 		w.idle.Add(-1)
-		if f == nil {
+		if f == (mailbox.Turns{}) {
 			return
 		}
 	}
@@ -109,7 +111,7 @@ func (w *workers) sweep() {
 		}
 		for retired := false; !retired; {
 			select {
-			case w.work <- nil:
+			case w.work <- mailbox.Turns{}:
 			default:
 				retired = true
 			}
@@ -129,7 +131,7 @@ const workerIdle = time.Second
 // close lets every worker exit once its turn ends. It does not wait for
 // turns under way: a worker may be inside the Receive of an actor that its
 // parent abandoned for not stopping in time, and Close must not hang on
-// it. It waits only for the idle ones to take their nil: each either sees
+// it. It waits only for the idle ones to take their zero Turns: each either sees
 // stopped before it parks or parks at once.
 func (w *workers) close() {
 	if !w.stopped.CompareAndSwap(false, true) {
@@ -138,7 +140,7 @@ func (w *workers) close() {
 	close(w.stop)
 	for w.idle.Load() > 0 {
 		select {
-		case w.work <- nil:
+		case w.work <- mailbox.Turns{}:
 		default:
 			runtime.Gosched()
 		}

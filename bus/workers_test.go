@@ -5,7 +5,25 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/mailbox"
 )
+
+// runOn hands w a turn that calls f: the turn of a mailbox of its own whose
+// one system message is f, as a spawn hands over an actor's Started.
+func runOn(w *workers, f func()) {
+	m, err := mailbox.New[func()](funcInvoker{}, mailbox.Options{Pool: w})
+	if err != nil {
+		panic(err)
+	}
+	_ = m.SendSystem(f)
+}
+
+type funcInvoker struct{}
+
+func (funcInvoker) InvokeSystem(f func()) { f() }
+func (funcInvoker) Invoke(f func())       { f() }
+func (funcInvoker) Dropped(func(), error) {}
 
 // TestWorkersRetireWhenIdle runs turns on a worker pool that is never
 // stopped and checks that its workers and janitor all exit once no turn
@@ -16,7 +34,7 @@ func TestWorkersRetireWhenIdle(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 3 * int(w.max) {
 			wg.Add(1)
-			w.run(func() { time.Sleep(time.Millisecond); wg.Done() })
+			runOn(w, func() { time.Sleep(time.Millisecond); wg.Done() })
 		}
 		wg.Wait()
 		if w.idle.Load() == 0 {
@@ -41,14 +59,14 @@ func TestWorkersExitOnClose(t *testing.T) {
 	var wg sync.WaitGroup
 	for range int(w.max) { // some go idle...
 		wg.Add(1)
-		w.run(wg.Done)
+		runOn(w, wg.Done)
 	}
 	wg.Wait()
 	release := make(chan struct{})
 	var busy sync.WaitGroup
 	for range 3 { // ...and some are inside a turn when close comes
 		busy.Add(1)
-		w.run(func() { busy.Done(); <-release })
+		runOn(w, func() { busy.Done(); <-release })
 	}
 	busy.Wait()
 	w.close()
@@ -57,7 +75,7 @@ func TestWorkersExitOnClose(t *testing.T) {
 	}
 	close(release)
 	ran := make(chan struct{})
-	w.run(func() { close(ran) })
+	runOn(w, func() { close(ran) })
 	<-ran
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > base {
@@ -81,7 +99,7 @@ func TestWorkersBurst(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10_000 {
 		wg.Add(1)
-		w.run(wg.Done)
+		runOn(w, wg.Done)
 	}
 	wg.Wait()
 	deadline := time.Now().Add(10 * time.Second)
@@ -95,10 +113,10 @@ func TestWorkersBurst(t *testing.T) {
 	var blocked sync.WaitGroup
 	for range 4 * int(w.procs) {
 		blocked.Add(1)
-		w.run(func() { blocked.Done(); <-release })
+		runOn(w, func() { blocked.Done(); <-release })
 	}
 	ran := make(chan struct{})
-	w.run(func() { close(ran) })
+	runOn(w, func() { close(ran) })
 	select {
 	case <-ran:
 	case <-time.After(10 * time.Second):

@@ -68,14 +68,6 @@ type Options struct {
 	// Policy is what Send does when the user lane is full and the sender
 	// passes Default. Zero means Block.
 	Policy Policy
-	// Throughput is how many user messages one turn processes before the
-	// mailbox yields its goroutine to others. Zero means DefaultThroughput.
-	Throughput int
-	// Go runs a scheduled mailbox's work, run, on some goroutine. Nil means a
-	// new goroutine each time (the go statement). A runtime that keeps a
-	// pool of goroutines passes its pool here, so that waking a mailbox does
-	// not pay for a new goroutine and for growing its stack again.
-	Go func(run func())
 	// Inline makes a Send that wakes an idle mailbox invoke its message on
 	// the sending goroutine, before Send returns, instead of handing the
 	// turn to Go: one goroutine hand-off less per wake-up, so that a
@@ -89,6 +81,39 @@ type Options struct {
 	// short and never blocks. A sender that is itself a consumer (an actor,
 	// a transport's reader) delivers nothing else meanwhile.
 	Inline bool
+	// Throughput is how many user messages one turn processes before the
+	// mailbox yields its goroutine to others. Zero means DefaultThroughput.
+	Throughput int
+	// Go runs a scheduled mailbox's work, run, on some goroutine. Nil means a
+	// new goroutine each time (the go statement). A runtime that keeps a
+	// pool of goroutines passes its pool here, so that waking a mailbox does
+	// not pay for a new goroutine and for growing its stack again.
+	Go func(run func())
+	// Pool, when set, runs the mailbox's turns instead of Go, without the
+	// allocation per mailbox that binding Go's func to its mailbox costs:
+	// a runtime spawning a million actors saves a million of them.
+	Pool Pool
+}
+
+// Pool runs scheduled mailboxes' turns on goroutines it keeps
+// (Options.Pool).
+type Pool interface {
+	// Go calls t.Run once, on a goroutine other than the caller's.
+	Go(t Turns)
+}
+
+// Turns is the work of one scheduled mailbox, handed to a Pool: Run runs
+// its turns until both lanes are empty, as the goroutine Go is given does.
+// The zero Turns runs nothing.
+type Turns struct{ m turner }
+
+type turner interface{ run() }
+
+// Run runs the turns; call it once per Turns the Pool was handed.
+func (t Turns) Run() {
+	if t.m != nil {
+		t.m.run()
+	}
 }
 
 const (
@@ -141,15 +166,18 @@ const (
 // Concurrency: Send, SendSystem, Suspend, Resume, Close and Len are safe from
 // any goroutine. The user lane is lock-free; sysMu guards only the system
 // lane, which sees a handful of messages per actor lifetime.
+//
+// The fields of four bytes sit in pairs, so that a mailbox inside every
+// actor spends no bytes on padding.
 type Mailbox[T any] struct {
-	state atomic.Uint32
-	user  atomic.Pointer[ring[T]] // allocated by the first send
-	inv   Invoker[T]
-	opts  Options
+	state  atomic.Uint32
+	sysLen atomic.Int32            // len(sys), readable without sysMu
+	user   atomic.Pointer[ring[T]] // allocated by the first send
+	inv    Invoker[T]
+	opts   Options
 
-	sysLen atomic.Int32 // len(sys), readable without sysMu
-	sysMu  sync.Mutex
-	sys    []T
+	sysMu sync.Mutex
+	sys   []T
 
 	runFn func() // m.run, made on first schedule; written only while holding the scheduled bit
 
@@ -464,12 +492,16 @@ func (m *Mailbox[T]) schedule(inline bool) {
 	}
 }
 
-// goRun hands the scheduled mailbox's work to Go; the caller won the
-// scheduled bit by a CAS. go m.run() would allocate a closure on every
+// goRun hands the scheduled mailbox's work to Pool or Go; the caller won
+// the scheduled bit by a CAS. go m.run() would allocate a closure on every
 // start; the method value, made once by the first goroutine to win the
 // state (the CAS orders it before every later winner), makes starting a
 // goroutine allocation-free.
 func (m *Mailbox[T]) goRun() {
+	if m.opts.Pool != nil {
+		m.opts.Pool.Go(Turns{m})
+		return
+	}
 	if m.runFn == nil {
 		m.runFn = m.run
 	}

@@ -1071,3 +1071,74 @@ func TestEverythingInline(t *testing.T) {
 		t.Run(name, f)
 	}
 }
+
+// countingPool is a Pool that runs each Turns on a new goroutine and counts
+// them.
+type countingPool struct{ n atomic.Int64 }
+
+func (p *countingPool) Go(t Turns) { p.n.Add(1); go t.Run() }
+
+// TestPool: a mailbox with Options.Pool hands its turns to the pool instead
+// of Go, loses no wake-up and keeps each sender's order (as
+// TestNoLostWakeup checks Go), and a fresh mailbox's first turn costs one
+// allocation less than through Go's func, bound to its mailbox.
+func TestPool(t *testing.T) {
+	const producers, per = 4, 2000
+	var pool countingPool
+	gos := 0
+	c := newSeqChecker(producers, per)
+	mb := mustNew[int](t, c, Options{Capacity: 16, Throughput: 3, Pool: &pool, Go: func(run func()) { gos++; go run() }})
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for s := 1; s <= per; s++ {
+				if err := mb.Send(context.Background(), p<<24|s, Block); err != nil {
+					panic(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := int64(producers * per)
+	waitForf(t, func() string {
+		return fmt.Sprintf("processed %d of %d (a lost wake-up)", c.processed.Load(), want)
+	}, func() bool { return c.processed.Load() == want })
+	if err := c.err(); err != nil {
+		t.Fatal(err)
+	}
+	if gos != 0 || pool.n.Load() == 0 {
+		t.Fatalf("turns through Go %d, through Pool %d: want none through Go", gos, pool.n.Load())
+	}
+	mb.Close()
+
+	if raceEnabled {
+		return // the race detector allocates
+	}
+	first := func(o Options) float64 {
+		done := make(chan struct{}, 1)
+		return testing.AllocsPerRun(100, func() {
+			m := new(Mailbox[*payload])
+			if err := m.Init(&signal{done: done}, o); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.SendSystem(msg); err != nil {
+				t.Fatal(err)
+			}
+			for m.state.Load()&scheduled != 0 {
+				runtime.Gosched()
+			}
+		})
+	}
+	withPool := first(Options{Pool: syncPool{}})
+	withGo := first(Options{Go: func(run func()) { run() }})
+	t.Logf("allocations of a fresh mailbox's first turn: %v through Pool, %v through Go", withPool, withGo)
+	if withPool >= withGo {
+		t.Fatalf("a fresh mailbox's first turn: %v allocations through Pool, %v through Go; want fewer through Pool", withPool, withGo)
+	}
+}
+
+// syncPool runs each Turns on the caller, which TestPool's allocation
+// count allows: its caller holds nothing the turn waits for.
+type syncPool struct{}
+
+func (syncPool) Go(t Turns) { t.Run() }
