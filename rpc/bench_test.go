@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/rpc"
+	"github.com/xbus-dev/xbus/shmbus"
 )
 
 // BenchmarkCall measures a unary rpc.Call against the plain bus.Ask of the
@@ -38,6 +40,30 @@ func BenchmarkCallUnix(b *testing.B) {
 	quiet := bus.WithLogger(slog.New(slog.DiscardHandler))
 	server := bustest.NewBus(b, trB, bus.WithName("b"), quiet)
 	client := bustest.NewBus(b, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"), quiet)
+	benchCall(b, client, server)
+}
+
+// BenchmarkCallTCP is BenchmarkCall across a netbus link over TCP
+// loopback between two buses of this process.
+func BenchmarkCallTCP(b *testing.B) {
+	trB := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	quiet := bus.WithLogger(slog.New(slog.DiscardHandler))
+	server := bustest.NewBus(b, trB, bus.WithName("b"), quiet)
+	client := bustest.NewBus(b, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"), quiet)
+	benchCall(b, client, server)
+}
+
+// BenchmarkCallShm is BenchmarkCall across a shared-memory link (shmbus)
+// between two buses of this process. Between two processes:
+// `go test -bench . ./internal/bench/rpcbench` or `xbus bench rpc`.
+func BenchmarkCallShm(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("shmbus needs Linux")
+	}
+	path := filepath.Join(b.TempDir(), "b.sock")
+	quiet := bus.WithLogger(slog.New(slog.DiscardHandler))
+	server := bustest.NewBus(b, shmbus.New(shmbus.Config{Listen: path}), bus.WithName("b"), quiet)
+	client := bustest.NewBus(b, shmbus.New(shmbus.Config{Dial: []string{path}}), bus.WithName("a"), quiet)
 	benchCall(b, client, server)
 }
 

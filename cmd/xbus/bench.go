@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/internal/bench/netbench"
+	"github.com/xbus-dev/xbus/internal/bench/rpcbench"
 	"github.com/xbus-dev/xbus/internal/bench/shmbench"
 	"github.com/xbus-dev/xbus/internal/bench/supbench"
 	"github.com/xbus-dev/xbus/internal/benchkit"
@@ -27,7 +28,7 @@ their ratio (xbus ÷ baseline) and the target the project holds itself to.
 The suite and the flags may come in any order. While a suite runs, what
 it measures is printed on stderr.
 
-Suites: inproc (default), shm, net, supervisor, all.
+Suites: inproc (default), shm, net, supervisor, rpc, all.
 
 Flags:
 `
@@ -49,6 +50,7 @@ var suites = []suite{
 	{"shm", "shared memory (shmbus), two processes", shmbench.RunBench},
 	{"net", "sockets (netbus)", netbench.RunBench},
 	{"supervisor", "supervision (restart latency)", supbench.RunBench},
+	{"rpc", "rpc (a unary call beside the plain Ask)", rpcbench.RunBench},
 }
 
 func suiteNames() string {

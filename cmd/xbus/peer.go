@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/xbus-dev/xbus/internal/bench/netbench"
+	"github.com/xbus-dev/xbus/internal/bench/rpcbench"
 	"github.com/xbus-dev/xbus/internal/bench/shmbench"
 	"github.com/xbus-dev/xbus/internal/benchkit"
 )
@@ -15,6 +16,7 @@ import (
 var peers = map[string]func(string) int{
 	netbench.PeerName: netbench.Peer,
 	shmbench.PeerName: shmbench.Peer,
+	rpcbench.PeerName: rpcbench.Peer,
 }
 
 func peer(args []string, stderr io.Writer) int {
