@@ -30,7 +30,7 @@ func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
 			env.Msg, env.Body = nil, nil
 			continue
 		}
-		err := b.types.DecodeBody(l.Codec(), env)
+		err := b.decodeBody(l, env)
 		env.Body = nil // it aliased the transport's buffer
 		if err != nil {
 			b.flushRun(&run)

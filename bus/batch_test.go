@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -249,5 +250,45 @@ func TestDeliverBatchAllocations(t *testing.T) {
 	t.Logf("%v allocations per batch of %d, %v one at a time", batched, len(envs), single)
 	if batched > single || batched > float64(len(envs)) {
 		t.Fatalf("%v allocations per batch of %d tells, %v delivered one at a time; want at most %d", batched, len(envs), single, len(envs))
+	}
+}
+
+// TestDeliverBatchNamedCodec: a body in a codec its envelope names decodes
+// with that codec in a batch too, and one in a codec the bus lacks is
+// refused with ErrUnknownCodec, alone.
+func TestDeliverBatchNamedCodec(t *testing.T) {
+	b := newTestBus(t)
+	a := &logActor{}
+	if _, err := b.Register("a", a); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	from := bus.Ref{Node: l.peer, Name: "sender", ID: 1}
+	in := func(c bus.Codec, msg string, corr uint64) bus.Envelope {
+		env := bus.Envelope{Kind: bus.KindAsk, From: from, To: bus.Ref{Name: "a"}, Msg: msg, Corr: corr, Timeout: time.Minute}
+		body, err := b.Types().EncodeBody(c, &env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Body, env.Msg, env.Codec = body, nil, c.Name()
+		return env
+	}
+	unknown := in(bus.JSON, "?", 3)
+	unknown.Codec = "nobody-has-it"
+	b.DeliverBatch(l, []bus.Envelope{in(bus.JSON, "json", 1), in(bus.Raw, "raw", 2), unknown, in(codec.Binary(), "cbor", 4)})
+	eventually(t, "every ask answered", func() error {
+		if n := len(l.answers()); n != 4 {
+			return fmt.Errorf("%d answers", n)
+		}
+		return nil
+	})
+	if got := join(a.log()); got != "[json raw cbor]" {
+		t.Fatalf("the actor received %s", got)
+	}
+	if e := l.answers()[3]; e.Kind != bus.KindError || !errors.Is(e.Msg.(error), bus.ErrUnknownCodec) {
+		t.Fatalf("the ask in an unknown codec was answered %v %v", e.Kind, e.Msg)
+	}
+	if n := b.DeadLetterCount(bus.ErrUnknownCodec); n != 1 {
+		t.Fatalf("%d dead letters for the unknown codec, want 1", n)
 	}
 }

@@ -125,6 +125,16 @@ func (b *Bus) codecFor(l Link, name string) (Codec, error) {
 		ErrUnknownCodec, name, b.id.Short())
 }
 
+// decodeBody sets env.Msg from its body, decoded with the codec env names
+// (codecFor); every path that takes envelopes from a link decodes here.
+func (b *Bus) decodeBody(l Link, env *Envelope) error {
+	c, err := b.codecFor(l, env.Codec)
+	if err != nil {
+		return err
+	}
+	return b.types.DecodeBody(c, env)
+}
+
 // encodeFor encodes env's body for l with c, or with l's codec when c is
 // nil, and names c in env.Codec when it is not l's codec (an error body
 // is the bus's own, whatever the codec: it names none).

@@ -608,10 +608,7 @@ func (b *Bus) Deliver(l Link, env *Envelope) {
 
 // deliver is Deliver once the link's gates let env through.
 func (b *Bus) deliver(l Link, env *Envelope) {
-	c, err := b.codecFor(l, env.Codec)
-	if err == nil {
-		err = b.types.DecodeBody(c, env)
-	}
+	err := b.decodeBody(l, env)
 	env.Body = nil // it aliased the transport's buffer
 	if err != nil {
 		b.undecodable(l, env, err)
