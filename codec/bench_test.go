@@ -44,18 +44,22 @@ func BenchmarkCodecs(b *testing.B) {
 		b.Run("encode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			buf := make([]byte, 0, 1024)
+			cpu := cpuTime()
 			for b.Loop() {
 				buf, _ = tc.c.Append(buf[:0], tc.v)
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(len(body)), "bytes")
 		})
 		b.Run("decode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				if err := tc.c.Decode(body, tc.new()); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
