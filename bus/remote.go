@@ -412,7 +412,13 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []H
 		b.finishInbound(in)
 		return
 	}
-	if !errors.Is(e, ErrCanceled) { // not "no room now": the link is gone
+	if !errors.Is(e, ErrCanceled) { // not "no room now"
+		if !errors.Is(e, ErrPeerGone) && !errors.Is(e, ErrClosed) && !errors.Is(e, ErrDeadline) {
+			// The link is up but the reply itself cannot go (its body or
+			// headers do not encode): the asker gets why at once, in an
+			// error that encodes, rather than waiting for its deadline.
+			b.refuse(in.link, in.env.Corr, fmt.Errorf("%w: the reply could not be sent: %w", ErrBadEnvelope, e))
+		}
 		b.finishInbound(in)
 		b.log.Debug("reply to a peer not sent", "peer", in.env.From.Node.Short(), "err", e)
 		return

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/xbus-dev/xbus/bus"
@@ -73,7 +74,14 @@ func serveOps(t *testing.T, p *pair) []string {
 		ended <- Ended{w.ID, context.Canceled}
 		return nil
 	})))
-	return []string{"md.trailer", "plain.headers", "cancel.wait", "plain.cancel"}
+	// md.flood sets more trailer pairs than an envelope carries.
+	must(rpc.Handle(b, "md.flood", func(ctx context.Context, e Echo) (Echoed, error) {
+		for i := range bus.MaxHeaders + 1 {
+			rpc.SetTrailer(ctx, rpc.MD{{Key: "k", Value: strconv.Itoa(i)}})
+		}
+		return Echoed{Value: e.Key}, nil
+	}))
+	return []string{"md.trailer", "plain.headers", "cancel.wait", "plain.cancel", "md.flood"}
 }
 
 var _ = addRows(
@@ -100,6 +108,25 @@ var _ = addRows(
 		// A call that does not ask for it is answered alike.
 		if got, err := rpc.Call[Echoed](ctxFor(t), p.A, "md.trailer", Echo{"k3"}); err != nil || got.Value != "k3" {
 			t.Fatalf("got %+v, %v", got, err)
+		}
+	}},
+	row{name: "TrailerTooLarge", run: func(t *testing.T, p *pair) {
+		// Across a link a reply whose trailer does not fit an envelope is
+		// answered with ErrBadEnvelope at once, not left to the deadline;
+		// in process nothing is encoded and it arrives whole.
+		var md rpc.MD
+		got, err := rpc.Call[Echoed](ctxFor(t), p.A, "md.flood", Echo{"x"}, rpc.Trailer(&md))
+		if p.A == p.B {
+			if err != nil || got.Value != "x" || len(md) != bus.MaxHeaders+1 {
+				t.Fatalf("in process: %+v, %v, %d pairs", got, err, len(md))
+			}
+			return
+		}
+		if !errors.Is(err, bus.ErrBadEnvelope) || errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("got %+v, %v; want ErrBadEnvelope at once", got, err)
+		}
+		if got, err := rpc.Call[Echoed](ctxFor(t), p.A, "md.trailer", Echo{"ok"}); err != nil || got.Value != "ok" {
+			t.Fatalf("after: %+v, %v; the link must stay", got, err)
 		}
 	}},
 	row{name: "ReplyHeadersPlainActor", run: func(t *testing.T, p *pair) {
