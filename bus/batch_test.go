@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -290,5 +291,88 @@ func TestDeliverBatchNamedCodec(t *testing.T) {
 	}
 	if n := b.DeadLetterCount(bus.ErrUnknownCodec); n != 1 {
 		t.Fatalf("%d dead letters for the unknown codec, want 1", n)
+	}
+}
+
+// TestTellsFromPeersKeepTheirSenders: tells from many senders on two links
+// (more senders than the bus keeps shared records for, so that they evict
+// each other), some with headers, in a shuffled order: every message's
+// Context shows its own sender and headers, and the record of each link's
+// senders goes with the link.
+func TestTellsFromPeersKeepTheirSenders(t *testing.T) {
+	b := newTestBus(t)
+	type seen struct {
+		msg     string
+		from    bus.Ref
+		headers []bus.Header
+	}
+	var mu sync.Mutex
+	var got []seen
+	if _, err := b.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		s, ok := msg.(string)
+		if !ok {
+			return nil // Started
+		}
+		mu.Lock()
+		got = append(got, seen{s, c.Sender(), slices.Clone(c.Headers())})
+		mu.Unlock()
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 4096})); err != nil {
+		t.Fatal(err)
+	}
+	links := []*batchLink{{peer: bus.NewNodeID()}, {peer: bus.NewNodeID()}}
+	type sent struct {
+		l   *batchLink
+		env bus.Envelope
+	}
+	var all []sent
+	for i := range 1000 {
+		l := links[i%2]
+		from := bus.Ref{Node: l.peer, Name: "s", ID: uint64(i/2 + 1)}
+		for j := range 3 {
+			env := bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: fmt.Sprint(i, "/", j)}
+			if (i+j)%7 == 0 {
+				env.Headers = []bus.Header{{Key: "k", Value: fmt.Sprint(i, "/", j)}}
+			}
+			all = append(all, sent{l, wire(t, b, env)})
+		}
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	want := map[string]seen{}
+	for i := 0; i < len(all); { // batches of up to 8, each from one link
+		l := all[i].l
+		var batch []bus.Envelope
+		for ; i < len(all) && all[i].l == l && len(batch) < 8; i++ {
+			env := all[i].env
+			batch = append(batch, env)
+			if err := b.Types().DecodeBody(codec.Binary(), &env); err != nil {
+				t.Fatal(err)
+			}
+			want[env.Msg.(string)] = seen{env.Msg.(string), env.From, env.Headers}
+		}
+		b.DeliverBatch(l, batch)
+	}
+	eventually(t, "every tell handled", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < len(want) {
+			return fmt.Errorf("%d of %d handled", len(got), len(want))
+		}
+		return nil
+	})
+	for _, g := range got {
+		w := want[g.msg]
+		if g.from != w.from || !slices.Equal(g.headers, w.headers) {
+			t.Fatalf("message %s: sender %v, headers %v; want %v, %v", g.msg, g.from, g.headers, w.from, w.headers)
+		}
+	}
+	for _, l := range links {
+		if bus.TellSourcesOf(b, l) == 0 {
+			t.Fatal("no tell shares its sender's record")
+		}
+		b.LinkDown(l, nil)
+		if n := bus.TellSourcesOf(b, l); n != 0 {
+			t.Fatalf("%d shared records of a link that is down", n)
+		}
 	}
 }

@@ -68,6 +68,7 @@ type Bus struct {
 	maxSpin  int32                        // at most this many poll: GOMAXPROCS when the bus was made
 	pending  *corrMap[uint64, pendingAsk] // asks waiting on a peer
 	inbound  *corrMap[inKey, *inbound]    // asks from peers being served
+	tellSrc  tellSources                  // records of tells from peers, shared per sender (tellsource.go)
 
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer

@@ -86,3 +86,15 @@ func RemoteIndexAgrees(b *Bus) error {
 	}
 	return nil
 }
+
+// TellSourcesOf is how many shared records of tells from l's senders b
+// keeps (tellsource.go).
+func TellSourcesOf(b *Bus, l Link) int {
+	n := 0
+	for i := range b.tellSrc {
+		if in := b.tellSrc[i].Load(); in != nil && in.link == l {
+			n++
+		}
+	}
+	return n
+}

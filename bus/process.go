@@ -123,7 +123,9 @@ type inbound struct {
 	link     Link
 	deadline time.Time // the asker's, on this node's clock (arrival + env.Timeout); zero for none
 	canceled atomic.Bool
-	hooks    cancelHooks // run when canceled is set (Context.AfterCancel)
+	hooks    cancelHooks   // run when canceled is set (Context.AfterCancel)
+	shared   bool          // a record of Bus.tellSrc: immutable, shared by many tells, never recycled
+	misses   atomic.Uint32 // of a shared record: tells of other senders it turned away (tellSource)
 }
 
 // cancel marks an ask from a peer as given up on and runs its hooks.
@@ -271,7 +273,7 @@ func (p *process) Invoke(d delivery) {
 		}
 	}
 	p.receive(d)
-	if in != nil && (in.env.Kind == KindTell || !p.ctx.promised) {
+	if in != nil && !in.shared && (in.env.Kind == KindTell || !p.ctx.promised) {
 		putInbound(in)
 	}
 	if p.stopAfter {

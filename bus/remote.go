@@ -206,6 +206,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		}
 		pa.call.complete(pa.seq, nil, reason)
 	}
+	b.forgetTellSources(l)
 	b.inbound.removeIf(func(_ inKey, in *inbound) bool {
 		if in.link != l {
 			return false
@@ -735,9 +736,13 @@ func (b *Bus) localTarget(env *Envelope) *process {
 	return b.placeLocal(env.To.Name)
 }
 
-// inboundOf takes a pooled record of env's header fields for p's turn; an
-// ask's goes into Bus.inbound until its reply is sent.
+// inboundOf returns the record of env's header fields for p's turn: the
+// shared one of its sender (tellSource), or a pooled one; an ask's goes
+// into Bus.inbound until its reply is sent.
 func (b *Bus) inboundOf(l Link, env *Envelope, p *process) *inbound {
+	if in := b.tellSource(l, env); in != nil {
+		return in
+	}
 	in := inbounds.Get().(*inbound)
 	in.env, in.link = *env, l
 	in.env.Msg, in.env.Body = nil, nil
@@ -771,7 +776,9 @@ func (b *Bus) unqueued(p *process, d delivery, err error) {
 		b.finishInbound(in)
 	}
 	l := in.link
-	putInbound(in)
+	if !in.shared {
+		putInbound(in)
+	}
 	b.refuseMessage(l, &env, err)
 }
 
