@@ -64,7 +64,7 @@ type link struct {
 	parksAtOnce atomic.Bool // the reader's spin budget is 0 (see ReaderSpins); written by read
 
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
-	env   bus.Envelope        // what deliver decodes into; owned by read
+	in    *inBatch            // what read took from the ring for the bus; owned by read
 
 	done     chan struct{}
 	once     sync.Once
@@ -321,16 +321,16 @@ func (l *link) checkPeer(now time.Time) bool {
 // releases the link.
 func (l *link) read() {
 	defer l.finish()
-	var buf []byte // reassembly and copy-out buffer, owned here
-	var want int   // total of the message being reassembled; 0 when none
+	l.in = newInBatch(l.prod.maxRecord)
+	var frag []byte // the message being reassembled from fragments
+	var want int    // its total length; 0 when none
 	handle := func(typ uint32, p []byte) error {
 		switch typ {
 		case recordData:
-			if want == 0 {
-				buf = append(buf[:0], p...)
-				return l.deliver(buf)
+			if !l.in.room(len(p)) {
+				l.flush()
 			}
-			return l.deliver(append([]byte(nil), p...))
+			return l.add(l.in.copy(p))
 		case recordFirst:
 			if want != 0 || len(p) < fragHdr {
 				return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
@@ -340,16 +340,16 @@ func (l *link) read() {
 				return fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, l.t.cfg.MaxMessage)
 			}
 			want = n
-			buf = append(make([]byte, 0, n), p[fragHdr:]...)
+			frag = append(make([]byte, 0, n), p[fragHdr:]...)
 		default: // middle or last
-			if want == 0 || len(buf)+len(p) > want || (typ == recordMiddle) == (len(buf)+len(p) == want) {
+			if want == 0 || len(frag)+len(p) > want || (typ == recordMiddle) == (len(frag)+len(p) == want) {
 				return fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
 			}
-			buf = append(buf, p...)
+			frag = append(frag, p...)
 			if typ == recordLast {
 				want = 0
-				err := l.deliver(buf)
-				buf = nil
+				err := l.add(frag) // the batch keeps it until it is delivered
+				frag = nil
 				return err
 			}
 		}
@@ -359,12 +359,50 @@ func (l *link) read() {
 	l.end(handle)
 }
 
+// batchMax bounds the records one poll takes, and so the envelopes of one
+// batch handed to the bus.
+const batchMax = 64
+
+// inBatch is what the reader has taken from the ring and not yet handed to
+// the bus: the envelopes, their headers decoded, and the bytes of the
+// records they came in, which their Bodies alias. It is owned by the reader.
+type inBatch struct {
+	buf  []byte // copies of the records; never grown, so Bodies stay valid
+	envs [batchMax]bus.Envelope
+	n    int
+}
+
+// newInBatch returns a batch whose buffer holds at least two records of
+// maxRecord bytes.
+func newInBatch(maxRecord int) *inBatch {
+	return &inBatch{buf: make([]byte, 0, max(32<<10, 2*maxRecord))}
+}
+
+// room reports whether a record of n bytes fits in the buffer.
+func (b *inBatch) room(n int) bool { return len(b.buf)+n <= cap(b.buf) }
+
+// copy copies a record out of shared memory into the buffer, which must
+// have room for it, and returns the copy.
+func (b *inBatch) copy(p []byte) []byte {
+	at := len(b.buf)
+	b.buf = append(b.buf, p...)
+	return b.buf[at:len(b.buf):len(b.buf)]
+}
+
+// poll takes up to a batch of records from the ring and hands the bus
+// every whole envelope among them.
+func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
+	n, err := l.cons.poll(batchMax, handle)
+	l.flush()
+	return n, err
+}
+
 // loop polls, spins and parks until the link closes or the memory is
 // corrupt.
 func (l *link) loop(handle func(typ uint32, p []byte) error) {
 	sp := newSpinner()
 	for {
-		n, err := l.cons.poll(64, handle)
+		n, err := l.poll(handle)
 		if err != nil {
 			l.Close(err)
 			return
@@ -391,7 +429,7 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 			return
 		}
 		seq := l.cons.prepareToPark()
-		n, err = l.cons.poll(64, handle)
+		n, err = l.poll(handle)
 		if n == 0 && err == nil {
 			// Beat before each sleep: a parked reader still shows life
 			// every slice, so an idle peer is never declared gone.
@@ -410,18 +448,43 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 	}
 }
 
-// deliver decodes one whole envelope's header (in memory we own) and hands
-// it to the bus with its raw body, which the bus decodes before Deliver
-// returns. It runs on the reader goroutine only.
-func (l *link) deliver(b []byte) error {
-	env := &l.env
+// add decodes one whole envelope's header (in memory we own) into the
+// batch, with its raw body, which the bus decodes when the batch is
+// delivered (flush). It runs on the reader goroutine only.
+func (l *link) add(b []byte) error {
+	in := l.in
+	env := &in.envs[in.n]
 	*env = bus.Envelope{}
 	if err := l.names.Decode(b, env); err != nil {
+		*env = bus.Envelope{}
+		l.flush() // what came before it is delivered
 		return err
 	}
-	l.h.Deliver(l, env)
-	env.Body = nil
+	if in.n++; in.n == batchMax {
+		l.flush()
+	}
 	return nil
+}
+
+// flush hands the batch to the bus: with one DeliverBatch call when the
+// host takes batches, else one Deliver per envelope. The bus decodes the
+// bodies before it returns, so the buffer is free again.
+func (l *link) flush() {
+	in := l.in
+	if in.n == 0 {
+		in.buf = in.buf[:0]
+		return
+	}
+	envs := in.envs[:in.n]
+	if bh, ok := l.h.(bus.BatchHost); ok {
+		bh.DeliverBatch(l, envs)
+	} else {
+		for i := range envs {
+			l.h.Deliver(l, &envs[i])
+		}
+	}
+	clear(envs)
+	in.n, in.buf = 0, in.buf[:0]
 }
 
 // drainWait bounds how long end waits for a live peer's reader to take its
@@ -444,7 +507,7 @@ func (l *link) end(handle func(typ uint32, p []byte) error) {
 		// At most one ring's worth: a peer still writing cannot keep us here.
 		for budget := l.cons.capacity; budget > 0; {
 			from := l.cons.pos
-			n, err := l.cons.poll(64, handle)
+			n, err := l.poll(handle)
 			if n == 0 || err != nil {
 				break
 			}
