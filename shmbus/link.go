@@ -134,32 +134,43 @@ func (l *link) watch() {
 // Send writes env (its body already encoded by the bus) into the ring, in
 // fragments if it is bigger than a record.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
-	bp := getBuf()
-	err := l.send(ctx, env, bp)
-	putBuf(bp)
-	return err
-}
-
-// send encodes env into bp and writes it. It has no loop, so that its
-// defer is open-coded (the fragmenting path, with its loop, is apart).
-func (l *link) send(ctx context.Context, env *bus.Envelope, bp *sendBuf) error {
-	out, err := env.AppendBinary(bp.out[:0])
+	// The header is encoded on the stack and the body copied into the ring
+	// from where it lies (it ends the envelope's binary form), so a record
+	// costs no buffer of its own.
+	var a [hdrStack]byte
+	body := env.Body
+	env.Body = nil
+	hdr, err := env.AppendBinary(a[:0])
+	env.Body = body
 	if err != nil {
 		return err
 	}
-	bp.out = out
-	if len(out) > l.t.cfg.MaxMessage {
-		return fmt.Errorf("%w: %d bytes, the link's limit is %d", bus.ErrTooLarge, len(out), l.t.cfg.MaxMessage)
+	if n := len(hdr) + len(body); n > l.t.cfg.MaxMessage {
+		return fmt.Errorf("%w: %d bytes, the link's limit is %d", bus.ErrTooLarge, n, l.t.cfg.MaxMessage)
 	}
+	return l.send(ctx, hdr, body)
+}
+
+// hdrStack is the room on Send's stack for an envelope's header; a bigger
+// one (many headers) spills to the heap.
+const hdrStack = 256
+
+// send writes the message hdr+body. It has no loop, so that its defer is
+// open-coded (the fragmenting path, with its loop, is apart).
+func (l *link) send(ctx context.Context, hdr, body []byte) error {
 	l.memMu.RLock()
 	defer l.memMu.RUnlock()
 	if !l.mapped || l.ending {
 		return l.closedErr()
 	}
-	if len(out) <= l.prod.maxRecord {
-		return l.offer(ctx, recordData, out, nil)
+	if len(hdr)+len(body) <= l.prod.maxRecord {
+		return l.offer(ctx, recordData, hdr, body)
 	}
-	return l.sendFragments(ctx, out)
+	bp := getBuf()
+	bp.out = append(append(bp.out[:0], hdr...), body...)
+	err := l.sendFragments(ctx, bp.out)
+	putBuf(bp)
+	return err
 }
 
 // sendFragments writes a message bigger than a record as a first fragment,
@@ -194,8 +205,8 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	return nil
 }
 
-// sendBuf holds the encoding buffer of one Send; pooled, so a steady
-// stream of sends allocates nothing here. Buffers grown past poolMax (by a
+// sendBuf holds a message bigger than a record, whole, while Send writes
+// its fragments; pooled, so a steady stream of them allocates nothing here. Buffers grown past poolMax (by a
 // large message) are dropped rather than kept.
 type sendBuf struct{ out []byte }
 
