@@ -221,7 +221,7 @@ func (s *Stream) Send(ctx context.Context, msg any) error {
 
 // Recv returns the next item from the other end, waiting for one bounded
 // by ctx. After the last item it returns io.EOF if the other end closed
-// its sending cleanly, the error it closed with if not, or the reason the
+// its sending cleanly (and only then: no other error matches io.EOF), the error it closed with if not, or the reason the
 // stream ended early.
 func (s *Stream) Recv(ctx context.Context) (any, error) {
 	for {
@@ -319,6 +319,7 @@ func (s *Stream) Close(err error) {
 
 // abort ends the stream early for reason; notify tells the other end.
 func (s *Stream) abort(reason error, notify bool) {
+	reason = notEOF(reason)
 	s.mu.Lock()
 	if s.finished || s.err != nil {
 		s.mu.Unlock()
@@ -333,6 +334,16 @@ func (s *Stream) abort(reason error, notify bool) {
 		s.sendCancel(reason)
 	}
 	s.finish()
+}
+
+// notEOF returns err, or when it matches io.EOF (a link whose socket read
+// EOF ended with it) an error of the same code and text that does not: a
+// reader takes io.EOF for the other end's clean end.
+func notEOF(err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	return &RemoteError{Code: CodeOf(err), Text: err.Error()}
 }
 
 // finish releases what the stream holds once, when both directions ended

@@ -354,8 +354,8 @@ func TestStreamEndsWhenANodeCloses(t *testing.T) {
 		if p.remote {
 			want = bus.ErrPeerGone
 		}
-		if !errors.Is(err, want) {
-			t.Fatalf("the opener: %v, want %v", err, want)
+		if !errors.Is(err, want) || errors.Is(err, io.EOF) {
+			t.Fatalf("the opener: %v, want %v (and not io.EOF, a clean end)", err, want)
 		}
 		if err := s.Send(ctx, 1); !errors.Is(err, want) {
 			t.Fatalf("a send: %v, want %v", err, want)
