@@ -89,6 +89,7 @@ type Stream struct {
 	stop    func()  // releases ctx's resources; finish calls it
 	other   *Stream // the other end, in process
 	link    Link    // the link the stream runs on; nil in process
+	codec   Codec   // what its items are encoded with on link; nil: link's
 	id      uint64
 	stats   *placement.Stats // the load the stream counts in; nil for none
 
@@ -210,6 +211,7 @@ func (s *Stream) Send(ctx context.Context, msg any) error {
 	}
 	o := getOutgoing()
 	o.env = Envelope{Kind: KindStreamItem, Corr: s.id, Msg: msg}
+	o.codec = s.codec
 	if err := s.b.sendOut(ctx, s.link, o, s.b.sendTimeout); err != nil {
 		// The item took its credit and never left: the two ends' counts
 		// no longer agree, so the stream cannot go on.
@@ -551,8 +553,14 @@ func (b *Bus) openRemote(ctx context.Context, pl placed, msg any, cfg streamConf
 		s.finish()
 		return nil, fmt.Errorf("%w: %d streams open on that link", ErrMailboxFull, maxStreamsPerLink)
 	}
+	hs, c := wireOptionsOf(ctx)
+	if c != nil {
+		b.codecs.learn(c) // the other end's items come back in c
+		s.codec = c
+	}
 	o := getOutgoing()
-	o.env = Envelope{Kind: KindStreamItem, From: Ref{Node: b.id}, To: to, Corr: s.id, Timeout: timeout, Headers: headersOf(ctx), Msg: msg}
+	o.env = Envelope{Kind: KindStreamItem, From: Ref{Node: b.id}, To: to, Corr: s.id, Timeout: timeout, Headers: hs, Msg: msg}
+	o.codec = c
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		s.abort(err, false)
 		return nil, fmt.Errorf("%w (%w)", err, errNeverDelivered)
@@ -592,6 +600,10 @@ func (b *Bus) acceptRemote(l Link, env *Envelope) {
 	}
 	s, _ := b.newStream(0)
 	s.link, s.id, s.msg, s.headers = l, env.Corr, env.Msg, env.Headers
+	// Items go back in the actor's reply codec, else in the open's.
+	if s.codec = p.opts.replyTo; s.codec == nil && env.Codec != "" {
+		s.codec, _ = b.codecFor(l, env.Codec) // known: the open decoded
+	}
 	var dl time.Time
 	if env.Timeout > 0 {
 		dl = time.Now().Add(env.Timeout)

@@ -64,13 +64,38 @@ var _ = addServe(func(t *testing.T, p *pair) []string {
 			return r, nil
 		})),
 		second(rpc.Handle(p.B, "codec.replies", add, rpc.WithServerCodec(replyCodec))),
+		second(rpc.HandleServerStream(p.B, "codec.count", count)),
+		second(rpc.HandleServerStream(p.B, "codec.count.replies", count, rpc.WithServerCodec(replyCodec))),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	return []string{"codec.add", "codec.bytes", "codec.replies"}
+	return []string{"codec.add", "codec.bytes", "codec.replies", "codec.count", "codec.count.replies"}
 })
+
+// count streams Sum{1} .. Sum{a.A}.
+func count(_ context.Context, a Add, send func(Sum) error) error {
+	for i := range a.A {
+		if err := send(Sum{i + 1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamSum ranges over a server stream from name and sums its items.
+func streamSum(t *testing.T, p *pair, name string, opts ...rpc.CallOption) int {
+	t.Helper()
+	n := 0
+	for s, err := range rpc.CallServerStream[Sum](ctxFor(t), p.A, name, Add{A: 3}, opts...) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n += s.N
+	}
+	return n
+}
 
 func second[T any](_ T, err error) error { return err }
 
@@ -112,6 +137,24 @@ var _ = addRows(
 		}
 		if a != want || d != want {
 			t.Fatalf("the handler's codec encoded %d and decoded %d bodies, want %d each", a, d, want)
+		}
+	}},
+	row{name: "CodecOfStreams", run: func(t *testing.T, p *pair) {
+		var n int
+		a, d := callCodec.used(func() { n = streamSum(t, p, "codec.count", rpc.WithCodec(callCodec)) })
+		want := int64(0)
+		if p.A != p.B {
+			want = 4 // the open, and three items back in its codec
+		}
+		if n != 6 || a != want || d != want {
+			t.Fatalf("a stream in the caller's codec: sum %d, the codec encoded %d and decoded %d bodies, want 6, %d and %d", n, a, d, want, want)
+		}
+		a, d = replyCodec.used(func() { n = streamSum(t, p, "codec.count.replies") })
+		if p.A != p.B {
+			want = 3 // the items only
+		}
+		if n != 6 || a != want || d != want {
+			t.Fatalf("a stream in the handler's codec: sum %d, the codec encoded %d and decoded %d bodies, want 6, %d and %d", n, a, d, want, want)
 		}
 	}},
 	row{name: "UnknownCodec", remote: true, run: func(t *testing.T, p *pair) {

@@ -36,7 +36,7 @@ func HandleServerStream[Req, Resp any](b *bus.Bus, name string, h func(ctx conte
 	if h == nil {
 		return bus.Ref{}, fmt.Errorf("rpc: nil handler for %q", name)
 	}
-	if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	if err := ensurePair(b.Types(), serverCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
 	run := func(ctx context.Context, s *bus.Stream) error {
@@ -56,7 +56,7 @@ func HandleClientStream[Req, Resp any](b *bus.Bus, name string, h func(ctx conte
 	if h == nil {
 		return bus.Ref{}, fmt.Errorf("rpc: nil handler for %q", name)
 	}
-	if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	if err := ensurePair(b.Types(), serverCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
 	run := func(ctx context.Context, s *bus.Stream) error {
@@ -77,7 +77,7 @@ func HandleBidiStream[Req, Resp any](b *bus.Bus, name string, h func(ctx context
 	if h == nil {
 		return bus.Ref{}, fmt.Errorf("rpc: nil handler for %q", name)
 	}
-	if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	if err := ensurePair(b.Types(), serverCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
 	run := func(ctx context.Context, s *bus.Stream) error {
@@ -99,7 +99,7 @@ func registerStream(b *bus.Bus, name, kind string, run func(context.Context, *bu
 	for _, f := range opts {
 		f(&o)
 	}
-	return b.Register(name, &streamServer{name: name, kind: kind, run: run, log: b.Logger()}, o.actor...)
+	return b.Register(name, &streamServer{name: name, kind: kind, run: run, log: b.Logger()}, o.actorOptions()...)
 }
 
 func (ss *streamServer) Receive(c *bus.Context, msg any) error {
@@ -183,6 +183,23 @@ func (r *Receiver[T]) All() iter.Seq2[T, error] {
 	}
 }
 
+// serverCodec returns the codec opts choose (WithServerCodec), or nil.
+func serverCodec(opts []Option) bus.Codec {
+	var o serverOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o.codec
+}
+
+// callCodec returns the codec opts choose (WithCodec), or nil.
+func callCodec(opts []CallOption) bus.Codec {
+	if len(opts) == 0 {
+		return nil
+	}
+	return parseCallOptions(opts).codec
+}
+
 // open opens a stream for a caller with the call's options.
 func open(ctx context.Context, b *bus.Bus, to any, req any, opts []CallOption) (context.Context, *bus.Stream, error) {
 	var o callOptions
@@ -190,6 +207,9 @@ func open(ctx context.Context, b *bus.Bus, to any, req any, opts []CallOption) (
 		f(&o)
 	}
 	ctx = bus.WithHeaders(ctx, o.md...)
+	if o.codec != nil {
+		ctx = bus.WithCodec(ctx, o.codec)
+	}
 	var sopts []bus.StreamOption
 	if o.window != 0 {
 		sopts = append(sopts, bus.StreamWindow(o.window))
@@ -215,7 +235,7 @@ func open(ctx context.Context, b *bus.Bus, to any, req any, opts []CallOption) (
 func CallServerStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, req Req, opts ...CallOption) iter.Seq2[Resp, error] {
 	return func(yield func(Resp, error) bool) {
 		var zero Resp
-		if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+		if err := ensurePair(b.Types(), callCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 			yield(zero, err)
 			return
 		}
@@ -245,7 +265,7 @@ type ClientStream[Req, Resp any] struct {
 // OpenClientStream opens a stream to the handler registered as to
 // (HandleClientStream). ctx bounds the whole stream.
 func OpenClientStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, opts ...CallOption) (*ClientStream[Req, Resp], error) {
-	if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	if err := ensurePair(b.Types(), callCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return nil, err
 	}
 	ctx, s, err := open(ctx, b, to, nil, opts)
@@ -297,7 +317,7 @@ type BidiStream[Req, Resp any] struct {
 // OpenBidiStream opens a stream to the handler registered as to
 // (HandleBidiStream). ctx bounds the whole stream.
 func OpenBidiStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, opts ...CallOption) (*BidiStream[Req, Resp], error) {
-	if err := ensurePair(b.Types(), nil, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
+	if err := ensurePair(b.Types(), callCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return nil, err
 	}
 	ctx, s, err := open(ctx, b, to, nil, opts)
