@@ -3,6 +3,7 @@ package bus_test
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,7 +48,57 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 				t.Fatalf("pass %d: decoded %+v, DecodeEnvelope %+v", i, got, want)
 			}
 		}
+		// With data's header kept (if it was a tell's), what begins
+		// like data, or stops short of it, decodes as DecodeEnvelope does.
+		for _, other := range [][]byte{append(slices.Clone(data), 7, 8), data[:len(data)/2], data[:max(len(data)-1, 0)]} {
+			var got, want Envelope
+			err, werr := nd.Decode(other, &got), DecodeEnvelope(other, &want)
+			if (err == nil) != (werr == nil) || err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("after %x, %x decoded %+v, %v; DecodeEnvelope %+v, %v", data, other, got, err, want, werr)
+			}
+		}
 	})
+}
+
+// A decoder that keeps the last tell's header decodes every envelope of a
+// stream as DecodeEnvelope does: the same header again with other bodies,
+// none or a longer one, then a header that differs in one byte, an ask, a
+// tell with headers, and a tell that stops inside the kept header.
+func TestEnvelopeDecoderLastHeader(t *testing.T) {
+	node := NewNodeID()
+	tell := Envelope{Kind: KindTell, To: Ref{Node: node, Name: "sink", ID: 2}, Type: "[]uint8"}
+	var stream []Envelope
+	for _, body := range [][]byte{{1}, {2, 3}, nil, make([]byte, 300)} {
+		e := tell
+		e.Body = body
+		stream = append(stream, e)
+	}
+	other := tell
+	other.To.Name, other.Body = "sinc", []byte{4}
+	ask := tell
+	ask.Kind, ask.Corr, ask.Body = KindAsk, 99, []byte{5}
+	withHeaders := tell
+	withHeaders.Headers, withHeaders.Body = []Header{{"k", "v"}}, []byte{6}
+	stream = append(stream, other, tell, ask, withHeaders, tell)
+	var nd EnvelopeDecoder
+	for i, e := range stream {
+		data, err := e.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want Envelope
+		if err := nd.Decode(data, &got); err != nil {
+			t.Fatalf("envelope %d: %v", i, err)
+		}
+		if err := DecodeEnvelope(data, &want); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("envelope %d: decoded %+v, DecodeEnvelope %+v, %v", i, got, want, err)
+		}
+	}
+	data, _ := tell.AppendBinary(nil)
+	var got Envelope
+	if err := nd.Decode(data[:len(data)-3], &got); !errors.Is(err, ErrBadEnvelope) {
+		t.Fatalf("a tell cut inside the kept header: %+v, %v", got, err)
+	}
 }
 
 // A decoder that sees the same names again allocates nothing for them, and

@@ -187,9 +187,21 @@ func DecodeEnvelope(data []byte, e *Envelope) error {
 // strings indexed by length and end bytes: its size is fixed whatever a peer
 // sends, and a hit costs one comparison. The zero value is ready; a nil
 // *EnvelopeDecoder copies every string. It belongs to one goroutine.
+//
+// It also keeps the header of the last envelope it decoded that was not an
+// ask or an answer (Corr 0) and had no headers: an envelope whose bytes
+// begin with that header's bytes has that header (the encoding reads it
+// front to back and nothing after it), so a stream of tells from one
+// sender to one actor decodes each header with one comparison.
 type EnvelopeDecoder struct {
-	names [256]string
+	names   [256]string
+	last    [maxLastHeader]byte // the last header's bytes: last[:lastLen]
+	lastLen int                 // 0: none kept
+	lastEnv Envelope            // it decoded, without Body
 }
+
+// maxLastHeader is the longest envelope header an EnvelopeDecoder keeps.
+const maxLastHeader = 192
 
 // maxInternedLen is the longest string an EnvelopeDecoder keeps.
 const maxInternedLen = 128
@@ -212,6 +224,26 @@ func (nd *EnvelopeDecoder) intern(b []byte) string {
 // Decode parses one binary envelope that fills data exactly; see
 // DecodeEnvelope.
 func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
+	if nd != nil && nd.lastLen > 0 && len(data) >= nd.lastLen && string(data[:nd.lastLen]) == string(nd.last[:nd.lastLen]) {
+		*e = nd.lastEnv
+		if len(data) > nd.lastLen {
+			e.Body = data[nd.lastLen:]
+		}
+		return nil
+	}
+	err := nd.decode(data, e)
+	if nd != nil && err == nil && e.Corr == 0 && e.Headers == nil {
+		if n := len(data) - len(e.Body); n <= maxLastHeader {
+			nd.lastLen = copy(nd.last[:], data[:n])
+			nd.lastEnv = *e
+			nd.lastEnv.Body = nil
+		}
+	}
+	return err
+}
+
+// decode is Decode without the last header.
+func (nd *EnvelopeDecoder) decode(data []byte, e *Envelope) error {
 	d := decoder{b: data, names: nd}
 	if len(data) < 3 {
 		return fmt.Errorf("%w: %d bytes, shorter than the 3-byte prefix", ErrBadEnvelope, len(data))
