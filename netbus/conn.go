@@ -636,39 +636,59 @@ func (c *conn) closeSocket(sentClose bool) {
 	c.nc.Close()
 }
 
-// readLoop is the reader goroutine. It hands envelopes to the link one at a
-// time, in the order received.
+// readLoop is the reader goroutine. It hands envelopes to the link in the
+// order received, in batches: the data frames that lie whole in its buffer
+// already go together (readBatch), so a batch never waits for the socket.
 func (c *conn) readLoop() {
 	defer close(c.readerDone)
 	t := c.l.t
 	fr := newFrameReader(c.br, t.cfg.MaxFrameSize)
 	var scratch []byte
 	var names bus.EnvelopeDecoder
-	env := new(bus.Envelope) // reused: Host.Deliver keeps no reference to it
+	batch := make([]bus.Envelope, 0, readBatch)
+	// deliver hands over the batch. Once stopped, its frames are dropped:
+	// the count in our close frame leaves them out, and the peer hands
+	// them back.
+	deliver := func() {
+		if len(batch) > 0 && c.l.deliver(c, batch) && c.dataIn.Load()-c.ackOut.Load() >= ackEvery {
+			select { // acknowledge now, not at the next tick
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
+		batch = batch[:0]
+		if cap(scratch) > keepFrameBuf { // a large frame's buffer goes with it
+			scratch = nil
+		}
+	}
 	for {
 		typ, flags, p, err := fr.next()
 		if err != nil {
+			deliver()
 			c.l.close(err)
 			return
 		}
 		c.recv.Add(1)
+		if typ != frameData {
+			deliver()
+		}
 		switch typ {
 		case frameData:
-			*env = bus.Envelope{}
+			batch = batch[:len(batch)+1]
+			env := &batch[len(batch)-1]
 			if err := t.comp.decodeData(env, flags, p, &scratch, &names); err != nil {
+				batch = batch[:len(batch)-1]
+				deliver()
 				c.l.close(err)
 				return
 			}
 			c.l.received(env.Kind)
-			// Once stopped, the frame is dropped: the count in our close
-			// frame leaves it out, and the peer hands it back.
-			if c.l.deliver(c, env) && c.dataIn.Load()-c.ackOut.Load() >= ackEvery {
-				select { // acknowledge now, not at the next tick
-				case c.kick <- struct{}{}:
-				default:
-				}
+			// A decompressed body lies in scratch, which the next one
+			// would overwrite; an uncompressed one stays where it is in
+			// the buffer while the frames after it are there whole.
+			if flags&compMask != compNone || len(batch) == cap(batch) || !fr.buffered() {
+				deliver()
 			}
-			*env = bus.Envelope{} // the reader does not keep the message alive
 		case framePing:
 			if err := c.acknowledged(p); err != nil {
 				c.l.close(err)
@@ -690,11 +710,11 @@ func (c *conn) readLoop() {
 			c.l.close(fmt.Errorf("%w: frame type %d after the handshake", ErrBadFrame, typ))
 			return
 		}
-		if cap(scratch) > keepFrameBuf { // a large frame's buffer goes with it
-			scratch = nil
-		}
 	}
 }
+
+// readBatch bounds the envelopes a reader hands to its host with one call.
+const readBatch = 64
 
 // acknowledged takes the peer's acknowledgement in a ping's payload p. A
 // count that goes back, or past the data frames sent, is a protocol error.

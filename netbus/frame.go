@@ -249,6 +249,23 @@ func (fr *frameReader) inPlace() (typ, flags byte, payload []byte, ok bool, err 
 	return typ, flags, f[frameHeaderLen:], true, nil
 }
 
+// buffered reports whether the frame after the one next returned last
+// lies whole in fr.br's buffer already, and that one was returned where it
+// lies there. Reading the next frame then moves nothing in the buffer: the
+// payloads returned since it last filled stay valid.
+func (fr *frameReader) buffered() bool {
+	if fr.br == nil || fr.peek == 0 {
+		return false
+	}
+	b := fr.br.Buffered()
+	if b < fr.peek+frameHeaderLen {
+		return false
+	}
+	h, _ := fr.br.Peek(fr.peek + frameHeaderLen) // buffered: no read
+	n := binary.BigEndian.Uint32(h[fr.peek:])
+	return uint64(b) >= uint64(fr.peek)+frameHeaderLen+uint64(n)
+}
+
 // readPayload reads n bytes into fr.buf. Past its capacity the buffer grows
 // in steps, doubling from frameChunk up to n, each step once the previous
 // one is full (as io.ReadAll does).

@@ -23,7 +23,7 @@ type link struct {
 	loc   bus.Locality
 	conns []*conn // fixed after newLink
 
-	deliverMu sync.Mutex // Host.Deliver is called one envelope at a time per link; guards each conn's stopped
+	deliverMu sync.Mutex // the host is handed one envelope or batch at a time per link; guards each conn's stopped
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -126,18 +126,27 @@ func (l *link) closedByPeer(err error) {
 	})
 }
 
-// deliver hands env, which arrived on c, with its raw body, to the host,
-// which decodes the body before Deliver returns, and counts it in c's
-// dataIn. Once c is stopped it hands over nothing and reports false.
-func (l *link) deliver(c *conn, env *bus.Envelope) bool {
+// deliver hands envs, which arrived on c in this order, with their raw
+// bodies, to the host, which decodes the bodies before it returns: with one
+// DeliverBatch when the host takes batches, one Deliver each otherwise. It
+// counts them in c's dataIn. Once c is stopped it hands over nothing and
+// reports false. It clears envs: the reader does not keep the messages
+// alive, and the bodies aliased its buffer.
+func (l *link) deliver(c *conn, envs []bus.Envelope) bool {
 	l.deliverMu.Lock()
 	ok := !c.stopped
 	if ok {
-		l.t.host.Deliver(l, env)
-		c.dataIn.Add(1)
+		if bh := l.t.batchHost; bh != nil {
+			bh.DeliverBatch(l, envs)
+		} else {
+			for i := range envs {
+				l.t.host.Deliver(l, &envs[i])
+			}
+		}
+		c.dataIn.Add(uint64(len(envs)))
 	}
 	l.deliverMu.Unlock()
-	env.Body = nil // it aliased the reader's buffer
+	clear(envs)
 	return ok
 }
 

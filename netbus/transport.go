@@ -28,7 +28,9 @@ type Transport struct {
 	err  error // from validating the Config; returned by Start
 	comp *compressor
 	host bus.Host
-	log  *slog.Logger
+	// batchHost is host when it takes envelopes in batches, else nil.
+	batchHost bus.BatchHost
+	log       *slog.Logger
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -89,6 +91,7 @@ func (t *Transport) Start(h bus.Host) error {
 		return err
 	}
 	t.comp, t.host, t.log = comp, h, h.Logger()
+	t.batchHost, _ = h.(bus.BatchHost)
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
