@@ -246,13 +246,26 @@ func TestRemoteSubscriptionLyingPeer(t *testing.T) {
 // it is dead-lettered with ErrPeerGone: nothing is lost silently.
 func TestRemoteSubscriptionHeldOnPeerGone(t *testing.T) {
 	server, client := linkedPair(t)
-	const window, sent = 4, 40
+	const window, sent = 4, 80
 	sub := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowDropOldest))
-	for i := range sent {
-		if err := client.Publish("ticks.a", i); err != nil {
-			t.Fatal(err)
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := client.Publish("ticks.a", i); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	// The subscriber's buffer takes a window and grants its credit back
+	// at once; the next window waits in its queue and grants nothing. Only
+	// then is no grant on its way, and what the publisher holds stays held.
+	publish(0, sent/2)
+	eventually(t, "the subscriber's buffer and queue full", func() error {
+		if queued, buffered := bus.Queued(sub); queued != window || buffered != window {
+			return fmt.Errorf("%d queued, %d buffered", queued, buffered)
+		}
+		return nil
+	})
+	publish(sent/2, sent)
 	eventually(t, "the publisher's node holding a window", func() error {
 		if _, held := bus.RemoteSubs(client); held != window {
 			return fmt.Errorf("%d held", held)
