@@ -303,14 +303,17 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if cfg.shutdown <= 0 {
 		cfg.shutdown = DefaultShutdownTimeout
 	}
+	if cfg.weight < 0 || cfg.weight > MaxWeight {
+		return nil, fmt.Errorf("bus: instance weight must be between 0 and %d, got %d", MaxWeight, cfg.weight)
+	}
 	if cfg.replyCodec != nil {
 		if err := b.codecs.register(cfg.replyCodec); err != nil {
 			return nil, err
 		}
 	}
 	so := &defaultSpawnOpts
-	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil {
-		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec}
+	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil || cfg.weight != 0 {
+		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight}
 	}
 	p := &process{bus: b, parent: parent, opts: so, actor: a}
 	if cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil {

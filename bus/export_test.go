@@ -98,3 +98,24 @@ func TellSourcesOf(b *Bus, l Link) int {
 	}
 	return n
 }
+
+// ForgedName is an announcement of one instance of name, as a peer would
+// send it: with weight, or with none (the form a node that predates
+// weights sends) when weight is 0.
+func ForgedName(name string, id uint64, weight uint32) any {
+	return &sysNames{Add: []nameEntry{{Name: name, ID: id, Weight: weight}}}
+}
+
+// Weights is the weight placement sees for each instance of name on b.
+func Weights(b *Bus, name string) map[Ref]int {
+	v, ok := b.names.Load(name)
+	if !ok {
+		return nil
+	}
+	view := b.current(v.(*service))
+	out := map[Ref]int{}
+	for i, in := range view.inst {
+		out[in.ref] = view.cands[i].Weight
+	}
+	return out
+}

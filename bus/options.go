@@ -73,6 +73,7 @@ type actorConfig struct {
 	factory    func() Actor
 	shutdown   time.Duration
 	replyCodec Codec
+	weight     int
 }
 
 // DefaultShutdownTimeout is how long a parent waits for a child to stop
@@ -106,6 +107,16 @@ func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } 
 // WithFactory gives the bus a way to build a fresh instance of the actor,
 // used when a supervisor restarts it without supplying one.
 func WithFactory(f func() Actor) ActorOption { return func(c *actorConfig) { c.factory = f } }
+
+// MaxWeight is the largest weight an instance may have (WithWeight).
+const MaxWeight = 1 << 16
+
+// WithWeight gives a named instance weight n among its name's instances:
+// placement.WeightedRoundRobin sends it n calls for every one it sends an
+// instance of weight 1, and any strategy may read it
+// (placement.Instance.Weight). It reaches the name's other nodes with the
+// name. Zero: 1. Register fails on a weight below zero or above MaxWeight.
+func WithWeight(n int) ActorOption { return func(c *actorConfig) { c.weight = n } }
 
 // WithShutdownTimeout bounds how long the actor's parent waits for it to stop.
 // Zero: DefaultShutdownTimeout.

@@ -201,6 +201,7 @@ type spawnOpts struct {
 	factory  func() Actor
 	shutdown time.Duration
 	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
+	weight   int   // WithWeight; 0 counts as 1
 }
 
 var defaultSpawnOpts = spawnOpts{shutdown: DefaultShutdownTimeout}

@@ -44,8 +44,16 @@ type (
 	nameEntry struct {
 		Name string `json:"n" cbor:"1,keyasint"`
 		ID   uint64 `json:"i" cbor:"2,keyasint"`
+		// Weight is the instance's WithWeight, 0 for 1 (and from a node
+		// that predates it, which leaves the key out).
+		Weight uint32 `json:"w,omitempty" cbor:"3,keyasint,omitempty"`
 	}
 )
+
+// nameEntry is how p's name is announced to peers.
+func (p *process) nameEntry() nameEntry {
+	return nameEntry{Name: p.ref.Name, ID: p.ref.ID, Weight: uint32(p.opts.weight)}
+}
 
 func registerSystemTypes(t *Types) error {
 	if err := RegisterType[*sysNames](t, "xbus.names"); err != nil {
@@ -156,7 +164,7 @@ func (b *Bus) queueState(pr *peer, want bool, l Link) {
 	b.names.Range(func(_, v any) bool {
 		for _, in := range v.(*service).view.Load().inst {
 			if in.proc != nil {
-				names = append(names, nameEntry{in.ref.Name, in.ref.ID})
+				names = append(names, in.proc.nameEntry())
 			}
 		}
 		return true
@@ -838,10 +846,10 @@ func (b *Bus) handleSystem(l Link, m any) {
 			}
 		}
 		for _, e := range m.Add {
-			if validName(e.Name) != nil || pr.names[e.ID] != nil {
+			if validName(e.Name) != nil || e.Weight > MaxWeight || pr.names[e.ID] != nil {
 				continue
 			}
-			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr, stats: &placement.Stats{}}
+			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr, stats: &placement.Stats{}, weight: int(e.Weight)}
 			pr.names[e.ID] = in
 			b.addInstance(in)
 		}

@@ -32,11 +32,12 @@ type routeView struct {
 
 // instance is one place a name can be sent to.
 type instance struct {
-	ref   Ref
-	proc  *process         // local; nil for a remote instance
-	peer  *peer            // remote
-	stats *placement.Stats // the process's own for a local instance
-	timed bool             // its name's strategy may read round trips: asks to it are timed
+	ref    Ref
+	proc   *process         // local; nil for a remote instance
+	peer   *peer            // remote
+	stats  *placement.Stats // the process's own for a local instance
+	timed  bool             // its name's strategy may read round trips: asks to it are timed
+	weight int              // WithWeight, as the instance's node announced it
 }
 
 // locality reads a remote instance's nearest link from the snapshot of
@@ -58,6 +59,7 @@ func (b *Bus) newView(list []*instance) *routeView {
 		v.cands[i] = placement.Instance{
 			ID:       placement.HashID(in.ref.Node, in.ref.ID),
 			Locality: placement.Locality(b.locality(in)),
+			Weight:   in.weight,
 			Stats:    in.stats,
 		}
 	}
@@ -246,10 +248,10 @@ func (b *Bus) addName(p *process) {
 	b.namesMu.Lock()
 	defer b.namesMu.Unlock()
 	b.routesMu.Lock()
-	b.addInstance(&instance{ref: p.ref, proc: p, stats: &p.stats})
+	b.addInstance(&instance{ref: p.ref, proc: p, stats: &p.stats, weight: p.opts.weight})
 	b.routesMu.Unlock()
 	b.selfChanged()
-	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, true) })
+	b.tellPeers(func(c *control) { c.name(p.nameEntry(), true) })
 }
 
 func (b *Bus) removeName(p *process) {
@@ -259,7 +261,7 @@ func (b *Bus) removeName(p *process) {
 	b.removeInstances(p.ref.Name, func(in *instance) bool { return in.proc == p })
 	b.routesMu.Unlock()
 	b.selfChanged()
-	b.tellPeers(func(c *control) { c.name(nameEntry{p.ref.Name, p.ref.ID}, false) })
+	b.tellPeers(func(c *control) { c.name(p.nameEntry(), false) })
 }
 
 // Names returns the names with at least one instance, local or remote,
