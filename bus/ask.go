@@ -150,8 +150,13 @@ func (c *askCall) ended(err error) {
 	c.bus.observe(in, err)
 }
 
-func (c *askCall) abandonedAt(seq uint64) bool {
-	return c.state.Load() == seq<<2|callAbandoned
+// givenUp reports whether the asker of arming seq no longer waits for it,
+// as its actor sees it: the arming was abandoned, or it ended and the call
+// was recycled for another ask (only an abandoned one ends while its actor
+// still works on it, short of a Promise).
+func (c *askCall) givenUp(seq uint64) bool {
+	st := c.state.Load()
+	return st>>2 != seq || st&3 == callAbandoned
 }
 
 // spinChecks bounds how long an asker polls for its reply before it parks:

@@ -66,7 +66,7 @@ func (c *Context) Headers() []Header {
 // so long work can stop early.
 func (c *Context) Canceled() bool {
 	if call, seq := c.cur.call(); call != nil {
-		return call.abandonedAt(seq)
+		return call.givenUp(seq)
 	}
 	if in := c.cur.in(); in != nil {
 		return in.canceled.Load()
@@ -114,9 +114,7 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 	if call, seq := c.cur.call(); call != nil {
 		h := &cancelHook{seq: seq, f: f}
 		call.hooks.add(h)
-		// Given up before the hook was in, or the call ended and was
-		// recycled: the asker no longer waits.
-		if st := call.state.Load(); st>>2 != seq || st&3 == callAbandoned {
+		if call.givenUp(seq) {
 			h.fire()
 		}
 		return h.stop

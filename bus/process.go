@@ -254,7 +254,7 @@ func (p *process) Invoke(d delivery) {
 		p.stop(nil)
 		return
 	}
-	if call, seq := d.call(); call != nil && call.abandonedAt(seq) {
+	if call, seq := d.call(); call != nil && call.givenUp(seq) {
 		p.stats.Add(-1)
 		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
 		return
