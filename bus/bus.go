@@ -122,11 +122,17 @@ func New(opts ...Option) (*Bus, error) {
 			return nil, fmt.Errorf("bus: nil transport (the WithTransport option number %d of %d)", i+1, len(cfg.transports))
 		}
 	}
+	codecs := newCodecSet()
+	for _, c := range cfg.codecs {
+		if err := codecs.register(c); err != nil {
+			return nil, err
+		}
+	}
 	b := &Bus{
 		id:          cfg.nodeID,
 		name:        cfg.name,
 		types:       cfg.types,
-		codecs:      newCodecSet(),
+		codecs:      codecs,
 		transports:  cfg.transports,
 		mbDefaults:  cfg.mailbox,
 		peers:       map[NodeID]*peer{},
@@ -143,11 +149,6 @@ func New(opts ...Option) (*Bus, error) {
 		maxSpin: int32(runtime.GOMAXPROCS(0)),
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
-	}
-	for _, c := range cfg.codecs {
-		if err := b.codecs.register(c); err != nil {
-			return nil, err
-		}
 	}
 	if b.id.IsZero() {
 		b.id = NewNodeID()

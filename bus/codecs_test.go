@@ -95,6 +95,18 @@ func TestRegisterCodec(t *testing.T) {
 	if b.Codec("counted") != bus.Codec(c) || b.Codec("nope") != nil {
 		t.Fatal("Codec does not find what was registered")
 	}
+	// WithCodecs gives them at New; a clash there fails New.
+	b2, err := bus.New(bus.WithCodecs(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close(context.Background())
+	if b2.Codec("counted") != bus.Codec(c) || b2.Codec("raw") != bus.Raw {
+		t.Fatal("WithCodecs: the codec is not known")
+	}
+	if _, err := bus.New(bus.WithCodecs(c, &countingCodec{name: "counted"})); err == nil {
+		t.Fatal("New accepted two codecs under one name")
+	}
 }
 
 // TestAskInChosenCodec: an ask sent WithCodec is decoded with that codec on
