@@ -121,7 +121,7 @@ func (b *Bus) codecFor(l Link, name string) (Codec, error) {
 	if c := (*b.codecs.m.Load())[name]; c != nil {
 		return c, nil
 	}
-	return nil, fmt.Errorf("%w: %q is not known on node %s: give it to the bus there (bus.WithCodecs, or rpc.WithCodec on the handler)",
+	return nil, fmt.Errorf("%w: %q is not known on node %s: give it to the bus there (bus.WithCodecs, or rpc.WithServerCodec on the handler)",
 		ErrUnknownCodec, name, b.id.Short())
 }
 
