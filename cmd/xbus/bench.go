@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xbus-dev/xbus/internal/bench/codecbench"
 	"github.com/xbus-dev/xbus/internal/bench/netbench"
 	"github.com/xbus-dev/xbus/internal/bench/rpcbench"
 	"github.com/xbus-dev/xbus/internal/bench/shmbench"
@@ -28,7 +29,7 @@ their ratio (xbus ÷ baseline) and the target the project holds itself to.
 The suite and the flags may come in any order. While a suite runs, what
 it measures is printed on stderr.
 
-Suites: inproc (default), shm, net, supervisor, rpc, all.
+Suites: inproc (default), shm, net, supervisor, rpc, codec, all.
 
 Flags:
 `
@@ -51,6 +52,7 @@ var suites = []suite{
 	{"net", "sockets (netbus)", netbench.RunBench},
 	{"supervisor", "supervision (restart latency)", supbench.RunBench},
 	{"rpc", "rpc (a unary call beside the plain Ask)", rpcbench.RunBench},
+	{"codec", "body codecs (each beside the default, CBOR)", codecbench.RunBench},
 }
 
 func suiteNames() string {

@@ -22,7 +22,8 @@ Usage:
   xbus bench [flags] [suite]    measure the bus, each figure beside a
                                 baseline doing the same work in the same
                                 run; suites: inproc (default), shm, net,
-                                supervisor, all ("xbus bench -h" for flags)
+                                supervisor, rpc, codec, all ("xbus bench
+                                -h" for flags)
   xbus version                  print the module version and Go version
   xbus help                     print this text
 `
