@@ -249,6 +249,38 @@ func TestFailModes(t *testing.T) {
 					t.Fatalf("got %v, %v, calls %v after %v; want C alone", got, err, c.counts(), before)
 				}
 			})
+			t.Run("FailbackupFirstRefused", func(t *testing.T) {
+				// The first request is refused at once: the second goes
+				// then, not after the hedge's delay (here longer than the test).
+				c := newCluster(t, s.listen, unavailable(0), answers)
+				c.first(0)
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(time.Hour))
+				if err != nil || got.N != 1 || c.counts() != [2]int32{1, 1} {
+					t.Fatalf("got %v, %v, calls %v; want C's answer at once", got, err, c.counts())
+				}
+				// Both refuse: the last refusal is the answer.
+				c2 := newCluster(t, s.listen, unavailable(0), unavailable(0))
+				if _, err := rpc.Call[Sum](ctxFor(t), c2.A, "svc", Add{}, rpc.Failbackup(time.Millisecond)); !errors.Is(err, rpc.ErrUnavailable) || c2.counts() != [2]int32{1, 1} {
+					t.Fatalf("both refusing: %v, calls %v", err, c2.counts())
+				}
+			})
+			t.Run("NoOtherInstance", func(t *testing.T) {
+				// With the other server gone, failover has nowhere to go:
+				// the refusal stands, after one try.
+				c := newCluster(t, s.listen, unavailable(0), answers)
+				c.kill(1)
+				c.waitInstances(t, "svc", 1)
+				if _, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failover(3)); !errors.Is(err, rpc.ErrUnavailable) || c.counts() != [2]int32{1, 0} {
+					t.Fatalf("got %v, calls %v; want B's refusal", err, c.counts())
+				}
+				// Failtry gives up when the caller's ctx ends, in its pause.
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				_, err := rpc.Call[Sum](ctx, c.A, "svc", Add{}, rpc.Failtry(1000), rpc.RetryBudget(&placement.Budget{Rate: 1e6, Burst: 1000}))
+				if !errors.Is(err, rpc.ErrUnavailable) && !errors.Is(err, bus.ErrDeadline) {
+					t.Fatalf("failtry past its ctx: %v", err)
+				}
+			})
 			t.Run("RetryBudget", func(t *testing.T) {
 				// Both servers fail every call as unavailable: each call would
 				// be sent again, but the budget allows four retries in all.
