@@ -90,10 +90,12 @@
 //
 // # Graceful shutdown
 //
-// Handlers registered WithServer(srv) stop together with srv.Shutdown(ctx):
-// new calls are answered CodeUnavailable (and fail over), the calls running
-// finish within ctx (then their ctx is cancelled), and the handlers' actors
-// stop. OnShutdown adds what else must finish first.
+// Handlers registered WithServer(srv), unary and stream ones, stop
+// together with srv.Shutdown(ctx): new calls are answered CodeUnavailable
+// (and fail over) and new streams ended with it, the calls and streams
+// running finish within ctx (then their ctx is cancelled, a stream ended
+// CodeUnavailable), and the handlers' actors stop. OnShutdown adds what
+// else must finish first.
 //
 // # Streams
 //
@@ -117,6 +119,5 @@
 // the caller leaving the range, closing, or its ctx ending ends the
 // handler's ctx. See docs/streaming.md.
 //
-// Planned (not built): interceptors of streams; stream handlers under a
-// Server (WithServer). See docs/rpc.md.
+// Planned (not built): interceptors of streams. See docs/rpc.md.
 package rpc

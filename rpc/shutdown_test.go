@@ -88,3 +88,106 @@ func TestGracefulShutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestGracefulShutdownStreams: a server stream in flight when its server
+// shuts down runs to its end; a new one is refused as unavailable; one
+// still running at the shutdown's deadline is ended, coded.
+func TestGracefulShutdownStreams(t *testing.T) {
+	for _, s := range sockets {
+		t.Run(s.name, func(t *testing.T) {
+			c := newCluster(t, s.listen, answers, answers)
+			release := make(chan struct{})
+			began := make(chan struct{}, 2)
+			if _, err := rpc.HandleServerStream(c.S[0], "count", func(ctx context.Context, n Add, send func(Sum) error) error {
+				began <- struct{}{}
+				for i := range n.A {
+					if i == 1 {
+						select {
+						case <-release:
+						case <-ctx.Done():
+							return ctx.Err()
+						}
+					}
+					if err := send(Sum{i}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, rpc.WithServer(c.srv[0])); err != nil {
+				t.Fatal(err)
+			}
+			c.waitInstances(t, "count", 1)
+			read := func(ctx context.Context, n int) (got []int, err error) {
+				for v, err := range rpc.CallServerStream[Sum](ctx, c.A, "count", Add{A: n}) {
+					if err != nil {
+						return got, err
+					}
+					got = append(got, v.N)
+				}
+				return got, nil
+			}
+			type result struct {
+				got []int
+				err error
+			}
+			first := make(chan result, 1)
+			go func() { got, err := read(ctxFor(t), 3); first <- result{got, err} }()
+			<-began
+			done := make(chan error, 1)
+			go func() { done <- c.srv[0].Shutdown(ctxFor(t)) }()
+			// Once the server drains, a new stream is refused.
+			for {
+				_, err := read(ctxFor(t), 1)
+				if errors.Is(err, rpc.ErrUnavailable) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("a new stream while shutting down: %v, want CodeUnavailable", err)
+				}
+				<-began // it was served before the shutdown began
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+			if r := <-first; r.err != nil || len(r.got) != 3 {
+				t.Fatalf("the stream in flight: %v, %v; want all three items", r.got, r.err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+
+			// A stream still running at the deadline is ended.
+			srv := rpc.NewServer(c.S[1])
+			running := make(chan struct{})
+			if _, err := rpc.HandleServerStream(c.S[1], "stuck", func(ctx context.Context, _ Add, send func(Sum) error) error {
+				if err := send(Sum{1}); err != nil {
+					return err
+				}
+				close(running)
+				<-ctx.Done()
+				return ctx.Err()
+			}, rpc.WithServer(srv)); err != nil {
+				t.Fatal(err)
+			}
+			c.waitInstances(t, "stuck", 1)
+			stuck := make(chan error, 1)
+			go func() {
+				for _, err := range rpc.CallServerStream[Sum](ctxFor(t), c.A, "stuck", Add{}) {
+					if err != nil {
+						stuck <- err
+						return
+					}
+				}
+				stuck <- nil
+			}()
+			<-running
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Shutdown: %v, want its deadline", err)
+			}
+			if err := <-stuck; !errors.Is(err, rpc.ErrUnavailable) {
+				t.Fatalf("the stuck stream ended with %v, want CodeUnavailable", err)
+			}
+		})
+	}
+}

@@ -92,6 +92,7 @@ type streamServer struct {
 	name, kind string
 	run        func(context.Context, *bus.Stream) error
 	log        interface{ Error(string, ...any) }
+	srv        *Server // WithServer; nil for none
 }
 
 func registerStream(b *bus.Bus, name, kind string, run func(context.Context, *bus.Stream) error, opts []Option) (bus.Ref, error) {
@@ -99,12 +100,16 @@ func registerStream(b *bus.Bus, name, kind string, run func(context.Context, *bu
 	for _, f := range opts {
 		f(&o)
 	}
-	return b.Register(name, &streamServer{name: name, kind: kind, run: run, log: b.Logger()}, o.actorOptions()...)
+	return register(b, name, &streamServer{name: name, kind: kind, run: run, log: b.Logger(), srv: o.server}, &o)
 }
 
 func (ss *streamServer) Receive(c *bus.Context, msg any) error {
 	switch m := msg.(type) {
 	case *bus.Stream:
+		if ss.srv != nil && !ss.srv.enter() {
+			m.Close(Errorf(CodeUnavailable, "rpc: %s: the server is shutting down", ss.name))
+			return nil
+		}
 		go ss.serve(m)
 	case bus.Started, bus.Stopping, bus.Restarting, bus.Terminated:
 	default:
@@ -118,6 +123,15 @@ func (ss *streamServer) Receive(c *bus.Context, msg any) error {
 // serve runs the handler on one stream and ends the stream with its
 // outcome.
 func (ss *streamServer) serve(s *bus.Stream) {
+	if ss.srv != nil {
+		// A stream still running when its server's shutdown deadline
+		// passes is ended, its handler's ctx with it.
+		stop := context.AfterFunc(ss.srv.hard, func() {
+			s.Close(Errorf(CodeUnavailable, "rpc: %s: the server shut down", ss.name))
+		})
+		defer ss.srv.leave()
+		defer stop()
+	}
 	ctx := s.Context()
 	if hs := s.Headers(); len(hs) > 0 {
 		ctx = context.WithValue(ctx, incomingKey{}, MD(hs))
