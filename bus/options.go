@@ -29,6 +29,19 @@ type config struct {
 	streamWindow         int
 }
 
+// Options makes one option of several, applied in order: what a package
+// that configures a bus in one step returns (samehost.Enable gives a
+// transport and a discovery source).
+func Options(opts ...Option) Option {
+	return func(c *config) {
+		for _, o := range opts {
+			if o != nil {
+				o(c)
+			}
+		}
+	}
+}
+
 // WithName names the node in logs and in what it tells its peers. Zero: "xbus".
 func WithName(name string) Option { return func(c *config) { c.name = name } }
 

@@ -14,21 +14,17 @@ import (
 	"github.com/xbus-dev/xbus/bus/discovery/samehost"
 )
 
-// Two nodes started the same way find each other through the runtime
-// directory and link over shared memory. Real programs leave Config zero
-// (the user's runtime directory); the example uses a directory of its own.
+// Two nodes started the same way, with one option, find each other through
+// the runtime directory and link over shared memory. Real programs leave
+// Config zero (the user's runtime directory); the example uses a directory
+// of its own.
 func Example() {
 	tmp, _ := os.MkdirTemp("", "samehost-example")
 	defer os.RemoveAll(tmp)
 	cfg := samehost.Config{Dir: filepath.Join(tmp, "xbus")}
 
 	node := func() *bus.Bus {
-		tr, err := samehost.Transport(cfg)
-		if err != nil {
-			panic(err)
-		}
-		b, err := bus.New(bus.WithLogger(slog.New(slog.DiscardHandler)),
-			bus.WithTransport(tr), bus.WithDiscovery(samehost.New(cfg)))
+		b, err := bus.New(bus.WithLogger(slog.New(slog.DiscardHandler)), samehost.Enable(cfg))
 		if err != nil {
 			panic(err)
 		}

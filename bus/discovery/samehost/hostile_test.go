@@ -164,5 +164,9 @@ func TestUnsafeDirectoryRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("a bus with a source in %s: %v, want %q", dir, err, want)
 		}
+		_, err = bus.New(bus.WithLogger(slog.New(slog.DiscardHandler)), samehost.Enable(samehost.Config{Dir: dir}))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a bus enabled in %s: %v, want %q", dir, err, want)
+		}
 	}
 }

@@ -75,12 +75,7 @@ func runHelper(dir string) {
 }
 
 func newNode(dir string, sockets bool, log *slog.Logger) (*bus.Bus, error) {
-	cfg := samehost.Config{Dir: dir, Interval: interval, Sockets: sockets}
-	tr, err := samehost.Transport(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return bus.New(bus.WithLogger(log), bus.WithTransport(tr), bus.WithDiscovery(samehost.New(cfg)))
+	return bus.New(bus.WithLogger(log), samehost.Enable(samehost.Config{Dir: dir, Interval: interval, Sockets: sockets}))
 }
 
 type child struct {

@@ -151,13 +151,8 @@ func TestSlowNodeGetsFewerAsksAcrossProcesses(t *testing.T) {
 			spawn(t, dir, env...)
 			spawn(t, dir, env...)
 			run := func(s placement.Strategy) map[string]int {
-				cfg := samehost.Config{Dir: dir, Interval: interval, Sockets: sockets}
-				tr, err := samehost.Transport(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := bus.New(bus.WithLogger(slog.New(slog.DiscardHandler)), bus.WithTransport(tr),
-					bus.WithDiscovery(samehost.New(cfg)), bus.WithPlacementFor("svc", s))
+				b, err := bus.New(bus.WithLogger(slog.New(slog.DiscardHandler)),
+					samehost.Enable(samehost.Config{Dir: dir, Interval: interval, Sockets: sockets}), bus.WithPlacementFor("svc", s))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -19,15 +19,18 @@
 // another user, are oversized or do not decode are logged once each and
 // ignored.
 //
-// A node announces the addresses its transports listen on (bus.Listener);
-// Transport gives it one in the directory:
+// Enable is the one option that does it all: a transport listening in the
+// directory (Transport) and the source that announces it and finds the
+// others (New):
 //
-//	tr, err := samehost.Transport(samehost.Config{})
-//	...
-//	b, err := bus.New(bus.WithTransport(tr), bus.WithDiscovery(samehost.New(samehost.Config{})))
+//	b, err := bus.New(samehost.Enable(samehost.Config{}))
 //
 // Two processes started so find each other and link over shared memory
-// (Unix sockets where shared memory is not supported).
+// (Unix sockets where shared memory is not supported). A directory that
+// cannot be used fails bus.New with the reason. Transport and New give the
+// two parts for a bus that wants only one of them, or other transports
+// beside (a node announces the addresses of all its transports that
+// implement bus.Listener).
 package samehost
 
 import (
@@ -125,6 +128,26 @@ func Transport(cfg Config) (bus.Transport, error) {
 	}
 	return netbus.New(netbus.Config{Listen: []string{"unix://" + path}}), nil
 }
+
+// Enable returns the option that links a bus to every other node of this
+// user on this host with no further configuration: Transport(cfg) and
+// New(cfg) given together. When the runtime directory cannot be used,
+// bus.New fails with the reason.
+func Enable(cfg Config) bus.Option {
+	tr, err := Transport(cfg)
+	if err != nil {
+		tr = refused{err}
+	}
+	return bus.Options(bus.WithTransport(tr), bus.WithDiscovery(New(cfg)))
+}
+
+// refused is the transport Enable gives when Transport failed: it reports
+// the failure when the bus starts it.
+type refused struct{ err error }
+
+func (refused) Schemes() []string               { return nil }
+func (r refused) Start(bus.Host) error          { return r.err }
+func (refused) Close(ctx context.Context) error { return nil }
 
 // Source finds the other nodes of the runtime directory and announces this
 // one. It implements bus.Discovery.
