@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/rpc"
+	"github.com/xbus-dev/xbus/shmbus"
 )
 
 // cluster is a caller A linked to two servers, B and C, each a node of its
@@ -32,30 +34,54 @@ type cluster struct {
 	start  chan int        // a waiting handler started, on that server
 }
 
-// sockets are the transports the fail modes run over: real sockets
-// between nodes, a Unix one and TCP.
-var sockets = []struct {
+// links are the transports between nodes that the fail modes and the
+// graceful shutdown run over: a Unix socket, TCP and shared memory.
+type links struct {
 	name   string
-	listen func(t *testing.T) string
-}{
-	{"unix", func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "s.sock") }},
-	{"tcp", func(*testing.T) string { return "tcp://127.0.0.1:0" }},
+	server func(t *testing.T) (tr bus.Transport, addr func() string) // a server's end, listening at addr() once started
+	client func(addrs []string) bus.Transport                        // the caller's end, linked to addrs
 }
+
+var sockets = func() []links {
+	netLinks := func(name string, listen func(t *testing.T) string) links {
+		return links{name,
+			func(t *testing.T) (bus.Transport, func() string) {
+				tr := netbus.New(netbus.Config{Listen: []string{listen(t)}})
+				return tr, func() string { return tr.Addrs()[0] }
+			},
+			func(addrs []string) bus.Transport { return netbus.New(netbus.Config{Peers: addrs}) },
+		}
+	}
+	ls := []links{
+		netLinks("unix", func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "s.sock") }),
+		netLinks("tcp", func(*testing.T) string { return "tcp://127.0.0.1:0" }),
+	}
+	if runtime.GOOS == "linux" {
+		ls = append(ls, links{"shm",
+			func(t *testing.T) (bus.Transport, func() string) {
+				path := filepath.Join(t.TempDir(), "s.sock")
+				return shmbus.New(shmbus.Config{Listen: path}), func() string { return path }
+			},
+			func(addrs []string) bus.Transport { return shmbus.New(shmbus.Config{Dial: addrs}) },
+		})
+	}
+	return ls
+}()
 
 // newCluster starts B and C, each serving "svc" with its own handler, and
 // A linked to both, and waits until A sees both instances.
-func newCluster(t *testing.T, listen func(*testing.T) string, handlers ...handler) *cluster {
+func newCluster(t *testing.T, l links, handlers ...handler) *cluster {
 	t.Helper()
 	c := &cluster{ended: make(chan error, 4), start: make(chan int, 4)}
 	var addrs []string
 	for i := range c.S {
-		tr := netbus.New(netbus.Config{Listen: []string{listen(t)}})
+		tr, addr := l.server(t)
 		c.taps[i] = bustest.NewTap(tr)
 		c.S[i] = bustest.NewBus(t, c.taps[i], bus.WithName(fmt.Sprintf("s%d", i)))
 		c.srv[i] = rpc.NewServer(c.S[i])
-		addrs = append(addrs, tr.Addrs()...)
+		addrs = append(addrs, addr())
 	}
-	c.A = bustest.NewBus(t, netbus.New(netbus.Config{Peers: addrs}), bus.WithName("a"),
+	c.A = bustest.NewBus(t, l.client(addrs), bus.WithName("a"),
 		bus.WithPlacement(placement.Func(func(in []placement.Instance, _ placement.Call) int {
 			for i, x := range in {
 				if _, ok := c.prefer.Load(x.ID); ok {
@@ -160,7 +186,7 @@ func TestFailModes(t *testing.T) {
 	for _, s := range sockets {
 		t.Run(s.name, func(t *testing.T) {
 			t.Run("FailfastAndFailover", func(t *testing.T) {
-				c := newCluster(t, s.listen, unavailable(0), answers)
+				c := newCluster(t, s, unavailable(0), answers)
 				c.first(0)
 				_, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failfast())
 				if !errors.Is(err, rpc.ErrUnavailable) || c.counts() != [2]int32{1, 0} {
@@ -173,7 +199,7 @@ func TestFailModes(t *testing.T) {
 				}
 			})
 			t.Run("ApplicationErrorNotRetried", func(t *testing.T) {
-				c := newCluster(t, s.listen, func(*cluster, int) func(context.Context, Add) (Sum, error) {
+				c := newCluster(t, s, func(*cluster, int) func(context.Context, Add) (Sum, error) {
 					return func(context.Context, Add) (Sum, error) { return Sum{}, rpc.Errorf(rpc.CodeNotFound, "no") }
 				}, answers)
 				c.first(0)
@@ -184,7 +210,7 @@ func TestFailModes(t *testing.T) {
 			})
 			t.Run("FailoverOnKill", func(t *testing.T) {
 				for _, idem := range []bool{false, true} {
-					c := newCluster(t, s.listen, waits, answers)
+					c := newCluster(t, s, waits, answers)
 					c.first(0)
 					opts := []rpc.CallOption{rpc.Failover(2)}
 					if idem {
@@ -212,13 +238,13 @@ func TestFailModes(t *testing.T) {
 				}
 			})
 			t.Run("Failtry", func(t *testing.T) {
-				c := newCluster(t, s.listen, unavailable(2), answers)
+				c := newCluster(t, s, unavailable(2), answers)
 				c.first(0)
 				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failtry(3))
 				if err != nil || got.N != 0 || c.counts() != [2]int32{3, 0} {
 					t.Fatalf("got %v, %v, calls %v; want B's answer on its third try", got, err, c.counts())
 				}
-				c2 := newCluster(t, s.listen, unavailable(5), answers)
+				c2 := newCluster(t, s, unavailable(5), answers)
 				c2.first(0)
 				_, err = rpc.Call[Sum](ctxFor(t), c2.A, "svc", Add{}, rpc.Failtry(2))
 				if !errors.Is(err, rpc.ErrUnavailable) || c2.counts() != [2]int32{3, 0} {
@@ -226,7 +252,7 @@ func TestFailModes(t *testing.T) {
 				}
 			})
 			t.Run("Failbackup", func(t *testing.T) {
-				c := newCluster(t, s.listen, waits, answers)
+				c := newCluster(t, s, waits, answers)
 				c.first(0)
 				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(20*time.Millisecond))
 				if err != nil || got.N != 1 {
@@ -252,14 +278,14 @@ func TestFailModes(t *testing.T) {
 			t.Run("FailbackupFirstRefused", func(t *testing.T) {
 				// The first request is refused at once: the second goes
 				// then, not after the hedge's delay (here longer than the test).
-				c := newCluster(t, s.listen, unavailable(0), answers)
+				c := newCluster(t, s, unavailable(0), answers)
 				c.first(0)
 				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(time.Hour))
 				if err != nil || got.N != 1 || c.counts() != [2]int32{1, 1} {
 					t.Fatalf("got %v, %v, calls %v; want C's answer at once", got, err, c.counts())
 				}
 				// Both refuse: the last refusal is the answer.
-				c2 := newCluster(t, s.listen, unavailable(0), unavailable(0))
+				c2 := newCluster(t, s, unavailable(0), unavailable(0))
 				if _, err := rpc.Call[Sum](ctxFor(t), c2.A, "svc", Add{}, rpc.Failbackup(time.Millisecond)); !errors.Is(err, rpc.ErrUnavailable) || c2.counts() != [2]int32{1, 1} {
 					t.Fatalf("both refusing: %v, calls %v", err, c2.counts())
 				}
@@ -267,7 +293,7 @@ func TestFailModes(t *testing.T) {
 			t.Run("NoOtherInstance", func(t *testing.T) {
 				// With the other server gone, failover has nowhere to go:
 				// the refusal stands, after one try.
-				c := newCluster(t, s.listen, unavailable(0), answers)
+				c := newCluster(t, s, unavailable(0), answers)
 				c.kill(1)
 				c.waitInstances(t, "svc", 1)
 				if _, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failover(3)); !errors.Is(err, rpc.ErrUnavailable) || c.counts() != [2]int32{1, 0} {
@@ -285,7 +311,7 @@ func TestFailModes(t *testing.T) {
 				// Both servers fail every call as unavailable: each call would
 				// be sent again, but the budget allows four retries in all.
 				for _, mode := range []rpc.CallOption{rpc.Failtry(5), rpc.Failover(5)} {
-					c := newCluster(t, s.listen, unavailable(0), unavailable(0))
+					c := newCluster(t, s, unavailable(0), unavailable(0))
 					budget := &placement.Budget{Rate: 0.001, Burst: 4} // no refill within the test
 					const calls = 20
 					for range calls {

@@ -11,8 +11,9 @@ import (
 )
 
 // TestGracefulShutdown shuts server B down while a call runs on it, over a
-// Unix socket and TCP: the call finishes; a new call to B is refused as
-// unavailable and, by default, answered by C; B's names then leave A.
+// Unix socket, TCP and shared memory: the call finishes; a new call to B
+// is refused as unavailable and, by default, answered by C; B's names then
+// leave A.
 func TestGracefulShutdown(t *testing.T) {
 	for _, s := range sockets {
 		t.Run(s.name, func(t *testing.T) {
@@ -25,7 +26,7 @@ func TestGracefulShutdown(t *testing.T) {
 						return Sum{10 + i}, nil
 					}
 				}
-				c := newCluster(t, s.listen, gate, answers)
+				c := newCluster(t, s, gate, answers)
 				// other is a second handler of each server, free while svc is busy.
 				c.serve(t, "other", answers, answers)
 				c.first(0)
@@ -68,7 +69,7 @@ func TestGracefulShutdown(t *testing.T) {
 				}
 			})
 			t.Run("DeadlineCancelsInFlight", func(t *testing.T) {
-				c := newCluster(t, s.listen, waits, answers)
+				c := newCluster(t, s, waits, answers)
 				c.first(0)
 				inflight := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{})
 				c.started(t, 0)
@@ -95,7 +96,7 @@ func TestGracefulShutdown(t *testing.T) {
 func TestGracefulShutdownStreams(t *testing.T) {
 	for _, s := range sockets {
 		t.Run(s.name, func(t *testing.T) {
-			c := newCluster(t, s.listen, answers, answers)
+			c := newCluster(t, s, answers, answers)
 			release := make(chan struct{})
 			began := make(chan struct{}, 2)
 			if _, err := rpc.HandleServerStream(c.S[0], "count", func(ctx context.Context, n Add, send func(Sum) error) error {
