@@ -46,7 +46,8 @@
 // after it. docs/wire.md specifies every byte.
 //
 // Each connection has one writer goroutine: senders encode their frame
-// without a lock, append it to the connection's queue and kick the writer,
+// into the connection's queue under a short lock (a frame to compress, or
+// one that must wait for room, is encoded before it) and kick the writer,
 // which writes everything queued in one call, so a busy connection makes
 // one syscall per batch and an idle one flushes at once. A lone ask or
 // reply on a quiet link (no other call in flight) skips the hand-off: its
@@ -54,7 +55,9 @@
 // writer, which saves two goroutine wake-ups per round trip (on Unix, over a
 // plain socket; under TLS or elsewhere every frame goes through the writer).
 // A reader goroutine
-// decodes frames and hands them to the bus in order. Pings flow when a
+// decodes frames and hands them to the bus in order, the frames its buffer
+// already holds whole together (bus.BatchHost), never waiting to fill a
+// batch. Pings flow when a
 // connection has been quiet for Config.HeartbeatInterval, or its reader read
 // data frames since the last one (a ping acknowledges them); a peer silent for
 // Config.IdleTimeout is declared dead.
