@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +257,92 @@ func TestHeartbeat(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// batchHost is a testHost that takes batches, as the bus does, and keeps
+// the correlation id of every envelope it is handed, in order.
+type batchHost struct {
+	*testHost
+	mu    sync.Mutex
+	corrs []uint64
+	calls int // DeliverBatch calls
+}
+
+func (h *batchHost) DeliverBatch(l bus.Link, envs []bus.Envelope) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	for _, e := range envs {
+		h.corrs = append(h.corrs, e.Corr)
+	}
+}
+
+func (h *batchHost) Deliver(l bus.Link, env *bus.Envelope) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.corrs = append(h.corrs, env.Corr)
+}
+
+// TestBatchBeforeGarbage: a peer publishes ten good envelopes and then one
+// whose header does not decode, all at once, so that one poll takes them
+// together. The ten are handed to the bus, in order and in batches, before
+// the link goes down for the bad one: a record that breaks the protocol
+// loses nothing that came before it.
+func TestBatchBeforeGarbage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	h := &batchHost{testHost: newTestHost()}
+	tr := New(Config{Listen: path, RingSize: MinRingSize})
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	_, mem := rawPeer(t, path, MinRingSize)
+	<-h.up
+	ring := mem[ringOffset : ringOffset+MinRingSize]
+	var at []uint64 // where each record starts
+	pos := uint64(0)
+	put := func(payload []byte) {
+		binary.LittleEndian.PutUint32(ring[pos+8:], uint32(len(payload)))
+		binary.LittleEndian.PutUint32(ring[pos+12:], recordData)
+		copy(ring[pos+recordHeaderLen:], payload)
+		at = append(at, pos)
+		pos += align(recordHeaderLen+uint64(len(payload)), recordAlign)
+	}
+	const good = 10
+	for i := range good {
+		env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Corr: uint64(i + 1)}
+		b, err := env.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(b)
+	}
+	put([]byte("\xff\xff\xff\xff\xff"))
+	atomic32(mem, offDrained).Store(1) // our reader took all: the link's end need not wait for it
+	atomic64(mem, offTail).Store(pos)
+	for i := len(at) - 1; i >= 0; i-- { // the first published last: one poll sees them all
+		atomic64(ring, at[i]).Store((at[i] + 1) ^ 42)
+	}
+	atomic32(mem, offDoorbell).Add(1)
+	shmsys.FutexWake(atomic32(mem, offDoorbell))
+	select {
+	case err := <-h.down:
+		if !errors.Is(err, bus.ErrBadEnvelope) {
+			t.Fatalf("link down with %v, want ErrBadEnvelope", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("link not closed after a bad envelope")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := make([]uint64, good)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	if !slices.Equal(h.corrs, want) {
+		t.Fatalf("delivered %v, want %v", h.corrs, want)
+	}
+	if h.calls == 0 || h.calls > good {
+		t.Fatalf("%d DeliverBatch calls for %d envelopes", h.calls, good)
+	}
 }

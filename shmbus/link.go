@@ -401,7 +401,8 @@ func (b *inBatch) copy(p []byte) []byte {
 }
 
 // poll takes up to a batch of records from the ring and hands the bus
-// every whole envelope among them.
+// every whole envelope among them, also those before a record that ends
+// the link (err).
 func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
 	n, err := l.cons.poll(batchMax, handle)
 	l.flush()
@@ -468,8 +469,7 @@ func (l *link) add(b []byte) error {
 	*env = bus.Envelope{}
 	if err := l.names.Decode(b, env); err != nil {
 		*env = bus.Envelope{}
-		l.flush() // what came before it is delivered
-		return err
+		return err // poll delivers what came before it
 	}
 	if in.n++; in.n == batchMax {
 		l.flush()
