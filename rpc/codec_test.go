@@ -170,6 +170,17 @@ var _ = addRows(
 		if got, err := rpc.Call[Sum](ctxFor(t), p.A, "codec.add", Add{1, 2}); err != nil || got.N != 3 {
 			t.Fatalf("the next call on the link: %v, %v", got, err)
 		}
+		// A stream opened in it ends with the same refusal.
+		var last error
+		for _, err := range rpc.CallServerStream[Sum](ctxFor(t), p.A, "codec.count", Add{A: 3}, rpc.WithCodec(stranger)) {
+			last = err
+		}
+		if !errors.Is(last, bus.ErrUnknownCodec) {
+			t.Fatalf("a stream opened in a codec the handler's node lacks ended with %v, want ErrUnknownCodec", last)
+		}
+		if n := streamSum(t, p, "codec.count"); n != 6 {
+			t.Fatalf("a stream after the refusal: sum %d", n)
+		}
 	}},
 	row{name: "RawRefusesStructs", remote: true, run: func(t *testing.T, p *pair) {
 		_, err := rpc.Call[Sum](ctxFor(t), p.A, "codec.add", Add{1, 2}, rpc.WithCodec(raw.Codec))
