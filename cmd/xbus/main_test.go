@@ -90,6 +90,7 @@ func TestBenchQuickPrintsEveryRow(t *testing.T) {
 		{"Tell to a Ref 2→1", true},
 		{"Tell " + strconv.Itoa(n) + "→" + strconv.Itoa(n), true},
 		{"Tell by name 1→1", true},
+		{"Tell by name to 3 instances", true},
 		{"Ask round trip p50 (chan", true},
 		{"Ask round trip p99 (chan", true},
 		{"Ask round trip p50, actor WithInline", true},

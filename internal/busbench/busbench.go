@@ -40,23 +40,13 @@ func closeBus(b *bus.Bus) {
 // actor i%actors, and returns the time until every actor has handled its
 // share, or an error if that takes over a minute.
 func Tell(total, senders, actors int) (time.Duration, error) {
-	return tell(total, senders, actors, false)
-}
-
-// TellByName is Tell with each actor registered under a name and told by
-// it, as bus.Tell resolves a string.
-func TellByName(total, senders, actors int) (time.Duration, error) {
-	return tell(total, senders, actors, true)
-}
-
-func tell(total, senders, actors int, byName bool) (time.Duration, error) {
 	b, err := newBus()
 	if err != nil {
 		return 0, err
 	}
 	defer closeBus(b)
 	per, want := benchkit.Shares(total, senders, actors)
-	targets := make([]any, actors) // a Ref, or with byName a name
+	targets := make([]any, actors) // Refs boxed once: a Ref boxed per Tell would allocate
 	dones := make([]chan struct{}, actors)
 	for i := range actors {
 		done, n, w := make(chan struct{}), 0, want[i]
@@ -69,16 +59,11 @@ func tell(total, senders, actors int, byName bool) (time.Duration, error) {
 			}
 			return nil
 		})
-		if byName {
-			name := fmt.Sprintf("counter-%d", i)
-			_, err = b.Register(name, counter)
-			targets[i] = name
-		} else {
-			targets[i], err = b.Spawn(counter)
-		}
+		ref, err := b.Spawn(counter)
 		if err != nil {
 			return 0, err
 		}
+		targets[i] = ref
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -146,4 +131,48 @@ func SpawnIdle(n int) (time.Duration, float64, error) {
 		err = cerr
 	}
 	return d, per, err
+}
+
+// TellSpread sends total copies of Msg from one goroutine to instances
+// actors registered under one name: by the name when byName (placed on
+// every Tell), else to their Refs in turn. It returns the time until every
+// message has been handled, or an error if that takes over a minute.
+func TellSpread(total, instances int, byName bool) (time.Duration, error) {
+	b, err := newBus()
+	if err != nil {
+		return 0, err
+	}
+	defer closeBus(b)
+	var got atomic.Int64
+	done := make(chan struct{})
+	counter := bus.ActorFunc(func(_ *bus.Context, m any) error {
+		if m == Msg && got.Add(1) == int64(total) {
+			close(done)
+		}
+		return nil
+	})
+	refs := make([]any, instances)
+	for i := range refs {
+		if refs[i], err = b.Register("spread", counter); err != nil {
+			return 0, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := benchkit.Fanout(ctx, 1, total, func(_, n int) error {
+		for i := range n {
+			var to any = "spread"
+			if !byName {
+				to = refs[i%instances]
+			}
+			if err := b.Tell(to, Msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, []chan struct{}{done})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("tell: actors did not receive every message within a minute")
+	}
+	return d, err
 }
