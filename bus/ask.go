@@ -13,8 +13,8 @@ import (
 // sequence number with the call's status, so a reply meant for an earlier
 // arming of a reused call can never complete a later one.
 type askCall struct {
-	state atomic.Uint64 // seq<<2 | status
-	done  chan struct{} // signalled once per completed blocking ask
+	state atomic.Uint64 // seq<<stateBits | status
+	done  chan struct{} // signalled once per completed ask whose asker parked
 	bus   *Bus
 	reply any
 	err   error
@@ -43,11 +43,27 @@ type askCall struct {
 	replyHeaders []Header // the reply's (Context.SetReplyHeaders)
 }
 
+// A call's status, in state's low stateBits. The completer sends a token on
+// done only to an asker that parked: one that polls sees callDone and takes
+// the outcome without a channel operation on either side.
 const (
-	callWaiting   = 0
-	callDone      = 1
-	callAbandoned = 2
+	callWaiting    = 0 // the asker has not parked (it polls, or is sending)
+	callParked     = 1 // the asker waits on done for a token
+	callCompleting = 2 // the completer won and is storing the outcome
+	callDone       = 3 // the outcome is stored
+	callAbandoned  = 4
+
+	stateBits = 3
+	stateMask = 1<<stateBits - 1
 )
+
+// open reports whether arming seq of c is still waiting for its outcome
+// (polled or parked), with the state read and whether its asker parked.
+func (c *askCall) open(seq uint64) (s uint64, parked, ok bool) {
+	s = c.state.Load()
+	st := s & stateMask
+	return s, st == callParked, s>>stateBits == seq && (st == callWaiting || st == callParked)
+}
 
 // getCall takes a call from the bus's pool. The pool is the bus's, not the
 // process's, so that a bus made in a testing/synctest bubble never hands a
@@ -57,8 +73,8 @@ func (b *Bus) getCall() (*askCall, uint64) {
 	if c == nil {
 		c = &askCall{done: make(chan struct{}, 1), bus: b}
 	}
-	seq := c.state.Load()>>2 + 1
-	c.state.Store(seq << 2)
+	seq := c.state.Load()>>stateBits + 1
+	c.state.Store(seq << stateBits)
 	return c, seq
 }
 
@@ -98,8 +114,16 @@ func (c *askCall) complete(seq uint64, reply any, err error) bool {
 // completeWith is complete with the reply's headers, for its asker to take
 // (WithReplyHeaders).
 func (c *askCall) completeWith(seq uint64, reply any, err error, hs []Header) bool {
-	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callDone) {
-		return false
+	var parked bool
+	for {
+		s, p, ok := c.open(seq)
+		if !ok {
+			return false
+		}
+		if c.state.CompareAndSwap(s, seq<<stateBits|callCompleting) {
+			parked = p
+			break
+		}
 	}
 	c.reply, c.err, c.replyHeaders = reply, err, hs
 	if c.peer != nil {
@@ -108,23 +132,33 @@ func (c *askCall) completeWith(seq uint64, reply any, err error, hs []Header) bo
 	if c.inst != nil {
 		c.ended(err)
 	}
-	if c.cb != nil {
-		owner, fn := c.owner, c.cb
+	owner, fn := c.owner, c.cb
+	// From here a polling asker may take the outcome and recycle c.
+	c.state.Store(seq<<stateBits | callDone)
+	if fn != nil {
 		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
 			owner.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
 		}
 		owner.bus.putCall(c)
 		return true
 	}
-	c.done <- struct{}{}
+	if parked {
+		c.done <- struct{}{}
+	}
 	return true
 }
 
 // abandon gives up on arming seq, for the reason why; false means the
 // outcome is already there.
 func (c *askCall) abandon(seq uint64, why error) bool {
-	if !c.state.CompareAndSwap(seq<<2|callWaiting, seq<<2|callAbandoned) {
-		return false
+	for {
+		s, _, ok := c.open(seq)
+		if !ok {
+			return false
+		}
+		if c.state.CompareAndSwap(s, seq<<stateBits|callAbandoned) {
+			break
+		}
 	}
 	if c.peer != nil {
 		c.peer.inflight.Add(-1)
@@ -156,7 +190,7 @@ func (c *askCall) ended(err error) {
 // still works on it, short of a Promise).
 func (c *askCall) givenUp(seq uint64) bool {
 	st := c.state.Load()
-	return st>>2 != seq || st&3 == callAbandoned
+	return st>>stateBits != seq || st&stateMask == callAbandoned
 }
 
 // spinChecks bounds how long an asker polls for its reply before it parks:
@@ -192,24 +226,26 @@ func (c *askCall) mayPoll() bool {
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	if b.spinners.Add(1) <= b.maxSpin && c.mayPoll() {
 		for range spinChecks {
-			if c.state.Load() != seq<<2|callWaiting {
+			if c.state.Load() != seq<<stateBits|callWaiting {
 				break
 			}
 			runtime.Gosched()
 		}
 	}
 	b.spinners.Add(-1)
-	if c.state.Load() == seq<<2|callDone {
-		// Answered: its completer sends the token right after the reply.
-		// A plain receive, because a select over three channels locks and
-		// unlocks all three even when one is ready.
-		<-c.done
-		reply, err := c.reply, c.err
-		if c.replyHeaders != nil {
-			takeReplyHeaders(ctx, c.replyHeaders)
+	// Park, unless the outcome is there or being stored: a completer that
+	// finds the asker parked sends it a token once the outcome is stored.
+	for parked := false; !parked; {
+		switch s := c.state.Load(); s & stateMask {
+		case callDone:
+			return b.taken(ctx, c)
+		case callCompleting:
+			runtime.Gosched() // the completer is storing it
+		case callWaiting:
+			parked = c.state.CompareAndSwap(s, seq<<stateBits|callParked)
+		default: // parked or abandoned: only this asker does either, so never
+			parked = true
 		}
-		b.putCall(c)
-		return reply, err
 	}
 	select {
 	case <-c.done:
@@ -228,6 +264,11 @@ func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 		}
 		<-c.done
 	}
+	return b.taken(ctx, c)
+}
+
+// taken returns a completed call's outcome and recycles the call.
+func (b *Bus) taken(ctx context.Context, c *askCall) (any, error) {
 	reply, err := c.reply, c.err
 	if c.replyHeaders != nil {
 		takeReplyHeaders(ctx, c.replyHeaders)
