@@ -317,6 +317,9 @@ func (p *process) fail(err error, msg any) {
 	f := Failure{Ref: p.ref, Reason: err, Message: msg, Time: time.Now()}
 	p.failure = err
 	p.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
+	if s, ok := msg.(*Stream); ok {
+		s.abort(fmt.Errorf("%w: %w", ErrActorFailed, err), true) // as an ask is answered
+	}
 	if par := p.parent; par != nil {
 		if _, ok := par.actor.(Supervisor); ok {
 			p.mb.Suspend()
@@ -475,6 +478,9 @@ func (p *process) Dropped(d delivery, reason error) {
 	p.bus.deadLetter(d.msg, p.ref, d.sender(), err)
 	if d.isAsk() {
 		p.answer(d, nil, err)
+	}
+	if s, ok := d.msg.(*Stream); ok {
+		s.abort(err, true) // its opener would wait for it, and its load stay counted, for ever
 	}
 }
 

@@ -362,3 +362,82 @@ func TestStreamEndsWhenANodeCloses(t *testing.T) {
 		}
 	})
 }
+
+// A stream still queued for an actor that stops is dropped with the rest of
+// its mailbox: the stream ends with the reason at both ends, instead of
+// leaving its opener waiting and its entry and load held here for ever.
+func TestStreamDroppedByAStoppingActor(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		busy, release := make(chan struct{}), make(chan struct{})
+		ref, err := server.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if msg == "hold" {
+				close(busy)
+				<-release
+				c.Stop() // what is queued behind is dropped
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, client, "slow")
+		if err := server.Tell(ref, "hold"); err != nil {
+			t.Fatal(err)
+		}
+		<-busy
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, ref, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the stream queued", func() error {
+			if n := bus.OpenStreams(server); n == 0 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		close(release)
+		if _, err := s.Recv(ctx); !errors.Is(err, bus.ErrActorStopped) {
+			t.Fatalf("the opener's Recv: %v, want ErrActorStopped", err)
+		}
+		eventually(t, "both ends finished", func() error {
+			if n := bus.OpenStreams(client) + bus.OpenStreams(server); n != 0 {
+				return fmt.Errorf("%d streams open", n)
+			}
+			return nil
+		})
+	})
+}
+
+// An actor that fails on the stream it receives, as it would on an ask,
+// ends it with ErrActorFailed at the opener, instead of leaving it open.
+func TestStreamFailedOnArrival(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		_, err := server.Register("fails", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if _, ok := msg.(*bus.Stream); ok {
+				return errors.New("no streams here")
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, client, "fails")
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "fails", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(ctx); !errors.Is(err, bus.ErrActorFailed) {
+			t.Fatalf("the opener's Recv: %v, want ErrActorFailed", err)
+		}
+		eventually(t, "both ends finished", func() error {
+			if n := bus.OpenStreams(client) + bus.OpenStreams(server); n != 0 {
+				return fmt.Errorf("%d streams open", n)
+			}
+			return nil
+		})
+	})
+}
