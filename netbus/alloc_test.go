@@ -8,7 +8,8 @@ import (
 )
 
 // The send path allocates nothing per message in steady state: the frame
-// is encoded into pooled buffers and the writer swaps two buffers it keeps.
+// is encoded into the writer's queue (into pooled buffers when it is
+// compressed) and the writer swaps two buffers it keeps.
 // (The body is the bus's to encode, before Send.)
 func TestSendAllocs(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {

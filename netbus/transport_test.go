@@ -180,6 +180,48 @@ func TestPoolCloseDeliversAll(t *testing.T) {
 	})
 }
 
+// A stream of tells, every other one compressed, arrives whole and in
+// order: the reader hands over a decompressed body before it decompresses
+// the next into the same buffer, and the uncompressed ones where they lie
+// in its read buffer.
+func TestCompressedStreamInOrder(t *testing.T) {
+	for _, comp := range []Compression{S2, Zstd} {
+		t.Run(comp.String(), func(t *testing.T) {
+			cfg := Config{Compression: comp, CompressMin: 128}
+			srv, _, _, _, l := pair(t, "tcp://127.0.0.1:0", cfg, cfg)
+			from := bus.Ref{Node: l.Peer(), Name: "streamer", ID: 1}
+			const n = 3000
+			for i := range n {
+				data := bytes.Repeat([]byte{byte(i)}, 8+i%2*512) // odd ones compress
+				env := &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i, Data: data}}
+				if err := l.Send(context.Background(), encoded(l, env)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				srv.mu.Lock()
+				got := len(srv.tells["streamer"])
+				srv.mu.Unlock()
+				if got == n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d tells arrived", got, n)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			for i, s := range srv.tells["streamer"] {
+				if s != i {
+					t.Fatalf("tell %d arrived as number %d", s, i)
+				}
+			}
+		})
+	}
+}
+
 func TestCompressionOverLink(t *testing.T) {
 	text := bytes.Repeat([]byte("xbus moves messages; "), 200000) // 4 MB
 	random := make([]byte, 1<<20)
