@@ -102,6 +102,13 @@ func WithIdempotent(ctx context.Context) context.Context {
 	return withOptions(ctx, func(o *callOptions) { o.idempotent = true })
 }
 
+// IsIdempotent reports whether ctx was made with WithIdempotent: for a
+// caller that places its asks again itself (Place, AskPlaced).
+func IsIdempotent(ctx context.Context) bool {
+	o := optionsOf(ctx)
+	return o != nil && o.idempotent
+}
+
 // WithHeaders returns a context whose Ask, or Tell and Send to another
 // node, carries hs after the headers ctx already carries: on the envelope
 // across a link, and beside the message in process. The receiving actor

@@ -70,7 +70,8 @@ func Failbackup(after time.Duration) CallOption {
 
 // Idempotent marks the call as safe to run twice: a fail mode may then send
 // it again after its instance failed while it may have run (its node went
-// away, its actor failed), not only when it provably never ran.
+// away, its actor failed), not only when it provably never ran. A ctx made
+// with bus.WithIdempotent marks its calls alike.
 func Idempotent() CallOption {
 	return func(o *callOptions) { o.idempotent = true }
 }
@@ -131,7 +132,7 @@ func invoke(ctx context.Context, b *bus.Bus, to any, req any, o *callOptions) (a
 	var tried []bus.Ref
 	for attempt := 0; ; attempt++ {
 		reply, err := b.AskPlaced(ctx, pl, req)
-		if err == nil || attempt >= retries || !retryable(err, o) || ctx.Err() != nil {
+		if err == nil || attempt >= retries || !retryable(ctx, err, o) || ctx.Err() != nil {
 			return reply, err
 		}
 		tried = append(tried, pl.Ref())
@@ -149,7 +150,7 @@ func invokeRef(ctx context.Context, b *bus.Bus, to bus.Ref, req any, o *callOpti
 	if o == nil || o.mode != ModeFailtry {
 		return reply, err
 	}
-	for attempt := 0; err != nil && attempt < o.retries && retryable(err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
+	for attempt := 0; err != nil && attempt < o.retries && retryable(ctx, err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
 		reply, err = b.Ask(ctx, to, req)
 	}
 	return reply, err
@@ -157,7 +158,7 @@ func invokeRef(ctx context.Context, b *bus.Bus, to bus.Ref, req any, o *callOpti
 
 func failtry(ctx context.Context, b *bus.Bus, pl bus.Placement, req any, retries int, o *callOptions) (any, error) {
 	reply, err := b.AskPlaced(ctx, pl, req)
-	for attempt := 0; err != nil && attempt < retries && retryable(err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
+	for attempt := 0; err != nil && attempt < retries && retryable(ctx, err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
 		reply, err = b.AskPlaced(ctx, pl, req)
 	}
 	return reply, err
@@ -186,7 +187,7 @@ func failbackup(ctx context.Context, b *bus.Bus, name string, first bus.Placemen
 	var firstOut outcome
 	select {
 	case firstOut = <-results:
-		if firstOut.err == nil || !retryable(firstOut.err, o) {
+		if firstOut.err == nil || !retryable(ctx, firstOut.err, o) {
 			return firstOut.reply, firstOut.err
 		}
 	case <-timer.C:
@@ -224,11 +225,11 @@ func failbackup(ctx context.Context, b *bus.Bus, name string, first bus.Placemen
 // retryable reports whether a call that failed with err may be sent again:
 // it provably never ran, or it is idempotent and its instance, or the way
 // to it, failed.
-func retryable(err error, o *callOptions) bool {
+func retryable(ctx context.Context, err error, o *callOptions) bool {
 	if bus.NeverDelivered(err) || errors.Is(err, ErrUnavailable) {
 		return true
 	}
-	if o == nil || !o.idempotent {
+	if (o == nil || !o.idempotent) && !bus.IsIdempotent(ctx) {
 		return false
 	}
 	return errors.Is(err, bus.ErrPeerGone) || errors.Is(err, bus.ErrActorFailed)

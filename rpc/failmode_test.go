@@ -209,14 +209,19 @@ func TestFailModes(t *testing.T) {
 				}
 			})
 			t.Run("FailoverOnKill", func(t *testing.T) {
-				for _, idem := range []bool{false, true} {
+				for _, how := range []string{"not", "option", "ctx"} {
+					idem := how != "not"
 					c := newCluster(t, s, waits, answers)
 					c.first(0)
 					opts := []rpc.CallOption{rpc.Failover(2)}
-					if idem {
+					ctx := ctxFor(t)
+					switch how {
+					case "option":
 						opts = append(opts, rpc.Idempotent())
+					case "ctx":
+						ctx = bus.WithIdempotent(ctx)
 					}
-					f := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{}, opts...)
+					f := rpc.Go[Sum](ctx, c.A, "svc", Add{}, opts...)
 					c.started(t, 0)
 					c.kill(0)
 					got, err := f.Wait()
