@@ -134,6 +134,9 @@ func refuse(c *bus.Context, name string) {
 // register registers a on b under name, as one of o's server's handlers if
 // it has one.
 func register(b *bus.Bus, name string, a bus.Actor, o *serverOptions) (bus.Ref, error) {
+	if o.server != nil && o.server.b != b {
+		return bus.Ref{}, fmt.Errorf("rpc: %s: its Server is another bus's", name)
+	}
 	ref, err := b.Register(name, a, o.actorOptions()...)
 	if err != nil || o.server == nil {
 		return ref, err

@@ -67,16 +67,24 @@ func TestGracefulShutdown(t *testing.T) {
 				if _, err := rpc.Handle(c.S[0], "late", answers(c, 0), rpc.WithServer(c.srv[0])); !errors.Is(err, rpc.ErrServerClosed) {
 					t.Fatalf("a handler added after Shutdown: %v, want ErrServerClosed", err)
 				}
+				if err := c.srv[0].Shutdown(ctxFor(t)); !errors.Is(err, rpc.ErrServerClosed) {
+					t.Fatalf("a second Shutdown: %v, want ErrServerClosed", err)
+				}
+				if _, err := rpc.Handle(c.S[1], "elsewhere", answers(c, 1), rpc.WithServer(c.srv[0])); err == nil {
+					t.Fatal("a handler on one bus joined another bus's Server")
+				}
 			})
 			t.Run("DeadlineCancelsInFlight", func(t *testing.T) {
 				c := newCluster(t, s, waits, answers)
 				c.first(0)
 				inflight := rpc.Go[Sum](ctxFor(t), c.A, "svc", Add{})
 				c.started(t, 0)
+				errHook := errors.New("hook failed")
+				c.srv[0].OnShutdown(func(ctx context.Context) error { <-ctx.Done(); return errHook })
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				defer cancel()
-				if err := c.srv[0].Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Shutdown: %v, want its deadline", err)
+				if err := c.srv[0].Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, errHook) {
+					t.Fatalf("Shutdown: %v, want its deadline and the hook's error", err)
 				}
 				if e := <-c.ended; !errors.Is(e, context.Canceled) {
 					t.Fatalf("the running handler's ctx ended with %v, want context.Canceled", e)
