@@ -72,6 +72,8 @@ func helperMain(mode string) int {
 		tr = dial(os.Getenv("RPC_TEST_ADDR"))
 	}
 	b, err := bus.New(bus.WithName("helper-"+mode), bus.WithTransport(tr), bus.WithLogger(quietLog))
+	_ = bus.RegisterType[Blast](b.Types(), "rpc_test.Blast")
+	_ = bus.RegisterType[Tick](b.Types(), "rpc_test.Tick")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -86,6 +88,23 @@ func helperMain(mode string) int {
 				}
 			}
 		}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		// blast tells its asker's sink N ticks, the baseline of stream
+		// throughput across the link (stream_bench_test.go).
+		if _, err := b.Register("blast", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			bl, ok := msg.(Blast)
+			if !ok {
+				return nil
+			}
+			for i := range bl.N {
+				if err := b.Tell(bl.To, Tick{i}); err != nil {
+					return c.Reply(err.Error())
+				}
+			}
+			return c.Reply("")
+		})); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -116,7 +135,7 @@ func helperMain(mode string) int {
 
 // startHelper starts the test binary as a peer process in mode and
 // returns it and the first line it prints.
-func startHelper(t *testing.T, mode, transport string, env ...string) (*exec.Cmd, string) {
+func startHelper(t testing.TB, mode, transport string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{"RPC_TEST_HELPER=" + mode, "RPC_TEST_TRANSPORT=" + transport}, env...)...)
