@@ -119,3 +119,17 @@ func Weights(b *Bus, name string) map[Ref]int {
 	}
 	return out
 }
+
+// Loads is the load placement sees on each instance of name on b: asks in
+// flight and open streams.
+func Loads(b *Bus, name string) map[Ref]int64 {
+	v, ok := b.names.Load(name)
+	if !ok {
+		return nil
+	}
+	out := map[Ref]int64{}
+	for _, in := range v.(*service).view.Load().inst {
+		out[in.ref] = in.stats.InFlight()
+	}
+	return out
+}
