@@ -7,11 +7,12 @@
 // is always served first and keeps running while the mailbox is suspended.
 //
 // An idle mailbox owns no goroutine. The send that finds it idle starts one
-// (or hands the work to Options.Go, a pool of goroutines the caller keeps),
-// which runs up to Options.Throughput user messages per turn and then yields,
-// so one busy actor cannot starve the rest; it lets go of the mailbox when
-// both lanes are empty. With Options.Inline the send that finds the mailbox
-// idle handles its own message on the sending goroutine instead, and hands
+// (or hands the work to Options.Pool, goroutines the caller keeps, or to
+// Options.Go), which runs up to Options.Throughput user messages per turn
+// and then yields, so one busy actor cannot starve the rest; it lets go of
+// the mailbox when both lanes are empty. With Options.Inline the send that
+// finds the mailbox idle handles its own message on the sending goroutine
+// instead, and hands
 // only what arrives meanwhile to a goroutine. What happens when the user lane
 // is full is the sender's choice per call, or the mailbox's default: Block until the sender's context ends,
 // FailFast with ErrFull, or DropOldest. Every message the mailbox gives up on
