@@ -157,17 +157,47 @@ func wireOptionsOf(ctx context.Context) ([]Header, Codec) {
 // maxReplacements bounds how many times one Ask is placed again.
 const maxReplacements = 2
 
-// errNeverDelivered marks an ask failure that proves the ask never reached
-// its actor: it may go to another instance.
-var errNeverDelivered = errors.New("never delivered")
+// undelivered is the error of an ask that provably never reached its
+// actor, so that it may go to another instance: a refusal before delivery
+// (no such instance there any more, a full mailbox, a stopped actor), or an
+// ask a link did not take or handed back unsent. Only the bus makes one,
+// where it refuses; across a link a refusal says so in a header
+// (neverRanKey). The error an actor answers with is never one, whatever it
+// wraps: a handler that passes on its own call's refusal did run.
+type undelivered struct{ err error }
 
-// neverDelivered reports whether err proves its ask never ran: a refusal
-// before delivery (no such instance there any more, a full mailbox, a
-// stopped actor), or an ask a dead link handed back unsent.
-func neverDelivered(err error) bool {
-	return errors.Is(err, errNeverDelivered) || errors.Is(err, ErrMailboxFull) ||
-		errors.Is(err, ErrNoRoute) || errors.Is(err, ErrActorStopped)
+func (e *undelivered) Error() string { return e.err.Error() + " (never delivered)" }
+func (e *undelivered) Unwrap() error { return e.err }
+
+// neverRan marks err, the failure of an ask, as a proof that it never ran.
+func neverRan(err error) error {
+	if _, ok := err.(*undelivered); ok || err == nil {
+		return err
+	}
+	return &undelivered{err}
 }
+
+// neverDelivered reports whether err, as an ask returned it, proves the ask
+// never ran. Only the error itself counts, not one it wraps: an actor's
+// error that wraps the refusal of a call it made itself proves nothing of
+// the ask it was answering.
+func neverDelivered(err error) bool {
+	_, ok := err.(*undelivered)
+	return ok
+}
+
+// ranError is what an actor answers an ask with: err, unless it is a proof
+// of a call of its own that never ran, which says nothing of this ask.
+func ranError(err error) error {
+	if u, ok := err.(*undelivered); ok {
+		return u.err
+	}
+	return err
+}
+
+// neverRanKey is the header of an error answer that refuses an ask before
+// it ran (see undelivered); the asker's node takes it off.
+const neverRanKey = "xbus-nd"
 
 // mayReplace reports whether an ask placed on pl that failed with err may
 // go to another instance: it was placed by name, it never ran or its caller

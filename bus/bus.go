@@ -501,7 +501,7 @@ func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 			if pl.in != nil {
 				b.observe(pl.in, err)
 			}
-			return nil, err
+			return nil, neverRan(err)
 		}
 		return b.wait(ctx, call, seq)
 	}
@@ -570,7 +570,7 @@ func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, f
 			if pl.in != nil {
 				b.observe(pl.in, err)
 			}
-			fail(err)
+			fail(neverRan(err))
 			return
 		}
 	} else if err := b.askRemote(ctx, pl.remote, msg, owner.ref, call, seq); err != nil {

@@ -154,7 +154,7 @@ func (c *Context) ReplyError(err error) {
 		return
 	}
 	c.replied = true
-	c.p.answerWith(c.cur, nil, err, c.replyHeaders)
+	c.p.answerWith(c.cur, nil, ranError(err), c.replyHeaders)
 }
 
 // SetReplyHeaders adds hs to the headers of the current ask's reply, be it
@@ -198,7 +198,7 @@ func (p *Promise) Reply(msg any) {
 func (p *Promise) Fail(err error) {
 	if !p.done {
 		p.done = true
-		p.p.answerWith(p.d, nil, err, p.hs)
+		p.p.answerWith(p.d, nil, ranError(err), p.hs)
 	}
 }
 

@@ -93,8 +93,10 @@ func (b *Bus) AskPlaced(ctx context.Context, p Placement, msg any) (any, error) 
 // do, spends it too, so that retries cannot storm whoever makes them.
 func (b *Bus) RetryBudget() *placement.Budget { return &b.retries }
 
-// NeverDelivered reports whether err, the error of an ask, proves that the
-// ask never reached its actor, so that sending it to another instance
-// cannot run it twice: a refusal before delivery (no such instance there,
-// a full mailbox, a stopped actor), or an ask its link handed back unsent.
+// NeverDelivered reports whether err, the error of an ask as Ask or
+// AskPlaced returned it, proves that the ask never reached its actor, so
+// that sending it to another instance cannot run it twice: a refusal by
+// the bus before delivery (no such instance there, a full mailbox, a
+// stopped actor), or an ask its link did not take or handed back unsent.
+// An actor's answer never does, whatever error it wraps.
 func NeverDelivered(err error) bool { return neverDelivered(err) }

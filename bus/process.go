@@ -477,7 +477,7 @@ func (p *process) Dropped(d delivery, reason error) {
 	}
 	p.bus.deadLetter(d.msg, p.ref, d.sender(), err)
 	if d.isAsk() {
-		p.answer(d, nil, err)
+		p.answer(d, nil, neverRan(err))
 	}
 	if s, ok := d.msg.(*Stream); ok {
 		s.abort(err, true) // its opener would wait for it, and its load stay counted, for ever

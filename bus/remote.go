@@ -207,7 +207,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 	}) {
 		if pa.call.unsent.Load() == pa.seq {
 			if unsent == nil {
-				unsent = fmt.Errorf("%w (%w)", reason, errNeverDelivered)
+				unsent = neverRan(reason)
 			}
 			pa.call.complete(pa.seq, nil, unsent)
 			continue
@@ -343,7 +343,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	}
 	if l == nil {
 		b.putCall(call)
-		return noLinkTo(to)
+		return neverRan(noLinkTo(to))
 	}
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
@@ -373,7 +373,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	}
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		// The link did not take it: it never reached the peer.
-		err = fmt.Errorf("%w (%w)", err, errNeverDelivered)
+		err = neverRan(err)
 		b.pending.delete(corr)
 		if call.abandon(seq, err) && call.cb == nil {
 			b.putCall(call)
@@ -409,7 +409,9 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []H
 	// No From or To: the link it goes back on and Corr name the ask, and
 	// the two refs were a third of a small reply's bytes to encode and decode.
 	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply, Headers: hs}
-	if err != nil {
+	if u, ok := err.(*undelivered); ok { // a refusal (process.Dropped)
+		o.env.Kind, o.env.Msg, o.env.Headers = KindError, u.err, append(hs[:len(hs):len(hs)], neverRanHeaders...)
+	} else if err != nil {
 		o.env.Kind, o.env.Msg = KindError, err
 	} else if codec == nil && in.env.Codec != "" {
 		codec, _ = b.codecFor(in.link, in.env.Codec) // known: the ask decoded
@@ -638,11 +640,8 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 			return // the asker gave up, or l is not the link the ask went on
 		}
 		if env.Kind == KindError {
-			err, _ := env.Msg.(error)
-			if err == nil {
-				err = fmt.Errorf("%w: error reply without an error", ErrBadEnvelope)
-			}
-			pa.call.completeWith(pa.seq, nil, err, env.Headers)
+			err, hs := answered(env)
+			pa.call.completeWith(pa.seq, nil, err, hs)
 		} else {
 			pa.call.completeWith(pa.seq, env.Msg, nil, env.Headers)
 		}
@@ -692,15 +691,37 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 // the link has no room for it at once, the answer goes from a goroutine of
 // its own, bounded by replyTimeout.
 func (b *Bus) refuse(l Link, corr uint64, err error) {
-	e := b.sendOn(noWait, l, &Envelope{Kind: KindError, Corr: corr, Msg: err})
+	env := Envelope{Kind: KindError, Corr: corr, Msg: err}
+	if u, ok := err.(*undelivered); ok {
+		env.Msg, env.Headers = u.err, neverRanHeaders
+	}
+	e := b.sendOn(noWait, l, &env)
 	if e == nil || errors.Is(e, ErrPeerGone) {
 		return
 	}
 	b.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 		defer cancel()
-		_ = b.sendOn(ctx, l, &Envelope{Kind: KindError, Corr: corr, Msg: err})
+		_ = b.sendOn(ctx, l, &env)
 	})
+}
+
+// neverRanHeaders are the headers of a refusal (see undelivered).
+var neverRanHeaders = []Header{{Key: neverRanKey}}
+
+// answered is the error of an error answer env to an ask of ours, and the
+// headers its answerer set: a refusal before the ask ran (neverRanKey)
+// proves so, and its header is ours, not the answerer's.
+func answered(env *Envelope) (error, []Header) {
+	err, _ := env.Msg.(error)
+	if err == nil {
+		err = fmt.Errorf("%w: error reply without an error", ErrBadEnvelope)
+	}
+	hs := env.Headers
+	if len(hs) > 0 && hs[len(hs)-1].Key == neverRanKey {
+		return neverRan(err), hs[: len(hs)-1 : len(hs)-1]
+	}
+	return err, hs
 }
 
 // noWait is a context that has ended: a Send with it takes the envelope if
@@ -793,7 +814,7 @@ func (b *Bus) unqueued(p *process, d delivery, err error) {
 // refuseMessage answers a tell or ask from a peer that could not be queued.
 func (b *Bus) refuseMessage(l Link, env *Envelope, err error) {
 	if env.Kind == KindAsk {
-		b.refuse(l, env.Corr, err)
+		b.refuse(l, env.Corr, neverRan(err))
 	}
 	b.deadLetter(env.Msg, env.To, env.From, err)
 }

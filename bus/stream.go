@@ -563,7 +563,7 @@ func (b *Bus) openRemote(ctx context.Context, pl placed, msg any, cfg streamConf
 	o.codec = c
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		s.abort(err, false)
-		return nil, fmt.Errorf("%w (%w)", err, errNeverDelivered)
+		return nil, neverRan(err)
 	}
 	err = b.sendOn(ctx, l, &Envelope{Kind: KindSystem, Msg: &sysStreamGrant{ID: s.id, N: uint64(s.recv.Window())}})
 	if err != nil {

@@ -208,6 +208,26 @@ func TestFailModes(t *testing.T) {
 					t.Fatalf("got %v, calls %v; want NotFound from B alone", err, c.counts())
 				}
 			})
+			t.Run("HandlerErrorOfARefusalNotRetried", func(t *testing.T) {
+				// A handler that ran and failed with a refusal's error (its
+				// own call found a mailbox full, no route, an actor
+				// stopped) did run: its call is not sent again.
+				for _, refusal := range []error{bus.ErrMailboxFull, bus.ErrNoRoute, bus.ErrActorStopped} {
+					c := newCluster(t, s, func(*cluster, int) func(context.Context, Add) (Sum, error) {
+						return func(context.Context, Add) (Sum, error) { return Sum{}, fmt.Errorf("downstream: %w", refusal) }
+					}, answers)
+					c.first(0)
+					_, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{})
+					if !errors.Is(err, refusal) || c.counts() != [2]int32{1, 0} {
+						t.Fatalf("a handler failing with %v: got %v, calls %v; want its error from B alone", refusal, err, c.counts())
+					}
+					ref := c.refs[0][0]
+					_, err = c.A.Ask(ctxFor(t), ref.Name, Add{})
+					if !errors.Is(err, refusal) || c.counts() != [2]int32{2, 0} {
+						t.Fatalf("an Ask by name, its handler failing with %v: got %v, calls %v; want its error from B alone", refusal, err, c.counts())
+					}
+				}
+			})
 			t.Run("FailoverOnKill", func(t *testing.T) {
 				for _, how := range []string{"not", "option", "ctx"} {
 					idem := how != "not"
