@@ -333,7 +333,8 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 			parent.mu.Unlock()
 			return nil, ErrActorStopped
 		}
-		parent.children = append(parent.children, p)
+		k := parent.kinLocked()
+		k.children = append(k.children, p)
 		parent.mu.Unlock()
 	}
 	b.procs.put(p.ref.ID, p)

@@ -229,8 +229,9 @@ func (c *Context) Spawn(name string, a Actor, opts ...ActorOption) (Ref, error) 
 func (c *Context) Children() []Ref {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	refs := make([]Ref, len(c.p.children))
-	for i, ch := range c.p.children {
+	children := c.p.childrenLocked()
+	refs := make([]Ref, len(children))
+	for i, ch := range children {
 		refs[i] = ch.ref
 	}
 	return refs
@@ -291,7 +292,7 @@ func (c *Context) toChild(child Ref, d delivery) error {
 func (c *Context) child(ref Ref) *process {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	for _, ch := range c.p.children {
+	for _, ch := range c.p.childrenLocked() {
 		if ch.ref == ref {
 			return ch
 		}

@@ -148,8 +148,8 @@ func (p *process) watchFrom(node NodeID) {
 		p.bus.tellStopped(node, p.ref, reason)
 		return
 	}
-	if !slices.Contains(p.remoteWatchers, node) {
-		p.remoteWatchers = append(p.remoteWatchers, node)
+	if k := p.kinLocked(); !slices.Contains(k.remoteWatchers, node) {
+		k.remoteWatchers = append(k.remoteWatchers, node)
 	}
 	p.mu.Unlock()
 }
