@@ -441,3 +441,53 @@ func TestStreamFailedOnArrival(t *testing.T) {
 		})
 	})
 }
+
+// An open stream counts in its instance's load until it ends: with two
+// instances, least connections places a second stream on the instance
+// that has none, and once the first ended a third may go to either.
+func TestStreamCountsInLoad(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		at := make(chan bus.Ref, 4)
+		for range 2 {
+			if _, err := server.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
+				if s, ok := msg.(*bus.Stream); ok {
+					at <- c.Self()
+					go func() { <-s.Context().Done() }()
+				}
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "both instances known", func() error {
+			if n := len(client.Instances("svc")); n != 2 {
+				return fmt.Errorf("%d instances", n)
+			}
+			return nil
+		})
+		ctx := testCtx(t)
+		for round := range 3 {
+			s1, err := client.OpenStream(ctx, "svc", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := <-at
+			s2, err := client.OpenStream(ctx, "svc", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second := <-at; second == first {
+				t.Fatalf("round %d: both open streams went to %v", round, first)
+			}
+			s1.Close(nil)
+			s2.Close(nil)
+			eventually(t, "the streams ended", func() error {
+				if n := bus.OpenStreams(client); n != 0 {
+					return fmt.Errorf("%d open", n)
+				}
+				return nil
+			})
+		}
+	})
+}
