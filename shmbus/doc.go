@@ -20,9 +20,9 @@
 // with an error wrapping bus.ErrPeerGone, which fails the peer's asks and
 // every sender waiting on its ring.
 //
-// Send never blocks forever: while the ring is full it waits until its ctx
-// ends, the link closes or the peer is declared gone, whichever comes
-// first. A peer that lives but does not read holds a sender until its ctx
+// Send never blocks forever: while the ring is full it waits until the
+// peer's reader frees room and wakes it, its ctx ends, the link closes or
+// the peer is declared gone, whichever comes first. A peer that lives but does not read holds a sender until its ctx
 // ends; the bus passes a bounded ctx (bus.WithSendTimeout).
 //
 // Each ring is many-to-one in the style of Aeron's ManyToOneRingBuffer: any

@@ -63,6 +63,9 @@ type link struct {
 
 	parksAtOnce atomic.Bool // the reader's spin budget is 0 (see ReaderSpins); written by read
 
+	roomWaits atomic.Uint64 // sleeps of senders waiting for room (waitRoom)
+	roomSlept atomic.Uint64 // of them, those that lasted their whole slice: no wake-up came
+
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
 	in    *inBatch            // what read took from the ring for the bus; owned by read
 
@@ -112,10 +115,12 @@ func (l *link) Close(err error) {
 		l.err = err
 		close(l.done)
 		l.conn.Close()
-		// Wake the reader if it is parked. The segments are still mapped:
-		// the reader's finish unmaps them only after its own Close call,
-		// which returns once this function has.
+		// Wake the reader if it is parked, and our senders waiting for
+		// room. The segments are still mapped: the reader's finish unmaps
+		// them only after its own Close call, which returns once this
+		// function has.
 		shmsys.FutexWake(l.bellIn)
+		shmsys.FutexWake(l.prod.w.room)
 	})
 }
 
@@ -231,29 +236,36 @@ func (l *link) closedErr() error {
 	return fmt.Errorf("shmbus: link to %s closed: %w: %w", l.peer.Short(), bus.ErrPeerGone, l.err)
 }
 
-// Pauses of a sender waiting for room in a full ring, after it has yielded
-// offerYields times: from offerPauseMin, doubling while the peer's reader
-// makes no progress, up to offerPauseMax.
-const (
-	offerYields   = 100
-	offerPauseMin = 20 * time.Microsecond
-	offerPauseMax = time.Millisecond
-)
+// offerYields is how many times a sender that found the ring full yields
+// before it sleeps until the peer's reader frees room.
+const offerYields = 100
+
+// roomSlice is the longest sleep of a sender waiting for room. The peer's
+// reader wakes it once it frees room; the slice only bounds how late a
+// sender sees its ctx cancelled or the peer stopped, and a variable so
+// that a test can make a missed wake-up show.
+var roomSlice = time.Millisecond
 
 // offer writes one record, waiting while the ring is full: until ctx ends,
 // the link closes or the peer is declared gone (checkPeer), never longer.
-// memMu is held for reading.
+// It yields offerYields times, then sleeps until the peer's reader frees
+// room (waitRoom). memMu is held for reading.
 func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
-	var timer *time.Timer
-	pause, head := offerPauseMin, uint64(0)
+	var rw roomWait
 	for i := 0; ; i++ {
-		wake, err := l.prod.offer(typ, a, b)
+		var wake bool
+		var err error
+		if i <= offerYields {
+			wake, err = l.prod.offer(typ, a, b)
+		} else {
+			var stop error
+			if wake, err, stop = l.waitRoom(ctx, &rw, typ, a, b); stop != nil {
+				return stop
+			}
+		}
 		if err == nil {
 			if wake {
 				shmsys.FutexWake(l.bellOut)
-			}
-			if timer != nil {
-				timer.Stop()
 			}
 			return nil
 		}
@@ -265,36 +277,61 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 			select {
 			case <-l.done:
 				return l.closedErr()
-			case <-ctx.Done():
-				return l.fullErr(ctx)
 			default:
 			}
+			if ctx.Err() != nil {
+				return l.fullErr(ctx)
+			}
 			runtime.Gosched()
-			continue
-		}
-		if l.checkPeer(time.Now()) {
-			return l.closedErr()
-		}
-		if h := l.prod.w.head.Load(); h != head {
-			head, pause = h, offerPauseMin // the reader consumes: poll again soon
-		} else {
-			pause = min(2*pause, offerPauseMax)
-		}
-		if timer == nil {
-			timer = time.NewTimer(pause)
-		} else {
-			timer.Reset(pause)
-		}
-		select {
-		case <-l.done:
-			timer.Stop()
-			return l.closedErr()
-		case <-ctx.Done():
-			timer.Stop()
-			return l.fullErr(ctx)
-		case <-timer.C:
 		}
 	}
+}
+
+// roomWait is what a sender waiting for room knows of its ctx's deadline,
+// asked once: a bus's lazy timeout starts its timer when asked.
+type roomWait struct {
+	asked, has bool
+	deadline   time.Time
+}
+
+// waitRoom announces the sender as waiting for room (producer.awaitRoom),
+// offers the record once more and, if the ring is still full, sleeps until
+// the peer's reader frees room and wakes it: for at most roomSlice, and
+// never past ctx's deadline. It returns the offer's result, or in stop the
+// error that ends the send: ctx ended, the link closed or the peer is gone.
+func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []byte) (wake bool, err, stop error) {
+	select {
+	case <-l.done:
+		return false, nil, l.closedErr()
+	default:
+	}
+	if l.checkPeer(time.Now()) {
+		return false, nil, l.closedErr()
+	}
+	if ctx.Err() != nil {
+		return false, nil, l.fullErr(ctx)
+	}
+	if !rw.asked {
+		rw.deadline, rw.has = ctx.Deadline()
+		rw.asked = true
+	}
+	d := roomSlice
+	if rw.has {
+		if d = min(d, time.Until(rw.deadline)); d <= 0 {
+			<-ctx.Done()
+			return false, nil, l.fullErr(ctx)
+		}
+	}
+	seen := l.prod.awaitRoom()
+	wake, err = l.prod.offer(typ, a, b)
+	if errors.Is(err, errRingFull) {
+		l.roomWaits.Add(1)
+		if shmsys.FutexWait(l.prod.w.room, seen, d) {
+			l.roomSlept.Add(1)
+		}
+	}
+	l.prod.doneWaiting()
+	return wake, err, nil
 }
 
 func (l *link) fullErr(ctx context.Context) error {
@@ -403,8 +440,14 @@ func (b *inBatch) copy(p []byte) []byte {
 // poll takes up to a batch of records from the ring and hands the bus
 // every whole envelope among them, also those before a record that ends
 // the link (err).
+// Senders of the peer waiting for room are woken as soon as the records
+// are copied out, before the bus takes them.
 func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
+	from := l.cons.pos
 	n, err := l.cons.poll(batchMax, handle)
+	if l.cons.pos != from && l.cons.roomWanted() {
+		shmsys.FutexWake(l.cons.w.room)
+	}
 	l.flush()
 	return n, err
 }

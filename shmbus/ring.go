@@ -98,13 +98,15 @@ func atomic32(b []byte, off uint64) *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&b[off]))
 }
 
-// ringWords are the shared words of one ring. tail and doorbell are in the
-// writer's segment; head and parked in the reader's.
+// ringWords are the shared words of one ring. tail, doorbell and waiting
+// are in the writer's segment; head and parked in the reader's.
 type ringWords struct {
 	tail     *atomic.Uint64 // written by producers (CAS); the next position to claim
 	doorbell *atomic.Uint32 // moved on by the one producer that wakes a parked consumer; the futex word
 	head     *atomic.Uint64 // written by the consumer: every position before it is consumed
 	parked   *atomic.Uint32 // written by the consumer: the doorbell value it waits on + 1 while it is parked or about to park; 0 when not
+	waiting  *atomic.Uint32 // written by producers: how many wait for room (see producer.awaitRoom)
+	room     *atomic.Uint32 // the low half of head (little endian): the futex word producers waiting for room sleep on
 }
 
 // nextBell is the doorbell value after seq. It skips MaxUint32, so that a
@@ -220,6 +222,22 @@ func (p *producer) ring() bool {
 	return w != 0 && p.w.doorbell.CompareAndSwap(w-1, nextBell(w-1))
 }
 
+// awaitRoom announces that the caller, having found the ring full, is about
+// to sleep on w.room until the consumer frees room, and returns the value
+// to sleep on. The caller must then offer once more, and sleep only if that
+// finds the ring still full; it calls doneWaiting however the wait ends.
+// The announcement comes before the head is read again, and the consumer
+// stores the head before it reads the count (roomWanted), so either the
+// offer sees the room the consumer freed or the consumer sees the waiter
+// and wakes it (or the wait returns at once: w.room moved).
+func (p *producer) awaitRoom() uint32 {
+	p.w.waiting.Add(1)
+	return p.w.room.Load()
+}
+
+// doneWaiting withdraws awaitRoom's announcement.
+func (p *producer) doneWaiting() { p.w.waiting.Add(^uint32(0)) }
+
 // consumer reads records from a ring. It is owned by one goroutine.
 type consumer struct {
 	ringView        // data is in the writer's segment (read-only)
@@ -299,6 +317,12 @@ func (c *consumer) check() error {
 	}
 	return nil
 }
+
+// roomWanted reports whether producers wait for room (awaitRoom): the
+// caller, having consumed records, must then wake the waiters on w.room.
+// The count is the peer's to write; a peer that lies about it costs us only
+// a wake-up call per poll that consumed records.
+func (c *consumer) roomWanted() bool { return c.w.waiting.Load() != 0 }
 
 // prepareToPark announces that the consumer is about to sleep on the
 // doorbell value it returns. The caller must then poll once more, and sleep

@@ -14,7 +14,7 @@ import (
 // testRing is a ring over ordinary memory, laid out as in two segments.
 type testRing struct {
 	data  []byte
-	words []byte // tail, doorbell, head, parked on separate cache lines
+	words []byte // tail, doorbell, head, parked, waiting on separate cache lines
 	w     ringWords
 	key   uint64
 }
@@ -25,12 +25,14 @@ func alignedBytes(n int) []byte {
 }
 
 func newTestRing(capacity int, key uint64) *testRing {
-	r := &testRing{data: alignedBytes(capacity), words: alignedBytes(512), key: key}
+	r := &testRing{data: alignedBytes(capacity), words: alignedBytes(640), key: key}
 	r.w = ringWords{
 		tail:     atomic64(r.words, 0),
 		doorbell: atomic32(r.words, 128),
 		head:     atomic64(r.words, 256),
 		parked:   atomic32(r.words, 384),
+		waiting:  atomic32(r.words, 512),
+		room:     atomic32(r.words, 256),
 	}
 	return r
 }
@@ -236,6 +238,49 @@ func TestRingParkProtocol(t *testing.T) {
 		if wake, _ := p.offer(recordData, []byte("z"), nil); !wake {
 			t.Fatal("no wake-up for the second park")
 		}
+	}
+}
+
+// TestRingRoomProtocol checks the words of a producer waiting for room: a
+// producer that found the ring full announces itself before it reads the
+// value it sleeps on, so the consumer that then frees room sees it waiting
+// and has moved that value (the futex word, the head's low half) on; once
+// the producer withdraws, the consumer sees no one waiting.
+func TestRingRoomProtocol(t *testing.T) {
+	r := newTestRing(4096, 1)
+	p, c := r.producer(), r.consumer()
+	for {
+		if _, err := p.offer(recordData, make([]byte, 100), nil); errors.Is(err, errRingFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.roomWanted() {
+		t.Fatal("room wanted before any producer waits")
+	}
+	seen := p.awaitRoom()
+	if _, err := p.offer(recordData, make([]byte, 100), nil); !errors.Is(err, errRingFull) {
+		t.Fatalf("offer to a full ring: %v", err)
+	}
+	if n, err := c.poll(1, func(uint32, []byte) error { return nil }); n != 1 || err != nil {
+		t.Fatalf("poll: %d, %v", n, err)
+	}
+	if !c.roomWanted() {
+		t.Fatal("the consumer that freed room does not see the waiting producer")
+	}
+	if r.w.room.Load() == seen {
+		t.Fatal("the word the producer sleeps on did not move when room was freed")
+	}
+	if r.w.room.Load() != uint32(r.w.head.Load()) {
+		t.Fatalf("room word %d is not the head's low half (head %d)", r.w.room.Load(), r.w.head.Load())
+	}
+	p.doneWaiting()
+	if c.roomWanted() {
+		t.Fatal("room still wanted after the producer withdrew")
+	}
+	if _, err := p.offer(recordData, make([]byte, 100), nil); err != nil {
+		t.Fatalf("offer after room was freed: %v", err)
 	}
 }
 

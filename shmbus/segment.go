@@ -21,6 +21,7 @@ import (
 //	offset  512  parked   uint32  our consumer is parked or about to park: the doorbell value it waits on + 1; 0 when not
 //	offset  640  beat     uint64  our reader's heartbeat (see liveness.go)
 //	offset  768  drained  uint32  1 once our reader, at the link's end, took its last record: head is final
+//	offset  896  waiting  uint32  how many of our senders wait for room in this segment's ring
 //	offset 4096  ring     ringSize bytes of records (see ring.go)
 //
 // So each process writes only its own segment: its outgoing ring and the
@@ -29,13 +30,14 @@ import (
 // detects.
 const (
 	segMagic       = "xbusshm1"
-	segVersion     = 4
+	segVersion     = 5
 	offTail        = 128
 	offDoorbell    = 256
 	offHead        = 384
 	offParked      = 512
 	offBeat        = 640
 	offDrained     = 768
+	offWaiting     = 896
 	ringOffset     = 4096
 	cacheLineWords = 128 // spacing of the shared words, two cache lines
 )
@@ -44,7 +46,8 @@ const (
 var _ = [1]struct{}{}[offHead-offDoorbell-cacheLineWords]
 var _ = [1]struct{}{}[offBeat-offParked-cacheLineWords]
 var _ = [1]struct{}{}[offDrained-offBeat-cacheLineWords]
-var _ = [1]struct{}{}[(ringOffset-offDrained)/cacheLineWords-26]
+var _ = [1]struct{}{}[offWaiting-offDrained-cacheLineWords]
+var _ = [1]struct{}{}[(ringOffset-offWaiting)/cacheLineWords-25]
 
 func segmentSize(ringSize int) int { return ringOffset + ringSize }
 
@@ -76,12 +79,16 @@ func rings(own, peer []byte, ringSize int, ownKey, peerKey uint64) (*producer, *
 		doorbell: atomic32(own, offDoorbell),
 		head:     atomic64(peer, offHead),
 		parked:   atomic32(peer, offParked),
+		waiting:  atomic32(own, offWaiting),
+		room:     atomic32(peer, offHead),
 	}
 	in := ringWords{
 		tail:     atomic64(peer, offTail),
 		doorbell: atomic32(peer, offDoorbell),
 		head:     atomic64(own, offHead),
 		parked:   atomic32(own, offParked),
+		waiting:  atomic32(peer, offWaiting),
+		room:     atomic32(own, offHead),
 	}
 	p := newProducer(own[ringOffset:ringOffset+ringSize], out, ownKey)
 	c := newConsumer(peer[ringOffset:ringOffset+ringSize], in, peerKey)

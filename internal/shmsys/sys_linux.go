@@ -103,11 +103,13 @@ func CloseFd(fd int) {
 	}
 }
 
-// FutexWait sleeps while *w == val, at most d. Spurious returns are fine.
-func FutexWait(w *atomic.Uint32, val uint32, d time.Duration) {
+// FutexWait sleeps while *w == val, at most d, and reports whether it slept
+// all of d. Spurious returns are fine.
+func FutexWait(w *atomic.Uint32, val uint32, d time.Duration) (timedOut bool) {
 	ts := unix.NsecToTimespec(int64(d))
-	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWait,
+	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexOpWait,
 		uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	return errno == unix.ETIMEDOUT
 }
 
 // FutexWake wakes the waiters on w (in another process: not FUTEX_PRIVATE).
