@@ -80,7 +80,8 @@ func registerStreamTypes(t *Types) error {
 // down or the bus closes.
 //
 // One goroutine may Send while another Recvs; Sends are serialized, so
-// items leave in the order their Sends returned.
+// items leave in the order their Sends returned. CloseSend and Close may
+// come from any goroutine: a Send waiting for credit then fails.
 type Stream struct {
 	b       *Bus
 	msg     any
@@ -265,8 +266,6 @@ func (s *Stream) Recv(ctx context.Context) (any, error) {
 // CloseSend ends this end's sending: the other end reads what was sent,
 // then err from its Recv, or io.EOF when err is nil. Recv goes on here.
 func (s *Stream) CloseSend(err error) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
 	s.mu.Lock()
 	if s.err != nil || s.sendDone {
 		e := s.err
@@ -275,9 +274,14 @@ func (s *Stream) CloseSend(err error) error {
 	}
 	s.sendDone = true
 	s.snd.Close(nil)
+	s.signal() // a Send waiting for credit returns
+	s.mu.Unlock()
+	s.sendMu.Lock() // after an item being sent now
+	e := s.sendEnd(err)
+	s.sendMu.Unlock()
+	s.mu.Lock()
 	done := s.recvDone
 	s.mu.Unlock()
-	e := s.sendEnd(err)
 	if done {
 		s.finish()
 	}

@@ -491,3 +491,43 @@ func TestStreamCountsInLoad(t *testing.T) {
 		}
 	})
 }
+
+// CloseSend from another goroutine releases a Send waiting for credit: it
+// fails, and the other end reads what was sent, then io.EOF.
+func TestStreamCloseSendReleasesAWaitingSend(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, []bus.Option{bus.WithStreamWindow(1)}, nil)
+		streams := make(chan *bus.Stream, 1)
+		accept(t, server, client, "slow", func(s *bus.Stream) { streams <- s })
+		ctx := testCtx(t)
+		s, err := client.OpenStream(ctx, "slow", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(ctx, 0); err != nil { // the window of 1
+			t.Fatal(err)
+		}
+		waiting := make(chan error, 1)
+		go func() { waiting <- s.Send(ctx, 1) }() // no credit: it waits
+		srv := <-streams
+		eventually(t, "the first item arrived", func() error {
+			if srv.Buffered() != 1 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if err := s.CloseSend(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-waiting; !errors.Is(err, bus.ErrClosed) {
+			t.Fatalf("the waiting send: %v, want ErrClosed", err)
+		}
+		if m, err := srv.Recv(ctx); err != nil || m != 0 {
+			t.Fatalf("recv: %v, %v", m, err)
+		}
+		if _, err := srv.Recv(ctx); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the last item: %v, want io.EOF", err)
+		}
+		srv.Close(nil)
+	})
+}
