@@ -37,6 +37,11 @@ func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
 			b.undecodable(l, env, err)
 			continue
 		}
+		if b.forged(l, env) {
+			b.flushRun(&run)
+			env.Msg = nil
+			continue
+		}
 		p := b.localTarget(env)
 		if p == nil {
 			b.flushRun(&run)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,5 +215,85 @@ func TestDeadlineTravelsAsBudget(t *testing.T) {
 	}
 	if n := len(st.corrs()); n != asks+1 {
 		t.Fatalf("%d asks reached the server, want %d: the expired one was sent", n, asks+1)
+	}
+}
+
+// TestForgedSenderRefused: a peer speaks only for its own actors. Node C
+// tells and asks A's actor in the name of an actor of node B (or of a name,
+// with no node), as if B had sent them; A takes none of them, so its actor
+// never answers or replies to B on C's word: each is a dead letter, the ask
+// is refused, and C's link, whose peer lies, is closed. B's own messages
+// go on.
+func TestForgedSenderRefused(t *testing.T) {
+	for _, kind := range []bus.Kind{bus.KindTell, bus.KindAsk} {
+		for _, from := range []string{"another node's actor", "a name"} {
+			t.Run(fmt.Sprintf("%v from %s", kind, from), func(t *testing.T) {
+				at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+				a := linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
+				b := linkedBus(t, bus.WithName("b"), bus.WithTransport(netbus.New(netbus.Config{Peers: at.Addrs()})))
+				ct := newSpy(netbus.Config{Peers: at.Addrs()})
+				c := linkedBus(t, bus.WithName("c"), bus.WithTransport(ct))
+				forger := <-ct.links
+				got := make(chan string, 4)
+				if _, err := a.Register("svc", bus.ActorFunc(func(ctx *bus.Context, msg any) error {
+					if m, ok := msg.(string); ok {
+						got <- fmt.Sprintf("%s from %v", m, ctx.Sender())
+					}
+					return nil
+				})); err != nil {
+					t.Fatal(err)
+				}
+				bActor, err := b.Register("victim", bus.ActorFunc(func(*bus.Context, any) error { return nil }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, c, "svc")
+				waitFor(t, b, "svc")
+				forged := bActor
+				if from == "a name" {
+					forged = bus.Ref{Name: "victim"}
+				}
+				before := a.DeadLetterCount(bus.ErrBadEnvelope)
+				env := &bus.Envelope{Kind: kind, From: forged, To: bus.Ref{Name: "svc"}, Corr: 7, Msg: "in B's name"}
+				body, err := c.Types().EncodeBody(forger.Codec(), env, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env.Body = body
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := forger.Send(ctx, env); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the forgery dead-lettered", func() error {
+					if a.DeadLetterCount(bus.ErrBadEnvelope) == before {
+						return errors.New("not yet")
+					}
+					return nil
+				})
+				eventually(t, "the forger's link closed", func() error {
+					if bus.LinkTo(a, c.NodeID()) != nil {
+						return errors.New("still up")
+					}
+					return nil
+				})
+				if err := b.Tell(bus.Ref{Name: "svc"}, "genuine"); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case m := <-got:
+					if !strings.HasPrefix(m, "genuine") {
+						t.Fatalf("the actor took %q, want only B's genuine tell", m)
+					}
+				case <-ctx.Done():
+					t.Fatal("B's genuine tell never arrived")
+				}
+				select {
+				case m := <-got:
+					t.Fatalf("a second message arrived: %q", m)
+				default:
+				}
+			})
+		}
 	}
 }

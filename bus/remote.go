@@ -738,6 +738,9 @@ var noWait = func() context.Context {
 // actor. A refused ask is answered with the error; every refused message is
 // a dead letter with the reason.
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
+	if b.forged(l, env) {
+		return
+	}
 	p := b.localTarget(env)
 	if p == nil {
 		b.refuseMessage(l, env, errNoRouteTo(env.To))
@@ -747,6 +750,22 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	if err := p.send(context.Background(), linkOf(env.Msg, in), linkPolicy(p)); err != nil {
 		b.unqueued(p, linkOf(env.Msg, in), err)
 	}
+}
+
+// forged reports whether env, a tell or an ask that arrived on l, names a
+// sender that is not an actor of l's peer (another node's, or a name with
+// no node), and if so refuses it and closes l: a peer speaks only for its
+// own actors, and the actor must not take, nor answer or reply to, another
+// node's on its word.
+func (b *Bus) forged(l Link, env *Envelope) bool {
+	if env.From.IsZero() || env.From.Node == l.Peer() {
+		return false
+	}
+	err := fmt.Errorf("%w: %v from node %s in the name of %s", ErrBadEnvelope, env.Kind, l.Peer().Short(), env.From)
+	b.refuseMessage(l, env, err)
+	b.log.Warn("a peer sent a message in another's name; closing its link", "peer", l.Peer().Short(), "from", env.From.String())
+	l.Close(err)
+	return true
 }
 
 // errNoRouteTo is the reason a message from a peer to a name or actor this
