@@ -51,7 +51,7 @@ var suites = []suite{
 	{"shm", "shared memory (shmbus), two processes", shmbench.RunBench},
 	{"net", "sockets (netbus)", netbench.RunBench},
 	{"supervisor", "supervision (restart latency)", supbench.RunBench},
-	{"rpc", "rpc (a unary call beside the plain Ask)", rpcbench.RunBench},
+	{"rpc", "rpc (a unary call beside the plain Ask; a server stream beside a channel or tells)", rpcbench.RunBench},
 	{"codec", "body codecs (each beside the default, CBOR)", codecbench.RunBench},
 }
 

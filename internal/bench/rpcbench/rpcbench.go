@@ -1,5 +1,7 @@
 // Package rpcbench measures a unary rpc call against the bus's plain Ask of
-// the same request, for `xbus bench rpc` and `go test ./internal/bench/rpcbench`:
+// the same request, and a server stream's items per second against a Go
+// channel (in process) or the same peer's tells over the same link (between
+// processes), for `xbus bench rpc` and `go test ./internal/bench/rpcbench`:
 // in process, and between this process and a peer process over TCP and
 // shared memory, each pair measured in alternating rounds of the same run.
 //
@@ -23,6 +25,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/internal/benchkit"
+	"github.com/xbus-dev/xbus/mailbox"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/rpc"
 	"github.com/xbus-dev/xbus/shmbus"
@@ -38,6 +41,21 @@ type (
 	Sum struct{ N int }
 )
 
+// Watch asks the stream handler "ticks" for N Ticks; Blast asks the actor
+// "blast" to tell To N Ticks, the one-way baseline of a stream.
+type (
+	Watch struct{ N int }
+	Tick  struct{ I int }
+	Blast struct {
+		N  int
+		To bus.Ref
+	}
+)
+
+// sinkRoom is the capacity of the mailbox that counts a round's tells: more
+// than a round, so that no tell is refused.
+const sinkRoom = 8192
+
 var quiet = bus.WithLogger(slog.New(slog.DiscardHandler))
 
 // serve registers on b the actor "plain", which answers an Add with its
@@ -51,7 +69,31 @@ func serve(b *bus.Bus) error {
 	})); err != nil {
 		return err
 	}
-	_, err := rpc.Handle(b, "typed", func(_ context.Context, a Add) (Sum, error) { return Sum{a.A + a.B}, nil })
+	if _, err := rpc.Handle(b, "typed", func(_ context.Context, a Add) (Sum, error) { return Sum{a.A + a.B}, nil }); err != nil {
+		return err
+	}
+	if _, err := rpc.HandleServerStream(b, "ticks", func(ctx context.Context, w Watch, send func(Tick) error) error {
+		for i := range w.N {
+			if err := send(Tick{i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, err := b.Register("blast", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		bl, ok := msg.(Blast)
+		if !ok {
+			return nil
+		}
+		for i := range bl.N {
+			if err := c.Tell(bl.To, Tick{i}); err != nil {
+				return c.Reply(err.Error())
+			}
+		}
+		return c.Reply("")
+	}))
 	return err
 }
 
@@ -59,7 +101,7 @@ func serve(b *bus.Bus) error {
 // registered by hand, as it needs; rpc registers them itself for a call.
 func newBus(name string, tr bus.Transport) (*bus.Bus, error) {
 	types := bus.NewTypes()
-	if err := errors.Join(bus.RegisterType[Add](types, ""), bus.RegisterType[Sum](types, "")); err != nil {
+	if err := registerTypes(types); err != nil {
 		return nil, err
 	}
 	opts := []bus.Option{bus.WithName(name), bus.WithTypes(types), quiet}
@@ -67,6 +109,116 @@ func newBus(name string, tr bus.Transport) (*bus.Bus, error) {
 		opts = append(opts, bus.WithTransport(tr))
 	}
 	return bus.New(opts...)
+}
+
+// registerTypes registers the types of the plain Ask and of the tells.
+func registerTypes(types *bus.Types) error {
+	return errors.Join(bus.RegisterType[Add](types, ""), bus.RegisterType[Sum](types, ""),
+		bus.RegisterType[Blast](types, ""), bus.RegisterType[Tick](types, ""))
+}
+
+// alternateRounds runs total items through x and y in rounds of round,
+// alternating which goes first, and returns the median time per item of
+// each over the rounds.
+func alternateRounds(total, round int, x, y func(n int) (time.Duration, error)) (tx, ty time.Duration, err error) {
+	var xs, ys []time.Duration
+	for r, n := range slices.Collect(benchkit.Rounds(total, round, 1)) {
+		first, second := x, y
+		if r%2 == 1 {
+			first, second = y, x
+		}
+		a, err := first(n)
+		if err != nil {
+			return 0, 0, err
+		}
+		b, err := second(n)
+		if err != nil {
+			return 0, 0, err
+		}
+		if r%2 == 1 {
+			a, b = b, a
+		}
+		xs, ys = append(xs, a/time.Duration(n)), append(ys, b/time.Duration(n))
+	}
+	slices.Sort(xs)
+	slices.Sort(ys)
+	return benchkit.Percentile(xs, .5), benchkit.Percentile(ys, .5), nil
+}
+
+// streamItems receives a server stream of n Ticks from "ticks" on a.
+func streamItems(a *bus.Bus, n int) (time.Duration, error) {
+	start := time.Now()
+	got := 0
+	for _, err := range rpc.CallServerStream[Tick](context.Background(), a, "ticks", Watch{n}) {
+		if err != nil {
+			return 0, err
+		}
+		got++
+	}
+	if got != n {
+		return 0, fmt.Errorf("rpcbench: %d of %d stream items", got, n)
+	}
+	return time.Since(start), nil
+}
+
+// channelItems passes n Ticks in interfaces, as a stream hands them over,
+// through a channel of a stream window's capacity between two goroutines.
+func channelItems(n int) (time.Duration, error) {
+	start := time.Now()
+	ch := make(chan any, bus.DefaultStreamWindow)
+	go func() {
+		for i := range n {
+			ch <- Tick{i}
+		}
+		close(ch)
+	}()
+	got := 0
+	for m := range ch {
+		if _, ok := m.(Tick); ok {
+			got++
+		}
+	}
+	if got != n {
+		return 0, fmt.Errorf("rpcbench: %d of %d channel items", got, n)
+	}
+	return time.Since(start), nil
+}
+
+// tellItems returns a round of the one-way baseline across a link: it asks
+// the peer's "blast" to tell n Ticks to an actor on a, and times them until
+// the last arrives.
+func tellItems(a *bus.Bus) (func(n int) (time.Duration, error), error) {
+	got, want := 0, 0
+	done := make(chan struct{}, 1)
+	sink, err := a.Register("sink", bus.ActorFunc(func(_ *bus.Context, msg any) error {
+		if _, ok := msg.(Tick); ok {
+			if got++; got == want {
+				done <- struct{}{}
+			}
+		}
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: sinkRoom}))
+	if err != nil {
+		return nil, err
+	}
+	return func(n int) (time.Duration, error) {
+		// The sink is idle between rounds: the last round's tells all
+		// arrived, so got and want are not touched by its actor now.
+		got, want = 0, n
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		r, err := a.Ask(ctx, "blast", Blast{N: n, To: sink})
+		if err != nil || r != "" {
+			return 0, fmt.Errorf("rpcbench: blast: %v %v", r, err)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("rpcbench: the tells of a round did not all arrive")
+		}
+		return time.Since(start), nil
+	}, nil
 }
 
 // Compare makes asks to "plain" and calls to "typed" from a, rounds of
@@ -81,7 +233,7 @@ func Compare(a *bus.Bus, total, round int) (ask, call time.Duration, err error) 
 				return 0, err
 			}
 		}
-		return time.Since(start) / time.Duration(n), nil
+		return time.Since(start), nil
 	}
 	calls := func(n int) (time.Duration, error) {
 		start := time.Now()
@@ -90,37 +242,16 @@ func Compare(a *bus.Bus, total, round int) (ask, call time.Duration, err error) 
 				return 0, err
 			}
 		}
-		return time.Since(start) / time.Duration(n), nil
+		return time.Since(start), nil
 	}
-	var tAsk, tCall []time.Duration
-	for r, n := range slices.Collect(benchkit.Rounds(total, round, 1)) {
-		first, second := asks, calls
-		if r%2 == 1 {
-			first, second = calls, asks
-		}
-		x, err := first(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		y, err := second(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		if r%2 == 1 {
-			x, y = y, x
-		}
-		tAsk, tCall = append(tAsk, x), append(tCall, y)
-	}
-	slices.Sort(tAsk)
-	slices.Sort(tCall)
-	return benchkit.Percentile(tAsk, .5), benchkit.Percentile(tCall, .5), nil
+	return alternateRounds(total, round, asks, calls)
 }
 
-// waitNames waits until a reaches both of the peer's names.
+// waitNames waits until a reaches each of the peer's names.
 func waitNames(a *bus.Bus) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(a.WaitFor(ctx, "plain"), a.WaitFor(ctx, "typed"))
+	return errors.Join(a.WaitFor(ctx, "plain"), a.WaitFor(ctx, "typed"), a.WaitFor(ctx, "ticks"), a.WaitFor(ctx, "blast"))
 }
 
 func closeBus(b *bus.Bus) {
@@ -143,6 +274,14 @@ func RunBench(out benchkit.Out, quick bool) error {
 		r.Target, r.Status = fmt.Sprintf("≤ %g×", target), benchkit.Verdict(r.Ratio() <= target)
 		out.Row(r)
 	}
+	streamRow := func(name, baseline string, stream, base time.Duration) {
+		out.Row(benchkit.Row{Name: name + ": server stream items (" + baseline + ")", Unit: benchkit.PerSec,
+			Xbus: float64(time.Second) / float64(max(stream, 1)), Baseline: float64(time.Second) / float64(max(base, 1))})
+	}
+	items, itemRound := 400_000, 2_000
+	if quick {
+		items, itemRound = 4_000, 400
+	}
 
 	out.Progress("in process: %d asks and %d calls, in alternating rounds of %d", total, total, round)
 	b, err := newBus("rpcbench", nil)
@@ -154,6 +293,14 @@ func RunBench(out benchkit.Out, quick bool) error {
 		var ask, call time.Duration
 		if ask, call, err = Compare(b, total, round); err == nil {
 			row("in process", ask, call, 1.25)
+		}
+	}
+	if err == nil {
+		out.Progress("in process: %d stream items and %d through a channel, in alternating rounds of %d", items, items, itemRound)
+		var st, ch time.Duration
+		st, ch, err = alternateRounds(items, itemRound, func(n int) (time.Duration, error) { return streamItems(b, n) }, channelItems)
+		if err == nil {
+			streamRow("in process", "a Go channel of the window's capacity", st, ch)
 		}
 	}
 	closeBus(b)
@@ -194,15 +341,23 @@ func RunBench(out benchkit.Out, quick bool) error {
 			return err
 		}
 		err = waitNames(a)
-		var ask, call time.Duration
+		var ask, call, st, tl time.Duration
 		if err == nil {
 			ask, call, err = Compare(a, total, round)
+		}
+		if err == nil {
+			out.Progress("%s: %d stream items and %d tells, in alternating rounds of %d", k.name, items/4, items/4, itemRound)
+			var tells func(int) (time.Duration, error)
+			if tells, err = tellItems(a); err == nil {
+				st, tl, err = alternateRounds(items/4, itemRound, func(n int) (time.Duration, error) { return streamItems(a, n) }, tells)
+			}
 		}
 		closeBus(a)
 		if err != nil {
 			return fmt.Errorf("rpcbench: %s: %w", k.name, err)
 		}
 		row(k.name, ask, call, 1.1)
+		streamRow(k.name, "the peer's tells over the same link", st, tl)
 	}
 	return nil
 }
@@ -221,7 +376,7 @@ func Peer(dir string) int {
 		opts = append(opts, bus.WithTransport(shmbus.New(shmbus.Config{Listen: shm})))
 	}
 	types := bus.NewTypes()
-	if err := errors.Join(bus.RegisterType[Add](types, ""), bus.RegisterType[Sum](types, "")); err != nil {
+	if err := registerTypes(types); err != nil {
 		return fail(err)
 	}
 	b, err := bus.New(append(opts, bus.WithName("rpcbench-peer"), bus.WithTypes(types), quiet)...)

@@ -17,23 +17,29 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestRunBenchQuick runs the suite shortened: a row per place, each with
-// both figures measured, and the peer process gone after it.
+// TestRunBenchQuick runs the suite shortened: a unary row and a stream
+// row per place, each with both figures measured (the unary one with its
+// target), and the peer process gone after it.
 func TestRunBenchQuick(t *testing.T) {
 	var rows benchkit.Rows
 	if err := RunBench(&rows, true); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"in process", "TCP, two processes"}
+	places := []string{"in process", "TCP, two processes"}
 	if runtime.GOOS == "linux" {
-		want = append(want, "shm, two processes")
+		places = append(places, "shm, two processes")
 	}
-	if len(rows) != len(want) {
-		t.Fatalf("rows %+v, want one for each of %v", rows, want)
+	if len(rows) != 2*len(places) {
+		t.Fatalf("rows %+v, want two for each of %v", rows, places)
 	}
 	for i, r := range rows {
-		if !strings.HasPrefix(r.Name, want[i]) || r.Xbus <= 0 || r.Baseline <= 0 || r.Target == "" {
-			t.Fatalf("row %d: %+v, want %s with both figures and a target", i, r, want[i])
+		place, unary := places[i/2], i%2 == 0
+		if !strings.HasPrefix(r.Name, place) || r.Xbus <= 0 || r.Baseline <= 0 {
+			t.Fatalf("row %d: %+v, want %s with both figures", i, r, place)
+		}
+		if unary != strings.Contains(r.Name, "unary") || unary != (r.Target != "") ||
+			!unary && (!strings.Contains(r.Name, "stream") || r.Unit != benchkit.PerSec) {
+			t.Fatalf("row %d: %+v, want the %s row (unary: %v) of %s", i, r, map[bool]string{true: "unary", false: "stream"}[unary], unary, place)
 		}
 	}
 }
@@ -46,7 +52,11 @@ func BenchmarkSuite(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, r := range rows {
-			b.ReportMetric(r.Ratio(), strings.ReplaceAll(strings.SplitN(r.Name, ":", 2)[0], " ", "")+"-x-ask")
+			what := "-x-ask"
+			if r.Unit == benchkit.PerSec {
+				what = "-stream-x-baseline"
+			}
+			b.ReportMetric(r.Ratio(), strings.ReplaceAll(strings.SplitN(r.Name, ":", 2)[0], " ", "")+what)
 		}
 	}
 }
