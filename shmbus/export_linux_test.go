@@ -67,3 +67,22 @@ func (r *RawRing) Rate(n, senders int, body []byte) (float64, error) {
 
 // Close stops the child.
 func (r *RawRing) Close() { r.p.close() }
+
+// Backlog returns the bytes written to tr's rings and not yet taken by
+// their peers' readers, all bytes ever written to them, and the rings'
+// capacity, summed over its links.
+func Backlog(tr *Transport) (used, written, capacity uint64) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for l := range tr.links {
+		l.memMu.RLock()
+		if l.mapped {
+			tail := l.prod.w.tail.Load()
+			used += tail - l.prod.w.head.Load()
+			written += tail
+			capacity += l.prod.capacity
+		}
+		l.memMu.RUnlock()
+	}
+	return used, written, capacity
+}
