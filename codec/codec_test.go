@@ -37,6 +37,34 @@ func TestByName(t *testing.T) {
 	}
 }
 
+// TestAgree: the link's codec is the acceptor's when the dialer has it,
+// else the dialer's when the acceptor has it, else none; and both ends,
+// each from its own side, compute the same.
+func TestAgree(t *testing.T) {
+	for _, tc := range []struct {
+		dialer, acceptor string
+		want             string // "" when they cannot agree
+	}{
+		{"cbor", "cbor", "cbor"},
+		{"gob", "gob", "gob"},
+		{"cbor", "json", "json"},
+		{"json", "cbor", "cbor"},
+		{"raw", "json", "json"},
+		{"gob", "json", "json"},
+		{"json", "gob", "json"},
+		{"gob", "msgpack", ""},
+	} {
+		d, dok := codec.Agree(tc.dialer, tc.acceptor, true)
+		a, aok := codec.Agree(tc.acceptor, tc.dialer, false)
+		if d != a || dok != aok {
+			t.Fatalf("dialer %s, acceptor %s: the dialer agrees on %q (%v), the acceptor on %q (%v)", tc.dialer, tc.acceptor, d, dok, a, aok)
+		}
+		if d != tc.want || dok != (tc.want != "") {
+			t.Fatalf("dialer %s, acceptor %s: agreed on %q (%v), want %q", tc.dialer, tc.acceptor, d, dok, tc.want)
+		}
+	}
+}
+
 // TestTypesWithEachCodec sends values through the bus's type registry with
 // every structured codec, the way a transport does.
 func TestTypesWithEachCodec(t *testing.T) {
