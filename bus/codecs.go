@@ -43,7 +43,8 @@ func WithReplyCodec(c Codec) ActorOption {
 
 // RegisterCodec makes the bus know c by its name, so that an envelope
 // naming that codec decodes here. A bus knows bus.JSON, bus.Raw and each
-// link's own codec from the start. Registering a codec again is a no-op; another
+// link's own codec from the start; netbus and shmbus give it the other
+// built-in codecs and their configured one as they start. Registering a codec again is a no-op; another
 // codec under a name already taken is an error, as are a nil codec and a
 // name of 0 or more than MaxCodecLen bytes.
 func (b *Bus) RegisterCodec(c Codec) error { return b.codecs.register(c) }

@@ -48,8 +48,9 @@ type Link interface {
 	// or "tcp". Among several links to one peer the bus uses the first of
 	// shm, unix, tcp (any other scheme after those), strictly.
 	Scheme() string
-	// Codec is the codec this link's handshake agreed on (the transport's
-	// configuration; codec.Binary() by default). The bus encodes a body
+	// Codec is the codec this link's handshake agreed on, from what each
+	// end's transport is configured with (codec.Agree; codec.Binary() by
+	// default). The bus encodes a body
 	// with it unless the sender chose another (WithCodec), once per
 	// distinct codec however many peers a message goes to.
 	Codec() Codec

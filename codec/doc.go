@@ -1,6 +1,7 @@
 // Package codec holds the codecs that encode message bodies when they leave
 // the process; in-process delivery never encodes. Each link has a codec of
-// its own (Link.Codec: the transport's configuration, Binary by default),
+// its own (Link.Codec: agreed in the handshake from the codec each end's
+// transport is configured with, Binary by default; see Agree),
 // and a message may be sent in another (bus.WithCodec, rpc.WithCodec), whose
 // name then travels with it so the receiver decodes it alike. The bus
 // encodes and decodes bodies through bus.Types.EncodeBody and DecodeBody:

@@ -36,8 +36,13 @@ type Config struct {
 	// ClientCAs and ClientAuth: tls.RequireAndVerifyClientCert. Nil: plain
 	// sockets.
 	TLS *tls.Config
-	// Codec encodes message bodies; both ends must use the same one (checked
-	// by name in the handshake). Nil: codec.Binary().
+	// Codec is the body codec this node prefers for its links. The
+	// handshake agrees on one per link (codec.Agree): this one when the
+	// peer names it too; else the acceptor's when it is built in (cbor,
+	// json, raw), else the dialer's when it is; two codecs of their own
+	// that differ are refused (ErrCodecMismatch). The bus is given it and
+	// the built-in ones (RegisterCodec), so a message in any of them
+	// decodes here. Nil: codec.Binary().
 	Codec bus.Codec
 	// Compression is what this node compresses data frames with, when the
 	// peer can decode it (every netbus node decodes S2 and Zstd). Zero: none.

@@ -23,14 +23,17 @@
 // # Connections
 //
 // A connection starts with a handshake: magic and protocol version, node id,
-// the body codec's name, the compressions each end decodes, and a
+// the name of the body codec each end prefers (from which both compute the
+// link's: the same name, else the acceptor's when it is built in, else the
+// dialer's when it is; docs/codecs.md), the compressions each end decodes, and a
 // shared-secret HMAC challenge/response in which both ends prove they hold
 // Config.Secret without sending it (each proof covers both hellos and their
 // fresh nonces, so it cannot be replayed or reflected). Optional TLS
 // (Config.TLS, with client certificates for mutual authentication) runs
 // underneath. A peer that fails any check is refused with a close frame that
 // names the reason; nothing it sends reaches the bus. A refusal retrying
-// cannot heal (wrong secret, version, codec, a hello that breaks the rules,
+// cannot heal (wrong secret, version, two codecs neither end has of the
+// other's, a hello that breaks the rules,
 // a TLS certificate refused) wraps bus.ErrRefused on both ends: Dial returns
 // it at once, the bus stops dialing that address, and each end logs it at Warn.
 //

@@ -14,7 +14,8 @@ import (
 // reported by the peer in a close frame wraps ErrRejected and the sentinel
 // for the reason it gave, so both ends of a refused handshake match the same
 // sentinel (errors.Is(err, ErrVersion) holds on both sides). Refusals that
-// retrying cannot heal (ErrBadMagic, ErrVersion, ErrAuth, ErrCodecMismatch,
+// retrying cannot heal (ErrBadMagic, ErrVersion, ErrAuth, ErrCodecMismatch:
+// the ends prefer codecs of their own that differ, neither built in,
 // a hello that breaks the rules, a TLS certificate refused) wrap
 // bus.ErrRefused: the bus stops redialing on them (bus.Connect).
 var (
@@ -22,7 +23,7 @@ var (
 	ErrBadMagic      = fmt.Errorf("netbus: bad magic: peer does not speak the xbus protocol: %w", bus.ErrRefused)
 	ErrVersion       = fmt.Errorf("netbus: unsupported protocol version: %w", bus.ErrRefused)
 	ErrAuth          = fmt.Errorf("netbus: authentication failed: %w", bus.ErrRefused)
-	ErrCodecMismatch = fmt.Errorf("netbus: peers use different body codecs: %w", bus.ErrRefused)
+	ErrCodecMismatch = fmt.Errorf("netbus: no body codec both ends have: %w", bus.ErrRefused)
 	ErrHandshake     = errors.New("netbus: bad handshake")
 	ErrRejected      = errors.New("netbus: refused by peer")
 	ErrBadFrame      = errors.New("netbus: bad frame")

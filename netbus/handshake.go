@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/xbus-dev/xbus/bus"
+	xcodec "github.com/xbus-dev/xbus/codec"
 )
 
 // The handshake opens every connection. Both ends send a hello at once, then
@@ -57,7 +58,8 @@ type hsResult struct {
 	LinkID       uint64
 	Conn, Pool   uint8
 	PeerMaxFrame int
-	SendComp     byte // compression flag to send data frames with (compNone if none agreed)
+	SendComp     byte   // compression flag to send data frames with (compNone if none agreed)
+	Codec        string // the link's codec, agreed from both hellos (codec.Agree)
 }
 
 type hsState uint8
@@ -228,6 +230,7 @@ func (h *handshake) parseHello(b []byte) error {
 	linkID := binary.BigEndian.Uint64(b[26:34])
 	maxFrame := binary.BigEndian.Uint32(b[34:38])
 	codec := string(b[helloFixed:])
+	agreed, codecOK := xcodec.Agree(h.cfg.Codec, codec, h.cfg.Dialer)
 	switch {
 	case flags&^helloMask != 0:
 		return fmt.Errorf("%w: unknown hello flags %#x", ErrHandshake, flags)
@@ -243,8 +246,8 @@ func (h *handshake) parseHello(b []byte) error {
 		return fmt.Errorf("%w: max frame %d below %d", ErrHandshake, maxFrame, minMaxFrame)
 	case (flags&helloDialer != 0) == h.cfg.Dialer:
 		return fmt.Errorf("%w: both ends claim the same role", ErrHandshake)
-	case codec != h.cfg.Codec:
-		return fmt.Errorf("%w: peer uses %q, this node %q", ErrCodecMismatch, codec, h.cfg.Codec)
+	case !codecOK:
+		return fmt.Errorf("%w: peer uses %q, this node %q, and neither has the other's (each has its own, cbor, json and raw)", ErrCodecMismatch, codec, h.cfg.Codec)
 	case (flags&helloAuth != 0) != (len(h.cfg.Secret) > 0):
 		if len(h.cfg.Secret) > 0 {
 			return fmt.Errorf("%w: peer has no shared secret", ErrAuth)
@@ -256,7 +259,7 @@ func (h *handshake) parseHello(b []byte) error {
 	} else if pool == 0 || conn >= pool {
 		return fmt.Errorf("%w: connection %d of a pool of %d", ErrHandshake, conn, pool)
 	}
-	h.res = hsResult{Peer: peer, LinkID: linkID, Conn: conn, Pool: pool, PeerMaxFrame: int(maxFrame)}
+	h.res = hsResult{Peer: peer, LinkID: linkID, Conn: conn, Pool: pool, PeerMaxFrame: int(maxFrame), Codec: agreed}
 	if f := h.cfg.Compress.flag(); f != compNone && decode&f != 0 {
 		h.res.SendComp = f
 	}

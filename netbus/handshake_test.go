@@ -79,6 +79,28 @@ func TestHandshakeOK(t *testing.T) {
 	}
 }
 
+// Ends that prefer different codecs agree on one from the two hellos: the
+// acceptor's when the dialer has it, else the dialer's; both results name
+// the same.
+func TestHandshakeCodecAgreement(t *testing.T) {
+	for _, c := range []struct{ dialer, acceptor, want string }{
+		{"json", "json", "json"},
+		{"cbor", "json", "json"},
+		{"json", "cbor", "cbor"},
+		{"gob", "cbor", "cbor"},
+		{"cbor", "gob", "cbor"},
+	} {
+		dc, ac := hsPair(func(d, a *hsConfig) { d.Codec, a.Codec = c.dialer, c.acceptor })
+		d, a, derr, aerr := runHandshake(t, dc, ac, 3)
+		if derr != nil || aerr != nil || !d.done() || !a.done() {
+			t.Fatalf("%s to %s: %v, %v", c.dialer, c.acceptor, derr, aerr)
+		}
+		if d.result().Codec != c.want || a.result().Codec != c.want {
+			t.Fatalf("%s to %s: the dialer agreed on %q, the acceptor on %q, want %q", c.dialer, c.acceptor, d.result().Codec, a.result().Codec, c.want)
+		}
+	}
+}
+
 func TestHandshakeCompressionNegotiation(t *testing.T) {
 	dc, ac := hsPair(func(d, a *hsConfig) { d.Compress = Zstd; a.Decode = compS2; a.Compress = NoCompression })
 	d, a, derr, aerr := runHandshake(t, dc, ac, 5)
@@ -99,7 +121,7 @@ func TestHandshakeRefused(t *testing.T) {
 		{"wrong secret", func(d, a *hsConfig) { d.Secret, a.Secret = []byte("a"), []byte("b") }, ErrAuth},
 		{"dialer without secret", func(d, a *hsConfig) { a.Secret = []byte("b") }, ErrAuth},
 		{"acceptor without secret", func(d, a *hsConfig) { d.Secret = []byte("b") }, ErrAuth},
-		{"codec", func(d, a *hsConfig) { d.Codec = "cbor" }, ErrCodecMismatch},
+		{"codec", func(d, a *hsConfig) { d.Codec, a.Codec = "gob", "msgpack" }, ErrCodecMismatch},
 		{"same role", func(d, a *hsConfig) { a.Dialer = true }, ErrHandshake},
 		{"self", func(d, a *hsConfig) { a.Node = d.Node }, ErrHandshake},
 		{"bad pool", func(d, a *hsConfig) { d.Conn = 2 }, ErrHandshake},

@@ -21,7 +21,8 @@ type link struct {
 	t     *Transport
 	peer  bus.NodeID
 	loc   bus.Locality
-	conns []*conn // fixed after newLink
+	codec bus.Codec // agreed in the handshake: Config.Codec or the peer's
+	conns []*conn   // fixed after newLink
 
 	deliverMu sync.Mutex // the host is handed one envelope or batch at a time per link; guards each conn's stopped
 
@@ -43,7 +44,7 @@ var _ bus.Link = (*link)(nil)
 
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return l.loc }
-func (l *link) Codec() bus.Codec       { return l.t.cfg.Codec }
+func (l *link) Codec() bus.Codec       { return l.codec }
 
 // Scheme is "unix" for a Unix socket, "tcp" otherwise.
 func (l *link) Scheme() string {

@@ -104,7 +104,7 @@ func TestRefusalsMatchErrRefused(t *testing.T) {
 	}{
 		{"secret", Config{Secret: []byte("a")}, Config{Secret: []byte("b")}, ErrAuth},
 		{"no secret", Config{Secret: []byte("a")}, Config{}, ErrAuth},
-		{"codec", Config{Codec: bus.JSON}, Config{}, ErrCodecMismatch},
+		{"codec", Config{Codec: namedCodec{"gob"}}, Config{Codec: namedCodec{"msgpack"}}, ErrCodecMismatch},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.srv.Listen = []string{"tcp://127.0.0.1:0"}
@@ -119,3 +119,11 @@ func TestRefusalsMatchErrRefused(t *testing.T) {
 		})
 	}
 }
+
+// namedCodec is JSON under another name: a codec no other node has unless
+// given it.
+type namedCodec struct{ name string }
+
+func (c namedCodec) Name() string                           { return c.name }
+func (namedCodec) Append(dst []byte, v any) ([]byte, error) { return bus.JSON.Append(dst, v) }
+func (namedCodec) Decode(data []byte, v any) error          { return bus.JSON.Decode(data, v) }

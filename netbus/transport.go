@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
 )
 
 // Transport carries the bus between processes over TCP or Unix sockets. It
@@ -92,6 +93,7 @@ func (t *Transport) Start(h bus.Host) error {
 	}
 	t.comp, t.host, t.log = comp, h, h.Logger()
 	t.batchHost, _ = h.(bus.BatchHost)
+	codec.RegisterBuiltins(h, t.cfg.Codec)
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -423,7 +425,11 @@ func (t *Transport) startLink(conns []*conn, network string) (*link, error) {
 	if network == "unix" {
 		loc = bus.SameHost
 	}
-	l := &link{t: t, peer: conns[0].res.Peer, loc: loc, conns: conns, done: make(chan struct{})}
+	lc := t.cfg.Codec
+	if name := conns[0].res.Codec; name != lc.Name() {
+		lc, _ = codec.ByName(name) // the handshake agreed on a built-in one
+	}
+	l := &link{t: t, peer: conns[0].res.Peer, loc: loc, codec: lc, conns: conns, done: make(chan struct{})}
 	for _, c := range conns {
 		c.l = l
 	}

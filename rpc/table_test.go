@@ -9,6 +9,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/bustest"
+	"github.com/xbus-dev/xbus/codec"
 	"github.com/xbus-dev/xbus/netbus"
 	"github.com/xbus-dev/xbus/shmbus"
 )
@@ -100,18 +101,52 @@ func transports() []transport {
 			b := newBus(t)
 			return b, b
 		}},
-		{"unix", netPair(func(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "b.sock") })},
-		{"tcp", netPair(func(*testing.T) string { return "tcp://127.0.0.1:0" })},
+		{"unix", netPair(unixAddr, nil, nil)},
+		{"tcp", netPair(tcpAddr, nil, nil)},
 	}
 	if runtime.GOOS == "linux" {
-		ts = append(ts, transport{"shm", func(t *testing.T) (*bus.Bus, *bus.Bus) {
-			path := filepath.Join(t.TempDir(), "b.sock")
-			b := bustest.NewBus(t, shmbus.New(shmbus.Config{Listen: path}), bus.WithName("b"))
-			a := bustest.NewBus(t, shmbus.New(shmbus.Config{Dial: []string{path}}), bus.WithName("a"))
-			return a, b
-		}})
+		ts = append(ts, transport{"shm", shmPair(nil, nil)})
+	}
+	return append(ts, mixedTransports()...)
+}
+
+func unixAddr(t *testing.T) string { return "unix://" + filepath.Join(t.TempDir(), "b.sock") }
+func tcpAddr(*testing.T) string    { return "tcp://127.0.0.1:0" }
+
+// mixedTransports are the remote transports with nodes whose transports
+// prefer different codecs (Config.Codec), which agree on one in the
+// handshake: A's dialing end names first, B's accepting end second.
+func mixedTransports() []transport {
+	gob := &countingCodec{name: "test-gob"} // a codec B lacks
+	var ts []transport
+	for _, c := range []struct {
+		name string
+		a, b bus.Codec
+	}{
+		{"json-cbor", codec.JSON, codec.Binary()},
+		{"cbor-json", codec.Binary(), codec.JSON},
+		{"gob-cbor", gob, codec.Binary()},
+		{"json-gob", codec.JSON, gob},
+	} {
+		ts = append(ts,
+			transport{"unix/" + c.name, netPair(unixAddr, c.a, c.b)},
+			transport{"tcp/" + c.name, netPair(tcpAddr, c.a, c.b)})
+		if runtime.GOOS == "linux" {
+			ts = append(ts, transport{"shm/" + c.name, shmPair(c.a, c.b)})
+		}
 	}
 	return ts
+}
+
+// shmPair links A (dialing, preferring codec a) to B (listening, b) over
+// shared memory; a nil codec is the transport's default.
+func shmPair(a, b bus.Codec) func(t *testing.T) (*bus.Bus, *bus.Bus) {
+	return func(t *testing.T) (*bus.Bus, *bus.Bus) {
+		path := filepath.Join(t.TempDir(), "b.sock")
+		bb := bustest.NewBus(t, shmbus.New(shmbus.Config{Listen: path, Codec: b}), bus.WithName("b"))
+		ab := bustest.NewBus(t, shmbus.New(shmbus.Config{Dial: []string{path}, Codec: a}), bus.WithName("a"))
+		return ab, bb
+	}
 }
 
 // newBus returns a bus without a transport, closed when t ends.
@@ -129,11 +164,13 @@ func newBus(t *testing.T, opts ...bus.Option) *bus.Bus {
 	return b
 }
 
-func netPair(listen func(*testing.T) string) func(t *testing.T) (*bus.Bus, *bus.Bus) {
+// netPair links A (dialing, preferring codec a) to B (listening, b) over
+// a socket; a nil codec is the transport's default.
+func netPair(listen func(*testing.T) string, ac, bc bus.Codec) func(t *testing.T) (*bus.Bus, *bus.Bus) {
 	return func(t *testing.T) (*bus.Bus, *bus.Bus) {
-		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}})
+		trB := netbus.New(netbus.Config{Listen: []string{listen(t)}, Codec: bc})
 		b := bustest.NewBus(t, trB, bus.WithName("b"))
-		a := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs()}), bus.WithName("a"))
+		a := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs(), Codec: ac}), bus.WithName("a"))
 		return a, b
 	}
 }

@@ -56,7 +56,12 @@
 // `xbus bench shm` measures the transport between two processes
 // (docs/performance.md).
 //
-// A peer of another user, protocol version, ring size or codec is refused
+// The link's codec is agreed from the codec names in the hellos (Config.Codec
+// of each end): the same name, else the acceptor's when it is built in
+// (cbor, json, raw), else the dialer's when it is (docs/codecs.md).
+//
+// A peer of another user, protocol version or ring size, or whose codec
+// and this end's are both its own and differ, is refused
 // with an error wrapping ErrPeerRefused and bus.ErrRefused: retrying cannot
 // help. The listener logs it at Warn; the bus logs a dial's refusal at Warn
 // and stops dialing.

@@ -72,12 +72,21 @@ func (r *logRecorder) waitWarned(t *testing.T, target error) error {
 	return nil
 }
 
-// TestRefusals checks that a peer with another codec, ring size or
-// protocol version is refused with an error wrapping bus.ErrRefused on the
-// dialing side, and that the listener logs the refusal at Warn.
+// namedCodec is JSON under another name: a codec no other node has unless
+// given it.
+type namedCodec struct{ name string }
+
+func (c namedCodec) Name() string                           { return c.name }
+func (namedCodec) Append(dst []byte, v any) ([]byte, error) { return bus.JSON.Append(dst, v) }
+func (namedCodec) Decode(data []byte, v any) error          { return bus.JSON.Decode(data, v) }
+
+// TestRefusals checks that a peer is refused with an error wrapping
+// bus.ErrRefused on the dialing side, and that the listener logs the
+// refusal at Warn, when neither end has the other's codec, when the ring
+// sizes differ, and when the protocol versions do.
 func TestRefusals(t *testing.T) {
 	cases := map[string]struct{ listen, dial Config }{
-		"codec":     {Config{}, Config{Codec: codec.Raw}},
+		"codec":     {Config{Codec: namedCodec{"gob"}}, Config{Codec: namedCodec{"msgpack"}}},
 		"ring size": {Config{RingSize: MinRingSize}, Config{RingSize: 2 * MinRingSize}},
 	}
 	for name, c := range cases {

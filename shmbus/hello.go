@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/codec"
 )
 
 // hello is what each side sends, with its segment's fd, right after
@@ -69,6 +70,13 @@ func parseHello(b []byte) (hello, error) {
 	return h, nil
 }
 
+// agrees reports whether ends preferring codecs a and b can agree on one
+// (codec.Agree; whether they can does not depend on which end dialed).
+func agrees(a, b string) bool {
+	_, ok := codec.Agree(a, b, true)
+	return ok
+}
+
 // accept checks a peer's hello against ours: what must match is a refusal
 // when it does not (ErrPeerRefused); a node id or timeout that cannot be is
 // a failed handshake.
@@ -76,8 +84,8 @@ func (ours *hello) accept(peer *hello) error {
 	switch {
 	case peer.ringSize != ours.ringSize:
 		return fmt.Errorf("%w: the peer's ring size is %d bytes, this process's %d (Config.RingSize must match)", ErrPeerRefused, peer.ringSize, ours.ringSize)
-	case peer.codec != ours.codec:
-		return fmt.Errorf("%w: the peer's codec is %q, this process's %q (Config.Codec must match)", ErrPeerRefused, peer.codec, ours.codec)
+	case !agrees(ours.codec, peer.codec):
+		return fmt.Errorf("%w: the peer's codec is %q, this process's %q, and neither has the other's (each has its own, cbor, json and raw)", ErrPeerRefused, peer.codec, ours.codec)
 	case peer.node.IsZero() || peer.node == ours.node:
 		return fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peer.node)
 	case peer.timeout != 0 && peer.timeout < MinPeerTimeout:

@@ -9,7 +9,7 @@ import (
 )
 
 func TestHello(t *testing.T) {
-	ours := hello{version: segVersion, ringSize: DefaultRingSize, node: bus.NewNodeID(), timeout: DefaultPeerTimeout, codec: "cbor"}
+	ours := hello{version: segVersion, ringSize: DefaultRingSize, node: bus.NewNodeID(), timeout: DefaultPeerTimeout, codec: "gob"}
 	peer := ours
 	peer.node = bus.NewNodeID()
 	b := peer.marshal()
@@ -27,7 +27,7 @@ func TestHello(t *testing.T) {
 		"version":        {func(h *hello, b []byte) []byte { b[8]++; return b }, ErrPeerRefused},
 		"version, short": {func(h *hello, b []byte) []byte { b[8]--; return b[:65] }, ErrPeerRefused},
 		"ring size":      {func(h *hello, b []byte) []byte { h.ringSize *= 2; return nil }, ErrPeerRefused},
-		"codec":          {func(h *hello, b []byte) []byte { h.codec = "json"; return nil }, ErrPeerRefused},
+		"codec":          {func(h *hello, b []byte) []byte { h.codec = "msgpack"; return nil }, ErrPeerRefused},
 		"magic":          {func(h *hello, b []byte) []byte { b[0] = 'y'; return b }, ErrHandshake},
 		"short":          {func(h *hello, b []byte) []byte { return b[:11] }, ErrHandshake},
 		"long":           {func(h *hello, b []byte) []byte { return append(b, 0) }, ErrHandshake},

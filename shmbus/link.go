@@ -34,10 +34,11 @@ const (
 // waiting for room consult (see liveness.go); under it only Close runs,
 // which takes none of the link's locks.
 type link struct {
-	t    *Transport
-	h    bus.Host
-	conn *net.UnixConn
-	peer bus.NodeID
+	t     *Transport
+	h     bus.Host
+	conn  *net.UnixConn
+	peer  bus.NodeID
+	codec bus.Codec // agreed in the hello: Config.Codec or the peer's
 
 	own, peerMem []byte
 	prod         *producer
@@ -78,7 +79,7 @@ type link struct {
 // newLink builds the link to peer over the two mapped segments; peerTimeout
 // is the silence the peer tolerates of us (from its hello; 0 for ever).
 func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, peerMem []byte, peerKey, ownKey uint64, peerTimeout time.Duration) *link {
-	l := &link{t: t, h: h, conn: c, peer: peer, own: own, peerMem: peerMem, mapped: true,
+	l := &link{t: t, h: h, conn: c, peer: peer, codec: t.codec, own: own, peerMem: peerMem, mapped: true,
 		done: make(chan struct{}), watchEnd: make(chan struct{})}
 	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
 	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
@@ -98,7 +99,7 @@ func (l *link) start() {
 func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return bus.SameHost }
 func (l *link) Scheme() string         { return "shm" }
-func (l *link) Codec() bus.Codec       { return l.t.codec }
+func (l *link) Codec() bus.Codec       { return l.codec }
 
 // ReaderSpins implements bus.SpinningLink: while the reader polls the
 // ring before it parks (its spins pay, see spinner), an asker may poll for

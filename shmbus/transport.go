@@ -29,8 +29,11 @@ type Config struct {
 	// bus.Host.Connect, and the bus dials it and redials it with backoff and
 	// jitter whenever the link drops or the peer is not up yet.
 	Dial []string
-	// Codec encodes message bodies; nil means codec.Binary(). Both ends
-	// must use the same codec (checked by name in the handshake).
+	// Codec is the body codec this process prefers; nil means
+	// codec.Binary(). The hello agrees on one per link as netbus does
+	// (codec.Agree): the same name, else the acceptor's when it is built
+	// in, else the dialer's when it is; two codecs of their own that
+	// differ are refused. The bus is given it and the built-in ones.
 	Codec bus.Codec
 	// MaxMessage bounds one encoded envelope; larger ones are fragmented
 	// into ring records and reassembled up to this size. 0 means 16 MiB.
@@ -130,6 +133,7 @@ func (t *Transport) Start(h bus.Host) error {
 	t.mu.Lock()
 	t.host = h
 	t.mu.Unlock()
+	codec.RegisterBuiltins(h, t.codec)
 	if t.cfg.Listen != "" {
 		ln, err := listenUnix(t.cfg.Listen)
 		if err != nil {
@@ -319,6 +323,9 @@ func (t *Transport) setup(c *net.UnixConn, accepted bool) (_ *link, err error) {
 	}
 	c.SetDeadline(time.Time{})
 	l := newLink(t, h, c, theirs.node, own, peer, peerKey, key, theirs.timeout)
+	if name, _ := codec.Agree(ours.codec, theirs.codec, !accepted); name != t.codec.Name() {
+		l.codec, _ = codec.ByName(name) // accept checked that they agree: on a built-in one
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
