@@ -15,10 +15,11 @@ import (
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	md           MD
-	interceptors []ClientInterceptor
-	trailer      *MD
-	codec        bus.Codec
+	md                 MD
+	interceptors       []ClientInterceptor
+	streamInterceptors []StreamClientInterceptor
+	trailer            *MD
+	codec              bus.Codec
 
 	// Fail mode (failmode.go).
 	mode       FailMode

@@ -119,5 +119,16 @@
 // the caller leaving the range, closing, or its ctx ending ends the
 // handler's ctx. See docs/streaming.md.
 //
-// Planned (not built): interceptors of streams. See docs/rpc.md.
+// # Interceptors
+//
+// Calls: a ClientInterceptor wraps a call on the caller's side
+// (WithClientInterceptors, per call or in an Options bundle), a
+// ServerInterceptor a handler's every call (WithServerInterceptors).
+// Streams: a StreamClientInterceptor wraps the opening of a stream
+// (WithStreamClientInterceptors): it may add metadata, refuse, and sees
+// the open's error; a StreamServerInterceptor wraps each stream of a
+// stream handler (WithStreamServerInterceptors): it reads the stream's
+// metadata, may refuse it with a coded error before the handler runs, and
+// sees the error the stream ends with. The first given is the outermost.
+// Call interceptors do not wrap streams, nor stream interceptors calls.
 package rpc

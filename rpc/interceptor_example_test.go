@@ -53,3 +53,121 @@ func ExampleWithServerInterceptors() {
 	// log: calc.add {A:1 B:2} -> {N:3}, code 0
 	// 3 <nil>
 }
+
+// Upto opens a stream of the numbers 1 to N; Count is one of them.
+type (
+	Upto  struct{ N int }
+	Count struct{ N int }
+)
+
+// Logging and authentication of streams: the handler's interceptors log
+// each stream's end and refuse one opened without a token, before the
+// handler runs; the caller's interceptor adds the token to the open.
+func ExampleWithStreamServerInterceptors() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := bus.New()
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close(ctx)
+
+	logged := make(chan string, 1)
+	logging := func(ctx context.Context, info rpc.StreamServerInfo, next func(context.Context) error) error {
+		err := next(ctx)
+		logged <- fmt.Sprintf("log: %s %s ended, code %d", info.Kind, info.Name, rpc.Code(err))
+		return err
+	}
+	auth := func(ctx context.Context, info rpc.StreamServerInfo, next func(context.Context) error) error {
+		if tok, _ := info.MD.Get("token"); tok != "s3cret" {
+			return rpc.Errorf(rpc.CodeUnauthenticated, "%s: no valid token", info.Name)
+		}
+		return next(ctx)
+	}
+	_, err = rpc.HandleServerStream(b, "count", func(ctx context.Context, u Upto, send func(Count) error) error {
+		for i := 1; i <= u.N; i++ {
+			if err := send(Count{i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, rpc.WithStreamServerInterceptors(logging, auth))
+	if err != nil {
+		panic(err)
+	}
+
+	for _, err := range rpc.CallServerStream[Count](ctx, b, "count", Upto{3}) {
+		fmt.Println(errors.Is(err, rpc.ErrUnauthenticated))
+	}
+	fmt.Println(<-logged)
+
+	withToken := func(ctx context.Context, info rpc.StreamClientInfo, next func(context.Context) error) error {
+		return next(rpc.WithOutgoingMD(ctx, rpc.MD{{Key: "token", Value: "s3cret"}}))
+	}
+	for c, err := range rpc.CallServerStream[Count](ctx, b, "count", Upto{3}, rpc.WithStreamClientInterceptors(withToken)) {
+		fmt.Println(c.N, err)
+	}
+	fmt.Println(<-logged)
+	// Output:
+	// true
+	// log: server stream count ended, code 1028
+	// 1 <nil>
+	// 2 <nil>
+	// 3 <nil>
+	// log: server stream count ended, code 0
+}
+
+// Metrics of streams: the caller's interceptor counts opens and the ones
+// that failed, the handler's counts streams by how they ended.
+func ExampleWithStreamClientInterceptors() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := bus.New()
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close(ctx)
+
+	ends := make(chan bus.Code, 3)
+	metrics := func(ctx context.Context, info rpc.StreamServerInfo, next func(context.Context) error) error {
+		err := next(ctx)
+		ends <- rpc.Code(err)
+		return err
+	}
+	_, err = rpc.HandleServerStream(b, "count", func(ctx context.Context, u Upto, send func(Count) error) error {
+		if u.N < 0 {
+			return rpc.Errorf(rpc.CodeInvalidArgument, "cannot count up to %d", u.N)
+		}
+		for i := 1; i <= u.N; i++ {
+			if err := send(Count{i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, rpc.WithStreamServerInterceptors(metrics))
+	if err != nil {
+		panic(err)
+	}
+
+	var opens, failed int
+	counting := func(ctx context.Context, info rpc.StreamClientInfo, next func(context.Context) error) error {
+		opens++
+		err := next(ctx)
+		if err != nil {
+			failed++
+		}
+		return err
+	}
+	client := rpc.Options(rpc.WithStreamClientInterceptors(counting))
+	for _, n := range []int{2, -1} {
+		for range rpc.CallServerStream[Count](ctx, b, "count", Upto{n}, client) {
+		}
+	}
+	for range rpc.CallServerStream[Count](ctx, b, "nowhere", Upto{1}, client) {
+	}
+	fmt.Printf("caller: %d opens, %d failed\n", opens, failed)
+	fmt.Println("handler: ended with codes", <-ends, <-ends)
+	// Output:
+	// caller: 3 opens, 1 failed
+	// handler: ended with codes 0 1024
+}

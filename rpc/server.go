@@ -15,10 +15,11 @@ import (
 type Option func(*serverOptions)
 
 type serverOptions struct {
-	actor        []bus.ActorOption
-	interceptors []ServerInterceptor
-	codec        bus.Codec
-	server       *Server // WithServer
+	actor              []bus.ActorOption
+	interceptors       []ServerInterceptor
+	streamInterceptors []StreamServerInterceptor
+	codec              bus.Codec
+	server             *Server // WithServer
 }
 
 // WithServerCodec makes the handler's bus know c, so a call in it (a

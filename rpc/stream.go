@@ -91,6 +91,7 @@ func HandleBidiStream[Req, Resp any](b *bus.Bus, name string, h func(ctx context
 type streamServer struct {
 	name, kind string
 	run        func(context.Context, *bus.Stream) error
+	ics        []StreamServerInterceptor // WithStreamServerInterceptors
 	log        interface{ Error(string, ...any) }
 	srv        *Server // WithServer; nil for none
 }
@@ -100,7 +101,7 @@ func registerStream(b *bus.Bus, name, kind string, run func(context.Context, *bu
 	for _, f := range opts {
 		f(&o)
 	}
-	return register(b, name, &streamServer{name: name, kind: kind, run: run, log: b.Logger(), srv: o.server}, &o)
+	return register(b, name, &streamServer{name: name, kind: kind, run: run, ics: o.streamInterceptors, log: b.Logger(), srv: o.server}, &o)
 }
 
 func (ss *streamServer) Receive(c *bus.Context, msg any) error {
@@ -133,19 +134,39 @@ func (ss *streamServer) serve(s *bus.Stream) {
 		defer stop()
 	}
 	ctx := s.Context()
-	if hs := s.Headers(); len(hs) > 0 {
+	hs := s.Headers()
+	if len(hs) > 0 {
 		ctx = context.WithValue(ctx, incomingKey{}, MD(hs))
 	}
-	err := ss.call(ctx, s)
+	var err error
+	if len(ss.ics) == 0 {
+		err = ss.call(ctx, s)
+	} else {
+		err = ss.callWrapped(ctx, s, MD(hs))
+	}
 	if err != nil {
 		err = ctxCoded(err)
 	}
 	s.Close(err)
 }
 
+// call runs the handler, turning a panic into a CodeInternal error.
 func (ss *streamServer) call(ctx context.Context, s *bus.Stream) (err error) {
 	defer recoverInto(ss.name, &err, ss.log)
 	return ss.run(ctx, s)
+}
+
+// callWrapped runs the handler behind its interceptors, which see its
+// error coded as its caller will (a panic, its ctx's ending).
+func (ss *streamServer) callWrapped(ctx context.Context, s *bus.Stream, md MD) (err error) {
+	defer recoverInto(ss.name, &err, ss.log)
+	info := StreamServerInfo{Name: ss.name, Kind: ss.kind, MD: md}
+	return chainStreamServer(info, ss.ics, func(ctx context.Context) error {
+		if err := ss.call(ctx, s); err != nil {
+			return ctxCoded(err)
+		}
+		return nil
+	})(ctx)
 }
 
 // refuseStream ends a stream opened to a unary handler: it takes calls.
@@ -214,8 +235,9 @@ func callCodec(opts []CallOption) bus.Codec {
 	return parseCallOptions(opts).codec
 }
 
-// open opens a stream for a caller with the call's options.
-func open(ctx context.Context, b *bus.Bus, to any, req any, opts []CallOption) (context.Context, *bus.Stream, error) {
+// open opens a stream of kind for a caller with the call's options,
+// through its interceptors; the ctx it returns bounds the stream.
+func open(ctx context.Context, b *bus.Bus, to any, kind string, req any, opts []CallOption) (context.Context, *bus.Stream, error) {
 	var o callOptions
 	for _, f := range opts {
 		f(&o)
@@ -227,6 +249,9 @@ func open(ctx context.Context, b *bus.Bus, to any, req any, opts []CallOption) (
 	var sopts []bus.StreamOption
 	if o.window != 0 {
 		sopts = append(sopts, bus.StreamWindow(o.window))
+	}
+	if len(o.streamInterceptors) > 0 {
+		return openIntercepted(ctx, b, StreamClientInfo{To: to, Kind: kind}, req, &o, sopts)
 	}
 	s, err := b.OpenStream(ctx, to, req, sopts...)
 	return ctx, s, err
@@ -253,7 +278,7 @@ func CallServerStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, re
 			yield(zero, err)
 			return
 		}
-		ctx, s, err := open(ctx, b, to, req, opts)
+		ctx, s, err := open(ctx, b, to, "server stream", req, opts)
 		if err != nil {
 			yield(zero, err)
 			return
@@ -282,7 +307,7 @@ func OpenClientStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, op
 	if err := ensurePair(b.Types(), callCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return nil, err
 	}
-	ctx, s, err := open(ctx, b, to, nil, opts)
+	ctx, s, err := open(ctx, b, to, "client stream", nil, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +359,7 @@ func OpenBidiStream[Resp, Req any](ctx context.Context, b *bus.Bus, to any, opts
 	if err := ensurePair(b.Types(), callCodec(opts), reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return nil, err
 	}
-	ctx, s, err := open(ctx, b, to, nil, opts)
+	ctx, s, err := open(ctx, b, to, "bidirectional stream", nil, opts)
 	if err != nil {
 		return nil, err
 	}
