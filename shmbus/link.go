@@ -238,8 +238,10 @@ func (l *link) closedErr() error {
 }
 
 // offerYields is how many times a sender that found the ring full yields
-// before it sleeps until the peer's reader frees room.
-const offerYields = 100
+// before it sleeps until the peer's reader frees room. Few: a sender that
+// spins takes the CPU the peer's reader needs to free room, and the reader
+// wakes it (docs/performance.md, "A full ring").
+const offerYields = 10
 
 // roomSlice is the longest sleep of a sender waiting for room. The peer's
 // reader wakes it once it frees room; the slice only bounds how late a
