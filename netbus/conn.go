@@ -67,6 +67,7 @@ type conn struct {
 	space   chan struct{}
 
 	ring      []uint64 // ackRing bits: data frame seq is a tell or a publish
+	asks      askRing  // the asks among the data frames not acknowledged
 	sent      uint64   // data frames queued (or written at once)
 	wrote     uint64   // of those, written whole to the socket
 	acked     uint64   // of those, acknowledged by the peer
@@ -96,16 +97,74 @@ const (
 // countable reports whether a frame of kind k is one Host.Undelivered counts.
 func countable(k bus.Kind) bool { return k == bus.KindTell || k == bus.KindPublish }
 
-// record notes a data frame about to be queued or written, in wire order.
-// c.mu is held and the ring has room.
-func (c *conn) record(count bool) {
+// record notes a data frame of kind k (corr, if an ask) about to be
+// queued or written, in wire order. c.mu is held and the ring has room.
+func (c *conn) record(k bus.Kind, corr uint64) {
 	i, bit := (c.sent/64)%(ackRing/64), uint64(1)<<(c.sent%64)
-	if count {
+	if countable(k) {
 		c.ring[i] |= bit
 	} else {
 		c.ring[i] &^= bit
 	}
+	if k == bus.KindAsk {
+		c.asks.push(c.sent, corr)
+	}
 	c.sent++
+}
+
+// askRing keeps, in order, the sequence number and correlation id of each
+// ask among a connection's data frames not yet acknowledged: enough to
+// hand an ask back when the peer's close frame proves it never read it. A
+// circular buffer that grows (doubling) only while more asks are
+// unacknowledged than ever before, so a steady flow allocates nothing, up
+// to maxAskRecs: an ask past that is not kept, and fails with its link as
+// one that may have run.
+type askRing struct {
+	recs       []askRec // a power of two long, or nil
+	head, size int
+}
+
+type askRec struct{ seq, corr uint64 }
+
+const maxAskRecs = 4096 // 64 KiB
+
+func (r *askRing) push(seq, corr uint64) {
+	if r.size == len(r.recs) {
+		if r.size == maxAskRecs {
+			return
+		}
+		grown := make([]askRec, max(8, 2*len(r.recs)))
+		for i := range r.size {
+			grown[i] = r.recs[(r.head+i)&(len(r.recs)-1)]
+		}
+		r.recs, r.head = grown, 0
+	}
+	r.recs[(r.head+r.size)&(len(r.recs)-1)] = askRec{seq, corr}
+	r.size++
+}
+
+// trim forgets the asks before seq: acknowledged, read by the peer.
+func (r *askRing) trim(seq uint64) {
+	for r.size > 0 && r.recs[r.head].seq < seq {
+		r.head = (r.head + 1) & (len(r.recs) - 1)
+		r.size--
+	}
+}
+
+// drop forgets the ask at seq if it is the last one kept.
+func (r *askRing) drop(seq uint64) {
+	if r.size > 0 && r.recs[(r.head+r.size-1)&(len(r.recs)-1)].seq == seq {
+		r.size--
+	}
+}
+
+// each calls f with the correlation id of each ask from seq from to seq to.
+func (r *askRing) each(from, to uint64, f func(corr uint64)) {
+	for i := range r.size {
+		if rec := r.recs[(r.head+i)&(len(r.recs)-1)]; rec.seq >= from && rec.seq < to {
+			f(rec.corr)
+		}
+	}
 }
 
 // ringFull reports whether the peer must acknowledge before another data
@@ -154,13 +213,12 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 		return fmt.Errorf("netbus: %d-byte frame, peer accepts %d: %w", n, c.res.PeerMaxFrame, bus.ErrTooLarge)
 	}
 	putFrameHeader(frame, frameData, flags, n)
-	count := countable(env.Kind)
 	if c.l.alone(env.Kind) {
-		if done, err := c.writeNow(frame, count); done {
+		if done, err := c.writeNow(frame, env.Kind, env.Corr); done {
 			return err
 		}
 	}
-	return c.enqueue(ctx, frame, count)
+	return c.enqueue(ctx, frame, env.Kind, env.Corr)
 }
 
 // isCall reports whether a frame of kind k is an ask or its answer, the
@@ -198,7 +256,7 @@ func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
 	}
 	putFrameHeader(out[start:], frameData, compNone, n)
 	c.out = out
-	c.record(countable(env.Kind))
+	c.record(env.Kind, env.Corr)
 	c.queuedOut++
 	kick := !c.kicked
 	c.kicked = true
@@ -224,7 +282,7 @@ func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
 // Only a lone ask or reply takes this path (see link.alone): with many calls
 // in flight, or a stream of one-way tells, frames go through the writer,
 // which batches them into one write.
-func (c *conn) writeNow(frame []byte, count bool) (bool, error) {
+func (c *conn) writeNow(frame []byte, k bus.Kind, corr uint64) (bool, error) {
 	if c.raw == nil {
 		return false, nil
 	}
@@ -234,7 +292,8 @@ func (c *conn) writeNow(frame []byte, count bool) (bool, error) {
 		return false, nil
 	}
 	c.writing = true
-	c.record(count)
+	seq := c.sent
+	c.record(k, corr)
 	c.mu.Unlock()
 	c.direct = directWrite{frame: frame}
 	if err := c.raw.Write(c.writeFD); err != nil && c.direct.err == nil {
@@ -252,13 +311,16 @@ func (c *conn) writeNow(frame []byte, count bool) (bool, error) {
 		c.queuedOut++
 	} else {
 		c.wrote++ // whole, or failed: an ask or reply, which LinkDown settles
+		if werr != nil && n == 0 {
+			c.asks.drop(seq) // its Send fails: the bus places it again
+		}
 	}
 	kick := len(c.out) > 0 || c.closed
 	c.mu.Unlock()
 	if werr != nil {
 		werr = fmt.Errorf("netbus: write to %s: %w", c.nc.RemoteAddr(), werr)
 		c.l.close(werr)
-		if n == 0 && !count { // an ask or reply the socket never began
+		if n == 0 && !countable(k) { // an ask or reply the socket never began
 			return true, c.l.sendErr()
 		}
 		return true, nil // the link is closing; an ask fails with it
@@ -275,7 +337,7 @@ func (c *conn) writeNow(frame []byte, count bool) (bool, error) {
 // enqueue appends a complete frame to the writer's queue, waiting for space
 // while more than MaxQueued bytes are waiting, or ackRing data frames are
 // unacknowledged.
-func (c *conn) enqueue(ctx context.Context, frame []byte, count bool) error {
+func (c *conn) enqueue(ctx context.Context, frame []byte, k bus.Kind, corr uint64) error {
 	c.mu.Lock()
 	for !c.closed && (len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued || c.ringFull()) {
 		if c.space == nil {
@@ -295,7 +357,7 @@ func (c *conn) enqueue(ctx context.Context, frame []byte, count bool) error {
 		c.mu.Unlock()
 		return c.l.sendErr()
 	}
-	c.record(count)
+	c.record(k, corr)
 	c.out = append(c.out, frame...)
 	c.queuedOut++
 	c.mu.Unlock()
@@ -502,9 +564,15 @@ func (c *conn) end() {
 		// The peer handed over nothing after its close frame: keep only the
 		// end of a frame a direct write began, so our close frame parses.
 		c.handBack(batch, skip, 0, why)
-		close(c.handedBack)
 		_, err := c.lastWrite(batch[:skip])
+		if skip > 0 {
+			c.mu.Lock()
+			c.wrote++ // past the peer's count, whole or not
+			c.mu.Unlock()
+		}
 		c.linger(false) // its readers hand over what the peer sent before
+		c.handBackUnreadAsks()
+		close(c.handedBack)
 		if err == nil {
 			_, err = c.lastWrite(appendCountedClose(nil, why, c.stop()))
 			sentClose = err == nil
@@ -575,6 +643,24 @@ func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
 	return whole
 }
 
+// handBackUnreadAsks hands the host back each ask the socket took whole
+// that the peer never read: past the count in its close frame. It runs on
+// the writer, once the reader is done (the count is final) and before
+// handedBack, so before LinkDown: the bus places those asks again.
+func (c *conn) handBackUnreadAsks() {
+	c.mu.Lock()
+	from, to, said := c.peerRead, c.wrote, c.peerSaid
+	c.mu.Unlock()
+	if !said {
+		return
+	}
+	reason := fmt.Errorf("netbus: the peer closed the connection before reading it: %w", c.l.err)
+	c.asks.each(from, to, func(corr uint64) {
+		env := bus.Envelope{Kind: bus.KindAsk, Corr: corr}
+		c.l.t.host.Undelivered(c.l, &env, reason)
+	})
+}
+
 // handBackUnread hands the host back, once the connection is over, each
 // tell or publish the socket took whole that the peer did not hand to its
 // node: exactly those past the count in its close frame, or in a settle
@@ -610,7 +696,7 @@ func (c *conn) handBackUnread(sentClose bool) {
 		from = to
 	}
 	r := newRecord(c, from, to)
-	c.br, c.ring = nil, nil // a record keeps the link for a while, not its buffers
+	c.br, c.ring, c.asks = nil, nil, askRing{} // a record keeps the link for a while, not its buffers
 	t.keep(r)
 }
 
@@ -729,6 +815,7 @@ func (c *conn) acknowledged(p []byte) error {
 		return fmt.Errorf("%w: ping acknowledges %d data frames; %d were acknowledged, %d sent", ErrBadFrame, read, c.acked, c.sent)
 	}
 	c.acked = read
+	c.asks.trim(read)
 	if c.space != nil { // a sender may wait for the ring
 		close(c.space)
 		c.space = nil
@@ -761,6 +848,7 @@ func (c *conn) peerClosed(read uint64) error {
 		return fmt.Errorf("%w: close frame counts %d data frames read; %d were acknowledged, %d sent", ErrBadFrame, read, c.acked, c.sent)
 	}
 	c.peerRead, c.peerSaid = read, true
+	c.asks.trim(read)
 	return nil
 }
 

@@ -71,8 +71,10 @@
 // sender (its Ref, or for a message from outside any actor, its destination)
 // always take the same connection, so per-sender order holds. The pool
 // lives and dies as one: when any of its connections fails, the link
-// closes; each writer hands back the asks it never wrote, which the bus
-// places again on another instance of their name, then the bus hears
+// closes; each writer hands back the asks it never wrote, and, when the
+// peer closed first, those it wrote past the count in the peer's close
+// frame (the peer never read them); the bus places them again on another
+// instance of their name, then hears
 // LinkDown and fails every other ask waiting on that peer with
 // bus.ErrPeerGone, well before their deadlines. The bus then
 // redials an address it keeps; replies that were in flight are not replayed.
