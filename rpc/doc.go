@@ -131,4 +131,10 @@
 // metadata, may refuse it with a coded error before the handler runs, and
 // sees the error the stream ends with. The first given is the outermost.
 // Call interceptors do not wrap streams, nor stream interceptors calls.
+//
+// A Server's interceptors wrap every handler registered WithServer(srv),
+// each method Register makes included, outside the handler's own:
+//
+//	srv := rpc.NewServer(b, rpc.ServerInterceptors(auth), rpc.StreamServerInterceptors(streamAuth))
+//	rpc.Register(b, "shop", shop, rpc.WithServer(srv))
 package rpc

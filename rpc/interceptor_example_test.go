@@ -54,6 +54,37 @@ func ExampleWithServerInterceptors() {
 	// 3 <nil>
 }
 
+// Interceptors given once, to a Server, wrap each of its handlers: here
+// every method of a service registered with Register.
+func ExampleServerInterceptors() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := bus.New()
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close(ctx)
+
+	auth := func(ctx context.Context, info rpc.ServerInfo, req any, next func(context.Context, any) (any, error)) (any, error) {
+		if tok, _ := info.MD.Get("token"); tok != "s3cret" {
+			return nil, rpc.Errorf(rpc.CodeUnauthenticated, "%s: no valid token", info.Name)
+		}
+		return next(ctx, req)
+	}
+	srv := rpc.NewServer(b, rpc.ServerInterceptors(auth))
+	if _, err := rpc.Register(b, "calc", Calc{}, rpc.WithServer(srv)); err != nil {
+		panic(err)
+	}
+
+	_, err = rpc.Call[Total](ctx, b, "calc.Sub", Pair{5, 2})
+	fmt.Println(err)
+	diff, err := rpc.Call[Total](ctx, b, "calc.Sub", Pair{5, 2}, rpc.Header("token", "s3cret"))
+	fmt.Println(diff.N, err)
+	// Output:
+	// calc.Sub: no valid token
+	// 3 <nil>
+}
+
 // Upto opens a stream of the numbers 1 to N; Count is one of them.
 type (
 	Upto  struct{ N int }

@@ -31,6 +31,24 @@ func WithServerCodec(c bus.Codec) Option {
 	return func(o *serverOptions) { o.codec = c }
 }
 
+// parseOptions applies opts; a handler's Server's interceptors go before
+// its own, so they run outermost.
+func parseOptions(opts []Option) serverOptions {
+	var o serverOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if srv := o.server; srv != nil {
+		if len(srv.ics) > 0 {
+			o.interceptors = append(srv.ics[:len(srv.ics):len(srv.ics)], o.interceptors...)
+		}
+		if len(srv.streamIcs) > 0 {
+			o.streamInterceptors = append(srv.streamIcs[:len(srv.streamIcs):len(srv.streamIcs)], o.streamInterceptors...)
+		}
+	}
+	return o
+}
+
 // actorOptions returns the options the handler's actor is registered with.
 func (o *serverOptions) actorOptions() []bus.ActorOption {
 	if o.codec == nil {
@@ -55,7 +73,8 @@ type ServerInfo struct {
 // refuse the request, and must call next to run the handler.
 type ServerInterceptor func(ctx context.Context, info ServerInfo, req any, next func(ctx context.Context, req any) (any, error)) (any, error)
 
-// WithServerInterceptors wraps the handler in ics, the first outermost.
+// WithServerInterceptors wraps the handler in ics, the first outermost,
+// inside its Server's (ServerInterceptors).
 func WithServerInterceptors(ics ...ServerInterceptor) Option {
 	return func(o *serverOptions) { o.interceptors = append(o.interceptors, ics...) }
 }
@@ -73,10 +92,7 @@ func Handle[Req, Resp any](b *bus.Bus, name string, h func(ctx context.Context, 
 	if h == nil {
 		return bus.Ref{}, fmt.Errorf("rpc: nil handler for %q", name)
 	}
-	var o serverOptions
-	for _, f := range opts {
-		f(&o)
-	}
+	o := parseOptions(opts)
 	if err := ensurePair(b.Types(), o.codec, reflect.TypeFor[Req](), reflect.TypeFor[Resp]()); err != nil {
 		return bus.Ref{}, fmt.Errorf("rpc: %s: %w", name, err)
 	}
@@ -248,10 +264,7 @@ func Register(b *bus.Bus, service string, rcvr any, opts ...Option) ([]bus.Ref, 
 	if t.NumMethod() == 0 {
 		return nil, fmt.Errorf("rpc: service %q: %v has no exported methods", service, t)
 	}
-	var o serverOptions
-	for _, f := range opts {
-		f(&o)
-	}
+	o := parseOptions(opts)
 	for i := range t.NumMethod() {
 		mt := t.Method(i).Type
 		if err := ensurePair(b.Types(), o.codec, mt.In(2), mt.Out(0)); err != nil {

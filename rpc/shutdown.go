@@ -9,11 +9,15 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 )
 
-// Server is a set of handlers shut down together, gracefully (Shutdown).
-// A handler joins one with the WithServer option of Handle or Register.
+// Server is a set of handlers shut down together, gracefully (Shutdown),
+// and wrapped in the same interceptors (ServerInterceptors,
+// StreamServerInterceptors). A handler joins one with the WithServer option
+// of Handle, Register or a stream handler.
 type Server struct {
 	b          *bus.Bus
-	hard       context.Context // ends when Shutdown's deadline passes: running handlers' ctx ends with it
+	ics        []ServerInterceptor       // ServerInterceptors; fixed by NewServer
+	streamIcs  []StreamServerInterceptor // StreamServerInterceptors; fixed by NewServer
+	hard       context.Context           // ends when Shutdown's deadline passes: running handlers' ctx ends with it
 	cancelHard context.CancelFunc
 
 	mu       sync.Mutex
@@ -24,14 +28,35 @@ type Server struct {
 	hooks    []func(context.Context) error
 }
 
+// ServerOption configures a Server (NewServer).
+type ServerOption func(*Server)
+
+// ServerInterceptors wraps every call of each of the server's unary
+// handlers (Handle, and each method Register makes) in ics, the first
+// outermost, outside the handler's own (WithServerInterceptors).
+func ServerInterceptors(ics ...ServerInterceptor) ServerOption {
+	return func(s *Server) { s.ics = append(s.ics, ics...) }
+}
+
+// StreamServerInterceptors wraps every stream of each of the server's
+// stream handlers in ics, the first outermost, outside the handler's own
+// (WithStreamServerInterceptors).
+func StreamServerInterceptors(ics ...StreamServerInterceptor) ServerOption {
+	return func(s *Server) { s.streamIcs = append(s.streamIcs, ics...) }
+}
+
 // NewServer returns an empty Server of handlers on b.
-func NewServer(b *bus.Bus) *Server {
+func NewServer(b *bus.Bus, opts ...ServerOption) *Server {
 	s := &Server{b: b, idle: make(chan struct{})}
+	for _, f := range opts {
+		f(s)
+	}
 	s.hard, s.cancelHard = context.WithCancel(context.Background())
 	return s
 }
 
-// WithServer makes the handler one of s's, shut down with it.
+// WithServer makes the handler one of s's: shut down with it, and wrapped
+// in its interceptors before the handler's own.
 func WithServer(s *Server) Option {
 	return func(o *serverOptions) { o.server = s }
 }

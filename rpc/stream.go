@@ -97,10 +97,7 @@ type streamServer struct {
 }
 
 func registerStream(b *bus.Bus, name, kind string, run func(context.Context, *bus.Stream) error, opts []Option) (bus.Ref, error) {
-	var o serverOptions
-	for _, f := range opts {
-		f(&o)
-	}
+	o := parseOptions(opts)
 	return register(b, name, &streamServer{name: name, kind: kind, run: run, ics: o.streamInterceptors, log: b.Logger(), srv: o.server}, &o)
 }
 

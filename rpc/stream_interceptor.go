@@ -25,8 +25,8 @@ type StreamServerInterceptor func(ctx context.Context, info StreamServerInfo, ne
 
 // WithStreamServerInterceptors wraps each stream of a stream handler
 // (HandleServerStream, HandleClientStream, HandleBidiStream) in ics, the
-// first outermost. The unary ServerInterceptors do not wrap streams, nor
-// these calls.
+// first outermost, inside its Server's (StreamServerInterceptors). The
+// unary ServerInterceptors do not wrap streams, nor these calls.
 func WithStreamServerInterceptors(ics ...StreamServerInterceptor) Option {
 	return func(o *serverOptions) { o.streamInterceptors = append(o.streamInterceptors, ics...) }
 }
