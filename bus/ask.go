@@ -290,7 +290,7 @@ func ctxError(err error) error {
 func (b *Bus) complete(d delivery, reply any, err error, codec Codec, hs []Header) {
 	if call, seq := d.call(); call != nil {
 		call.completeWith(seq, reply, err, hs)
-	} else if in := d.in(); in != nil {
+	} else if in := d.in(); in != nil && in.answered.CompareAndSwap(false, true) {
 		b.replyRemote(in, reply, err, codec, hs)
 	}
 }

@@ -645,6 +645,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 			err = fmt.Errorf("bus: close: %w; stopping the remaining actors at once", ctx.Err())
 		}
 		if p.mb.SendSystem(delivery{msg: sysStop{reason: ErrClosed}}) == nil {
+			p.cancelServing() // a Receive waiting on its ask can return
 			select {
 			case <-p.doneChan():
 				continue

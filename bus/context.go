@@ -63,10 +63,10 @@ func (c *Context) Headers() []Header {
 }
 
 // Canceled reports whether the asker of the current message gave up on it,
-// so long work can stop early.
+// or the actor is being stopped, so long work can stop early.
 func (c *Context) Canceled() bool {
 	if call, seq := c.cur.call(); call != nil {
-		return call.givenUp(seq)
+		return call.givenUp(seq) || c.p.halting.Load()
 	}
 	if in := c.cur.in(); in != nil {
 		return in.canceled.Load()
@@ -104,7 +104,8 @@ func (c *Context) WantsReplyHeaders() bool {
 
 // AfterCancel arranges for f to run, on a goroutine of its own, once the
 // asker of the current message gives up on it: its context ends, or across
-// a link, its cancel arrives or the link goes down. f runs at once (on its
+// a link, its cancel arrives or the link goes down; or once the actor is
+// asked to stop (Bus.Stop, its parent's stop, Close) while it runs it. f runs at once (on its
 // goroutine) if the asker gave up already, and never for a message that is
 // not an ask. stop keeps f from running and reports whether it did so, as
 // context.AfterFunc's does. Unlike the rest of Context, AfterCancel may be
@@ -114,7 +115,7 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 	if call, seq := c.cur.call(); call != nil {
 		h := &cancelHook{seq: seq, f: f}
 		call.hooks.add(h)
-		if call.givenUp(seq) {
+		if call.givenUp(seq) || c.p.halting.Load() {
 			h.fire()
 		}
 		return h.stop

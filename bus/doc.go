@@ -104,6 +104,18 @@
 // the failure is logged and the actor goes on with its next message, state
 // intact. The bus never crashes because an actor did.
 //
+// # Stopping an actor that is running an ask
+//
+// Stop (and a parent's stop, and Close once its ctx ends) asks the actor to
+// stop and waits up to its shutdown timeout (WithShutdownTimeout). From the
+// moment the stop is asked, the ask the actor is running counts as
+// canceled: Context.Canceled is true and AfterCancel hooks run, so a
+// handler waiting on them (an rpc handler on its ctx) can answer and
+// return. If the actor still has not stopped when the timeout passes, the
+// stop abandons it and answers that ask with ErrActorStopped, which says
+// the ask may have run (NeverDelivered is false); a reply the actor makes
+// later is dropped, never a second answer.
+//
 // # Dead letters
 //
 // Every message the bus gives up on — an actor failed on it, it was queued

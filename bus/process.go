@@ -123,6 +123,7 @@ type inbound struct {
 	link     Link
 	deadline time.Time // the asker's, on this node's clock (arrival + env.Timeout); zero for none
 	canceled atomic.Bool
+	answered atomic.Bool   // an answer went: a later one (an abandoned actor's) is dropped
 	hooks    cancelHooks   // run when canceled is set (Context.AfterCancel)
 	shared   bool          // a record of Bus.tellSrc: immutable, shared by many tells, never recycled
 	misses   atomic.Uint32 // of a shared record: tells of other senders it turned away (tellSource)
@@ -185,10 +186,12 @@ type process struct {
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
 
-	mu     sync.Mutex
-	kin    *kin // made by the first child or watcher
-	reason error
-	done   chan struct{}
+	mu      sync.Mutex
+	kin     *kin // made by the first child or watcher
+	reason  error
+	done    chan struct{}
+	serving delivery    // the ask Receive is running, for a stop to cancel or answer; guarded by mu
+	halting atomic.Bool // a stop is asked for: the ask it serves counts as canceled
 }
 
 // kin is who is tied to an actor: its children and who watches it. Most
@@ -312,8 +315,19 @@ func (p *process) Invoke(d delivery) {
 func (p *process) receive(d delivery) {
 	c := &p.ctx
 	c.p, c.cur, c.replied, c.promised, c.replyHeaders = p, d, false, false, nil
+	ask := d.isAsk()
+	if ask {
+		p.mu.Lock()
+		p.serving = d
+		p.mu.Unlock()
+	}
 	err := p.safeReceive(c, d.msg)
-	if d.isAsk() && !c.replied && !c.promised {
+	if ask {
+		p.mu.Lock()
+		p.serving = delivery{}
+		p.mu.Unlock()
+	}
+	if ask && !c.replied && !c.promised {
 		if err != nil {
 			p.answer(d, nil, fmt.Errorf("%w: %w", ErrActorFailed, err))
 		} else {
@@ -461,14 +475,44 @@ func (p *process) stopAndWait(reason error) {
 		<-done // already closing
 		return
 	}
+	p.cancelServing()
 	t := time.NewTimer(p.opts.shutdown)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
 		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.opts.shutdown)
+		p.abandonServing()
 	}
 }
+
+// cancelServing tells the ask p is running, if any, that p is stopping:
+// it counts as canceled from now on (Context.Canceled) and its AfterCancel
+// hooks run, so that a handler waiting on its ctx returns and p can stop.
+func (p *process) cancelServing() {
+	p.halting.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if call, seq := p.serving.call(); call != nil {
+		call.hooks.fire(seq)
+	} else if in := p.serving.in(); in != nil {
+		in.cancel()
+	}
+}
+
+// abandonServing answers the ask p is still running, when its stop gives
+// up on it, with ErrActorStopped: not a proof that it never ran, as it may
+// have. A reply p makes later finds the ask answered and is dropped.
+func (p *process) abandonServing() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.serving.isAsk() {
+		p.bus.complete(p.serving, nil, errAbandoned, nil, nil)
+	}
+}
+
+// errAbandoned answers an ask whose actor was abandoned while running it.
+var errAbandoned = fmt.Errorf("%w: it did not stop within its shutdown timeout while running the ask", ErrActorStopped)
 
 func (p *process) notifyTerminated(t Terminated) {
 	_ = p.mb.SendSystem(delivery{msg: sysTerminated{t}})

@@ -848,6 +848,7 @@ var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 func putInbound(in *inbound) {
 	in.env, in.link, in.deadline = Envelope{}, nil, time.Time{}
 	in.canceled.Store(false)
+	in.answered.Store(false)
 	in.hooks.reset()
 	inbounds.Put(in)
 }

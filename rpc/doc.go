@@ -38,8 +38,12 @@
 // bus.WithReplyHeaders for plain actors).
 //
 // A handler's ctx ends when its caller gives up (its ctx ends or, across a
-// link, the link goes down; bus.Context.AfterCancel), and when the handler
-// returns.
+// link, the link goes down; bus.Context.AfterCancel), when its actor is
+// asked to stop (bus.Stop, its parent's stop), and when the handler
+// returns. It can end only when the call is cancelable (bus.Context
+// Cancelable): a handler called in process with a ctx that never ends gets
+// context.Background(), and if it does not return its call is answered
+// with bus.ErrActorStopped once the stop gives up on it.
 //
 // # Errors
 //

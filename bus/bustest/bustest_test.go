@@ -455,3 +455,53 @@ func TestPublishEncodesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestStopAbandonedAcrossLink: an actor that blocks on an ask from another
+// node and is stopped sees the ask canceled, and once its stop gives up on
+// it the remote asker, whose ctx never ends, gets bus.ErrActorStopped (not
+// marked as never delivered) and nothing more when the actor replies late.
+func TestStopAbandonedAcrossLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, a, b := twoNodes(t, bustest.Config{})
+		running, release := make(chan struct{}), make(chan struct{})
+		sawCancel := make(chan bool, 1)
+		ref, err := b.Register("stuck", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if msg != "work" {
+				return nil
+			}
+			close(running)
+			<-release
+			sawCancel <- c.Canceled()
+			return c.Reply("late")
+		}), bus.WithShutdownTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, a, "stuck")
+		got := make(chan error, 2)
+		go func() {
+			_, err := a.Ask(context.Background(), "stuck", "work")
+			got <- err
+		}()
+		<-running
+		if err := b.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+		err = <-got
+		if !errors.Is(err, bus.ErrActorStopped) || bus.NeverDelivered(err) {
+			t.Fatalf("remote ask to an abandoned actor: %v; want bus.ErrActorStopped, not never delivered", err)
+		}
+		close(release)
+		if !<-sawCancel {
+			t.Fatal("Context.Canceled was false for an ask whose actor was stopped")
+		}
+		if r, err := a.Ask(context.Background(), "echo", "after"); err != nil || r != "after" {
+			t.Fatalf("ask after the late reply: %v, %v", r, err)
+		}
+		select {
+		case err := <-got:
+			t.Fatalf("a second answer: %v", err)
+		default:
+		}
+	})
+}

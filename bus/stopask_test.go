@@ -1,0 +1,134 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestStopAnswersAbandonedAsk: an actor that blocks in Receive on an ask
+// made with a context that never ends, then is stopped: the ask counts as
+// canceled for it, and once the stop gives up on it (its shutdown
+// timeout) the asker gets ErrActorStopped, not marked as never delivered,
+// and only that: the actor's late reply reaches nobody, not even the next
+// ask made on the recycled call.
+func TestStopAnswersAbandonedAsk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		running, release := make(chan struct{}), make(chan struct{})
+		sawCancel := make(chan bool, 1)
+		hook := make(chan struct{})
+		stuck, err := b.Register("stuck", ActorFunc(func(c *Context, msg any) error {
+			if msg != "work" {
+				return nil
+			}
+			c.AfterCancel(func() { close(hook) })
+			close(running)
+			<-release
+			sawCancel <- c.Canceled()
+			return c.Reply("late")
+		}), WithShutdownTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Register("echo", ActorFunc(func(c *Context, msg any) error {
+			if s, ok := msg.(string); ok {
+				return c.Reply(s)
+			}
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		type outcome struct {
+			reply any
+			err   error
+		}
+		got := make(chan outcome, 2)
+		go func() {
+			r, err := b.Ask(context.Background(), "stuck", "work")
+			got <- outcome{r, err}
+			// The next ask from here takes the call just recycled.
+			r, err = b.Ask(context.Background(), "echo", "mine")
+			got <- outcome{r, err}
+		}()
+		<-running
+		stopped := make(chan struct{})
+		go func() { _ = b.Stop(stuck); close(stopped) }()
+		<-hook // AfterCancel runs as the stop begins, the actor still blocked
+		o := <-got
+		if !errors.Is(o.err, ErrActorStopped) || o.reply != nil {
+			t.Fatalf("ask to an abandoned actor: %v, %v; want ErrActorStopped", o.reply, o.err)
+		}
+		if NeverDelivered(o.err) {
+			t.Fatalf("%v is marked as never delivered; the actor was running it", o.err)
+		}
+		<-stopped
+		o = <-got
+		synctest.Wait()
+		close(release)
+		if !<-sawCancel {
+			t.Fatal("Context.Canceled was false for an ask whose actor was stopped")
+		}
+		if o.err != nil || o.reply != "mine" {
+			t.Fatalf("the next ask got %v, %v; want mine", o.reply, o.err)
+		}
+		synctest.Wait()
+		select {
+		case o := <-got:
+			t.Fatalf("a second answer: %v, %v", o.reply, o.err)
+		default:
+		}
+	})
+}
+
+// TestStopCancelsServedAsk: an actor waiting on AfterCancel for the ask it
+// runs ends its work when it is stopped, and its asker gets its answer
+// before the stop completes, long before the shutdown timeout.
+func TestStopCancelsServedAsk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		running := make(chan struct{})
+		ref, err := b.Register("waits", ActorFunc(func(c *Context, msg any) error {
+			if msg != "work" {
+				return nil
+			}
+			canceled := make(chan struct{})
+			c.AfterCancel(func() { close(canceled) })
+			close(running)
+			<-canceled
+			return c.Reply("gave up")
+		}), WithShutdownTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			r, err := b.Ask(context.Background(), "waits", "work")
+			if err == nil && r != "gave up" {
+				err = errors.New("wrong reply")
+			}
+			done <- err
+		}()
+		<-running
+		start := time.Now()
+		if err := b.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("ask: %v; want the actor's reply", err)
+		}
+		if time.Since(start) >= time.Hour { // synctest's clock: the stop did not wait out the timeout
+			t.Fatal("the stop waited out its shutdown timeout")
+		}
+	})
+}
