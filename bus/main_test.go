@@ -11,7 +11,9 @@ import (
 
 // TestMain fails the package if goroutines started by its tests are still
 // running once every test (and its bus's Close) has finished: an idle bus
-// owns no goroutine, so any left over is a leak.
+// owns no goroutine, so any left over is a leak. It is bustest.Main's
+// check, written again because bus's own tests cannot import bustest,
+// which imports bus.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
