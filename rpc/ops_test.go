@@ -26,12 +26,7 @@ var _ = addServe(serveOps)
 func serveOps(t *testing.T, p *pair) []string {
 	t.Helper()
 	b := p.B
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustOK(t)
 	// md.trailer answers with a trailer naming the request, and with an
 	// error and a trailer when asked for one.
 	must(rpc.Handle(b, "md.trailer", func(ctx context.Context, e Echo) (Echoed, error) {

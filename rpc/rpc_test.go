@@ -54,12 +54,7 @@ func serveUnary(t *testing.T, p *pair) []string {
 			t.Fatal(err)
 		}
 	}
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustOK(t)
 	must(rpc.Handle(b, "arith.add", func(_ context.Context, a Add) (Sum, error) { return Sum{a.A + a.B}, nil }))
 	must(rpc.Handle(b, "md.echo", func(ctx context.Context, e Echo) (Echoed, error) {
 		v, _ := rpc.IncomingMD(ctx).Get(e.Key)

@@ -33,12 +33,7 @@ func (g guardedSvc) Twice(_ context.Context, a Add) (Sum, error) {
 func serveServerInterceptors(t *testing.T, p *pair) []string {
 	t.Helper()
 	b := p.B
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustOK(t)
 	runs := new(atomic.Int64)
 	log := make(interceptLog, 64)
 	p.set("srvic.runs", runs)

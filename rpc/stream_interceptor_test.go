@@ -49,12 +49,7 @@ type tagKey struct{}
 func serveStreamInterceptors(t *testing.T, p *pair) []string {
 	t.Helper()
 	b := p.B
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustOK(t)
 	// auth refuses a stream without the token, before its handler runs.
 	auth := func(ctx context.Context, info rpc.StreamServerInfo, next func(context.Context) error) error {
 		if tok, _ := info.MD.Get("token"); tok != "s3cret" {

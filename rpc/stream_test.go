@@ -30,12 +30,7 @@ var _ = addServe(serveStreams)
 func serveStreams(t *testing.T, p *pair) []string {
 	t.Helper()
 	b := p.B
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustOK(t)
 	// stream.ticks sends Watch.N ticks, or ticks until its stream ends,
 	// and reports how many sends succeeded and how its ctx ended.
 	sent := make(chan int, 16)

@@ -88,6 +88,17 @@ func addServe(f func(t *testing.T, p *pair) []string) bool {
 	return true
 }
 
+// mustOK returns a check of a registration's (value, error) that fails t
+// on the error.
+func mustOK(t *testing.T) func(any, error) {
+	return func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // transport builds two linked buses: A calls, B handles. In process they
 // are one bus.
 type transport struct {
