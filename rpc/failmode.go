@@ -125,7 +125,7 @@ func invoke(ctx context.Context, b *bus.Bus, to any, req any, o *callOptions) (a
 	case ModeFailfast:
 		return b.AskPlaced(ctx, pl, req)
 	case ModeFailtry:
-		return failtry(ctx, b, pl, req, retries, o)
+		return failtry(ctx, b, func() (any, error) { return b.AskPlaced(ctx, pl, req) }, retries, o)
 	case ModeFailbackup:
 		return failbackup(ctx, b, name, pl, req, o)
 	}
@@ -146,20 +146,19 @@ func invoke(ctx context.Context, b *bus.Bus, to any, req any, o *callOptions) (a
 
 // invokeRef is a call to one instance: sent again only by Failtry.
 func invokeRef(ctx context.Context, b *bus.Bus, to bus.Ref, req any, o *callOptions) (any, error) {
-	reply, err := b.Ask(ctx, to, req)
+	ask := func() (any, error) { return b.Ask(ctx, to, req) }
 	if o == nil || o.mode != ModeFailtry {
-		return reply, err
+		return ask()
 	}
-	for attempt := 0; err != nil && attempt < o.retries && retryable(ctx, err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
-		reply, err = b.Ask(ctx, to, req)
-	}
-	return reply, err
+	return failtry(ctx, b, ask, o.retries, o)
 }
 
-func failtry(ctx context.Context, b *bus.Bus, pl bus.Placement, req any, retries int, o *callOptions) (any, error) {
-	reply, err := b.AskPlaced(ctx, pl, req)
+// failtry makes ask, and makes it again while it fails as a retry allows,
+// up to retries times, pausing before each.
+func failtry(ctx context.Context, b *bus.Bus, ask func() (any, error), retries int, o *callOptions) (any, error) {
+	reply, err := ask()
 	for attempt := 0; err != nil && attempt < retries && retryable(ctx, err, o) && pause(ctx, attempt) && spend(b, o); attempt++ {
-		reply, err = b.AskPlaced(ctx, pl, req)
+		reply, err = ask()
 	}
 	return reply, err
 }
