@@ -158,7 +158,7 @@ func (ss *streamServer) call(ctx context.Context, s *bus.Stream) (err error) {
 func (ss *streamServer) callWrapped(ctx context.Context, s *bus.Stream, md MD) (err error) {
 	defer recoverInto(ss.name, &err, ss.log)
 	info := StreamServerInfo{Name: ss.name, Kind: ss.kind, MD: md}
-	return chainStreamServer(info, ss.ics, func(ctx context.Context) error {
+	return chainStream(info, ss.ics, func(ctx context.Context) error {
 		if err := ss.call(ctx, s); err != nil {
 			return ctxCoded(err)
 		}

@@ -53,8 +53,9 @@ func WithStreamClientInterceptors(ics ...StreamClientInterceptor) CallOption {
 	return func(o *callOptions) { o.streamInterceptors = append(o.streamInterceptors, ics...) }
 }
 
-// chainStreamServer returns h behind ics, the first outermost.
-func chainStreamServer(info StreamServerInfo, ics []StreamServerInterceptor, h func(context.Context) error) func(context.Context) error {
+// chainStream returns h behind ics, the first outermost: a server's
+// stream interceptors or a caller's.
+func chainStream[I any, IC ~func(context.Context, I, func(context.Context) error) error](info I, ics []IC, h func(context.Context) error) func(context.Context) error {
 	for i := len(ics) - 1; i >= 0; i-- {
 		ic, next := ics[i], h
 		h = func(ctx context.Context) error { return ic(ctx, info, next) }
@@ -76,11 +77,7 @@ func openIntercepted(ctx context.Context, b *bus.Bus, info StreamClientInfo, req
 		openCtx = ctx
 		return err
 	}
-	for i := len(o.streamInterceptors) - 1; i >= 0; i-- {
-		ic, next := o.streamInterceptors[i], h
-		h = func(ctx context.Context) error { return ic(ctx, info, next) }
-	}
-	if err := h(ctx); err != nil {
+	if err := chainStream(info, o.streamInterceptors, h)(ctx); err != nil {
 		if s != nil {
 			s.Close(err) // opened, then refused by an interceptor on the way out
 		}
