@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/bus/placement"
 )
 
@@ -82,8 +83,8 @@ func asksPastCloseCountPlacedAgain(t *testing.T, listen string) {
 	defer b.Close(context.Background())
 	b.Register("whoami", whoami)
 
-	w := &watchedHost{down: map[bus.Link]bool{}, before: map[bus.Link]int{}, after: map[bus.Link]int{}}
-	cT := watchedTransport{New(Config{MaxQueued: 256 << 10, HeartbeatInterval: 10 * time.Second, IdleTimeout: time.Minute}), w}
+	cfg := Config{MaxQueued: 256 << 10, HeartbeatInterval: 10 * time.Second, IdleTimeout: time.Minute}
+	cT := bustest.WatchHandBacks(New(cfg))
 	var first atomic.Uint64 // the first attempt goes to a's instance, a retry elsewhere
 	c, err := bus.New(bus.WithName("client"), bus.WithTransport(cT), bus.WithTypes(types),
 		bus.WithPlacementFor("whoami", prefer(&first)), bus.WithRetryBudget(1e6, 1<<20), bus.WithLogger(quiet))
@@ -112,7 +113,7 @@ func asksPastCloseCountPlacedAgain(t *testing.T, listen string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	aLink := w.linkTo(t, a.NodeID())
+	aLink := linkTo(t, cT, a.NodeID())
 	g.held.Store(true)
 	var sentBefore uint64 // data frames sent to a before the asks
 	for _, cn := range aLink.conns {
@@ -150,7 +151,7 @@ func asksPastCloseCountPlacedAgain(t *testing.T, listen string) {
 			more--
 		} else if asks%16 == 15 {
 			for range 100 {
-				if _, q := aLink.wroteAndQueued(); q >= cT.cfg.MaxQueued/2 {
+				if _, q := aLink.wroteAndQueued(); q >= cfg.MaxQueued/2 {
 					more = 16
 					break
 				}
@@ -184,9 +185,7 @@ func asksPastCloseCountPlacedAgain(t *testing.T, listen string) {
 		said = said && cn.peerSaid
 		cn.mu.Unlock()
 	}
-	w.mu.Lock()
-	before, after := w.before[aLink], w.after[aLink]
-	w.mu.Unlock()
+	before, after := cT.Counts(aLink)
 	t.Logf("%d asks: %d data frames written whole, a read %d of them; %d handed back; answered by b %d, by a %d; %d failed with ErrPeerGone",
 		asks, wrote-sentBefore, read-sentBefore, before+after, fromB.Load(), fromA.Load(), peerGone.Load())
 	if !said {

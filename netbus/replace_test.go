@@ -17,69 +17,17 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/bus/placement"
 )
 
-// watchedTransport is a Transport whose host is watched: it records which
-// asks each link handed back, and whether before or after the link's
-// LinkDown. The bus behind it does all the work.
-type watchedTransport struct {
-	*Transport
-	w *watchedHost
-}
-
-func (t watchedTransport) Start(h bus.Host) error {
-	t.w.Host = h
-	return t.Transport.Start(t.w)
-}
-
-type watchedHost struct {
-	bus.Host
-	mu     sync.Mutex
-	links  []*link
-	down   map[bus.Link]bool
-	before map[bus.Link]int // asks handed back before LinkDown
-	after  map[bus.Link]int // and after it
-}
-
-func (h *watchedHost) LinkUp(l bus.Link) {
-	h.mu.Lock()
-	h.links = append(h.links, l.(*link))
-	h.mu.Unlock()
-	h.Host.LinkUp(l)
-}
-
-func (h *watchedHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
-	if env.Kind == bus.KindAsk {
-		h.mu.Lock()
-		if h.down[l] {
-			h.after[l]++
-		} else {
-			h.before[l]++
-		}
-		h.mu.Unlock()
+// linkTo returns the link w watches up to peer.
+func linkTo(t *testing.T, w *bustest.HandBacks, peer bus.NodeID) *link {
+	l := w.LinkTo(peer)
+	if l == nil {
+		t.Fatalf("no link to %s", peer.Short())
 	}
-	h.Host.Undelivered(l, env, err)
-}
-
-func (h *watchedHost) LinkDown(l bus.Link, err error) {
-	h.mu.Lock()
-	h.down[l] = true
-	h.mu.Unlock()
-	h.Host.LinkDown(l, err)
-}
-
-// linkTo returns the link up to peer.
-func (h *watchedHost) linkTo(t *testing.T, peer bus.NodeID) *link {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, l := range h.links {
-		if l.peer == peer && !h.down[l] {
-			return l
-		}
-	}
-	t.Fatalf("no link to %s", peer.Short())
-	return nil
+	return l.(*link)
 }
 
 // wroteAndQueued returns the data frames l's connections wrote whole, and
@@ -129,9 +77,8 @@ func unwrittenAsksPlacedAgain(t *testing.T, listen string, idem bool) {
 		return c.Reply(c.Self())
 	}))
 
-	w := &watchedHost{down: map[bus.Link]bool{}, before: map[bus.Link]int{}, after: map[bus.Link]int{}}
 	// The link to a is cut by the kill, not by the idle timeout.
-	cT := watchedTransport{New(Config{HeartbeatInterval: 10 * time.Second, IdleTimeout: time.Minute}), w}
+	cT := bustest.WatchHandBacks(New(Config{HeartbeatInterval: 10 * time.Second, IdleTimeout: time.Minute}))
 	var first atomic.Uint64 // the first attempt goes to a's instance, a retry elsewhere
 	c, err := bus.New(bus.WithName("client"), bus.WithTransport(cT), bus.WithTypes(types),
 		bus.WithPlacementFor("whoami", prefer(&first)), bus.WithRetryBudget(1e6, 1<<20),
@@ -162,7 +109,7 @@ func unwrittenAsksPlacedAgain(t *testing.T, listen string, idem bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	aLink := w.linkTo(t, aNode)
+	aLink := linkTo(t, cT, aNode)
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -221,9 +168,7 @@ func unwrittenAsksPlacedAgain(t *testing.T, listen string, idem bool) {
 
 	wroteAfter, _ := aLink.wroteAndQueued()
 	written := int64(wroteAfter - wroteBefore) // at most this many asks can have run
-	w.mu.Lock()
-	before, after := w.before[aLink], w.after[aLink]
-	w.mu.Unlock()
+	before, after := cT.Counts(aLink)
 	t.Logf("%d asks: %d written to a's socket, %d handed back unwritten; %d answered by b, %d failed with ErrPeerGone",
 		asks, written, before+after, fromB.Load(), peerGone.Load())
 	if after > 0 {

@@ -14,48 +14,10 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/bus/placement"
 	"github.com/xbus-dev/xbus/shmbus"
 )
-
-// watchedTransport is a Transport whose host is watched: it counts the
-// asks each link handed back, before and after the link's LinkDown.
-type watchedTransport struct {
-	*shmbus.Transport
-	w *watchedHost
-}
-
-func (t watchedTransport) Start(h bus.Host) error {
-	t.w.Host = h
-	return t.Transport.Start(t.w)
-}
-
-type watchedHost struct {
-	bus.Host
-	mu            sync.Mutex
-	down          map[bus.Link]bool
-	before, after int // asks handed back before any LinkDown, and after one
-}
-
-func (h *watchedHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
-	if env.Kind == bus.KindAsk {
-		h.mu.Lock()
-		if h.down[l] {
-			h.after++
-		} else {
-			h.before++
-		}
-		h.mu.Unlock()
-	}
-	h.Host.Undelivered(l, env, err)
-}
-
-func (h *watchedHost) LinkDown(l bus.Link, err error) {
-	h.mu.Lock()
-	h.down[l] = true
-	h.mu.Unlock()
-	h.Host.LinkDown(l, err)
-}
 
 // TestUnreadAsksPlacedAgain: asks by name go to an instance in a child
 // process. A few are taken by its reader (they wait in the instance's
@@ -73,9 +35,9 @@ func TestUnreadAsksPlacedAgain(t *testing.T) {
 
 func unreadAsksPlacedAgain(t *testing.T, idem bool) {
 	cmd, path := startChild(t) // its "slow" takes asks and never answers
-	w := &watchedHost{down: map[bus.Link]bool{}}
 	// The link is cut by the kill, not by the heartbeat's timeout.
-	tr := watchedTransport{shmbus.New(shmbus.Config{Dial: []string{path}, PeerTimeout: time.Hour}), w}
+	st := shmbus.New(shmbus.Config{Dial: []string{path}, PeerTimeout: time.Hour})
+	tr := bustest.WatchHandBacks(st)
 	var first atomic.Uint64 // the first attempt goes to the child's instance, a retry here
 	b, err := bus.New(bus.WithName("parent"), bus.WithTransport(tr),
 		bus.WithPlacementFor("slow", prefer(&first)), bus.WithRetryBudget(1e6, 1<<20))
@@ -135,10 +97,10 @@ func unreadAsksPlacedAgain(t *testing.T, idem bool) {
 	// written (the ring's write count passes its size) and then read.
 	const taken = 5
 	for range taken {
-		_, from, _ := shmbus.Backlog(tr.Transport)
+		_, from, _ := shmbus.Backlog(st)
 		wg.Go(ask)
 		for {
-			used, written, _ := shmbus.Backlog(tr.Transport)
+			used, written, _ := shmbus.Backlog(st)
 			if written-from >= uint64(len(body)) && used == 0 {
 				break
 			}
@@ -152,7 +114,7 @@ func unreadAsksPlacedAgain(t *testing.T, idem bool) {
 		t.Fatal(err)
 	}
 	waitStopped(t, cmd.Process.Pid)
-	if used, _, _ := shmbus.Backlog(tr.Transport); used >= uint64(len(body)) {
+	if used, _, _ := shmbus.Backlog(st); used >= uint64(len(body)) {
 		t.Fatalf("%d bytes in the ring before the child stopped: an ask among them", used)
 	}
 
@@ -165,7 +127,7 @@ func unreadAsksPlacedAgain(t *testing.T, idem bool) {
 			more--
 		} else if asks%8 == 7 {
 			for range 100 {
-				if used, _, capacity := shmbus.Backlog(tr.Transport); used >= capacity/2 {
+				if used, _, capacity := shmbus.Backlog(st); used >= capacity/2 {
 					more = 16
 					break
 				}
@@ -180,9 +142,7 @@ func unreadAsksPlacedAgain(t *testing.T, idem bool) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	w.mu.Lock()
-	before, after := w.before, w.after
-	w.mu.Unlock()
+	before, after := tr.Total()
 	t.Logf("%d asks, %d taken by the child's reader: %d handed back unread; %d answered here, %d failed with ErrPeerGone",
 		asks, taken, before+after, fromParent.Load(), peerGone.Load())
 	if after > 0 {

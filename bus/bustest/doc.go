@@ -116,4 +116,13 @@
 // clock, and loss is drawn from a
 // generator with a fixed seed: one sequence of sends loses the same
 // envelopes on every run.
+//
+// # Hand-back before LinkDown
+//
+// WatchHandBacks wraps a real transport to count, per link, the asks it
+// handed back to the bus (Host.Undelivered) before the link's LinkDown and
+// after it. A transport hands back every ask it never sent before it
+// reports the link down, so that the bus places it again; an ask handed
+// back after LinkDown fails instead. A transport's test kills a peer with
+// asks queued and asserts none came after.
 package bustest
