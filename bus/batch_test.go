@@ -24,13 +24,27 @@ type batchLink struct {
 	peer bus.NodeID
 	mu   sync.Mutex
 	sent []bus.Envelope // header fields and Msg of each envelope the bus sent
+	shut error          // the error the bus closed l with, if it did
 }
 
 func (l *batchLink) Peer() bus.NodeID       { return l.peer }
 func (l *batchLink) Locality() bus.Locality { return bus.SameHost }
 func (l *batchLink) Scheme() string         { return "mem" }
 func (l *batchLink) Codec() bus.Codec       { return codec.Binary() }
-func (l *batchLink) Close(error)            {}
+
+func (l *batchLink) Close(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shut == nil {
+		l.shut = err
+	}
+}
+
+func (l *batchLink) closed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shut
+}
 
 func (l *batchLink) Send(_ context.Context, env *bus.Envelope) error {
 	l.mu.Lock()
@@ -374,5 +388,80 @@ func TestTellsFromPeersKeepTheirSenders(t *testing.T) {
 		if n := bus.TellSourcesOf(b, l); n != 0 {
 			t.Fatalf("%d shared records of a link that is down", n)
 		}
+	}
+}
+
+// TestDeliverBatchKeepsStepWithDeliver: the two ways a link hands the bus
+// what it received must judge every envelope alike. One list, from a peer
+// that also lies (tells and asks in another node's name, and in a name with
+// no node), a body that does not decode and a name nobody serves, goes once
+// through Deliver, one at a time, and once through DeliverBatch, each to a
+// bus of its own: the actor receives the same messages, every ask gets the
+// same kind of answer, the dead letters count the same by reason, and the
+// lying peer's link is closed both times.
+func TestDeliverBatchKeepsStepWithDeliver(t *testing.T) {
+	type outcome struct {
+		got     string
+		answers map[uint64]bus.Kind
+		dead    map[string]uint64
+		closed  bool
+	}
+	run := func(batch bool) outcome {
+		b := newTestBus(t)
+		a := &logActor{}
+		if _, err := b.Register("a", a); err != nil {
+			t.Fatal(err)
+		}
+		l := &batchLink{peer: bus.NewNodeID()}
+		own := bus.Ref{Node: l.peer, Name: "sender", ID: 1}
+		other := bus.Ref{Node: bus.NewNodeID(), Name: "victim", ID: 2}
+		msg := func(kind bus.Kind, from bus.Ref, to, s string, corr uint64) bus.Envelope {
+			return wire(t, b, bus.Envelope{Kind: kind, From: from, To: bus.Ref{Name: to}, Msg: s, Corr: corr, Timeout: time.Minute})
+		}
+		bad := msg(bus.KindAsk, own, "a", "x", 5)
+		bad.Body = []byte{0xff, 0xfe}
+		envs := []bus.Envelope{
+			msg(bus.KindTell, own, "a", "1", 0),
+			msg(bus.KindTell, other, "a", "forged tell", 0),
+			msg(bus.KindAsk, own, "a", "2", 1),
+			msg(bus.KindAsk, other, "a", "forged ask", 2),
+			msg(bus.KindAsk, bus.Ref{Name: "victim"}, "a", "nameless ask", 3),
+			msg(bus.KindTell, own, "nobody", "lost", 0),
+			bad,
+			msg(bus.KindAsk, own, "nobody", "?", 4),
+			msg(bus.KindTell, own, "a", "3", 0),
+		}
+		if batch {
+			b.DeliverBatch(l, envs)
+		} else {
+			for i := range envs {
+				b.Deliver(l, &envs[i])
+			}
+		}
+		eventually(t, "every message handled", func() error {
+			if n := len(l.answers()); n != 5 {
+				return fmt.Errorf("%d asks answered, want 5", n)
+			}
+			if got := a.log(); len(got) != 3 {
+				return errors.New("the actor has " + join(got))
+			}
+			return nil
+		})
+		o := outcome{got: join(a.log()), answers: map[uint64]bus.Kind{}, dead: map[string]uint64{}, closed: l.closed() != nil}
+		for corr, e := range l.answers() {
+			o.answers[corr] = e.Kind
+		}
+		for _, reason := range []error{bus.ErrBadEnvelope, bus.ErrNoRoute, bus.ErrMailboxFull} {
+			o.dead[reason.Error()] = b.DeadLetterCount(reason)
+		}
+		o.dead["all"] = b.DeadLetters()
+		return o
+	}
+	one, batched := run(false), run(true)
+	if one.got != "[1 2 3]" || !one.closed || one.dead["all"] != 6 {
+		t.Fatalf("Deliver: the actor has %s, link closed %v, dead letters %v", one.got, one.closed, one.dead)
+	}
+	if batched.got != one.got || batched.closed != one.closed || fmt.Sprint(batched.answers) != fmt.Sprint(one.answers) || fmt.Sprint(batched.dead) != fmt.Sprint(one.dead) {
+		t.Fatalf("DeliverBatch judged the envelopes otherwise than Deliver:\nbatch:   %+v\ndeliver: %+v", batched, one)
 	}
 }
