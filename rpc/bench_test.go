@@ -95,7 +95,6 @@ func benchCall(b *testing.B, a, bb *bus.Bus) {
 	}
 	ctx := context.Background()
 	const round = 1000
-	var tAsk, tCall time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	asks := func(n int) time.Duration {
@@ -116,17 +115,7 @@ func benchCall(b *testing.B, a, bb *bus.Bus) {
 		}
 		return time.Since(start)
 	}
-	for r, done := 0, 0; done < b.N; r++ {
-		n := min(round, b.N-done)
-		if r%2 == 0 { // each goes first in every other round
-			tAsk += asks(n)
-			tCall += calls(n)
-		} else {
-			tCall += calls(n)
-			tAsk += asks(n)
-		}
-		done += n
-	}
+	tAsk, tCall := interleave(b, round, asks, calls)
 	b.StopTimer()
 	b.ReportMetric(float64(tCall.Nanoseconds())/float64(b.N), "call-ns")
 	b.ReportMetric(float64(tAsk.Nanoseconds())/float64(b.N), "ask-ns")

@@ -147,22 +147,11 @@ func BenchmarkStreamThroughputProcess(b *testing.B) {
 	}
 }
 
-// alternate runs b.N items through a and z in rounds that alternate which
-// goes first, and reports each one's items per second and z's rate over a's.
+// alternate runs b.N items through a and z (interleave) and reports each
+// one's items per second and z's rate over a's.
 func alternate(b *testing.B, a, z func(n int) time.Duration, aName, zName string) {
-	var ta, tz time.Duration
 	b.ResetTimer()
-	for r, done := 0, 0; done < b.N; r++ {
-		n := min(streamRound, b.N-done)
-		if r%2 == 0 {
-			ta += a(n)
-			tz += z(n)
-		} else {
-			tz += z(n)
-			ta += a(n)
-		}
-		done += n
-	}
+	ta, tz := interleave(b, streamRound, a, z)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/ta.Seconds(), aName+"-msgs/s")
 	b.ReportMetric(float64(b.N)/tz.Seconds(), zName+"-msgs/s")
@@ -182,4 +171,21 @@ func benchBus(b *testing.B, opts ...bus.Option) *bus.Bus {
 		bb.Close(ctx)
 	})
 	return bb
+}
+
+// interleave runs b.N operations through a and z in rounds of up to round,
+// alternating which goes first, and returns the time each took.
+func interleave(b *testing.B, round int, a, z func(n int) time.Duration) (ta, tz time.Duration) {
+	for r, done := 0, 0; done < b.N; r++ {
+		n := min(round, b.N-done)
+		if r%2 == 0 {
+			ta += a(n)
+			tz += z(n)
+		} else {
+			tz += z(n)
+			ta += a(n)
+		}
+		done += n
+	}
+	return ta, tz
 }
