@@ -36,6 +36,7 @@ const (
 type link struct {
 	t     *Transport
 	h     bus.Host
+	batch bus.BatchHost // h when it takes envelopes in batches, else nil
 	conn  *net.UnixConn
 	peer  bus.NodeID
 	codec bus.Codec // agreed in the hello: Config.Codec or the peer's
@@ -84,6 +85,7 @@ func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, pe
 	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
 	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
 	l.drained, l.peerDrained = atomic32(own, offDrained), atomic32(peerMem, offDrained)
+	l.batch, _ = h.(bus.BatchHost)
 	l.peerPID, _ = shmsys.PeerPID(c)
 	l.timeout = t.peerTimeout()
 	l.slice = parkSliceFor(l.timeout, peerTimeout)
@@ -533,8 +535,8 @@ func (l *link) flush() {
 		return
 	}
 	envs := in.envs[:in.n]
-	if bh, ok := l.h.(bus.BatchHost); ok {
-		bh.DeliverBatch(l, envs)
+	if l.batch != nil {
+		l.batch.DeliverBatch(l, envs)
 	} else {
 		for i := range envs {
 			l.h.Deliver(l, &envs[i])
