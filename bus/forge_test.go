@@ -55,6 +55,30 @@ func (h *spyHost) Deliver(l bus.Link, env *bus.Envelope) {
 	h.Host.Deliver(l, env)
 }
 
+// forge sends env on l, its Msg encoded with b's types in l's codec, as a
+// lying peer would.
+func forge(t *testing.T, b *bus.Bus, l bus.Link, env *bus.Envelope) error {
+	body, err := b.Types().EncodeBody(l.Codec(), env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Body = body
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return l.Send(ctx, env)
+}
+
+// linkClosed waits until l, a liar's link, takes no more envelopes.
+func linkClosed(t *testing.T, b *bus.Bus, l bus.Link) {
+	t.Helper()
+	eventually(t, "the liar's link closed", func() error {
+		if forge(t, b, l, &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "nobody"}, Msg: 1}) == nil {
+			return errors.New("still open")
+		}
+		return nil
+	})
+}
+
 // TestForgedRepliesAreIgnored: node A asks node B; a third node C, linked
 // to A too, sends A replies and errors with the very correlation ids of
 // those asks (learned here by spying on B) and with guessed ones. None

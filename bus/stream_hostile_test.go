@@ -1,13 +1,11 @@
 package bus_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/internal/flow"
@@ -86,25 +84,6 @@ func TestStreamLyingPeer(t *testing.T) {
 		client = linkedBus(t, bus.WithName("client"), bus.WithTransport(ct))
 		return server, client, st, ct
 	}
-	forge := func(t *testing.T, b *bus.Bus, l bus.Link, env *bus.Envelope) error {
-		body, err := b.Types().EncodeBody(l.Codec(), env, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.Body = body
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return l.Send(ctx, env)
-	}
-	closed := func(t *testing.T, b *bus.Bus, l bus.Link) {
-		t.Helper()
-		eventually(t, "the liar's link closed", func() error {
-			if forge(t, b, l, &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "nobody"}, Msg: 1}) == nil {
-				return errors.New("still open")
-			}
-			return nil
-		})
-	}
 	sink := func(t *testing.T, server, client *bus.Bus) <-chan *bus.Stream {
 		streams := make(chan *bus.Stream, 1)
 		accept(t, server, client, "sink", func(s *bus.Stream) { streams <- s; <-s.Context().Done() })
@@ -127,7 +106,7 @@ func TestStreamLyingPeer(t *testing.T) {
 				t.Fatalf("item %d: %v", i, err)
 			}
 		}
-		closed(t, client, liar)
+		linkClosed(t, client, liar)
 		if n := srv.Buffered(); n != window {
 			t.Fatalf("the reading end holds %d items, want the window, %d", n, window)
 		}
@@ -164,7 +143,7 @@ func TestStreamLyingPeer(t *testing.T) {
 		if err := forge(t, server, liar, env); err != nil {
 			t.Fatal(err)
 		}
-		closed(t, server, liar)
+		linkClosed(t, server, liar)
 		if _, err := s.Recv(ctx); !errors.Is(err, bus.ErrPeerGone) {
 			t.Fatalf("recv: %v, want ErrPeerGone", err)
 		}
