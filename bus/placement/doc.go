@@ -31,7 +31,7 @@
 // Pick must be safe for concurrent use, must not block, and should
 // not allocate: it runs on every send by name. [PickFast] is the bus's
 // path for the default strategy: the same choice without the interface
-// call, random bits drawn only to break a tie.
+// call, random bits drawn only to break a tie or to sample two of many.
 //
 // [Health] takes an instance out after consecutive failures for a
 // cool-down that doubles each time in a row, up to a bound; one probe

@@ -8,8 +8,9 @@ const maxAttempts = 4
 
 // Pick chooses the instance of in (at least one) for call c with s,
 // skipping the instances whose health keeps them out at now: it asks s
-// again with Attempt raised (from the caller's: a retry starts higher) (and fresh random bits) up to a few times, then
-// takes the first instance that is in, from a random start. When every
+// again, with Attempt raised (from the caller's: a retry starts higher)
+// and fresh random bits, up to a few times, then takes the first instance
+// that is in, from a random start. When every
 // instance is out it returns s's first choice: health alone never leaves a
 // name without a route. It tells the chosen instance's Health it was
 // picked, which makes the call a probe when the instance is half-open, and
