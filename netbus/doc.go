@@ -48,9 +48,10 @@
 // come in, and the buffers and zstd decoders a large frame needed are let go
 // after it. docs/wire.md specifies every byte.
 //
-// Each connection has one writer goroutine: senders encode their frame
-// into the connection's queue under a short lock (a frame to compress, or
-// one that must wait for room, is encoded before it) and kick the writer,
+// Each connection has one writer goroutine: a tell or publish with a body
+// of up to 8 KiB is encoded straight into the connection's queue under a
+// short lock (an ask or reply, a larger frame, one to compress or one that
+// must wait for room is encoded before it) and the sender kicks the writer,
 // which writes everything queued in one call, so a busy connection makes
 // one syscall per batch and an idle one flushes at once. A lone ask or
 // reply on a quiet link (no other call in flight) skips the hand-off: its
