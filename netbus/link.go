@@ -102,27 +102,22 @@ func (l *link) Close(err error) {
 	l.close(err)
 }
 
-func (l *link) close(err error) {
-	l.closeOnce.Do(func() {
-		l.err = err
-		close(l.done)
-		for _, c := range l.conns {
-			c.shut(err, false)
-		}
-	})
-}
+func (l *link) close(err error) { l.shut(err, false) }
 
 // closedByPeer closes the link on the peer's close frame. The peer sends
 // one on each connection after what it sent before, so the readers of the
 // others read on to their own: a reply queued on another connection still
 // arrives. A peer that then keeps a connection open is cut off by its
 // writer's linger.
-func (l *link) closedByPeer(err error) {
+func (l *link) closedByPeer(err error) { l.shut(err, true) }
+
+// shut closes the link once, with err, shutting each connection (conn.shut).
+func (l *link) shut(err error, byPeer bool) {
 	l.closeOnce.Do(func() {
 		l.err = err
 		close(l.done)
 		for _, c := range l.conns {
-			c.shut(err, true)
+			c.shut(err, byPeer)
 		}
 	})
 }
