@@ -10,8 +10,9 @@
 // bus.ErrPeerGone (as a send on the dead link fails too). Before it goes
 // down, the reader delivers what the peer left in its ring and hands the
 // bus back (Host.Undelivered) what the peer's reader never took, so every
-// tell a Send accepted is processed or a dead letter (docs/shmbus.md, "The
-// ledger at a link's end").
+// tell a Send accepted is processed or a dead letter, and an ask the peer
+// never took is placed again on another instance of its name instead of
+// failing (docs/shmbus.md, "The ledger at a link's end").
 //
 // A stopped or wedged peer keeps its socket open, so each reader also bumps
 // a heartbeat in its own segment whenever it runs, idle or busy (a parked
