@@ -397,12 +397,12 @@ func TestTellsFromPeersKeepTheirSenders(t *testing.T) {
 // no node), a body that does not decode and a name nobody serves, goes once
 // through Deliver, one at a time, and once through DeliverBatch, each to a
 // bus of its own: the actor receives the same messages, every ask gets the
-// same kind of answer, the dead letters count the same by reason, and the
-// lying peer's link is closed both times.
+// same answer (a refusal marked as one), the dead letters count the same
+// by reason, and the lying peer's link is closed both times.
 func TestDeliverBatchKeepsStepWithDeliver(t *testing.T) {
 	type outcome struct {
 		got     string
-		answers map[uint64]bus.Kind
+		answers map[uint64]string // kind and headers (a refusal's marks it never ran)
 		dead    map[string]uint64
 		closed  bool
 	}
@@ -447,9 +447,9 @@ func TestDeliverBatchKeepsStepWithDeliver(t *testing.T) {
 			}
 			return nil
 		})
-		o := outcome{got: join(a.log()), answers: map[uint64]bus.Kind{}, dead: map[string]uint64{}, closed: l.closed() != nil}
+		o := outcome{got: join(a.log()), answers: map[uint64]string{}, dead: map[string]uint64{}, closed: l.closed() != nil}
 		for corr, e := range l.answers() {
-			o.answers[corr] = e.Kind
+			o.answers[corr] = fmt.Sprint(e.Kind, e.Headers)
 		}
 		for _, reason := range []error{bus.ErrBadEnvelope, bus.ErrNoRoute, bus.ErrMailboxFull} {
 			o.dead[reason.Error()] = b.DeadLetterCount(reason)
@@ -460,6 +460,9 @@ func TestDeliverBatchKeepsStepWithDeliver(t *testing.T) {
 	one, batched := run(false), run(true)
 	if one.got != "[1 2 3]" || !one.closed || one.dead["all"] != 6 {
 		t.Fatalf("Deliver: the actor has %s, link closed %v, dead letters %v", one.got, one.closed, one.dead)
+	}
+	if strings.HasSuffix(one.answers[4], "[]") {
+		t.Fatalf("Deliver: the refused ask was answered %s, not marked as never run", one.answers[4])
 	}
 	if batched.got != one.got || batched.closed != one.closed || fmt.Sprint(batched.answers) != fmt.Sprint(one.answers) || fmt.Sprint(batched.dead) != fmt.Sprint(one.dead) {
 		t.Fatalf("DeliverBatch judged the envelopes otherwise than Deliver:\nbatch:   %+v\ndeliver: %+v", batched, one)
