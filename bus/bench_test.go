@@ -29,15 +29,15 @@ import (
 func benchTell(b *testing.B, senders, actors int) {
 	b.ReportAllocs()
 	total := max(b.N-b.N%senders, senders)
-	c0 := processCPU()
+	c0 := benchkit.CPUTime()
 	d, err := busbench.Tell(total, senders, actors)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	c1 := processCPU()
+	c1 := benchkit.CPUTime()
 	base := benchkit.ChanPipeline(busbench.Msg, total, senders, actors, busbench.MailboxCap)
-	c2 := processCPU()
+	c2 := benchkit.CPUTime()
 	rate, baseRate := float64(total)/d.Seconds(), float64(total)/base.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(baseRate, "chan-msgs/s")

@@ -11,6 +11,7 @@ import (
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/bus/bustest"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // BenchmarkTellByName: a Tell to a name (placed on every call) against a
@@ -48,7 +49,7 @@ func BenchmarkTellByName(b *testing.B) {
 			// least.
 			var cpu [2][]float64 // by name, by Ref
 			round := func(byName bool, k int) time.Duration {
-				c0 := processCPU()
+				c0 := benchkit.CPUTime()
 				start, want := time.Now(), got.Load()+int64(k)
 				for i := range k {
 					var to any = "svc"
@@ -67,7 +68,7 @@ func BenchmarkTellByName(b *testing.B) {
 				if !byName {
 					i = 1
 				}
-				cpu[i] = append(cpu[i], float64(processCPU()-c0)/float64(k))
+				cpu[i] = append(cpu[i], float64(benchkit.CPUTime()-c0)/float64(k))
 				return d
 			}
 			b.ReportAllocs()

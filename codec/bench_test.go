@@ -5,6 +5,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // typical is the message of the codec benchmarks: an id, a few strings, a
@@ -44,22 +45,22 @@ func BenchmarkCodecs(b *testing.B) {
 		b.Run("encode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			buf := make([]byte, 0, 1024)
-			cpu := cpuTime()
+			cpu := benchkit.CPUTime()
 			for b.Loop() {
 				buf, _ = tc.c.Append(buf[:0], tc.v)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchkit.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(len(body)), "bytes")
 		})
 		b.Run("decode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := benchkit.CPUTime()
 			for b.Loop() {
 				if err := tc.c.Decode(body, tc.new()); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchkit.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -17,13 +17,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/xbus-dev/xbus/internal/bench/netbench"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -99,17 +99,17 @@ func BenchmarkRatio(b *testing.B) {
 	var ratios, nbs, gcs, cpuRatios, nbCPU, gcCPU []float64
 	for range b.N {
 		for range rounds {
-			c0 := processCPU()
+			c0 := benchkit.CPUTime()
 			x, err := rate(n, d, nb)
 			if err != nil {
 				b.Fatal(err)
 			}
-			c1 := processCPU()
+			c1 := benchkit.CPUTime()
 			y, err := rate(n, d, gc)
 			if err != nil {
 				b.Fatal(err)
 			}
-			c2 := processCPU()
+			c2 := benchkit.CPUTime()
 			// CPU per call: both ends are in this process.
 			cx, cy := (c1-c0).Seconds()/(x*d.Seconds()), (c2-c1).Seconds()/(y*d.Seconds())
 			ratios, nbs, gcs = append(ratios, x/y), append(nbs, x), append(gcs, y)
@@ -125,15 +125,6 @@ func BenchmarkRatio(b *testing.B) {
 	b.ReportMetric(median(cpuRatios), "x-grpc-cpu")
 	b.ReportMetric(median(nbCPU), "netbus-cpu-us/call")
 	b.ReportMetric(median(gcCPU), "grpc-cpu-us/call")
-}
-
-// processCPU is the user and system time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func netbusCaller(b *testing.B) (func() error, func()) {

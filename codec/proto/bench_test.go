@@ -7,6 +7,7 @@ import (
 	"github.com/xbus-dev/xbus/codec"
 	"github.com/xbus-dev/xbus/codec/proto"
 	"github.com/xbus-dev/xbus/codec/proto/internal/testpb"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 )
 
 // typical is testpb.Order as a plain Go struct, for the default codec.
@@ -45,22 +46,22 @@ func BenchmarkCodecs(b *testing.B) {
 		b.Run("encode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			buf := make([]byte, 0, 1024)
-			cpu := cpuTime()
+			cpu := benchkit.CPUTime()
 			for b.Loop() {
 				buf, _ = tc.c.Append(buf[:0], tc.v)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchkit.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(len(body)), "bytes")
 		})
 		b.Run("decode/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := benchkit.CPUTime()
 			for b.Loop() {
 				if err := tc.decode(tc.c, body); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchkit.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

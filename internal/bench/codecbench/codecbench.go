@@ -124,11 +124,11 @@ func Measure(rounds, n int, progress func(round int)) (map[string]Figures, error
 func measure(n int, op func()) (time.Duration, float64) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	t0 := cpuTime()
+	t0 := benchkit.CPUTime()
 	for range n {
 		op()
 	}
-	t := cpuTime() - t0
+	t := benchkit.CPUTime() - t0
 	runtime.ReadMemStats(&m1)
 	// Whole allocations, as testing.AllocsPerRun counts them: a stray one
 	// of the runtime's in the window is not the codec's.

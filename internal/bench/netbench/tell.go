@@ -13,6 +13,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/benchkit"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -42,7 +43,7 @@ func sinkActors(b *bus.Bus) {
 		if !c.IsAsk() {
 			return nil
 		}
-		return c.Reply(strconv.FormatInt(int64(cpuTime()), 10))
+		return c.Reply(strconv.FormatInt(int64(benchkit.CPUTime()), 10))
 	}))
 }
 
@@ -92,7 +93,7 @@ func (e *end) cpu() (self, peer time.Duration, err error) {
 	}
 	s, _ := r.(string)
 	n, err := strconv.ParseInt(s, 10, 64)
-	return cpuTime(), time.Duration(n), err
+	return benchkit.CPUTime(), time.Duration(n), err
 }
 
 // tellRound sends n one-way tells of the body to the peer's sink from one

@@ -121,7 +121,7 @@ func Peer(mode string) int {
 		if !c.IsAsk() {
 			return nil
 		}
-		return c.Reply(strconv.FormatInt(int64(cpuTime()), 10))
+		return c.Reply(strconv.FormatInt(int64(benchkit.CPUTime()), 10))
 	}))
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
@@ -129,13 +129,6 @@ func Peer(mode string) int {
 	defer cancel()
 	b.Close(ctx)
 	return 0
-}
-
-// cpuTime is the user and system time this process has used.
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // The raw floors: one page of shared memory, words 64 bytes apart.
@@ -486,9 +479,9 @@ func (p *benchPair) idleCPU(d time.Duration) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c0 := cpuTime()
+	c0 := benchkit.CPUTime()
 	time.Sleep(d)
-	c1 := cpuTime()
+	c1 := benchkit.CPUTime()
 	p1, err := peerCPU(p.shm)
 	if err != nil {
 		return 0, err
@@ -504,7 +497,7 @@ func (p *benchPair) cpuPerAsk(b *bus.Bus, n int, every time.Duration) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	c0 := cpuTime()
+	c0 := benchkit.CPUTime()
 	next := time.Now()
 	for range n {
 		next = next.Add(every)
@@ -513,7 +506,7 @@ func (p *benchPair) cpuPerAsk(b *bus.Bus, n int, every time.Duration) (time.Dura
 			return 0, err
 		}
 	}
-	c1 := cpuTime()
+	c1 := benchkit.CPUTime()
 	p1, err := peerCPU()
 	if err != nil {
 		return 0, err
