@@ -3,11 +3,11 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/race"
 )
 
 // The allocation budgets of the in-process hot paths (see docs/performance.md):
@@ -49,21 +49,6 @@ func newTestBus(tb testing.TB) *bus.Bus {
 		}
 	})
 	return b
-}
-
-// raceEnabled reports whether the binary runs under the race detector, which
-// makes sync.Pool drop items at random.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }
 
 func TestTellAllocatesNothing(t *testing.T) {
@@ -113,7 +98,7 @@ func TestAskAllocationBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	budget := askAllocBudget
-	if raceEnabled() {
+	if race.Enabled {
 		// Under -race sync.Pool drops a quarter of what is put back, so
 		// some asks build a fresh call (the struct and its channel).
 		budget += 2

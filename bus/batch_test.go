@@ -15,6 +15,7 @@ import (
 
 	"github.com/xbus-dev/xbus/bus"
 	"github.com/xbus-dev/xbus/codec"
+	"github.com/xbus-dev/xbus/internal/race"
 	"github.com/xbus-dev/xbus/mailbox"
 )
 
@@ -229,7 +230,7 @@ func join(s []string) string { return "[" + strings.Join(s, " ") + "]" }
 // what decoding their bodies does ([]byte bodies: one each), as many as
 // delivering them one at a time.
 func TestDeliverBatchAllocations(t *testing.T) {
-	if raceEnabled() {
+	if race.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	b := newTestBus(t)

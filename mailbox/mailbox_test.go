@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xbus-dev/xbus/internal/race"
 )
 
 // event is one call the mailbox made on its Invoker.
@@ -371,7 +373,7 @@ func waitForf(t *testing.T, what func() string, cond func() bool) {
 // order. A variant toggles Suspend/Resume throughout.
 func TestNoLostWakeup(t *testing.T) {
 	rounds, producers, per := 200, 4, 500
-	if raceEnabled {
+	if race.Enabled {
 		rounds = 60
 	}
 	for _, mode := range []struct{ toggle, inline bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
@@ -469,7 +471,7 @@ func (c slowChecker) Invoke(v int) {
 func TestOverflowAccounting(t *testing.T) {
 	const producers = 4
 	per := 25_000
-	if raceEnabled {
+	if race.Enabled {
 		per = 5_000
 	}
 	for _, policy := range []Policy{Block, FailFast, DropOldest, Default} {
@@ -723,7 +725,7 @@ func TestCloseFromInvoke(t *testing.T) {
 // exactly once.
 func TestCloseRacingSends(t *testing.T) {
 	rounds, producers, per := 200, 4, 300
-	if raceEnabled {
+	if race.Enabled {
 		rounds = 50
 	}
 	for round := range rounds {
@@ -932,7 +934,7 @@ func TestIdleOwnsNoGoroutine(t *testing.T) {
 // nothing once the mailbox's ring exists, whether the send finds the mailbox
 // idle (and schedules it) or busy.
 func TestSendAllocs(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	done := make(chan struct{}, 1)
@@ -956,7 +958,7 @@ func TestSendAllocs(t *testing.T) {
 
 // TestSendBatchAllocs: a batch queued and invoked allocates nothing.
 func TestSendBatchAllocs(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	done := make(chan struct{}, 4)
@@ -1115,7 +1117,7 @@ func TestPool(t *testing.T) {
 // allocation less through a Pool than through Go's func, bound to its
 // mailbox.
 func TestPoolFirstTurnAllocs(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	first := func(o Options) float64 {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/xbus-dev/xbus/internal/race"
 )
 
 // queue is what the concurrent checker drives: the ring, or the model.
@@ -261,7 +263,7 @@ func checkConcurrent(q queue, producers, droppers, perProducer int, seed uint64)
 
 func TestRingConcurrentMatchesModel(t *testing.T) {
 	per := 20_000
-	if testing.Short() || raceEnabled {
+	if testing.Short() || race.Enabled {
 		per = 5_000
 	}
 	for _, tc := range []struct{ cap, producers, droppers int }{

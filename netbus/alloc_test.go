@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/race"
 )
 
 // The send path allocates nothing per message in steady state: the frame
@@ -12,7 +13,7 @@ import (
 // compressed) and the writer swaps two buffers it keeps.
 // (The body is the bus's to encode, before Send.)
 func TestSendAllocs(t *testing.T) {
-	if testing.CoverMode() != "" || raceEnabled {
+	if testing.CoverMode() != "" || race.Enabled {
 		t.Skip("allocation counts differ under -race and -cover")
 	}
 	for _, comp := range []Compression{NoCompression, S2} {
@@ -40,7 +41,7 @@ func TestSendAllocs(t *testing.T) {
 // A lone ask, which its sender writes straight to the socket, allocates
 // nothing either.
 func TestDirectSendAllocs(t *testing.T) {
-	if testing.CoverMode() != "" || raceEnabled {
+	if testing.CoverMode() != "" || race.Enabled {
 		t.Skip("allocation counts differ under -race and -cover")
 	}
 	network(t, func(t *testing.T, listen string) {

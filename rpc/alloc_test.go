@@ -2,10 +2,10 @@ package rpc_test
 
 import (
 	"context"
-	"runtime/debug"
 	"testing"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/race"
 	"github.com/xbus-dev/xbus/rpc"
 )
 
@@ -41,7 +41,7 @@ func TestCallAllocs(t *testing.T) {
 		n++
 	})
 	budget := ask
-	if raceEnabled() {
+	if race.Enabled {
 		// Under -race sync.Pool drops a quarter of what is put back, so
 		// some calls build a fresh ask (the struct and its channel).
 		budget += 2
@@ -49,18 +49,4 @@ func TestCallAllocs(t *testing.T) {
 	if call > budget {
 		t.Fatalf("rpc.Call allocates %.1f per call, bus.Ask %.1f", call, ask)
 	}
-}
-
-// raceEnabled reports whether the binary runs under the race detector.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }

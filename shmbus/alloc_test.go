@@ -5,10 +5,10 @@ package shmbus_test
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
 	"testing"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/internal/race"
 	"github.com/xbus-dev/xbus/shmbus"
 )
 
@@ -18,7 +18,7 @@ import (
 // round waits until the child took every tell before it, so the ring has
 // room and no send waits (a wait starts a timer).
 func TestTellAllocatesNothing(t *testing.T) {
-	if raceEnabled() {
+	if race.Enabled {
 		t.Skip("the race detector allocates")
 	}
 	_, path := startChild(t)
@@ -56,18 +56,4 @@ func TestTellAllocatesNothing(t *testing.T) {
 	if n := total / (rounds * per); n != 0 {
 		t.Fatalf("%d allocations per tell over shared memory (%d in %d tells), want 0", n, total, rounds*per)
 	}
-}
-
-// raceEnabled reports whether the binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }

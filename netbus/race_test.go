@@ -1,5 +1,0 @@
-//go:build race
-
-package netbus
-
-const raceEnabled = true
