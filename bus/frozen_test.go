@@ -1,3 +1,5 @@
+//go:build unix
+
 package bus_test
 
 import (
@@ -61,7 +63,8 @@ func runFrozenPeer() int {
 // Register, Subscribe and stopping an actor, which tell every peer of the
 // change, return without waiting on the frozen one; over TCP and, on
 // Linux, shared memory (whose link may instead be closed as the peer's
-// heartbeat stops: ErrPeerGone is a bounded answer too).
+// heartbeat stops: ErrPeerGone is a bounded answer too). Unix only: other
+// systems cannot stop a process with a signal.
 func TestFrozenPeerStallsNobody(t *testing.T) {
 	schemes := []string{"tcp"}
 	if runtime.GOOS == "linux" {

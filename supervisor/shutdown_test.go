@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -195,28 +193,10 @@ func TestLogs(t *testing.T) {
 	}
 }
 
-// TestRun: Run returns nil after its signal, having closed the bus; and the
-// tree's escalation error when the tree gives up.
+// TestRun: Run returns the tree's escalation error when the tree gives up,
+// and nil at once when its ctx has ended, having closed the bus. (Its
+// signal: TestRunSignal.)
 func TestRun(t *testing.T) {
-	t.Run("signal", func(t *testing.T) {
-		b := newBus(t, nil)
-		j := &journal{}
-		errc := make(chan error, 1)
-		go func() {
-			errc <- Run(context.Background(), b, Spec{Name: "daemon", Children: []ChildSpec{{Name: "p", New: newProbe("p", j)}}},
-				WithSignals(syscall.SIGUSR1), WithDrainTimeout(10*time.Second))
-		}()
-		eventually(t, "tree started", func() bool { return j.count("p:started") == 1 })
-		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatalf("Run after its signal: %v", err)
-		}
-		if !b.Closed() || j.count("p:stopping") != 1 {
-			t.Fatalf("bus closed %v, journal %v", b.Closed(), j.all())
-		}
-	})
 	t.Run("gives up", func(t *testing.T) {
 		b := newBus(t, nil)
 		j := &journal{}

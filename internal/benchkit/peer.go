@@ -84,8 +84,8 @@ func StartPeer(name, value string, files ...*os.File) (*Peer, error) {
 	return p, nil
 }
 
-// Pid is the child's process id.
-func (p *Peer) Pid() int { return p.cmd.Process.Pid }
+// Process is the child's process.
+func (p *Peer) Process() *os.Process { return p.cmd.Process }
 
 // Stop closes the child's stdin, which tells a peer to exit, and waits for
 // it; it kills a child that has not exited within 5 s.

@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +44,13 @@ func TestStartPeer(t *testing.T) {
 	if p.Ready != "ready a b" {
 		t.Errorf("Ready = %q, want %q", p.Ready, "ready a b")
 	}
-	pid := p.Pid()
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Errorf("peer %d not running before Stop: %v", pid, err)
+	proc := p.Process()
+	if err := proc.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("peer %d not running before Stop: %v", proc.Pid, err)
 	}
 	p.Stop()
-	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-		t.Errorf("peer %d still there after Stop: %v", pid, err)
+	if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("peer %d still there after Stop: %v", proc.Pid, err)
 	}
 }
 

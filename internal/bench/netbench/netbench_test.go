@@ -1,6 +1,7 @@
 package netbench
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strings"
@@ -28,7 +29,7 @@ func TestPeerRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := p.child.Pid()
+	proc := p.child.Process()
 	for _, kind := range []string{"TCP", "Unix"} {
 		s, err := p.ends[kind].measure(0, 50)
 		if err != nil {
@@ -45,8 +46,8 @@ func TestPeerRounds(t *testing.T) {
 		}
 	}
 	p.close()
-	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-		t.Errorf("peer process %d still there after close: %v", pid, err)
+	if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("peer process %d still there after close: %v", proc.Pid, err)
 	}
 	if _, err := os.Stat(p.dir); !os.IsNotExist(err) {
 		t.Errorf("socket directory %s left behind: %v", p.dir, err)
