@@ -70,6 +70,7 @@ type link struct {
 
 	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
 	in    *inBatch            // what read took from the ring for the bus; owned by read
+	freed uint64              // bytes read since senders were seen waiting for room (wakeRoom); owned by read
 
 	done     chan struct{}
 	once     sync.Once
@@ -446,15 +447,33 @@ func (b *inBatch) copy(p []byte) []byte {
 // every whole envelope among them, also those before a record that ends
 // the link (err).
 // Senders of the peer waiting for room are woken as soon as the records
-// are copied out, before the bus takes them.
+// are copied out, before the bus takes them, once there is room enough
+// (wakeRoom).
 func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
 	from := l.cons.pos
 	n, err := l.cons.poll(batchMax, handle)
-	if l.cons.pos != from && l.cons.roomWanted() {
-		shmsys.FutexWake(l.cons.w.room)
+	if took := l.cons.pos - from; took != 0 {
+		l.wakeRoom(took, n < batchMax)
 	}
 	l.flush()
 	return n, err
+}
+
+// wakeRoom wakes the peer's senders waiting for room, after a poll that
+// took took bytes, once a quarter of the ring is free since they were
+// first seen waiting or the poll emptied the ring (drained): a sender
+// woken for one record's room fills it and sleeps again, each lap a
+// futex wake-up here and a sleep there. A waiter always wakes: the
+// reader polls until the ring is empty, freeing room as it goes.
+func (l *link) wakeRoom(took uint64, drained bool) {
+	if !l.cons.roomWanted() {
+		l.freed = 0
+		return
+	}
+	if l.freed += took; l.freed >= l.cons.capacity/4 || drained {
+		l.freed = 0
+		shmsys.FutexWake(l.cons.w.room)
+	}
 }
 
 // loop polls, spins and parks until the link closes or the memory is
