@@ -172,15 +172,17 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 // then, so one large frame does not stay held by an idle connection.
 //
 // On a *bufio.Reader, a frame that fits the reader's buffer is returned
-// where it lies in that buffer, without a copy, and skipped at the next
-// call (see bufio.Reader.Peek).
+// where it lies in that buffer, without a copy (see bufio.Reader.Peek), and
+// so is each frame after it that the buffer already holds whole, parsed
+// with no call to the reader; they are skipped once one is not.
 type frameReader struct {
 	r    io.Reader
 	max  int
 	hdr  [frameHeaderLen]byte
 	buf  []byte
 	br   *bufio.Reader // r, when it is one
-	peek int           // bytes of br to skip at the next call: the last frame
+	peek int           // bytes of br to skip before reading it: the frames returned in place
+	run  []byte        // br's buffered bytes after those: the frames next returns without calling br
 }
 
 // newFrameReader returns a frameReader of r for payloads up to max bytes.
@@ -201,9 +203,12 @@ func (fr *frameReader) next() (typ, flags byte, payload []byte, err error) {
 		fr.buf = nil
 	}
 	if fr.br != nil {
+		if typ, flags, payload, ok, err := fr.fromRun(); ok || err != nil {
+			return typ, flags, payload, err
+		}
 		if fr.peek > 0 {
 			fr.br.Discard(fr.peek) // buffered: it cannot fail
-			fr.peek = 0
+			fr.peek, fr.run = 0, nil
 		}
 		if _, err := fr.br.Peek(frameHeaderLen); err == nil { // a failure is read again below
 			if typ, flags, payload, ok, err := fr.inPlace(); ok || err != nil {
@@ -245,8 +250,32 @@ func (fr *frameReader) inPlace() (typ, flags byte, payload []byte, ok bool, err 
 	if err != nil {
 		return 0, 0, nil, false, nil
 	}
-	fr.peek = len(f)
-	return typ, flags, f[frameHeaderLen:], true, nil
+	all, _ := fr.br.Peek(fr.br.Buffered()) // buffered: no read
+	fr.peek, fr.run = len(f), all[len(f):]
+	return typ, flags, f[frameHeaderLen:len(f):len(f)], true, nil
+}
+
+// fromRun returns the next frame from fr.run, the bytes that were in br's
+// buffer past the frames returned in place, when it lies whole there: a
+// buffered run of frames is parsed with no call to br per frame. ok is
+// false, having consumed nothing, when the next frame is not whole in
+// fr.run; next then discards what was returned and reads on from br.
+func (fr *frameReader) fromRun() (typ, flags byte, payload []byte, ok bool, err error) {
+	if len(fr.run) < frameHeaderLen {
+		return 0, 0, nil, false, nil
+	}
+	typ, flags, n, err := parseFrameHeader(fr.run, fr.max)
+	if err != nil {
+		return 0, 0, nil, false, err
+	}
+	end := frameHeaderLen + n
+	if len(fr.run) < end {
+		return 0, 0, nil, false, nil
+	}
+	payload = fr.run[frameHeaderLen:end:end]
+	fr.run = fr.run[end:]
+	fr.peek += end
+	return typ, flags, payload, true, nil
 }
 
 // buffered reports whether the frame after the one next returned last
@@ -254,16 +283,7 @@ func (fr *frameReader) inPlace() (typ, flags byte, payload []byte, ok bool, err 
 // lies there. Reading the next frame then moves nothing in the buffer: the
 // payloads returned since it last filled stay valid.
 func (fr *frameReader) buffered() bool {
-	if fr.br == nil || fr.peek == 0 {
-		return false
-	}
-	b := fr.br.Buffered()
-	if b < fr.peek+frameHeaderLen {
-		return false
-	}
-	h, _ := fr.br.Peek(fr.peek + frameHeaderLen) // buffered: no read
-	n := binary.BigEndian.Uint32(h[fr.peek:])
-	return uint64(b) >= uint64(fr.peek)+frameHeaderLen+uint64(n)
+	return len(fr.run) >= frameHeaderLen && uint64(len(fr.run)) >= frameHeaderLen+uint64(binary.BigEndian.Uint32(fr.run))
 }
 
 // readPayload reads n bytes into fr.buf. Past its capacity the buffer grows

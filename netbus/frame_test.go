@@ -106,6 +106,53 @@ func TestFrameReaderInPlace(t *testing.T) {
 	}
 }
 
+// A payload the in-place reader returned stays as it was while buffered
+// reports the next frame whole in the buffer: the reader hands a run of
+// such frames to its node at once, without copying them.
+func TestFrameReaderRunStaysValid(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i := range 300 {
+		p := bytes.Repeat([]byte{byte(i)}, 1+i*7%90)
+		want = append(want, p)
+		stream = append(appendFrameHeader(stream, frameData, 0, len(p)), p...)
+	}
+	for name, r := range map[string]func() io.Reader{
+		"whole":  func() io.Reader { return bytes.NewReader(stream) },
+		"halves": func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) },
+	} {
+		fr := newFrameReader(bufio.NewReaderSize(r(), 512), 1<<20)
+		var held [][]byte // the payloads of the run so far, not copied
+		got, runs := 0, 0
+		for got < len(want) {
+			_, _, p, err := fr.next()
+			if err != nil {
+				t.Fatalf("%s: frame %d: %v", name, got, err)
+			}
+			held = append(held, p)
+			got++
+			if fr.buffered() {
+				continue
+			}
+			for i, h := range held {
+				if w := want[got-len(held)+i]; !bytes.Equal(h, w) {
+					t.Fatalf("%s: frame %d changed before its run ended: %x..., want %x", name, got-len(held)+i, h[:min(4, len(h))], w[0])
+				}
+			}
+			if len(held) > 1 {
+				runs++
+			}
+			held = held[:0]
+		}
+		if runs == 0 {
+			t.Fatalf("%s: no run of frames longer than one", name)
+		}
+		if _, _, _, err := fr.next(); err != io.EOF {
+			t.Fatalf("%s: after the last frame: %v, want EOF", name, err)
+		}
+	}
+}
+
 // frameOrError is what a frameReader's next gave, for comparing readers.
 type frameOrError struct {
 	typ, flags byte

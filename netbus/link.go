@@ -142,7 +142,9 @@ func (l *link) deliver(c *conn, envs []bus.Envelope) bool {
 		c.dataIn.Add(uint64(len(envs)))
 	}
 	l.deliverMu.Unlock()
-	clear(envs)
+	for i := range envs { // its other fields hold only names, which the decoder keeps anyway
+		envs[i].Headers, envs[i].Body, envs[i].Msg = nil, nil, nil
+	}
 	return ok
 }
 
