@@ -186,13 +186,29 @@ type process struct {
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
 
-	mu      sync.Mutex
-	kin     *kin // made by the first child or watcher
-	reason  error
-	done    chan struct{}
-	serving delivery    // the ask Receive is running, for a stop to cancel or answer; guarded by mu
-	halting atomic.Bool // a stop is asked for: the ask it serves counts as canceled
+	mu     sync.Mutex
+	kin    *kin // made by the first child or watcher
+	reason error
+	done   chan struct{}
+
+	// serving is the ask Receive is running, for a stop to cancel or
+	// answer. The actor's goroutine writes it while servingState is
+	// servingNone, then publishes it (servingSet); a stop reads it only
+	// while it holds it (servingHeld, with mu locked), and the actor,
+	// when its Receive returns, takes it back with one compare-and-swap,
+	// or waits on mu for the stop to let go. An ask's turn so pays two
+	// atomic operations instead of two lock and unlock pairs.
+	serving      delivery
+	servingState atomic.Uint32
+	halting      atomic.Bool // a stop is asked for: the ask it serves counts as canceled
 }
+
+// States of process.serving.
+const (
+	servingNone = iota // no ask is running, or the actor's goroutine is writing serving
+	servingSet         // serving is the ask Receive is running
+	servingHeld        // a stop reads serving, with mu locked
+)
 
 // kin is who is tied to an actor: its children and who watches it. Most
 // actors have none, so a process points to one made on first use instead
@@ -317,15 +333,12 @@ func (p *process) receive(d delivery) {
 	c.p, c.cur, c.replied, c.promised, c.replyHeaders = p, d, false, false, nil
 	ask := d.isAsk()
 	if ask {
-		p.mu.Lock()
 		p.serving = d
-		p.mu.Unlock()
+		p.servingState.Store(servingSet)
 	}
 	err := p.safeReceive(c, d.msg)
 	if ask {
-		p.mu.Lock()
-		p.serving = delivery{}
-		p.mu.Unlock()
+		p.endServing()
 	}
 	if ask && !c.replied && !c.promised {
 		if err != nil {
@@ -486,16 +499,46 @@ func (p *process) stopAndWait(reason error) {
 	}
 }
 
+// endServing takes serving back once Receive has returned; the actor's
+// goroutine calls it. A stop holding it has mu locked until it lets go.
+func (p *process) endServing() {
+	for !p.servingState.CompareAndSwap(servingSet, servingNone) {
+		p.mu.Lock()
+		p.mu.Unlock() // the stop that held serving has let go
+	}
+	p.serving = delivery{}
+}
+
+// holdServing returns the ask p is running, held so that p's goroutine
+// neither ends nor reuses it until releaseServing, or false when p runs
+// none.
+func (p *process) holdServing() (delivery, bool) {
+	p.mu.Lock()
+	if !p.servingState.CompareAndSwap(servingSet, servingHeld) {
+		p.mu.Unlock()
+		return delivery{}, false
+	}
+	return p.serving, true
+}
+
+func (p *process) releaseServing() {
+	p.servingState.Store(servingSet)
+	p.mu.Unlock()
+}
+
 // cancelServing tells the ask p is running, if any, that p is stopping:
 // it counts as canceled from now on (Context.Canceled) and its AfterCancel
 // hooks run, so that a handler waiting on its ctx returns and p can stop.
 func (p *process) cancelServing() {
 	p.halting.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if call, seq := p.serving.call(); call != nil {
+	d, ok := p.holdServing()
+	if !ok {
+		return
+	}
+	defer p.releaseServing()
+	if call, seq := d.call(); call != nil {
 		call.hooks.fire(seq)
-	} else if in := p.serving.in(); in != nil {
+	} else if in := d.in(); in != nil {
 		in.cancel()
 	}
 }
@@ -504,11 +547,12 @@ func (p *process) cancelServing() {
 // up on it, with ErrActorStopped: not a proof that it never ran, as it may
 // have. A reply p makes later finds the ask answered and is dropped.
 func (p *process) abandonServing() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.serving.isAsk() {
-		p.bus.complete(p.serving, nil, errAbandoned, nil, nil)
+	d, ok := p.holdServing()
+	if !ok {
+		return
 	}
+	defer p.releaseServing()
+	p.bus.complete(d, nil, errAbandoned, nil, nil)
 }
 
 // errAbandoned answers an ask whose actor was abandoned while running it.
