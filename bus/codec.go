@@ -131,6 +131,9 @@ type Types struct {
 	mu   sync.Mutex // serializes Register and RegisterError
 	maps atomic.Pointer[typeMaps]
 	errs atomic.Pointer[errorMaps] // nil until an error is registered
+
+	recentNames typeCache // recent lookups by name (typecache.go)
+	recentTypes typeCache // recent lookups by Go type
 }
 
 type typeMaps struct {
@@ -237,6 +240,8 @@ func (t *Types) register(name string, rt reflect.Type) error {
 	next.byName[name] = rt
 	next.byType[rt] = name
 	t.maps.Store(next)
+	t.recentNames.clear()
+	t.recentTypes.clear()
 	return nil
 }
 
@@ -246,7 +251,12 @@ func (t *Types) NameOf(v any) string {
 	if rt == nil {
 		return ""
 	}
-	m := t.maps.Load()
+	return t.cachedNameOf(rt)
+}
+
+// nameOf is NameOf of a value of type rt, not nil, in m, without the
+// cache.
+func (m *typeMaps) nameOf(rt reflect.Type) string {
 	if name, ok := m.byType[rt]; ok {
 		return name
 	}
@@ -275,8 +285,9 @@ func (t *Types) New(name string) (reflect.Value, error) {
 }
 
 // typeOf returns the type registered as name.
-func (t *Types) typeOf(name string) (reflect.Type, error) {
-	m := t.maps.Load()
+func (t *Types) typeOf(name string) (reflect.Type, error) { return t.maps.Load().typeOf(name) }
+
+func (m *typeMaps) typeOf(name string) (reflect.Type, error) {
 	if rt, ok := m.byName[name]; ok {
 		return rt, nil
 	}
@@ -326,7 +337,7 @@ func (t *Types) DecodeBody(c Codec, env *Envelope) error {
 		env.Msg = nil
 		return nil
 	}
-	rt, err := t.typeOf(env.Type)
+	rt, err := t.cachedTypeOf(env.Type)
 	if err != nil {
 		return err
 	}
