@@ -249,6 +249,39 @@ func BenchmarkTell(b *testing.B) {
 	}
 }
 
+// BenchmarkTellShm is BenchmarkTell's shmbus path alone, for CPU profiles
+// of both processes (docs/performance.md, "What limits it"): a profile of
+// BenchmarkTell mixes in the Unix socket and the bare ring. It reports
+// messages per second the actor took, the CPU time both processes spent
+// per message and the tells dropped, as BenchmarkTell does.
+func BenchmarkTellShm(b *testing.B) {
+	for _, body := range tellBodies {
+		for _, senders := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/senders=%d", body.name, senders), func(b *testing.B) {
+				shm, _ := dialChild(b)
+				if err := bus.RegisterType[benchTick](shm.Types(), benchTickType); err != nil {
+					b.Fatal(err)
+				}
+				awaitRoute(b, shm, "count", "")
+				round := min(b.N, 200_000)
+				var el, cpu time.Duration
+				dropped := 0
+				b.ResetTimer()
+				for range (b.N + round - 1) / round {
+					c0 := cpuBoth(b, shm)
+					d, e := tellRound(b, shm, body.msg, round, senders)
+					dropped, el, cpu = dropped+d, el+e, cpu+cpuBoth(b, shm)-c0
+				}
+				b.StopTimer()
+				n := float64((b.N + round - 1) / round * round)
+				b.ReportMetric((n-float64(dropped))/el.Seconds()/1e6, "shm-M/s")
+				b.ReportMetric(float64(cpu.Nanoseconds())/n, "shm-cpu-ns/msg")
+				b.ReportMetric(float64(dropped), "shm-dropped")
+			})
+		}
+	}
+}
+
 // tellRound sends n tells of msg to "count" from senders goroutines and
 // returns how many the actor dropped and the time until it had counted
 // every other one.

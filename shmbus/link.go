@@ -452,7 +452,7 @@ func (b *inBatch) copy(p []byte) []byte {
 func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
 	from := l.cons.pos
 	n, err := l.cons.poll(batchMax, handle)
-	if took := l.cons.pos - from; took != 0 {
+	if took := l.cons.pos - from; took != 0 || l.freed != 0 {
 		l.wakeRoom(took, n < batchMax)
 	}
 	l.flush()
@@ -461,10 +461,11 @@ func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
 
 // wakeRoom wakes the peer's senders waiting for room, after a poll that
 // took took bytes, once a quarter of the ring is free since they were
-// first seen waiting or the poll emptied the ring (drained): a sender
+// first seen waiting or a poll found no more records (drained): a sender
 // woken for one record's room fills it and sleeps again, each lap a
 // futex wake-up here and a sleep there. A waiter always wakes: the
-// reader polls until the ring is empty, freeing room as it goes.
+// reader polls until the ring is empty, freeing room as it goes, and a
+// poll that takes nothing while freed bytes are owed is drained.
 func (l *link) wakeRoom(took uint64, drained bool) {
 	if !l.cons.roomWanted() {
 		l.freed = 0
