@@ -32,9 +32,11 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 		var want Envelope
 		werr := DecodeEnvelope(data, &want)
 		var nd EnvelopeDecoder
+		var first Envelope // data, decoded
 		for i := range 2 { // the second time every string is cached
 			var got Envelope
 			err := nd.Decode(data, &got)
+			first = got
 			if (err == nil) != (werr == nil) {
 				t.Fatalf("pass %d: error %v, DecodeEnvelope says %v", i, err, werr)
 			}
@@ -50,11 +52,20 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 		}
 		// With data's header kept (if it was a tell's), what begins
 		// like data, or stops short of it, decodes as DecodeEnvelope does.
-		for _, other := range [][]byte{append(slices.Clone(data), 7, 8), data[:len(data)/2], data[:max(len(data)-1, 0)]} {
+		// So it does into an envelope that holds data's, as a reader's
+		// slot does after a batch (its body and message cleared, or not).
+		for _, other := range [][]byte{append(slices.Clone(data), 7, 8), data[:len(data)/2], data[:max(len(data)-1, 0)], data} {
 			var got, want Envelope
 			err, werr := nd.Decode(other, &got), DecodeEnvelope(other, &want)
 			if (err == nil) != (werr == nil) || err == nil && !reflect.DeepEqual(got, want) {
 				t.Fatalf("after %x, %x decoded %+v, %v; DecodeEnvelope %+v, %v", data, other, got, err, want, werr)
+			}
+			for _, msg := range []any{nil, "stale"} {
+				slot := first
+				slot.Body, slot.Msg = nil, msg
+				if err := nd.Decode(other, &slot); err == nil && !reflect.DeepEqual(slot, want) {
+					t.Fatalf("after %x, %x decoded into a used envelope %+v; DecodeEnvelope %+v", data, other, slot, want)
+				}
 			}
 		}
 	})

@@ -225,7 +225,10 @@ func (nd *EnvelopeDecoder) intern(b []byte) string {
 // DecodeEnvelope.
 func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 	if nd != nil && nd.lastLen > 0 && len(data) >= nd.lastLen && string(data[:nd.lastLen]) == string(nd.last[:nd.lastLen]) {
-		*e = nd.lastEnv
+		if !nd.holdsLast(e) {
+			*e = nd.lastEnv
+		}
+		e.Body = nil
 		if len(data) > nd.lastLen {
 			e.Body = data[nd.lastLen:]
 		}
@@ -240,6 +243,16 @@ func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 		}
 	}
 	return err
+}
+
+// holdsLast reports whether e holds the last header already, and no
+// headers or message: a reader decoding into the envelopes of its last
+// batch then only sets the body, instead of copying a whole envelope,
+// whose pointers cost write barriers while the collector runs.
+func (nd *EnvelopeDecoder) holdsLast(e *Envelope) bool {
+	h := &nd.lastEnv
+	return e.Kind == h.Kind && e.From == h.From && e.To == h.To && e.Corr == h.Corr && e.Timeout == h.Timeout &&
+		e.Codec == h.Codec && e.Type == h.Type && e.Headers == nil && e.Msg == nil
 }
 
 // decode is Decode without the last header.

@@ -78,7 +78,7 @@ type conn struct {
 	stopped bool // no more data frames go to the host; guarded by l.deliverMu
 
 	kick       chan struct{} // cap 1: the writer has work
-	recv       atomic.Uint64 // frames received; the writer's idle check reads it
+	recv       atomic.Uint64 // frames received, as of the reader's last batch; the writer's idle check reads it
 	dataIn     atomic.Uint64 // data frames read and handed to the host
 	ackOut     atomic.Uint64 // the last count the writer sent in a ping
 	readerDone chan struct{} // closed when readLoop has returned
@@ -732,10 +732,12 @@ func (c *conn) readLoop() {
 	var scratch []byte
 	var names bus.EnvelopeDecoder
 	batch := make([]bus.Envelope, 0, readBatch)
+	var frames uint64 // frames read; published in c.recv once per batch, not per frame
 	// deliver hands over the batch. Once stopped, its frames are dropped:
 	// the count in our close frame leaves them out, and the peer hands
 	// them back.
 	deliver := func() {
+		c.recv.Store(frames)
 		if len(batch) > 0 && c.l.deliver(c, batch) && c.dataIn.Load()-c.ackOut.Load() >= ackEvery {
 			select { // acknowledge now, not at the next tick
 			case c.kick <- struct{}{}:
@@ -754,7 +756,7 @@ func (c *conn) readLoop() {
 			c.l.close(err)
 			return
 		}
-		c.recv.Add(1)
+		frames++
 		if typ != frameData {
 			deliver()
 		}
