@@ -131,6 +131,34 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 	return func() bool { return false }
 }
 
+// StopContext returns a context that ends (context.Canceled) once the
+// actor is asked to stop (Bus.Stop, its parent's stop, Close once its ctx
+// ends), whatever the asker of the current message: work that must end
+// with the actor, even for an asker that never gives up, can wait on it.
+// It is one context for every message of the actor, made on first use,
+// and does not end when Receive returns. Like AfterCancel, it may be
+// called from any goroutine while Receive runs.
+func (c *Context) StopContext() context.Context {
+	p := c.p
+	if sc := p.stopCtx.Load(); sc != nil {
+		return sc.ctx
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sc := p.stopCtx.Load()
+	if sc == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		sc = &stopCtx{ctx, cancel}
+		// Stored before halting is read, as cancelServing stores halting
+		// before it reads stopCtx: one of the two cancels it.
+		p.stopCtx.Store(sc)
+		if p.halting.Load() {
+			cancel()
+		}
+	}
+	return sc.ctx
+}
+
 // Reply answers the current ask with msg. For a message that is not an ask,
 // Reply tells msg to the sending actor. Only the first reply counts.
 func (c *Context) Reply(msg any) error {

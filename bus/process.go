@@ -201,6 +201,14 @@ type process struct {
 	serving      delivery
 	servingState atomic.Uint32
 	halting      atomic.Bool // a stop is asked for: the ask it serves counts as canceled
+
+	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
+}
+
+// stopCtx is an actor's Context.StopContext: canceled by cancelServing.
+type stopCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // States of process.serving.
@@ -529,8 +537,12 @@ func (p *process) releaseServing() {
 // cancelServing tells the ask p is running, if any, that p is stopping:
 // it counts as canceled from now on (Context.Canceled) and its AfterCancel
 // hooks run, so that a handler waiting on its ctx returns and p can stop.
+// p's StopContext ends, whatever p runs.
 func (p *process) cancelServing() {
 	p.halting.Store(true)
+	if sc := p.stopCtx.Load(); sc != nil { // after halting: see StopContext
+		sc.cancel()
+	}
 	d, ok := p.holdServing()
 	if !ok {
 		return

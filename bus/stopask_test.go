@@ -132,3 +132,81 @@ func TestStopCancelsServedAsk(t *testing.T) {
 		}
 	})
 }
+
+// TestStopContext: an actor's StopContext is one context for all its
+// messages, tells as well as asks; it ends when the actor is stopped, so
+// an actor waiting on it in Receive for a tell lets the stop complete
+// long before its shutdown timeout; made after the stop began, it has
+// ended already.
+func TestStopContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		first := make(chan context.Context, 1)
+		running := make(chan struct{})
+		ended := make(chan error, 2)
+		ref, err := b.Register("waits", ActorFunc(func(c *Context, msg any) error {
+			switch msg {
+			case "first":
+				first <- c.StopContext()
+			case "work":
+				ctx := c.StopContext()
+				if ctx != <-first {
+					ended <- errors.New("a second StopContext")
+				}
+				close(running)
+				<-ctx.Done()
+				ended <- ctx.Err()
+			}
+			return nil
+		}), WithShutdownTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(ref, "first"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(ref, "work"); err != nil {
+			t.Fatal(err)
+		}
+		<-running
+		start := time.Now()
+		if err := b.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) >= time.Hour { // synctest's clock
+			t.Fatal("the stop waited out its shutdown timeout")
+		}
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("StopContext ended with %v, want context.Canceled", err)
+		}
+
+		release, lateRunning := make(chan struct{}), make(chan struct{})
+		late, err := b.Register("late", ActorFunc(func(c *Context, msg any) error {
+			if msg == "work" {
+				close(lateRunning)
+				<-release
+				ended <- c.StopContext().Err()
+			}
+			return nil
+		}), WithShutdownTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(late, "work"); err != nil {
+			t.Fatal(err)
+		}
+		<-lateRunning
+		stopped := make(chan struct{})
+		go func() { _ = b.Stop(late); close(stopped) }()
+		synctest.Wait() // the stop has begun: it waits for the actor
+		close(release)
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("StopContext made after the stop began: %v, want context.Canceled", err)
+		}
+		<-stopped
+	})
+}

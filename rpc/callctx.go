@@ -10,10 +10,12 @@ import (
 
 // callCtx is a handler's ctx: the caller's deadline and metadata, ended
 // when the deadline passes, when the caller gives up (bus.Context
-// AfterCancel: its ctx ended, or its link went down), or when the handler
-// returns. It is one allocation, made only for a call that has a deadline,
-// metadata, a caller that may give up or one that reads a trailer; its
-// channel, timer and cancel hook are made only once someone asks for Done.
+// AfterCancel: its ctx ended, or its link went down), when its actor is
+// asked to stop (AfterCancel, or for a caller that cannot give up
+// bus.Context.StopContext), or when the handler returns. It is one
+// allocation, made only for a call that has a deadline, metadata, a
+// caller that may give up or one that reads a trailer; its channel, timer
+// and hooks are made only once someone asks for Done.
 type callCtx struct {
 	deadline   time.Time
 	hasDL      bool
@@ -26,7 +28,7 @@ type callCtx struct {
 	done     chan struct{}
 	err      error
 	timer    *time.Timer
-	stop     func() bool // stops the cancel hook
+	stop     func() bool // stops the cancel hook, or the watch on the actor's stop
 	stopSrv  func() bool // stops the watch on srv
 	trailer  MD
 	returned bool // the handler returned: its trailer is taken
@@ -35,14 +37,14 @@ type callCtx struct {
 type callCtxKey struct{}
 
 // handlerContext builds a handler's ctx; cc is nil for a call that carries
-// nothing and whose handler has no server (context.Background(), nothing
-// allocated).
+// nothing and whose handler has no server: its ctx is the actor's
+// StopContext, one for every such call.
 func handlerContext(c *bus.Context, srv *Server) (ctx context.Context, cc *callCtx) {
 	dl, hasDL := c.Deadline()
 	hs := c.Headers()
 	cancelable := c.Cancelable()
 	if !hasDL && len(hs) == 0 && !cancelable && srv == nil && !c.WantsReplyHeaders() {
-		return context.Background(), nil
+		return c.StopContext(), nil
 	}
 	cc = &callCtx{deadline: dl, hasDL: hasDL, cancelable: cancelable, bc: c, srv: srv}
 	if len(hs) > 0 {
@@ -84,8 +86,10 @@ func (c *callCtx) Done() <-chan struct{} {
 		}
 		c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
 	}
-	if c.cancelable {
+	if c.cancelable { // AfterCancel tells of the actor's stop too
 		c.stop = c.bc.AfterCancel(func() { c.end(context.Canceled) })
+	} else {
+		c.stop = context.AfterFunc(c.bc.StopContext(), func() { c.end(context.Canceled) })
 	}
 	if c.srv != nil {
 		c.stopSrv = context.AfterFunc(c.srv.hard, func() { c.end(context.Canceled) })
@@ -100,7 +104,7 @@ func (c *callCtx) Err() error {
 		// Nobody asked for Done: no timer or hook tells, so look.
 		if c.hasDL && !time.Now().Before(c.deadline) {
 			c.endLocked(context.DeadlineExceeded)
-		} else if c.cancelable && c.bc.Canceled() || c.srv != nil && c.srv.hard.Err() != nil {
+		} else if c.bc.Canceled() || !c.cancelable && c.bc.StopContext().Err() != nil || c.srv != nil && c.srv.hard.Err() != nil {
 			c.endLocked(context.Canceled)
 		}
 	}

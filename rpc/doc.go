@@ -39,11 +39,12 @@
 //
 // A handler's ctx ends when its caller gives up (its ctx ends or, across a
 // link, the link goes down; bus.Context.AfterCancel), when its actor is
-// asked to stop (bus.Stop, its parent's stop), and when the handler
-// returns. It can end only when the call is cancelable (bus.Context
-// Cancelable): a handler called in process with a ctx that never ends gets
-// context.Background(), and if it does not return its call is answered
-// with bus.ErrActorStopped once the stop gives up on it.
+// asked to stop (bus.Stop, its parent's stop), whatever the caller's ctx,
+// and when the handler returns. A handler called in process with a ctx
+// that never ends, and nothing else to carry, gets its actor's
+// bus.Context.StopContext, which ends only with the stop. A handler that
+// does not return when its actor is stopped has its call answered with
+// bus.ErrActorStopped once the stop gives up on it.
 //
 // # Errors
 //
