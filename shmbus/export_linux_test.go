@@ -26,7 +26,7 @@ func StartRawRing() (*RawRing, error) {
 // the child has counted them all, and returns records per second.
 func (r *RawRing) Rate(n, senders int, body []byte) (float64, error) {
 	var before int64
-	if err := offerSpin(r.p.prod, r.p.bell, recordLast, nil); err != nil {
+	if err := offerWait(r.p.prod, r.p.bell, recordLast, nil); err != nil {
 		return 0, err
 	}
 	if _, err := fmt.Fscan(r.p.out, &before); err != nil {
@@ -39,7 +39,7 @@ func (r *RawRing) Rate(n, senders int, body []byte) (float64, error) {
 	for range senders {
 		wg.Go(func() {
 			for range per {
-				if err := offerSpin(r.p.prod, r.p.bell, recordData, body); err != nil {
+				if err := offerWait(r.p.prod, r.p.bell, recordData, body); err != nil {
 					errs <- err
 					return
 				}
@@ -51,7 +51,7 @@ func (r *RawRing) Rate(n, senders int, body []byte) (float64, error) {
 	if err := <-errs; err != nil {
 		return 0, err
 	}
-	if err := offerSpin(r.p.prod, r.p.bell, recordLast, nil); err != nil {
+	if err := offerWait(r.p.prod, r.p.bell, recordLast, nil); err != nil {
 		return 0, err
 	}
 	var after int64

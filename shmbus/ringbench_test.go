@@ -145,6 +145,9 @@ func ringPeer(arg string) int {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
+			if n > 0 && cons.roomWanted() { // a one-way producer sleeps for room (offerWait)
+				shmsys.FutexWake(cons.w.room)
+			}
 			if yield {
 				runtime.Gosched()
 			}
@@ -213,6 +216,37 @@ func offerSpin(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 	}
 }
 
+// offerWait offers one record as a link's sender does: while the ring is
+// full it yields offerYields times, then sleeps until the reader frees
+// room and wakes it (the child's reader does, see ringPeer), for at most
+// roomSlice. A producer that only yields takes, on a machine whose CPUs
+// are busy, the CPU the reader needs to free room, and the bare ring
+// would then move fewer records than a link over it.
+func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error {
+	for i := 0; ; i++ {
+		var wake bool
+		var err error
+		if i <= offerYields {
+			wake, err = prod.offer(typ, b, nil)
+		} else {
+			seen := prod.awaitRoom()
+			if wake, err = prod.offer(typ, b, nil); errors.Is(err, errRingFull) {
+				shmsys.FutexWait(prod.w.room, seen, roomSlice)
+			}
+			prod.doneWaiting()
+		}
+		if err == nil && wake && bell != nil {
+			shmsys.FutexWake(bell)
+		}
+		if !errors.Is(err, errRingFull) {
+			return err
+		}
+		if i < offerYields {
+			runtime.Gosched()
+		}
+	}
+}
+
 // ringPair is the producer side of one ring and its consuming child.
 type ringPair struct {
 	prod  *producer
@@ -268,11 +302,11 @@ func startRingPeer(size int, mode string) (*ringPair, error) {
 // the child's count once it has consumed them all.
 func (p *ringPair) send(n int, body []byte) (int64, error) {
 	for range n {
-		if err := offerSpin(p.prod, p.bell, recordData, body); err != nil {
+		if err := offerWait(p.prod, p.bell, recordData, body); err != nil {
 			return 0, err
 		}
 	}
-	if err := offerSpin(p.prod, p.bell, recordLast, nil); err != nil {
+	if err := offerWait(p.prod, p.bell, recordLast, nil); err != nil {
 		return 0, err
 	}
 	line, err := p.out.ReadString('\n')
