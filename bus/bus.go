@@ -239,7 +239,9 @@ func (b *Bus) Spawn(a Actor, opts ...ActorOption) (Ref, error) {
 
 // Stop stops the actor at ref (and its children) and waits for it up to its
 // shutdown timeout. Messages still queued become dead letters; asks among
-// them fail with ErrActorStopped.
+// them fail with ErrActorStopped. An actor still running a message at the
+// timeout is abandoned: ended all the same, its Receive left to return
+// (see "Stopping an actor that is running an ask" in the package doc).
 func (b *Bus) Stop(ref Ref) error {
 	p := b.lookup(ref)
 	if p == nil {

@@ -116,7 +116,12 @@
 // stopped when the timeout passes, the stop abandons it and answers that
 // ask with ErrActorStopped, which says the ask may have run
 // (NeverDelivered is false); a reply the actor makes later is dropped,
-// never a second answer.
+// never a second answer. An abandoned actor is ended for all but the
+// goroutine stuck in its Receive: its children are stopped, what is queued
+// for it fails (asks with ErrActorStopped, never delivered; tells are dead
+// letters), its name routes only to its other instances and its Ref to
+// nothing (ErrNoRoute), its watchers get Terminated and Done closes. When
+// Receive returns, nothing more of it runs.
 //
 // # Dead letters
 //

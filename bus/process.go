@@ -161,8 +161,8 @@ type poison struct{}
 //
 // Ownership: actor, ctx, stopping and the actor's state belong to the
 // goroutine the mailbox runs (one at a time). mu guards children, watchers,
-// remoteWatchers (in kin), stopped, reason, finished and done, which other
-// actors touch. stats is safe for concurrent use.
+// remoteWatchers (in kin), ending, stopped, reason, finished and done,
+// which other actors touch. stats is safe for concurrent use.
 //
 // The mailbox lives inside the process and done is made only when someone
 // waits for the actor, so that an idle actor is one allocation.
@@ -172,6 +172,7 @@ type process struct {
 	ctx       Context
 	stopping  bool
 	stopAfter bool  // Context.Stop was called during this message
+	ending    bool  // end has begun, by the stop or by its abandonment; guarded by mu
 	stopped   bool  // guarded by mu; here, where it costs no padding
 	finished  bool  // stop has run to its end; done, if made, is closed; guarded by mu
 	failure   error // why the actor last failed; the stop reason if it is stopped while failed
@@ -451,12 +452,32 @@ func (p *process) stop(reason error) {
 		reason = p.failure // stopped by its supervisor after a failure
 	}
 	p.lifecycle(Stopping{})
+	p.stopChildren(reason)
+	p.end(reason)
+}
+
+// stopChildren stops p's children in reverse start order.
+func (p *process) stopChildren(reason error) {
 	p.mu.Lock()
 	children := slices.Clone(p.childrenLocked())
 	p.mu.Unlock()
 	for i := len(children) - 1; i >= 0; i-- {
 		children[i].stopAndWait(reason)
 	}
+}
+
+// end is the stop's last part, run once: by the stop on p's goroutine, or
+// by abandon on the stopper's while p is stuck in Receive. It closes the
+// mailbox (what is left becomes dead letters and failed asks), removes
+// the name, tells the watchers and closes done.
+func (p *process) end(reason error) {
+	p.mu.Lock()
+	if p.ending {
+		p.mu.Unlock()
+		return
+	}
+	p.ending = true
+	p.mu.Unlock()
 	p.mb.Close()
 	p.bus.unregister(p)
 	p.mu.Lock()
@@ -504,7 +525,19 @@ func (p *process) stopAndWait(reason error) {
 	case <-t.C:
 		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.opts.shutdown)
 		p.abandonServing()
+		p.abandon(reason)
 	}
+}
+
+// abandon ends p, still in Receive when its stop gave up on it, for all
+// but its goroutine: its children stop, and end closes its mailbox (its
+// queued asks fail at once, never delivered), so that nothing more is
+// queued for an actor that will never serve it; its name and Ref route to
+// it no more; its watchers are told. When Receive returns, nothing more
+// runs: the mailbox is closed.
+func (p *process) abandon(reason error) {
+	p.stopChildren(reason)
+	p.end(reason)
 }
 
 // endServing takes serving back once Receive has returned; the actor's

@@ -210,3 +210,126 @@ func TestStopContext(t *testing.T) {
 		<-stopped
 	})
 }
+
+// TestStopAbandonedActorEnds: an actor stuck in Receive past its shutdown
+// timeout is ended for everyone but its goroutine: what was queued for it
+// fails at once (an ask with ErrActorStopped, never delivered; a tell is
+// a dead letter), its name routes to the other instance only, its Ref to
+// nothing (ErrNoRoute), its watcher gets Terminated and Done closes; when
+// Receive finally returns, nothing more happens.
+func TestStopAbandonedActorEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		running, release := make(chan struct{}), make(chan struct{})
+		stuck, err := b.Register("svc", ActorFunc(func(c *Context, msg any) error {
+			if msg == "work" {
+				close(running)
+				<-release
+			}
+			if c.IsAsk() {
+				return c.Reply("stuck")
+			}
+			return nil
+		}), WithShutdownTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Register("svc", ActorFunc(func(c *Context, msg any) error {
+			if c.IsAsk() {
+				return c.Reply("other")
+			}
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		terminated := make(chan Terminated, 2)
+		if _, err := b.Register("watcher", ActorFunc(func(c *Context, msg any) error {
+			switch m := msg.(type) {
+			case Ref:
+				c.Watch(m)
+				return c.Reply("watching")
+			case Terminated:
+				terminated <- m
+			}
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Ask(context.Background(), "watcher", stuck); err != nil {
+			t.Fatal(err)
+		}
+
+		answers := make(chan error, 2)
+		go func() {
+			_, err := b.Ask(context.Background(), stuck, "work")
+			answers <- err
+		}()
+		<-running
+		if err := b.Tell(stuck, "queued tell"); err != nil {
+			t.Fatal(err)
+		}
+		queued := make(chan error, 1)
+		go func() {
+			_, err := b.Ask(context.Background(), stuck, "queued ask")
+			queued <- err
+		}()
+		synctest.Wait() // the ask is queued behind "work"
+		dead := b.DeadLetterCount(ErrActorStopped)
+
+		if err := b.Stop(stuck); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := <-answers; !errors.Is(err, ErrActorStopped) || NeverDelivered(err) {
+			t.Fatalf("the ask it was running: %v; want ErrActorStopped, not never delivered", err)
+		}
+		select {
+		case err := <-queued:
+			if !errors.Is(err, ErrActorStopped) || !NeverDelivered(err) {
+				t.Fatalf("the ask queued behind: %v; want ErrActorStopped, never delivered", err)
+			}
+		default:
+			t.Fatal("the ask queued for an abandoned actor is still waiting")
+		}
+		if n := b.DeadLetterCount(ErrActorStopped) - dead; n != 2 {
+			t.Errorf("%d dead letters for the abandoned actor's queue, want 2 (the tell and the ask)", n)
+		}
+		if refs := b.Instances("svc"); len(refs) != 1 || refs[0] == stuck {
+			t.Fatalf("instances of svc after the abandonment: %v; want only the other", refs)
+		}
+		for range 10 {
+			if r, err := b.Ask(context.Background(), "svc", "x"); err != nil || r != "other" {
+				t.Fatalf("ask to svc: %v, %v; want the other instance's answer", r, err)
+			}
+		}
+		if err := b.Tell(stuck, "late"); !errors.Is(err, ErrNoRoute) {
+			t.Fatalf("tell to the abandoned actor's Ref: %v, want ErrNoRoute", err)
+		}
+		if _, err := b.Ask(context.Background(), stuck, "late"); !errors.Is(err, ErrNoRoute) {
+			t.Fatalf("ask to the abandoned actor's Ref: %v, want ErrNoRoute", err)
+		}
+		select {
+		case m := <-terminated:
+			if m.Ref != stuck {
+				t.Fatalf("Terminated for %v, want %v", m.Ref, stuck)
+			}
+		default:
+			t.Fatal("no Terminated for the abandoned actor")
+		}
+		select {
+		case <-b.Done(stuck):
+		default:
+			t.Fatal("Done of the abandoned actor is open")
+		}
+
+		close(release) // Receive returns: its reply is dropped, nothing else runs
+		synctest.Wait()
+		if len(terminated) != 0 {
+			t.Fatalf("a second Terminated: %v", <-terminated)
+		}
+	})
+}
