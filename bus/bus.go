@@ -437,7 +437,7 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 			if in.proc != nil {
 				return in.proc.send(ctx, tellOf(msg, from), pol)
 			}
-			return b.tellRemote(ctx, in.ref, from.refOrZero(), msg)
+			return b.tellRemote(ctx, in.peer, in.ref, from.refOrZero(), msg)
 		}
 	}
 	pl, err := b.targetWait(ctx, to, 0, nil)
@@ -451,7 +451,11 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if from != nil {
 		fromRef = from.ref
 	}
-	return b.tellRemote(ctx, pl.remote, fromRef, msg)
+	var pr *peer
+	if pl.in != nil {
+		pr = pl.in.peer
+	}
+	return b.tellRemote(ctx, pr, pl.remote, fromRef, msg)
 }
 
 // Ask sends msg to a Ref or a name and waits for the reply. It always
