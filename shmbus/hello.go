@@ -70,26 +70,22 @@ func parseHello(b []byte) (hello, error) {
 	return h, nil
 }
 
-// agrees reports whether ends preferring codecs a and b can agree on one
-// (codec.Agree; whether they can does not depend on which end dialed).
-func agrees(a, b string) bool {
-	_, ok := codec.Agree(a, b, true)
-	return ok
-}
-
-// accept checks a peer's hello against ours: what must match is a refusal
-// when it does not (ErrPeerRefused); a node id or timeout that cannot be is
-// a failed handshake.
-func (ours *hello) accept(peer *hello) error {
+// accept checks a peer's hello against ours and returns the name of the
+// codec the link uses, the one both ends compute (codec.Agree; dialer
+// says whether this end dialed). What must match is a refusal when it
+// does not (ErrPeerRefused); a node id or timeout that cannot be is a
+// failed handshake.
+func (ours *hello) accept(peer *hello, dialer bool) (codecName string, err error) {
+	codecName, agreed := codec.Agree(ours.codec, peer.codec, dialer)
 	switch {
 	case peer.ringSize != ours.ringSize:
-		return fmt.Errorf("%w: the peer's ring size is %d bytes, this process's %d (Config.RingSize must match)", ErrPeerRefused, peer.ringSize, ours.ringSize)
-	case !agrees(ours.codec, peer.codec):
-		return fmt.Errorf("%w: the peer's codec is %q, this process's %q, and neither has the other's (each has its own, cbor, json and raw)", ErrPeerRefused, peer.codec, ours.codec)
+		return "", fmt.Errorf("%w: the peer's ring size is %d bytes, this process's %d (Config.RingSize must match)", ErrPeerRefused, peer.ringSize, ours.ringSize)
+	case !agreed:
+		return "", fmt.Errorf("%w: the peer's codec is %q, this process's %q, and neither has the other's (each has its own, cbor, json and raw)", ErrPeerRefused, peer.codec, ours.codec)
 	case peer.node.IsZero() || peer.node == ours.node:
-		return fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peer.node)
+		return "", fmt.Errorf("%w: bad peer node id %s", ErrHandshake, peer.node)
 	case peer.timeout != 0 && peer.timeout < MinPeerTimeout:
-		return fmt.Errorf("%w: the peer's timeout of %v is under the minimum %v", ErrHandshake, peer.timeout, MinPeerTimeout)
+		return "", fmt.Errorf("%w: the peer's timeout of %v is under the minimum %v", ErrHandshake, peer.timeout, MinPeerTimeout)
 	}
-	return nil
+	return codecName, nil
 }

@@ -17,8 +17,8 @@ func TestHello(t *testing.T) {
 	if err != nil || got != peer {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, peer)
 	}
-	if err := ours.accept(&got); err != nil {
-		t.Fatalf("accept: %v", err)
+	if name, err := ours.accept(&got, true); err != nil || name != "gob" {
+		t.Fatalf("accept: %q, %v; want gob, the codec both prefer", name, err)
 	}
 	cases := map[string]struct {
 		change func(h *hello, b []byte) []byte
@@ -47,7 +47,7 @@ func TestHello(t *testing.T) {
 			}
 			got, err := parseHello(b)
 			if err == nil {
-				err = ours.accept(&got)
+				_, err = ours.accept(&got, true)
 			}
 			if !errors.Is(err, c.want) {
 				t.Fatalf("%v, want %v", err, c.want)
@@ -63,8 +63,41 @@ func TestHello(t *testing.T) {
 		h.timeout = d
 		b := h.marshal()
 		got, err := parseHello(b[:])
-		if err != nil || ours.accept(&got) != nil || (d <= 0) != (got.timeout == 0) {
+		if err == nil {
+			_, err = ours.accept(&got, true)
+		}
+		if err != nil || (d <= 0) != (got.timeout == 0) {
 			t.Errorf("timeout %v: parsed %v, %v", d, got.timeout, err)
+		}
+	}
+}
+
+// TestHelloAgreesCodec: accept returns the codec of the link, the same
+// at the dialer and at the acceptor (codec.Agree), whichever codecs the
+// two prefer.
+func TestHelloAgreesCodec(t *testing.T) {
+	for _, c := range []struct{ dialer, acceptor, want string }{
+		{"cbor", "cbor", "cbor"},
+		{"gob", "gob", "gob"},
+		{"cbor", "json", "json"},
+		{"json", "cbor", "cbor"},
+		{"gob", "json", "json"},
+		{"json", "gob", "json"},
+		{"gob", "msgpack", ""},
+	} {
+		d := hello{version: segVersion, ringSize: DefaultRingSize, node: bus.NewNodeID(), codec: c.dialer}
+		a := d
+		a.node, a.codec = bus.NewNodeID(), c.acceptor
+		atDialer, errD := d.accept(&a, true)
+		atAcceptor, errA := a.accept(&d, false)
+		if c.want == "" {
+			if !errors.Is(errD, ErrPeerRefused) || !errors.Is(errA, ErrPeerRefused) {
+				t.Errorf("%s dialing %s: %v, %v; want ErrPeerRefused at both ends", c.dialer, c.acceptor, errD, errA)
+			}
+			continue
+		}
+		if errD != nil || errA != nil || atDialer != c.want || atAcceptor != c.want {
+			t.Errorf("%s dialing %s: %q (%v) at the dialer, %q (%v) at the acceptor; want %q", c.dialer, c.acceptor, atDialer, errD, atAcceptor, errA, c.want)
 		}
 	}
 }
@@ -87,7 +120,7 @@ func FuzzHello(f *testing.F) {
 		if len(got.codec) > 32 || got.timeout < 0 {
 			t.Fatalf("parsed %+v", got)
 		}
-		_ = ours.accept(&got)
+		_, _ = ours.accept(&got, true)
 		re := got.marshal()
 		if again, err := parseHello(re[:]); err != nil || again != got {
 			t.Fatalf("re-parse %+v: %+v, %v", got, again, err)

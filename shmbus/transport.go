@@ -303,8 +303,9 @@ func (t *Transport) setup(c *net.UnixConn, accepted bool) (_ *link, err error) {
 	}
 	defer shmsys.CloseFd(pfd)
 	theirs, err := parseHello(in[:n])
+	var codecName string
 	if err == nil {
-		err = ours.accept(&theirs)
+		codecName, err = ours.accept(&theirs, !accepted)
 	}
 	if err != nil {
 		release()
@@ -323,8 +324,8 @@ func (t *Transport) setup(c *net.UnixConn, accepted bool) (_ *link, err error) {
 	}
 	c.SetDeadline(time.Time{})
 	l := newLink(t, h, c, theirs.node, own, peer, peerKey, key, theirs.timeout)
-	if name, _ := codec.Agree(ours.codec, theirs.codec, !accepted); name != t.codec.Name() {
-		l.codec, _ = codec.ByName(name) // accept checked that they agree: on a built-in one
+	if codecName != t.codec.Name() {
+		l.codec, _ = codec.ByName(codecName) // they agreed on another: a built-in one
 	}
 	t.mu.Lock()
 	if t.closed {
