@@ -127,8 +127,10 @@ func (b *Bus) placeName(ctx context.Context, name string, attempt int, avoid *in
 	case 1:
 		return view.inst[0], nil
 	}
-	view = b.current(s)
-	if i, ok := placement.PickFast(s.strategy, view.cands, rand.Uint64); ok {
+	if view.linkGen != b.linkGen.Load() {
+		view = b.current(s)
+	}
+	if i, ok := placement.PickFast(s.strategy, view.cands, nil); ok {
 		if view.inst[i] == avoid {
 			i = (i + 1) % len(view.inst)
 		}

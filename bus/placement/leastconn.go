@@ -1,5 +1,10 @@
 package placement
 
+import (
+	"math/bits"
+	"math/rand/v2"
+)
+
 // LeastConnections sends each call to the instance with the fewest calls in
 // flight, preferring nearer ones: each step of distance (same process →
 // same host → remote) counts as Margin calls in flight. A same-process
@@ -66,7 +71,17 @@ func (s LeastConnections) choose(in []Instance, r *lazyRng) int {
 		}
 		return i
 	}
-	best, bestCost, ties := 0, cost(&in[0], m), 1
+	// A reservoir: the t-th instance tied for the least cost takes the
+	// choice with chance 1/t, so that every tied one is equally likely.
+	// Its draws share a random word: each is the high half of the word
+	// times t, and the low half is the word for the next (Lemire's batched
+	// draws), fresh bits coming only when the product of the ranges drawn
+	// from one word passes 2^32, which keeps each draw's bias below 2^-32.
+	// Under tells alone every instance ties: this is a multiplication per
+	// tie where a number of its own per tie cost more than the rest of
+	// the choice.
+	best, bestCost, ties := 0, cost(&in[0], m), uint64(1)
+	var x, span uint64 = 0, 1 << 32
 	for i := 1; i < len(in); i++ {
 		ci := cost(&in[i], m)
 		switch {
@@ -74,7 +89,11 @@ func (s LeastConnections) choose(in []Instance, r *lazyRng) int {
 			best, bestCost, ties = i, ci, 1
 		case ci == bestCost:
 			ties++
-			if r.get().below(ties) == 0 { // reservoir: each tied instance equally likely
+			if span *= ties; span > 1<<32 {
+				x, span = r.word(), ties
+			}
+			var hi uint64
+			if hi, x = bits.Mul64(x, ties); hi == 0 {
 				best = i
 			}
 		}
@@ -92,7 +111,27 @@ type lazyRng struct {
 
 func (l *lazyRng) get() *rng {
 	if !l.seeded {
-		l.r, l.seeded = rng(l.seed()), true
+		l.r, l.seeded = rng(l.draw()), true
 	}
 	return &l.r
+}
+
+// draw is the seed's bits: math/rand/v2's when seed is nil, called
+// directly rather than through a func value.
+func (l *lazyRng) draw() uint64 {
+	if l.seed == nil {
+		return rand.Uint64()
+	}
+	return l.seed()
+}
+
+// word returns 64 random bits: the seed itself the first time it is drawn
+// (it is random bits already), the rng's next number after.
+func (l *lazyRng) word() uint64 {
+	if !l.seeded {
+		w := l.draw()
+		l.r, l.seeded = rng(w), true
+		return w
+	}
+	return l.r.next()
 }

@@ -56,7 +56,8 @@ func Pick(s Strategy, in []Instance, c Call, now func() time.Time, p HealthPolic
 // PickFast is Pick for the common case on a hot path: s is
 // LeastConnections and the instance it chooses is in. It returns that
 // choice without Pick's interface call and draws random bits (calling
-// seed, at most once) only when a tie or a sample needs them. ok is false
+// seed, at most once; nil means math/rand/v2's) only when a tie or a
+// sample needs them. ok is false
 // in every other case, where the caller calls Pick; the choice is
 // distributed as Pick's.
 func PickFast(s Strategy, in []Instance, seed func() uint64) (i int, ok bool) {

@@ -138,6 +138,25 @@ func TestPickFastDeclines(t *testing.T) {
 	}
 }
 
+// TestLeastConnectionsManyTies: ties among more instances than one random
+// word's draws cover (the choice draws again past a product of 2^32) are
+// still shared evenly, through Pick and through PickFast, which draws its
+// seed once.
+func TestLeastConnectionsManyTies(t *testing.T) {
+	for _, n := range []int{2, 3, 13, 16, 40} {
+		in := set(make([]int64, n), nil)
+		s := LeastConnections{P2C: 64}
+		calls := 2000 * n
+		for _, c := range [][]int{counts(s, in, calls), fastCounts(t, s, in, calls)} {
+			for i, k := range c {
+				if k < 2000*8/10 || k > 2000*12/10 {
+					t.Errorf("%d tied: instance %d chosen %d times of %d, want about 2000", n, i, k, calls)
+				}
+			}
+		}
+	}
+}
+
 // TestLeastConnectionsP2C: with many instances it compares two (through
 // Pick and through PickFast alike), so a
 // loaded instance is never chosen over an idle one it was compared with,
