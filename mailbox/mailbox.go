@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,9 @@ func (o *Options) fill() error {
 	if o.Throughput < 0 {
 		return fmt.Errorf("mailbox: throughput must be positive, got %d", o.Throughput)
 	}
+	if o.Throughput > math.MaxInt32 {
+		return fmt.Errorf("mailbox: throughput must be at most %d, got %d", math.MaxInt32, o.Throughput)
+	}
 	return nil
 }
 
@@ -167,23 +171,29 @@ const (
 // any goroutine. The user lane is lock-free; sysMu guards only the system
 // lane, which sees a handful of messages per actor lifetime.
 //
-// The fields of four bytes sit in pairs, so that a mailbox inside every
-// actor spends no bytes on padding.
+// The options are kept in their smallest form and the fields of four bytes
+// sit in pairs, so that a mailbox inside every actor spends no bytes on
+// padding.
 type Mailbox[T any] struct {
 	state  atomic.Uint32
 	sysLen atomic.Int32            // len(sys), readable without sysMu
 	user   atomic.Pointer[ring[T]] // allocated by the first send
 	inv    Invoker[T]
-	opts   Options
+
+	capacity   uint32 // Options.Capacity
+	throughput int32  // Options.Throughput
+	policy     Policy // Options.Policy
+	inline     bool   // Options.Inline
+
+	waiters atomic.Int32 // senders blocked for room
 
 	sysMu sync.Mutex
 	sys   []T
 
-	runFn func() // m.run, made on first schedule; written only while holding the scheduled bit
-
-	waiters atomic.Int32 // senders blocked for room
 	spaceMu sync.Mutex
 	space   chan struct{} // closed when room appears; replaced after
+
+	pool Pool // Options.Pool, or a *goRunner for Options.Go and the go statement
 }
 
 // New returns an idle mailbox that runs messages on inv.
@@ -203,18 +213,47 @@ func (m *Mailbox[T]) Init(inv Invoker[T], o Options) error {
 	if err := o.fill(); err != nil {
 		return err
 	}
-	m.inv, m.opts = inv, o
+	m.inv = inv
+	m.capacity, m.throughput = uint32(o.Capacity), int32(o.Throughput)
+	m.policy, m.inline = o.Policy, o.Inline
+	m.pool = o.Pool
+	if m.pool == nil {
+		// The method value is made once here: go m.run() would allocate
+		// a closure on every start.
+		m.pool = &goRunner{goFn: o.Go, run: m.run}
+	}
 	return nil
 }
 
+// goRunner is the Pool of a mailbox without one: it runs the turns through
+// Options.Go, or on a new goroutine when that is nil too.
+type goRunner struct {
+	goFn func(run func())
+	run  func() // the mailbox's run
+}
+
+func (g *goRunner) Go(Turns) {
+	if g.goFn != nil {
+		g.goFn(g.run)
+		return
+	}
+	go g.run()
+}
+
 // Options returns the mailbox's options with defaults filled in.
-func (m *Mailbox[T]) Options() Options { return m.opts }
+func (m *Mailbox[T]) Options() Options {
+	o := Options{Capacity: int(m.capacity), Policy: m.policy, Inline: m.inline, Throughput: int(m.throughput), Pool: m.pool}
+	if g, ok := m.pool.(*goRunner); ok {
+		o.Go, o.Pool = g.goFn, nil
+	}
+	return o
+}
 
 func (m *Mailbox[T]) ring() *ring[T] {
 	if r := m.user.Load(); r != nil {
 		return r
 	}
-	r := newRing[T](m.opts.Capacity)
+	r := newRing[T](int(m.capacity))
 	if m.user.CompareAndSwap(nil, r) {
 		return r
 	}
@@ -229,7 +268,7 @@ func (m *Mailbox[T]) ring() *ring[T] {
 // either invoked or reported to Dropped: never lost.
 func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 	if p == Default {
-		p = m.opts.Policy
+		p = m.policy
 	}
 	if m.state.Load()&closed != 0 {
 		return ErrClosed
@@ -244,7 +283,7 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 				m.drain()
 				return nil
 			}
-			m.schedule(m.opts.Inline)
+			m.schedule(m.inline)
 			return nil
 		}
 		switch p {
@@ -291,7 +330,7 @@ func (m *Mailbox[T]) SendBatch(ctx context.Context, vs []T, p Policy) (int, erro
 		return 0, nil
 	}
 	n := 0
-	if !m.opts.Inline {
+	if !m.inline {
 		if m.state.Load()&closed != 0 {
 			return 0, ErrClosed
 		}
@@ -348,7 +387,7 @@ func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
 // a time turned a full mailbox into a park/wake per message, several times
 // slower than letting the consumer free half the ring first.
 func (m *Mailbox[T]) belowLowWater(r *ring[T]) bool {
-	return r.len() <= m.opts.Capacity/2
+	return r.len() <= int(m.capacity/2)
 }
 
 // wakeSenders releases every sender blocked in waitForSpace.
@@ -492,25 +531,9 @@ func (m *Mailbox[T]) schedule(inline bool) {
 	}
 }
 
-// goRun hands the scheduled mailbox's work to Pool or Go; the caller won
-// the scheduled bit by a CAS. go m.run() would allocate a closure on every
-// start; the method value, made once by the first goroutine to win the
-// state (the CAS orders it before every later winner), makes starting a
-// goroutine allocation-free.
-func (m *Mailbox[T]) goRun() {
-	if m.opts.Pool != nil {
-		m.opts.Pool.Go(Turns{m})
-		return
-	}
-	if m.runFn == nil {
-		m.runFn = m.run
-	}
-	if m.opts.Go != nil {
-		m.opts.Go(m.runFn)
-	} else {
-		go m.runFn()
-	}
-}
+// goRun hands the scheduled mailbox's work to its Pool (Options.Pool, or
+// the goRunner of Options.Go); the caller won the scheduled bit by a CAS.
+func (m *Mailbox[T]) goRun() { m.pool.Go(Turns{m}) }
 
 func (m *Mailbox[T]) hasWork() bool {
 	s := m.state.Load()
@@ -560,7 +583,7 @@ func (m *Mailbox[T]) reclaim() bool {
 
 // turn runs system messages first, then up to Throughput user messages,
 // re-checking the system lane before each. It returns the unused budget.
-func (m *Mailbox[T]) turn() int { return m.turnOf(m.opts.Throughput) }
+func (m *Mailbox[T]) turn() int { return m.turnOf(int(m.throughput)) }
 
 // turnOf is a turn of at most budget user messages.
 func (m *Mailbox[T]) turnOf(budget int) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -845,6 +846,7 @@ func TestOptionsValidation(t *testing.T) {
 		{Options{Capacity: 1 << 25}, "got 33554432"},
 		{Options{Policy: 9}, "mailbox: unknown policy 9"},
 		{Options{Throughput: -1}, "mailbox: throughput must be positive, got -1"},
+		{Options{Throughput: math.MaxInt32}, ""},
 	} {
 		mb, err := New[int](inv, tt.o)
 		if tt.want == "" {
@@ -857,6 +859,11 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("New(%+v) = %v, %v; want error containing %q", tt.o, mb, err, tt.want)
 		}
 	}
+	if big := int64(math.MaxInt32) + 1; int64(int(big)) == big { // where int holds it
+		if _, err := New[int](inv, Options{Throughput: int(big)}); err == nil || !strings.Contains(err.Error(), "throughput must be at most 2147483647") {
+			t.Errorf("New with throughput %d: %v, want the bound's error", big, err)
+		}
+	}
 	var embedded struct {
 		_  int
 		mb Mailbox[int]
@@ -865,8 +872,18 @@ func TestOptionsValidation(t *testing.T) {
 		t.Errorf("Init with capacity 3: %v, want the capacity error", err)
 	}
 	mb := mustNew[int](t, inv, Options{})
-	if got, want := mb.Options(), (Options{Capacity: DefaultCapacity, Policy: Block, Throughput: DefaultThroughput}); got.Capacity != want.Capacity || got.Policy != want.Policy || got.Throughput != want.Throughput || got.Go != nil {
+	if got, want := mb.Options(), (Options{Capacity: DefaultCapacity, Policy: Block, Throughput: DefaultThroughput}); got.Capacity != want.Capacity || got.Policy != want.Policy || got.Throughput != want.Throughput || got.Go != nil || got.Pool != nil {
 		t.Fatalf("Options() = %+v, want the defaults %+v", got, want)
+	}
+	// What Init was given comes back as given: a Go func as Go, a Pool as
+	// Pool, each without the other.
+	goFn := func(run func()) { go run() }
+	if got := mustNew[int](t, inv, Options{Go: goFn, Capacity: 8, Policy: FailFast, Inline: true, Throughput: 3}).Options(); got.Go == nil || got.Pool != nil ||
+		got.Capacity != 8 || got.Policy != FailFast || !got.Inline || got.Throughput != 3 {
+		t.Fatalf("Options() with Go = %+v", got)
+	}
+	if got := mustNew[int](t, inv, Options{Pool: syncPool{}}).Options(); got.Pool != (syncPool{}) || got.Go != nil {
+		t.Fatalf("Options() with Pool = %+v", got)
 	}
 }
 
