@@ -190,8 +190,7 @@ type Mailbox[T any] struct {
 	sysMu sync.Mutex
 	sys   []T
 
-	spaceMu sync.Mutex
-	space   chan struct{} // closed when room appears; replaced after
+	space atomic.Pointer[chan struct{}] // closed when room appears, then taken away; made again by the next waiter
 
 	pool Pool // Options.Pool, or a *goRunner for Options.Go and the go statement
 }
@@ -362,12 +361,18 @@ const (
 func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
-	m.spaceMu.Lock()
-	if m.space == nil {
-		m.space = make(chan struct{})
+	var ch chan struct{}
+	for {
+		if sp := m.space.Load(); sp != nil {
+			ch = *sp
+			break
+		}
+		c := make(chan struct{})
+		if m.space.CompareAndSwap(nil, &c) {
+			ch = c
+			break
+		}
 	}
-	ch := m.space
-	m.spaceMu.Unlock()
 	// Re-check after registering: the consumer may have drained to the
 	// low-water mark between our failed push and waiters.Add, and it only
 	// wakes senders when it sees both.
@@ -392,12 +397,9 @@ func (m *Mailbox[T]) belowLowWater(r *ring[T]) bool {
 
 // wakeSenders releases every sender blocked in waitForSpace.
 func (m *Mailbox[T]) wakeSenders() {
-	m.spaceMu.Lock()
-	if m.space != nil {
-		close(m.space)
-		m.space = nil
+	if sp := m.space.Swap(nil); sp != nil {
+		close(*sp)
 	}
-	m.spaceMu.Unlock()
 }
 
 // SendSystem queues a system message. System messages are never refused for
