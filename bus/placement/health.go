@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -60,10 +61,14 @@ func (p HealthPolicy) coolDown(n int64) time.Duration {
 // none reads a clock.
 //
 // The zero value is in. Methods are safe for concurrent use.
+//
+// Every actor carries one (in its Stats), so it is kept small: the count of
+// failures in a row is four bytes, beside the probe's flag, and stays at its
+// most once there.
 type Health struct {
-	fails   atomic.Int64 // consecutive failures
-	trips   atomic.Int64 // times taken out in a row, 0 while in
 	outTill atomic.Int64 // unix nanoseconds until which it is out; 0 while in
+	trips   atomic.Int64 // times taken out in a row, 0 while in
+	fails   atomic.Int32 // consecutive failures, at most math.MaxInt32
 	probing atomic.Bool  // a probe is in flight
 }
 
@@ -111,6 +116,10 @@ func (h *Health) Success() bool {
 // the instance out (from in, or again after a probe).
 func (h *Health) Failure(now time.Time, p HealthPolicy) bool {
 	n := h.fails.Add(1)
+	if n < 0 { // past math.MaxInt32 failures in a row: it stays there
+		n = math.MaxInt32
+		h.fails.Store(n)
+	}
 	if h.outTill.Load() != 0 {
 		if !h.probing.CompareAndSwap(true, false) {
 			return false // a call sent before it went out
@@ -118,7 +127,7 @@ func (h *Health) Failure(now time.Time, p HealthPolicy) bool {
 		h.outTill.Store(now.Add(p.coolDown(h.trips.Add(1))).UnixNano())
 		return true
 	}
-	if n < p.failures() {
+	if int64(n) < p.failures() {
 		return false
 	}
 	if !h.outTill.CompareAndSwap(0, now.Add(p.coolDown(1)).UnixNano()) {

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -163,5 +164,19 @@ func TestPickReadsNoClockWhileAllIn(t *testing.T) {
 	}
 	if read {
 		t.Fatal("Pick read the clock with every instance in")
+	}
+}
+
+// TestHealthFailuresSaturate: the count of failures in a row stops at its
+// most instead of wrapping to a negative count that would keep a failing
+// instance in.
+func TestHealthFailuresSaturate(t *testing.T) {
+	var h Health
+	h.fails.Store(math.MaxInt32)
+	if !h.Failure(at(0), HealthPolicy{Failures: 3}) {
+		t.Fatal("a failure past math.MaxInt32 in a row did not take the instance out")
+	}
+	if n := h.fails.Load(); n != math.MaxInt32 {
+		t.Fatalf("failures in a row = %d, want math.MaxInt32", n)
 	}
 }
