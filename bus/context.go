@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/xbus-dev/xbus/mailbox"
@@ -18,7 +19,12 @@ type Context struct {
 	replied  bool
 	promised bool
 
-	replyHeaders []Header // for the current ask's reply (SetReplyHeaders)
+	// The process's own, here where the Context's padding holds them.
+	stopping  bool        // the actor's stop has begun
+	stopAfter bool        // Stop was called during this message
+	halting   atomic.Bool // a stop is asked for: the ask the actor serves counts as canceled
+
+	replyHeaders *[]Header // for the current ask's reply (SetReplyHeaders); made on first use, as few asks set any
 }
 
 // Self is the actor's own Ref.
@@ -66,7 +72,7 @@ func (c *Context) Headers() []Header {
 // or the actor is being stopped, so long work can stop early.
 func (c *Context) Canceled() bool {
 	if call, seq := c.cur.call(); call != nil {
-		return call.givenUp(seq) || c.p.halting.Load()
+		return call.givenUp(seq) || c.p.ctx.halting.Load()
 	}
 	if in := c.cur.in(); in != nil {
 		return in.canceled.Load()
@@ -115,7 +121,7 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 	if call, seq := c.cur.call(); call != nil {
 		h := &cancelHook{seq: seq, f: f}
 		call.hooks.add(h)
-		if call.givenUp(seq) || c.p.halting.Load() {
+		if call.givenUp(seq) || c.p.ctx.halting.Load() {
 			h.fire()
 		}
 		return h.stop
@@ -152,7 +158,7 @@ func (c *Context) StopContext() context.Context {
 		// Stored before halting is read, as cancelServing stores halting
 		// before it reads stopCtx: one of the two cancels it.
 		p.stopCtx.Store(sc)
-		if p.halting.Load() {
+		if p.ctx.halting.Load() {
 			cancel()
 		}
 	}
@@ -167,7 +173,7 @@ func (c *Context) Reply(msg any) error {
 	}
 	c.replied = true
 	if c.cur.isAsk() {
-		c.p.answerWith(c.cur, msg, nil, c.replyHeaders)
+		c.p.answerWith(c.cur, msg, nil, c.replyHdrs())
 		return nil
 	}
 	if s := c.Sender(); !s.IsZero() {
@@ -183,7 +189,7 @@ func (c *Context) ReplyError(err error) {
 		return
 	}
 	c.replied = true
-	c.p.answerWith(c.cur, nil, ranError(err), c.replyHeaders)
+	c.p.answerWith(c.cur, nil, ranError(err), c.replyHdrs())
 }
 
 // SetReplyHeaders adds hs to the headers of the current ask's reply, be it
@@ -192,7 +198,18 @@ func (c *Context) ReplyError(err error) {
 // reply's envelope. A message that is not an ask has no reply to carry
 // them.
 func (c *Context) SetReplyHeaders(hs ...Header) {
-	c.replyHeaders = append(c.replyHeaders, hs...)
+	if c.replyHeaders == nil {
+		c.replyHeaders = new([]Header)
+	}
+	*c.replyHeaders = append(*c.replyHeaders, hs...)
+}
+
+// replyHdrs is the current ask's reply headers, nil if none were set.
+func (c *Context) replyHdrs() []Header {
+	if c.replyHeaders == nil {
+		return nil
+	}
+	return *c.replyHeaders
 }
 
 // Promise detaches the reply of the current ask so it can be given later,
@@ -204,7 +221,7 @@ func (c *Context) Promise() *Promise {
 	if !c.cur.isAsk() {
 		return &Promise{p: c.p, done: true} // nothing is owed
 	}
-	return &Promise{p: c.p, d: c.cur, hs: c.replyHeaders}
+	return &Promise{p: c.p, d: c.cur, hs: c.replyHdrs()}
 }
 
 // Promise is a reply owed to an asker; see Context.Promise.
@@ -285,7 +302,7 @@ func (c *Context) Unwatch(ref Ref) {
 }
 
 // Stop stops this actor once the current message is handled.
-func (c *Context) Stop() { c.p.stopAfter = true }
+func (c *Context) Stop() { c.p.ctx.stopAfter = true }
 
 // Restart replaces a failed (or live) child with a (nil: a fresh instance
 // from its factory, or the same value) and resumes its mailbox: it keeps its

@@ -168,14 +168,13 @@ type poison struct{}
 // waits for the actor, so that an idle actor is one allocation.
 type process struct {
 	// Written as messages come and go.
-	mb        mailbox.Mailbox[delivery]
-	ctx       Context
-	stopping  bool
-	stopAfter bool  // Context.Stop was called during this message
-	ending    bool  // end has begun, by the stop or by its abandonment; guarded by mu
-	stopped   bool  // guarded by mu; here, where it costs no padding
-	finished  bool  // stop has run to its end; done, if made, is closed; guarded by mu
-	failure   error // why the actor last failed; the stop reason if it is stopped while failed
+	mb           mailbox.Mailbox[delivery]
+	ctx          Context       // with the actor's flags stopping, stopAfter and halting in its padding
+	ending       bool          // end has begun, by the stop or by its abandonment; guarded by mu
+	stopped      bool          // guarded by mu; here, where it costs no padding
+	finished     bool          // stop has run to its end; done, if made, is closed; guarded by mu
+	servingState atomic.Uint32 // see serving
+	failure      error         // why the actor last failed; the stop reason if it is stopped while failed
 
 	// Read-only once made: a cache line between what runs the actor
 	// writes and stats, which every sender to the name reads.
@@ -199,9 +198,7 @@ type process struct {
 	// when its Receive returns, takes it back with one compare-and-swap,
 	// or waits on mu for the stop to let go. An ask's turn so pays two
 	// atomic operations instead of two lock and unlock pairs.
-	serving      delivery
-	servingState atomic.Uint32
-	halting      atomic.Bool // a stop is asked for: the ask it serves counts as canceled
+	serving delivery
 
 	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
 }
@@ -295,8 +292,8 @@ func (p *process) InvokeSystem(d delivery) {
 	case sysTerminated:
 		p.receive(delivery{msg: m.t})
 	}
-	if p.stopAfter && !p.stopping { // Context.Stop while handling Started, a callback...
-		p.stopAfter = false
+	if p.ctx.stopAfter && !p.ctx.stopping { // Context.Stop while handling Started, a callback...
+		p.ctx.stopAfter = false
 		p.stop(nil)
 	}
 }
@@ -329,8 +326,8 @@ func (p *process) Invoke(d delivery) {
 	if in != nil && !in.shared && (in.env.Kind == KindTell || !p.ctx.promised) {
 		putInbound(in)
 	}
-	if p.stopAfter {
-		p.stopAfter = false
+	if p.ctx.stopAfter {
+		p.ctx.stopAfter = false
 		p.stop(nil)
 	}
 }
@@ -444,10 +441,10 @@ func (p *process) lifecycle(msg any) {
 // start order, the mailbox (what is left becomes dead letters and failed
 // asks), the name, then Terminated to watchers.
 func (p *process) stop(reason error) {
-	if p.stopping {
+	if p.ctx.stopping {
 		return
 	}
-	p.stopping = true
+	p.ctx.stopping = true
 	if reason == nil && p.mb.Suspended() {
 		reason = p.failure // stopped by its supervisor after a failure
 	}
@@ -572,7 +569,7 @@ func (p *process) releaseServing() {
 // hooks run, so that a handler waiting on its ctx returns and p can stop.
 // p's StopContext ends, whatever p runs.
 func (p *process) cancelServing() {
-	p.halting.Store(true)
+	p.ctx.halting.Store(true)
 	if sc := p.stopCtx.Load(); sc != nil { // after halting: see StopContext
 		sc.cancel()
 	}

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // TestProcTableKeepsChunkOfLiveProcess races the last id of a chunk being
@@ -41,5 +42,15 @@ func TestProcTableKeepsChunkOfLiveProcess(t *testing.T) {
 		if tab.get(last) != p {
 			t.Fatalf("trial %d: the chunk of a live process was freed", n)
 		}
+	}
+}
+
+// TestProcessSizeClass: an idle actor is its process (with its mailbox
+// inside), so a field that takes it past the 384-byte size class costs a
+// million actors 32 MB more to allocate, touch and mark. A process that has
+// to grow says so here.
+func TestProcessSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(process{}); n > 384 {
+		t.Fatalf("a process is %d bytes, past the 384-byte size class", n)
 	}
 }
