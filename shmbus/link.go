@@ -65,6 +65,8 @@ type link struct {
 
 	parksAtOnce atomic.Bool // the reader's spin budget is 0 (see ReaderSpins); written by read
 
+	roomMu    sync.Mutex
+	roomGate  chan struct{} // while a sender sleeps in the kernel for room: closed when it wakes (roomTurn); guarded by roomMu
 	roomWaits atomic.Uint64 // sleeps of senders waiting for room (waitRoom)
 	roomSlept atomic.Uint64 // of them, those that lasted their whole slice: no wake-up came
 
@@ -303,7 +305,8 @@ type roomWait struct {
 // waitRoom announces the sender as waiting for room (producer.awaitRoom),
 // offers the record once more and, if the ring is still full, sleeps until
 // the peer's reader frees room and wakes it: for at most roomSlice, and
-// never past ctx's deadline. It returns the offer's result, or in stop the
+// never past ctx's deadline. Of a link's senders one sleeps in the kernel
+// at a time; the others wait for it in Go (roomTurn). It returns the offer's result, or in stop the
 // error that ends the send: ctx ended, the link closed or the peer is gone.
 func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []byte) (wake bool, err, stop error) {
 	select {
@@ -328,6 +331,16 @@ func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []by
 			return false, nil, l.fullErr(ctx)
 		}
 	}
+	gate, own := l.roomTurn()
+	if !own {
+		select {
+		case <-gate:
+		case <-l.done:
+		case <-ctx.Done():
+		}
+		wake, err = l.prod.offer(typ, a, b)
+		return wake, err, nil
+	}
 	seen := l.prod.awaitRoom()
 	wake, err = l.prod.offer(typ, a, b)
 	if errors.Is(err, errRingFull) {
@@ -337,7 +350,28 @@ func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []by
 		}
 	}
 	l.prod.doneWaiting()
+	l.roomMu.Lock()
+	l.roomGate = nil
+	l.roomMu.Unlock()
+	close(gate)
 	return wake, err, nil
+}
+
+// roomTurn says how a sender waits for room: the first of a link's
+// senders to wait sleeps in the kernel and owns the gate (own), which it
+// opens when it wakes; the others wait in Go for the gate, their ctx or
+// the link's end, parked without holding a thread each (a thread blocked
+// in the futex per sender costs its process a thread's wake-up and
+// sleep each time; docs/performance.md, "What limits it"), and offer
+// again when the gate opens.
+func (l *link) roomTurn() (gate chan struct{}, own bool) {
+	l.roomMu.Lock()
+	defer l.roomMu.Unlock()
+	if l.roomGate != nil {
+		return l.roomGate, false
+	}
+	l.roomGate = make(chan struct{})
+	return l.roomGate, true
 }
 
 func (l *link) fullErr(ctx context.Context) error {

@@ -5,6 +5,7 @@ package shmbus
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -118,5 +119,86 @@ func TestSendersWokenForRoom(t *testing.T) {
 	}
 	if slept != 0 {
 		t.Fatalf("%d of %d waits for room lasted their whole slice: the reader freed room and did not wake the sender", slept, waits)
+	}
+}
+
+// TestWaitersForRoomEachEnd fills the ring of a peer that never reads and
+// blocks several senders on it: the first sleeps in the kernel and holds
+// the gate, the later ones wait for it in Go. With the sleep's slice made
+// a minute long, so that the gate does not open while the test runs, a
+// waiter whose ctx has a deadline returns at its deadline and one whose
+// ctx is cancelled returns when it is, each with its ctx's error, while
+// the sleeper still waits; closing the link then returns the sleeper and
+// the waiters left, each with an error wrapping bus.ErrPeerGone.
+func TestWaitersForRoomEachEnd(t *testing.T) {
+	defer func(d time.Duration) { roomSlice = d }(roomSlice)
+	roomSlice = time.Minute
+
+	path := filepath.Join(t.TempDir(), "s")
+	h := newTestHost()
+	tr := New(Config{Listen: path, RingSize: MinRingSize, PeerTimeout: -1})
+	if err := tr.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	rawPeer(t, path, MinRingSize) // never reads
+	l := (<-h.up).(*link)
+	tell := &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: make([]byte, 100)}
+
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	var err error
+	for err == nil { // an ended ctx sends what fits at once
+		err = l.Send(ended, tell)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("filling the ring: %v, want the ended ctx's error", err)
+	}
+
+	send := func(ctx context.Context) chan error {
+		ch := make(chan error, 1)
+		env := *tell // Send borrows its envelope
+		go func() { ch <- l.Send(ctx, &env) }()
+		return ch
+	}
+	sleeper := send(context.Background())
+	for l.roomWaits.Load() == 0 { // it sleeps in the kernel
+		time.Sleep(time.Millisecond)
+	}
+	l.roomMu.Lock()
+	gate := l.roomGate
+	l.roomMu.Unlock()
+	if gate == nil {
+		t.Fatal("no gate while a sender sleeps for room")
+	}
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer dcancel()
+	if err := <-send(dctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter with a deadline: %v, want its ctx's error", err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	cancelled := send(cctx)
+	time.Sleep(10 * time.Millisecond) // it waits at the gate
+	ccancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v, want its ctx's error", err)
+	}
+	select {
+	case err := <-sleeper:
+		t.Fatalf("the sleeper returned before the link closed: %v", err)
+	default:
+	}
+	if w := l.roomWaits.Load(); w != 1 {
+		t.Fatalf("%d sleeps in the kernel, want the one sleeper's: the waiters must wait at the gate", w)
+	}
+
+	rest := []chan error{sleeper, send(context.Background()), send(context.Background())}
+	time.Sleep(10 * time.Millisecond) // the two new ones wait at the gate
+	l.Close(nil)
+	for i, ch := range rest {
+		if err := <-ch; !errors.Is(err, bus.ErrPeerGone) {
+			t.Fatalf("sender %d after Close: %v, want ErrPeerGone", i, err)
+		}
 	}
 }
