@@ -106,6 +106,7 @@ type Stream struct {
 	sendDone bool          // this end sent its end
 	err      error         // why the stream was ended early; nil if it was not
 	finished bool
+	endErr   error // Err, fixed as the stream finished
 }
 
 // errStreamFinished is the cause a finished stream's context carries.
@@ -149,6 +150,29 @@ func (s *Stream) Headers() []Header { return s.headers }
 // Context ends when the stream does; at the accepting end it carries the
 // opener's deadline.
 func (s *Stream) Context() context.Context { return s.ctx }
+
+// Err is why the stream ended, once its Context is done, as Recv reports
+// it after the last item: nil where Recv returns io.EOF (the other end
+// closed its sending cleanly), the error the other end closed it with, or
+// why it ended before the other end closed (Close here, a cancel from the
+// other end, its context's end, a lost link). Before the end it is nil.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return s.endErr
+	}
+	err := s.ctx.Err()
+	switch {
+	case err == nil:
+		return nil
+	case s.recvDone:
+		return s.recvErr
+	case s.err != nil:
+		return s.err
+	}
+	return ctxError(err) // ended by its context: what arm's abort, on its way, ends it with
+}
 
 // Buffered is the number of items that arrived and were not read yet;
 // never more than the window.
@@ -362,6 +386,10 @@ func (s *Stream) finish() {
 		return
 	}
 	s.finished = true
+	s.endErr = s.err
+	if s.recvDone { // as Recv reports it; an end that arrives later changes nothing
+		s.endErr = s.recvErr
+	}
 	s.mu.Unlock()
 	s.b.streams.remove(s)
 	if s.stats != nil {

@@ -533,3 +533,87 @@ func TestStreamCloseSendReleasesAWaitingSend(t *testing.T) {
 		srv.Close(nil)
 	})
 }
+
+// Err says why a stream ended, read as its Context ends (context.AfterFunc)
+// at either end, as Recv does: nil for a clean end, the other end's error,
+// and ErrCanceled for the opener's Close at the opener (the accepting end
+// reads the clean end of its sending first) and for its ctx's end at both;
+// nil before the end.
+func TestStreamErr(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		atEnd := func(s *bus.Stream) <-chan error {
+			c := make(chan error, 1)
+			context.AfterFunc(s.Context(), func() { c <- s.Err() })
+			return c
+		}
+		serverEnds := make(chan (<-chan error), 4)
+		accept(t, server, client, "echo", func(s *bus.Stream) {
+			serverEnds <- atEnd(s)
+			echoStream(s)
+		})
+		accept(t, server, client, "fail", func(s *bus.Stream) {
+			serverEnds <- atEnd(s)
+			s.Close(fmt.Errorf("stock: %w", bus.ErrMailboxFull))
+		})
+		open := func(ctx context.Context, to string) (*bus.Stream, <-chan error) {
+			s, err := client.OpenStream(ctx, to, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, atEnd(s)
+		}
+		ctx := testCtx(t)
+
+		s, end := open(ctx, "echo")
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err of an open stream: %v", err)
+		}
+		if err := s.Send(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		s.CloseSend(nil)
+		for {
+			if _, err := s.Recv(ctx); err != nil {
+				break
+			}
+		}
+		if err := <-end; err != nil {
+			t.Fatalf("clean end: the opener's Err is %v", err)
+		}
+		if err := <-<-serverEnds; err != nil {
+			t.Fatalf("clean end: the accepting end's Err is %v", err)
+		}
+
+		_, end = open(ctx, "fail")
+		if err := <-end; !errors.Is(err, bus.ErrMailboxFull) {
+			t.Fatalf("the accepting end's error: the opener's Err is %v, want ErrMailboxFull", err)
+		}
+		<-serverEnds
+
+		s, end = open(ctx, "echo")
+		if err := s.Send(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close(nil)
+		if err := <-end; !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("the opener's Close: its Err is %v, want ErrCanceled", err)
+		}
+		if err := <-<-serverEnds; err != nil {
+			t.Fatalf("the opener's Close: the accepting end's Err is %v, want nil, as its Recv's io.EOF", err)
+		}
+
+		short, cancel := context.WithCancel(ctx)
+		s, end = open(short, "echo")
+		if err := s.Send(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-end; !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("the opener's ctx ended: its Err is %v, want ErrCanceled", err)
+		}
+		if err := <-<-serverEnds; !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("the opener's ctx ended: the accepting end's Err is %v, want ErrCanceled", err)
+		}
+	})
+}

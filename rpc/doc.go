@@ -129,9 +129,10 @@
 // Calls: a ClientInterceptor wraps a call on the caller's side
 // (WithClientInterceptors, per call or in an Options bundle), a
 // ServerInterceptor a handler's every call (WithServerInterceptors).
-// Streams: a StreamClientInterceptor wraps the opening of a stream
-// (WithStreamClientInterceptors): it may add metadata, refuse, and sees
-// the open's error; a StreamServerInterceptor wraps each stream of a
+// Streams: a StreamClientInterceptor wraps a caller's stream
+// (WithStreamClientInterceptors): it may add metadata, refuse, sees the
+// open's error, and sees the stream's end through StreamClientInfo.OnEnd;
+// a StreamServerInterceptor wraps each stream of a
 // stream handler (WithStreamServerInterceptors): it reads the stream's
 // metadata, may refuse it with a coded error before the handler runs, and
 // sees the error the stream ends with. The first given is the outermost.

@@ -149,7 +149,8 @@ func ExampleWithStreamServerInterceptors() {
 }
 
 // Metrics of streams: the caller's interceptor counts opens and the ones
-// that failed, the handler's counts streams by how they ended.
+// that failed, and sees each stream's end (StreamClientInfo.OnEnd); the
+// handler's counts streams by how they ended.
 func ExampleWithStreamClientInterceptors() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -181,8 +182,10 @@ func ExampleWithStreamClientInterceptors() {
 	}
 
 	var opens, failed int
+	callerEnds := make(chan bus.Code, 3)
 	counting := func(ctx context.Context, info rpc.StreamClientInfo, next func(context.Context) error) error {
 		opens++
+		info.OnEnd(func(err error) { callerEnds <- rpc.Code(err) })
 		err := next(ctx)
 		if err != nil {
 			failed++
@@ -190,15 +193,20 @@ func ExampleWithStreamClientInterceptors() {
 		return err
 	}
 	client := rpc.Options(rpc.WithStreamClientInterceptors(counting))
-	for _, n := range []int{2, -1} {
-		for range rpc.CallServerStream[Count](ctx, b, "count", Upto{n}, client) {
+	for _, to := range []struct {
+		name string
+		n    int
+	}{{"count", 2}, {"count", -1}, {"nowhere", 1}} {
+		for range rpc.CallServerStream[Count](ctx, b, to.name, Upto{to.n}, client) {
 		}
-	}
-	for range rpc.CallServerStream[Count](ctx, b, "nowhere", Upto{1}, client) {
+		fmt.Printf("caller: %s up to %d ended with code %d\n", to.name, to.n, <-callerEnds)
 	}
 	fmt.Printf("caller: %d opens, %d failed\n", opens, failed)
 	fmt.Println("handler: ended with codes", <-ends, <-ends)
 	// Output:
+	// caller: count up to 2 ended with code 0
+	// caller: count up to -1 ended with code 1024
+	// caller: nowhere up to 1 ended with code 2
 	// caller: 3 opens, 1 failed
 	// handler: ended with codes 0 1024
 }

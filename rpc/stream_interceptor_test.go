@@ -202,11 +202,14 @@ var _ = addRows(
 	row{"StreamInterceptorMetrics", false, func(t *testing.T, p *pair) {
 		opens := get[*atomic.Int64](p, "istream.opens")
 		before := opens.Load()
-		// The caller's side counts opens and their errors.
+		// The caller's side counts opens and their errors, and each end
+		// with its code.
 		var copens, cfails atomic.Int64
 		var codes sync.Map
+		cends := make(chan bus.Code, 16)
 		cmetrics := func(ctx context.Context, info rpc.StreamClientInfo, next func(context.Context) error) error {
 			copens.Add(1)
+			info.OnEnd(func(err error) { cends <- rpc.Code(err) })
 			err := next(ctx)
 			if err != nil {
 				cfails.Add(1)
@@ -215,6 +218,17 @@ var _ = addRows(
 			return err
 		}
 		client := rpc.Options(rpc.WithStreamClientInterceptors(cmetrics, withToken))
+		callerEnd := func(what string, want bus.Code) {
+			t.Helper()
+			select {
+			case c := <-cends:
+				if c != want {
+					t.Fatalf("%s: the caller's side saw the end with code %d, want %d", what, c, want)
+				}
+			case <-ctxFor(t).Done():
+				t.Fatalf("%s: the caller's side never saw the stream end", what)
+			}
+		}
 
 		// A clean end, an application error, and a caller that leaves.
 		for range rpc.CallServerStream[Tick](ctxFor(t), p.A, "istream.guarded", Watch{2}, client) {
@@ -222,6 +236,7 @@ var _ = addRows(
 		if e := nextEnd(t, p); e != (streamEnd{"istream.guarded server stream", 0}) {
 			t.Fatalf("clean end: metrics saw %+v", e)
 		}
+		callerEnd("clean end", 0)
 		var last error
 		for _, err := range rpc.CallServerStream[Tick](ctxFor(t), p.A, "istream.guarded", Watch{-1}, client) {
 			last = err
@@ -232,6 +247,7 @@ var _ = addRows(
 		if e := nextEnd(t, p); e.Code != codeStreamFailed {
 			t.Fatalf("failed end: metrics saw %+v, want code %d", e, codeStreamFailed)
 		}
+		callerEnd("failed end", codeStreamFailed)
 		for _, err := range rpc.CallServerStream[Tick](ctxFor(t), p.A, "istream.guarded", Watch{}, client) {
 			if err != nil {
 				t.Fatal(err)
@@ -241,6 +257,7 @@ var _ = addRows(
 		if e := nextEnd(t, p); e.Code != bus.CodeCanceled {
 			t.Fatalf("caller left: metrics saw %+v, want CodeCanceled", e)
 		}
+		callerEnd("caller left", bus.CodeCanceled)
 		// A handler that panics ends as CodeInternal for its interceptors too.
 		for _, err := range rpc.CallServerStream[Tick](ctxFor(t), p.A, "istream.guarded", Watch{-2}, client) {
 			last = err
@@ -251,6 +268,7 @@ var _ = addRows(
 		if e := nextEnd(t, p); e.Code != rpc.CodeInternal {
 			t.Fatalf("panic: metrics saw %+v, want CodeInternal", e)
 		}
+		callerEnd("panic", rpc.CodeInternal)
 		if got := opens.Load() - before; got != 4 {
 			t.Fatalf("the handler's side counted %d opens, want 4", got)
 		}
@@ -267,15 +285,59 @@ var _ = addRows(
 		if c, _ := codes.Load("istream.nosuch"); c != bus.CodeNoRoute {
 			t.Fatalf("the caller's side saw code %v for the failed open, want CodeNoRoute", c)
 		}
+		callerEnd("failed open", bus.CodeNoRoute)
 		if got := opens.Load() - before; got != 4 {
 			t.Fatalf("the handler's side counted %d opens, want still 4", got)
+		}
+
+		// A client stream's clean end, after its response.
+		cs, err := rpc.OpenClientStream[Sum, Add](ctxFor(t), p.A, "istream.guardedsum", client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.Send(Add{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := cs.CloseAndRecv(); err != nil || s.N != 3 {
+			t.Fatalf("client stream: %v, %v; want 3", s, err)
+		}
+		nextEnd(t, p)
+		callerEnd("client stream", 0)
+		// A caller's ctx that ends while nobody uses the stream: the end is
+		// seen all the same.
+		ctx, cancel := context.WithCancel(ctxFor(t))
+		cs, err = rpc.OpenClientStream[Sum, Add](ctx, p.A, "istream.guardedsum", client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.Send(Add{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		callerEnd("ctx ended", bus.CodeCanceled)
+		cs.Close()
+		nextEnd(t, p)
+		// A caller that closes a stream it is still sending on.
+		cs, err = rpc.OpenClientStream[Sum, Add](ctxFor(t), p.A, "istream.guardedsum", client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs.Close()
+		callerEnd("caller closed", bus.CodeCanceled)
+		nextEnd(t, p)
+		select {
+		case c := <-cends:
+			t.Fatalf("an end seen twice, or one more: code %d", c)
+		default:
 		}
 	}},
 	row{"StreamInterceptorOrder", false, func(t *testing.T, p *pair) {
 		log := get[interceptLog](p, "istream.log")
 		var clog []string
+		ends := make(chan string, 2)
 		logged := func(name string) rpc.StreamClientInterceptor {
 			return func(ctx context.Context, info rpc.StreamClientInfo, next func(context.Context) error) error {
+				info.OnEnd(func(err error) { ends <- fmt.Sprintf("%s end %d", name, rpc.Code(err)) })
 				clog = append(clog, name+" in "+info.Kind)
 				err := next(ctx)
 				clog = append(clog, name+" out")
@@ -303,6 +365,10 @@ var _ = addRows(
 		want := []string{"first in bidirectional stream", "second in bidirectional stream", "second out", "first out"}
 		if !slices.Equal(clog, want) {
 			t.Fatalf("caller's side: %q, want %q", clog, want)
+		}
+		// The end reaches the innermost first, as a return does.
+		if got := []string{<-ends, <-ends}; !slices.Equal(got, []string{"second end 0", "first end 0"}) {
+			t.Fatalf("caller's side ends: %q, want second's then first's, clean", got)
 		}
 		// The handler's side logs its last line after the caller saw the end.
 		want = []string{"first in", "second in", "handler tagged", "second out 0", "first out 0"}
