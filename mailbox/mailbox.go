@@ -83,7 +83,8 @@ type Options struct {
 	// a transport's reader) delivers nothing else meanwhile.
 	Inline bool
 	// Throughput is how many user messages one turn processes before the
-	// mailbox yields its goroutine to others. Zero means DefaultThroughput.
+	// mailbox yields its goroutine to others, at most math.MaxInt32. Zero
+	// means DefaultThroughput.
 	Throughput int
 	// Go runs a scheduled mailbox's work, run, on some goroutine. Nil means a
 	// new goroutine each time (the go statement). A runtime that keeps a
