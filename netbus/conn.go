@@ -74,6 +74,8 @@ type conn struct {
 	queuedOut int      // data frames whose last byte is in out
 	peerRead  uint64   // the peer's count in its close frame, if peerSaid
 	peerSaid  bool
+	rep       bool         // the last data frame queued is repeatable, with header repHdr
+	repHdr    bus.Envelope // a tell with this header goes as a repeat frame
 
 	stopped bool // no more data frames go to the host; guarded by l.deliverMu
 
@@ -110,6 +112,7 @@ func (c *conn) record(k bus.Kind, corr uint64) {
 		c.asks.push(c.sent, corr)
 	}
 	c.sent++
+	c.rep = false // queue sets it again after a repeatable frame
 }
 
 // askRing keeps, in order, the sequence number and correlation id of each
@@ -247,16 +250,29 @@ func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
 		return false, nil
 	}
 	start := len(c.out)
-	out, err := env.AppendBinary(append(c.out, make([]byte, frameHeaderLen)...))
+	out, typ, err := append(c.out, make([]byte, frameHeaderLen)...), frameData, error(nil)
+	canRepeat := repeatable(env)
+	repeat := canRepeat && c.rep && sameHeader(&c.repHdr, env)
+	if repeat {
+		out, typ = append(out, env.Body...), frameRepeat
+	} else {
+		out, err = env.AppendBinary(out)
+	}
 	n := len(out) - start - frameHeaderLen
 	if err != nil || n > c.res.PeerMaxFrame || comp && n >= cfg.CompressMin || start > 0 && len(out) > cfg.MaxQueued {
 		c.out = out[:start] // what it grew to stays for the next frame
 		c.mu.Unlock()
 		return err != nil, err
 	}
-	putFrameHeader(out[start:], frameData, compNone, n)
+	putFrameHeader(out[start:], typ, compNone, n)
 	c.out = out
 	c.record(env.Kind, env.Corr)
+	if canRepeat {
+		if !repeat && !sameHeader(&c.repHdr, env) {
+			c.repHdr = headerOf(env)
+		}
+		c.rep = true
+	}
 	c.queuedOut++
 	kick := !c.kicked
 	c.kicked = true
@@ -491,6 +507,7 @@ func (c *conn) writeLoop() {
 		}
 		batch, skip, frames := c.out, c.skip, c.queuedOut
 		c.out, c.skip, c.queuedOut = spare[:0], 0, 0
+		c.rep = false // each write begins with a whole envelope, for handBack
 		c.writing, c.kicked = len(batch) > 0, false
 		if c.space != nil {
 			close(c.space)
@@ -616,11 +633,16 @@ func (c *conn) linger(now bool) {
 // how many data frames of b were written whole (the end of one writeNow
 // began, before skip, counts as one).
 func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
-	var env bus.Envelope
+	var env, prev bus.Envelope
 	var scratch []byte
 	if skip > 0 && written >= skip {
 		whole++
 	}
+	// A repeat frame repeats the header of the data frame before it, which
+	// begins at prevAt; prev holds that header once decoded (decodedAt). A
+	// write begins with a data frame (writeLoop), so the one a repeat frame
+	// repeats is in b.
+	prevAt, decodedAt := -1, -1
 	for pos := skip; pos+frameHeaderLen <= len(b); {
 		n := int(binary.BigEndian.Uint32(b[pos:]))
 		typ, flags := b[pos+4], b[pos+5]
@@ -628,15 +650,34 @@ func (c *conn) handBack(b []byte, skip, written int, err error) (whole int) {
 		if n < 0 || end > len(b) || end < pos {
 			return whole // our own queue: never, but bounded anyway
 		}
-		if typ == frameData && end <= written {
+		data := typ == frameData || typ == frameRepeat
+		if data && end <= written {
 			whole++
 		}
-		if typ == frameData && end > written {
-			env = bus.Envelope{}
-			if c.l.t.comp.decodeData(&env, flags, b[pos+frameHeaderLen:end], &scratch, nil) == nil {
+		if data && end > written {
+			ok := false
+			switch {
+			case typ == frameData:
+				env = bus.Envelope{}
+				ok = c.l.t.comp.decodeData(&env, flags, b[pos+frameHeaderLen:end], &scratch, nil) == nil
+			case prevAt >= 0:
+				if decodedAt != prevAt {
+					pn := int(binary.BigEndian.Uint32(b[prevAt:]))
+					prev, decodedAt = bus.Envelope{}, prevAt
+					if c.l.t.comp.decodeData(&prev, b[prevAt+5], b[prevAt+frameHeaderLen:prevAt+frameHeaderLen+pn], &scratch, nil) != nil {
+						prev = bus.Envelope{}
+					}
+					prev.Body = nil
+				}
+				env, ok = prev, repeatable(&prev)
+			}
+			if ok {
 				env.Body = nil
 				c.l.t.host.Undelivered(c.l, &env, err)
 			}
+		}
+		if typ == frameData {
+			prevAt = pos
 		}
 		pos = end
 	}
@@ -733,11 +774,22 @@ func (c *conn) readLoop() {
 	var names bus.EnvelopeDecoder
 	batch := make([]bus.Envelope, 0, readBatch)
 	var frames uint64 // frames read; published in c.recv once per batch, not per frame
+	// last is the header of the last data frame handed over, for a repeat
+	// frame that comes first in a batch.
+	var last bus.Envelope
+	lastOK := false
 	// deliver hands over the batch. Once stopped, its frames are dropped:
 	// the count in our close frame leaves them out, and the peer hands
 	// them back.
 	deliver := func() {
 		c.recv.Store(frames)
+		if n := len(batch); n > 0 {
+			if e := &batch[n-1]; !repeatable(e) {
+				lastOK = false
+			} else if !lastOK || !sameHeader(&last, e) {
+				last, lastOK = headerOf(e), true
+			}
+		}
 		if len(batch) > 0 && c.l.deliver(c, batch) && c.dataIn.Load()-c.ackOut.Load() >= ackEvery {
 			select { // acknowledge now, not at the next tick
 			case c.kick <- struct{}{}:
@@ -757,14 +809,24 @@ func (c *conn) readLoop() {
 			return
 		}
 		frames++
-		if typ != frameData {
+		if typ != frameData && typ != frameRepeat {
 			deliver()
 		}
 		switch typ {
-		case frameData:
+		case frameData, frameRepeat:
 			batch = batch[:len(batch)+1]
 			env := &batch[len(batch)-1]
-			if err := t.comp.decodeData(env, flags, p, &scratch, &names); err != nil {
+			var err error
+			if typ == frameData {
+				err = t.comp.decodeData(env, flags, p, &scratch, &names)
+			} else if len(batch) > 1 {
+				err = decodeRepeat(env, &batch[len(batch)-2], p)
+			} else if lastOK {
+				err = decodeRepeat(env, &last, p)
+			} else {
+				err = decodeRepeat(env, nil, p)
+			}
+			if err != nil {
 				batch = batch[:len(batch)-1]
 				deliver()
 				c.l.close(err)

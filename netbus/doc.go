@@ -39,7 +39,10 @@
 //
 // After the handshake a connection carries length-prefixed frames: data
 // (one binary envelope, compressed with S2 or Zstd above Config.CompressMin
-// when both ends agree), pings, and a close frame with a reason. Frames over
+// when both ends agree), repeat frames (the body of a tell whose envelope
+// header is the one of the frame before it, so a stream of tells from one
+// sender to one actor sends its header once per write), pings, and a close
+// frame with a reason. Frames over
 // Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
 // and an envelope header that does not decode close that link with a clear
 // error; every other link keeps going. A body is the bus's to decode: one

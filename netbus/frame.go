@@ -25,7 +25,8 @@ const (
 	frameAuth    byte = 4 // handshake: HMAC proof (32 bytes, or empty without a secret)
 	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
 	frameSettle  byte = 6 // read counts of connections to the peer that broke (settle.go)
-	frameTypeMax byte = 7
+	frameRepeat  byte = 7 // payload: the body of a tell with the header of the data frame before it (repeat.go)
+	frameTypeMax byte = 8
 )
 
 // Flags of a data frame: the compression of its payload. A compressed payload
@@ -136,6 +137,10 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 		}
 		if n == 0 {
 			return 0, 0, 0, fmt.Errorf("%w: empty data frame", ErrBadFrame)
+		}
+	case frameRepeat:
+		if flags != 0 {
+			return 0, 0, 0, fmt.Errorf("%w: repeat frame with flags %#x", ErrBadFrame, flags)
 		}
 	case framePing:
 		if flags != 0 || n != 0 && n != pingAckLen {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"testing"
 	"testing/iotest"
@@ -238,6 +239,13 @@ func FuzzFrameDecoder(f *testing.F) {
 	f.Add(appendCountedClose(nil, ErrIdleTimeout, 0)[:frameHeaderLen+5])
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
 	f.Add(appendPing(nil, 1<<40))
+	tell, _ := (&bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Name: "a", ID: 1}, To: bus.Ref{Name: "sink"}, Type: "[]uint8", Body: []byte{0x41, 1}}).AppendBinary(nil)
+	stream := append(appendFrameHeader(nil, frameData, 0, len(tell)), tell...)
+	stream = append(appendFrameHeader(stream, frameRepeat, 0, 2), 0x41, 2)
+	stream = appendPing(stream, 1)
+	stream = appendFrameHeader(stream, frameRepeat, 0, 0)
+	f.Add(stream)
+	f.Add(append(appendFrameHeader(nil, frameData, 0, len(raw)), append(appendFrameHeader(raw, frameRepeat, 0, 1), 7)...)) // after an ask
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The reader a connection uses, with a buffer small enough that
 		// frames both fit it and do not, reads what the copying one reads.
@@ -248,6 +256,7 @@ func FuzzFrameDecoder(f *testing.F) {
 		}
 		fr := frameReader{r: bytes.NewReader(data), max: 1 << 12}
 		var scratch []byte
+		var prev *bus.Envelope // the last data frame's envelope, if it decoded
 		for {
 			typ, flags, p, err := fr.next()
 			if err != nil {
@@ -259,8 +268,37 @@ func FuzzFrameDecoder(f *testing.F) {
 			switch typ {
 			case frameData:
 				var e bus.Envelope
-				if err := c.decodeData(&e, flags, p, &scratch, nil); err == nil && len(e.Body) > 1<<16 {
+				err := c.decodeData(&e, flags, p, &scratch, nil)
+				if err == nil && len(e.Body) > 1<<16 {
 					t.Fatalf("body of %d bytes", len(e.Body))
+				}
+				prev = nil
+				if err == nil {
+					e.Body = nil
+					prev = &e
+				}
+			case frameRepeat:
+				// The header of the data frame before it, with this body,
+				// whatever the envelope decoded into held before.
+				var e bus.Envelope
+				err := decodeRepeat(&e, prev, p)
+				if ok := prev != nil && repeatable(prev); (err == nil) != ok {
+					t.Fatalf("repeat frame after %+v: %v", prev, err)
+				}
+				if err != nil {
+					break
+				}
+				want := headerOf(prev)
+				if len(p) > 0 {
+					want.Body = p
+				}
+				if !reflect.DeepEqual(e, want) {
+					t.Fatalf("repeat frame %x after %+v read as %+v", p, prev, e)
+				}
+				for _, used := range []bus.Envelope{*prev, {Kind: bus.KindAsk, Corr: 3, Msg: 1, Headers: []bus.Header{{}}}, {Kind: prev.Kind, From: prev.From, To: prev.To, Type: prev.Type, Codec: prev.Codec, Msg: "stale"}} {
+					if decodeRepeat(&used, prev, p) != nil || !reflect.DeepEqual(used, want) {
+						t.Fatalf("repeat frame %x after %+v, into a used envelope, read as %+v", p, prev, used)
+					}
 				}
 			case framePing:
 				read, ok, err := parsePing(p)

@@ -21,7 +21,7 @@ import (
 // socket or a timer.
 
 const (
-	protoVersion = 3
+	protoVersion = 4
 	helloFixed   = 70 // bytes of a hello before the codec name
 	maxCodecName = 64
 	nonceLen     = 32

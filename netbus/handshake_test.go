@@ -151,7 +151,8 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 		{[]byte("XBU!"), ErrBadMagic},
 		{[]byte("XBUS\x01rest"), ErrVersion}, // version 1: pings without acknowledgements
 		{[]byte("XBUS\x02rest"), ErrVersion}, // version 2: close frames without a read count
-		{[]byte("XBUS\x04rest"), ErrVersion},
+		{[]byte("XBUS\x03rest"), ErrVersion}, // version 3: no repeat frames
+		{[]byte("XBUS\x05rest"), ErrVersion},
 	} {
 		a := newHandshake(ac)
 		a.start()
