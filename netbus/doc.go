@@ -71,7 +71,9 @@
 //
 // # Links and failure
 //
-// A link is Config.PoolSize connections to one peer. The messages of one
+// A link is Config.PoolSize connections to one peer, all of whose
+// handshakes agreed on one codec (else the link is refused with
+// ErrHandshake). The messages of one
 // sender (its Ref, or for a message from outside any actor, its destination)
 // always take the same connection, so per-sender order holds. The pool
 // lives and dies as one: when any of its connections fails, the link

@@ -394,11 +394,32 @@ func (t *Transport) accept(nc net.Conn, network string) {
 	t.mu.Unlock()
 	if complete {
 		if _, err := t.startLink(f.conns, network); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				t.log.Warn("netbus: refused a pooled link", "remote", nc.RemoteAddr(), "peer", c.res.Peer.Short(), "err", err)
+			}
 			for _, c := range f.conns {
 				c.nc.Close()
 			}
 		}
 	}
+}
+
+// poolAgrees checks that a pooled link's connections were handshaken with
+// one node and agreed on one codec, as the link has one of each: a peer
+// that says otherwise on one of them (or an address that spreads them over
+// nodes) would have its bodies decoded in another codec, or its messages
+// taken for another node's.
+func poolAgrees(conns []*conn) error {
+	first := conns[0].res
+	for i, c := range conns[1:] {
+		switch {
+		case c.res.Peer != first.Peer:
+			return fmt.Errorf("%w: connection %d of a pooled link reached node %s, connection 0 node %s", ErrHandshake, i+1, c.res.Peer.Short(), first.Peer.Short())
+		case c.res.Codec != first.Codec:
+			return fmt.Errorf("%w: connection %d of a pooled link agreed on codec %q, connection 0 on %q", ErrHandshake, i+1, c.res.Codec, first.Codec)
+		}
+	}
+	return nil
 }
 
 // abandon drops a pooled link whose connections did not all arrive in time.
@@ -421,6 +442,9 @@ func (t *Transport) abandon(key formKey, f *forming) {
 // startLink registers a link over handshaken connections, reports it up and
 // starts its goroutines.
 func (t *Transport) startLink(conns []*conn, network string) (*link, error) {
+	if err := poolAgrees(conns); err != nil {
+		return nil, err
+	}
 	loc := bus.Remote
 	if network == "unix" {
 		loc = bus.SameHost
