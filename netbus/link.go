@@ -28,6 +28,7 @@ type link struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
+	closed    atomic.Bool   // set as done is closed: what Send checks, cheaper than a select
 	err       error         // why the link closed; written before done is closed
 	readers   atomic.Int32  // live reader goroutines; the last one reports LinkDown
 
@@ -60,10 +61,8 @@ func (l *link) String() string {
 // Send frames env (its body already encoded by the bus) and queues it on the
 // connection of env's sender.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
-	select {
-	case <-l.done:
+	if l.closed.Load() {
 		return l.sendErr()
-	default:
 	}
 	return l.pick(env).send(ctx, env)
 }
@@ -115,6 +114,7 @@ func (l *link) closedByPeer(err error) { l.shut(err, true) }
 func (l *link) shut(err error, byPeer bool) {
 	l.closeOnce.Do(func() {
 		l.err = err
+		l.closed.Store(true)
 		close(l.done)
 		for _, c := range l.conns {
 			c.shut(err, byPeer)
