@@ -185,7 +185,7 @@ func BenchmarkLinkTell(b *testing.B) {
 	}
 }
 
-func waitForBench(b *testing.B, bb *bus.Bus, name string) {
+func waitForBench(b testing.TB, bb *bus.Bus, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := bb.WaitFor(ctx, name); err != nil {

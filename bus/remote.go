@@ -446,20 +446,20 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []H
 	// The ask stays inbound until its reply is queued on the link, so that
 	// a retired link is not closed between the two (closeRetired); a reply
 	// that must wait for room leaves it before it waits (below).
-	o := getOutgoing()
 	// No From or To: the link it goes back on and Corr name the ask, and
 	// the two refs were a third of a small reply's bytes to encode and decode.
-	o.env = Envelope{Kind: KindReply, Corr: in.env.Corr, Msg: reply, Headers: hs}
+	kind, msg := KindReply, reply
 	if u, ok := err.(*undelivered); ok { // a refusal (process.Dropped)
-		o.env.Kind, o.env.Msg, o.env.Headers = KindError, u.err, append(hs[:len(hs):len(hs)], neverRanHeaders...)
+		kind, msg, hs = KindError, u.err, append(hs[:len(hs):len(hs)], neverRanHeaders...)
 	} else if err != nil {
-		o.env.Kind, o.env.Msg = KindError, err
+		kind, msg = KindError, err
 	} else if codec == nil && in.env.Codec != "" {
 		codec, _ = b.codecFor(in.link, in.env.Codec) // known: the ask decoded
 	}
+	o := getOutgoing()
+	o.env.Kind, o.env.Corr, o.env.Msg, o.env.Headers = kind, in.env.Corr, msg, hs
 	o.codec = codec
-	env := o.env // sendOut recycles o
-	e := b.sendOut(noWait, in.link, o, 0)
+	e := b.sendOut(noWait, in.link, o, 0) // recycles o
 	if e == nil {
 		b.finishInbound(in)
 		return
@@ -490,7 +490,14 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []H
 		b.log.Debug("reply to a peer not sent: its asker gave up", "peer", in.env.From.Node.Short())
 		return
 	}
-	l, peer := in.link, in.env.From.Node
+	b.replyWhenRoom(in.link, in.env.From.Node, Envelope{Kind: kind, Corr: in.env.Corr, Msg: msg, Headers: hs}, codec, d)
+}
+
+// replyWhenRoom sends env, a reply the link l to peer had no room for,
+// within d, from a goroutine of its own unless maxReplyWaiters wait
+// already. A method of its own, so that the envelope its goroutine keeps
+// is allocated only on this path and not with every reply.
+func (b *Bus) replyWhenRoom(l Link, peer NodeID, env Envelope, codec Codec, d time.Duration) {
 	send := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
