@@ -407,7 +407,10 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	b.pending.store(corr, pendingAsk{call, seq, l})
 	o := getOutgoing()
 	hs, c := wireOptionsOf(ctx)
-	o.env = Envelope{Kind: KindAsk, From: from, To: to, Corr: corr, Timeout: timeout, Headers: hs, Msg: msg}
+	env := &o.env // field by field into the zeroed envelope (see outgoing.reset)
+	env.Kind, env.Corr, env.Timeout, env.Headers, env.Msg = KindAsk, corr, timeout, hs, msg
+	setRef(&env.From, &from)
+	setRef(&env.To, &to)
 	if c != nil {
 		b.codecs.learn(c) // its reply comes back in c
 		o.codec = c
@@ -849,8 +852,12 @@ func (b *Bus) inboundOf(l Link, env *Envelope, p *process) *inbound {
 		return in
 	}
 	in := inbounds.Get().(*inbound)
-	in.env, in.link = *env, l
-	in.env.Msg, in.env.Body = nil, nil
+	in.link = l
+	// Field by field, without Msg and Body (see clearEnvelope).
+	e := &in.env
+	e.Kind, e.Corr, e.Timeout, e.Headers, e.Codec, e.Type = env.Kind, env.Corr, env.Timeout, env.Headers, env.Codec, env.Type
+	setRef(&e.From, &env.From)
+	setRef(&e.To, &env.To)
 	if env.Timeout > 0 {
 		in.deadline = time.Now().Add(env.Timeout)
 	}
@@ -903,7 +910,8 @@ func (b *Bus) refuseMessage(l Link, env *Envelope, err error) {
 var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 
 func putInbound(in *inbound) {
-	in.env, in.link, in.deadline = Envelope{}, nil, time.Time{}
+	clearEnvelope(&in.env)
+	in.link, in.deadline = nil, time.Time{}
 	in.canceled.Store(false)
 	in.answered.Store(false)
 	in.hooks.reset()
