@@ -335,11 +335,12 @@ func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []by
 	if !own {
 		select {
 		case <-gate:
+			wake, err = l.prod.offer(typ, a, b)
+			return wake, err, nil
 		case <-l.done:
 		case <-ctx.Done():
 		}
-		wake, err = l.prod.offer(typ, a, b)
-		return wake, err, nil
+		return false, errRingFull, nil // the next call says why it ends
 	}
 	seen := l.prod.awaitRoom()
 	wake, err = l.prod.offer(typ, a, b)
