@@ -97,6 +97,7 @@ type Bus struct {
 
 	closing   atomic.Bool
 	closed    chan struct{}
+	topEnded  chan struct{} // a token when a top-level actor ends while closing: what Close waits on
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -137,6 +138,7 @@ func New(opts ...Option) (*Bus, error) {
 		mbDefaults:  cfg.mailbox,
 		peers:       map[NodeID]*peer{},
 		closed:      make(chan struct{}),
+		topEnded:    make(chan struct{}, 1),
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,
 		placement:   cfg.placing.strategy,
@@ -641,10 +643,8 @@ func (b *Bus) shutdown(ctx context.Context) error {
 			} else {
 				_ = p.mb.Send(ctx, delivery{msg: poison{}}, mailbox.Block)
 			}
-			select {
-			case <-p.doneChan():
+			if b.awaitTop(ctx, p) {
 				continue
-			case <-ctx.Done():
 			}
 		}
 		if err == nil {
@@ -652,10 +652,8 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		}
 		if p.mb.SendSystem(delivery{msg: sysStop{reason: ErrClosed}}) == nil {
 			p.cancelServing() // a Receive waiting on its ask can return
-			select {
-			case <-p.doneChan():
+			if p.isFinished() {
 				continue
-			default:
 			}
 		}
 		p.mb.Close() // an actor stuck in Receive: its queued messages are reported now
@@ -682,6 +680,21 @@ func (b *Bus) shutdown(ctx context.Context) error {
 	b.wg.Wait()
 	b.workers.close()
 	return err
+}
+
+// awaitTop waits until the top-level actor p has stopped (true) or ctx
+// ends (false). It waits on topEnded rather than on p's done channel, which
+// would be made for each of a million actors only to be closed once.
+// Another top-level actor ending meanwhile only makes it look again.
+func (b *Bus) awaitTop(ctx context.Context, p *process) bool {
+	for !p.isFinished() {
+		select {
+		case <-b.topEnded:
+		case <-ctx.Done():
+			return p.isFinished()
+		}
+	}
+	return true
 }
 
 // Closed reports whether Close has begun.

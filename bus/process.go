@@ -505,6 +505,19 @@ func (p *process) end(reason error) {
 		close(p.done)
 	}
 	p.mu.Unlock()
+	if p.parent == nil && p.bus.closing.Load() {
+		select {
+		case p.bus.topEnded <- struct{}{}: // Close may wait for p (awaitTop)
+		default: // a token is there already: Close looks again anyway
+		}
+	}
+}
+
+// isFinished reports whether p's stop has run to its end.
+func (p *process) isFinished() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.finished
 }
 
 // stopAndWait asks p to stop and waits up to its shutdown timeout.
