@@ -568,8 +568,9 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 // delivered (flush). It runs on the reader goroutine only.
 func (l *link) add(b []byte) error {
 	in := l.in
+	// Decoded into the envelope of the last batch as it stands: a header
+	// like the last one then only sets the body (EnvelopeDecoder.Decode).
 	env := &in.envs[in.n]
-	*env = bus.Envelope{}
 	if err := l.names.Decode(b, env); err != nil {
 		*env = bus.Envelope{}
 		return err // poll delivers what came before it
@@ -597,7 +598,9 @@ func (l *link) flush() {
 			l.h.Deliver(l, &envs[i])
 		}
 	}
-	clear(envs)
+	for i := range envs { // the other fields hold only names, which the decoder keeps anyway
+		envs[i].Headers, envs[i].Body, envs[i].Msg = nil, nil, nil
+	}
 	in.n, in.buf = 0, in.buf[:0]
 }
 
