@@ -306,8 +306,9 @@ type roomWait struct {
 // offers the record once more and, if the ring is still full, sleeps until
 // the peer's reader frees room and wakes it: for at most roomSlice, and
 // never past ctx's deadline. Of a link's senders one sleeps in the kernel
-// at a time; the others wait for it in Go (roomTurn). It returns the offer's result, or in stop the
-// error that ends the send: ctx ended, the link closed or the peer is gone.
+// at a time; the others wait for it in Go (roomTurn). It returns the
+// offer's result, or in stop the error that ends the send: ctx ended, the
+// link closed or the peer is gone.
 func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []byte) (wake bool, err, stop error) {
 	select {
 	case <-l.done:
