@@ -50,24 +50,31 @@ func (h *orderHost) counts() (got, bad int) {
 }
 
 // TestSendersWokenForRoom sends many tells from four goroutines over a
-// link of the smallest ring to a reader that pauses now and then, so that
-// senders keep finding the ring full. A sender that finds it full sleeps
-// until the reader frees room and wakes it: with the sleep's safety slice
-// made a minute long, no sleep may last its whole slice (a missed wake-up
-// would, and fail its send by its deadline). Every tell arrives, in order
-// per sender, none lost.
+// link of the smallest ring and of the default one to a reader that
+// pauses now and then, so that senders keep finding the ring full. A
+// sender that finds it full sleeps until the reader frees room and wakes
+// it, once a quarter of the ring is free or the ring is empty (the
+// default ring holds more records than a poll takes, so both happen):
+// with the sleep's safety slice made a minute long, no sleep may last its
+// whole slice (a missed wake-up would, and fail its send by its
+// deadline). Every tell arrives, in order per sender, none lost.
 func TestSendersWokenForRoom(t *testing.T) {
 	defer func(d time.Duration) { roomSlice = d }(roomSlice)
 	roomSlice = time.Minute
+	for _, size := range []int{MinRingSize, DefaultRingSize} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { sendersWokenForRoom(t, size) })
+	}
+}
 
+func sendersWokenForRoom(t *testing.T, size int) {
 	path := filepath.Join(t.TempDir(), "s")
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 16, next: map[uint32]uint32{}}
-	rt := New(Config{Listen: path, RingSize: MinRingSize})
+	rt := New(Config{Listen: path, RingSize: size})
 	if err := rt.Start(rh); err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(context.Background())
-	st := New(Config{RingSize: MinRingSize})
+	st := New(Config{RingSize: size})
 	if err := st.Start(newTestHost()); err != nil {
 		t.Fatal(err)
 	}
