@@ -426,10 +426,12 @@ func (s *Stream) onGrant(n uint64) error {
 	return nil
 }
 
-// onEnd takes the other end's end of its sending.
+// onEnd takes the other end's end of its sending. A stream this end
+// already ended early (Close, abort) ignores it, so an end that answers
+// this end's own close of sending cannot turn its Err into a clean end.
 func (s *Stream) onEnd(err error) {
 	s.mu.Lock()
-	if s.recvDone {
+	if s.recvDone || s.err != nil {
 		s.mu.Unlock()
 		return
 	}

@@ -617,3 +617,26 @@ func TestStreamErr(t *testing.T) {
 		}
 	})
 }
+
+// A stream closed here stays ended by that Close even when the other end's
+// clean end, answering the close of sending, arrives before Close has
+// finished: Err and Recv report ErrCanceled, never the late io.EOF.
+func TestStreamCloseOutrunsLateEnd(t *testing.T) {
+	eachStreamPair(t, func(t *testing.T, p streamPair) {
+		server, client := p.pair(t, nil, nil)
+		accept(t, server, client, "echo", echoStream)
+		for i := range 300 {
+			s, err := client.OpenStream(testCtx(t), "echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close(nil)
+			if err := s.Err(); !errors.Is(err, bus.ErrCanceled) {
+				t.Fatalf("stream %d: Err after Close is %v, want ErrCanceled", i, err)
+			}
+			if _, err := s.Recv(testCtx(t)); !errors.Is(err, bus.ErrCanceled) {
+				t.Fatalf("stream %d: Recv after Close read %v, want ErrCanceled", i, err)
+			}
+		}
+	})
+}
