@@ -613,15 +613,31 @@ func (c *conn) lastWrite(b []byte) (int, error) {
 	return c.nc.Write(b)
 }
 
-// linger waits, up to lingerTimeout, for the reader to read on to the
-// peer's close frame (or the end of the socket), then stops it. With now
-// set, it stops it at once.
+// linger waits for the reader to read on to the peer's close frame (or
+// the end of the socket), then stops it. A reader still working through
+// what the peer sent before its close frame is not cut off: it is stopped
+// once it has read nothing for lingerTimeout, as a loaded node may take
+// longer than that over a backlog, or after lingerMax in all, as a peer
+// that never stops sending would hold it for ever. With now set, it stops
+// it at once.
 func (c *conn) linger(now bool) {
 	if !now {
-		select {
-		case <-c.readerDone:
-			return
-		case <-time.After(lingerTimeout):
+		wait, most := time.NewTimer(lingerTimeout), time.NewTimer(lingerMax)
+		defer wait.Stop()
+		defer most.Stop()
+		for read := c.recv.Load(); ; {
+			select {
+			case <-c.readerDone:
+				return
+			case <-most.C:
+			case <-wait.C:
+				if r := c.recv.Load(); r != read {
+					read = r
+					wait.Reset(lingerTimeout)
+					continue
+				}
+			}
+			break
 		}
 	}
 	c.nc.SetReadDeadline(time.Now())
@@ -742,8 +758,12 @@ func (c *conn) handBackUnread(sentClose bool) {
 }
 
 // lingerTimeout bounds how long a closing connection waits for the peer's
-// close frame, and each of its last writes.
-const lingerTimeout = time.Second
+// close frame while nothing arrives, and each of its last writes;
+// lingerMax bounds that wait however much arrives.
+const (
+	lingerTimeout = time.Second
+	lingerMax     = 10 * lingerTimeout
+)
 
 // closeSocket closes the socket once the reader is done. After a close
 // frame that the peer did not answer, it half-closes first and discards

@@ -486,3 +486,69 @@ func TestDirectWritesOfLargeFrames(t *testing.T) {
 		checkGoroutines(t, before)
 	})
 }
+
+// slowHost is a testHost that takes a while over each message it is
+// handed, as a loaded node does.
+type slowHost struct {
+	*testHost
+	delay time.Duration
+}
+
+func (h *slowHost) Deliver(l bus.Link, env *bus.Envelope) {
+	time.Sleep(h.delay)
+	h.testHost.Deliver(l, env)
+}
+
+// A graceful close over a pool delivers everything sent before it even
+// when the receiver takes longer than the linger to work through one
+// connection's backlog: the peer's close frame on the other connection
+// does not cut a reader that is still handing over what came before its
+// own.
+func TestPoolCloseDeliversAllToSlowHost(t *testing.T) {
+	network(t, func(t *testing.T, listen string) {
+		srv := &slowHost{testHost: newTestHost(t), delay: 2 * time.Millisecond}
+		cli := newTestHost(t)
+		srvT := startTransport(t, srv, Config{Listen: []string{listen}})
+		cliT := startTransport(t, cli, Config{PoolSize: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+		l := cli.link(t)
+		srv.link(t)
+		// One sender on each connection: "quick" sends one tell, whose
+		// connection reads its close frame at once; "busy" sends a backlog
+		// that takes the host longer than lingerTimeout.
+		lk := l.(*link)
+		quick := bus.Ref{Node: l.Peer(), Name: "quick", ID: 1}
+		var busy bus.Ref
+		for id := uint64(2); ; id++ {
+			busy = bus.Ref{Node: l.Peer(), Name: "busy", ID: id}
+			if lk.pick(&bus.Envelope{From: busy}) != lk.pick(&bus.Envelope{From: quick}) {
+				break
+			}
+		}
+		n := int(2*lingerTimeout/srv.delay) + 100
+		for i := range n {
+			if err := l.Send(ctx, encoded(l, &bus.Envelope{Kind: bus.KindTell, From: busy, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i}})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Send(ctx, encoded(l, &bus.Envelope{Kind: bus.KindTell, From: quick, To: bus.Ref{Name: "sink"}, Msg: Payload{}})); err != nil {
+			t.Fatal(err)
+		}
+		l.Close(nil)
+		if err := <-srv.downCh; !errors.Is(err, ErrRejected) {
+			t.Fatalf("server's link down with %v, want the client's close", err)
+		}
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if got := len(srv.tells["busy"]); got != n {
+			t.Fatalf("%d of %d tells arrived before the link went down", got, n)
+		}
+		if got := len(srv.tells["quick"]); got != 1 {
+			t.Fatalf("%d of 1 tell arrived", got)
+		}
+	})
+}
