@@ -145,8 +145,8 @@ func New(opts ...Option) (*Bus, error) {
 		placeFor:    cfg.placing.perName,
 		health:      cfg.placing.health,
 		retries:     placement.Budget{Rate: cfg.placing.retryRate, Burst: cfg.placing.retryBurst},
-		// Read once: runtime.GOMAXPROCS takes the scheduler's lock, which
-		// was 3–4 % of a remote ask's CPU when every ask read it. A later
+		// Read once: runtime.GOMAXPROCS takes the scheduler's lock, a
+		// visible share of a remote ask's CPU if every ask read it. A later
 		// change of GOMAXPROCS only moves this bound of a heuristic.
 		maxSpin: int32(runtime.GOMAXPROCS(0)),
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),

@@ -12,7 +12,7 @@ import (
 // no goroutine, but the mailbox that wakes it hands its turn to a parked
 // worker instead of starting a goroutine: on a round trip such as Ask, a new
 // goroutine's small stack had to grow inside Receive and Reply every time,
-// which was about half of an in-process Ask's CPU.
+// much of an in-process Ask's CPU.
 //
 // At most max workers wait idle; the rest exit when their turn ends. Idle
 // workers exit after one to two workerIdle periods in which no parked worker
@@ -45,7 +45,8 @@ func newWorkers() *workers {
 // scheduled, the caller yields once before it hands its turn on: a caller
 // that wakes many actors at once (spawning a million, each with its Started)
 // otherwise outruns the workers it readies, finds none parked each time and
-// starts a goroutine per turn, which was half of spawning's CPU.
+// starts a goroutine per turn, much of spawning's CPU (docs/performance.md,
+// "In process").
 func (w *workers) Go(f mailbox.Turns) {
 	if w.pending.Load() >= w.procs {
 		runtime.Gosched()

@@ -19,7 +19,7 @@ const (
 	// parkSlice is the longest futex sleep of the reader, a safety net: Close
 	// wakes it at once. Short slices cost an idle process CPU: each return
 	// from the syscall restarts the Go runtime's monitor thread's fast
-	// polling (50 ms slices: ~2 % of a CPU per idle process; 1 s: ~0). A
+	// polling (docs/performance.md, "Shared memory", Idle). A
 	// PeerTimeout under 4 s on either side shortens it (parkSliceFor).
 	parkSlice = time.Second
 	fragHdr   = 8 // first fragment: total length uint32, reserved uint32
