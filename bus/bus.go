@@ -321,6 +321,7 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight}
 	}
 	p := &process{bus: b, parent: parent, opts: so, actor: a}
+	p.ctx.p = p
 	if cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil {
 		cfg.mailbox.Pool = b.workers
 	}
@@ -378,6 +379,9 @@ func (b *Bus) lookup(ref Ref) *process {
 // its actor's full mailbox cannot take. A name that discovery reported on a
 // node not linked yet is waited for, as long as the send timeout.
 func (b *Bus) Tell(to any, msg any) error {
+	if p := b.localRef(to); p != nil && !b.closing.Load() {
+		return p.send(context.Background(), delivery{msg: msg}, mailbox.Default)
+	}
 	return b.send(context.Background(), to, msg, nil, mailbox.Default)
 }
 

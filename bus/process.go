@@ -299,10 +299,35 @@ func (p *process) InvokeSystem(d delivery) {
 }
 
 func (p *process) Invoke(d delivery) {
+	if d.tag&kindMask <= fromActor {
+		p.tell(d)
+		return
+	}
+	p.invokeOther(d)
+}
+
+// tell runs the actor on a tell in process, the most common message: no
+// ask to answer or check for cancelation, no envelope to recycle.
+func (p *process) tell(d delivery) {
 	if _, ok := d.msg.(poison); ok {
 		p.stop(nil)
 		return
 	}
+	c := &p.ctx
+	c.cur, c.replied, c.promised, c.replyHeaders = d, false, false, nil
+	err := p.safeReceive(c, d.msg)
+	c.cur = delivery{}
+	if err != nil {
+		p.fail(err, d.msg)
+	}
+	if c.stopAfter {
+		c.stopAfter = false
+		p.stop(nil)
+	}
+}
+
+// invokeOther runs the actor on an ask or on a message from a peer.
+func (p *process) invokeOther(d delivery) {
 	if call, seq := d.call(); call != nil && call.givenUp(seq) {
 		p.stats.Add(-1)
 		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
@@ -336,7 +361,7 @@ func (p *process) Invoke(d delivery) {
 // reply, a failure.
 func (p *process) receive(d delivery) {
 	c := &p.ctx
-	c.p, c.cur, c.replied, c.promised, c.replyHeaders = p, d, false, false, nil
+	c.cur, c.replied, c.promised, c.replyHeaders = d, false, false, nil
 	ask := d.isAsk()
 	if ask {
 		p.serving = d
@@ -695,7 +720,10 @@ func (d *delivery) sender() Ref {
 
 // send queues a user message on p, mapping mailbox errors to the bus's.
 func (p *process) send(ctx context.Context, d delivery, pol mailbox.Policy) error {
-	return mailboxError(p.mb.Send(ctx, d, pol))
+	if err := p.mb.Send(ctx, d, pol); err != nil {
+		return mailboxError(err)
+	}
+	return nil
 }
 
 // mailboxError is the bus's error for one of the mailbox's.

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -160,4 +161,72 @@ func BenchmarkPingPong(b *testing.B) {
 	b.ReportMetric(benchkit.Median(rtts), "ns/rtt")
 	b.ReportMetric(benchkit.Median(baseRTTs), "chan-ns/rtt")
 	b.ReportMetric(benchkit.Median(ratios), "x-chan")
+}
+
+// wide is a value of the bus's size (the message and where it came from,
+// 32 bytes) stored by value in the ring, as the bus's delivery is.
+type wide struct {
+	msg  any
+	from *payload
+	tag  uint64
+}
+
+// wideCounter is counter for wide values.
+type wideCounter struct {
+	n, want int
+	done    chan struct{}
+}
+
+func (c *wideCounter) InvokeSystem(wide)   {}
+func (c *wideCounter) Dropped(wide, error) { panic("dropped under Block") }
+func (c *wideCounter) Invoke(wide) {
+	if c.n++; c.n == c.want {
+		close(c.done)
+	}
+}
+
+// BenchmarkSendWide is BenchmarkSend/1to1 and 2to1 with the bus's 32-byte
+// values, reporting CPU time per message (cpu-ns/msg, both sides
+// together) beside the channel's: the mailbox's share of a bus Tell.
+//
+//	go test -run '^$' -bench SendWide -benchtime 4000000x -cpu 1,2 ./mailbox
+func BenchmarkSendWide(b *testing.B) {
+	for _, senders := range []int{1, 2} {
+		b.Run(fmt.Sprintf("%dto1", senders), func(b *testing.B) {
+			b.ReportAllocs()
+			total := max(b.N-b.N%senders, senders)
+			per, want := benchkit.Shares(total, senders, 1)
+			inv := &wideCounter{want: want[0], done: make(chan struct{})}
+			mb, err := New[wide](inv, Options{Capacity: benchCap, Policy: Block})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mb.Close()
+			ctx := context.Background()
+			var m any = msg
+			c0 := benchkit.CPUTime()
+			d, err := benchkit.Fanout(ctx, senders, per, func(_, n int) error {
+				for range n {
+					if err := mb.Send(ctx, wide{msg: m}, Default); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, []chan struct{}{inv.done})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c1 := benchkit.CPUTime()
+			base := benchkit.ChanPipeline(m, total, senders, 1, benchCap)
+			c2 := benchkit.CPUTime()
+			b.ReportMetric(base.Seconds()/d.Seconds(), "x-chan")
+			if c2 > 0 {
+				cpu, baseCPU := float64(c1-c0)/float64(total), float64(c2-c1)/float64(total)
+				b.ReportMetric(cpu, "cpu-ns/msg")
+				b.ReportMetric(baseCPU, "chan-cpu-ns/msg")
+				b.ReportMetric(cpu/baseCPU, "x-chan-cpu")
+			}
+		})
+	}
 }
