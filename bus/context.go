@@ -139,8 +139,10 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 
 // StopContext returns a context that ends (context.Canceled) once the
 // actor is asked to stop (Bus.Stop, its parent's stop, Close once its ctx
-// ends), whatever the asker of the current message: work that must end
-// with the actor, even for an asker that never gives up, can wait on it.
+// ends), and at the latest as it ends however it stops (Context.Stop, its
+// supervisor's stop after a failure), whatever the asker of the current
+// message: work that must end with the actor, even for an asker that
+// never gives up, can wait on it.
 // It is one context for every message of the actor, made on first use,
 // and does not end when Receive returns. Like AfterCancel, it may be
 // called from any goroutine while Receive runs.
@@ -156,9 +158,10 @@ func (c *Context) StopContext() context.Context {
 		ctx, cancel := context.WithCancel(context.Background())
 		sc = &stopCtx{ctx, cancel}
 		// Stored before halting is read, as cancelServing stores halting
-		// before it reads stopCtx: one of the two cancels it.
+		// before it reads stopCtx: one of the two cancels it; end sets
+		// ending under mu, then reads stopCtx.
 		p.stopCtx.Store(sc)
-		if p.ctx.halting.Load() {
+		if p.ctx.halting.Load() || p.ending {
 			cancel()
 		}
 	}

@@ -489,9 +489,9 @@ func (p *process) stopChildren(reason error) {
 }
 
 // end is the stop's last part, run once: by the stop on p's goroutine, or
-// by abandon on the stopper's while p is stuck in Receive. It closes the
-// mailbox (what is left becomes dead letters and failed asks), removes
-// the name, tells the watchers and closes done.
+// by abandon on the stopper's while p is stuck in Receive. It ends p's
+// StopContext, closes the mailbox (what is left becomes dead letters and
+// failed asks), removes the name, tells the watchers and closes done.
 func (p *process) end(reason error) {
 	p.mu.Lock()
 	if p.ending {
@@ -500,6 +500,9 @@ func (p *process) end(reason error) {
 	}
 	p.ending = true
 	p.mu.Unlock()
+	if sc := p.stopCtx.Load(); sc != nil { // an actor that stopped itself was not asked to
+		sc.cancel()
+	}
 	p.mb.Close()
 	p.bus.unregister(p)
 	p.mu.Lock()

@@ -333,3 +333,40 @@ func TestStopAbandonedActorEnds(t *testing.T) {
 		}
 	})
 }
+
+// TestStopContextEndsWithSelfStop: an actor that stops itself
+// (Context.Stop) was never asked to stop, yet the work it left waiting on
+// its StopContext ends with it; a StopContext asked for while it stops
+// (its Stopping handler) is ended too.
+func TestStopContextEndsWithSelfStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		left := make(chan context.Context, 2)
+		ref, err := b.Spawn(ActorFunc(func(c *Context, msg any) error {
+			switch msg.(type) {
+			case string:
+				left <- c.StopContext()
+				c.Stop()
+			case Stopping:
+				left <- c.StopContext()
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(ref, "go"); err != nil {
+			t.Fatal(err)
+		}
+		<-b.Done(ref)
+		for range 2 {
+			if err := (<-left).Err(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("StopContext of an actor that stopped itself: %v, want context.Canceled", err)
+			}
+		}
+	})
+}
