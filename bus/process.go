@@ -464,12 +464,20 @@ func (p *process) lifecycle(msg any) {
 
 // stop ends the actor on its own goroutine: Stopping, children in reverse
 // start order, the mailbox (what is left becomes dead letters and failed
-// asks), the name, then Terminated to watchers.
+// asks), the name, then Terminated to watchers. An actor abandoned while
+// stuck in Receive was ended already (abandon): when that Receive returns
+// asking to stop, nothing more runs.
 func (p *process) stop(reason error) {
 	if p.ctx.stopping {
 		return
 	}
 	p.ctx.stopping = true
+	p.mu.Lock()
+	abandoned := p.ending
+	p.mu.Unlock()
+	if abandoned {
+		return
+	}
 	if reason == nil && p.mb.Suspended() {
 		reason = p.failure // stopped by its supervisor after a failure
 	}

@@ -370,3 +370,50 @@ func TestStopContextEndsWithSelfStop(t *testing.T) {
 		}
 	})
 }
+
+// TestStopAbandonedActorLateStop: an actor abandoned by its stop that
+// calls Context.Stop as its stuck Receive finally returns is not stopped
+// a second time: it was ended already, and its Stopping handler does not
+// run after its watchers were told it terminated.
+func TestStopAbandonedActorLateStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		running, release := make(chan struct{}), make(chan struct{})
+		stopping := make(chan struct{}, 2)
+		ref, err := b.Spawn(ActorFunc(func(c *Context, msg any) error {
+			switch msg.(type) {
+			case string:
+				close(running)
+				<-release
+				c.Stop()
+			case Stopping:
+				stopping <- struct{}{}
+			}
+			return nil
+		}), WithShutdownTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(ref, "work"); err != nil {
+			t.Fatal(err)
+		}
+		<-running
+		if err := b.Stop(ref); err != nil { // abandons it after a minute
+			t.Fatal(err)
+		}
+		select {
+		case <-b.Done(ref):
+		default:
+			t.Fatal("Done of the abandoned actor is open")
+		}
+		close(release)
+		synctest.Wait()
+		if len(stopping) != 0 {
+			t.Fatal("the abandoned actor got Stopping after it was ended")
+		}
+	})
+}
