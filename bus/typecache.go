@@ -10,8 +10,12 @@ import (
 // name up: the receiver by name (a string hash and a map probe), the sender
 // by Go type. A stream of messages names few types over and over, so Types
 // keeps the answers of recent lookups in two small direct-mapped tables,
-// each hit one comparison. Registering a type clears both, as it may change
-// an answer (a *T named after T until *T is registered itself).
+// each hit a comparison. Registering a type may change an answer (a *T
+// named after T until *T is registered itself), so an entry holds the maps
+// it was read from and counts only while they are the current ones: a
+// lookup that began before a registration and stored its answer after it
+// is never taken. Registering clears both tables too, so that they do not
+// keep replaced maps alive.
 const (
 	typeCacheBits  = 6
 	typeCacheSlots = 1 << typeCacheBits
@@ -21,10 +25,11 @@ const (
 	typeCacheMisses = 16
 )
 
-// typeEntry is one remembered lookup; immutable but for misses.
+// typeEntry is one remembered lookup in maps; immutable but for misses.
 type typeEntry struct {
 	name   string
 	rt     reflect.Type
+	maps   *typeMaps
 	misses atomic.Uint32
 }
 
@@ -42,19 +47,13 @@ func typeSlot(rt reflect.Type) uint {
 	return uint(p*0x9e3779b97f4a7c15>>(64-typeCacheBits)) & (typeCacheSlots - 1)
 }
 
-// remember puts e, found in m, in slot s unless the entry there has turned
-// away fewer than typeCacheMisses other lookups. When a registration
-// replaced m meanwhile, e may be stale and leaves at once: the registration
-// published its maps before it cleared the table, so either its clearing
-// came after e was stored, or this load sees its maps.
-func (t *Types) remember(c *typeCache, s uint, e *typeEntry, m *typeMaps) {
-	if old := c[s].Load(); old != nil && old.misses.Add(1) < typeCacheMisses {
+// remember puts e in slot s of c unless the entry there, of the same maps,
+// has turned away fewer than typeCacheMisses other lookups.
+func remember(c *typeCache, s uint, e *typeEntry) {
+	if old := c[s].Load(); old != nil && old.maps == e.maps && old.misses.Add(1) < typeCacheMisses {
 		return
 	}
 	c[s].Store(e)
-	if t.maps.Load() != m {
-		c[s].CompareAndSwap(e, nil)
-	}
 }
 
 // cachedTypeOf is typeOf through t.recentNames: the type registered as name.
@@ -62,27 +61,27 @@ func (t *Types) cachedTypeOf(name string) (reflect.Type, error) {
 	if name == "" {
 		return t.typeOf(name) // an error
 	}
+	m := t.maps.Load()
 	s := nameSlot(name)
-	if e := t.recentNames[s].Load(); e != nil && e.name == name {
+	if e := t.recentNames[s].Load(); e != nil && e.name == name && e.maps == m {
 		return e.rt, nil
 	}
-	m := t.maps.Load()
 	rt, err := m.typeOf(name)
 	if err == nil {
-		t.remember(&t.recentNames, s, &typeEntry{name: name, rt: rt}, m)
+		remember(&t.recentNames, s, &typeEntry{name: name, rt: rt, maps: m})
 	}
 	return rt, err
 }
 
 // cachedNameOf is nameOf through t.recentTypes: the wire name of rt, not nil.
 func (t *Types) cachedNameOf(rt reflect.Type) string {
+	m := t.maps.Load()
 	s := typeSlot(rt)
-	if e := t.recentTypes[s].Load(); e != nil && e.rt == rt {
+	if e := t.recentTypes[s].Load(); e != nil && e.rt == rt && e.maps == m {
 		return e.name
 	}
-	m := t.maps.Load()
 	name := m.nameOf(rt)
-	t.remember(&t.recentTypes, s, &typeEntry{name: name, rt: rt}, m)
+	remember(&t.recentTypes, s, &typeEntry{name: name, rt: rt, maps: m})
 	return name
 }
 
