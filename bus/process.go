@@ -203,7 +203,7 @@ type process struct {
 	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
 }
 
-// stopCtx is an actor's Context.StopContext: canceled by cancelServing.
+// stopCtx is an actor's Context.StopContext: canceled by cancelServing, or by end.
 type stopCtx struct {
 	ctx    context.Context
 	cancel context.CancelFunc
