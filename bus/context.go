@@ -75,7 +75,7 @@ func (c *Context) Canceled() bool {
 		return call.givenUp(seq) || c.p.ctx.halting.Load()
 	}
 	if in := c.cur.in(); in != nil {
-		return in.canceled.Load()
+		return in.canceled.Load() || c.p.ctx.halting.Load()
 	}
 	return false
 }
@@ -129,7 +129,10 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 	if in := c.cur.in(); in != nil && in.env.Kind == KindAsk {
 		h := &cancelHook{f: f}
 		in.hooks.add(h)
-		if in.canceled.Load() {
+		// halting as for an ask in process: a stop cancels the ask the
+		// actor runs (cancelServing), but one taken up just after it
+		// looked finds only halting set.
+		if in.canceled.Load() || c.p.ctx.halting.Load() {
 			h.fire()
 		}
 		return h.stop

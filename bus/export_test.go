@@ -133,3 +133,8 @@ func Loads(b *Bus, name string) map[Ref]int64 {
 	}
 	return out
 }
+
+// Halt marks the actor at r as asked to stop, as a stop does before it
+// looks for the ask the actor runs (cancelServing), without stopping it: the
+// state an ask the actor takes up just after that look runs in.
+func Halt(b *Bus, r Ref) { b.lookup(r).ctx.halting.Store(true) }
