@@ -84,6 +84,14 @@ func clearEnvelope(e *Envelope) {
 	e.Headers, e.Codec, e.Type, e.Body, e.Msg = nil, "", "", nil, nil
 }
 
+// copyHead sets every field of *dst but Body and Msg to *src's, field by
+// field (see clearEnvelope).
+func copyHead(dst, src *Envelope) {
+	dst.Kind, dst.Corr, dst.Timeout, dst.Headers, dst.Codec, dst.Type = src.Kind, src.Corr, src.Timeout, src.Headers, src.Codec, src.Type
+	setRef(&dst.From, &src.From)
+	setRef(&dst.To, &src.To)
+}
+
 // setRef sets *dst to *src field by field, so that only Name's pointer
 // takes a write barrier.
 func setRef(dst, src *Ref) {
@@ -243,12 +251,8 @@ func (nd *EnvelopeDecoder) intern(b []byte) string {
 func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 	if nd != nil && nd.lastLen > 0 && len(data) >= nd.lastLen && string(data[:nd.lastLen]) == string(nd.last[:nd.lastLen]) {
 		if !nd.holdsLast(e) {
-			// Field by field (see clearEnvelope); the kept header has
-			// no Corr, no Headers and no Msg.
-			le := &nd.lastEnv
-			e.Kind, e.Corr, e.Timeout, e.Headers, e.Codec, e.Type, e.Msg = le.Kind, 0, le.Timeout, nil, le.Codec, le.Type, nil
-			setRef(&e.From, &le.From)
-			setRef(&e.To, &le.To)
+			copyHead(e, &nd.lastEnv) // with no Corr and no Headers
+			e.Msg = nil
 		}
 		e.Body = nil
 		if len(data) > nd.lastLen {

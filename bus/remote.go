@@ -853,11 +853,7 @@ func (b *Bus) inboundOf(l Link, env *Envelope, p *process) *inbound {
 	}
 	in := inbounds.Get().(*inbound)
 	in.link = l
-	// Field by field, without Msg and Body (see clearEnvelope).
-	e := &in.env
-	e.Kind, e.Corr, e.Timeout, e.Headers, e.Codec, e.Type = env.Kind, env.Corr, env.Timeout, env.Headers, env.Codec, env.Type
-	setRef(&e.From, &env.From)
-	setRef(&e.To, &env.To)
+	copyHead(&in.env, env) // without Msg and Body
 	if env.Timeout > 0 {
 		in.deadline = time.Now().Add(env.Timeout)
 	}
