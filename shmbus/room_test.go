@@ -209,3 +209,101 @@ func TestWaitersForRoomEachEnd(t *testing.T) {
 		}
 	}
 }
+
+// stallHost is a receiving host whose reader stops in Deliver until go_ is
+// closed, so that its peer's senders fill the ring.
+type stallHost struct {
+	*testHost
+	stalled, released sync.Once
+	in, go_           chan struct{} // in is closed once the reader stops
+}
+
+func (h *stallHost) release() { h.released.Do(func() { close(h.go_) }) }
+
+func (h *stallHost) Deliver(bus.Link, *bus.Envelope) {
+	h.stalled.Do(func() { close(h.in) })
+	<-h.go_
+}
+
+// TestRoomSleeperLeavesByItsDeadline: the sender that sleeps in the kernel
+// for room leaves at its ctx's deadline while another waits for it in Go;
+// the one left must take over the wait and be woken when the reader frees
+// room (with the sleep's slice a minute long, nothing else would wake it
+// in time), and its tell must arrive.
+func TestRoomSleeperLeavesByItsDeadline(t *testing.T) {
+	defer func(d time.Duration) { roomSlice = d }(roomSlice)
+	roomSlice = time.Minute
+
+	path := filepath.Join(t.TempDir(), "s")
+	rh := &stallHost{testHost: newTestHost(), in: make(chan struct{}), go_: make(chan struct{})}
+	rt := New(Config{Listen: path, RingSize: MinRingSize, PeerTimeout: -1})
+	if err := rt.Start(rh); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	defer rh.release()
+	st := New(Config{RingSize: MinRingSize, PeerTimeout: -1})
+	if err := st.Start(newTestHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bl, err := st.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := bl.(*link)
+	tell := &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: make([]byte, 100)}
+
+	ended, end := context.WithCancel(context.Background())
+	end()
+	fill := func() {
+		for {
+			env := *tell // Send borrows its envelope
+			if err := l.Send(ended, &env); err != nil {
+				return
+			}
+		}
+	}
+	fill()
+	<-rh.in
+	fill() // what the reader took before it stopped
+
+	send := func(ctx context.Context) chan error {
+		ch := make(chan error, 1)
+		env := *tell
+		go func() { ch <- l.Send(ctx, &env) }()
+		return ch
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer scancel()
+	sleeper := send(sctx)
+	for l.roomWaits.Load() == 0 { // it sleeps in the kernel
+		select {
+		case err := <-sleeper:
+			t.Fatalf("sleeper returned while the ring was full: %v", err)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waiter := send(ctx)
+	if err := <-sleeper; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("sleeper: %v, want its ctx's deadline", err)
+	}
+	for l.roomWaits.Load() < 2 { // the waiter took over the sleep in the kernel
+		select {
+		case err := <-waiter:
+			t.Fatalf("waiter returned while the ring was full: %v", err)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	rh.release()
+	if err := <-waiter; err != nil {
+		t.Fatalf("waiter: %v, want its tell sent once the reader freed room", err)
+	}
+	if s := l.roomSlept.Load(); s != 1 {
+		t.Fatalf("%d sleeps lasted until they timed out, want the sleeper's alone: the waiter was not woken", s)
+	}
+}
