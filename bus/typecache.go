@@ -47,13 +47,15 @@ func typeSlot(rt reflect.Type) uint {
 	return uint(p*0x9e3779b97f4a7c15>>(64-typeCacheBits)) & (typeCacheSlots - 1)
 }
 
-// remember puts e in slot s of c unless the entry there, of the same maps,
-// has turned away fewer than typeCacheMisses other lookups.
-func remember(c *typeCache, s uint, e *typeEntry) {
-	if old := c[s].Load(); old != nil && old.maps == e.maps && old.misses.Add(1) < typeCacheMisses {
+// remember puts the lookup of name and rt in m in slot s of c unless the
+// entry there, of the same maps, has turned away fewer than
+// typeCacheMisses other lookups. The entry is made only when it is put:
+// a lookup turned away allocates nothing.
+func remember(c *typeCache, s uint, name string, rt reflect.Type, m *typeMaps) {
+	if old := c[s].Load(); old != nil && old.maps == m && old.misses.Add(1) < typeCacheMisses {
 		return
 	}
-	c[s].Store(e)
+	c[s].Store(&typeEntry{name: name, rt: rt, maps: m})
 }
 
 // cachedTypeOf is typeOf through t.recentNames: the type registered as name.
@@ -68,7 +70,7 @@ func (t *Types) cachedTypeOf(name string) (reflect.Type, error) {
 	}
 	rt, err := m.typeOf(name)
 	if err == nil {
-		remember(&t.recentNames, s, &typeEntry{name: name, rt: rt, maps: m})
+		remember(&t.recentNames, s, name, rt, m)
 	}
 	return rt, err
 }
@@ -81,7 +83,7 @@ func (t *Types) cachedNameOf(rt reflect.Type) string {
 		return e.name
 	}
 	name := m.nameOf(rt)
-	remember(&t.recentTypes, s, &typeEntry{name: name, rt: rt, maps: m})
+	remember(&t.recentTypes, s, name, rt, m)
 	return name
 }
 

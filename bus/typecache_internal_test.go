@@ -27,3 +27,32 @@ func TestTypeLookupIgnoresAnswerOfOlderMaps(t *testing.T) {
 		t.Fatalf("NameOf(*staleTarget) = %q after it was registered as %q", got, "stale.pointer")
 	}
 }
+
+// Two names that share a slot, looked up in turns, allocate nothing: the
+// one in the slot turns the other away, which must not make an entry it
+// does not keep.
+func TestTypeLookupTurnedAwayAllocatesNothing(t *testing.T) {
+	types := NewTypes()
+	type one struct{ A int }
+	type two struct{ B int }
+	if err := types.Register("t.aaz", one{}); err != nil { // one slot: same length, first and last byte
+		t.Fatal(err)
+	}
+	if err := types.Register("t.bbz", two{}); err != nil {
+		t.Fatal(err)
+	}
+	if nameSlot("t.aaz") != nameSlot("t.bbz") {
+		t.Fatal("the two names no longer share a slot")
+	}
+	n := testing.AllocsPerRun(1000, func() {
+		for _, name := range []string{"t.aaz", "t.bbz"} {
+			if _, err := types.cachedTypeOf(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	// The slot changes hands once every typeCacheMisses turned away.
+	if max := 2.0 / typeCacheMisses; n > max {
+		t.Fatalf("%v allocations per two lookups, want at most %v", n, max)
+	}
+}
