@@ -251,7 +251,7 @@ func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
 	}
 	start := len(c.out)
 	out, typ, err := append(c.out, make([]byte, frameHeaderLen)...), frameData, error(nil)
-	canRepeat := repeatable(env)
+	canRepeat := c.res.Version >= versionRepeat && repeatable(env)
 	repeat := canRepeat && c.rep && sameHeader(&c.repHdr, env)
 	if repeat {
 		out, typ = append(out, env.Body...), frameRepeat
@@ -839,6 +839,8 @@ func (c *conn) readLoop() {
 			var err error
 			if typ == frameData {
 				err = t.comp.decodeData(env, flags, p, &scratch, &names)
+			} else if c.res.Version < versionRepeat {
+				err = fmt.Errorf("%w: repeat frame on a connection of version %d", ErrBadFrame, c.res.Version)
 			} else if len(batch) > 1 {
 				err = decodeRepeat(env, &batch[len(batch)-2], p)
 			} else if lastOK {

@@ -22,7 +22,11 @@
 //
 // # Connections
 //
-// A connection starts with a handshake: magic and protocol version, node id,
+// A connection starts with a handshake: magic and protocol version (the
+// dialer offers the highest it speaks, the acceptor answers with the lower
+// of that and its own, and the connection speaks the answer; a node of
+// version 3, which refuses any other, is dialed again offering 3, so nodes
+// of both versions link during a rolling upgrade), node id,
 // the name of the body codec each end prefers (from which both compute the
 // link's: the same name, else the acceptor's when it is built in, else the
 // dialer's when it is; docs/codecs.md), the compressions each end decodes, and a
@@ -39,9 +43,10 @@
 //
 // After the handshake a connection carries length-prefixed frames: data
 // (one binary envelope, compressed with S2 or Zstd above Config.CompressMin
-// when both ends agree), repeat frames (the body of a tell whose envelope
-// header is the one of the frame before it, so a stream of tells from one
-// sender to one actor sends its header once per write), pings, and a close
+// when both ends agree), repeat frames on a connection of version 4 (the
+// body of a tell whose envelope header is the one of the frame before it,
+// so a stream of tells from one sender to one actor sends its header once
+// per write), pings, and a close
 // frame with a reason. Frames over
 // Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
 // and an envelope header that does not decode close that link with a clear

@@ -11,17 +11,28 @@ import (
 	xcodec "github.com/xbus-dev/xbus/codec"
 )
 
-// The handshake opens every connection. Both ends send a hello at once, then
-// an auth frame proving they hold the shared secret, then a ready frame once
-// they have checked the peer's proof. The layout is in docs/wire.md.
+// The handshake opens every connection. The dialer sends its hello, offering
+// the highest protocol version it speaks; the acceptor answers with its
+// hello, naming the version of the connection: the offer, or the highest it
+// speaks if that is lower. Then each sends an auth frame proving it holds
+// the shared secret, then a ready frame once it has checked the peer's
+// proof. The layout is in docs/wire.md.
 //
 // handshake is the protocol as a goroutine-free state machine: the driver
 // (dialConn/acceptConn) writes what start and feed return and reads bytes
 // into feed until done, so every rule is table-tested and fuzzed without a
 // socket or a timer.
 
+// Protocol versions this build speaks: 3, and 4, which adds the repeat
+// frame (repeat.go). A connection speaks one; the writer sends repeat frames
+// only on a connection of version 4 or above.
 const (
-	protoVersion = 4
+	minVersion    = 3
+	maxVersion    = 4
+	versionRepeat = 4 // the first with repeat frames
+)
+
+const (
 	helloFixed   = 70 // bytes of a hello before the codec name
 	maxCodecName = 64
 	nonceLen     = 32
@@ -50,6 +61,10 @@ type hsConfig struct {
 	Pool     uint8  // dialer: connections in the pool (1..255)
 	MaxFrame uint32 // the largest frame payload this end accepts
 	Nonce    [nonceLen]byte
+	// Version is the highest protocol version this end speaks (minVersion..
+	// maxVersion; 0 means maxVersion). A dialer offers it; an acceptor
+	// answers with the lower of it and the offer.
+	Version uint8
 }
 
 // hsResult is what a completed handshake established.
@@ -60,6 +75,7 @@ type hsResult struct {
 	PeerMaxFrame int
 	SendComp     byte   // compression flag to send data frames with (compNone if none agreed)
 	Codec        string // the link's codec, agreed from both hellos (codec.Agree)
+	Version      uint8  // the connection's protocol version
 }
 
 type hsState uint8
@@ -82,14 +98,33 @@ type handshake struct {
 	peerAuth  bool
 	err       error
 	maxBuffer int
+	// peerVersion is the version byte of the peer's hello once it arrived
+	// (0 before): a dialer whose offer an older acceptor refused redials
+	// offering it.
+	peerVersion uint8
 }
 
 func newHandshake(cfg hsConfig) *handshake {
+	if cfg.Version == 0 {
+		cfg.Version = maxVersion
+	}
 	return &handshake{cfg: cfg, maxBuffer: helloFixed + maxCodecName + 2*frameHeaderLen + maxAuthPayload + 1 + maxCloseReason}
 }
 
-// start returns the hello to send first.
+// start returns what to send first: the dialer's hello. The acceptor sends
+// nothing first: its hello names the version, which it knows once the
+// dialer's offer arrived (feed sends it then, before anything else). A
+// node of version 3 checks the version byte for equality, so an acceptor
+// that sent its own first would be refused by an older dialer.
 func (h *handshake) start() []byte {
+	if !h.cfg.Dialer {
+		return nil
+	}
+	return h.hello(h.cfg.Version)
+}
+
+// hello returns this end's hello naming version v.
+func (h *handshake) hello(v uint8) []byte {
 	c := &h.cfg
 	b := make([]byte, 0, helloFixed+len(c.Codec))
 	b = append(b, magic[:]...)
@@ -100,7 +135,7 @@ func (h *handshake) start() []byte {
 	if c.Dialer {
 		flags |= helloDialer
 	}
-	b = append(b, protoVersion, flags, c.Decode, c.Pool, c.Conn, byte(len(c.Codec)))
+	b = append(b, v, flags, c.Decode, c.Pool, c.Conn, byte(len(c.Codec)))
 	b = append(b, c.Node[:]...)
 	b = binary.BigEndian.AppendUint64(b, c.LinkID)
 	b = binary.BigEndian.AppendUint32(b, c.MaxFrame)
@@ -131,7 +166,7 @@ func (h *handshake) feed(p []byte) (out []byte, err error) {
 		if err != nil {
 			h.state, h.err = hsFailed, err
 			if !isRejection(err) {
-				out = appendCloseFrame(out, err)
+				out = h.appendRefusal(out, err)
 			}
 			return out, err
 		}
@@ -140,11 +175,21 @@ func (h *handshake) feed(p []byte) (out []byte, err error) {
 				// Unreachable with a well-formed peer: every message is bounded.
 				err = fmt.Errorf("%w: %d bytes buffered", ErrHandshake, len(h.in))
 				h.state, h.err = hsFailed, err
-				return appendCloseFrame(out, err), err
+				return h.appendRefusal(out, err), err
 			}
 			return out, nil
 		}
 	}
+}
+
+// appendRefusal appends the close frame refusing the peer for err. An
+// acceptor refusing before its hello went out sends its hello first, so
+// that the dialer reads the close frame after a hello, as from any node.
+func (h *handshake) appendRefusal(out []byte, err error) []byte {
+	if h.mine == nil {
+		out = append(out, h.hello(h.answer())...)
+	}
+	return appendCloseFrame(out, err)
 }
 
 // isRejection reports whether err is the peer's refusal (which needs no close
@@ -162,8 +207,12 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 				return out, false, fmt.Errorf("%w: got % x", ErrBadMagic, h.in[:min(len(h.in), 4)])
 			}
 		}
-		if len(h.in) > 4 && h.in[4] != protoVersion {
-			return out, false, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, h.in[4], protoVersion)
+		if len(h.in) > 4 && h.peerVersion == 0 {
+			v := h.in[4]
+			if err := h.checkVersion(v); err != nil {
+				return out, false, err
+			}
+			h.peerVersion = v
 		}
 		if len(h.in) < 10 {
 			return out, false, nil
@@ -179,6 +228,9 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 		}
 		h.theirs = append([]byte(nil), h.in[:n]...)
 		h.in = h.in[n:]
+		if !h.cfg.Dialer {
+			out = append(out, h.hello(h.res.Version)...)
+		}
 		proof := h.proof(h.cfg.Dialer)
 		out = appendFrameHeader(out, frameAuth, 0, len(proof))
 		out = append(out, proof...)
@@ -223,6 +275,28 @@ func (h *handshake) step(out []byte) ([]byte, bool, error) {
 	return out, false, fmt.Errorf("%w: state %d", ErrHandshake, h.state)
 }
 
+// checkVersion checks the version byte of the peer's hello. An acceptor
+// takes any offer from minVersion up (a newer dialer speaks the older
+// versions too, and falls back to the one answered); a dialer takes an
+// answer from minVersion up to its own offer.
+func (h *handshake) checkVersion(v uint8) error {
+	if v < minVersion || h.cfg.Dialer && v > h.cfg.Version {
+		return fmt.Errorf("%w: peer speaks version %d, this node %d to %d", ErrVersion, v, minVersion, h.cfg.Version)
+	}
+	return nil
+}
+
+// answer returns the connection's version: the lower of this end's highest
+// and the peer's hello's (the dialer's offer, or the acceptor's answer). An
+// acceptor refusing a hello whose version it has not read, or one below
+// minVersion, names its own highest.
+func (h *handshake) answer() uint8 {
+	if h.peerVersion == 0 {
+		return h.cfg.Version
+	}
+	return min(h.peerVersion, h.cfg.Version)
+}
+
 func (h *handshake) parseHello(b []byte) error {
 	flags, decode, pool, conn, nameLen := b[5], b[6], b[7], b[8], int(b[9])
 	var peer bus.NodeID
@@ -259,7 +333,7 @@ func (h *handshake) parseHello(b []byte) error {
 	} else if pool == 0 || conn >= pool {
 		return fmt.Errorf("%w: connection %d of a pool of %d", ErrHandshake, conn, pool)
 	}
-	h.res = hsResult{Peer: peer, LinkID: linkID, Conn: conn, Pool: pool, PeerMaxFrame: int(maxFrame), Codec: agreed}
+	h.res = hsResult{Peer: peer, LinkID: linkID, Conn: conn, Pool: pool, PeerMaxFrame: int(maxFrame), Codec: agreed, Version: h.answer()}
 	if f := h.cfg.Compress.flag(); f != compNone && decode&f != 0 {
 		h.res.SendComp = f
 	}

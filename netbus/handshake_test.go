@@ -149,19 +149,25 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 	}{
 		{[]byte("GET / HTTP/1.1\r\n"), ErrBadMagic},
 		{[]byte("XBU!"), ErrBadMagic},
+		{[]byte("XBUS\x00rest"), ErrVersion},
 		{[]byte("XBUS\x01rest"), ErrVersion}, // version 1: pings without acknowledgements
 		{[]byte("XBUS\x02rest"), ErrVersion}, // version 2: close frames without a read count
-		{[]byte("XBUS\x03rest"), ErrVersion}, // version 3: no repeat frames
-		{[]byte("XBUS\x05rest"), ErrVersion},
 	} {
 		a := newHandshake(ac)
-		a.start()
+		if hello := a.start(); len(hello) != 0 {
+			t.Fatalf("the acceptor sent %d bytes before the dialer's hello", len(hello))
+		}
 		out, err := a.feed(tc.in)
 		if !errors.Is(err, tc.want) {
 			t.Fatalf("%q: got %v, want %v", tc.in, err, tc.want)
 		}
-		// The refusal goes back as a close frame that the peer decodes into
-		// the same sentinel.
+		// The refusal goes back after the acceptor's hello, naming its
+		// highest version, as a close frame that the peer decodes into the
+		// same sentinel.
+		if len(out) < helloFixed+len(ac.Codec) || !bytes.Equal(out[:4], magic[:]) || out[4] != maxVersion {
+			t.Fatalf("%q: answer %q does not begin with a hello of version %d", tc.in, out, maxVersion)
+		}
+		out = out[helloFixed+len(ac.Codec):]
 		fr := frameReader{r: bytes.NewReader(out), max: 4096}
 		typ, flags, p, rerr := fr.next()
 		if rerr != nil || typ != frameClose {
@@ -173,6 +179,139 @@ func TestHandshakeBadMagicAndVersion(t *testing.T) {
 	}
 }
 
+// The connection speaks the highest version both ends speak: the dialer
+// offers its highest, the acceptor answers with the lower of it and its
+// own; an offer above what the acceptor speaks (a newer node) comes down to
+// the acceptor's. A dialer refuses an answer above its offer or below 3.
+func TestHandshakeVersionNegotiation(t *testing.T) {
+	for _, c := range []struct{ dialer, acceptor, want uint8 }{
+		{4, 4, 4},
+		{3, 4, 3},
+		{4, 3, 3},
+		{3, 3, 3},
+		{5, 4, 4}, // a newer dialer offering 5 falls back to 4
+		{255, 3, 3},
+	} {
+		dc, ac := hsPair(func(d, a *hsConfig) { d.Version, a.Version = c.dialer, c.acceptor })
+		for _, secret := range [][]byte{nil, []byte("k")} {
+			dc.Secret, ac.Secret = secret, secret
+			d, a, derr, aerr := runHandshake(t, dc, ac, 5)
+			if derr != nil || aerr != nil || !d.done() || !a.done() {
+				t.Fatalf("dialer %d, acceptor %d: %v, %v", c.dialer, c.acceptor, derr, aerr)
+			}
+			if d.result().Version != c.want || a.result().Version != c.want {
+				t.Fatalf("dialer %d, acceptor %d: the dialer speaks %d, the acceptor %d, want %d", c.dialer, c.acceptor, d.result().Version, a.result().Version, c.want)
+			}
+			if d.mine[4] != c.dialer || a.mine[4] != c.want {
+				t.Fatalf("dialer %d, acceptor %d: hellos of versions %d and %d", c.dialer, c.acceptor, d.mine[4], a.mine[4])
+			}
+		}
+	}
+	// The acceptor's hello answering above the offer, or below 3.
+	for _, answer := range []byte{2, 5} {
+		dc, ac := hsPair(func(d, a *hsConfig) { d.Version = 4 })
+		ac.Version = answer
+		if answer > maxVersion {
+			ac.Version = maxVersion
+		}
+		a := newHandshake(ac)
+		d := newHandshake(dc)
+		out, err := a.feed(d.start())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[4] = answer
+		if _, err := d.feed(out); !errors.Is(err, ErrVersion) {
+			t.Fatalf("answer %d: dialer got %v, want ErrVersion", answer, err)
+		}
+	}
+	// A downgrade by a man in the middle (the offer rewritten to 3) fails
+	// the proofs, which cover both hellos as sent.
+	dc, ac := hsPair(func(d, a *hsConfig) { d.Secret, a.Secret = []byte("k"), []byte("k") })
+	d, a := newHandshake(dc), newHandshake(ac)
+	hello := d.start()
+	tampered := bytes.Clone(hello)
+	tampered[4] = 3
+	toD, err := a.feed(tampered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toA, err := d.feed(toD)
+	if !errors.Is(err, ErrAuth) {
+		if _, err = a.feed(toA); !errors.Is(err, ErrAuth) {
+			t.Fatalf("a downgraded offer: got %v, want ErrAuth", err)
+		}
+	}
+}
+
+// A node of version 3 (the build before repeat frames) sends its hello at
+// once and checks the version byte of the peer's for equality: these are
+// its bytes, as docs/wire.md specified them for version 3. A dialer
+// offering 4 reads its hello, then its refusal, and has what it needs to
+// dial again offering 3; an acceptor answers a dialer of version 3 with 3.
+func TestHandshakeVersion3Peer(t *testing.T) {
+	v3hello := func(dialer bool, node bus.NodeID) []byte {
+		b := append([]byte("XBUS"), 3)
+		var flags, pool byte
+		if dialer {
+			flags, pool = helloDialer, 1
+		}
+		b = append(b, flags, compS2|compZstd, pool, 0, 4)
+		b = append(b, node[:]...)
+		b = append(b, 0, 0, 0, 0, 0, 0, 0, 7) // link id
+		b = append(b, 0, 1, 0, 0)             // max frame 65536
+		b = append(b, make([]byte, nonceLen)...)
+		return append(b, "json"...)
+	}
+	v3node := bus.NewNodeID()
+	// A version-3 acceptor: its hello, at once, then, having read byte 4
+	// of ours, a close frame with reason 2 (version) and no count.
+	refusal := append(appendFrameHeader(nil, frameClose, 0, 1+len("v")), byte(closeVersion), 'v')
+	dc, ac := hsPair(nil)
+	d := newHandshake(dc)
+	if hello := d.start(); hello[4] != 4 {
+		t.Fatalf("the dialer offers %d, want 4", hello[4])
+	}
+	_, err := d.feed(append(v3hello(false, v3node), refusal...))
+	if !errors.Is(err, ErrVersion) || !errors.Is(err, ErrRejected) || d.peerVersion != 3 {
+		t.Fatalf("refused by a version-3 acceptor: %v, its hello of version %d", err, d.peerVersion)
+	}
+	if !fallBack(err, 4, d.peerVersion) {
+		t.Fatal("the dialer would not dial again offering 3")
+	}
+	// Its socket closed before the refusal arrived: the same.
+	if !fallBack(ErrHandshake, 4, 3) || fallBack(ErrHandshake, 4, 4) || fallBack(ErrAuth, 4, 3) || fallBack(ErrHandshake, 4, 2) {
+		t.Fatal("fallBack")
+	}
+	// Offering 3, the dialer links with it.
+	dc.Version = 3
+	d = newHandshake(dc)
+	if hello := d.start(); hello[4] != 3 {
+		t.Fatalf("the dialer offers %d, want 3", hello[4])
+	}
+	out, err := d.feed(v3hello(false, v3node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(appendFrameHeader(nil, frameAuth, 0, 0), appendFrameHeader(nil, frameReady, 0, 0)...)
+	if _, err := d.feed(out); err != nil || !d.done() || d.result().Version != 3 {
+		t.Fatalf("with a version-3 acceptor: %v, done %v, version %d", err, d.done(), d.result().Version)
+	}
+	// A version-3 dialer: the acceptor answers 3, and the version-3 dialer's
+	// check (byte 4 == 3) passes.
+	a := newHandshake(ac)
+	out, err = a.feed(v3hello(true, v3node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < helloFixed || !bytes.Equal(out[:4], magic[:]) || out[4] != 3 {
+		t.Fatalf("the acceptor answered a version-3 dialer with % x", out[:min(len(out), 5)])
+	}
+	if _, err := a.feed(append(appendFrameHeader(nil, frameAuth, 0, 0), appendFrameHeader(nil, frameReady, 0, 0)...)); err != nil || !a.done() || a.result().Version != 3 {
+		t.Fatalf("with a version-3 dialer: %v, done %v, version %d", err, a.done(), a.result().Version)
+	}
+}
+
 // A proof recorded from one connection is useless on another: the nonces
 // differ, so the transcript differs.
 func TestHandshakeReplay(t *testing.T) {
@@ -181,8 +320,11 @@ func TestHandshakeReplay(t *testing.T) {
 	d := newHandshake(dc)
 	a := newHandshake(ac)
 	helloD := d.start()
-	helloA := a.start()
-	recAuth, err := d.feed(helloA) // the dialer's auth frame, recorded
+	helloA, err := a.feed(helloD) // the acceptor's hello and auth frame
+	if err != nil {
+		t.Fatal(err)
+	}
+	recAuth, err := d.feed(helloA) // the dialer's auth and ready frames, recorded
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,43 +343,69 @@ func TestHandshakeReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	own = own[helloFixed+len(ac.Codec):] // its auth frame, after its hello
 	if _, err := a3.feed(own); !errors.Is(err, ErrAuth) {
 		t.Fatalf("reflected proof: got %v, want ErrAuth", err)
 	}
 	_ = a
 }
 
+// FuzzHandshake feeds bytes to both ends of a handshake: to an acceptor as
+// the dialer's hello and frames, and to a dialer as the acceptor's. Neither
+// panics, buffers without bound, refuses without a close frame, completes
+// without the secret, or takes a version outside what it speaks.
 func FuzzHandshake(f *testing.F) {
 	dc, ac := hsPair(func(d, a *hsConfig) { d.Secret, a.Secret = []byte("k"), []byte("k") })
 	d := newHandshake(dc)
 	hello := d.start()
+	answer, err := newHandshake(ac).feed(hello) // the acceptor's hello and auth frame
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(hello, 3)
+	f.Add(answer, 3)
 	f.Add([]byte("XBUS\x01"), 1)
+	for _, v := range []byte{0, 2, 3, 4, 5, 255} { // every version byte: too old, older, ours, newer
+		for _, b := range [][]byte{hello, answer} {
+			b = bytes.Clone(b)
+			b[4] = v
+			f.Add(b, 7)
+		}
+	}
 	f.Add(append(append([]byte(nil), hello...), 0, 0, 0, 32, frameAuth, 0), 10)
 	f.Add(append(append([]byte(nil), hello...), 0, 0, 0, 4, frameClose, 0, 2, 'x', 'y', 'z'), 10)
 	f.Fuzz(func(t *testing.T, in []byte, chunk int) {
 		if chunk <= 0 {
 			chunk = 1
 		}
-		a := newHandshake(ac)
-		a.start()
-		for len(in) > 0 && !a.done() {
-			n := min(chunk, len(in))
-			out, err := a.feed(in[:n])
-			in = in[n:]
-			if len(a.in) > a.maxBuffer+n {
-				t.Fatalf("buffered %d bytes", len(a.in))
-			}
-			if err != nil {
-				if len(out) == 0 && !errors.Is(err, ErrRejected) {
-					t.Fatalf("error %v without a close frame", err)
+		for _, cfg := range []hsConfig{ac, dc} {
+			h := newHandshake(cfg)
+			h.start()
+			in := in
+			for len(in) > 0 && !h.done() {
+				n := min(chunk, len(in))
+				out, err := h.feed(in[:n])
+				in = in[n:]
+				if len(h.in) > h.maxBuffer+n {
+					t.Fatalf("buffered %d bytes", len(h.in))
 				}
-				return
+				if h.peerVersion != 0 && (h.peerVersion < minVersion || cfg.Dialer && h.peerVersion > maxVersion) {
+					t.Fatalf("dialer %v took a hello of version %d", cfg.Dialer, h.peerVersion)
+				}
+				if err != nil {
+					if len(out) == 0 && !errors.Is(err, ErrRejected) {
+						t.Fatalf("error %v without a close frame", err)
+					}
+					if !cfg.Dialer && errors.Is(err, ErrVersion) && !errors.Is(err, ErrRejected) && (len(out) < 5 || out[4] != maxVersion) {
+						t.Fatalf("a version refused without the acceptor's hello first: % x", out[:min(len(out), 5)])
+					}
+					break
+				}
 			}
-		}
-		if a.done() {
-			// Only a peer holding the secret gets here.
-			t.Fatalf("fuzz input completed an authenticated handshake")
+			if h.done() {
+				// Only a peer holding the secret gets here.
+				t.Fatalf("fuzz input completed an authenticated handshake (dialer %v)", cfg.Dialer)
+			}
 		}
 	})
 }

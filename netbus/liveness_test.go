@@ -74,7 +74,7 @@ func pipeLink(t *testing.T, tr *Transport, peer hsConfig) (nc net.Conn, rest []b
 	var c *conn
 	var err error
 	var wg sync.WaitGroup
-	wg.Go(func() { c, err = tr.handshake(context.Background(), mine, hsConfig{}) })
+	wg.Go(func() { c, _, err = tr.handshake(context.Background(), mine, hsConfig{}) })
 	if peer.Node.IsZero() {
 		peer.Node = bus.NewNodeID()
 	}
@@ -138,9 +138,9 @@ func pipePair(t *testing.T, acc, dial *Transport) bus.Link {
 	var ca, cd *conn
 	var erra, errd error
 	var wg sync.WaitGroup
-	wg.Go(func() { ca, erra = acc.handshake(context.Background(), newPipeConn(a), hsConfig{}) })
+	wg.Go(func() { ca, _, erra = acc.handshake(context.Background(), newPipeConn(a), hsConfig{}) })
 	wg.Go(func() {
-		cd, errd = dial.handshake(context.Background(), newPipeConn(b), hsConfig{Dialer: true, LinkID: 1, Pool: 1})
+		cd, _, errd = dial.handshake(context.Background(), newPipeConn(b), hsConfig{Dialer: true, LinkID: 1, Pool: 1})
 	})
 	wg.Wait()
 	if erra != nil || errd != nil {

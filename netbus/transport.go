@@ -32,6 +32,9 @@ type Transport struct {
 	// batchHost is host when it takes envelopes in batches, else nil.
 	batchHost bus.BatchHost
 	log       *slog.Logger
+	// version is the highest protocol version this node speaks (0:
+	// maxVersion); tests set it lower to play an older node.
+	version uint8
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -184,7 +187,10 @@ func (t *Transport) Schemes() []string { return []string{"unix", "tcp"} }
 // bounded by ctx and Config.HandshakeTimeout. It returns the link once its
 // handshake completed and the bus heard LinkUp. A refusal retrying cannot
 // heal (wrong secret, version, codec, a bad handshake) wraps bus.ErrRefused.
-// The bus redials (bus.Connect); the transport never does.
+// The bus redials (bus.Connect); the transport never does, but for one
+// case within a dial: a node of protocol version 3 refuses the offer of
+// version 4, and its connection is dialed again offering 3 (docs/wire.md,
+// section 2.1).
 func (t *Transport) Dial(ctx context.Context, addr string) (bus.Link, error) {
 	if _, _, err := parseAddr(addr); err != nil {
 		return nil, fmt.Errorf("%w: %w", bus.ErrRefused, err)
@@ -224,35 +230,23 @@ func (t *Transport) dialLink(ctx context.Context, addr string) (*link, error) {
 		}
 		return nil, err
 	}
+	// Each connection offers the highest version this node speaks, until
+	// one finds an acceptor of an older version (which refuses a higher
+	// offer): that one is dialed again offering the acceptor's, and so are
+	// the connections after it.
+	offer := t.version
+	if offer == 0 {
+		offer = maxVersion
+	}
 	for i := range n {
-		ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
-		nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
-		if err != nil {
-			cancel()
-			return fail(fmt.Errorf("netbus: dial %s: %w", addr, err))
+		hc := hsConfig{Dialer: true, LinkID: linkID, Conn: uint8(i), Pool: uint8(n), Version: offer}
+		c, peerVersion, err := t.dialConn(ctx, addr, network, a, hc)
+		if err != nil && fallBack(err, offer, peerVersion) {
+			offer, hc.Version = peerVersion, peerVersion
+			c, _, err = t.dialConn(ctx, addr, network, a, hc)
 		}
-		if t.cfg.TLS != nil {
-			cfg := t.cfg.TLS
-			if cfg.ServerName == "" && network == "tcp" {
-				cfg = cfg.Clone()
-				cfg.ServerName, _, _ = net.SplitHostPort(a)
-			}
-			tc := tls.Client(nc, cfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				cancel()
-				nc.Close()
-				if tlsRefusal(err) {
-					err = refused(err)
-				}
-				return fail(fmt.Errorf("netbus: TLS with %s: %w", addr, err))
-			}
-			nc = tc
-		}
-		c, err := t.handshake(ctx, nc, hsConfig{Dialer: true, LinkID: linkID, Conn: uint8(i), Pool: uint8(n)})
-		cancel()
 		if err != nil {
-			nc.Close()
-			return fail(fmt.Errorf("netbus: handshake with %s: %w", addr, err))
+			return fail(err)
 		}
 		c.id = connID{linkID, uint8(i)}
 		conns = append(conns, c)
@@ -264,8 +258,55 @@ func (t *Transport) dialLink(ctx context.Context, addr string) (*link, error) {
 	return l, nil
 }
 
-// handshake runs the xbus handshake on nc, bounded by ctx.
-func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*conn, error) {
+// dialConn opens one connection to a (addr as given) and handshakes it,
+// bounded by Config.HandshakeTimeout. It returns the version of the
+// acceptor's hello, if one arrived, also on failure.
+func (t *Transport) dialConn(ctx context.Context, addr, network, a string, hc hsConfig) (*conn, uint8, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
+	if err != nil {
+		return nil, 0, fmt.Errorf("netbus: dial %s: %w", addr, err)
+	}
+	if t.cfg.TLS != nil {
+		cfg := t.cfg.TLS
+		if cfg.ServerName == "" && network == "tcp" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(a)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			if tlsRefusal(err) {
+				err = refused(err)
+			}
+			return nil, 0, fmt.Errorf("netbus: TLS with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	c, peerVersion, err := t.handshake(ctx, nc, hc)
+	if err != nil {
+		nc.Close()
+		return nil, peerVersion, fmt.Errorf("netbus: handshake with %s: %w", addr, err)
+	}
+	return c, peerVersion, nil
+}
+
+// fallBack reports whether a dial that offered version offer and failed
+// with err should be made again offering peerVersion, the version of the
+// acceptor's hello: an acceptor of an older version sends its hello, then
+// refuses a higher offer (ErrVersion), or closes the socket before its
+// refusal arrives; this build speaks its version too.
+func fallBack(err error, offer, peerVersion uint8) bool {
+	if peerVersion < minVersion || peerVersion >= offer {
+		return false
+	}
+	return errors.Is(err, ErrVersion) || !errors.Is(err, bus.ErrRefused) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// handshake runs the xbus handshake on nc, bounded by ctx. It returns the
+// version of the peer's hello, if one arrived, also on failure.
+func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*conn, uint8, error) {
 	hc.Node = t.host.NodeID()
 	hc.Codec = t.cfg.Codec.Name()
 	hc.Secret = t.cfg.Secret
@@ -278,9 +319,14 @@ func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*c
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
+	if hc.Version == 0 {
+		hc.Version = t.version
+	}
 	h := newHandshake(hc)
-	if _, err := nc.Write(h.start()); err != nil {
-		return nil, err
+	if hello := h.start(); len(hello) > 0 {
+		if _, err := nc.Write(hello); err != nil {
+			return nil, 0, err
+		}
 	}
 	buf := make([]byte, 4096)
 	for !h.done() {
@@ -293,18 +339,18 @@ func (t *Transport) handshake(ctx context.Context, nc net.Conn, hc hsConfig) (*c
 				}
 			}
 			if err != nil {
-				return nil, err
+				return nil, h.peerVersion, err
 			}
 		}
 		if rerr != nil && !h.done() {
 			if tlsRefusal(rerr) { // TLS 1.3: the peer refuses our certificate after its handshake
 				rerr = refused(rerr)
 			}
-			return nil, fmt.Errorf("%w: connection ended: %w", ErrHandshake, rerr)
+			return nil, h.peerVersion, fmt.Errorf("%w: connection ended: %w", ErrHandshake, rerr)
 		}
 	}
 	nc.SetDeadline(time.Time{})
-	return newConn(nc, h.result(), h.rest()), nil
+	return newConn(nc, h.result(), h.rest()), h.peerVersion, nil
 }
 
 func (t *Transport) acceptLoop(ln net.Listener) {
@@ -352,7 +398,7 @@ func (t *Transport) accept(nc net.Conn, network string) {
 		}
 		nc = tc
 	}
-	c, err := t.handshake(ctx, nc, hsConfig{})
+	c, _, err := t.handshake(ctx, nc, hsConfig{})
 	if err != nil {
 		t.log.Warn("netbus: refused a connection", "remote", nc.RemoteAddr(), "err", err)
 		nc.Close()

@@ -332,8 +332,9 @@ func TestRefusedBadMagicAndVersion(t *testing.T) {
 		want  error
 	}{
 		{[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ErrBadMagic},
-		{append([]byte("XBUS\x09"), make([]byte, 100)...), ErrVersion},
-		{append([]byte("XBUS\x02"), make([]byte, 100)...), ErrVersion}, // a node of the last version: its refusal has no count, so it reads the reason
+		{append([]byte("XBUS\x00"), make([]byte, 100)...), ErrVersion},
+		{append([]byte("XBUS\x09"), make([]byte, 100)...), ErrHandshake}, // a newer offer is answered with 4; this hello breaks the rules (no codec)
+		{append([]byte("XBUS\x02"), make([]byte, 100)...), ErrVersion},   // a node of the last version: its refusal has no count, so it reads the reason
 	} {
 		_, a, _ := parseAddr(srvT.Addrs()[0])
 		nc, err := net.Dial("tcp", a)
