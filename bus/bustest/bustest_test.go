@@ -125,12 +125,17 @@ func TestDelay(t *testing.T) {
 func TestLossBreaksTheLink(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n, a, _ := twoNodes(t, bustest.Config{})
+		synctest.Wait() // what the link carries as it comes up (names, weights) has arrived: the ask is the first envelope lost
 		n.SetLoss(1)
 		_, err := a.Ask(context.Background(), "echo", "lost")
 		if !errors.Is(err, bus.ErrPeerGone) || !errors.Is(err, bustest.ErrLost) {
 			t.Fatalf("lost ask: %v, want ErrPeerGone wrapping ErrLost", err)
 		}
 		n.SetLoss(0)
+		// The ask fails as the link breaks; the bus takes the link down
+		// after. Until it has, the name still points at the broken link,
+		// so wait for that before waiting for the name to come back.
+		synctest.Wait()
 		waitFor(t, a, "echo")
 		if r, err := a.Ask(context.Background(), "echo", "again"); err != nil || r != "again" {
 			t.Fatalf("ask after the loss: %v, %v", r, err)
