@@ -237,3 +237,17 @@ func startTransport(t testing.TB, h bus.Host, cfg Config) *Transport {
 	t.Cleanup(func() { tr.Close(context.Background()) })
 	return tr
 }
+
+// wantLinkDown waits for h's link to go down and fails unless it went down
+// with want.
+func (h *testHost) wantLinkDown(t *testing.T, want error) {
+	t.Helper()
+	select {
+	case err := <-h.downCh:
+		if !errors.Is(err, want) {
+			t.Fatalf("link down with %v, want %v", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the link stayed up")
+	}
+}

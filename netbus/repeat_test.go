@@ -184,14 +184,7 @@ func TestRepeatFramesFromPeer(t *testing.T) {
 			}
 			srv.link(t)
 			nc.Write(stream)
-			select {
-			case err := <-srv.downCh:
-				if !errors.Is(err, ErrBadFrame) {
-					t.Fatalf("link down with %v, want ErrBadFrame", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the link stayed up")
-			}
+			srv.wantLinkDown(t, ErrBadFrame)
 			if err := readClose(t, nc, rest); !errors.Is(err, ErrBadFrame) {
 				t.Fatalf("the peer was told %v, want ErrBadFrame", err)
 			}

@@ -272,14 +272,7 @@ func TestDialVersion3Acceptor(t *testing.T) {
 	stream := append(appendFrameHeader(nil, frameData, 0, len(p)), p...)
 	stream = append(appendFrameHeader(stream, frameRepeat, 0, len(sent[1].Body)), sent[1].Body...)
 	nc.Write(stream)
-	select {
-	case err := <-cli.downCh:
-		if !errors.Is(err, ErrBadFrame) {
-			t.Fatalf("link down with %v, want ErrBadFrame", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the link stayed up")
-	}
+	cli.wantLinkDown(t, ErrBadFrame)
 	if err := readClose(t, nc, nil); !errors.Is(err, ErrBadFrame) {
 		t.Fatalf("the peer was told %v, want ErrBadFrame", err)
 	}
@@ -383,12 +376,5 @@ func TestPooledLinkOfMixedVersions(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	ncs[0].Write(streamOf())
-	select {
-	case err := <-srv.downCh:
-		if !errors.Is(err, ErrBadFrame) {
-			t.Fatalf("link down with %v, want ErrBadFrame", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the link stayed up")
-	}
+	srv.wantLinkDown(t, ErrBadFrame)
 }
