@@ -10,7 +10,7 @@ import (
 // name up: the receiver by name (a string hash and a map probe), the sender
 // by Go type. A stream of messages names few types over and over, so Types
 // keeps the answers of recent lookups in two small direct-mapped tables,
-// each hit a comparison. Registering a type may change an answer (a *T
+// each hit a comparison of its key and of its maps with the current ones. Registering a type may change an answer (a *T
 // named after T until *T is registered itself), so an entry holds the maps
 // it was read from and counts only while they are the current ones: a
 // lookup that began before a registration and stored its answer after it
