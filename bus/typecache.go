@@ -10,12 +10,12 @@ import (
 // name up: the receiver by name (a string hash and a map probe), the sender
 // by Go type. A stream of messages names few types over and over, so Types
 // keeps the answers of recent lookups in two small direct-mapped tables,
-// each hit a comparison of its key and of its maps with the current ones. Registering a type may change an answer (a *T
-// named after T until *T is registered itself), so an entry holds the maps
-// it was read from and counts only while they are the current ones: a
-// lookup that began before a registration and stored its answer after it
-// is never taken. Registering clears both tables too, so that they do not
-// keep replaced maps alive.
+// each hit a comparison of its key and of its maps with the current ones.
+// Registering a type may change an answer (a *T named after T until *T is
+// registered itself), so an entry holds the maps it was read from and
+// counts only while they are the current ones: a lookup that began before a
+// registration and stored its answer after it is never taken. Registering
+// clears both tables too, so that they do not keep replaced maps alive.
 const (
 	typeCacheBits  = 6
 	typeCacheSlots = 1 << typeCacheBits
