@@ -40,6 +40,9 @@ type Bus struct {
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
+	// beforeGate runs in a send to a peer between its two reads of the
+	// peer's link (enterPeer); tests only, nil otherwise.
+	beforeGate func()
 	// replyWaiters counts replies waiting for room on their links (replyRemote).
 	replyWaiters atomic.Int64
 
@@ -141,6 +144,7 @@ func New(opts ...Option) (*Bus, error) {
 		topEnded:    make(chan struct{}, 1),
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,
+		beforeGate:  cfg.beforeGate,
 		placement:   cfg.placing.strategy,
 		placeFor:    cfg.placing.perName,
 		health:      cfg.placing.health,

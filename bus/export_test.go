@@ -9,6 +9,11 @@ import (
 // that lies about who it is would.
 func WithNodeID(id NodeID) Option { return func(c *config) { c.nodeID = id } }
 
+// WithBeforeGate runs f in every send to a peer between the send's first
+// read of the peer's link and its read inside the peer's send gate: where a
+// relink of the peer's node replaces the peer the send chose.
+func WithBeforeGate(f func()) Option { return func(c *config) { c.beforeGate = f } }
+
 // WithProofTimeout bounds how long a second link to a linked node may take
 // to prove it leads to the same node. Zero: DefaultProofTimeout.
 func WithProofTimeout(d time.Duration) Option { return func(c *config) { c.proofTimeout = d } }

@@ -24,6 +24,7 @@ type config struct {
 	backoffLo, backoffHi time.Duration
 	proofTimeout         time.Duration
 	nodeID               NodeID // tests only: see export_test.go
+	beforeGate           func() // tests only: see export_test.go
 	sendWait             time.Duration
 	placing              placingConfig
 	streamWindow         int

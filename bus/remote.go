@@ -310,18 +310,38 @@ func (b *Bus) peerFor(pr *peer, to Ref) (*peer, Link) {
 	return b.linkTo(to.Node)
 }
 
+// enterPeer enters the send gate of the peer to send to to through (see
+// peerFor) and returns it with its nearest link as read inside the gate,
+// for the caller to send on and then exit the gate with e; l is nil, and
+// no gate entered, when to's node has no link. A peer that lost its links
+// between the two reads may have been replaced by a new one, its node
+// linked again: the node is looked up once more, and its new peer's link
+// read inside that peer's gate, rather than the send failing for want of
+// a link that is up.
+func (b *Bus) enterPeer(pr *peer, to Ref) (_ *peer, l Link, e uint32) {
+	pr, l = b.peerFor(pr, to)
+	if l != nil && b.beforeGate != nil {
+		b.beforeGate()
+	}
+	for try := 0; l != nil && try < 2; try++ {
+		e = pr.gate.enter()
+		if l = pr.nearLink(); l != nil {
+			return pr, l, e
+		}
+		pr.gate.exit(e)
+		pr, l = b.linkTo(to.Node)
+	}
+	return nil, nil, 0
+}
+
 // tellRemote sends a tell to node through pr (nil: looked up), bounded by
 // ctx or, when ctx has no deadline, by the bus's send timeout.
 func (b *Bus) tellRemote(ctx context.Context, pr *peer, to Ref, from Ref, msg any) error {
-	pr, l := b.peerFor(pr, to)
+	pr, l, e := b.enterPeer(pr, to)
 	if l == nil {
 		return noLinkTo(to)
 	}
-	e := pr.gate.enter()
 	defer pr.gate.exit(e)
-	if l = pr.nearLink(); l == nil { // read again inside the gate
-		return noLinkTo(to)
-	}
 	o := getOutgoing()
 	hs, c := wireOptionsOf(ctx)
 	// Field by field into the zeroed envelope (see outgoing.reset).
@@ -376,11 +396,9 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if call.inst != nil {
 		pr = call.inst.peer
 	}
-	pr, l := b.peerFor(pr, to)
+	pr, l, e := b.enterPeer(pr, to)
 	if l != nil {
-		e := pr.gate.enter()
 		defer pr.gate.exit(e)
-		l = pr.nearLink() // read again inside the gate
 	}
 	if l == nil {
 		b.putCall(call)
