@@ -616,13 +616,17 @@ func (c *conn) lastWrite(b []byte) (int, error) {
 // linger waits for the reader to read on to the peer's close frame (or
 // the end of the socket), then stops it. A reader still working through
 // what the peer sent before its close frame is not cut off: it is stopped
-// once it has read nothing for lingerTimeout, as a loaded node may take
-// longer than that over a backlog, or after lingerMax in all, as a peer
-// that never stops sending would hold it for ever. With now set, it stops
-// it at once.
+// once it has read nothing for the idle timeout (at least lingerTimeout),
+// or after lingerMax in all, as a peer that never stops sending would hold
+// it for ever. A peer whose node takes seconds over what arrived before
+// our close frame (a slow actor run on its reader) sends nothing else
+// meanwhile but its heartbeats: a shorter silence would take it for gone
+// and leave in doubt what it handed over. With now set, it stops it at
+// once.
 func (c *conn) linger(now bool) {
 	if !now {
-		wait, most := time.NewTimer(lingerTimeout), time.NewTimer(lingerMax)
+		quiet := max(lingerTimeout, c.l.t.cfg.IdleTimeout)
+		wait, most := time.NewTimer(quiet), time.NewTimer(lingerMax)
 		defer wait.Stop()
 		defer most.Stop()
 		for read := c.recv.Load(); ; {
@@ -633,7 +637,7 @@ func (c *conn) linger(now bool) {
 			case <-wait.C:
 				if r := c.recv.Load(); r != read {
 					read = r
-					wait.Reset(lingerTimeout)
+					wait.Reset(quiet)
 					continue
 				}
 			}
@@ -757,9 +761,9 @@ func (c *conn) handBackUnread(sentClose bool) {
 	t.keep(r)
 }
 
-// lingerTimeout bounds how long a closing connection waits for the peer's
-// close frame while nothing arrives, and each of its last writes;
-// lingerMax bounds that wait however much arrives.
+// lingerTimeout bounds each of a closing connection's last writes, and is
+// the least it waits for the peer's close frame while nothing arrives (see
+// linger); lingerMax bounds that wait however much arrives.
 const (
 	lingerTimeout = time.Second
 	lingerMax     = 10 * lingerTimeout

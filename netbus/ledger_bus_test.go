@@ -137,3 +137,58 @@ func TestLedgerReceiverCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerSenderClosesOnBusyReceiver: A tells B's actor three ints and
+// closes its bus at once, while B's reader runs that actor inline, over a
+// second on each: B reads nothing for seconds, its node busy, not gone. A
+// reads on to B's close frame, as B's heartbeats show it alive, and so
+// learns that B handed over all three: none is a dead letter on A (in
+// doubt, or otherwise), and B processed each.
+func TestLedgerSenderClosesOnBusyReceiver(t *testing.T) {
+	const tells, work = 3, 1200 * time.Millisecond
+	trB := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	B := bustest.NewBus(t, trB, quiet)
+	A := bustest.NewBus(t, netbus.New(netbus.Config{Peers: trB.Addrs()}), quiet)
+	var lg ledger
+	sink := lg.sink()
+	slow := bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if _, ok := msg.(int); ok {
+			time.Sleep(work) // on B's reader: the actor runs inline
+		}
+		return sink.Receive(c, msg)
+	})
+	if _, err := B.Register("sink", slow, bus.WithInline()); err != nil {
+		t.Fatal(err)
+	}
+	lg.greet(t, A)
+	dead, err := A.Subscribe(context.Background(), bus.DeadLetterSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.stream(A, 1, tells)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := A.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; lg.processed.Load() < tells && i < 2000; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := lg.refused.Load(); n != 0 {
+		t.Fatalf("%d tells refused to their sender", n)
+	}
+	if got := lg.processed.Load(); got != tells {
+		t.Errorf("B processed %d of %d tells", got, tells)
+	}
+	if n := A.DeadLetters(); n != 0 {
+		t.Errorf("A counts %d dead letters for tells B processed", n)
+		wait, stop := context.WithTimeout(context.Background(), time.Second)
+		defer stop()
+		for m, err := dead.Next(wait); err == nil; m, err = dead.Next(wait) {
+			t.Log(m)
+		}
+	}
+	if n := B.DeadLetters(); n != 0 {
+		t.Errorf("B counts %d dead letters", n)
+	}
+}
