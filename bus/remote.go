@@ -190,6 +190,7 @@ func (b *Bus) queueState(pr *peer, want bool, l Link) {
 // LinkDown implements Host: it removes l, and when it was the peer's last
 // link, forgets the peer's names and tells watchers of its actors.
 func (b *Bus) LinkDown(l Link, err error) {
+	b.releaseDown(l)
 	b.routesMu.Lock()
 	b.peersMu.Lock()
 	pr := b.peers[l.Peer()]

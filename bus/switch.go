@@ -170,6 +170,31 @@ func (t *linkTable) hold(b *Bus, l Link, env *Envelope) bool {
 	return true
 }
 
+// releaseDown delivers what l held for another link's fence as l goes down,
+// and waits for a delivery of it under way elsewhere (the fence arrived,
+// or the old link went down, just now): LinkDown calls it first, so that
+// what l held, which arrived on l, meets l's end as what l delivered
+// before does: its streams end, its asks are canceled. Delivered after
+// LinkDown, a stream's open left the actor a stream that never ended.
+func (b *Bus) releaseDown(l Link) {
+	t := &b.lk
+	for t.holding.Load() != 0 {
+		t.mu.Lock()
+		ll := t.live[l]
+		if ll == nil || ll.waitFor == nil && !ll.flushing {
+			t.mu.Unlock()
+			return
+		}
+		flushing := ll.flushing
+		t.mu.Unlock()
+		if !flushing {
+			b.release(l, ll)
+			continue
+		}
+		time.Sleep(50 * time.Microsecond) // its deliveries never wait on an actor or a peer
+	}
+}
+
 // release delivers, in order, what l held, and what arrives meanwhile.
 func (b *Bus) release(l Link, ll *liveLink) {
 	t := &b.lk
