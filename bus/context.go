@@ -171,6 +171,21 @@ func (c *Context) StopContext() context.Context {
 	return sc.ctx
 }
 
+// StopContextDone reports whether StopContext has ended, or would have if
+// it had been made: a poll that makes no context, from any goroutine.
+func (c *Context) StopContextDone() bool {
+	p := c.p
+	if sc := p.stopCtx.Load(); sc != nil {
+		return sc.ctx.Err() != nil
+	}
+	if p.ctx.halting.Load() {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ending
+}
+
 // Reply answers the current ask with msg. For a message that is not an ask,
 // Reply tells msg to the sending actor. Only the first reply counts.
 func (c *Context) Reply(msg any) error {

@@ -417,3 +417,64 @@ func TestStopAbandonedActorLateStop(t *testing.T) {
 		}
 	})
 }
+
+// TestStopContextDone: the poll tells what StopContext would, without
+// making it: false while the actor runs, true once a stop is asked (the
+// actor still running), and true for an actor that stopped itself.
+func TestStopContextDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		running := make(chan bool, 1)
+		made := make(chan bool, 1)
+		ref, err := b.Register("polls", ActorFunc(func(c *Context, msg any) error {
+			if msg != "work" {
+				return nil
+			}
+			running <- c.StopContextDone()
+			for !c.StopContextDone() {
+				time.Sleep(time.Millisecond)
+			}
+			made <- c.p.stopCtx.Load() != nil
+			return nil
+		}), WithShutdownTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(ref, "work"); err != nil {
+			t.Fatal(err)
+		}
+		if <-running {
+			t.Fatal("StopContextDone before any stop")
+		}
+		if err := b.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+		if <-made {
+			t.Fatal("polling made the StopContext")
+		}
+
+		left := make(chan *Context, 1)
+		self, err := b.Spawn(ActorFunc(func(c *Context, msg any) error {
+			if _, ok := msg.(string); ok {
+				left <- c
+				c.Stop()
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tell(self, "go"); err != nil {
+			t.Fatal(err)
+		}
+		c := <-left
+		<-b.Done(self)
+		if !c.StopContextDone() {
+			t.Fatal("StopContextDone false for an actor that stopped itself")
+		}
+	})
+}

@@ -50,3 +50,36 @@ func TestCallAllocs(t *testing.T) {
 		t.Fatalf("rpc.Call allocates %.1f per call, bus.Ask %.1f", call, ask)
 	}
 }
+
+// TestHandlerErrAllocatesNothing: a handler's ctx.Err() on a call its
+// caller cannot give up (in process, context.Background()) polls whether
+// the actor is asked to stop without making anything: not even the
+// actor's StopContext, on the first call the actor serves. The handler is
+// a Server's, so the call gets a ctx of its own rather than that
+// StopContext.
+func TestHandlerErrAllocatesNothing(t *testing.T) {
+	b := newBus(t)
+	srv := rpc.NewServer(b)
+	polls := make(chan float64, 1)
+	if _, err := rpc.Handle(b, "polls", func(ctx context.Context, a Add) (Sum, error) {
+		first := true
+		polls <- testing.AllocsPerRun(1, func() {
+			if first { // AllocsPerRun's warm-up run: the poll measured is the first
+				first = false
+				return
+			}
+			if ctx.Err() != nil {
+				t.Error("the ctx of a running handler ended")
+			}
+		})
+		return Sum{a.A + a.B}, nil
+	}, rpc.WithServer(srv)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rpc.Call[Sum](context.Background(), b, "polls", Add{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-polls; n != 0 {
+		t.Fatalf("ctx.Err() allocates %.0f on a call that cannot be canceled", n)
+	}
+}

@@ -15,7 +15,8 @@ import (
 // bus.Context.StopContext), or when the handler returns. It is one
 // allocation, made only for a call that has a deadline, metadata, a
 // caller that may give up or one that reads a trailer; its channel, timer
-// and hooks are made only once someone asks for Done.
+// and hooks are made only once someone asks for Done. Err polls, making
+// nothing (not even the actor's StopContext).
 type callCtx struct {
 	deadline   time.Time
 	hasDL      bool
@@ -104,7 +105,7 @@ func (c *callCtx) Err() error {
 		// Nobody asked for Done: no timer or hook tells, so look.
 		if c.hasDL && !time.Now().Before(c.deadline) {
 			c.endLocked(context.DeadlineExceeded)
-		} else if c.bc.Canceled() || !c.cancelable && c.bc.StopContext().Err() != nil || c.srv != nil && c.srv.hard.Err() != nil {
+		} else if c.bc.Canceled() || !c.cancelable && c.bc.StopContextDone() || c.srv != nil && c.srv.hard.Err() != nil {
 			c.endLocked(context.Canceled)
 		}
 	}
