@@ -343,20 +343,34 @@ func (l *link) waitRoom(ctx context.Context, rw *roomWait, typ uint32, a, b []by
 		}
 		return false, errRingFull, nil // the next call says why it ends
 	}
-	seen := l.prod.awaitRoom()
-	wake, err = l.prod.offer(typ, a, b)
-	if errors.Is(err, errRingFull) {
-		l.roomWaits.Add(1)
-		if shmsys.FutexWait(l.prod.w.room, seen, d) {
-			l.roomSlept.Add(1)
-		}
+	wake, slept, err := offerOrSleep(l.prod, typ, a, b, d, &l.roomWaits)
+	if slept {
+		l.roomSlept.Add(1)
 	}
-	l.prod.doneWaiting()
 	l.roomMu.Lock()
 	l.roomGate = nil
 	l.roomMu.Unlock()
 	close(gate)
 	return wake, err, nil
+}
+
+// offerOrSleep is the offer of a producer that found p's ring full and
+// will sleep for room: it announces the wait (producer.awaitRoom), offers
+// the record once more and, if the ring is still full, adds one to sleeps
+// (unless nil) and sleeps on the ring's room word until the consumer frees
+// room and wakes it, or for d (slept: d passed with no wake-up). err is
+// the offer's.
+func offerOrSleep(p *producer, typ uint32, a, b []byte, d time.Duration, sleeps *atomic.Uint64) (wake, slept bool, err error) {
+	seen := p.awaitRoom()
+	wake, err = p.offer(typ, a, b)
+	if errors.Is(err, errRingFull) {
+		if sleeps != nil {
+			sleeps.Add(1)
+		}
+		slept = shmsys.FutexWait(p.w.room, seen, d)
+	}
+	p.doneWaiting()
+	return wake, slept, err
 }
 
 // roomTurn says how a sender waits for room: the first of a link's

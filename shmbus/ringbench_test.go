@@ -218,8 +218,8 @@ func offerSpin(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 
 // offerWait offers one record as a link's sender does: while the ring is
 // full it yields offerYields times, then sleeps until the reader frees
-// room and wakes it (the child's reader does, see ringPeer), for at most
-// roomSlice. A producer that only yields takes, on a machine whose CPUs
+// room and wakes it (offerOrSleep; the child's reader does, see ringPeer),
+// for at most roomSlice. A producer that only yields takes, on a machine whose CPUs
 // are busy, the CPU the reader needs to free room, and the bare ring
 // would then move fewer records than a link over it.
 func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error {
@@ -229,11 +229,7 @@ func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 		if i <= offerYields {
 			wake, err = prod.offer(typ, b, nil)
 		} else {
-			seen := prod.awaitRoom()
-			if wake, err = prod.offer(typ, b, nil); errors.Is(err, errRingFull) {
-				shmsys.FutexWait(prod.w.room, seen, roomSlice)
-			}
-			prod.doneWaiting()
+			wake, _, err = offerOrSleep(prod, typ, b, nil, roomSlice, nil)
 		}
 		if err == nil && wake && bell != nil {
 			shmsys.FutexWake(bell)
