@@ -112,14 +112,26 @@ func (h *Health) Success() bool {
 	return h.outTill.Swap(0) != 0
 }
 
+// fail counts one more failure in a row and returns the count, which stays
+// at math.MaxInt32 once there: compared and swapped, so that it never
+// wraps, and a count read before a Success is never stored over the
+// Success's zero.
+func (h *Health) fail() int32 {
+	for {
+		n := h.fails.Load()
+		if n == math.MaxInt32 {
+			return n
+		}
+		if h.fails.CompareAndSwap(n, n+1) {
+			return n + 1
+		}
+	}
+}
+
 // Failure records a call that failed at now. It reports whether it took
 // the instance out (from in, or again after a probe).
 func (h *Health) Failure(now time.Time, p HealthPolicy) bool {
-	n := h.fails.Add(1)
-	if n < 0 { // past math.MaxInt32 failures in a row: it stays there
-		n = math.MaxInt32
-		h.fails.Store(n)
-	}
+	n := h.fail()
 	if h.outTill.Load() != 0 {
 		if !h.probing.CompareAndSwap(true, false) {
 			return false // a call sent before it went out

@@ -2,6 +2,9 @@ package placement
 
 import (
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -178,5 +181,37 @@ func TestHealthFailuresSaturate(t *testing.T) {
 	}
 	if n := h.fails.Load(); n != math.MaxInt32 {
 		t.Fatalf("failures in a row = %d, want math.MaxInt32", n)
+	}
+}
+
+// TestHealthSuccessWinsOverSaturation: failures keep coming to an instance
+// whose count of failures in a row is at its most while a success arrives.
+// The success resets the count, and failures after it count up from zero:
+// none puts back the most it saw before the success, which would let the
+// next failure take out an instance that has just succeeded.
+func TestHealthSuccessWinsOverSaturation(t *testing.T) {
+	p := HealthPolicy{Failures: 3}
+	for range 200 {
+		var h Health
+		h.fails.Store(math.MaxInt32)
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for !stop.Load() {
+					h.Failure(at(0), p)
+				}
+			})
+		}
+		runtime.Gosched()
+		h.Success()
+		stop.Store(true)
+		wg.Wait()
+		// The failures made after the success, until they saw stop, are
+		// far fewer than half the most (a billion calls): a count past it
+		// is the most put back over the success.
+		if n := h.fails.Load(); n < 0 || n > math.MaxInt32/2 {
+			t.Fatalf("failures in a row after a success = %d", n)
+		}
 	}
 }
