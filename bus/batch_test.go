@@ -469,3 +469,72 @@ func TestDeliverBatchKeepsStepWithDeliver(t *testing.T) {
 		t.Fatalf("DeliverBatch judged the envelopes otherwise than Deliver:\nbatch:   %+v\ndeliver: %+v", batched, one)
 	}
 }
+
+// batchTick is a flat struct, which the default codec encodes and decodes
+// by a plan of its own rather than by reflection.
+type batchTick struct {
+	Seq    uint64
+	Qty    int64
+	Symbol string
+}
+
+// TestDeliverBatchStructBodies hands the bus a batch of flat struct bodies
+// as a peer might write them: well formed, with keys in another case or
+// order, with a field of the wrong type, cut short, or with bytes after
+// the value. Each well-formed one reaches the actor with the value sent;
+// each other one is a dead letter with its reason (its ask answered with
+// an error), and the link stays up.
+func TestDeliverBatchStructBodies(t *testing.T) {
+	b := newTestBus(t)
+	if err := bus.RegisterType[batchTick](b.Types(), "test.tick"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []batchTick
+	if _, err := b.Register("a", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if tk, ok := msg.(batchTick); ok {
+			mu.Lock()
+			got = append(got, tk)
+			mu.Unlock()
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	from := bus.Ref{Node: l.peer, Name: "sender", ID: 1}
+	body := func(kind bus.Kind, corr uint64, p []byte) bus.Envelope {
+		return bus.Envelope{Kind: kind, From: from, To: bus.Ref{Name: "a"}, Type: "test.tick", Body: p, Corr: corr, Timeout: time.Minute}
+	}
+	good := wire(t, b, bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "a"}, Msg: batchTick{Seq: 1 << 40, Qty: -3, Symbol: "EURUSD"}})
+	envs := []bus.Envelope{
+		good,
+		// keys in another case and order: the general decoder takes them
+		body(bus.KindTell, 0, []byte{0xa2, 0x66, 's', 'y', 'm', 'b', 'o', 'l', 0x61, 'x', 0x63, 'q', 't', 'y', 0x05}),
+		body(bus.KindTell, 0, []byte{0xa1, 0x63, 'Q', 't', 'y', 0x61, 'x'}),                // a string into an int64
+		body(bus.KindAsk, 7, []byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x78, 0x40}), // cut short
+		body(bus.KindTell, 0, append(slices.Clone(good.Body), 0x00)),                       // a byte after the value
+		good,
+	}
+	b.DeliverBatch(l, envs)
+	want := []batchTick{{Seq: 1 << 40, Qty: -3, Symbol: "EURUSD"}, {Qty: 5, Symbol: "x"}, {Seq: 1 << 40, Qty: -3, Symbol: "EURUSD"}}
+	eventually(t, "every body handled", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != len(want) || b.DeadLetterCount(bus.ErrBadEnvelope) != 3 || len(l.answers()) != 1 {
+			return fmt.Errorf("the actor has %v, %d bad bodies counted, %d asks answered", got, b.DeadLetterCount(bus.ErrBadEnvelope), len(l.answers()))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("the actor has %+v, want %+v", got, want)
+	}
+	if a := l.answers()[7]; a.Kind != bus.KindError {
+		t.Fatalf("the ask with a short body was answered %v, want an error", a.Kind)
+	}
+	if err := l.closed(); err != nil {
+		t.Fatalf("a bad body closed the link: %v", err)
+	}
+}

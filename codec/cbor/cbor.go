@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"sync"
+	"unsafe"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/xbus-dev/xbus/bus"
@@ -25,9 +26,10 @@ type Limits struct {
 // Codec encodes and decodes message bodies as CBOR. Its modes are built once
 // by New; a Codec is safe for concurrent use.
 type Codec struct {
-	em   cbor.UserBufferEncMode
-	dm   cbor.DecMode
-	bufs sync.Pool // of *bytes.Buffer, borrowed to wrap a caller's dst
+	em    cbor.UserBufferEncMode
+	dm    cbor.DecMode
+	bufs  sync.Pool // of *bytes.Buffer, borrowed to wrap a caller's dst
+	plans plans     // of flat structs (structs.go)
 }
 
 var _ bus.Codec = (*Codec)(nil)
@@ -53,7 +55,9 @@ func New(l Limits) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Codec{em: em, dm: dm, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}, nil
+	c := &Codec{em: em, dm: dm}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
+	return c, nil
 }
 
 var std = sync.OnceValue(func() *Codec {
@@ -80,6 +84,14 @@ func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
 	case []byte:
 		if x != nil { // nil encodes as null
 			return append(appendHead(dst, majorBytes, uint64(len(x))), x...), nil
+		}
+	default:
+		if rt := reflect.TypeOf(v); rt != nil { // a flat struct by its plan (structs.go)
+			if p := c.plans.of(rt); p.fields != nil {
+				if out, ok := p.append(dst, (*eface)(unsafe.Pointer(&v)).data); ok {
+					return out, nil
+				}
+			}
 		}
 	}
 	b := c.bufs.Get().(*bytes.Buffer)
@@ -132,6 +144,12 @@ func (c *Codec) DecodeValue(data []byte, t reflect.Type) (any, bool, error) {
 		if p, ok := definite(data, majorBytes); ok {
 			return boxBytes(p), true, nil
 		}
+	default:
+		if p := c.plans.of(t); p.fields != nil {
+			if v, ok := p.decode(data); ok {
+				return v, true, nil
+			}
+		}
 	}
 	return nil, false, nil
 }
@@ -162,27 +180,6 @@ func appendHead(dst []byte, m byte, n uint64) []byte {
 // definite returns the content of data when data is exactly one
 // definite-length string of major type m.
 func definite(data []byte, m byte) ([]byte, bool) {
-	if len(data) == 0 || data[0]>>5 != m {
-		return nil, false
-	}
-	var n uint64
-	rest := data[1:]
-	switch ai := data[0] & 31; {
-	case ai < 24:
-		n = uint64(ai)
-	case ai == 24 && len(rest) >= 1:
-		n, rest = uint64(rest[0]), rest[1:]
-	case ai == 25 && len(rest) >= 2:
-		n, rest = uint64(binary.BigEndian.Uint16(rest)), rest[2:]
-	case ai == 26 && len(rest) >= 4:
-		n, rest = uint64(binary.BigEndian.Uint32(rest)), rest[4:]
-	case ai == 27 && len(rest) >= 8:
-		n, rest = binary.BigEndian.Uint64(rest), rest[8:]
-	default:
-		return nil, false
-	}
-	if n != uint64(len(rest)) {
-		return nil, false
-	}
-	return rest, true
+	s, rest, ok := text(data, m)
+	return s, ok && len(rest) == 0
 }

@@ -9,8 +9,17 @@
 // strings travel as CBOR text and may hold any bytes, valid UTF-8 or not; a
 // map inside an interface value decodes as map[string]any.
 //
-// Decoding treats its input as hostile. The whole body is checked to be
-// well-formed before anything is allocated, so a length can never claim more
-// elements than the body holds bytes; nesting, array and map sizes are
-// bounded (see Limits); trailing bytes after the value are an error.
+// A flat struct (exported, untagged fields of bool, integer, float, string
+// and []byte types, and no marshaling methods) is encoded and decoded by a
+// plan made once per type instead of by reflection on every value: the
+// same bytes out, and the same value in. A body the plan does not expect
+// (keys in another case, a null, a float of another width, an unknown or
+// repeated field...) goes to the general decoder, which decides.
+//
+// Decoding treats its input as hostile. The general decoder checks the
+// whole body to be well-formed before it allocates anything, and a plan
+// checks each length against the bytes left before it allocates, so a
+// length can never claim more elements than the body holds bytes; nesting,
+// array and map sizes are bounded (see Limits); trailing bytes after the
+// value are an error.
 package cbor

@@ -1,0 +1,239 @@
+package cbor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// flat has a field of every kind a plan moves.
+type flat struct {
+	B   bool
+	I   int
+	I8  int8
+	I16 int16
+	I32 int32
+	I64 int64
+	U   uint
+	U8  uint8
+	U16 uint16
+	U32 uint32
+	U64 uint64
+	F32 float32
+	F64 float64
+	S   string
+	Bs  []byte
+}
+
+// tick is the small struct of the shmbus Tell benchmark.
+type tick struct {
+	Seq    uint64
+	Price  float64
+	Qty    int64
+	Symbol string
+	Venue  string
+}
+
+type (
+	tagged struct {
+		A int `cbor:"a"`
+	}
+	jsonTagged struct {
+		A int `json:"a"`
+	}
+	embedded   struct{ tick }
+	unexported struct{ A, b int }
+	withTime   struct{ T time.Time }
+	named      struct{ D time.Duration }
+	nested     struct{ T tick }
+	onePointer struct{ P *int }
+	marshals   struct{ A int }
+	empty      struct{}
+)
+
+func (marshals) MarshalBinary() ([]byte, error) { return []byte{1}, nil }
+
+// TestPlanTypes: only flat structs of basic types, untagged, without
+// marshaling methods, get a plan; every other type is left to the general
+// encoder and decoder.
+func TestPlanTypes(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		plan bool
+	}{
+		{flat{}, true}, {tick{}, true},
+		{tagged{}, false}, {jsonTagged{}, false}, {embedded{}, false}, {unexported{}, false},
+		{withTime{}, false}, {named{}, false}, {nested{}, false}, {onePointer{}, false},
+		{marshals{}, false}, {empty{}, false}, {&tick{}, false}, {0, false}, {"", false},
+		{map[string]int{}, false}, {[]int{}, false},
+	} {
+		rt := reflect.TypeOf(tc.v)
+		ps := &Default().plans
+		if got := ps.of(rt).fields != nil; got != tc.plan {
+			t.Errorf("%v: plan %v, want %v", rt, got, tc.plan)
+		}
+		if ps.of(rt) != ps.of(rt) {
+			t.Errorf("%v: a new plan on each lookup", rt)
+		}
+	}
+}
+
+// flatFrom fills a flat from data, so that a fuzzer reaches every value.
+func flatFrom(data []byte) flat {
+	var w [8]byte
+	next := func() uint64 {
+		n := copy(w[:], data)
+		data = data[n:]
+		clear(w[n:])
+		return binary.LittleEndian.Uint64(w[:])
+	}
+	f := flat{
+		B: next()&1 == 1, I: int(next()), I8: int8(next()), I16: int16(next()), I32: int32(next()), I64: int64(next()),
+		U: uint(next()), U8: uint8(next()), U16: uint16(next()), U32: uint32(next()), U64: next(),
+		F32: math.Float32frombits(uint32(next())), F64: math.Float64frombits(next()),
+	}
+	n := int(next() % 40)
+	f.S = string(bytes.Repeat([]byte{'s'}, n))
+	switch m := next() % 3; m {
+	case 1:
+		f.Bs = []byte{}
+	case 2:
+		f.Bs = bytes.Repeat([]byte{0xb5}, n*7)
+	}
+	return f
+}
+
+// FuzzStructPlans holds a plan to the general encoder and decoder: a
+// value encodes to the same bytes, and any input the plan decodes, the
+// general decoder decodes to the same value without error.
+func FuzzStructPlans(f *testing.F) {
+	c := Default()
+	for _, v := range []any{
+		flat{}, flatFrom([]byte("some bytes to fill the fields of a flat struct with, and then some more")),
+		flat{I: math.MinInt, I8: math.MinInt8, I16: math.MinInt16, I32: math.MinInt32, I64: math.MinInt64, Bs: []byte{}},
+		flat{I: math.MaxInt, I8: math.MaxInt8, I16: math.MaxInt16, I32: math.MaxInt32, I64: math.MaxInt64,
+			U: math.MaxUint, U8: math.MaxUint8, U16: math.MaxUint16, U32: math.MaxUint32, U64: math.MaxUint64, F64: math.NaN()},
+		tick{Seq: 1 << 40, Price: 101.25, Qty: 300, Symbol: "EURUSD", Venue: "XLON"},
+		tick{Qty: -24, Price: math.Inf(1)},
+	} {
+		b, err := c.Append(nil, v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xa2, 0x63, 'Q', 't', 'y', 0x01, 0x63, 'Q', 't', 'y', 0x02})             // a duplicate key
+	f.Add([]byte{0xa1, 0x63, 'q', 't', 'y', 0x01})                                        // a key in another case
+	f.Add([]byte{0xa1, 0x63, 'Q', 't', 'y', 0x1b, 0, 0, 0, 0, 0, 0, 0, 1})                // a longer head than needed
+	f.Add([]byte{0xa1, 0x63, 'S', 'e', 'q', 0x20})                                        // negative into a uint
+	f.Add([]byte{0xa1, 0x65, 'P', 'r', 'i', 'c', 'e', 0xf9, 0x3c, 0x00})                  // a half float
+	f.Add([]byte{0xa1, 0x62, 'B', 's', 0xf6})                                             // null
+	f.Add([]byte{0xa1, 0x62, 'I', '8', 0x18, 0x80})                                       // 128 into an int8
+	f.Add([]byte{0xbf, 0x63, 'Q', 't', 'y', 0x01, 0xff})                                  // an indefinite map
+	f.Add([]byte{0xa1, 0x63, 'Q', 't', 'y', 0x01, 0x00})                                  // a trailing byte
+	f.Add([]byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x62, 0xff, 0xfe})             // invalid UTF-8
+	f.Add([]byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x42, 'a', 'b'})               // a byte string into a string
+	f.Add([]byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x7b, 0, 0, 0, 1, 0, 0, 0, 0}) // a length past the end
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, rt := range []reflect.Type{reflect.TypeFor[flat](), reflect.TypeFor[tick]()} {
+			p := c.plans.of(rt)
+			v, ok := p.decode(data)
+			want := reflect.New(rt)
+			err := c.dm.Unmarshal(data, want.Interface())
+			if ok && (err != nil || !sameBits(v, want.Elem().Interface())) {
+				t.Fatalf("%v from %x: plan %#v; the decoder %#v, %v", rt, data, v, want.Elem().Interface(), err)
+			}
+			if ok && rt == reflect.TypeFor[flat]() {
+				if bs := v.(flat).Bs; len(bs) > 0 && len(data) > 0 && &bs[0] == &data[len(data)-1] {
+					t.Fatal("decoded bytes alias the input")
+				}
+			}
+		}
+		v := flatFrom(data)
+		tk := tick{Seq: v.U64, Price: v.F64, Qty: v.I64, Symbol: v.S, Venue: string(v.Bs)}
+		for _, x := range []any{v, tk} {
+			got, err := c.Append([]byte{0xee}, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var general bytes.Buffer
+			if err := c.em.MarshalToBuffer(x, &general); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[1:], general.Bytes()) || got[0] != 0xee {
+				t.Fatalf("Append(%#v) = %x, the encoder gives %x", x, got[1:], general.Bytes())
+			}
+			back, ok, err := c.DecodeValue(got[1:], reflect.TypeOf(x))
+			if err != nil {
+				t.Fatalf("DecodeValue of Append(%#v): %v", x, err)
+			}
+			if notFinite(x) {
+				continue // shortened by the encoder, left to the decoder; NaN is not equal to itself
+			}
+			if !ok {
+				t.Fatalf("DecodeValue of Append(%#v): no plan", x)
+			}
+			if !reflect.DeepEqual(back, x) {
+				t.Fatalf("round trip of %#v gave %#v", x, back)
+			}
+		}
+	})
+}
+
+// sameBits is reflect.DeepEqual for two structs of a plan, but for floats,
+// which must have the same bits (a NaN is not equal to itself).
+func sameBits(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Type() != vb.Type() {
+		return false
+	}
+	for i := range va.NumField() {
+		fa, fb := va.Field(i), vb.Field(i)
+		switch fa.Kind() {
+		case reflect.Float32:
+			if math.Float32bits(float32(fa.Float())) != math.Float32bits(float32(fb.Float())) {
+				return false
+			}
+		case reflect.Float64:
+			if math.Float64bits(fa.Float()) != math.Float64bits(fb.Float()) {
+				return false
+			}
+		default:
+			if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// notFinite reports whether a flat or tick holds a NaN or an infinity.
+func notFinite(x any) bool {
+	bad := func(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }
+	switch x := x.(type) {
+	case flat:
+		return bad(float64(x.F32)) || bad(x.F64)
+	case tick:
+		return bad(x.Price)
+	}
+	return false
+}
+
+// TestStructPlanAllocs: a planned struct encodes into a buffer with room
+// without allocating, and decodes in one allocation per string or []byte
+// field besides the value itself.
+func TestStructPlanAllocs(t *testing.T) {
+	c := Default()
+	var v any = tick{Seq: 1 << 40, Price: 101.25, Qty: 300, Symbol: "EURUSD", Venue: "XLON"}
+	buf := make([]byte, 0, 256)
+	if a := testing.AllocsPerRun(100, func() { buf, _ = c.Append(buf[:0], v) }); a != 0 {
+		t.Errorf("Append: %v allocations, want 0", a)
+	}
+	rt := reflect.TypeFor[tick]()
+	if a := testing.AllocsPerRun(100, func() { c.DecodeValue(buf, rt) }); a != 3 {
+		t.Errorf("DecodeValue: %v allocations, want 3", a)
+	}
+}
