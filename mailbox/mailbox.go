@@ -534,6 +534,25 @@ func (m *Mailbox[T]) schedule(inline bool) {
 	}
 }
 
+// Hold claims an idle mailbox as a send that schedules it would, without
+// handing it to the Pool: messages sent meanwhile queue and none runs until
+// the caller runs the Turns returned, on a goroutine of its choice. A
+// runtime uses it to do something on the mailbox's behalf before its first
+// message, such as starting an actor, or to batch the first turns of many
+// new mailboxes. ok is false when the mailbox is not idle (scheduled, or
+// closed); then the caller must not run t.
+func (m *Mailbox[T]) Hold() (t Turns, ok bool) {
+	for {
+		s := m.state.Load()
+		if s&(scheduled|closed) != 0 {
+			return Turns{}, false
+		}
+		if m.state.CompareAndSwap(s, s|scheduled) {
+			return Turns{m}, true
+		}
+	}
+}
+
 // goRun hands the scheduled mailbox's work to its Pool (Options.Pool, or
 // the goRunner of Options.Go); the caller won the scheduled bit by a CAS.
 func (m *Mailbox[T]) goRun() { m.pool.Go(Turns{m}) }

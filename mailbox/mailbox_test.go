@@ -1165,3 +1165,45 @@ func TestPoolFirstTurnAllocs(t *testing.T) {
 type syncPool struct{}
 
 func (syncPool) Go(t Turns) { t.Run() }
+
+// TestHold: a held mailbox runs nothing, and hands nothing to its Pool,
+// until its holder runs the Turns; then it runs what queued meanwhile,
+// system lane first, and is idle again. Hold fails on a mailbox that is
+// scheduled or closed.
+func TestHold(t *testing.T) {
+	var pool countingPool
+	rec := newRecorder()
+	mb := mustNew[int](t, rec, Options{Pool: &pool})
+	turns, ok := mb.Hold()
+	if !ok {
+		t.Fatal("Hold() of a fresh mailbox = false")
+	}
+	if _, ok := mb.Hold(); ok {
+		t.Fatal("Hold() of a held mailbox = true")
+	}
+	if err := mb.Send(context.Background(), 1, Default); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.SendSystem(100); err != nil {
+		t.Fatal(err)
+	}
+	if n := pool.n.Load(); n != 0 {
+		t.Fatalf("a held mailbox handed %d turns to its Pool", n)
+	}
+	if got := rec.snapshot(); len(got) != 0 {
+		t.Fatalf("a held mailbox ran %v", got)
+	}
+	turns.Run()
+	sameEvents(t, rec.snapshot(), []event{ev("sys", 100), ev("user", 1)})
+	if err := mb.Send(context.Background(), 2, Default); err != nil {
+		t.Fatal(err)
+	}
+	rec.await(t, 3)
+	if n := pool.n.Load(); n != 1 {
+		t.Fatalf("after its held turns ran, a send handed %d turns to the Pool, want 1", n)
+	}
+	mb.Close()
+	if _, ok := mb.Hold(); ok {
+		t.Fatal("Hold() of a closed mailbox = true")
+	}
+}
