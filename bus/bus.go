@@ -104,6 +104,8 @@ type Bus struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
+
+	starter *starter // runs new actors' first turns on workers
 }
 
 // New creates a bus and starts its transports.
@@ -156,6 +158,7 @@ func New(opts ...Option) (*Bus, error) {
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
 	}
+	b.starter = newStarter(b.workers)
 	if b.id.IsZero() {
 		b.id = NewNodeID()
 	}
@@ -326,7 +329,8 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	}
 	p := &process{bus: b, parent: parent, opts: so, actor: a}
 	p.ctx.p = p
-	if cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil {
+	pooled := cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil
+	if pooled {
 		cfg.mailbox.Pool = b.workers
 	}
 	if cfg.inline {
@@ -335,6 +339,8 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if err := p.mb.Init(p, cfg.mailbox); err != nil {
 		return nil, err
 	}
+	// Held before anyone can reach p, so that nothing runs before Started.
+	first, _ := p.mb.Hold()
 	p.ref = Ref{Node: b.id, Name: name, ID: b.nextID.Add(1)}
 	if parent != nil {
 		parent.mu.Lock()
@@ -347,9 +353,27 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 		parent.mu.Unlock()
 	}
 	b.procs.put(p.ref.ID, p)
-	_ = p.mb.SendSystem(delivery{msg: sysStart{}})
 	if name != "" {
 		b.addName(p)
+	}
+	if parent == nil && b.closing.Load() {
+		// Close began after the check above, and its walk of the table
+		// may have missed p: p ends here, never started.
+		p.end(ErrClosed)
+		return nil, ErrClosed
+	}
+	switch {
+	case pooled && parent == nil:
+		b.starter.start(p, first)
+	case cfg.mailbox.Pool != nil:
+		// A child's Started runs on a worker of its own: its parent's
+		// turn may wait for it (a supervisor's does), and that turn may
+		// be running on the starter.
+		_ = p.mb.SendSystem(delivery{msg: sysStart{}}) // queued behind the hold
+		cfg.mailbox.Pool.Go(first)
+	default:
+		_ = p.mb.SendSystem(delivery{msg: sysStart{}})
+		cfg.mailbox.Go(first.Run)
 	}
 	return p, nil
 }

@@ -298,6 +298,16 @@ func (p *process) InvokeSystem(d delivery) {
 	}
 }
 
+// first runs p's first turn, on a drainer of the bus's starter, as the
+// goroutine of its held mailbox t: Started, unless p was ended before it
+// began, then what was sent to p meanwhile.
+func (p *process) first(t mailbox.Turns) {
+	if !p.mb.Closed() {
+		p.InvokeSystem(delivery{msg: sysStart{}})
+	}
+	t.Run()
+}
+
 func (p *process) Invoke(d delivery) {
 	if d.tag&kindMask <= fromActor {
 		p.tell(d)

@@ -43,10 +43,10 @@ func newWorkers() *workers {
 //
 // When as many turns as there are processors wait for their workers to be
 // scheduled, the caller yields once before it hands its turn on: a caller
-// that wakes many actors at once (spawning a million, each with its Started)
-// otherwise outruns the workers it readies, finds none parked each time and
-// starts a goroutine per turn, much of spawning's CPU (docs/performance.md,
-// "In process").
+// that wakes many idle actors at once (a message to each of many) otherwise
+// outruns the workers it readies, finds none parked each time and starts a
+// goroutine per turn. New actors' Started turns come through the bus's
+// starter instead, in batches (starter.go).
 func (w *workers) Go(f mailbox.Turns) {
 	if w.pending.Load() >= w.procs {
 		runtime.Gosched()
