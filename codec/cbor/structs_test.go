@@ -237,3 +237,41 @@ func TestStructPlanAllocs(t *testing.T) {
 		t.Errorf("DecodeValue: %v allocations, want 3", a)
 	}
 }
+
+// BenchmarkStructPlan encodes and decodes the small struct of the shmbus
+// Tell benchmark by its plan and by the general encoder and decoder.
+func BenchmarkStructPlan(b *testing.B) {
+	c := Default()
+	var v any = tick{Seq: 1 << 40, Price: 101.25, Qty: 300, Symbol: "EURUSD", Venue: "XLON"}
+	body, err := c.Append(nil, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := reflect.TypeFor[tick]()
+	buf := make([]byte, 0, 256)
+	b.Run("encode/plan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = c.Append(buf[:0], v)
+		}
+	})
+	b.Run("encode/general", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := bytes.NewBuffer(buf[:0])
+			c.em.MarshalToBuffer(v, w)
+		}
+	})
+	b.Run("decode/plan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.DecodeValue(body, rt)
+		}
+	})
+	b.Run("decode/general", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.dm.Unmarshal(body, reflect.New(rt).Interface())
+		}
+	})
+}
