@@ -30,6 +30,9 @@ type Codec struct {
 	dm    cbor.DecMode
 	bufs  sync.Pool // of *bytes.Buffer, borrowed to wrap a caller's dst
 	plans plans     // of flat structs (structs.go)
+	// maxPairs is the decode limit on a map's pairs: a plan decodes only
+	// structs of no more fields.
+	maxPairs int
 }
 
 var _ bus.Codec = (*Codec)(nil)
@@ -55,7 +58,7 @@ func New(l Limits) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Codec{em: em, dm: dm}
+	c := &Codec{em: em, dm: dm, maxPairs: dm.DecOptions().MaxMapPairs}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	return c, nil
 }
@@ -145,7 +148,7 @@ func (c *Codec) DecodeValue(data []byte, t reflect.Type) (any, bool, error) {
 			return boxBytes(p), true, nil
 		}
 	default:
-		if p := c.plans.of(t); p.fields != nil {
+		if p := c.plans.of(t); p.fields != nil && len(p.fields) <= c.maxPairs {
 			if v, ok := p.decode(data); ok {
 				return v, true, nil
 			}

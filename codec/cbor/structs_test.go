@@ -275,3 +275,35 @@ func BenchmarkStructPlan(b *testing.B) {
 		}
 	})
 }
+
+// wide has more fields than the smallest limit on a map's pairs.
+type wide struct {
+	A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q int
+}
+
+// TestStructPlanKeepsLimits: a codec whose limit on a map's pairs is
+// below a struct's fields refuses its bodies as the general decoder does,
+// plan or not.
+func TestStructPlanKeepsLimits(t *testing.T) {
+	c, err := New(Limits{MaxMapPairs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := c.Append(nil, wide{Q: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := reflect.TypeFor[wide]()
+	if c.plans.of(rt).fields == nil {
+		t.Fatal("wide has no plan")
+	}
+	if v, ok, err := c.DecodeValue(body, rt); ok || err != nil {
+		t.Fatalf("DecodeValue of 17 pairs under a limit of 16 = %v, %v, %v; want it left to the decoder", v, ok, err)
+	}
+	if err := c.Decode(body, new(wide)); err == nil {
+		t.Fatal("the decoder took 17 pairs under a limit of 16")
+	}
+	if v, ok, err := Default().DecodeValue(body, rt); !ok || err != nil || v != (wide{Q: 1}) {
+		t.Fatalf("DecodeValue with the default limits = %v, %v, %v", v, ok, err)
+	}
+}
