@@ -52,3 +52,31 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPickFast measures the default strategy's choice on a Tell by
+// name's path: among idle instances that tie, among instances whose loads
+// differ, and among idle ones of which only some are near.
+func BenchmarkPickFast(b *testing.B) {
+	R, P := Remote, SameProcess
+	for _, c := range []struct {
+		name  string
+		loads []int64
+		locs  []Locality
+	}{
+		{"ties=3", []int64{0, 0, 0}, nil},
+		{"ties=8", make([]int64, 8), nil},
+		{"least=1of3", []int64{2, 0, 1}, nil},
+		{"ties=2of3", []int64{1, 0, 0}, nil},
+		{"near=2of3", []int64{0, 0, 0}, []Locality{P, R, P}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			in := set(c.loads, c.locs)
+			var sink int
+			for b.Loop() {
+				i, _ := PickFast(LeastConnections{}, in, nil)
+				sink += i
+			}
+			_ = sink
+		})
+	}
+}

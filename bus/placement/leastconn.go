@@ -1,9 +1,6 @@
 package placement
 
-import (
-	"math/bits"
-	"math/rand/v2"
-)
+import "math/bits"
 
 // LeastConnections sends each call to the instance with the fewest calls in
 // flight, preferring nearer ones: each step of distance (same process →
@@ -21,13 +18,14 @@ type LeastConnections struct {
 	// zero means DefaultMargin, negative means locality only breaks ties.
 	Margin int64
 	// P2C is the number of instances above which two are sampled instead
-	// of all scanned; zero means DefaultP2C.
+	// of all scanned; zero means DefaultP2C, more than MaxP2C means MaxP2C.
 	P2C int
 }
 
 const (
 	DefaultMargin = 2
 	DefaultP2C    = 16
+	MaxP2C        = 64 // a scan keeps one bit per instance in a word
 )
 
 func (s LeastConnections) margin() int64 {
@@ -38,6 +36,13 @@ func (s LeastConnections) margin() int64 {
 		return 0
 	}
 	return s.Margin
+}
+
+func (s LeastConnections) p2c() int {
+	if s.P2C <= 0 {
+		return DefaultP2C
+	}
+	return min(s.P2C, MaxP2C)
 }
 
 // cost is in's load weighed by its distance, scaled so that the distance
@@ -52,86 +57,60 @@ func (s LeastConnections) Pick(in []Instance, c Call) int {
 	if len(in) == 1 {
 		return 0
 	}
-	r := lazyRng{r: rng(c.Rand), seeded: true}
-	return s.choose(in, &r)
+	x := c.Rand
+	i, _ := s.choose(in, func() uint64 { return x })
+	return i
 }
 
-// choose is Pick's choice among in (at least two), with random bits from r.
-func (s LeastConnections) choose(in []Instance, r *lazyRng) int {
+// choose is the choice among in (at least two). It calls draw, at most
+// once, for random bits, only when a tie or a sample needs them. allIn
+// reports that health kept none of the instances it compared out (the
+// chosen one among them), read beside their loads.
+func (s LeastConnections) choose(in []Instance, draw func() uint64) (i int, allIn bool) {
 	m := s.margin()
-	p2c := s.P2C
-	if p2c <= 0 {
-		p2c = DefaultP2C
-	}
-	if len(in) > p2c {
-		i, j := r.get().two(len(in))
+	if len(in) > s.p2c() {
+		r := rng(draw())
+		i, j := r.two(len(in))
 		ci, cj := cost(&in[i], m), cost(&in[j], m)
-		if cj < ci || (cj == ci && r.get().next()&1 == 0) {
-			return j
+		allIn = !in[i].Stats.Health.Out() && !in[j].Stats.Health.Out()
+		if cj < ci || (cj == ci && r.next()&1 == 0) {
+			return j, allIn
 		}
-		return i
+		return i, allIn
 	}
-	// A reservoir: the t-th instance tied for the least cost takes the
-	// choice with chance 1/t, so that every tied one is equally likely.
-	// Its draws share a random word: each is the high half of the word
-	// times t, and the low half is the word for the next (Lemire's batched
-	// draws), fresh bits coming only when the product of the ranges drawn
-	// from one word passes 2^32, which keeps each draw's bias below 2^-32.
-	// Under tells alone every instance ties: this is a multiplication per
-	// tie where a number of its own per tie cost more than the rest of
-	// the choice.
-	best, bestCost, ties := 0, cost(&in[0], m), uint64(1)
-	var x, span uint64 = 0, 1 << 32
+	// The least cost and which instances share it (a bit each), then one
+	// draw among those. Under tells alone every instance ties: the choice
+	// is then a multiplication, with no branch on a random bit to
+	// mispredict.
+	best, bestCost, tied := 0, cost(&in[0], m), uint64(1)
+	out := in[0].Stats.Health.outTill.Load()
 	for i := 1; i < len(in); i++ {
-		ci := cost(&in[i], m)
-		switch {
+		switch ci := cost(&in[i], m); {
 		case ci < bestCost:
-			best, bestCost, ties = i, ci, 1
+			best, bestCost, tied = i, ci, 1<<i
 		case ci == bestCost:
-			ties++
-			if span *= ties; span > 1<<32 {
-				x, span = r.word(), ties
-			}
-			var hi uint64
-			if hi, x = bits.Mul64(x, ties); hi == 0 {
-				best = i
-			}
+			tied |= 1 << i
+		}
+		out |= in[i].Stats.Health.outTill.Load()
+	}
+	if tied&(tied-1) == 0 {
+		return best, out == 0
+	}
+	ties := bits.OnesCount64(tied)
+	k := below(draw(), ties)
+	if ties == len(in) {
+		return k, out == 0
+	}
+	for j := 1; j < ties; j++ { // as many turns whichever k: no branch on it
+		if j <= k {
+			tied &= tied - 1
 		}
 	}
-	return best
+	return bits.TrailingZeros64(tied), out == 0
 }
 
-// lazyRng is an rng seeded on first use, so that a choice that needs no
-// random bits (no tie, one instance) does not pay for drawing a seed.
-type lazyRng struct {
-	r      rng
-	seeded bool
-	seed   func() uint64
-}
-
-func (l *lazyRng) get() *rng {
-	if !l.seeded {
-		l.r, l.seeded = rng(l.draw()), true
-	}
-	return &l.r
-}
-
-// draw is the seed's bits: math/rand/v2's when seed is nil, called
-// directly rather than through a func value.
-func (l *lazyRng) draw() uint64 {
-	if l.seed == nil {
-		return rand.Uint64()
-	}
-	return l.seed()
-}
-
-// word returns 64 random bits: the seed itself the first time it is drawn
-// (it is random bits already), the rng's next number after.
-func (l *lazyRng) word() uint64 {
-	if !l.seeded {
-		w := l.draw()
-		l.r, l.seeded = rng(w), true
-		return w
-	}
-	return l.r.next()
+// below maps 64 random bits to [0, n) (Lemire's multiply and shift).
+func below(x uint64, n int) int {
+	hi, _ := bits.Mul64(x, uint64(n))
+	return int(hi)
 }

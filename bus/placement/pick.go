@@ -54,20 +54,39 @@ func Pick(s Strategy, in []Instance, c Call, now func() time.Time, p HealthPolic
 }
 
 // PickFast is Pick for the common case on a hot path: s is
-// LeastConnections and the instance it chooses is in. It returns that
-// choice without Pick's interface call and draws random bits (calling
-// seed, at most once; nil means math/rand/v2's) only when a tie or a
-// sample needs them. ok is false
-// in every other case, where the caller calls Pick; the choice is
+// LeastConnections and health keeps none of the instances it compares
+// out. It returns that choice without Pick's interface call and draws
+// random bits (calling seed, at most once; nil means the runtime's
+// per-thread generator) only when a tie or a sample needs them. ok is
+// false in every other case, where the caller calls Pick; the choice is
 // distributed as Pick's.
 func PickFast(s Strategy, in []Instance, seed func() uint64) (i int, ok bool) {
 	lc, ok := s.(LeastConnections)
 	if !ok {
 		return 0, false
 	}
-	if len(in) > 1 {
-		r := lazyRng{seed: seed}
-		i = lc.choose(in, &r)
+	switch {
+	case len(in) == 1:
+		return 0, !in[0].Stats.Health.Out()
+	case len(in) > lc.p2c() || !idle(in):
+		if seed == nil {
+			seed = fastrand
+		}
+		return lc.choose(in, seed)
+	case seed == nil: // called directly, not through a func value
+		return below(fastrand(), len(in)), true
 	}
-	return i, !in[i].Stats.Health.Out()
+	return below(seed(), len(in)), true
+}
+
+// idle reports whether every instance of in is idle, in and as near as the
+// first: what they all are under tells alone, where any of them is the
+// choice, at random. It reads each once and branches on none.
+func idle(in []Instance) bool {
+	var busy int64
+	for i := range in {
+		st := in[i].Stats
+		busy |= st.inflight.Load() | st.Health.outTill.Load() | int64(in[i].Locality^in[0].Locality)
+	}
+	return busy == 0
 }

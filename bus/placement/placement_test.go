@@ -49,6 +49,9 @@ func TestLeastConnections(t *testing.T) {
 		{"negative margin: load only", -1, []int64{1, 0}, []Locality{P, R}, []int{1}},
 		{"negative margin: locality breaks ties", -1, []int64{1, 1}, []Locality{R, P}, []int{1}},
 		{"ties at random", 0, []int64{1, 0, 0, 1, 0}, []Locality{R, R, R, R, R}, []int{1, 2, 4}},
+		{"equal loads tie", 0, []int64{2, 2, 2}, nil, []int{0, 1, 2}},
+		{"idle ones tie, the far one never chosen", 0, []int64{0, 0, 0}, []Locality{P, H, P}, []int{0, 2}},
+		{"idle and far loses to near and busy within margin", 0, []int64{0, 0, 2}, []Locality{H, H, P}, []int{2}},
 	}
 	for _, tt := range tests {
 		for _, fast := range []bool{false, true} {
@@ -132,6 +135,14 @@ func TestPickFastDeclines(t *testing.T) {
 	if _, ok := PickFast(LeastConnections{}, in, never); ok {
 		t.Fatal("PickFast took a call for an instance that is out")
 	}
+	// One out that is not the choice: PickFast leaves that to Pick too.
+	idle := set([]int64{0, 0, 0}, nil)
+	for range DefaultFailures {
+		idle[2].Stats.Health.Failure(now, HealthPolicy{})
+	}
+	if _, ok := PickFast(LeastConnections{}, idle, nil); ok {
+		t.Fatal("PickFast took a call with an idle instance out")
+	}
 	// Pick itself then chooses another: the one with load 1.
 	if i, _ := Pick(LeastConnections{}, in, Call{}, func() time.Time { return now }, HealthPolicy{}); i != 2 {
 		t.Fatalf("Pick chose %d with instance 1 out, want 2", i)
@@ -157,6 +168,36 @@ func TestLeastConnectionsManyTies(t *testing.T) {
 	}
 }
 
+// TestPickFastSpreadsTiesEvenly: idle instances tie, and so do instances
+// equally loaded; either way PickFast with the runtime's random bits (a nil
+// seed, as the bus calls it) gives each its share. The bound, a tenth of a
+// share, is over 14 standard deviations: it does not fail by chance.
+func TestPickFastSpreadsTiesEvenly(t *testing.T) {
+	for _, n := range []int{2, 3, 7, 16} {
+		for _, load := range []int64{0, 3} {
+			loads := make([]int64, n)
+			for i := range loads {
+				loads[i] = load
+			}
+			in := set(loads, nil)
+			const share = 20000
+			c := make([]int, n)
+			for range share * n {
+				i, ok := PickFast(LeastConnections{}, in, nil)
+				if !ok {
+					t.Fatal("PickFast refused a call with every instance in")
+				}
+				c[i]++
+			}
+			for i, k := range c {
+				if k < share*9/10 || k > share*11/10 {
+					t.Errorf("%d instances with load %d: instance %d chosen %d times, want about %d: %v", n, load, i, k, share, c)
+				}
+			}
+		}
+	}
+}
+
 // TestLeastConnectionsP2C: with many instances it compares two (through
 // Pick and through PickFast alike), so a
 // loaded instance is never chosen over an idle one it was compared with,
@@ -167,7 +208,11 @@ func TestLeastConnectionsP2C(t *testing.T) {
 		loads[i] = int64(i)
 	}
 	in := set(loads, nil)
-	for _, c := range [][]int{counts(LeastConnections{}, in, 100000), fastCounts(t, LeastConnections{}, in, 100000)} {
+	// A P2C above MaxP2C counts as MaxP2C: 100 instances are sampled, not
+	// scanned (a scan would choose the idlest every time).
+	over := LeastConnections{P2C: 1000}
+	for _, c := range [][]int{counts(LeastConnections{}, in, 100000), fastCounts(t, LeastConnections{}, in, 100000),
+		counts(over, in, 100000), fastCounts(t, over, in, 100000)} {
 		if c[99] != 0 {
 			t.Errorf("busiest instance chosen %d times", c[99])
 		}
