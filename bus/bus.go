@@ -410,6 +410,14 @@ func (b *Bus) Tell(to any, msg any) error {
 	if p := b.localRef(to); p != nil && !b.closing.Load() {
 		return p.send(context.Background(), delivery{msg: msg}, mailbox.Default)
 	}
+	if name, ok := to.(string); ok && !b.closing.Load() {
+		if in := b.placeQuick(name); in != nil {
+			if in.proc != nil {
+				return in.proc.send(context.Background(), delivery{msg: msg}, mailbox.Default)
+			}
+			return b.tellRemote(context.Background(), in.peer, in.ref, Ref{}, msg)
+		}
+	}
 	return b.send(context.Background(), to, msg, nil, mailbox.Default)
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/xbus-dev/xbus/bus/placement"
 )
@@ -108,6 +109,39 @@ func (b *Bus) place(ctx context.Context, name string, attempt int, avoid *instan
 
 // placeName is place's choice: the instance of name a message goes to.
 func (b *Bus) placeName(ctx context.Context, name string, attempt int, avoid *instance) (*instance, error) {
+	if avoid == nil {
+		if in := b.placeQuick(name); in != nil {
+			return in, nil
+		}
+	}
+	return b.placeNameSlow(ctx, name, attempt, avoid)
+}
+
+// placeQuick is placeName's common case, nil where it does not apply: name
+// is the name placed last, and it has one instance or the default strategy
+// chooses among several (placement.PickFast).
+func (b *Bus) placeQuick(name string) *instance {
+	s := b.lastService.Load()
+	if s == nil || len(s.name) != len(name) ||
+		unsafe.StringData(s.name) != unsafe.StringData(name) && s.name != name { // mostly the same string: no bytes to compare
+		return nil
+	}
+	v := s.view.Load()
+	switch {
+	case len(v.inst) == 1:
+		return v.inst[0]
+	case len(v.inst) == 0 || v.linkGen != b.linkGen.Load():
+		return nil
+	}
+	if i, ok := placement.PickFast(s.strategy, v.cands, nil); ok {
+		return v.inst[i]
+	}
+	return nil
+}
+
+// placeNameSlow is placeName in every case: a name not placed last, a
+// strategy of its own, an instance out, a call placed again.
+func (b *Bus) placeNameSlow(ctx context.Context, name string, attempt int, avoid *instance) (*instance, error) {
 	s, view := b.lastService.Load(), emptyView
 	if s != nil && s.name == name {
 		view = s.view.Load()

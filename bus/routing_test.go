@@ -490,6 +490,92 @@ func TestFlappingLink(t *testing.T) {
 	})
 }
 
+// TestTellsByNameTieAndAvoidTheBusy: tells count no load, so tells by name
+// among idle instances tie and each gets its share (the bound, a tenth of
+// a share, is over 12 standard deviations: it does not fail by chance);
+// an instance holding an ask has a load and gets none of them until the
+// ask is answered.
+func TestTellsByNameTieAndAvoidTheBusy(t *testing.T) {
+	b := linkedBus(t)
+	var got [3]atomic.Int64
+	var mu sync.Mutex
+	var held []*bus.Promise
+	refs := make([]bus.Ref, 3)
+	for i := range refs {
+		var err error
+		refs[i], err = b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			switch {
+			case msg == "hold":
+				mu.Lock()
+				held = append(held, c.Promise())
+				mu.Unlock()
+			case msg == "tell":
+				got[i].Add(1)
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tell := func(n int) [3]int64 {
+		t.Helper()
+		var before [3]int64
+		for i := range got {
+			before[i] = got[i].Load()
+		}
+		for range n {
+			if err := b.Tell("svc", "tell"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var d [3]int64
+		eventually(t, "every tell handled", func() error {
+			sum := int64(0)
+			for i := range got {
+				d[i] = got[i].Load() - before[i]
+				sum += d[i]
+			}
+			if sum < int64(n) {
+				return fmt.Errorf("%d of %d", sum, n)
+			}
+			return nil
+		})
+		return d
+	}
+	const share = 10000
+	for i, n := range tell(3 * share) {
+		if n < share*9/10 || n > share*11/10 {
+			t.Errorf("idle instance %d got %d tells of %d, want about %d", i, n, 3*share, share)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := b.Ask(ctx, refs[0], "hold"); done <- err }()
+	eventually(t, "the ask is held", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(held) == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if d := tell(3000); d[0] != 0 || d[1] == 0 || d[2] == 0 {
+		t.Errorf("with an ask held by instance 0, tells went %v", d)
+	}
+	mu.Lock()
+	held[0].Reply("done")
+	mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := tell(3000); d[0] == 0 {
+		t.Errorf("after the held ask was answered, tells went %v", d)
+	}
+}
+
 // TestTellByNameAllocatesNothing: placing a Tell among several instances
 // allocates nothing, with the default strategy and with a counted one.
 func TestTellByNameAllocatesNothing(t *testing.T) {
