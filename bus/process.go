@@ -173,7 +173,7 @@ type process struct {
 	ending       bool          // end has begun, by the stop or by its abandonment; guarded by mu
 	stopped      bool          // guarded by mu; here, where it costs no padding
 	finished     bool          // stop has run to its end; done, if made, is closed; guarded by mu
-	servingState atomic.Uint32 // see serving
+	servingState atomic.Uint32 // see servingNone
 	failure      error         // why the actor last failed; the stop reason if it is stopped while failed
 
 	// Read-only once made: a cache line between what runs the actor
@@ -191,15 +191,6 @@ type process struct {
 	reason error
 	done   chan struct{}
 
-	// serving is the ask Receive is running, for a stop to cancel or
-	// answer. The actor's goroutine writes it while servingState is
-	// servingNone, then publishes it (servingSet); a stop reads it only
-	// while it holds it (servingHeld, with mu locked), and the actor,
-	// when its Receive returns, takes it back with one compare-and-swap,
-	// or waits on mu for the stop to let go. An ask's turn so pays two
-	// atomic operations instead of two lock and unlock pairs.
-	serving delivery
-
 	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
 }
 
@@ -209,11 +200,18 @@ type stopCtx struct {
 	cancel context.CancelFunc
 }
 
-// States of process.serving.
+// States of process.servingState, which publishes the ask Receive is
+// running, ctx.cur, for a stop to cancel or answer. The actor's goroutine
+// writes ctx.cur while the state is servingNone, then publishes it
+// (servingSet); a stop reads it only while it holds it (servingHeld, with
+// mu locked), and the actor, when its Receive returns, takes it back with
+// one compare-and-swap, or waits on mu for the stop to let go, before it
+// writes ctx.cur again. An ask's turn so pays two atomic operations instead
+// of two lock and unlock pairs, and no copy of the delivery.
 const (
-	servingNone = iota // no ask is running, or the actor's goroutine is writing serving
-	servingSet         // serving is the ask Receive is running
-	servingHeld        // a stop reads serving, with mu locked
+	servingNone = iota // no ask is running, or the actor's goroutine is writing ctx.cur
+	servingSet         // ctx.cur is the ask Receive is running
+	servingHeld        // a stop reads ctx.cur, with mu locked
 )
 
 // kin is who is tied to an actor: its children and who watches it. Most
@@ -374,8 +372,7 @@ func (p *process) receive(d delivery) {
 	c.cur, c.replied, c.promised, c.replyHeaders = d, false, false, nil
 	ask := d.isAsk()
 	if ask {
-		p.serving = d
-		p.servingState.Store(servingSet)
+		p.servingState.Store(servingSet) // publishes c.cur
 	}
 	err := p.safeReceive(c, d.msg)
 	if ask {
@@ -596,14 +593,14 @@ func (p *process) abandon(reason error) {
 	p.end(reason)
 }
 
-// endServing takes serving back once Receive has returned; the actor's
-// goroutine calls it. A stop holding it has mu locked until it lets go.
+// endServing takes the ask served back once Receive has returned; the
+// actor's goroutine calls it. A stop holding it has mu locked until it
+// lets go.
 func (p *process) endServing() {
 	for !p.servingState.CompareAndSwap(servingSet, servingNone) {
 		p.mu.Lock()
-		p.mu.Unlock() // the stop that held serving has let go
+		p.mu.Unlock() // the stop that held the ask has let go
 	}
-	p.serving = delivery{}
 }
 
 // holdServing returns the ask p is running, held so that p's goroutine
@@ -615,7 +612,7 @@ func (p *process) holdServing() (delivery, bool) {
 		p.mu.Unlock()
 		return delivery{}, false
 	}
-	return p.serving, true
+	return p.ctx.cur, true
 }
 
 func (p *process) releaseServing() {
