@@ -65,16 +65,13 @@ func TestPlacementChosenPerBusAndPerName(t *testing.T) {
 // to the idle instance; once it is answered both are used again.
 func TestLeastConnectionsCountsPromises(t *testing.T) {
 	b := linkedBus(t)
-	var held []*bus.Promise
-	var mu sync.Mutex
+	var h holds
 	holder := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if !c.IsAsk() {
 			return nil
 		}
 		if msg == "hold" {
-			mu.Lock()
-			held = append(held, c.Promise())
-			mu.Unlock()
+			h.keep(c)
 			return nil
 		}
 		return c.Reply(c.Self())
@@ -87,32 +84,62 @@ func TestLeastConnectionsCountsPromises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Hold one ask on a, through its Ref.
+	release := h.hold(t, b, a) // through its Ref
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { _, err := b.Ask(ctx, a, "hold"); done <- err }()
-	eventually(t, "the ask is held", func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(held) == 0 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
 	for ref, n := range share(t, b, ctx, "svc", 100) {
 		if ref != other {
 			t.Fatalf("%d asks went to the instance holding a promised ask", n)
 		}
 	}
-	mu.Lock()
-	held[0].Reply("done")
-	mu.Unlock()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if got := share(t, b, ctx, "svc", 200); got[a] == 0 || got[other] == 0 {
 		t.Fatalf("after the promise was answered: %v", got)
+	}
+}
+
+// holds keeps the asks its actors are given as promises, unanswered: the
+// load of an instance busy with them.
+type holds struct {
+	mu   sync.Mutex
+	held []*bus.Promise
+}
+
+// keep keeps c's ask.
+func (h *holds) keep(c *bus.Context) {
+	h.mu.Lock()
+	h.held = append(h.held, c.Promise())
+	h.mu.Unlock()
+}
+
+// hold asks ref "hold" and returns once its actor keeps the ask; release
+// answers it and waits for the ask to return.
+func (h *holds) hold(t *testing.T, b *bus.Bus, ref bus.Ref) (release func()) {
+	t.Helper()
+	h.mu.Lock()
+	n := len(h.held)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	done := make(chan error, 1)
+	go func() { _, err := b.Ask(ctx, ref, "hold"); done <- err }()
+	eventually(t, "the ask is held", func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.held) == n {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	return func() {
+		t.Helper()
+		defer cancel()
+		h.mu.Lock()
+		p := h.held[n]
+		h.mu.Unlock()
+		p.Reply("done")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -498,17 +525,14 @@ func TestFlappingLink(t *testing.T) {
 func TestTellsByNameTieAndAvoidTheBusy(t *testing.T) {
 	b := linkedBus(t)
 	var got [3]atomic.Int64
-	var mu sync.Mutex
-	var held []*bus.Promise
+	var h holds
 	refs := make([]bus.Ref, 3)
 	for i := range refs {
 		var err error
 		refs[i], err = b.Register("svc", bus.ActorFunc(func(c *bus.Context, msg any) error {
 			switch {
 			case msg == "hold":
-				mu.Lock()
-				held = append(held, c.Promise())
-				mu.Unlock()
+				h.keep(c)
 			case msg == "tell":
 				got[i].Add(1)
 			}
@@ -550,27 +574,11 @@ func TestTellsByNameTieAndAvoidTheBusy(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { _, err := b.Ask(ctx, refs[0], "hold"); done <- err }()
-	eventually(t, "the ask is held", func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(held) == 0 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
+	release := h.hold(t, b, refs[0])
 	if d := tell(3000); d[0] != 0 || d[1] == 0 || d[2] == 0 {
 		t.Errorf("with an ask held by instance 0, tells went %v", d)
 	}
-	mu.Lock()
-	held[0].Reply("done")
-	mu.Unlock()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if d := tell(3000); d[0] == 0 {
 		t.Errorf("after the held ask was answered, tells went %v", d)
 	}
