@@ -174,7 +174,6 @@ type process struct {
 	stopped      bool          // guarded by mu; here, where it costs no padding
 	finished     bool          // stop has run to its end; done, if made, is closed; guarded by mu
 	servingState atomic.Uint32 // see servingNone
-	failure      error         // why the actor last failed; the stop reason if it is stopped while failed
 
 	// Read-only once made: a cache line between what runs the actor
 	// writes and stats, which every sender to the name reads.
@@ -186,10 +185,9 @@ type process struct {
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
 
-	mu     sync.Mutex
-	kin    *kin // made by the first child or watcher
-	reason error
-	done   chan struct{}
+	mu   sync.Mutex
+	kin  *kin // made by the first child, watcher, failure or stop with a reason
+	done chan struct{}
 
 	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
 }
@@ -214,14 +212,16 @@ const (
 	servingHeld        // a stop reads ctx.cur, with mu locked
 )
 
-// kin is who is tied to an actor: its children and who watches it. Most
-// actors have none, so a process points to one made on first use instead
-// of carrying three slices (72 bytes in every idle actor). Guarded by its
-// process's mu.
+// kin is who is tied to an actor, its children and who watches it, and
+// why it failed or stopped. Most actors have none of these, so a process
+// points to one made on first use instead of carrying three slices and two
+// errors (104 bytes in every idle actor). Guarded by its process's mu.
 type kin struct {
 	children       []*process
 	watchers       []*process
 	remoteWatchers []NodeID // nodes told when p stops (see watch.go)
+	failure        error    // why the actor last failed; the stop reason if it is stopped while failed
+	reason         error    // why it stopped
 }
 
 // kinLocked returns p's kin, making it; p.mu must be held.
@@ -230,6 +230,35 @@ func (p *process) kinLocked() *kin {
 		p.kin = new(kin)
 	}
 	return p.kin
+}
+
+// reasonLocked is why p stopped; p.mu must be held.
+func (p *process) reasonLocked() error {
+	if p.kin == nil {
+		return nil
+	}
+	return p.kin.reason
+}
+
+// setFailure records why p last failed (nil: it was restarted).
+func (p *process) setFailure(err error) {
+	p.mu.Lock()
+	if err != nil {
+		p.kinLocked().failure = err
+	} else if p.kin != nil {
+		p.kin.failure = nil
+	}
+	p.mu.Unlock()
+}
+
+// lastFailure is why p last failed, or nil.
+func (p *process) lastFailure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.kin == nil {
+		return nil
+	}
+	return p.kin.failure
 }
 
 // childrenLocked returns p's children in start order; p.mu must be held.
@@ -404,7 +433,7 @@ func (p *process) safeReceive(c *Context, msg any) (err error) {
 // decide, or resume by default.
 func (p *process) fail(err error, msg any) {
 	f := Failure{Ref: p.ref, Reason: err, Message: msg, Time: time.Now()}
-	p.failure = err
+	p.setFailure(err)
 	p.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
 	if s, ok := msg.(*Stream); ok {
 		s.abort(fmt.Errorf("%w: %w", ErrActorFailed, err), true) // as an ask is answered
@@ -454,7 +483,7 @@ func (p *process) restart(a Actor) {
 		p.lifecycle(Restarting{})
 	}
 	p.actor = a
-	p.failure = nil
+	p.setFailure(nil)
 	p.lifecycle(Started{})
 	p.mb.Resume()
 }
@@ -486,7 +515,7 @@ func (p *process) stop(reason error) {
 		return
 	}
 	if reason == nil && p.mb.Suspended() {
-		reason = p.failure // stopped by its supervisor after a failure
+		reason = p.lastFailure() // stopped by its supervisor after a failure
 	}
 	p.lifecycle(Stopping{})
 	p.stopChildren(reason)
@@ -521,7 +550,10 @@ func (p *process) end(reason error) {
 	p.mb.Close()
 	p.bus.unregister(p)
 	p.mu.Lock()
-	p.stopped, p.reason = true, reason
+	p.stopped = true
+	if reason != nil {
+		p.kinLocked().reason = reason
+	}
 	var watchers []*process
 	var remote []NodeID
 	if k := p.kin; k != nil {
@@ -664,7 +696,7 @@ func (p *process) notifyTerminated(t Terminated) {
 func (p *process) watch(w *process) {
 	p.mu.Lock()
 	if p.stopped {
-		reason := p.reason
+		reason := p.reasonLocked()
 		p.mu.Unlock()
 		w.notifyTerminated(Terminated{Ref: p.ref, Reason: reason})
 		return

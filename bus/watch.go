@@ -143,7 +143,7 @@ func (b *Bus) stoppedOnPeer(l Link, m *sysStopped) {
 func (p *process) watchFrom(node NodeID) {
 	p.mu.Lock()
 	if p.stopped {
-		reason := p.reason
+		reason := p.reasonLocked()
 		p.mu.Unlock()
 		p.bus.tellStopped(node, p.ref, reason)
 		return
