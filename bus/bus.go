@@ -40,8 +40,9 @@ type Bus struct {
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
-	// beforeGate runs in a send to a peer between its two reads of the
-	// peer's link (enterPeer); tests only, nil otherwise.
+	// beforeGate runs in a send to a peer between its choice of the peer
+	// and its read of the peer's link inside the peer's send gate
+	// (enterPeer, control.send); tests only, nil otherwise.
 	beforeGate func()
 	// replyWaiters counts replies waiting for room on their links (replyRemote).
 	replyWaiters atomic.Int64

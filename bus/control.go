@@ -232,9 +232,15 @@ func (c *control) run() {
 // does not take it within the send timeout is closed; false means the rest
 // of the batch is moot (the peer gets a reset if it links again).
 func (c *control) send(m any) bool {
+	if c.b.beforeGate != nil {
+		c.b.beforeGate()
+	}
 	e := c.pr.gate.enter() // a switch to a nearer link waits for this send (switch.go)
 	defer c.pr.gate.exit(e)
-	_, l := c.b.linkTo(c.pr.id)
+	// Its own peer's link, not the node's: a peer that lost its links
+	// sends nothing on those of the record that replaced it, which sends
+	// its own state from a reset on.
+	l := c.pr.nearLink()
 	if l == nil {
 		return false
 	}

@@ -9,10 +9,21 @@ import (
 // that lies about who it is would.
 func WithNodeID(id NodeID) Option { return func(c *config) { c.nodeID = id } }
 
-// WithBeforeGate runs f in every send to a peer between the send's first
-// read of the peer's link and its read inside the peer's send gate: where a
-// relink of the peer's node replaces the peer the send chose.
+// WithBeforeGate runs f in every send to a peer between the send's choice
+// of the peer and its read of the peer's link inside the peer's send gate:
+// where a relink of the peer's node replaces the peer the send chose.
 func WithBeforeGate(f func()) Option { return func(c *config) { c.beforeGate = f } }
+
+// GateOf reads how many sends are inside the send gate of b's record of
+// node as it is now (0 ever after when there is none): the sends a switch
+// of that record's nearest link waits for.
+func GateOf(b *Bus, node NodeID) func() int64 {
+	pr := b.peerByID(node)
+	if pr == nil {
+		return func() int64 { return 0 }
+	}
+	return func() int64 { return pr.gate.n[0].Load() + pr.gate.n[1].Load() }
+}
 
 // WithProofTimeout bounds how long a second link to a linked node may take
 // to prove it leads to the same node. Zero: DefaultProofTimeout.

@@ -3,7 +3,10 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,4 +101,276 @@ func TestSendAcrossRelinkInItsWindow(t *testing.T) {
 	if reply != "ask" {
 		t.Fatalf("reply %v, want ask", reply)
 	}
+}
+
+// gatedTransport is a netbus transport whose links, as the bus sees them,
+// note each send that must go inside the send gate of the peer record that
+// took its link (must says which) and does not: a switch of that record to
+// a nearer link would not wait for it.
+type gatedTransport struct {
+	*netbus.Transport
+	links   chan bus.Link
+	must    func(*bus.Envelope) bool
+	outside chan string
+	mu      sync.Mutex
+	ours    map[bus.Link]*gatedLink
+}
+
+func newGated(cfg netbus.Config, must func(*bus.Envelope) bool) *gatedTransport {
+	return &gatedTransport{Transport: netbus.New(cfg), links: make(chan bus.Link, 8), must: must,
+		outside: make(chan string, 16), ours: map[bus.Link]*gatedLink{}}
+}
+
+func (g *gatedTransport) Start(h bus.Host) error { return g.Transport.Start(&gatedHost{h, g}) }
+
+// Dial returns the bus's view of the link dialed, as LinkUp reports it.
+func (g *gatedTransport) Dial(ctx context.Context, addr string) (bus.Link, error) {
+	l, err := g.Transport.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return g.wrap(l), nil
+}
+
+// wrap is the bus's view of the transport's link l, the same each time.
+func (g *gatedTransport) wrap(l bus.Link) *gatedLink {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.ours[l]
+	if w == nil {
+		w = &gatedLink{Link: l, g: g}
+		g.ours[l] = w
+	}
+	return w
+}
+
+type gatedHost struct {
+	bus.Host
+	g *gatedTransport
+}
+
+func (h *gatedHost) LinkUp(l bus.Link) {
+	w := h.g.wrap(l)
+	h.Host.LinkUp(w)
+	gate := bus.GateOf(h.Host.(*bus.Bus), l.Peer())
+	w.gate.Store(&gate)
+	h.g.links <- w
+}
+
+func (h *gatedHost) Deliver(l bus.Link, env *bus.Envelope) { h.Host.Deliver(h.g.wrap(l), env) }
+
+func (h *gatedHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
+	h.Host.Undelivered(h.g.wrap(l), env, err)
+}
+
+func (h *gatedHost) LinkDown(l bus.Link, err error) { h.Host.LinkDown(h.g.wrap(l), err) }
+
+type gatedLink struct {
+	bus.Link
+	g    *gatedTransport
+	gate atomic.Pointer[func() int64] // the sends in the gate of the record that took the link
+}
+
+func (l *gatedLink) Send(ctx context.Context, env *bus.Envelope) error {
+	if gate := l.gate.Load(); gate != nil && l.g.must(env) && (*gate)() == 0 {
+		select {
+		case l.g.outside <- fmt.Sprintf("a %v envelope of type %q", env.Kind, env.Type):
+		default:
+		}
+	}
+	return l.Link.Send(ctx, env)
+}
+
+// relinkRig is a client linked to a server over a Unix socket. Armed, the
+// client's next send to the server, in its window (WithBeforeGate), closes
+// the link in use, waits until the node is linked again under a new peer
+// record, then runs then, before it goes on; relinked says how that went.
+type relinkRig struct {
+	server, client *bus.Bus
+	gated          *gatedTransport
+	armed          atomic.Bool
+	relinked       chan error
+	current        bus.Link
+	then           func() error
+}
+
+func newRelinkRig(t *testing.T, must func(*bus.Envelope) bool) *relinkRig {
+	t.Helper()
+	sock := "unix:" + filepath.Join(t.TempDir(), "s.sock")
+	server, err := bus.New(bus.WithName("server"), bus.WithTransport(netbus.New(netbus.Config{Listen: []string{sock}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relinkRig{server: server, gated: newGated(netbus.Config{Peers: []string{sock}}, must), relinked: make(chan error, 1)}
+	r.client, err = bus.New(bus.WithName("client"), bus.WithTransport(r.gated), bus.WithBackoff(time.Millisecond, 10*time.Millisecond), bus.WithBeforeGate(r.relink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.client.Close(ctx)
+		r.server.Close(ctx)
+	})
+	r.current = <-r.gated.links
+	return r
+}
+
+func (r *relinkRig) relink() {
+	if !r.armed.Swap(false) {
+		return
+	}
+	r.current.Close(errors.New("relink"))
+	select {
+	case r.current = <-r.gated.links:
+	case <-time.After(10 * time.Second):
+		r.relinked <- errors.New("the node never linked again")
+		return
+	}
+	if r.then != nil {
+		if err := r.then(); err != nil {
+			r.relinked <- err
+			return
+		}
+	}
+	r.relinked <- nil
+}
+
+// waitRelinked waits until an armed send relinked the node in its window.
+func (r *relinkRig) waitRelinked(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-r.relinked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no send entered its window")
+	}
+}
+
+// noneOutside fails t if a send that must go inside its record's gate did
+// not.
+func (r *relinkRig) noneOutside(t *testing.T) {
+	t.Helper()
+	select {
+	case s := <-r.gated.outside:
+		t.Fatalf("%s went out on a link outside the send gate of the peer record that took it", s)
+	default:
+	}
+}
+
+// within polls f for up to 10 s, for the hook, which cannot fail a test.
+func within(what string, f func() bool) error {
+	for range 1000 {
+		if f() {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New(what)
+}
+
+// TestOpenStreamAcrossRelinkInItsWindow relinks the server's node at the
+// exact moment a stream's open has read the server's link but not yet
+// entered the peer's send gate. The open goes on the new peer's link inside
+// that peer's gate (so a switch to a nearer link would wait for it), the
+// stream opens once and carries items both ways.
+func TestOpenStreamAcrossRelinkInItsWindow(t *testing.T) {
+	r := newRelinkRig(t, func(env *bus.Envelope) bool {
+		return env.Kind == bus.KindStreamItem && !env.To.Node.IsZero() // an open
+	})
+	var opens atomic.Int32
+	accept(t, r.server, r.client, "echo", func(s *bus.Stream) {
+		opens.Add(1)
+		echoStream(s)
+	})
+	ctx := testCtx(t)
+	r.armed.Store(true)
+	s, err := r.client.OpenStream(ctx, "echo", "open")
+	if err != nil {
+		t.Fatalf("a stream opened across a relink in its window failed: %v", err)
+	}
+	r.waitRelinked(t)
+	r.noneOutside(t)
+	if err := s.Send(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(ctx); err != nil || m != 1 {
+		t.Fatalf("recv: %v, %v; want 1", m, err)
+	}
+	s.CloseSend(nil)
+	if _, err := s.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last item: %v, want io.EOF", err)
+	}
+	if n := opens.Load(); n != 1 {
+		t.Fatalf("the actor got %d streams, want 1", n)
+	}
+}
+
+// TestPublishAcrossRelinkInItsWindow relinks the subscribing node at the
+// exact moment a publish to its subscription is about to enter the peer's
+// send gate. The old peer's credit and epoch ended with its links; the
+// publish goes to the same subscription of the new peer record, on its
+// link, inside its gate, and arrives once.
+func TestPublishAcrossRelinkInItsWindow(t *testing.T) {
+	r := newRelinkRig(t, func(env *bus.Envelope) bool { return env.Kind == bus.KindPublish })
+	known := func() bool { subs, _ := bus.RemoteSubs(r.client); return subs == 1 }
+	r.then = func() error { return within("the new peer record never learned the subscription", known) }
+	ctx := testCtx(t)
+	sub, err := r.server.Subscribe(ctx, "prices.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the client knows the subscription", func() error {
+		if !known() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	r.armed.Store(true)
+	if err := r.client.Publish("prices.eur", "moved"); err != nil {
+		t.Fatalf("a publish across a relink in its window failed: %v", err)
+	}
+	r.waitRelinked(t)
+	r.noneOutside(t)
+	if err := r.client.Publish("prices.eur", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"moved", "after"} {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		if m.Msg != want {
+			t.Fatalf("got %v, want %q", m.Msg, want)
+		}
+	}
+}
+
+// TestNamesAcrossRelinkInItsWindow relinks the server's node at the exact
+// moment the client's drainer is about to tell it of a new name. That
+// drainer's peer record is gone: it sends nothing on the new record's link
+// (whose own drainer sends the whole state, the name with it, inside its
+// gate), rather than its old batch outside that gate.
+func TestNamesAcrossRelinkInItsWindow(t *testing.T) {
+	r := newRelinkRig(t, func(env *bus.Envelope) bool {
+		return env.Kind == bus.KindSystem && env.Type == "xbus.names"
+	})
+	r.then = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return r.server.WaitFor(ctx, "late") // from the new record's reset
+	}
+	r.armed.Store(true)
+	if _, err := r.client.Register("late", bus.ActorFunc(func(*bus.Context, any) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	r.waitRelinked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.client.Close(ctx); err != nil { // waits for the old drainer
+		t.Fatal(err)
+	}
+	r.noneOutside(t)
 }

@@ -301,26 +301,28 @@ func peerGone(err error) error {
 	return fmt.Errorf("%w: %w", ErrPeerGone, err)
 }
 
-// peerFor is the peer to send to to through, and its nearest link: pr's,
-// placement's record of to's node, when it is still linked, else the one
+// peerFor is the peer to send to node through, and its nearest link: pr's,
+// placement's record of the node, when it is still linked, else the one
 // looked up by node (nil when there is none).
-func (b *Bus) peerFor(pr *peer, to Ref) (*peer, Link) {
+func (b *Bus) peerFor(pr *peer, node NodeID) (*peer, Link) {
 	if l := pr.nearLink(); l != nil {
 		return pr, l
 	}
-	return b.linkTo(to.Node)
+	return b.linkTo(node)
 }
 
-// enterPeer enters the send gate of the peer to send to to through (see
+// enterPeer enters the send gate of the peer to send to node through (see
 // peerFor) and returns it with its nearest link as read inside the gate,
 // for the caller to send on and then exit the gate with e; l is nil, and
-// no gate entered, when to's node has no link. A peer that lost its links
-// between the two reads may have been replaced by a new one, its node
-// linked again: the node is looked up once more, and its new peer's link
-// read inside that peer's gate, rather than the send failing for want of
-// a link that is up.
-func (b *Bus) enterPeer(pr *peer, to Ref) (_ *peer, l Link, e uint32) {
-	pr, l = b.peerFor(pr, to)
+// no gate entered, when the node has no link. Every send that picks a
+// peer's link goes through it, so that a switch to a nearer link
+// (switch.go) waits for the send. A peer that lost its links between the
+// two reads may have been replaced by a new one, its node linked again:
+// the node is looked up once more, and its new peer's link read inside
+// that peer's gate, rather than the send failing for want of a link that
+// is up, or going out on the new peer's link without its gate.
+func (b *Bus) enterPeer(pr *peer, node NodeID) (_ *peer, l Link, e uint32) {
+	pr, l = b.peerFor(pr, node)
 	if l != nil && b.beforeGate != nil {
 		b.beforeGate()
 	}
@@ -330,7 +332,7 @@ func (b *Bus) enterPeer(pr *peer, to Ref) (_ *peer, l Link, e uint32) {
 			return pr, l, e
 		}
 		pr.gate.exit(e)
-		pr, l = b.linkTo(to.Node)
+		pr, l = b.linkTo(node)
 	}
 	return nil, nil, 0
 }
@@ -338,7 +340,7 @@ func (b *Bus) enterPeer(pr *peer, to Ref) (_ *peer, l Link, e uint32) {
 // tellRemote sends a tell to node through pr (nil: looked up), bounded by
 // ctx or, when ctx has no deadline, by the bus's send timeout.
 func (b *Bus) tellRemote(ctx context.Context, pr *peer, to Ref, from Ref, msg any) error {
-	pr, l, e := b.enterPeer(pr, to)
+	pr, l, e := b.enterPeer(pr, to.Node)
 	if l == nil {
 		return noLinkTo(to)
 	}
@@ -397,7 +399,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if call.inst != nil {
 		pr = call.inst.peer
 	}
-	pr, l, e := b.enterPeer(pr, to)
+	pr, l, e := b.enterPeer(pr, to.Node)
 	if l != nil {
 		defer pr.gate.exit(e)
 	}

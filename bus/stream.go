@@ -555,18 +555,15 @@ func (b *Bus) openLocal(ctx context.Context, p *process, msg any, cfg streamConf
 
 // openRemote opens a stream to the actor pl names on a peer: the open (a
 // stream item with To), then this end's window as a grant, on the nearest
-// link, which the stream keeps.
+// link as read inside its peer's send gate (enterPeer), which the stream
+// keeps.
 func (b *Bus) openRemote(ctx context.Context, pl placed, msg any, cfg streamConfig) (*Stream, error) {
 	to := pl.remote
-	pr, l := b.linkTo(to.Node)
-	if l != nil {
-		e := pr.gate.enter()
-		defer pr.gate.exit(e)
-		_, l = b.linkTo(to.Node)
-	}
+	pr, l, e := b.enterPeer(nil, to.Node)
 	if l == nil {
 		return nil, noLinkTo(to)
 	}
+	defer pr.gate.exit(e)
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {

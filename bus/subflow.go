@@ -292,6 +292,9 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 type remoteTarget struct {
 	pr *peer
 	rs *remoteSub
+	// moved: the publish followed its peer's node to a new record once
+	// already (publishMoved).
+	moved bool
 }
 
 // publishing is what a publish to peers sends with: its envelope, its
@@ -318,7 +321,7 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 	for _, pr := range b.peers {
 		pr.subs.mu.Lock()
 		pr.subs.index.Match(subject, func(rs *remoteSub) bool {
-			targets = append(targets, remoteTarget{pr, rs})
+			targets = append(targets, remoteTarget{pr: pr, rs: rs})
 			return true
 		})
 		pr.subs.mu.Unlock()
@@ -374,7 +377,7 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 		if len(rs.held) == 0 && !rs.draining && rs.snd.Send() == nil {
 			epoch := ps.their
 			ps.mu.Unlock()
-			return b.sendPublish(ctx, t.pr, rs.id, epoch, env, encs)
+			return b.sendPublish(ctx, t, epoch, env, encs)
 		}
 		if rs.policy != SlowBlock {
 			break
@@ -406,16 +409,21 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 	return nil
 }
 
-// sendPublish sends env to subscription id on pr's nearest link, in epoch,
-// encoding its body once per codec across the calls that share encs (into
-// the buffers encs kept from its last use).
-func (b *Bus) sendPublish(ctx context.Context, pr *peer, id, epoch uint64, env *Envelope, encs *[]encoded) error {
-	e := pr.gate.enter()
-	defer pr.gate.exit(e)
-	_, l := b.linkTo(pr.id)
-	if l == nil {
-		return nil // gone since it was chosen: its subscriptions went with it
+// sendPublish sends env to t's subscription, in epoch, on its peer's
+// nearest link as read inside the peer's send gate (enterPeer), encoding
+// its body once per codec across the calls that share encs (into the
+// buffers encs kept from its last use). A peer that lost its links since
+// the publish chose it hands the publish on to publishMoved.
+func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env *Envelope, encs *[]encoded) error {
+	pr, l, e := b.enterPeer(t.pr, t.pr.id)
+	if pr != t.pr {
+		if l != nil {
+			pr.gate.exit(e)
+		}
+		return b.publishMoved(ctx, t, pr, env, encs)
 	}
+	defer pr.gate.exit(e)
+	id := t.rs.id
 	c := l.Codec()
 	name := c.Name()
 	i := -1
@@ -447,6 +455,28 @@ func (b *Bus) sendPublish(ctx context.Context, pr *peer, id, epoch uint64, env *
 	return sendError(err)
 }
 
+// publishMoved sends env, a publish to t whose peer lost its links before
+// it was sent, to the subscription of the same id at npr, the node's record
+// now that it is linked again (nil: it is not), within that subscription's
+// credit and policy, in its epoch: the old record's epoch and credit ended
+// with its links. It follows the node once. With no such subscription the
+// publish is a dead letter, its peer gone, as those the old record held.
+func (b *Bus) publishMoved(ctx context.Context, t remoteTarget, npr *peer, env *Envelope, encs *[]encoded) error {
+	var rs *remoteSub
+	if npr != nil && !t.moved {
+		npr.subs.mu.Lock()
+		if !npr.subs.gone {
+			rs = npr.subs.theirs[t.rs.id]
+		}
+		npr.subs.mu.Unlock()
+	}
+	if rs == nil {
+		b.deadLetter(env.Msg, Ref{Node: t.pr.id, Name: env.To.Name}, Ref{Node: b.id}, peerGone(nil))
+		return nil
+	}
+	return b.publishTo(ctx, remoteTarget{pr: npr, rs: rs, moved: true}, env, encs)
+}
+
 // drainHeld sends the publishes held for pr's subscriptions as credit
 // allows, oldest first; the peer's control goroutine runs it.
 func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
@@ -475,7 +505,7 @@ func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
 		sctx, cancel := context.WithTimeout(ctx, b.sendTimeout)
 		env := Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: m.Subject}, Msg: m.Msg}
 		var encs []encoded
-		err := b.sendPublish(sctx, pr, rs.id, epoch, &env, &encs)
+		err := b.sendPublish(sctx, remoteTarget{pr: pr, rs: rs}, epoch, &env, &encs)
 		cancel()
 		ps.mu.Lock()
 		rs.draining = false
