@@ -10,11 +10,12 @@
 // map inside an interface value decodes as map[string]any.
 //
 // A flat struct (exported, untagged fields of bool, integer, float, string
-// and []byte types, and no marshaling methods) is encoded and decoded by a
-// plan made once per type instead of by reflection on every value: the
-// same bytes out, and the same value in. A body the plan does not expect
-// (keys in another case, a null, a float of another width, an unknown or
-// repeated field...) goes to the general decoder, which decides.
+// and []byte types, and no marshaling methods), or a pointer to one, is
+// encoded and decoded by a plan made once per type instead of by
+// reflection on every value: the same bytes out, and the same value in. A
+// body the plan does not expect (keys in another case, a null, a float of
+// another width, an unknown or repeated field...) goes to the general
+// decoder, which decides.
 //
 // Decoding treats its input as hostile. The general decoder checks the
 // whole body to be well-formed before it allocates anything, and a plan

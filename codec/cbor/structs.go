@@ -44,11 +44,14 @@ type planField struct {
 	key  []byte  // the key's encoding: its text head and name
 }
 
-// plan is how values of one struct type are encoded and decoded; a type
-// without a plan has one with no fields.
+// plan is how values of one struct type T, or of *T, are encoded and
+// decoded; a type without a plan has one with no fields. An interface
+// holding a T points at a T, as one holding a *T does, so the two differ
+// only in the type word and in a *T that may be nil.
 type plan struct {
 	typ    unsafe.Pointer // the type's descriptor: an interface's type word
-	rt     reflect.Type
+	rt     reflect.Type   // T
+	ptr    bool           // the type is *T
 	fields []planField
 	head   []byte // the encoding of the map's head
 }
@@ -103,9 +106,17 @@ func (ps *plans) of(rt reflect.Type) *plan {
 
 // makePlan returns the plan of rt: with fields when rt is a struct of 1 to
 // 64 exported, untagged, non-embedded fields of the types in basicKinds,
-// with no marshaling methods, held in an interface by reference.
+// with no marshaling methods, held in an interface by reference, or a
+// pointer to one.
 func makePlan(rt reflect.Type) *plan {
 	none := &plan{typ: (*eface)(unsafe.Pointer(&rt)).data, rt: rt}
+	if rt.Kind() == reflect.Pointer && rt.Elem().Kind() == reflect.Struct {
+		p := makePlan(rt.Elem())
+		if p.fields == nil {
+			return none
+		}
+		return &plan{typ: none.typ, rt: p.rt, ptr: true, fields: p.fields, head: p.head}
+	}
 	if rt.Kind() != reflect.Struct || rt.NumField() == 0 || rt.NumField() > 64 {
 		return none
 	}
@@ -147,9 +158,12 @@ const (
 )
 
 // append appends the encoding of the struct at v, or reports ok false for
-// a value the general encoder writes otherwise (a NaN or infinite float,
-// which it shortens).
+// a value the general encoder writes otherwise (a nil *T, which it writes
+// as null; a NaN or infinite float, which it shortens).
 func (p *plan) append(dst []byte, v unsafe.Pointer) ([]byte, bool) {
+	if v == nil {
+		return dst, false
+	}
 	dst = append(dst, p.head...)
 	for i := range p.fields {
 		f := &p.fields[i]

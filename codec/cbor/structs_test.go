@@ -67,7 +67,8 @@ func TestPlanTypes(t *testing.T) {
 		{flat{}, true}, {tick{}, true},
 		{tagged{}, false}, {jsonTagged{}, false}, {embedded{}, false}, {unexported{}, false},
 		{withTime{}, false}, {named{}, false}, {nested{}, false}, {onePointer{}, false},
-		{marshals{}, false}, {empty{}, false}, {&tick{}, false}, {0, false}, {"", false},
+		{marshals{}, false}, {empty{}, false}, {&tick{}, true}, {(*tick)(nil), true}, {&marshals{}, false},
+		{&tagged{}, false}, {new(*tick), false}, {0, false}, {"", false},
 		{map[string]int{}, false}, {[]int{}, false},
 	} {
 		rt := reflect.TypeOf(tc.v)
@@ -138,11 +139,17 @@ func FuzzStructPlans(f *testing.F) {
 	f.Add([]byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x42, 'a', 'b'})               // a byte string into a string
 	f.Add([]byte{0xa1, 0x66, 'S', 'y', 'm', 'b', 'o', 'l', 0x7b, 0, 0, 0, 1, 0, 0, 0, 0}) // a length past the end
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, rt := range []reflect.Type{reflect.TypeFor[flat](), reflect.TypeFor[tick]()} {
+		for _, rt := range []reflect.Type{reflect.TypeFor[flat](), reflect.TypeFor[tick](), reflect.TypeFor[*tick]()} {
 			p := c.plans.of(rt)
 			v, ok := p.decode(data)
 			want := reflect.New(rt)
 			err := c.dm.Unmarshal(data, want.Interface())
+			if ok && rt.Kind() == reflect.Pointer {
+				if reflect.TypeOf(v) != rt || want.Elem().IsNil() {
+					t.Fatalf("%v from %x: plan %#v; the decoder %#v, %v", rt, data, v, want.Elem().Interface(), err)
+				}
+				v, want = reflect.ValueOf(v).Elem().Interface(), want.Elem()
+			}
 			if ok && (err != nil || !sameBits(v, want.Elem().Interface())) {
 				t.Fatalf("%v from %x: plan %#v; the decoder %#v, %v", rt, data, v, want.Elem().Interface(), err)
 			}
@@ -154,7 +161,7 @@ func FuzzStructPlans(f *testing.F) {
 		}
 		v := flatFrom(data)
 		tk := tick{Seq: v.U64, Price: v.F64, Qty: v.I64, Symbol: v.S, Venue: string(v.Bs)}
-		for _, x := range []any{v, tk} {
+		for _, x := range []any{v, tk, &tk, (*tick)(nil)} {
 			got, err := c.Append([]byte{0xee}, x)
 			if err != nil {
 				t.Fatal(err)
@@ -169,6 +176,15 @@ func FuzzStructPlans(f *testing.F) {
 			back, ok, err := c.DecodeValue(got[1:], reflect.TypeOf(x))
 			if err != nil {
 				t.Fatalf("DecodeValue of Append(%#v): %v", x, err)
+			}
+			if p, isPtr := x.(*tick); isPtr {
+				if p == nil {
+					continue // null, left to the decoder
+				}
+				x = *p
+				if ok {
+					back = *back.(*tick)
+				}
 			}
 			if notFinite(x) {
 				continue // shortened by the encoder, left to the decoder; NaN is not equal to itself
