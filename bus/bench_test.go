@@ -90,12 +90,14 @@ func benchAsk(b *testing.B, opts ...bus.ActorOption) {
 	}
 }
 
-// BenchmarkSpawnIdle: spawning b.N idle actors, in seconds per million and
-// live bytes per actor, against one goroutine blocked on a channel per actor.
+// BenchmarkSpawnIdle: spawning b.N idle actors, in seconds per million (and
+// the process's CPU seconds per million over the same time, which other
+// load on the machine skews less) and live bytes per actor, against one
+// goroutine blocked on a channel per actor.
 // Run it with -benchtime 1000000x for the million actors; it is a
 // benchmark only, never part of a plain go test run.
 func BenchmarkSpawnIdle(b *testing.B) {
-	d, per, err := busbench.SpawnIdle(b.N)
+	d, cpu, per, err := busbench.SpawnIdle(b.N)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,6 +105,7 @@ func BenchmarkSpawnIdle(b *testing.B) {
 	gd, gper := benchkit.GoroutinesIdle(b.N)
 	perM := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(b.N) }
 	b.ReportMetric(perM(d), "s/1M")
+	b.ReportMetric(perM(cpu), "cpu-s/1M")
 	b.ReportMetric(per, "B/actor")
 	b.ReportMetric(perM(gd), "goroutine-s/1M")
 	b.ReportMetric(gper, "goroutine-B/actor")

@@ -102,13 +102,14 @@ func AskLatencies(n int, opts ...bus.ActorOption) ([]time.Duration, error) {
 }
 
 // SpawnIdle spawns n actors that do nothing, waits until each has handled
-// Started, and returns the time taken and the live bytes per actor, then
-// closes the bus (idle actors are stopped through their system lane, so no
-// ring is allocated).
-func SpawnIdle(n int) (time.Duration, float64, error) {
+// Started, and returns the time taken, the process's CPU time over it
+// (every thread's: the spawner's, the workers' and the collector's) and the
+// live bytes per actor, then closes the bus (idle actors are stopped
+// through their system lane, so no ring is allocated).
+func SpawnIdle(n int) (d, cpu time.Duration, per float64, err error) {
 	b, err := newBus()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	var started atomic.Int64 // the actors handle Started concurrently
 	all := make(chan struct{})
@@ -118,7 +119,9 @@ func SpawnIdle(n int) (time.Duration, float64, error) {
 		}
 		return nil
 	})
-	d, per, err := benchkit.Footprint(n, func() error {
+	d, per, err = benchkit.Footprint(n, func() error {
+		c0 := benchkit.CPUTime()
+		defer func() { cpu = benchkit.CPUTime() - c0 }()
 		for range n {
 			if _, err := b.Spawn(idle); err != nil {
 				return err
@@ -130,7 +133,7 @@ func SpawnIdle(n int) (time.Duration, float64, error) {
 	if cerr := b.Close(context.Background()); err == nil {
 		err = cerr
 	}
-	return d, per, err
+	return d, cpu, per, err
 }
 
 // TellSpread sends total copies of Msg from one goroutine to instances

@@ -117,7 +117,7 @@ func RunBench(out benchkit.Out, quick bool) error {
 	}
 
 	out.Progress("spawning %s idle actors, then as many goroutines", benchkit.Abbrev(c.spawn))
-	d, per, err := SpawnIdle(c.spawn)
+	d, _, per, err := SpawnIdle(c.spawn)
 	if err != nil {
 		return err
 	}
