@@ -108,12 +108,18 @@ func TestLinkAcrossVersions(t *testing.T) {
 // then, once byte 4 of the dialer's hello arrived, a close frame refusing
 // any version but 3 (reason 2, not counted), and the socket closed;
 // otherwise the rest of the handshake (no secret). It reports each version
-// offered to it, and each connection it linked.
+// offered to it, and each connection it linked, at the index of the pool
+// the dialer gave it.
 type v3Acceptor struct {
 	ln      net.Listener
 	node    bus.NodeID
 	offered chan byte
-	linked  chan net.Conn
+	linked  chan v3Conn
+}
+
+type v3Conn struct {
+	nc   net.Conn
+	conn uint8 // its index in the dialer's pool
 }
 
 func newV3Acceptor(t *testing.T) *v3Acceptor {
@@ -121,7 +127,7 @@ func newV3Acceptor(t *testing.T) *v3Acceptor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &v3Acceptor{ln: ln, node: bus.NewNodeID(), offered: make(chan byte, 16), linked: make(chan net.Conn, 16)}
+	a := &v3Acceptor{ln: ln, node: bus.NewNodeID(), offered: make(chan byte, 16), linked: make(chan v3Conn, 16)}
 	var mu sync.Mutex
 	var ncs []net.Conn
 	done := make(chan struct{})
@@ -181,7 +187,7 @@ func (a *v3Acceptor) serve(nc net.Conn) {
 		return
 	}
 	nc.Write(appendFrameHeader(nil, frameReady, 0, 0))
-	a.linked <- nc
+	a.linked <- v3Conn{nc, theirs[8]}
 }
 
 // A node dialing an acceptor of version 3 is refused offering 4, dials
@@ -205,7 +211,11 @@ func TestDialVersion3Acceptor(t *testing.T) {
 	if !bytes.Equal(offers, []byte{4, 3, 3}) {
 		t.Fatalf("offers %v, want [4 3 3]", offers)
 	}
-	ncs := []net.Conn{<-old.linked, <-old.linked}
+	ncs := make([]net.Conn, 2)
+	for range ncs {
+		c := <-old.linked
+		ncs[c.conn] = c.nc
+	}
 	for i, c := range l.(*link).conns {
 		if c.res.Version != 3 {
 			t.Fatalf("connection %d speaks version %d", i, c.res.Version)
@@ -272,10 +282,18 @@ func TestDialVersion3Acceptor(t *testing.T) {
 	stream := append(appendFrameHeader(nil, frameData, 0, len(p)), p...)
 	stream = append(appendFrameHeader(stream, frameRepeat, 0, len(sent[1].Body)), sent[1].Body...)
 	nc.Write(stream)
-	cli.wantLinkDown(t, ErrBadFrame)
+	// The old node answers each connection's close frame by closing it, as
+	// a node does, so the link's end waits for no silence.
 	if err := readClose(t, nc, nil); !errors.Is(err, ErrBadFrame) {
 		t.Fatalf("the peer was told %v, want ErrBadFrame", err)
 	}
+	for _, x := range ncs {
+		if x != nc {
+			readClose(t, x, nil)
+		}
+		x.Close()
+	}
+	cli.wantLinkDown(t, ErrBadFrame)
 }
 
 // A pooled link whose connections agreed on different versions is one
@@ -376,5 +394,13 @@ func TestPooledLinkOfMixedVersions(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	ncs[0].Write(streamOf())
+	// The peer answers each connection's close frame by closing it, as a
+	// node does, so the link's end waits for no silence.
+	for i, nc := range ncs {
+		if err := readClose(t, nc, nil); i == 0 && !errors.Is(err, ErrBadFrame) {
+			t.Fatalf("the peer was told %v on the connection of version 3, want ErrBadFrame", err)
+		}
+		nc.Close()
+	}
 	srv.wantLinkDown(t, ErrBadFrame)
 }
