@@ -200,6 +200,12 @@ func runHelper(path string) {
 		}
 		return c.Reply(msg)
 	}))
+	b.Register("echo-inline", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
+		}
+		return c.Reply(msg)
+	}), bus.WithInline())
 	b.Register("pub", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		s, ok := msg.(string)
 		if !ok {
