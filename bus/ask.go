@@ -205,6 +205,11 @@ func (c *askCall) givenUp(seq uint64) bool {
 // GOMAXPROCS others polling parks at once.
 const spinChecks = 64
 
+// pollChecks bounds the polls of an asker that takes replies from the
+// ring itself (PollingLink): a poll that finds nothing costs an atomic
+// load, so it may poll longer before it parks.
+const pollChecks = 1024
+
 // mayPoll reports whether polling can catch this call's reply. A reply
 // through a link whose reader spins (shared memory) comes within
 // microseconds. One through a socket comes through the Go network poller,
@@ -225,9 +230,17 @@ func (c *askCall) mayPoll() bool {
 // wait blocks until the call completes or ctx ends, then recycles the call.
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	if b.spinners.Add(1) <= b.maxSpin && c.mayPoll() {
-		for range spinChecks {
+		pl, _ := c.link.(PollingLink) // nil for a local ask
+		n := spinChecks
+		if pl != nil {
+			n = pollChecks
+		}
+		for range n {
 			if c.state.Load() != seq<<stateBits|callWaiting {
 				break
+			}
+			if pl != nil && pl.Poll() {
+				continue // it took something, perhaps the reply
 			}
 			runtime.Gosched()
 		}

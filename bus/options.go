@@ -111,11 +111,11 @@ func WithMailbox(o mailbox.Options) ActorOption {
 // waits for it. It buys latency, not throughput: a stream of messages from
 // one sender is handled on that sender instead of beside it.
 //
-// A message from another process runs on the transport's reader, which
-// saves the serving side's goroutine hand-off. That reader delivers
-// nothing else from its link meanwhile: an Ask from such a Receive through
-// the same link would wait for the very reader it holds up, until its
-// context ends.
+// A message from another process runs on the transport's reader (or on an
+// asker taking its reply from the link, bus.PollingLink), which saves the
+// serving side's goroutine hand-off. Nothing else is delivered from that
+// link meanwhile: an Ask from such a Receive through the same link would
+// wait for the very delivery it holds up, until its context ends.
 func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } }
 
 // WithFactory gives the bus a way to build a fresh instance of the actor,

@@ -82,6 +82,20 @@ type SpinningLink interface {
 	ReaderSpins() bool
 }
 
+// PollingLink is a SpinningLink whose incoming envelopes an asker waiting
+// for its reply may take itself, in the reader's stead: the reply then
+// completes the ask on the asker's own goroutine, with no hand-off from
+// the reader's.
+type PollingLink interface {
+	SpinningLink
+	// Poll takes what has come on the link, unless another goroutine (the
+	// reader) is taking it now, and hands it to the Host as the reader
+	// would (Deliver's rules hold: one at a time, in order), on the
+	// caller's goroutine. It reports whether it took anything. It never
+	// waits.
+	Poll() bool
+}
+
 // Host is what a transport sees of the bus. *Bus implements it.
 type Host interface {
 	// NodeID is the id this node presents in handshakes.

@@ -25,8 +25,12 @@ const (
 	fragHdr   = 8 // first fragment: total length uint32, reserved uint32
 )
 
-// link is one peer. Goroutines: reader (owns cons and reassembly, bumps
-// beat) and watcher (reads the socket for EOF). Senders share prod
+// link is one peer. Goroutines: reader (polls cons, bumps beat) and
+// watcher (reads the socket for EOF). pollMu guards cons and what a poll
+// keeps (the batch, the names, the message being reassembled): the reader
+// takes it for each poll, and an asker waiting for its reply may take it
+// to poll in the reader's stead (Poll); from the end of the reader's loop
+// the reader holds it for good. Senders share prod
 // (lock-free) and fragMu (held across all fragments of one message, so
 // fragments of two messages never interleave; whole records may). memMu
 // guards the mappings: Send holds it for reading while it writes the ring,
@@ -70,9 +74,13 @@ type link struct {
 	roomWaits atomic.Uint64 // sleeps of senders waiting for room (waitRoom)
 	roomSlept atomic.Uint64 // of them, those that lasted their whole slice: no wake-up came
 
-	names bus.EnvelopeDecoder // the reader's cache of recent names; owned by read
-	in    *inBatch            // what read took from the ring for the bus; owned by read
-	freed uint64              // bytes read since senders were seen waiting for room (wakeRoom); owned by read
+	pollMu sync.Mutex
+	names  bus.EnvelopeDecoder // cache of recent names; guarded by pollMu
+	in     *inBatch            // what a poll took from the ring for the bus; guarded by pollMu
+	freed  uint64              // bytes read since senders were seen waiting for room (wakeRoom); guarded by pollMu
+	frag   []byte              // the message being reassembled from fragments; guarded by pollMu
+	want   int                 // its total length; 0 when none; guarded by pollMu
+	lent   int                 // records askers took (Poll) since the reader's last poll; guarded by pollMu
 
 	done     chan struct{}
 	once     sync.Once
@@ -89,6 +97,7 @@ func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, pe
 	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
 	l.drained, l.peerDrained = atomic32(own, offDrained), atomic32(peerMem, offDrained)
 	l.batch, _ = h.(bus.BatchHost)
+	l.in = newInBatch(l.prod.maxRecord)
 	l.peerPID, _ = shmsys.PeerPID(c)
 	l.timeout = t.peerTimeout()
 	l.slice = parkSliceFor(l.timeout, peerTimeout)
@@ -105,6 +114,24 @@ func (l *link) Peer() bus.NodeID       { return l.peer }
 func (l *link) Locality() bus.Locality { return bus.SameHost }
 func (l *link) Scheme() string         { return "shm" }
 func (l *link) Codec() bus.Codec       { return l.codec }
+
+// Poll implements bus.PollingLink: unless the reader (or another asker)
+// is polling now, it takes what has come from the ring and delivers it as
+// the reader would, on the caller's goroutine, so that an asker that finds
+// its reply has no hand-off to wait for. The reader counts what it took as
+// its own (lent), so that its spinning still pays by the same measure.
+func (l *link) Poll() bool {
+	if !l.pollMu.TryLock() {
+		return false
+	}
+	defer l.pollMu.Unlock()
+	n, err := l.poll()
+	if err != nil {
+		l.Close(err)
+	}
+	l.lent += n
+	return n > 0
+}
 
 // ReaderSpins implements bus.SpinningLink: while the reader polls the
 // ring before it parks (its spins pay, see spinner), an asker may poll for
@@ -425,42 +452,42 @@ func (l *link) checkPeer(now time.Time) bool {
 // releases the link.
 func (l *link) read() {
 	defer l.finish()
-	l.in = newInBatch(l.prod.maxRecord)
-	var frag []byte // the message being reassembled from fragments
-	var want int    // its total length; 0 when none
-	handle := func(typ uint32, p []byte) error {
-		switch typ {
-		case recordData:
-			if !l.in.room(len(p)) {
-				l.flush()
-			}
-			return l.add(l.in.copy(p))
-		case recordFirst:
-			if want != 0 || len(p) < fragHdr {
-				return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
-			}
-			n := int(binary.LittleEndian.Uint32(p))
-			if n <= len(p)-fragHdr || n > l.t.cfg.MaxMessage {
-				return fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, l.t.cfg.MaxMessage)
-			}
-			want = n
-			frag = append(make([]byte, 0, n), p[fragHdr:]...)
-		default: // middle or last
-			if want == 0 || len(frag)+len(p) > want || (typ == recordMiddle) == (len(frag)+len(p) == want) {
-				return fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
-			}
-			frag = append(frag, p...)
-			if typ == recordLast {
-				want = 0
-				err := l.add(frag) // the batch keeps it until it is delivered
-				frag = nil
-				return err
-			}
+	l.loop()
+	l.pollMu.Lock() // for good: no asker polls a link that ends
+	l.end()
+}
+
+// handle takes one record from the ring; pollMu is held.
+func (l *link) handle(typ uint32, p []byte) error {
+	switch typ {
+	case recordData:
+		if !l.in.room(len(p)) {
+			l.flush()
 		}
-		return nil
+		return l.add(l.in.copy(p))
+	case recordFirst:
+		if l.want != 0 || len(p) < fragHdr {
+			return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
+		}
+		n := int(binary.LittleEndian.Uint32(p))
+		if n <= len(p)-fragHdr || n > l.t.cfg.MaxMessage {
+			return fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, l.t.cfg.MaxMessage)
+		}
+		l.want = n
+		l.frag = append(make([]byte, 0, n), p[fragHdr:]...)
+	default: // middle or last
+		if l.want == 0 || len(l.frag)+len(p) > l.want || (typ == recordMiddle) == (len(l.frag)+len(p) == l.want) {
+			return fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
+		}
+		l.frag = append(l.frag, p...)
+		if typ == recordLast {
+			l.want = 0
+			err := l.add(l.frag) // the batch keeps it until it is delivered
+			l.frag = nil
+			return err
+		}
 	}
-	l.loop(handle)
-	l.end(handle)
+	return nil
 }
 
 // batchMax bounds the records one poll takes, and so the envelopes of one
@@ -499,9 +526,10 @@ func (b *inBatch) copy(p []byte) []byte {
 // Senders of the peer waiting for room are woken as soon as the records
 // are copied out, before the bus takes them, once there is room enough
 // (wakeRoom).
-func (l *link) poll(handle func(typ uint32, p []byte) error) (int, error) {
+// pollMu is held.
+func (l *link) poll() (int, error) {
 	from := l.cons.pos
-	n, err := l.cons.poll(batchMax, handle)
+	n, err := l.cons.poll(batchMax, l.handle)
 	if took := l.cons.pos - from; took != 0 || l.freed != 0 {
 		l.wakeRoom(took, n < batchMax)
 	}
@@ -527,12 +555,28 @@ func (l *link) wakeRoom(took uint64, drained bool) {
 	}
 }
 
+// readerPoll is the reader's poll: it counts the records askers took since
+// its last one (Poll) as taken by it. It does not wait for an asker that
+// polls now (polled false): that asker takes what comes, and a reader
+// that waited for the lock would park in the Go scheduler and need a
+// wake-up.
+func (l *link) readerPoll() (n int, err error, polled bool) {
+	if !l.pollMu.TryLock() {
+		return 0, nil, false
+	}
+	n, err = l.poll()
+	n += l.lent
+	l.lent = 0
+	l.pollMu.Unlock()
+	return n, err, true
+}
+
 // loop polls, spins and parks until the link closes or the memory is
 // corrupt.
-func (l *link) loop(handle func(typ uint32, p []byte) error) {
+func (l *link) loop() {
 	sp := newSpinner()
 	for {
-		n, err := l.poll(handle)
+		n, err, _ := l.readerPoll()
 		if err != nil {
 			l.Close(err)
 			return
@@ -554,20 +598,27 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 			return
 		default:
 		}
-		if err := l.cons.check(); err != nil {
+		if !l.pollMu.TryLock() {
+			continue // an asker polls: it takes what comes, and we park later
+		}
+		err = l.cons.check()
+		l.pollMu.Unlock()
+		if err != nil {
 			l.Close(err)
 			return
 		}
 		seq := l.cons.prepareToPark()
-		n, err = l.poll(handle)
-		if n == 0 && err == nil {
+		n, err, polled := l.readerPoll()
+		if polled && n == 0 && err == nil {
 			// Beat before each sleep: a parked reader still shows life
 			// every slice, so an idle peer is never declared gone.
 			l.beat.Add(1)
 			shmsys.FutexWait(l.bellIn, seq, l.slice)
 		}
 		l.cons.unpark()
-		sp.parked()
+		if polled {
+			sp.parked()
+		}
 		if err != nil {
 			l.Close(err)
 			return
@@ -580,7 +631,7 @@ func (l *link) loop(handle func(typ uint32, p []byte) error) {
 
 // add decodes one whole envelope's header (in memory we own) into the
 // batch, with its raw body, which the bus decodes when the batch is
-// delivered (flush). It runs on the reader goroutine only.
+// delivered (flush). pollMu is held.
 func (l *link) add(b []byte) error {
 	in := l.in
 	// Decoded into the envelope of the last batch as it stands: a header
@@ -630,7 +681,8 @@ const drainWait = 2 * time.Second
 // until release) and marks drained; then, once the peer's reader marked
 // drained too or the peer's process is gone, so that its head is final,
 // the records it never took are handed back with Host.Undelivered.
-func (l *link) end(handle func(typ uint32, p []byte) error) {
+// The reader holds pollMu.
+func (l *link) end() {
 	l.Close(errLinkClosed)
 	l.memMu.Lock() // waits for the senders writing now
 	l.ending = true
@@ -639,7 +691,7 @@ func (l *link) end(handle func(typ uint32, p []byte) error) {
 		// At most one ring's worth: a peer still writing cannot keep us here.
 		for budget := l.cons.capacity; budget > 0; {
 			from := l.cons.pos
-			n, err := l.poll(handle)
+			n, err := l.poll()
 			if n == 0 || err != nil {
 				break
 			}

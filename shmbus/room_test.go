@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,5 +307,97 @@ func TestRoomSleeperLeavesByItsDeadline(t *testing.T) {
 	}
 	if s := l.roomSlept.Load(); s != 1 {
 		t.Fatalf("%d sleeps lasted until they timed out, want the sleeper's alone: the waiter was not woken", s)
+	}
+}
+
+// TestPollersShareTheReader has goroutines poll a link's ring (Poll, as
+// askers waiting for a reply do) while its reader polls it too, with
+// senders sending tells of whole records and of fragments over the
+// smallest ring: every tell arrives once, in order per sender, whoever
+// took it; and the pollers took some of them.
+func TestPollersShareTheReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
+	rt := New(Config{Listen: path, RingSize: MinRingSize})
+	if err := rt.Start(rh); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	st := New(Config{RingSize: MinRingSize})
+	if err := st.Start(newTestHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bl, err := st.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := bl.(*link)
+	var rl *link
+	select {
+	case l := <-rh.up:
+		rl = l.(*link)
+	case <-ctx.Done():
+		t.Fatal("the listener never saw the link")
+	}
+
+	stop := make(chan struct{})
+	var took atomic.Int64
+	var pollers sync.WaitGroup
+	for range 3 {
+		pollers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if rl.Poll() {
+					took.Add(1)
+				} else {
+					runtime.Gosched() // as an asker does
+				}
+			}
+		})
+	}
+	const senders, per = 4, 2000
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for s := range uint32(senders) {
+		wg.Go(func() {
+			for i := range uint32(per) {
+				body := make([]byte, 100+int(i%3)*2000) // whole records and fragmented messages
+				binary.LittleEndian.PutUint32(body, s)
+				binary.LittleEndian.PutUint32(body[4:], i)
+				env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+				if err := sl.Send(ctx, &env); err != nil {
+					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for range 3000 {
+		if got, _ := rh.counts(); got >= senders*per {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	pollers.Wait()
+	got, bad := rh.counts()
+	t.Logf("%d tells arrived, %d out of order; pollers took records %d times", got, bad, took.Load())
+	if got != senders*per || bad != 0 {
+		t.Fatalf("%d tells arrived (%d out of order), want %d in order", got, bad, senders*per)
+	}
+	if took.Load() == 0 {
+		t.Fatal("the pollers took nothing: the test did not share the ring")
 	}
 }
