@@ -104,7 +104,7 @@ type Bus struct {
 	topEnded  chan struct{} // a token when a top-level actor ends while closing: what Close waits on
 	closeOnce sync.Once
 	closeErr  error
-	wg        sync.WaitGroup
+	tasks     tasks // the bus's own goroutines, which Close waits for
 
 	starter *starter // runs new actors' first turns on workers
 }
@@ -718,7 +718,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 		pr.ctl.stop()
 	}
 	b.peersMu.RUnlock()
-	b.wg.Wait()
+	b.tasks.wait()
 	b.workers.close()
 	return err
 }
@@ -744,3 +744,34 @@ func (b *Bus) Closed() bool { return b.closing.Load() }
 var _ BatchHost = (*Bus)(nil)
 
 var errNoLink = errors.New("no link to that node")
+
+// tasks tracks the bus's own goroutines (a cancel or reply sent when the
+// link has room, a retired link's fence, a subscription's pump). Close
+// waits for them; one asked for once that wait began is not started, as
+// what it would do (send on a link, pump a subscription) is torn down by
+// then. A bare WaitGroup would let a late Go race Close's Wait.
+type tasks struct {
+	mu   sync.RWMutex
+	done bool
+	wg   sync.WaitGroup
+}
+
+// Go runs f in a goroutine of its own unless the bus has finished closing,
+// and reports whether it did.
+func (t *tasks) Go(f func()) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.done {
+		return false
+	}
+	t.wg.Go(f)
+	return true
+}
+
+// wait refuses every later Go and waits for those started.
+func (t *tasks) wait() {
+	t.mu.Lock()
+	t.done = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}

@@ -50,7 +50,7 @@ func newControl(b *Bus, pr *peer) *control {
 	c := &control{b: b, pr: pr, kick: make(chan struct{}, 1),
 		names: map[nameEntry]bool{}, subs: map[uint64]subEntry{}, grants: map[uint64]uint64{}}
 	c.ctx, c.end = context.WithCancel(context.Background())
-	b.wg.Go(c.run)
+	b.tasks.Go(c.run)
 	return c
 }
 

@@ -108,7 +108,7 @@ func (b *Bus) dedupe(node NodeID) {
 func (b *Bus) retire(l Link) {
 	pr := b.dropLink(l)
 	b.log.Debug("retiring a duplicate link", "peer", l.Peer().Short(), "scheme", l.Scheme())
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		if pr != nil {
 			pr.gate.drain()
 		}

@@ -456,7 +456,7 @@ func (b *Bus) forgetRemote(c *askCall) {
 	}
 	b.pending.delete(c.corr)
 	l, corr := c.link, c.corr
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = l.Send(ctx, &Envelope{Kind: KindCancel, From: Ref{Node: b.id}, Corr: corr}) // no body to encode
@@ -534,7 +534,7 @@ func (b *Bus) replyWhenRoom(l Link, peer NodeID, env Envelope, codec Codec, d ti
 		send()
 		return
 	}
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		defer b.replyWaiters.Add(-1)
 		send()
 	})
@@ -780,7 +780,7 @@ func (b *Bus) refuse(l Link, corr uint64, err error) {
 	if e == nil || errors.Is(e, ErrPeerGone) {
 		return
 	}
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 		defer cancel()
 		_ = b.sendOn(ctx, l, &env)

@@ -493,7 +493,7 @@ func (b *Bus) sendCancel(l Link, id uint64, reason error) {
 	if e == nil || errors.Is(e, ErrPeerGone) {
 		return
 	}
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 		defer cancel()
 		_ = b.sendOn(ctx, l, &Envelope{Kind: KindCancel, Corr: id, Msg: reason})
@@ -657,7 +657,7 @@ func (b *Bus) acceptRemote(l Link, env *Envelope) {
 	}
 	g := &Envelope{Kind: KindSystem, Msg: &sysStreamGrant{ID: s.id, N: uint64(s.recv.Window())}}
 	if e := b.sendOn(noWait, l, g); e != nil && !errors.Is(e, ErrPeerGone) {
-		b.wg.Go(func() {
+		b.tasks.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 			defer cancel()
 			if err := b.sendOn(ctx, l, g); err != nil {

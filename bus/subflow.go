@@ -604,7 +604,7 @@ func (b *Bus) deliverRemotePublish(l Link, env *Envelope) {
 	s.pumping = true
 	s.qmu.Unlock()
 	if start {
-		b.wg.Go(s.pump)
+		b.tasks.Go(s.pump)
 	}
 }
 

@@ -78,7 +78,7 @@ func (b *Bus) switchNearest(pr *peer, old, nl Link) {
 	if tok == 0 {
 		return
 	}
-	b.wg.Go(func() {
+	b.tasks.Go(func() {
 		pr.gate.drain()
 		b.sendLinkMsg(old, &sysLink{Moved: true})
 	})
