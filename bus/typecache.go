@@ -43,7 +43,7 @@ func nameSlot(name string) uint {
 
 // typeSlot is the slot of a Go type: the address of its descriptor.
 func typeSlot(rt reflect.Type) uint {
-	p := uintptr((*eface)(unsafe.Pointer(&rt)).data) // *rtype behind the interface
+	p := uint64(uintptr((*eface)(unsafe.Pointer(&rt)).data)) // *rtype behind the interface
 	return uint(p*0x9e3779b97f4a7c15>>(64-typeCacheBits)) & (typeCacheSlots - 1)
 }
 

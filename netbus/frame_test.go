@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -26,7 +27,7 @@ func TestFrameHeader(t *testing.T) {
 		{"data s2", appendFrameHeader(nil, frameData, compS2, 10), nil},
 		{"ping", appendFrameHeader(nil, framePing, 0, 0), nil},
 		{"too large", appendFrameHeader(nil, frameData, 0, 1<<20+1), ErrFrameTooLarge},
-		{"too large is bus.ErrTooLarge", appendFrameHeader(nil, frameData, 0, 1<<31), bus.ErrTooLarge},
+		{"too large is bus.ErrTooLarge", appendFrameHeader(nil, frameData, 0, math.MaxInt32), bus.ErrTooLarge},
 		{"type 0", appendFrameHeader(nil, 0, 0, 1), ErrBadFrame},
 		{"type 99", appendFrameHeader(nil, 99, 0, 1), ErrBadFrame},
 		{"both compressions", appendFrameHeader(nil, frameData, 3, 1), ErrBadFrame},

@@ -92,7 +92,7 @@ var (
 // of returns the plan of rt, whose fields are nil when it has none.
 func (ps *plans) of(rt reflect.Type) *plan {
 	w := (*eface)(unsafe.Pointer(&rt)).data // the type's descriptor
-	s := &ps.recent[uintptr(w)*0x9e3779b97f4a7c15>>58]
+	s := &ps.recent[uint64(uintptr(w))*0x9e3779b97f4a7c15>>58]
 	if p := s.Load(); p != nil && p.typ == w {
 		return p
 	}

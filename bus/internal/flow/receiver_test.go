@@ -2,6 +2,7 @@ package flow
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ func TestNewReceiverWindow(t *testing.T) {
 		err    error
 	}{
 		{1, nil}, {256, nil}, {MaxWindow, nil},
-		{0, ErrWindow}, {-1, ErrWindow}, {MaxWindow + 1, ErrWindow}, {1 << 40, ErrWindow},
+		{0, ErrWindow}, {-1, ErrWindow}, {MaxWindow + 1, ErrWindow}, {math.MaxInt, ErrWindow},
 	} {
 		r, err := NewReceiver(c.window)
 		if !errors.Is(err, c.err) {
