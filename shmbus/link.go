@@ -559,7 +559,7 @@ func (l *link) wakeRoom(took uint64, drained bool) {
 // its last one (Poll) as taken by it. It does not wait for an asker that
 // polls now (polled false): that asker takes what comes, and a reader
 // that waited for the lock would park in the Go scheduler and need a
-// wake-up.
+// wake-up. Only where it would park anyway does the reader wait (loop).
 func (l *link) readerPoll() (n int, err error, polled bool) {
 	if !l.pollMu.TryLock() {
 		return 0, nil, false
@@ -598,9 +598,10 @@ func (l *link) loop() {
 			return
 		default:
 		}
-		if !l.pollMu.TryLock() {
-			continue // an asker polls: it takes what comes, and we park later
-		}
+		// An asker polling now (perhaps running an actor WithInline on
+		// its goroutine) takes what comes: wait for it here, where the
+		// reader would park anyway, instead of spinning on the lock.
+		l.pollMu.Lock()
 		err = l.cons.check()
 		l.pollMu.Unlock()
 		if err != nil {

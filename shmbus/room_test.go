@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -400,4 +401,75 @@ func TestPollersShareTheReader(t *testing.T) {
 	if took.Load() == 0 {
 		t.Fatal("the pollers took nothing: the test did not share the ring")
 	}
+}
+
+// TestReaderWaitsForAPoller holds a link's poll lock, as an asker does
+// while it delivers what it took (an actor WithInline runs there, for as
+// long as its Receive takes): the reader, its spin spent, waits for the
+// lock where it would park anyway instead of spinning on it, and once the
+// lock is free it delivers again.
+func TestReaderWaitsForAPoller(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
+	rt := New(Config{Listen: path})
+	if err := rt.Start(rh); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	st := New(Config{})
+	if err := st.Start(newTestHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bl, err := st.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rl *link
+	select {
+	case l := <-rh.up:
+		rl = l.(*link)
+	case <-ctx.Done():
+		t.Fatal("the listener never saw the link")
+	}
+
+	rl.pollMu.Lock()
+	for !readerWaitsForLock() {
+		if ctx.Err() != nil {
+			rl.pollMu.Unlock()
+			t.Fatal("the reader never waited for the poll lock: it spins on it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rl.pollMu.Unlock()
+
+	body := make([]byte, 8)
+	env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+	if err := bl.Send(ctx, &env); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if got, _ := rh.counts(); got == 1 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the tell sent once the lock was free never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readerWaitsForLock reports whether a link's reader loop is blocked on a
+// sync.Mutex, by the goroutines' stacks.
+func readerWaitsForLock() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "(*link).loop(") && strings.Contains(g, "[sync.Mutex.Lock") {
+			return true
+		}
+	}
+	return false
 }
