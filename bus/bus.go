@@ -42,8 +42,9 @@ type Bus struct {
 	sendTimeout time.Duration
 	// beforeGate runs in a send to a peer between its choice of the peer
 	// and its read of the peer's link inside the peer's send gate
-	// (enterPeer, control.send); tests only, nil otherwise.
-	beforeGate func()
+	// (enterPeer, control.send), with the kind of what it sends; tests
+	// only, nil otherwise.
+	beforeGate func(Kind)
 	// replyWaiters counts replies waiting for room on their links (replyRemote).
 	replyWaiters atomic.Int64
 

@@ -233,7 +233,7 @@ func (c *control) run() {
 // of the batch is moot (the peer gets a reset if it links again).
 func (c *control) send(m any) bool {
 	if c.b.beforeGate != nil {
-		c.b.beforeGate()
+		c.b.beforeGate(KindSystem)
 	}
 	e := c.pr.gate.enter() // a switch to a nearer link waits for this send (switch.go)
 	defer c.pr.gate.exit(e)

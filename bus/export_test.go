@@ -9,10 +9,11 @@ import (
 // that lies about who it is would.
 func WithNodeID(id NodeID) Option { return func(c *config) { c.nodeID = id } }
 
-// WithBeforeGate runs f in every send to a peer between the send's choice
-// of the peer and its read of the peer's link inside the peer's send gate:
-// where a relink of the peer's node replaces the peer the send chose.
-func WithBeforeGate(f func()) Option { return func(c *config) { c.beforeGate = f } }
+// WithBeforeGate runs f, with the kind of what is sent, in every send to a
+// peer between the send's choice of the peer and its read of the peer's
+// link inside the peer's send gate: where a relink of the peer's node
+// replaces the peer the send chose.
+func WithBeforeGate(f func(Kind)) Option { return func(c *config) { c.beforeGate = f } }
 
 // GateOf reads how many sends are inside the send gate of b's record of
 // node as it is now (0 ever after when there is none): the sends a switch

@@ -23,8 +23,8 @@ type config struct {
 	linkEvents           func(LinkInfo)
 	backoffLo, backoffHi time.Duration
 	proofTimeout         time.Duration
-	nodeID               NodeID // tests only: see export_test.go
-	beforeGate           func() // tests only: see export_test.go
+	nodeID               NodeID     // tests only: see export_test.go
+	beforeGate           func(Kind) // tests only: see export_test.go
 	sendWait             time.Duration
 	placing              placingConfig
 	streamWindow         int

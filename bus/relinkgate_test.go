@@ -28,11 +28,11 @@ func TestSendAcrossRelinkInItsWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	spy := newSpy(netbus.Config{Peers: []string{sock}})
-	var armed atomic.Bool
+	var armed atomic.Int32 // the kind of send armed, plus one
 	var current bus.Link
 	relinked := make(chan error, 1)
-	relink := func() {
-		if !armed.Swap(false) {
+	relink := func(k bus.Kind) {
+		if !armed.CompareAndSwap(int32(k)+1, 0) {
 			return
 		}
 		// The send waits here, holding the peer it chose, while that
@@ -72,7 +72,7 @@ func TestSendAcrossRelinkInItsWindow(t *testing.T) {
 	}
 	waitFor(t, client, "svc")
 
-	armed.Store(true)
+	armed.Store(int32(bus.KindTell) + 1)
 	if err := client.Tell(ref, "tell"); err != nil {
 		t.Fatalf("a tell across a relink in its window failed: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestSendAcrossRelinkInItsWindow(t *testing.T) {
 		t.Fatal("the tell never arrived")
 	}
 
-	armed.Store(true)
+	armed.Store(int32(bus.KindAsk) + 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	reply, err := client.Ask(ctx, ref, "ask")
@@ -181,14 +181,15 @@ func (l *gatedLink) Send(ctx context.Context, env *bus.Envelope) error {
 	return l.Link.Send(ctx, env)
 }
 
-// relinkRig is a client linked to a server over a Unix socket. Armed, the
-// client's next send to the server, in its window (WithBeforeGate), closes
+// relinkRig is a client linked to a server over a Unix socket. Armed with
+// a kind, the client's next send of that kind to the server, in its window
+// (WithBeforeGate), closes
 // the link in use, waits until the node is linked again under a new peer
 // record, then runs then, before it goes on; relinked says how that went.
 type relinkRig struct {
 	server, client *bus.Bus
 	gated          *gatedTransport
-	armed          atomic.Bool
+	armed          atomic.Int32 // the kind of send armed, plus one
 	relinked       chan error
 	current        bus.Link
 	then           func() error
@@ -216,8 +217,11 @@ func newRelinkRig(t *testing.T, must func(*bus.Envelope) bool) *relinkRig {
 	return r
 }
 
-func (r *relinkRig) relink() {
-	if !r.armed.Swap(false) {
+// arm arms the next send of kind k.
+func (r *relinkRig) arm(k bus.Kind) { r.armed.Store(int32(k) + 1) }
+
+func (r *relinkRig) relink(k bus.Kind) {
+	if !r.armed.CompareAndSwap(int32(k)+1, 0) {
 		return
 	}
 	r.current.Close(errors.New("relink"))
@@ -286,7 +290,7 @@ func TestOpenStreamAcrossRelinkInItsWindow(t *testing.T) {
 		echoStream(s)
 	})
 	ctx := testCtx(t)
-	r.armed.Store(true)
+	r.arm(bus.KindStreamItem)
 	s, err := r.client.OpenStream(ctx, "echo", "open")
 	if err != nil {
 		t.Fatalf("a stream opened across a relink in its window failed: %v", err)
@@ -328,7 +332,7 @@ func TestPublishAcrossRelinkInItsWindow(t *testing.T) {
 		}
 		return nil
 	})
-	r.armed.Store(true)
+	r.arm(bus.KindPublish)
 	if err := r.client.Publish("prices.eur", "moved"); err != nil {
 		t.Fatalf("a publish across a relink in its window failed: %v", err)
 	}
@@ -362,7 +366,7 @@ func TestNamesAcrossRelinkInItsWindow(t *testing.T) {
 		defer cancel()
 		return r.server.WaitFor(ctx, "late") // from the new record's reset
 	}
-	r.armed.Store(true)
+	r.arm(bus.KindSystem)
 	if _, err := r.client.Register("late", bus.ActorFunc(func(*bus.Context, any) error { return nil })); err != nil {
 		t.Fatal(err)
 	}

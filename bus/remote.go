@@ -320,11 +320,12 @@ func (b *Bus) peerFor(pr *peer, node NodeID) (*peer, Link) {
 // two reads may have been replaced by a new one, its node linked again:
 // the node is looked up once more, and its new peer's link read inside
 // that peer's gate, rather than the send failing for want of a link that
-// is up, or going out on the new peer's link without its gate.
-func (b *Bus) enterPeer(pr *peer, node NodeID) (_ *peer, l Link, e uint32) {
+// is up, or going out on the new peer's link without its gate. kind, of
+// what the caller sends, is for the test hook beforeGate.
+func (b *Bus) enterPeer(pr *peer, node NodeID, kind Kind) (_ *peer, l Link, e uint32) {
 	pr, l = b.peerFor(pr, node)
 	if l != nil && b.beforeGate != nil {
-		b.beforeGate()
+		b.beforeGate(kind)
 	}
 	for try := 0; l != nil && try < 2; try++ {
 		e = pr.gate.enter()
@@ -340,7 +341,7 @@ func (b *Bus) enterPeer(pr *peer, node NodeID) (_ *peer, l Link, e uint32) {
 // tellRemote sends a tell to node through pr (nil: looked up), bounded by
 // ctx or, when ctx has no deadline, by the bus's send timeout.
 func (b *Bus) tellRemote(ctx context.Context, pr *peer, to Ref, from Ref, msg any) error {
-	pr, l, e := b.enterPeer(pr, to.Node)
+	pr, l, e := b.enterPeer(pr, to.Node, KindTell)
 	if l == nil {
 		return noLinkTo(to)
 	}
@@ -399,7 +400,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if call.inst != nil {
 		pr = call.inst.peer
 	}
-	pr, l, e := b.enterPeer(pr, to.Node)
+	pr, l, e := b.enterPeer(pr, to.Node, KindAsk)
 	if l != nil {
 		defer pr.gate.exit(e)
 	}

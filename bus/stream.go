@@ -559,7 +559,7 @@ func (b *Bus) openLocal(ctx context.Context, p *process, msg any, cfg streamConf
 // keeps.
 func (b *Bus) openRemote(ctx context.Context, pl placed, msg any, cfg streamConfig) (*Stream, error) {
 	to := pl.remote
-	pr, l, e := b.enterPeer(nil, to.Node)
+	pr, l, e := b.enterPeer(nil, to.Node, KindStreamItem)
 	if l == nil {
 		return nil, noLinkTo(to)
 	}

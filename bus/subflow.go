@@ -415,7 +415,7 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 // buffers encs kept from its last use). A peer that lost its links since
 // the publish chose it hands the publish on to publishMoved.
 func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env *Envelope, encs *[]encoded) error {
-	pr, l, e := b.enterPeer(t.pr, t.pr.id)
+	pr, l, e := b.enterPeer(t.pr, t.pr.id, KindPublish)
 	if pr != t.pr {
 		if l != nil {
 			pr.gate.exit(e)
