@@ -5,9 +5,9 @@ package placement
 import _ "unsafe" // for go:linkname
 
 // fastrand is 64 random bits (the lowest always 0) from the runtime's
-// per-thread generator, which writes no memory that other threads share:
-// less than half the cost of math/rand/v2's, which is most of a tie's cost
-// on a Tell by name (docs/performance.md). Not for secrets.
+// per-thread generator, which writes no memory that other threads share,
+// and so costs less than math/rand/v2's, most of a tie's cost on a Tell by
+// name (figures in docs/performance.md). Not for secrets.
 func fastrand() uint64 { return uint64(cheaprand64()) << 1 }
 
 // cheaprand64 is one of the runtime's functions it keeps for packages
