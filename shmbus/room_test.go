@@ -473,3 +473,112 @@ func readerWaitsForLock() bool {
 	}
 	return false
 }
+
+// countingHost counts what a link hands back undelivered.
+type countingHost struct {
+	*testHost
+	undelivered atomic.Int64
+}
+
+func (h *countingHost) Undelivered(bus.Link, *bus.Envelope, error) { h.undelivered.Add(1) }
+
+// TestPollersAsTheLinkEnds has goroutines poll a link's ring (as askers
+// do) while senders stream tells, whole records and fragmented, and the
+// sending end closes the link under them: each tell the sender accepted is
+// delivered once, in order per sender, or handed back to the sender as
+// undelivered; none is lost, none comes twice, a poll of the ended link's
+// memory takes nothing and does not fault.
+func TestPollersAsTheLinkEnds(t *testing.T) {
+	for _, cut := range []int64{200, 3000} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) { pollersAsTheLinkEnds(t, cut) })
+	}
+}
+
+func pollersAsTheLinkEnds(t *testing.T, cut int64) {
+	path := filepath.Join(t.TempDir(), "s")
+	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
+	rt := New(Config{Listen: path, RingSize: MinRingSize})
+	if err := rt.Start(rh); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	sh := &countingHost{testHost: newTestHost()}
+	st := New(Config{RingSize: MinRingSize})
+	if err := st.Start(sh); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bl, err := st.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := bl.(*link)
+	var rl *link
+	select {
+	case l := <-rh.up:
+		rl = l.(*link)
+	case <-ctx.Done():
+		t.Fatal("the listener never saw the link")
+	}
+
+	stop := make(chan struct{})
+	var pollers sync.WaitGroup
+	for range 3 {
+		pollers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !rl.Poll() {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	const senders, per = 4, 2000
+	var tried, accepted atomic.Int64
+	var wg sync.WaitGroup
+	for s := range uint32(senders) {
+		wg.Go(func() {
+			for i := range uint32(per) {
+				body := make([]byte, 100+int(i%3)*2000)
+				binary.LittleEndian.PutUint32(body, s)
+				binary.LittleEndian.PutUint32(body[4:], i)
+				env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+				tried.Add(1)
+				if sl.Send(ctx, &env) != nil {
+					return // the link ended: nothing after this is sent
+				}
+				accepted.Add(1)
+			}
+		})
+	}
+	for tried.Load() < cut {
+		runtime.Gosched()
+	}
+	sl.Close(errors.New("closed by the test"))
+	wg.Wait()
+	for _, h := range []*testHost{sh.testHost, rh.testHost} {
+		select {
+		case <-h.down:
+		case <-ctx.Done():
+			t.Fatal("a side never saw the link go down")
+		}
+	}
+	if rl.Poll() {
+		t.Error("a poll of the ended link took something")
+	}
+	close(stop)
+	pollers.Wait()
+	got, bad := rh.counts()
+	back := sh.undelivered.Load()
+	t.Logf("accepted %d: delivered %d, handed back %d", accepted.Load(), got, back)
+	if bad != 0 || int64(got)+back != accepted.Load() {
+		t.Fatalf("accepted %d tells: %d delivered (%d out of order) + %d handed back, want each once, in order",
+			accepted.Load(), got, bad, back)
+	}
+}
