@@ -112,10 +112,13 @@ func WithMailbox(o mailbox.Options) ActorOption {
 // one sender is handled on that sender instead of beside it.
 //
 // A message from another process runs on the transport's reader (or on an
-// asker taking its reply from the link, bus.PollingLink), which saves the
-// serving side's goroutine hand-off. Nothing else is delivered from that
-// link meanwhile: an Ask from such a Receive through the same link would
-// wait for the very delivery it holds up, until its context ends.
+// asker taking its reply from the link, bus.PollingLink, which waits for it
+// as a sender does: a Receive that waited for that asker, an actor whose
+// turn asks through the link, say, would wait until its context ends),
+// which saves the serving side's goroutine hand-off. Nothing else is
+// delivered from that link meanwhile: an Ask from such a Receive through
+// the same link would wait for the very delivery it holds up, until its
+// context ends.
 func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } }
 
 // WithFactory gives the bus a way to build a fresh instance of the actor,
