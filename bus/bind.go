@@ -142,6 +142,9 @@ func (b *Bus) deliverHeld(l Link, env *Envelope) {
 		t := &b.lk
 		t.mu.Lock()
 		ll := t.live[l]
+		// Admitted since Deliver looked: the peer's last other link went
+		// down, and this one took its place (linkDown's heir).
+		admitted := ll != nil && ll.nonce == nil
 		over := ll != nil && ll.nonce != nil && len(ll.early) >= maxEarly
 		if ll != nil && ll.nonce != nil && !over {
 			e := *env
@@ -150,6 +153,10 @@ func (b *Bus) deliverHeld(l Link, env *Envelope) {
 			ll.early = append(ll.early, &e)
 		}
 		t.mu.Unlock()
+		if admitted {
+			b.Deliver(l, env)
+			return
+		}
 		if over {
 			t.refuseHeld(l, fmt.Errorf("%w: %d messages on a link that has not proven its node id", ErrRefused, maxEarly))
 		}

@@ -595,7 +595,8 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	var orphans []Link // held links of a peer whose last admitted link this was
 	var heir Link      // the one of them the peer took for its first link
 	var heirKey []byte
-	var early []*Envelope
+	var hl *liveLink // the heir's
+	var drain bool   // the heir holds what it reads behind what it held
 	if held {
 		ll.timer.Stop()
 		t.held.Add(-1)
@@ -618,11 +619,16 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 		// The peer dropped its last link to this node and linked again
 		// before this node saw the old one go: the new link is its first,
 		// and now this node's too.
-		hl := t.live[heir]
+		hl = t.live[heir]
 		bd := &binding{mine: randomKey(), theirs: hl.peerKey}
 		t.binds[l.Peer()] = bd
 		heirKey = bd.mine
-		early = t.promote(bd, heir, hl)
+		// Counted before promote lets the heir's reader past isHeld, so
+		// that it finds the heir holding (hold) once the lock is free.
+		t.holding.Add(1)
+		if drain = t.keepEarly(hl, t.promote(bd, heir, hl)); !drain {
+			t.holding.Add(-1)
+		}
 	}
 	if ll.refused != nil {
 		err = ll.refused
@@ -666,7 +672,11 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	if heir != nil {
 		b.log.Info("link up", "peer", heir.Peer().Short(), "scheme", heir.Scheme(), "after", "the peer linked again")
 		b.sendLinkMsg(heir, &sysLink{Key: heirKey})
-		b.admitted(heir, early)
+		b.addLink(heir)
+		b.added(heir)
+		if drain {
+			b.drain(heir, hl)
+		}
 	}
 	switch {
 	case ll.refused != nil:

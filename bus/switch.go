@@ -195,6 +195,26 @@ func (b *Bus) releaseDown(l Link) {
 	}
 }
 
+// keepEarly puts early, what the held link of ll received before it was
+// admitted, at the front of what it holds, so that what its reader reads
+// from now on waits behind it; t.mu must be held. It reports whether the
+// caller must drain ll (nobody else will: it waits for no fence), which
+// holding then counts; the caller has counted it already.
+func (t *linkTable) keepEarly(ll *liveLink, early []*Envelope) bool {
+	if len(early) == 0 {
+		return false
+	}
+	for _, e := range early {
+		ll.queued += len(e.Body) + heldOverhead
+	}
+	ll.queue = append(early, ll.queue...)
+	if ll.waitFor != nil || ll.flushing {
+		return false
+	}
+	ll.flushing = true
+	return true
+}
+
 // release delivers, in order, what l held, and what arrives meanwhile.
 func (b *Bus) release(l Link, ll *liveLink) {
 	t := &b.lk
@@ -204,6 +224,15 @@ func (b *Bus) release(l Link, ll *liveLink) {
 		return
 	}
 	ll.waitFor, ll.flushing = nil, true
+	t.mu.Unlock()
+	b.drain(l, ll)
+}
+
+// drain delivers, in order, what l holds and what arrives meanwhile, then
+// lets l's reader deliver again; ll.flushing is set, and holding counts it.
+func (b *Bus) drain(l Link, ll *liveLink) {
+	t := &b.lk
+	t.mu.Lock()
 	for {
 		q := ll.queue
 		ll.queue, ll.queued = nil, 0
