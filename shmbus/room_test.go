@@ -70,25 +70,10 @@ func TestSendersWokenForRoom(t *testing.T) {
 }
 
 func sendersWokenForRoom(t *testing.T, size int) {
-	path := filepath.Join(t.TempDir(), "s")
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 16, next: map[uint32]uint32{}}
-	rt := New(Config{Listen: path, RingSize: size})
-	if err := rt.Start(rh); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	st := New(Config{RingSize: size})
-	if err := st.Start(newTestHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bl, err := st.Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := bl.(*link)
+	l, _ := linkPair(t, ctx, size, rh, rh.testHost, newTestHost())
 
 	const senders, per = 4, 5000
 	errs := make(chan error, senders)
@@ -317,32 +302,10 @@ func TestRoomSleeperLeavesByItsDeadline(t *testing.T) {
 // smallest ring: every tell arrives once, in order per sender, whoever
 // took it; and the pollers took some of them.
 func TestPollersShareTheReader(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
-	rt := New(Config{Listen: path, RingSize: MinRingSize})
-	if err := rt.Start(rh); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	st := New(Config{RingSize: MinRingSize})
-	if err := st.Start(newTestHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bl, err := st.Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := bl.(*link)
-	var rl *link
-	select {
-	case l := <-rh.up:
-		rl = l.(*link)
-	case <-ctx.Done():
-		t.Fatal("the listener never saw the link")
-	}
+	sl, rl := linkPair(t, ctx, MinRingSize, rh, rh.testHost, newTestHost())
 
 	stop := make(chan struct{})
 	var took atomic.Int64
@@ -409,31 +372,10 @@ func TestPollersShareTheReader(t *testing.T) {
 // lock where it would park anyway instead of spinning on it, and once the
 // lock is free it delivers again.
 func TestReaderWaitsForAPoller(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
-	rt := New(Config{Listen: path})
-	if err := rt.Start(rh); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	st := New(Config{})
-	if err := st.Start(newTestHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bl, err := st.Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rl *link
-	select {
-	case l := <-rh.up:
-		rl = l.(*link)
-	case <-ctx.Done():
-		t.Fatal("the listener never saw the link")
-	}
+	bl, rl := linkPair(t, ctx, 0, rh, rh.testHost, newTestHost())
 
 	rl.pollMu.Lock()
 	for !readerWaitsForLock() {
@@ -495,33 +437,11 @@ func TestPollersAsTheLinkEnds(t *testing.T) {
 }
 
 func pollersAsTheLinkEnds(t *testing.T, cut int64) {
-	path := filepath.Join(t.TempDir(), "s")
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
-	rt := New(Config{Listen: path, RingSize: MinRingSize})
-	if err := rt.Start(rh); err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
 	sh := &countingHost{testHost: newTestHost()}
-	st := New(Config{RingSize: MinRingSize})
-	if err := st.Start(sh); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bl, err := st.Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := bl.(*link)
-	var rl *link
-	select {
-	case l := <-rh.up:
-		rl = l.(*link)
-	case <-ctx.Done():
-		t.Fatal("the listener never saw the link")
-	}
+	sl, rl := linkPair(t, ctx, MinRingSize, rh, rh.testHost, sh)
 
 	stop := make(chan struct{})
 	var pollers sync.WaitGroup
@@ -581,4 +501,33 @@ func pollersAsTheLinkEnds(t *testing.T, cut int64) {
 		t.Fatalf("accepted %d tells: %d delivered (%d out of order) + %d handed back, want each once, in order",
 			accepted.Load(), got, bad, back)
 	}
+}
+
+// linkPair links a transport serving rh to one of sh, over rings of size
+// bytes (0: the default), and returns the link's sending end and its
+// receiving end; up is rh's. The transports close when the test ends.
+func linkPair(t *testing.T, ctx context.Context, size int, rh bus.Host, up *testHost, sh bus.Host) (send, recv *link) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s")
+	rt := New(Config{Listen: path, RingSize: size})
+	if err := rt.Start(rh); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	st := New(Config{RingSize: size})
+	if err := st.Start(sh); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(context.Background()) })
+	bl, err := st.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-up.up:
+		return bl.(*link), l.(*link)
+	case <-ctx.Done():
+		t.Fatal("the listener never saw the link")
+	}
+	return nil, nil
 }
