@@ -231,6 +231,11 @@ func (c *askCall) mayPoll() bool {
 func (b *Bus) wait(ctx context.Context, c *askCall, seq uint64) (any, error) {
 	if b.spinners.Add(1) <= b.maxSpin && c.mayPoll() {
 		pl, _ := c.link.(PollingLink) // nil for a local ask
+		if pl != nil && !pl.ReaderSpins() {
+			// Polled only while its reader spins: while it parks at once,
+			// polling the ring raised the p99 (docs/performance.md).
+			pl = nil
+		}
 		n := spinChecks
 		if pl != nil {
 			n = pollChecks
