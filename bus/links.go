@@ -595,11 +595,13 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 	var orphans []Link // held links of a peer whose last admitted link this was
 	var heir Link      // the one of them the peer took for its first link
 	var heirKey []byte
-	var hl *liveLink // the heir's
-	var drain bool   // the heir holds what it reads behind what it held
+	var hl *liveLink         // the heir's
+	var drain bool           // the heir holds what it reads behind what it held
+	var unproven []*Envelope // what it kept, which nobody will deliver
 	if held {
 		ll.timer.Stop()
 		t.held.Add(-1)
+		unproven, ll.early = ll.early, nil
 	} else if bd := t.binds[l.Peer()]; bd != nil {
 		if bd.links--; bd.links <= 0 {
 			delete(t.binds, l.Peer())
@@ -663,6 +665,11 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 		}
 	}
 	t.mu.Unlock()
+	for _, e := range unproven {
+		if e.Kind == KindTell || e.Kind == KindPublish { // an ask fails at its asker's LinkDown
+			b.deadLetter(nil, e.To, e.From, fmt.Errorf("%w: kept on a link that went down before it proved its node id: %w", ErrPeerGone, err))
+		}
+	}
 	for x, xl := range release {
 		b.release(x, xl)
 	}
