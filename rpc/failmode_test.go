@@ -197,6 +197,21 @@ func (c *cluster) started(t *testing.T, want int) {
 	}
 }
 
+// startedWithin reports whether a call started on server want within d,
+// failing if it started on another.
+func (c *cluster) startedWithin(t *testing.T, want int, d time.Duration) bool {
+	t.Helper()
+	select {
+	case i := <-c.start:
+		if i != want {
+			t.Fatalf("the call started on server %d, want %d", i, want)
+		}
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 func (c *cluster) counts() [2]int32 { return [2]int32{c.calls[0].Load(), c.calls[1].Load()} }
 
 // TestFailModes runs each fail mode against real instances on two server
@@ -303,12 +318,23 @@ func TestFailModes(t *testing.T) {
 			})
 			t.Run("Failbackup", func(t *testing.T) {
 				c := newCluster(t, s, waits, answers)
-				c.first(0)
-				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(20*time.Millisecond))
-				if err != nil || got.N != 1 {
-					t.Fatalf("got %v, %v; want C's answer to the hedge", got, err)
+				// The hedge goes after its delay whether or not B has taken
+				// up the first request: on a loaded machine B may not have
+				// begun it when C's answer cancels it, and then it never
+				// runs. Each try doubles the delay until B is seen to begin.
+				for delay := 20 * time.Millisecond; ; delay *= 2 {
+					c.first(0)
+					got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(delay))
+					if err != nil || got.N != 1 {
+						t.Fatalf("got %v, %v; want C's answer to the hedge", got, err)
+					}
+					if c.startedWithin(t, 0, time.Second) {
+						break
+					}
+					if delay > 5*time.Second {
+						t.Fatal("the first request never started, however long the hedge waited")
+					}
 				}
-				c.started(t, 0)
 				select {
 				case e := <-c.ended:
 					if !errors.Is(e, context.Canceled) {
@@ -320,7 +346,7 @@ func TestFailModes(t *testing.T) {
 				// A fast first answer needs no hedge.
 				c.first(1)
 				before := c.counts()
-				got, err = rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(10*time.Second))
+				got, err := rpc.Call[Sum](ctxFor(t), c.A, "svc", Add{}, rpc.Failbackup(10*time.Second))
 				if err != nil || got.N != 1 || c.counts() != [2]int32{before[0], before[1] + 1} {
 					t.Fatalf("got %v, %v, calls %v after %v; want C alone", got, err, c.counts(), before)
 				}
