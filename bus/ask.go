@@ -206,8 +206,9 @@ func (c *askCall) givenUp(seq uint64) bool {
 const spinChecks = 64
 
 // pollChecks bounds the polls of an asker that takes replies from the
-// ring itself (PollingLink): a poll that finds nothing costs an atomic
-// load, so it may poll longer before it parks.
+// ring itself (PollingLink): a poll that finds nothing costs a lock tried
+// and a load, no hand-off to wait for, so it may poll longer before it
+// parks.
 const pollChecks = 1024
 
 // mayPoll reports whether polling can catch this call's reply. A reply
