@@ -171,10 +171,10 @@ func (c *Context) StopContext() context.Context {
 	return sc.ctx
 }
 
-// Stopping reports whether the actor is stopping or has stopped: whether
+// IsStopping reports whether the actor is stopping or has stopped: whether
 // StopContext has ended, or would have if it had been made. It makes no
 // context, and may be called from any goroutine.
-func (c *Context) Stopping() bool {
+func (c *Context) IsStopping() bool {
 	p := c.p
 	if sc := p.stopCtx.Load(); sc != nil {
 		return sc.ctx.Err() != nil

@@ -418,10 +418,10 @@ func TestStopAbandonedActorLateStop(t *testing.T) {
 	})
 }
 
-// TestStopping: the poll tells what StopContext would, without
+// TestIsStopping: the poll tells what StopContext would, without
 // making it: false while the actor runs, true once a stop is asked (the
 // actor still running), and true for an actor that stopped itself.
-func TestStopping(t *testing.T) {
+func TestIsStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := New()
 		if err != nil {
@@ -434,8 +434,8 @@ func TestStopping(t *testing.T) {
 			if msg != "work" {
 				return nil
 			}
-			running <- c.Stopping()
-			for !c.Stopping() {
+			running <- c.IsStopping()
+			for !c.IsStopping() {
 				time.Sleep(time.Millisecond)
 			}
 			made <- c.p.stopCtx.Load() != nil
@@ -448,7 +448,7 @@ func TestStopping(t *testing.T) {
 			t.Fatal(err)
 		}
 		if <-running {
-			t.Fatal("Stopping before any stop")
+			t.Fatal("IsStopping before any stop")
 		}
 		if err := b.Stop(ref); err != nil {
 			t.Fatal(err)
@@ -473,8 +473,8 @@ func TestStopping(t *testing.T) {
 		}
 		c := <-left
 		<-b.Done(self)
-		if !c.Stopping() {
-			t.Fatal("Stopping false for an actor that stopped itself")
+		if !c.IsStopping() {
+			t.Fatal("IsStopping false for an actor that stopped itself")
 		}
 	})
 }

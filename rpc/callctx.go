@@ -105,7 +105,7 @@ func (c *callCtx) Err() error {
 		// Nobody asked for Done: no timer or hook tells, so look.
 		if c.hasDL && !time.Now().Before(c.deadline) {
 			c.endLocked(context.DeadlineExceeded)
-		} else if c.bc.Canceled() || !c.cancelable && c.bc.Stopping() || c.srv != nil && c.srv.hard.Err() != nil {
+		} else if c.bc.Canceled() || !c.cancelable && c.bc.IsStopping() || c.srv != nil && c.srv.hard.Err() != nil {
 			c.endLocked(context.Canceled)
 		}
 	}
