@@ -112,7 +112,8 @@
 // canceled: Context.Canceled is true and AfterCancel hooks run, so a
 // handler waiting on them (an rpc handler on its ctx) can answer and
 // return; and the actor's StopContext ends, whatever it runs (a tell, or
-// an ask whose asker can never give up); an actor stopped otherwise
+// an ask whose asker can never give up), and IsStopping, its poll, turns
+// true; an actor stopped otherwise
 // (Context.Stop, its supervisor after a failure) ends it as it ends. If the actor still has not
 // stopped when the timeout passes, the stop abandons it and answers that
 // ask with ErrActorStopped, which says the ask may have run
