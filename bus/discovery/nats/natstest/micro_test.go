@@ -313,15 +313,20 @@ func TestMaxInFlight(t *testing.T) {
 	cfg.MaxInFlight = 2
 	a, _ := newNode(t, "a", cfg)
 	release, started := make(chan struct{}), make(chan struct{}, 8)
-	if _, err := a.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		if !c.IsAsk() {
-			return nil
+	// Two instances, so that each admitted request is seen running
+	// (started) before the others are sent: with one, the second would
+	// wait in its mailbox unseen, and might not yet hold its slot.
+	for range 2 {
+		if _, err := a.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if !c.IsAsk() {
+				return nil
+			}
+			started <- struct{}{}
+			<-release
+			return c.Reply("done")
+		})); err != nil {
+			t.Fatal(err)
 		}
-		started <- struct{}{}
-		<-release
-		return c.Reply("done")
-	})); err != nil {
-		t.Fatal(err)
 	}
 	nc := connect(t, srv.ClientURL())
 	eventually(t, 10*time.Second, "slow is served", func() bool {
@@ -344,7 +349,8 @@ func TestMaxInFlight(t *testing.T) {
 	wg.Add(2)
 	go send()
 	go send()
-	<-started // one is in Receive; the other holds the second slot
+	<-started // both admitted requests are in Receive: both slots are held
+	<-started
 	for range 3 {
 		wg.Add(1)
 		send() // refused at once: it does not wait for the slow actor
