@@ -52,6 +52,25 @@ func (h *orderHost) counts() (got, bad int) {
 	return h.got, h.bad
 }
 
+// waitFor waits, up to 30 s, until n envelopes have arrived.
+func (h *orderHost) waitFor(n int) {
+	for range 3000 {
+		if got, _ := h.counts(); got >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// numbered is tell i of sender s, of size bytes: its body starts with s
+// and i, which orderHost checks.
+func numbered(s, i uint32, size int) bus.Envelope {
+	body := make([]byte, size)
+	binary.LittleEndian.PutUint32(body, s)
+	binary.LittleEndian.PutUint32(body[4:], i)
+	return bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+}
+
 // TestSendersWokenForRoom sends many tells from four goroutines over a
 // link of the smallest ring and of the default one to a reader that
 // pauses now and then, so that senders keep finding the ring full. A
@@ -80,11 +99,8 @@ func sendersWokenForRoom(t *testing.T, size int) {
 	var wg sync.WaitGroup
 	for s := range uint32(senders) {
 		wg.Go(func() {
-			body := make([]byte, 100)
-			binary.LittleEndian.PutUint32(body, s)
 			for i := range uint32(per) {
-				binary.LittleEndian.PutUint32(body[4:], i)
-				env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+				env := numbered(s, i, 100)
 				if err := l.Send(ctx, &env); err != nil {
 					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
 					return
@@ -97,12 +113,7 @@ func sendersWokenForRoom(t *testing.T, size int) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	for range 3000 {
-		if got, _ := rh.counts(); got >= senders*per {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	rh.waitFor(senders * per)
 	got, bad := rh.counts()
 	waits, slept := l.roomWaits.Load(), l.roomSlept.Load()
 	t.Logf("%d tells arrived, %d out of order; senders slept %d times for room, %d of them the whole slice", got, bad, waits, slept)
@@ -332,10 +343,7 @@ func TestPollersShareTheReader(t *testing.T) {
 	for s := range uint32(senders) {
 		wg.Go(func() {
 			for i := range uint32(per) {
-				body := make([]byte, 100+int(i%3)*2000) // whole records and fragmented messages
-				binary.LittleEndian.PutUint32(body, s)
-				binary.LittleEndian.PutUint32(body[4:], i)
-				env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+				env := numbered(s, i, 100+int(i%3)*2000) // whole records and fragmented messages
 				if err := sl.Send(ctx, &env); err != nil {
 					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
 					return
@@ -348,12 +356,7 @@ func TestPollersShareTheReader(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	for range 3000 {
-		if got, _ := rh.counts(); got >= senders*per {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	rh.waitFor(senders * per)
 	close(stop)
 	pollers.Wait()
 	got, bad := rh.counts()
@@ -465,10 +468,7 @@ func pollersAsTheLinkEnds(t *testing.T, cut int64) {
 	for s := range uint32(senders) {
 		wg.Go(func() {
 			for i := range uint32(per) {
-				body := make([]byte, 100+int(i%3)*2000)
-				binary.LittleEndian.PutUint32(body, s)
-				binary.LittleEndian.PutUint32(body[4:], i)
-				env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
+				env := numbered(s, i, 100+int(i%3)*2000)
 				tried.Add(1)
 				if sl.Send(ctx, &env) != nil {
 					return // the link ended: nothing after this is sent
