@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,20 +29,11 @@ func heirLinkKeepsOrder(t *testing.T) {
 	var sEvents, aEvents eventLog
 	s := linkedBus(t, bus.WithName("s"), bus.WithTransport(sT), bus.WithProofTimeout(time.Minute), bus.WithLinkEvents(sEvents.add))
 	const held, n = 600, 1600
-	var mu sync.Mutex
-	var got []int
-	done := make(chan struct{})
+	order := newOrderSink(n)
 	sink, err := s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		v, ok := msg.(int)
-		if !ok {
-			return nil
+		if v, ok := msg.(int); ok {
+			order.take(v)
 		}
-		mu.Lock()
-		got = append(got, v)
-		if len(got) == n {
-			close(done)
-		}
-		mu.Unlock()
 		return nil
 	}))
 	if err != nil {
@@ -110,20 +100,7 @@ func heirLinkKeepsOrder(t *testing.T) {
 		aEvents.mu.Unlock()
 		t.Fatalf("%v\nlinks of s: %s\nof the node linked again: %s", err, se, ae)
 	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != n {
-		t.Fatalf("the sink got %d of %d tells (dead letters: %v)", len(got), n, s.DeadLetters())
-	}
-	for i, v := range got {
-		if v != i {
-			t.Fatalf("tell %d arrived at position %d: order broke", v, i)
-		}
-	}
+	order.check(t, s)
 }
 
 // tellCounter counts the tells and the bus's link messages its

@@ -24,20 +24,13 @@ func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 			sT := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", unixAddr}})
 			s := linkedBus(t, bus.WithTransport(sT))
 			const n = 30000
-			var mu sync.Mutex
-			var got []int
-			done := make(chan struct{})
+			sink := newOrderSink(n)
 			s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
 				v, err := strconv.Atoi(fmt.Sprint(msg))
 				if err != nil {
 					return err
 				}
-				mu.Lock()
-				got = append(got, v)
-				if len(got) == n {
-					close(done)
-				}
-				mu.Unlock()
+				sink.take(v)
 				return nil
 			}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
 			c := linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{})), bus.WithPeers(sT.Addrs()[0]))
@@ -52,20 +45,7 @@ func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 					t.Fatalf("tell %d: %v", i, err)
 				}
 			}
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(got) != n {
-				t.Fatalf("the sink got %d of %d tells (dead letters: %v)", len(got), n, s.DeadLetters())
-			}
-			for i, v := range got {
-				if v != i {
-					t.Fatalf("tell %d arrived at position %d: order broke", v, i)
-				}
-			}
+			sink.check(t, s)
 			var unix bool
 			for _, l := range c.Links() {
 				unix = unix || (l.Scheme == "unix" && l.State == bus.LinkReady)
@@ -135,5 +115,46 @@ func TestSwitchToNearerLinkKeepsPublishOrder(t *testing.T) {
 	}
 	if !unix {
 		t.Fatalf("the unix link never came up: %+v", c.Links())
+	}
+}
+
+// orderSink collects the numbers a sink actor takes, to check that tells
+// 0 to n-1 all arrived, in order.
+type orderSink struct {
+	n    int
+	mu   sync.Mutex
+	got  []int
+	done chan struct{}
+}
+
+func newOrderSink(n int) *orderSink { return &orderSink{n: n, done: make(chan struct{})} }
+
+// take records v; the sink's actor calls it.
+func (o *orderSink) take(v int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, v)
+	if len(o.got) == o.n {
+		close(o.done)
+	}
+}
+
+// check waits up to 30 s for all n, then fails unless each arrived once,
+// in order; s is the sink's bus, whose dead letters a failure shows.
+func (o *orderSink) check(t *testing.T, s *bus.Bus) {
+	t.Helper()
+	select {
+	case <-o.done:
+	case <-time.After(30 * time.Second):
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.got) != o.n {
+		t.Fatalf("the sink got %d of %d tells (dead letters: %v)", len(o.got), o.n, s.DeadLetters())
+	}
+	for i, v := range o.got {
+		if v != i {
+			t.Fatalf("tell %d arrived at position %d: order broke", v, i)
+		}
 	}
 }
