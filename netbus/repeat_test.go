@@ -40,9 +40,7 @@ func TestRepeatFramesOnTheWire(t *testing.T) {
 	}
 	// The writer takes nothing while a sender writes: the queue holds every
 	// frame below, and one write takes them all.
-	c.mu.Lock()
-	c.writing = true
-	c.mu.Unlock()
+	holdWriter(c)
 	for i := range 5 {
 		tell(bus.Envelope{Kind: bus.KindTell, From: a, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i}})
 	}
@@ -55,13 +53,7 @@ func TestRepeatFramesOnTheWire(t *testing.T) {
 	tell(bus.Envelope{Kind: bus.KindPublish, To: bus.Ref{Name: "prices.eur"}, Msg: Payload{Seq: 2}})
 	tell(bus.Envelope{Kind: bus.KindTell, From: a, To: bus.Ref{Name: "sink"}, Msg: []byte{}}) // an empty body
 	tell(bus.Envelope{Kind: bus.KindTell, From: a, To: bus.Ref{Name: "sink"}, Msg: []byte{}})
-	c.mu.Lock()
-	c.writing = false
-	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default: // the writer has a kick waiting
-	}
+	releaseWriter(c)
 
 	fr := newFrameReader(io.MultiReader(bytes.NewReader(rest), nc), 1<<20)
 	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -197,3 +189,22 @@ func TestRepeatFramesFromPeer(t *testing.T) {
 type fakeLink struct{ bus.Link }
 
 func (fakeLink) Codec() bus.Codec { return codec.Binary() }
+
+// holdWriter keeps c's writer from taking its queue, as a sender writing
+// does: what is sent meanwhile waits, to go out in one write.
+func holdWriter(c *conn) {
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
+}
+
+// releaseWriter lets c's writer go on and kicks it.
+func releaseWriter(c *conn) {
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // the writer has a kick waiting
+	}
+}

@@ -222,9 +222,7 @@ func TestDialVersion3Acceptor(t *testing.T) {
 		}
 		// Hold the writer, so that one write takes every tell below: on a
 		// connection of version 4 all but the first would be repeat frames.
-		c.mu.Lock()
-		c.writing = true
-		c.mu.Unlock()
+		holdWriter(c)
 	}
 	from := bus.Ref{Node: cli.id, Name: "stream", ID: 1}
 	const n = 10
@@ -239,13 +237,7 @@ func TestDialVersion3Acceptor(t *testing.T) {
 	}
 	c := l.(*link).pick(&sent[0])
 	for _, c := range l.(*link).conns {
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+		releaseWriter(c)
 	}
 	nc := ncs[0]
 	if c.id.conn == 1 {
@@ -329,9 +321,7 @@ func TestPooledLinkOfMixedVersions(t *testing.T) {
 		}
 	}
 	for _, c := range l.conns {
-		c.mu.Lock()
-		c.writing = true
-		c.mu.Unlock()
+		holdWriter(c)
 	}
 	for _, from := range senders {
 		for i := range 4 {
@@ -341,13 +331,7 @@ func TestPooledLinkOfMixedVersions(t *testing.T) {
 		}
 	}
 	for _, c := range l.conns {
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+		releaseWriter(c)
 	}
 	D, R := frameData, frameRepeat
 	for i, want := range [][]byte{{D, D, D, D}, {D, R, R, R}} {
