@@ -535,10 +535,12 @@ func (b *Bus) replyWhenRoom(l Link, peer NodeID, env Envelope, codec Codec, d ti
 		send()
 		return
 	}
-	b.tasks.Go(func() {
+	if !b.tasks.Go(func() {
 		defer b.replyWaiters.Add(-1)
 		send()
-	})
+	}) {
+		b.replyWaiters.Add(-1) // the bus has closed: the link is gone too
+	}
 }
 
 // replyTimeout bounds how long an answer the bus sends on its own (a
