@@ -111,11 +111,9 @@ func WithMailbox(o mailbox.Options) ActorOption {
 // waits for it. It buys latency, not throughput: a stream of messages from
 // one sender is handled on that sender instead of beside it.
 //
-// A message from another process runs on the transport's reader (or on an
-// asker taking its reply from the link, bus.PollingLink, which waits for it
-// as a sender does: a Receive that waited for that asker, an actor whose
-// turn asks through the link, say, would wait until its context ends),
-// which saves the serving side's goroutine hand-off. Nothing else is
+// A message from another process runs on the transport's reader (never on
+// an asker taking its reply from the link: PollingLink takes replies
+// only), which saves the serving side's goroutine hand-off. Nothing else is
 // delivered from that link meanwhile: an Ask from such a Receive through
 // the same link would wait for the very delivery it holds up, until its
 // context ends.

@@ -82,17 +82,20 @@ type SpinningLink interface {
 	ReaderSpins() bool
 }
 
-// PollingLink is a SpinningLink whose incoming envelopes an asker waiting
+// PollingLink is a SpinningLink whose incoming replies an asker waiting
 // for its reply may take itself, in the reader's stead: the reply then
 // completes the ask on the asker's own goroutine, with no hand-off from
 // the reader's.
 type PollingLink interface {
 	SpinningLink
-	// Poll takes what has come on the link, unless another goroutine (the
-	// reader) is taking it now, and hands it to the Host as the reader
-	// would (Deliver's rules hold: one at a time, in order), on the
-	// caller's goroutine. It reports whether it took anything. It never
-	// waits.
+	// Poll takes the replies and errors that have come on the link, unless
+	// another goroutine (the reader) is taking what came now, and hands
+	// them to the Host as the reader would (Deliver's rules hold: one at a
+	// time, in order), on the caller's goroutine. It stops at the first
+	// envelope of another kind and leaves it, and all after it, to the
+	// reader: delivering a tell or an ask may run an actor (WithInline) on
+	// the caller, which must not hold an asker. It reports whether it took
+	// anything. It never waits.
 	Poll() bool
 }
 

@@ -81,6 +81,7 @@ type link struct {
 	frag   []byte              // the message being reassembled from fragments; guarded by pollMu
 	want   int                 // its total length; 0 when none; guarded by pollMu
 	lent   int                 // records askers took (Poll) since the reader's last poll; guarded by pollMu
+	asker  bool                // an asker polls (Poll): it takes only replies; guarded by pollMu
 
 	done     chan struct{}
 	once     sync.Once
@@ -116,16 +117,22 @@ func (l *link) Scheme() string         { return "shm" }
 func (l *link) Codec() bus.Codec       { return l.codec }
 
 // Poll implements bus.PollingLink: unless the reader (or another asker)
-// is polling now, it takes what has come from the ring and delivers it as
-// the reader would, on the caller's goroutine, so that an asker that finds
-// its reply has no hand-off to wait for. The reader counts what it took as
-// its own (lent), so that its spinning still pays by the same measure.
+// is polling now, it takes the replies that have come from the ring and
+// delivers them as the reader would, on the caller's goroutine, so that an
+// asker that finds its reply has no hand-off to wait for. It stops at the
+// first record that is not a whole reply or error, which the reader takes:
+// a tell or an ask may run an actor (WithInline) on whoever delivers it,
+// and one run on the asker would hold that asker, which it may be waiting
+// for. The reader counts what it took as its own (lent), so that its
+// spinning still pays by the same measure.
 func (l *link) Poll() bool {
 	if !l.pollMu.TryLock() {
 		return false
 	}
 	defer l.pollMu.Unlock()
+	l.asker = true
 	n, err := l.poll()
+	l.asker = false
 	if err != nil {
 		l.Close(err)
 	}
@@ -459,12 +466,20 @@ func (l *link) read() {
 
 // handle takes one record from the ring; pollMu is held.
 func (l *link) handle(typ uint32, p []byte) error {
+	if l.asker && typ != recordData {
+		return errLeave // see Poll
+	}
 	switch typ {
 	case recordData:
 		if !l.in.room(len(p)) {
 			l.flush()
 		}
-		return l.add(l.in.copy(p))
+		b := l.in.copy(p)
+		if l.asker && !isAnswer(b) {
+			l.in.buf = l.in.buf[:len(l.in.buf)-len(b)]
+			return errLeave // see Poll
+		}
+		return l.add(b)
 	case recordFirst:
 		if l.want != 0 || len(p) < fragHdr {
 			return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
@@ -488,6 +503,12 @@ func (l *link) handle(typ uint32, p []byte) error {
 		}
 	}
 	return nil
+}
+
+// isAnswer reports whether the envelope b is a reply or an error: its kind
+// is its second byte (docs/envelope.md).
+func isAnswer(b []byte) bool {
+	return len(b) > 1 && (bus.Kind(b[1]) == bus.KindReply || bus.Kind(b[1]) == bus.KindError)
 }
 
 // batchMax bounds the records one poll takes, and so the envelopes of one
@@ -598,9 +619,9 @@ func (l *link) loop() {
 			return
 		default:
 		}
-		// An asker polling now (perhaps running an actor WithInline on
-		// its goroutine) takes what comes: wait for it here, where the
-		// reader would park anyway, instead of spinning on the lock.
+		// An asker polling now (delivering the replies it took on its
+		// goroutine) leaves anything else to us: wait for it here, where
+		// the reader would park anyway, instead of spinning on the lock.
 		l.pollMu.Lock()
 		err = l.cons.check()
 		l.pollMu.Unlock()

@@ -54,6 +54,8 @@ const (
 // Errors of the ring. A consumer that returns one of them has stopped: the
 // link it serves must be closed.
 var (
+	// errLeave, from poll's fn, leaves the record in the ring.
+	errLeave    = errors.New("shmbus: record left for the reader")
 	errRingFull = errors.New("shmbus: ring full")
 )
 
@@ -252,7 +254,8 @@ func newConsumer(data []byte, w ringWords, key uint64) *consumer {
 // The payload passed to fn is shared memory the peer may still change: fn
 // must copy what it keeps and validate what it copied. poll returns the
 // number of records handed to fn and the first error: a *ringError when
-// the memory breaks the protocol, or fn's error. Padding records are consumed
+// the memory breaks the protocol, or fn's error. A record fn returns
+// errLeave for is not taken: poll stops before it, with no error. Padding records are consumed
 // without counting against limit (a padding record is always followed by the
 // record that claimed it) and are not passed to fn.
 func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (int, error) {
@@ -292,6 +295,9 @@ func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (i
 			break
 		}
 		if err = fn(typ, c.data[off+recordHeaderLen:off+recordHeaderLen+length]); err != nil {
+			if err == errLeave {
+				err = nil // the record stays for the next poll
+			}
 			break
 		}
 		c.pos += align(recordHeaderLen+length, recordAlign)

@@ -71,6 +71,16 @@ func numbered(s, i uint32, size int) bus.Envelope {
 	return bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: body}
 }
 
+// numberedMixed is numbered, as a reply when i is even: a poller (Poll)
+// takes replies only and leaves a tell, and all behind it, to the reader.
+func numberedMixed(s, i uint32, size int) bus.Envelope {
+	env := numbered(s, i, size)
+	if i%2 == 0 {
+		env.Kind, env.To = bus.KindReply, bus.Ref{}
+	}
+	return env
+}
+
 // TestSendersWokenForRoom sends many tells from four goroutines over a
 // link of the smallest ring and of the default one to a reader that
 // pauses now and then, so that senders keep finding the ring full. A
@@ -309,9 +319,9 @@ func TestRoomSleeperLeavesByItsDeadline(t *testing.T) {
 
 // TestPollersShareTheReader has goroutines poll a link's ring (Poll, as
 // askers waiting for a reply do) while its reader polls it too, with
-// senders sending tells of whole records and of fragments over the
-// smallest ring: every tell arrives once, in order per sender, whoever
-// took it; and the pollers took some of them.
+// senders sending replies and tells of whole records and of fragments over
+// the smallest ring: every message arrives once, in order per sender,
+// whoever took it; and the pollers took some of them.
 func TestPollersShareTheReader(t *testing.T) {
 	rh := &orderHost{testHost: newTestHost(), pauseEvery: 64, next: map[uint32]uint32{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -343,7 +353,7 @@ func TestPollersShareTheReader(t *testing.T) {
 	for s := range uint32(senders) {
 		wg.Go(func() {
 			for i := range uint32(per) {
-				env := numbered(s, i, 100+int(i%3)*2000) // whole records and fragmented messages
+				env := numberedMixed(s, i, 100+int(i%3)*2000) // whole records and fragmented messages, replies and tells
 				if err := sl.Send(ctx, &env); err != nil {
 					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
 					return
@@ -370,8 +380,7 @@ func TestPollersShareTheReader(t *testing.T) {
 }
 
 // TestReaderWaitsForAPoller holds a link's poll lock, as an asker does
-// while it delivers what it took (an actor WithInline runs there, for as
-// long as its Receive takes): the reader, its spin spent, waits for the
+// while it delivers the replies it took: the reader, its spin spent, waits for the
 // lock where it would park anyway instead of spinning on it, and once the
 // lock is free it delivers again.
 func TestReaderWaitsForAPoller(t *testing.T) {
@@ -468,7 +477,7 @@ func pollersAsTheLinkEnds(t *testing.T, cut int64) {
 	for s := range uint32(senders) {
 		wg.Go(func() {
 			for i := range uint32(per) {
-				env := numbered(s, i, 100+int(i%3)*2000)
+				env := numberedMixed(s, i, 100+int(i%3)*2000)
 				tried.Add(1)
 				if sl.Send(ctx, &env) != nil {
 					return // the link ended: nothing after this is sent
