@@ -310,10 +310,7 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 	if b.closing.Load() && parent == nil {
 		return nil, ErrClosed
 	}
-	cfg := actorConfig{mailbox: b.mbDefaults, shutdown: DefaultShutdownTimeout}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := configure(actorConfig{mailbox: b.mbDefaults, shutdown: DefaultShutdownTimeout}, opts)
 	if cfg.shutdown <= 0 {
 		cfg.shutdown = DefaultShutdownTimeout
 	}

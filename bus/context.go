@@ -151,19 +151,20 @@ func (c *Context) AfterCancel(f func()) (stop func() bool) {
 // called from any goroutine while Receive runs.
 func (c *Context) StopContext() context.Context {
 	p := c.p
-	if sc := p.stopCtx.Load(); sc != nil {
+	if sc := p.stopContext(); sc != nil {
 		return sc.ctx
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sc := p.stopCtx.Load()
+	k := p.kinLocked()
+	sc := k.stopCtx.Load()
 	if sc == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		sc = &stopCtx{ctx, cancel}
 		// Stored before halting is read, as cancelServing stores halting
 		// before it reads stopCtx: one of the two cancels it; end sets
 		// ending under mu, then reads stopCtx.
-		p.stopCtx.Store(sc)
+		k.stopCtx.Store(sc)
 		if p.ctx.halting.Load() || p.ending {
 			cancel()
 		}
@@ -176,7 +177,7 @@ func (c *Context) StopContext() context.Context {
 // context, and may be called from any goroutine.
 func (c *Context) IsStopping() bool {
 	p := c.p
-	if sc := p.stopCtx.Load(); sc != nil {
+	if sc := p.stopContext(); sc != nil {
 		return sc.ctx.Err() != nil
 	}
 	if p.ctx.halting.Load() {

@@ -90,6 +90,21 @@ type actorConfig struct {
 	weight     int
 }
 
+// configure returns base with opts applied. The options take a pointer, so
+// the config they write escapes: it is allocated only when there are
+// options, not on every spawn of a million.
+func configure(base actorConfig, opts []ActorOption) actorConfig {
+	if len(opts) == 0 {
+		return base
+	}
+	c := new(actorConfig)
+	*c = base
+	for _, o := range opts {
+		o(c)
+	}
+	return *c
+}
+
 // DefaultShutdownTimeout is how long a parent waits for a child to stop
 // before it abandons it and goes on.
 const DefaultShutdownTimeout = 5 * time.Second

@@ -160,12 +160,13 @@ type poison struct{}
 // in the tree.
 //
 // Ownership: actor, ctx, stopping and the actor's state belong to the
-// goroutine the mailbox runs (one at a time). mu guards children, watchers,
-// remoteWatchers (in kin), ending, stopped, reason, finished and done,
-// which other actors touch. stats is safe for concurrent use.
+// goroutine the mailbox runs (one at a time). mu guards ending, stopped,
+// finished and kin's fields but its stop context, which other actors
+// touch; kin is stored under mu and may be loaded without it. stats is
+// safe for concurrent use.
 //
-// The mailbox lives inside the process and done is made only when someone
-// waits for the actor, so that an idle actor is one allocation.
+// The mailbox lives inside the process, and what few actors use (kin) is
+// made on first use, so that an idle actor is one allocation.
 type process struct {
 	// Written as messages come and go.
 	mb           mailbox.Mailbox[delivery]
@@ -185,11 +186,8 @@ type process struct {
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
 	actor Actor           // replaced only by a restart
 
-	mu   sync.Mutex
-	kin  *kin // made by the first child, watcher, failure or stop with a reason
-	done chan struct{}
-
-	stopCtx atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
+	mu  sync.Mutex
+	kin atomic.Pointer[kin] // made by the first child, watcher, failure, stop with a reason, Done or StopContext; stored under mu
 }
 
 // stopCtx is an actor's Context.StopContext: canceled by cancelServing, or by end.
@@ -212,32 +210,46 @@ const (
 	servingHeld        // a stop reads ctx.cur, with mu locked
 )
 
-// kin is who is tied to an actor, its children and who watches it, and
-// why it failed or stopped. Most actors have none of these, so a process
-// points to one made on first use instead of carrying three slices and two
-// errors (104 bytes in every idle actor). Guarded by its process's mu.
+// kin is what few actors use: who is tied to an actor (its children and
+// who watches it), why it failed or stopped, who waits for it to end and
+// its StopContext. A process points to one made on first use instead of
+// carrying three slices, two errors, a channel and a context (120 bytes
+// in every idle actor). Guarded by its process's mu, but stopCtx.
 type kin struct {
 	children       []*process
 	watchers       []*process
-	remoteWatchers []NodeID // nodes told when p stops (see watch.go)
-	failure        error    // why the actor last failed; the stop reason if it is stopped while failed
-	reason         error    // why it stopped
+	remoteWatchers []NodeID                // nodes told when p stops (see watch.go)
+	failure        error                   // why the actor last failed; the stop reason if it is stopped while failed
+	reason         error                   // why it stopped
+	done           chan struct{}           // closed when the actor has finished; made by the first to wait
+	stopCtx        atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
 }
 
 // kinLocked returns p's kin, making it; p.mu must be held.
 func (p *process) kinLocked() *kin {
-	if p.kin == nil {
-		p.kin = new(kin)
+	k := p.kin.Load()
+	if k == nil {
+		k = new(kin)
+		p.kin.Store(k)
 	}
-	return p.kin
+	return k
+}
+
+// stopContext is p's StopContext, or nil if none was made. Any goroutine
+// may call it.
+func (p *process) stopContext() *stopCtx {
+	if k := p.kin.Load(); k != nil {
+		return k.stopCtx.Load()
+	}
+	return nil
 }
 
 // reasonLocked is why p stopped; p.mu must be held.
 func (p *process) reasonLocked() error {
-	if p.kin == nil {
-		return nil
+	if k := p.kin.Load(); k != nil {
+		return k.reason
 	}
-	return p.kin.reason
+	return nil
 }
 
 // setFailure records why p last failed (nil: it was restarted).
@@ -245,8 +257,8 @@ func (p *process) setFailure(err error) {
 	p.mu.Lock()
 	if err != nil {
 		p.kinLocked().failure = err
-	} else if p.kin != nil {
-		p.kin.failure = nil
+	} else if k := p.kin.Load(); k != nil {
+		k.failure = nil
 	}
 	p.mu.Unlock()
 }
@@ -255,18 +267,18 @@ func (p *process) setFailure(err error) {
 func (p *process) lastFailure() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.kin == nil {
-		return nil
+	if k := p.kin.Load(); k != nil {
+		return k.failure
 	}
-	return p.kin.failure
+	return nil
 }
 
 // childrenLocked returns p's children in start order; p.mu must be held.
 func (p *process) childrenLocked() []*process {
-	if p.kin == nil {
-		return nil
+	if k := p.kin.Load(); k != nil {
+		return k.children
 	}
-	return p.kin.children
+	return nil
 }
 
 // spawnOpts is what an actor was spawned with beyond its mailbox's options.
@@ -291,13 +303,14 @@ var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (p *process) doneChan() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done == nil {
-		if p.finished {
-			return closedDone
-		}
-		p.done = make(chan struct{})
+	if p.finished {
+		return closedDone
 	}
-	return p.done
+	k := p.kinLocked()
+	if k.done == nil {
+		k.done = make(chan struct{})
+	}
+	return k.done
 }
 
 func (p *process) InvokeSystem(d delivery) {
@@ -544,7 +557,7 @@ func (p *process) end(reason error) {
 	}
 	p.ending = true
 	p.mu.Unlock()
-	if sc := p.stopCtx.Load(); sc != nil { // an actor that stopped itself was not asked to
+	if sc := p.stopContext(); sc != nil { // an actor that stopped itself was not asked to
 		sc.cancel()
 	}
 	p.mb.Close()
@@ -556,7 +569,7 @@ func (p *process) end(reason error) {
 	}
 	var watchers []*process
 	var remote []NodeID
-	if k := p.kin; k != nil {
+	if k := p.kin.Load(); k != nil {
 		watchers, remote = k.watchers, k.remoteWatchers
 		k.watchers, k.remoteWatchers = nil, nil
 	}
@@ -569,15 +582,15 @@ func (p *process) end(reason error) {
 	}
 	if par := p.parent; par != nil {
 		par.mu.Lock()
-		if k := par.kin; k != nil {
+		if k := par.kin.Load(); k != nil {
 			k.children = slices.DeleteFunc(k.children, func(c *process) bool { return c == p })
 		}
 		par.mu.Unlock()
 	}
 	p.mu.Lock()
 	p.finished = true
-	if p.done != nil {
-		close(p.done)
+	if k := p.kin.Load(); k != nil && k.done != nil {
+		close(k.done)
 	}
 	p.mu.Unlock()
 	if p.parent == nil && p.bus.closing.Load() {
@@ -658,7 +671,7 @@ func (p *process) releaseServing() {
 // p's StopContext ends, whatever p runs.
 func (p *process) cancelServing() {
 	p.ctx.halting.Store(true)
-	if sc := p.stopCtx.Load(); sc != nil { // after halting: see StopContext
+	if sc := p.stopContext(); sc != nil { // after halting: see StopContext
 		sc.cancel()
 	}
 	d, ok := p.holdServing()
@@ -708,7 +721,7 @@ func (p *process) watch(w *process) {
 
 func (p *process) unwatch(w *process) {
 	p.mu.Lock()
-	if k := p.kin; k != nil {
+	if k := p.kin.Load(); k != nil {
 		k.watchers = slices.DeleteFunc(k.watchers, func(x *process) bool { return x == w })
 	}
 	p.mu.Unlock()

@@ -30,13 +30,19 @@ import (
 // drainer the timer adds. A drain that ends just as a spawn kicks again
 // finds the new message in its mailbox's lane and drains again.
 //
-// mu guards queue, cur, drainers, watching and seen. begun is counted by
-// the drainers.
+// The queue's array and the batch's take turns: a batch that its one
+// drainer has run to its end gives its array, cleared slot by slot as its
+// turns were taken, back to the next queue, so that spawning a million
+// appends into two arrays instead of making one per batch.
+//
+// mu guards queue, spare, cur, drainers, watching and seen. begun is counted
+// by the drainers.
 type starter struct {
 	w        *workers
 	kick     mailbox.Mailbox[struct{}]
 	mu       sync.Mutex
 	queue    []firstTurn // spawned since the drainers last took the queue
+	spare    []firstTurn // an emptied batch's array, for the next queue
 	cur      *startBatch // what the drainers take from; nil when none runs
 	drainers int         // running drainers, one of them perhaps stuck in a turn
 	watching bool        // the timer is armed
@@ -123,18 +129,24 @@ func (s *starter) drain() {
 func (s *starter) take() *startBatch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b := s.cur; b != nil && int(b.next.Load()) < len(b.turns) {
-		return b
+	if b := s.cur; b != nil {
+		if int(b.next.Load()) < len(b.turns) {
+			return b
+		}
+		// The batch is run to its end. With one drainer, the caller, no
+		// one reads it any more; with more, one that claimed its last
+		// turn may still be reading it, and the array is left to go.
+		if s.drainers == 1 {
+			s.spare = b.turns[:0]
+		}
+		s.cur = nil
 	}
-	s.cur = nil
 	if len(s.queue) == 0 {
 		s.drainers--
 		return nil
 	}
-	// A drainer that claimed its last turn may still be reading the
-	// batch: the next queue gets an array of its own.
 	b := &startBatch{turns: s.queue}
-	s.queue = make([]firstTurn, 0, len(b.turns))
+	s.queue, s.spare = s.spare, nil
 	s.cur = b
 	return b
 }

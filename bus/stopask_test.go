@@ -438,7 +438,7 @@ func TestIsStopping(t *testing.T) {
 			for !c.IsStopping() {
 				time.Sleep(time.Millisecond)
 			}
-			made <- c.p.stopCtx.Load() != nil
+			made <- c.p.stopContext() != nil
 			return nil
 		}), WithShutdownTimeout(time.Hour))
 		if err != nil {

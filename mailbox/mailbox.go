@@ -174,7 +174,8 @@ const (
 //
 // The options are kept in their smallest form and the fields of four bytes
 // sit in pairs, so that a mailbox inside every actor spends no bytes on
-// padding.
+// padding; the system lane's slice is made by its first message, so that
+// an idle mailbox carries one pointer for it instead of a slice header.
 type Mailbox[T any] struct {
 	state  atomic.Uint32
 	sysLen atomic.Int32            // len(sys), readable without sysMu
@@ -189,7 +190,7 @@ type Mailbox[T any] struct {
 	waiters atomic.Int32 // senders blocked for room
 
 	sysMu sync.Mutex
-	sys   []T
+	sys   *[]T // the system lane; made by the first SendSystem and kept
 
 	space atomic.Pointer[chan struct{}] // closed when room appears, then taken away; made again by the next waiter
 
@@ -412,7 +413,10 @@ func (m *Mailbox[T]) SendSystem(v T) error {
 		m.sysMu.Unlock()
 		return ErrClosed
 	}
-	m.sys = append(m.sys, v)
+	if m.sys == nil {
+		m.sys = new([]T)
+	}
+	*m.sys = append(*m.sys, v)
 	m.sysLen.Add(1)
 	m.sysMu.Unlock()
 	m.schedule(false)
@@ -426,15 +430,16 @@ func (m *Mailbox[T]) popSystem() (T, bool) {
 	}
 	m.sysMu.Lock()
 	defer m.sysMu.Unlock()
-	if len(m.sys) == 0 {
+	if m.sys == nil || len(*m.sys) == 0 {
 		return zero, false
 	}
-	v := m.sys[0]
-	m.sys[0] = zero
-	m.sys = m.sys[1:]
-	if len(m.sys) == 0 {
-		m.sys = nil
+	q := *m.sys
+	v := q[0]
+	q[0] = zero
+	if q = q[1:]; len(q) == 0 {
+		q = nil // the array goes; the next message makes a small one
 	}
+	*m.sys = q
 	m.sysLen.Add(-1)
 	return v, true
 }
