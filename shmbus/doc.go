@@ -32,8 +32,10 @@
 // link polls, spins for an adaptive budget (up to 100 µs while records
 // keep coming, down to 5 µs when they come only after it parked), then
 // parks on a futex that a producer wakes only when the reader said it
-// parked: a busy link makes no syscalls, an idle one uses no CPU. Messages larger than a record are
-// fragmented and reassembled up to Config.MaxMessage. The reader validates
+// parked: a busy link makes no syscalls, an idle one uses no CPU.
+// Messages larger than a record are fragmented and reassembled up to
+// Config.MaxMessage; a sender whose ctx ends in the middle of one aborts
+// it, and the reader drops the part it has. The reader validates
 // everything it reads from shared memory: a peer that breaks the protocol
 // gets its link closed with ErrCorrupt.
 //

@@ -2,6 +2,8 @@ package shmbus
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +128,16 @@ func FuzzHello(f *testing.F) {
 			t.Fatalf("re-parse %+v: %+v, %v", got, again, err)
 		}
 	})
+}
+
+// TestHelloRefusesVersion5: a peer of protocol version 5 knows no abort
+// record and would take one for corruption, so its hello is refused with
+// ErrPeerRefused, naming both versions, before anything is mapped.
+func TestHelloRefusesVersion5(t *testing.T) {
+	old := hello{version: 5, ringSize: DefaultRingSize, node: bus.NewNodeID(), codec: "cbor"}
+	b := old.marshal()
+	_, err := parseHello(b[:])
+	if !errors.Is(err, ErrPeerRefused) || !strings.Contains(err.Error(), "version 5") || !strings.Contains(err.Error(), fmt.Sprint(segVersion)) {
+		t.Fatalf("hello of version 5: %v, want a refusal naming versions 5 and %d", err, segVersion)
+	}
 }

@@ -22,7 +22,6 @@ const (
 	// polling (docs/performance.md, "Shared memory", Idle). A
 	// PeerTimeout under 4 s on either side shortens it (parkSliceFor).
 	parkSlice = time.Second
-	fragHdr   = 8 // first fragment: total length uint32, reserved uint32
 )
 
 // link is one peer. Goroutines: reader (polls cons, bumps beat) and
@@ -31,7 +30,7 @@ const (
 // takes it for each poll, and an asker waiting for its reply may take it
 // to poll in the reader's stead (Poll); from the end of the reader's loop
 // the reader holds it for good. Senders share prod
-// (lock-free) and fragMu (held across all fragments of one message, so
+// (lock-free) and fragTurn (held across all fragments of one message, so
 // fragments of two messages never interleave; whole records may). memMu
 // guards the mappings: Send holds it for reading while it writes the ring,
 // release for writing. dogMu guards dog, which the reader and senders
@@ -62,7 +61,14 @@ type link struct {
 	dog      watchdog
 	declared bool // the peer was declared gone; guarded by dogMu
 
-	fragMu sync.Mutex
+	// fragTurn holds a token while a sender writes a message in fragments:
+	// a channel, so that a sender waiting for its turn leaves at its ctx.
+	fragTurn chan struct{}
+	// abortOwed: a sender stopped in the middle of a message and the ring
+	// had no room for its abort record; the next to take the turn writes
+	// it first. Guarded by fragTurn.
+	abortOwed bool
+
 	memMu  sync.RWMutex
 	mapped bool // guarded by memMu
 	ending bool // the link ended: Send writes nothing more; guarded by memMu
@@ -78,8 +84,7 @@ type link struct {
 	names  bus.EnvelopeDecoder // cache of recent names; guarded by pollMu
 	in     *inBatch            // what a poll took from the ring for the bus; guarded by pollMu
 	freed  uint64              // bytes read since senders were seen waiting for room (wakeRoom); guarded by pollMu
-	frag   []byte              // the message being reassembled from fragments; guarded by pollMu
-	want   int                 // its total length; 0 when none; guarded by pollMu
+	frag   reassembler         // the message in fragments being rebuilt; guarded by pollMu
 	lent   int                 // records askers took (Poll) since the reader's last poll; guarded by pollMu
 	asker  bool                // an asker polls (Poll): it takes only replies; guarded by pollMu
 
@@ -93,6 +98,7 @@ type link struct {
 // is the silence the peer tolerates of us (from its hello; 0 for ever).
 func newLink(t *Transport, h bus.Host, c *net.UnixConn, peer bus.NodeID, own, peerMem []byte, peerKey, ownKey uint64, peerTimeout time.Duration) *link {
 	l := &link{t: t, h: h, conn: c, peer: peer, codec: t.codec, own: own, peerMem: peerMem, mapped: true,
+		fragTurn: make(chan struct{}, 1), frag: reassembler{max: t.cfg.MaxMessage},
 		done: make(chan struct{}), watchEnd: make(chan struct{})}
 	l.prod, l.cons, l.bellOut, l.bellIn = rings(own, peerMem, t.cfg.RingSize, ownKey, peerKey)
 	l.beat, l.peerBeat = atomic64(own, offBeat), atomic64(peerMem, offBeat)
@@ -219,35 +225,86 @@ func (l *link) send(ctx context.Context, hdr, body []byte) error {
 }
 
 // sendFragments writes a message bigger than a record as a first fragment,
-// middles and a last one; memMu is held for reading.
+// middles and a last one; memMu is held for reading. Each fragment waits
+// for room only as long as ctx allows (a Send with an ended ctx takes
+// what fits at once): a sender stopped after its first fragment writes an
+// abort record, which tells the peer's reader to drop what it has of the
+// message, and returns its error. The message was not accepted, so
+// nothing is lost: the error is its sender's report. The link stays up.
 func (l *link) sendFragments(ctx context.Context, out []byte) error {
+	if err := l.takeFragTurn(ctx); err != nil {
+		return err
+	}
+	defer func() { <-l.fragTurn }()
+	if l.abortOwed {
+		if err := l.offer(ctx, recordAbort, nil, nil); err != nil {
+			return err
+		}
+		l.abortOwed = false
+	}
 	max := l.prod.maxRecord
-	l.fragMu.Lock()
-	defer l.fragMu.Unlock()
 	var hdr [fragHdr]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(out)))
 	first := max - fragHdr
 	if err := l.offer(ctx, recordFirst, hdr[:], out[:first]); err != nil {
 		return err
 	}
-	// Once the first fragment is in, the message is sent: the rest waits
-	// for room whatever ctx says (a Send with an ended ctx takes what fits
-	// at once), until the link closes or the peer is declared gone. The
-	// peer's reader never waits on an actor, so room comes.
-	ctx = context.WithoutCancel(ctx)
 	for rest := out[first:]; len(rest) > 0; {
 		n, typ := min(len(rest), max), uint32(recordMiddle)
 		if n == len(rest) {
 			typ = recordLast
 		}
 		if err := l.offer(ctx, typ, rest[:n], nil); err != nil {
-			// The peer holds a partial message: the stream is broken.
-			l.Close(err)
+			l.abort()
 			return err
 		}
 		rest = rest[n:]
 	}
 	return nil
+}
+
+// takeFragTurn waits until no other sender of the link writes a message
+// in fragments, for as long as ctx allows and the link lasts.
+func (l *link) takeFragTurn(ctx context.Context) error {
+	select {
+	case l.fragTurn <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case l.fragTurn <- struct{}{}:
+		return nil
+	case <-l.done:
+		return l.closedErr()
+	case <-ctx.Done():
+		return fmt.Errorf("shmbus: waiting to send a message in fragments to %s: %w", l.peer.Short(), ctx.Err())
+	}
+}
+
+// abort ends the message in fragments the caller began and stopped
+// sending: it writes an abort record if the ring has room now, and
+// otherwise leaves it owed to the next sender of fragments, who writes
+// it before its own first fragment (the peer's reader keeps the partial
+// message, at most MaxMessage bytes, until then; whole records pass
+// meanwhile). The caller holds the turn; on a closed link the peer's
+// reader drops the partial message anyway.
+func (l *link) abort() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	wake, err := l.prod.offer(recordAbort, nil, nil)
+	switch {
+	case err == nil:
+		if wake {
+			shmsys.FutexWake(l.bellOut)
+		}
+	case errors.Is(err, errRingFull):
+		l.abortOwed = true
+	default:
+		l.Close(err)
+	}
 }
 
 // sendBuf holds a message bigger than a record, whole, while Send writes
@@ -469,8 +526,7 @@ func (l *link) handle(typ uint32, p []byte) error {
 	if l.asker && typ != recordData {
 		return errLeave // see Poll
 	}
-	switch typ {
-	case recordData:
+	if typ == recordData {
 		if !l.in.room(len(p)) {
 			l.flush()
 		}
@@ -480,29 +536,12 @@ func (l *link) handle(typ uint32, p []byte) error {
 			return errLeave // see Poll
 		}
 		return l.add(b)
-	case recordFirst:
-		if l.want != 0 || len(p) < fragHdr {
-			return fmt.Errorf("%w: unexpected first fragment", ErrCorrupt)
-		}
-		n := int(binary.LittleEndian.Uint32(p))
-		if n <= len(p)-fragHdr || n > l.t.cfg.MaxMessage {
-			return fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, l.t.cfg.MaxMessage)
-		}
-		l.want = n
-		l.frag = append(make([]byte, 0, n), p[fragHdr:]...)
-	default: // middle or last
-		if l.want == 0 || len(l.frag)+len(p) > l.want || (typ == recordMiddle) == (len(l.frag)+len(p) == l.want) {
-			return fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
-		}
-		l.frag = append(l.frag, p...)
-		if typ == recordLast {
-			l.want = 0
-			err := l.add(l.frag) // the batch keeps it until it is delivered
-			l.frag = nil
-			return err
-		}
 	}
-	return nil
+	msg, err := l.frag.take(typ, p)
+	if msg == nil || err != nil {
+		return err
+	}
+	return l.add(msg) // the batch keeps it until it is delivered
 }
 
 // isAnswer reports whether the envelope b is a reply or an error: its kind
@@ -773,6 +812,8 @@ func (l *link) handBack() {
 			if first != nil {
 				l.handBackOne(&env, first)
 			}
+			first = nil
+		case recordAbort: // its Send returned an error
 			first = nil
 		}
 		pos += align(recordHeaderLen+length, recordAlign)

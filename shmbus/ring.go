@@ -19,7 +19,7 @@ import (
 //
 //	offset 0   stamp  uint64  (position of the record + 1) XOR key, stored last
 //	offset 8   length uint32  payload bytes (not counting this header)
-//	offset 12  type   uint32  recordData, recordFirst, recordMiddle, recordLast or recordPad
+//	offset 12  type   uint32  recordData, recordFirst, recordMiddle, recordLast, recordPad or recordAbort
 //	offset 16  payload
 //
 // A producer claims space by a CAS on the tail, writes length, type and
@@ -41,6 +41,7 @@ const (
 	recordMiddle = 3 // a middle fragment
 	recordLast   = 4 // the last fragment
 	recordPad    = 5 // padding to the end of the ring; no payload to read
+	recordAbort  = 6 // the message in fragments begun is dropped: its sender stopped; no payload
 )
 
 const (
@@ -254,8 +255,9 @@ func newConsumer(data []byte, w ringWords, key uint64) *consumer {
 // The payload passed to fn is shared memory the peer may still change: fn
 // must copy what it keeps and validate what it copied. poll returns the
 // number of records handed to fn and the first error: a *ringError when
-// the memory breaks the protocol, or fn's error. A record fn returns
-// errLeave for is not taken: poll stops before it, with no error. Padding records are consumed
+// the memory breaks the protocol, or fn's error. fn gets every type but
+// padding: data, the fragments and aborts. A record fn returns errLeave
+// for is not taken: poll stops before it, with no error. Padding records are consumed
 // without counting against limit (a padding record is always followed by the
 // record that claimed it) and are not passed to fn.
 func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (int, error) {
@@ -286,8 +288,12 @@ func (c *consumer) poll(limit int, fn func(typ uint32, payload []byte) error) (i
 			c.pos += toEnd
 			continue
 		}
-		if typ < recordData || typ > recordLast {
+		if typ < recordData || typ > recordAbort {
 			err = &ringError{pos: c.pos, reason: fmt.Sprintf("unknown record type %d", typ)}
+			break
+		}
+		if typ == recordAbort && length != 0 {
+			err = &ringError{pos: c.pos, reason: fmt.Sprintf("abort record with %d bytes of payload, want none", length)}
 			break
 		}
 		if length > uint64(c.maxRecord) || recordHeaderLen+length > toEnd {

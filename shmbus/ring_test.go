@@ -336,8 +336,10 @@ func TestRingHostile(t *testing.T) {
 }
 
 // FuzzRingReader fills a ring with arbitrary bytes and a consumer position
-// and drives the reader: it must hand out only in-bounds payloads within the
-// record limit, or report corruption, never panic.
+// and drives the reader, with the fragments and aborts it hands out fed to
+// a reassembler as the link does: it must hand out only in-bounds payloads
+// within the record limit, rebuild only messages within the reassembler's
+// limit, or report corruption, never panic.
 func FuzzRingReader(f *testing.F) {
 	r := newTestRing(4096, 3)
 	p := r.producer()
@@ -345,19 +347,38 @@ func FuzzRingReader(f *testing.F) {
 	p.offer(recordData, make([]byte, 200), nil)
 	f.Add(append([]byte(nil), r.data...), uint64(0), uint64(3))
 	f.Add([]byte{}, uint64(4080), uint64(0))
+	// A message in fragments begun and aborted, then one sent whole.
+	r = newTestRing(4096, 5)
+	p = r.producer()
+	p.offer(recordFirst, first(1000, make([]byte, 400)), nil)
+	p.offer(recordMiddle, make([]byte, 300), nil)
+	p.offer(recordAbort, nil, nil)
+	p.offer(recordData, []byte("between"), nil)
+	p.offer(recordFirst, first(600, make([]byte, 488)), nil)
+	p.offer(recordLast, make([]byte, 112), nil)
+	p.offer(recordAbort, nil, nil) // with no message begun
+	f.Add(append([]byte(nil), r.data...), uint64(0), uint64(5))
 	f.Fuzz(func(t *testing.T, mem []byte, pos, key uint64) {
 		r := newTestRing(4096, key)
 		copy(r.data, mem)
 		c := r.consumer()
 		c.pos = pos &^ (recordAlign - 1)
 		r.w.tail.Store(c.pos + uint64(len(mem)))
+		re := reassembler{max: 2048}
 		for range 8 {
 			before := c.pos
 			_, err := c.poll(16, func(typ uint32, b []byte) error {
-				if len(b) > c.maxRecord || typ < recordData || typ > recordLast {
+				if len(b) > c.maxRecord || typ < recordData || typ > recordAbort || typ == recordPad || typ == recordAbort && len(b) != 0 {
 					t.Fatalf("handed out type %d, %d bytes", typ, len(b))
 				}
-				return nil
+				if typ == recordData {
+					return nil
+				}
+				msg, err := re.take(typ, b)
+				if len(msg) > re.max || len(re.buf) > re.want || re.want > re.max || (re.want == 0) != (re.buf == nil) {
+					t.Fatalf("reassembler: message of %d bytes, %d of %d buffered (limit %d)", len(msg), len(re.buf), re.want, re.max)
+				}
+				return err
 			})
 			if err != nil {
 				if !errors.Is(err, ErrCorrupt) {

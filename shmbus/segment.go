@@ -30,7 +30,7 @@ import (
 // detects.
 const (
 	segMagic       = "xbusshm1"
-	segVersion     = 5
+	segVersion     = 6
 	offTail        = 128
 	offDoorbell    = 256
 	offHead        = 384
