@@ -21,6 +21,12 @@ var (
 	// help: it runs as another user, or speaks another protocol version, ring
 	// size or codec. It wraps bus.ErrRefused.
 	ErrPeerRefused = fmt.Errorf("shmbus: peer refused: %w", bus.ErrRefused)
+	// ErrInDoubt is the reason, with bus.ErrPeerGone, of a tell or publish
+	// handed back when the link ended while the peer's process was alive
+	// and its reader had not taken the message: a reader that resumes (a
+	// process stopped with SIGSTOP) still takes it, so it may or may not
+	// have been processed.
+	ErrInDoubt = errors.New("shmbus: message in doubt")
 	// ErrUnsupported means shared memory links are not available on this
 	// operating system. It wraps bus.ErrUnsupported.
 	ErrUnsupported = shmsys.ErrUnsupported

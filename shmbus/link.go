@@ -741,7 +741,11 @@ const drainWait = 2 * time.Second
 // record the peer left in our inbound ring (the peer's segment stays mapped
 // until release) and marks drained; then, once the peer's reader marked
 // drained too or the peer's process is gone, so that its head is final,
-// the records it never took are handed back with Host.Undelivered.
+// the records it never took are handed back with Host.Undelivered. A peer
+// alive that did not drain within drainWait (stopped, say, by SIGSTOP)
+// may still take them when it resumes: its tells and publishes are handed
+// back in doubt, and its asks not at all, so that they fail at LinkDown
+// as asks that may have run instead of being placed again.
 // The reader holds pollMu.
 func (l *link) end() {
 	l.Close(errLinkClosed)
@@ -764,19 +768,30 @@ func (l *link) end() {
 	if errors.Is(l.err, ErrCorrupt) {
 		deadline = time.Time{} // a peer that broke the protocol is owed no wait
 	}
-	for l.peerDrained.Load() == 0 && time.Now().Before(deadline) {
-		if l.peerPID > 0 && shmsys.ProcessGone(l.peerPID) {
+	final := false // the peer's head: it drained, or its process is gone
+	for {
+		if l.peerDrained.Load() != 0 || l.peerPID > 0 && shmsys.ProcessGone(l.peerPID) {
+			final = true
+			break
+		}
+		if !time.Now().Before(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	l.handBack()
+	reason := l.err
+	if !final {
+		reason = fmt.Errorf("%w: the peer's reader had not taken it when the link ended, and may yet: %w", ErrInDoubt, l.err)
+	}
+	l.handBack(reason, final)
 }
 
 // handBack hands the bus back each message between the peer's head and our
-// tail: accepted by Send, never taken by the peer's reader. The records are
-// in our own segment, written by us: they are trusted, yet bounded anyway.
-func (l *link) handBack() {
+// tail: accepted by Send, not taken by the peer's reader, with reason.
+// Unless the head is final, asks are not handed back (see end). The
+// records are in our own segment, written by us: they are trusted, yet
+// bounded anyway.
+func (l *link) handBack(reason error, final bool) {
 	p := l.prod
 	head, tail := p.w.head.Load(), p.w.tail.Load()
 	if head > tail || tail-head > p.capacity {
@@ -800,7 +815,7 @@ func (l *link) handBack() {
 			pos += p.capacity - off
 			continue
 		case recordData:
-			l.handBackOne(&env, payload)
+			l.handBackOne(&env, payload, reason, final)
 		case recordFirst:
 			if len(payload) >= fragHdr {
 				first = payload[fragHdr:]
@@ -810,7 +825,7 @@ func (l *link) handBack() {
 			// that stopped short returned an error. A last whose first the
 			// peer took is in part with the peer, which drops it.
 			if first != nil {
-				l.handBackOne(&env, first)
+				l.handBackOne(&env, first, reason, final)
 			}
 			first = nil
 		case recordAbort: // its Send returned an error
@@ -821,8 +836,9 @@ func (l *link) handBack() {
 }
 
 // handBackOne hands back the message whose encoding starts with b (a first
-// fragment holds its header, enough to name its kind).
-func (l *link) handBackOne(env *bus.Envelope, b []byte) {
+// fragment holds its header, enough to name its kind), with reason; an ask
+// only if final.
+func (l *link) handBackOne(env *bus.Envelope, b []byte, reason error, final bool) {
 	*env = bus.Envelope{}
 	if bus.DecodeEnvelope(b, env) != nil {
 		if len(b) < 2 {
@@ -830,8 +846,11 @@ func (l *link) handBackOne(env *bus.Envelope, b []byte) {
 		}
 		*env = bus.Envelope{Kind: bus.Kind(b[1])} // a truncated header: its kind is at byte 1
 	}
+	if env.Kind == bus.KindAsk && !final {
+		return
+	}
 	env.Body = nil
-	l.h.Undelivered(l, env, l.err)
+	l.h.Undelivered(l, env, reason)
 }
 
 // finish runs once, when the reader ends: it waits for the watcher and for
