@@ -70,7 +70,9 @@ type Config struct {
 	// took nothing we wrote, for this long. Zero: 3 × HeartbeatInterval.
 	IdleTimeout time.Duration
 	// MaxQueued is how many encoded bytes may wait for a connection's writer
-	// before Send blocks (until its ctx ends). Zero: 4 MiB.
+	// before Send blocks (until its ctx ends). Zero: 256 KiB, which keeps
+	// the writer's two queue buffers in the processor's cache while senders
+	// outpace the peer (docs/performance.md, "Why netbus queues 256 KiB").
 	MaxQueued int
 	// SettleTimeout is how long the tells and publishes a broken connection
 	// left in doubt (written, never acknowledged) wait for the peer to link
@@ -104,7 +106,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxFrameSize, 16<<20)
 	def(&c.MaxDecompressed, 4*c.MaxFrameSize)
 	def(&c.PoolSize, 1)
-	def(&c.MaxQueued, 4<<20)
+	def(&c.MaxQueued, 256<<10)
 	defD(&c.HandshakeTimeout, 10*time.Second)
 	defD(&c.HeartbeatInterval, 2*time.Second)
 	defD(&c.IdleTimeout, 3*c.HeartbeatInterval)
