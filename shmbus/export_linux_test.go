@@ -3,6 +3,7 @@
 package shmbus
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -85,4 +86,69 @@ func Backlog(tr *Transport) (used, written, capacity uint64) {
 		l.memMu.RUnlock()
 	}
 	return used, written, capacity
+}
+
+// FreezeFragments makes each message in fragments that tr's links send
+// call frozen once its first n fragments are in the ring. With half, the
+// next fragment is first claimed and half written, never published, as a
+// process killed while it writes it leaves it. frozen is not meant to
+// return: the test kills the process there. Call it before Start.
+func FreezeFragments(tr *Transport, n int, half bool, frozen func()) {
+	tr.fragHook = func(l *link, sent int) {
+		if sent != n {
+			return
+		}
+		if half {
+			halfRecord(l.prod, recordMiddle, l.prod.maxRecord)
+		}
+		frozen()
+	}
+}
+
+// FreezeInRecord claims a record in the ring of each of tr's links and
+// writes half of it, never publishing it, as a process killed while it
+// writes a record leaves it, then calls frozen.
+func FreezeInRecord(tr *Transport, frozen func()) {
+	tr.mu.Lock()
+	for l := range tr.links {
+		halfRecord(l.prod, recordData, 200)
+	}
+	tr.mu.Unlock()
+	frozen()
+}
+
+// halfRecord claims a record of n payload bytes in p's ring as a producer
+// does (padding the rest of the ring first when it does not fit before
+// the end; waiting for the reader while the ring is full), writes its
+// length, type and half its payload, and leaves it unstamped.
+func halfRecord(p *producer, typ uint32, n int) {
+	rec := align(recordHeaderLen+uint64(n), recordAlign)
+	for {
+		head, tail := p.w.head.Load(), p.w.tail.Load()
+		off := tail & p.mask
+		toEnd := p.capacity - off
+		need := rec
+		if rec > toEnd {
+			need = toEnd
+		}
+		if tail-head+need > p.capacity {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if !p.w.tail.CompareAndSwap(tail, tail+need) {
+			continue
+		}
+		if rec > toEnd { // a padding record, published, and claim again
+			binary.LittleEndian.PutUint32(p.data[off+8:], uint32(toEnd-recordHeaderLen))
+			binary.LittleEndian.PutUint32(p.data[off+12:], recordPad)
+			atomic64(p.data, off).Store(p.stamp(tail))
+			continue
+		}
+		binary.LittleEndian.PutUint32(p.data[off+8:], uint32(n))
+		binary.LittleEndian.PutUint32(p.data[off+12:], typ)
+		for i := range n / 2 {
+			p.data[off+recordHeaderLen+uint64(i)] = 'H'
+		}
+		return
+	}
 }

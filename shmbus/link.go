@@ -249,7 +249,10 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	if err := l.offer(ctx, recordFirst, hdr[:], out[:first]); err != nil {
 		return err
 	}
-	for rest := out[first:]; len(rest) > 0; {
+	for rest, sent := out[first:], 1; len(rest) > 0; sent++ {
+		if h := l.t.fragHook; h != nil {
+			h(l, sent)
+		}
 		n, typ := min(len(rest), max), uint32(recordMiddle)
 		if n == len(rest) {
 			typ = recordLast

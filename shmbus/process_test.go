@@ -174,6 +174,10 @@ func TestMain(m *testing.M) {
 		runSender(path)
 		os.Exit(0)
 	}
+	if arg := os.Getenv(freezeEnv); arg != "" {
+		runFrozenSender(arg)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -73,6 +73,10 @@ type Transport struct {
 	closed bool
 
 	wg sync.WaitGroup // accept loop and every link's goroutines
+
+	// fragHook, when set (by tests, before Start), is called after each
+	// fragment a link's sender puts in the ring, with how many it has put.
+	fragHook func(l *link, sent int)
 }
 
 var (
