@@ -86,8 +86,9 @@ func BenchmarkAskContended(b *testing.B) {
 
 // BenchmarkAskShm asks the child's "echo" and "echo-inline" (an actor
 // WithInline) over shmbus alone, 64-byte bodies, and reports p50/p99 and
-// the CPU time of both processes per ask: run it under `perf stat` to count
-// the context switches and futex calls a round trip costs.
+// the CPU time per ask of both processes and of the asking one: run it
+// under `perf stat` to count the context switches and futex calls a round
+// trip costs.
 func BenchmarkAskShm(b *testing.B) {
 	for _, to := range []string{"echo", "echo-inline"} {
 		b.Run(to, func(b *testing.B) {
@@ -95,14 +96,16 @@ func BenchmarkAskShm(b *testing.B) {
 			msg := string(make([]byte, 64))
 			awaitRoute(b, shm, to, msg)
 			ctx := context.Background()
-			c0 := cpuBoth(b, shm)
+			c0, o0 := cpuBoth(b, shm), cpuSelf()
 			b.ResetTimer()
 			lat, err := benchkit.Latencies(b.N, func() error { _, err := shm.Ask(ctx, to, msg); return err })
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)
 			}
+			o1 := cpuSelf()
 			b.ReportMetric(float64((cpuBoth(b, shm)-c0).Nanoseconds())/float64(b.N), "shm-cpu-ns/ask")
+			b.ReportMetric(float64((o1-o0).Nanoseconds())/float64(b.N), "asker-cpu-ns/ask")
 			b.ReportMetric(quantile(lat, .5), "shm-p50-ns")
 			b.ReportMetric(quantile(lat, .99), "shm-p99-ns")
 		})
