@@ -76,40 +76,9 @@ func TestFrozenPeerStallsNobody(t *testing.T) {
 }
 
 func testFrozenPeer(t *testing.T, scheme string) {
-	path := "1"
-	if scheme == "shm" {
-		path = filepath.Join(t.TempDir(), "shm.sock")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), frozenPeerEnv+"="+path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
-	if err != nil || !ok {
-		t.Fatalf("peer said %q, %v", line, err)
-	}
-
-	tr := bus.Transport(netbus.New(netbus.Config{Peers: []string{addr}, HeartbeatInterval: time.Minute, IdleTimeout: time.Hour}))
+	cmd, tr := startFrozenPeer(t, scheme)
 	fill := []any{make([]byte, 1<<20), make([]byte, 1<<10), ""}
 	if scheme == "shm" {
-		tr = shmbus.New(shmbus.Config{Dial: []string{path}})
 		fill = fill[1:] // a message that does not fit a ring record is sent in fragments; a partial one closes the link
 	}
 	b, err := bus.New(bus.WithName("here"), bus.WithLogger(quiet), bus.WithSendTimeout(200*time.Millisecond), bus.WithTransport(tr))
@@ -176,6 +145,127 @@ func testFrozenPeer(t *testing.T, scheme string) {
 		case <-done:
 		case <-bound:
 			t.Fatal("Register, Subscribe or Stop waited on the frozen peer")
+		}
+	}
+}
+
+// startFrozenPeer starts a peer process (runFrozenPeer) that serves over
+// scheme ("tcp" or "shm") and returns it with a transport that links to it.
+func startFrozenPeer(t *testing.T, scheme string) (*exec.Cmd, bus.Transport) {
+	path := "1"
+	if scheme == "shm" {
+		path = filepath.Join(t.TempDir(), "shm.sock")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), frozenPeerEnv+"="+path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
+	if err != nil || !ok {
+		t.Fatalf("peer said %q, %v", line, err)
+	}
+	if scheme == "shm" {
+		return cmd, shmbus.New(shmbus.Config{Dial: []string{path}})
+	}
+	return cmd, netbus.New(netbus.Config{Peers: []string{addr}, HeartbeatInterval: time.Minute, IdleTimeout: time.Hour})
+}
+
+// TestFrozenPeerManyAskers: 128 goroutines ask a peer process stopped with
+// SIGSTOP, with bodies that fill the link, while others ask a second,
+// healthy peer: every ask to the healthy peer is answered meanwhile, and
+// every ask to the stopped one ends when its ctx does (or, waiting for room
+// on the full link, with ErrDeadline at the bus's send timeout; over shared
+// memory, with ErrPeerGone once the peer's heartbeat stops), none left
+// waiting; over TCP and, on Linux, shared memory.
+func TestFrozenPeerManyAskers(t *testing.T) {
+	schemes := []string{"tcp"}
+	if runtime.GOOS == "linux" {
+		schemes = append(schemes, "shm")
+	}
+	for _, scheme := range schemes {
+		t.Run(scheme, func(t *testing.T) { frozenPeerManyAskers(t, scheme) })
+	}
+}
+
+func frozenPeerManyAskers(t *testing.T, scheme string) {
+	cmd, tr := startFrozenPeer(t, scheme)
+	ot := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	other, err := bus.New(bus.WithName("other"), bus.WithLogger(quiet), bus.WithTransport(ot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close(context.Background()) })
+	if _, err := other.Register("echo", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.New(bus.WithName("here"), bus.WithLogger(quiet), bus.WithTransport(tr),
+		bus.WithTransport(netbus.New(netbus.Config{Peers: ot.Addrs()})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill() // first: a link to a stopped process would wait out its flush
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.Close(ctx)
+	})
+	waitFor(t, b, "sink")
+	waitFor(t, b, "echo")
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+
+	const askers = 128
+	frozen, stop := context.WithCancel(context.Background())
+	ended := make(chan error, askers)
+	for i := range askers {
+		go func() {
+			_, err := b.Ask(frozen, "sink", make([]byte, 16<<10+i))
+			ended <- err
+		}()
+	}
+	// The healthy peer answers while the askers wait; the bound only keeps
+	// a failure from hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 200 {
+		if r, err := b.Ask(ctx, "echo", i); err != nil || r != i {
+			t.Fatalf("ask %d to the healthy peer beside %d askers of a stopped one: %v, %v", i, askers, r, err)
+		}
+	}
+	if n := len(ended); n == askers {
+		t.Fatalf("all %d asks to the stopped peer ended before the healthy peer's: the test tested nothing", n)
+	}
+	stop()
+	bound := time.After(time.Minute)
+	for range askers {
+		select {
+		case err := <-ended:
+			// ErrDeadline: the bus bounds a send waiting for room on a
+			// full link by its send timeout. A reply: the peer answered
+			// before the signal stopped it.
+			if err != nil && !errors.Is(err, bus.ErrCanceled) && !errors.Is(err, bus.ErrDeadline) && !(scheme == "shm" && errors.Is(err, bus.ErrPeerGone)) {
+				t.Fatalf("an ask to the stopped peer ended with %v, want ErrCanceled", err)
+			}
+		case <-bound:
+			t.Fatal("an ask to the stopped peer outlived its ctx")
 		}
 	}
 }
