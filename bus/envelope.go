@@ -120,6 +120,16 @@ const (
 // AppendBinary appends the binary form of e (header fields, Type and Body;
 // never Msg) to dst. It fails only when a field is over its limit.
 func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
+	dst, err := e.appendHeader(dst)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, e.Body...), nil
+}
+
+// appendHeader is AppendBinary without the body, which ends the binary
+// form.
+func (e *Envelope) appendHeader(dst []byte) ([]byte, error) {
 	if e.Kind == 0 || e.Kind >= kindMax {
 		return dst, fmt.Errorf("%w: kind %d", ErrBadEnvelope, e.Kind)
 	}
@@ -180,8 +190,7 @@ func (e *Envelope) AppendBinary(dst []byte) ([]byte, error) {
 	if flags&flagCodec != 0 {
 		dst = appendString(dst, e.Codec)
 	}
-	dst = appendString(dst, e.Type)
-	return append(dst, e.Body...), nil
+	return appendString(dst, e.Type), nil
 }
 
 func appendRef(dst []byte, r Ref) []byte {

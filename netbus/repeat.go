@@ -2,7 +2,6 @@ package netbus
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/xbus-dev/xbus/bus"
 )
@@ -22,21 +21,7 @@ func repeatable(env *bus.Envelope) bool {
 }
 
 // sameHeader reports whether env, repeatable, has the header h has.
-func sameHeader(h, env *bus.Envelope) bool {
-	return env.Kind == h.Kind && sameRef(&env.To, &h.To) && sameRef(&env.From, &h.From) && sameString(env.Type, h.Type) && sameString(env.Codec, h.Codec)
-}
-
-func sameRef(a, b *bus.Ref) bool {
-	return a.ID == b.ID && a.Node == b.Node && sameString(a.Name, b.Name)
-}
-
-// sameString is a == b, comparing where they lie first: a stream of tells
-// most often carries the very same strings (a name its sender passes each
-// time, a registered type name, a name the decoder keeps), and then the
-// bytes need no comparing.
-func sameString(a, b string) bool {
-	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
-}
+func sameHeader(h, env *bus.Envelope) bool { return bus.SameHeader(h, env) }
 
 // headerOf returns env's header, without body or message; env is
 // repeatable.

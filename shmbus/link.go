@@ -69,6 +69,8 @@ type link struct {
 	// it first. Guarded by fragTurn.
 	abortOwed bool
 
+	hdrs bus.HeaderCache // the header of the last tell or publish sent
+
 	memMu  sync.RWMutex
 	mapped bool // guarded by memMu
 	ending bool // the link ended: Send writes nothing more; guarded by memMu
@@ -185,17 +187,16 @@ func (l *link) watch() {
 // Send writes env (its body already encoded by the bus) into the ring, in
 // fragments if it is bigger than a record.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
-	// The header is encoded on the stack and the body copied into the ring
-	// from where it lies (it ends the envelope's binary form), so a record
-	// costs no buffer of its own.
+	// The header is the one kept of the tells before it, or encoded on the
+	// stack, and the body is copied into the ring from where it lies (it
+	// ends the envelope's binary form), so a record costs no buffer of its
+	// own.
 	var a [hdrStack]byte
-	body := env.Body
-	env.Body = nil
-	hdr, err := env.AppendBinary(a[:0])
-	env.Body = body
+	hdr, err := l.hdrs.Header(env, a[:0])
 	if err != nil {
 		return err
 	}
+	body := env.Body
 	if n := len(hdr) + len(body); n > l.t.cfg.MaxMessage {
 		return fmt.Errorf("%w: %d bytes, the link's limit is %d", bus.ErrTooLarge, n, l.t.cfg.MaxMessage)
 	}
