@@ -9,12 +9,18 @@ import (
 // length (uint32) and 4 reserved bytes.
 const fragHdr = 8
 
+// reassemblyPrealloc bounds the room a first fragment makes for the
+// length it announces: a peer may announce MaxMessage and send less.
+const reassemblyPrealloc = 1 << 20
+
 // reassembler rebuilds a message sent in fragments from its records:
 // a first fragment, middles, and a last one, or an abort that drops the
 // message begun (its sender stopped: see link.sendFragments). It takes
 // the records of one ring in order, whole records left out; it holds no
-// lock and does no I/O. Its buffer never grows past max, the largest
-// message it accepts, and is released when the message ends.
+// lock and does no I/O. Its buffer grows as fragments come, never past
+// max, the largest message it accepts; it goes with the message when the
+// last fragment comes, and is kept for the next one after an abort
+// unless it grew past reassemblyPrealloc.
 type reassembler struct {
 	max  int
 	buf  []byte // the message so far
@@ -36,22 +42,41 @@ func (r *reassembler) take(typ uint32, p []byte) (msg []byte, err error) {
 		if n <= len(p)-fragHdr || n > r.max {
 			return nil, fmt.Errorf("%w: fragmented message of %d bytes (limit %d)", ErrCorrupt, n, r.max)
 		}
+		// Room for the announced length is made only up to
+		// reassemblyPrealloc; past it the buffer grows as fragments come.
 		r.want = n
-		r.buf = append(make([]byte, 0, n), p[fragHdr:]...)
+		if c := min(n, reassemblyPrealloc); cap(r.buf) < c {
+			r.buf = make([]byte, 0, c)
+		}
+		r.buf = append(r.buf[:0], p[fragHdr:]...)
 	case recordMiddle, recordLast:
 		if r.want == 0 || len(r.buf)+len(p) > r.want || (typ == recordMiddle) == (len(r.buf)+len(p) == r.want) {
 			return nil, fmt.Errorf("%w: fragment does not fit the message being reassembled", ErrCorrupt)
 		}
+		if len(r.buf)+len(p) > cap(r.buf) { // doubling, never past the message
+			b := make([]byte, len(r.buf), min(r.want, max(2*cap(r.buf), len(r.buf)+len(p))))
+			copy(b, r.buf)
+			r.buf = b
+		}
 		r.buf = append(r.buf, p...)
 		if typ == recordLast {
 			msg = r.buf
-			r.buf, r.want = nil, 0
+			r.buf, r.want = nil, 0 // msg is the caller's
 		}
 	case recordAbort:
 		if r.want == 0 {
 			return nil, fmt.Errorf("%w: abort with no message in fragments begun", ErrCorrupt)
 		}
-		r.buf, r.want = nil, 0 // the sender's Send returned its error: nothing accepted is dropped
+		// The sender's Send returned its error: nothing accepted is
+		// dropped. A buffer within reassemblyPrealloc is kept for the
+		// next message, so that a peer that begins and aborts messages
+		// makes us allocate nothing each time.
+		r.want = 0
+		if cap(r.buf) > reassemblyPrealloc {
+			r.buf = nil
+		} else {
+			r.buf = r.buf[:0]
+		}
 	default:
 		return nil, fmt.Errorf("%w: record type %d is not a fragment", ErrCorrupt, typ)
 	}

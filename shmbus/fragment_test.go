@@ -73,9 +73,60 @@ func TestReassembler(t *testing.T) {
 					t.Fatalf("message %d differs", i)
 				}
 			}
-			if !tc.corrupt && (r.buf != nil || r.want != 0) {
+			if !tc.corrupt && (len(r.buf) != 0 || r.want != 0) {
 				t.Fatalf("after the sequence %d bytes held for a message of %d, want none", len(r.buf), r.want)
 			}
 		})
+	}
+}
+
+// TestReassemblerGrowsAsBytesArrive: a first fragment that announces the
+// largest message makes room for at most reassemblyPrealloc bytes, a
+// message past it grows as its fragments come and arrives whole, and a
+// peer that begins and aborts messages over and over makes the reader
+// allocate nothing after the first.
+func TestReassemblerGrowsAsBytesArrive(t *testing.T) {
+	r := reassembler{max: 16 << 20}
+	if _, err := r.take(recordFirst, first(16<<20, make([]byte, 100))); err != nil {
+		t.Fatal(err)
+	}
+	if cap(r.buf) > reassemblyPrealloc {
+		t.Fatalf("a first fragment of 100 bytes announcing 16 MiB holds %d bytes, want at most %d", cap(r.buf), reassemblyPrealloc)
+	}
+	if _, err := r.take(recordAbort, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := first(16<<20, make([]byte, 100))
+	if n := testing.AllocsPerRun(100, func() {
+		r.take(recordFirst, p)
+		r.take(recordAbort, nil)
+	}); n != 0 {
+		t.Fatalf("a message begun and aborted costs %v allocations, want 0", n)
+	}
+
+	msg := make([]byte, 3*reassemblyPrealloc+5)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if _, err := r.take(recordFirst, first(len(msg), msg[:1000])); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for at := 1000; at < len(msg); at += 8000 {
+		typ := uint32(recordMiddle)
+		if at+8000 >= len(msg) {
+			typ = recordLast
+		}
+		m, err := r.take(typ, msg[at:min(at+8000, len(msg))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = m
+	}
+	if !bytes.Equal(got, msg) || cap(got) > len(msg) {
+		t.Fatalf("a message of %d bytes came out as %d (room for %d)", len(msg), len(got), cap(got))
+	}
+	if r.buf != nil {
+		t.Fatal("the reassembler kept the buffer of the message it handed out")
 	}
 }

@@ -375,7 +375,7 @@ func FuzzRingReader(f *testing.F) {
 					return nil
 				}
 				msg, err := re.take(typ, b)
-				if len(msg) > re.max || len(re.buf) > re.want || re.want > re.max || (re.want == 0) != (re.buf == nil) {
+				if len(msg) > re.max || len(re.buf) > re.want || re.want > re.max || re.want == 0 && len(re.buf) != 0 {
 					t.Fatalf("reassembler: message of %d bytes, %d of %d buffered (limit %d)", len(msg), len(re.buf), re.want, re.max)
 				}
 				return err
