@@ -123,6 +123,16 @@ func ForgedName(name string, id uint64, weight uint32) any {
 	return &sysNames{Add: []nameEntry{{Name: name, ID: id, Weight: weight}}}
 }
 
+// ForgedNames is an announcement of n instances of name, with ids from
+// first on, as a peer would send it.
+func ForgedNames(name string, first uint64, n int) any {
+	m := &sysNames{Add: make([]nameEntry, n)}
+	for i := range m.Add {
+		m.Add[i] = nameEntry{Name: name, ID: first + uint64(i)}
+	}
+	return m
+}
+
 // Weights is the weight placement sees for each instance of name on b.
 func Weights(b *Bus, name string) map[Ref]int {
 	v, ok := b.names.Load(name)

@@ -203,9 +203,11 @@ func (b *Bus) LinkDown(l Link, err error) {
 			delete(b.peers, pr.id)
 			pr.near.Store(nil)
 			pr.ctl.stop()
+			gone := make(map[*instance]struct{}, len(pr.names))
 			for _, in := range pr.names {
-				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
+				gone[in] = struct{}{}
 			}
+			b.dropInstances(gone)
 			watchers = pr.watchers
 		}
 		b.snapshotPeers()
@@ -949,6 +951,9 @@ func (b *Bus) handleSystem(l Link, m any) {
 			b.routesMu.Unlock()
 			return
 		}
+		// Removals, then additions, each applied once per name: one view
+		// per instance cost time in the square of a name's instances.
+		gone := map[*instance]struct{}{}
 		if m.Reset {
 			// Only what the new state lacks goes: removing an instance
 			// it keeps, to add it again, would leave a moment in which
@@ -961,23 +966,32 @@ func (b *Bus) handleSystem(l Link, m any) {
 				if name, ok := keep[id]; ok && name == in.ref.Name {
 					continue
 				}
-				b.removeInstances(in.ref.Name, func(x *instance) bool { return x == in })
+				gone[in] = struct{}{}
 				delete(pr.names, id)
 			}
 		}
 		for _, e := range m.Remove {
 			if in := pr.names[e.ID]; in != nil {
-				b.removeInstances(e.Name, func(x *instance) bool { return x == in })
+				gone[in] = struct{}{}
 				delete(pr.names, e.ID)
 			}
 		}
+		b.dropInstances(gone)
+		var order []string
+		added := map[string][]*instance{}
 		for _, e := range m.Add {
 			if validName(e.Name) != nil || e.Weight > MaxWeight || pr.names[e.ID] != nil {
 				continue
 			}
 			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr, stats: &placement.Stats{}, weight: int(e.Weight)}
 			pr.names[e.ID] = in
-			b.addInstance(in)
+			if added[e.Name] == nil {
+				order = append(order, e.Name)
+			}
+			added[e.Name] = append(added[e.Name], in)
+		}
+		for _, name := range order {
+			b.addInstances(added[name])
 		}
 		b.peersMu.Unlock()
 		b.routesMu.Unlock()

@@ -213,16 +213,24 @@ func (b *Bus) serviceFor(name string) *service {
 }
 
 // addInstance and removeInstances must be called with routesMu held.
-func (b *Bus) addInstance(in *instance) {
-	s := b.serviceFor(in.ref.Name)
-	in.timed = readsRTT(s.strategy)
+func (b *Bus) addInstance(in *instance) { b.addInstances([]*instance{in}) }
+
+// addInstances adds ins, instances of one name, with one new view: a peer
+// announcing thousands at once costs time in their number, not its square.
+// routesMu is held.
+func (b *Bus) addInstances(ins []*instance) {
+	s := b.serviceFor(ins[0].ref.Name)
+	timed := readsRTT(s.strategy)
 	old := s.view.Load().inst
-	list := make([]*instance, len(old), len(old)+1)
+	list := make([]*instance, len(old), len(old)+len(ins))
 	copy(list, old)
-	list = append(list, in)
+	for _, in := range ins {
+		in.timed = timed
+		list = append(list, in)
+	}
 	s.view.Store(b.newView(list))
-	if len(list) == 1 {
-		b.nameIndex.Insert(in.ref.Name)
+	if len(old) == 0 {
+		b.nameIndex.Insert(ins[0].ref.Name)
 	}
 	if b.namesAdded != nil {
 		close(b.namesAdded) // wake WaitFor
@@ -253,6 +261,18 @@ func (b *Bus) WaitFor(ctx context.Context, name string) error {
 		case <-b.closed:
 			return ErrClosed
 		}
+	}
+}
+
+// dropInstances removes the instances in gone, with one new view per name
+// among them. routesMu is held.
+func (b *Bus) dropInstances(gone map[*instance]struct{}) {
+	names := map[string]bool{}
+	for in := range gone {
+		names[in.ref.Name] = true
+	}
+	for name := range names {
+		b.removeInstances(name, func(x *instance) bool { _, ok := gone[x]; return ok })
 	}
 }
 
