@@ -1,0 +1,98 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
+)
+
+// TestSubscriberThatNeverReadsStallsNoOtherLink: two nodes subscribe to
+// one subject over their own TCP links to a publisher; one never reads
+// (SlowBlock, the default, window 8), the other reads everything. Each Publish ends,
+// bounded by its ctx (ErrDeadline once the idle subscriber's window is
+// full); the reading subscriber gets every message, in order; and asks
+// between the publisher and the reading node go on meanwhile.
+func TestSubscriberThatNeverReadsStallsNoOtherLink(t *testing.T) {
+	pt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(pt))
+	idle := linkedBus(t, bus.WithName("idle"), bus.WithTransport(netbus.New(netbus.Config{Peers: pt.Addrs()})))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: pt.Addrs()})))
+	if _, err := reader.Register("echo", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Register("echo-pub", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pub, "echo")
+	waitFor(t, reader, "echo-pub")
+	const window = 8
+	if _, err := idle.Subscribe(context.Background(), "ticks.>", bus.WithWindow(window)); err != nil {
+		t.Fatal(err)
+	}
+	// The reading subscriber's window holds every message: one whose credit
+	// ran out would, once the idle one used up a publish's ctx, not get that
+	// publish (the publisher gets one ErrDeadline for both).
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both subscriptions announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 2 {
+			return fmt.Errorf("%d announced", n)
+		}
+		return nil
+	})
+
+	const sent = 60
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+		defer cancel()
+		for want := range sent {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				got <- fmt.Errorf("after %d: %w", want, err)
+				return
+			}
+			if m.Msg != want {
+				got <- fmt.Errorf("got %v, want %d: lost or out of order", m.Msg, want)
+				return
+			}
+		}
+		got <- nil
+	}()
+	waited := 0
+	for i := range sent {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := pub.PublishContext(ctx, "ticks.a", i)
+		cancel()
+		switch {
+		case errors.Is(err, bus.ErrDeadline):
+			waited++
+		case err != nil:
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if i%10 == 0 { // the reading node's link is not held up meanwhile
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if r, err := pub.Ask(ctx, "echo", i); err != nil || r != i {
+				t.Fatalf("ask the reading node beside publish %d: %v, %v", i, r, err)
+			}
+			if r, err := reader.Ask(ctx, "echo-pub", i); err != nil || r != i {
+				t.Fatalf("the reading node asks beside publish %d: %v, %v", i, r, err)
+			}
+			cancel()
+		}
+	}
+	if waited == 0 {
+		t.Fatal("no publish waited for the idle subscriber: the test tested nothing")
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the reading subscriber, beside one that never reads: %v", err)
+	}
+	t.Logf("%d of %d publishes waited out their ctx for the idle subscriber", waited, sent)
+}
