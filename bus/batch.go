@@ -9,9 +9,10 @@ const runMax = 64
 // process that DeliverBatch collects before it queues them together. It
 // lives on DeliverBatch's stack.
 type deliveryRun struct {
-	p  *process
-	n  int
-	ds [runMax]delivery
+	p    *process
+	n    int
+	ds   [runMax]delivery
+	slab *lentSlab // of the bodies lent in this batch (see lend)
 }
 
 // DeliverBatch implements BatchHost: envs arrived on l, in this order. It
@@ -30,7 +31,8 @@ func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
 			env.Msg, env.Body = nil, nil
 			continue
 		}
-		err := b.decodeBody(l, env)
+		p := b.localTarget(env)
+		lent, err := b.decodeTell(l, env, p, &run.slab)
 		env.Body = nil // it aliased the transport's buffer
 		if err != nil {
 			b.flushRun(&run)
@@ -42,7 +44,6 @@ func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
 			env.Msg = nil
 			continue
 		}
-		p := b.localTarget(env)
 		if p == nil {
 			b.flushRun(&run)
 			b.refuseMessage(l, env, errNoRouteTo(env.To))
@@ -53,11 +54,18 @@ func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
 			b.flushRun(&run)
 			run.p = p
 		}
-		run.ds[run.n] = linkOf(env.Msg, b.inboundOf(l, env, p))
+		if lent {
+			run.ds[run.n] = lentOf(env.Msg, b.inboundOf(l, env, p))
+		} else {
+			run.ds[run.n] = linkOf(env.Msg, b.inboundOf(l, env, p))
+		}
 		run.n++
 		env.Msg = nil
 	}
 	b.flushRun(&run)
+	if run.slab != nil {
+		b.lent.leave(run.slab)
+	}
 }
 
 // flushRun queues the run on its process's mailbox, never waiting (see

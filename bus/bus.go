@@ -34,6 +34,7 @@ type Bus struct {
 	name       string
 	log        *slog.Logger
 	types      *Types
+	lent       lentSlabs // WithBorrowedBytes's slabs
 	codecs     *codecSet // codecs known by name, beside each link's own
 	transports []Transport
 	mbDefaults mailbox.Options
@@ -323,8 +324,8 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 		}
 	}
 	so := &defaultSpawnOpts
-	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil || cfg.weight != 0 {
-		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight}
+	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil || cfg.weight != 0 || cfg.borrow {
+		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight, borrow: cfg.borrow}
 	}
 	p := &process{bus: b, parent: parent, opts: so, actor: a}
 	p.ctx.p = p

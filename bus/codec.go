@@ -115,6 +115,10 @@ func (rawCodec) Decode(data []byte, v any) error {
 	return fmt.Errorf("%w: raw codec cannot decode into %T", ErrUnsupported, v)
 }
 
+// BytesOf implements BytesDecoder: a raw []byte body is its encoding. An
+// empty one reports ok false, as Decode keeps it nil.
+func (rawCodec) BytesOf(data []byte) ([]byte, bool) { return data, len(data) > 0 }
+
 // Types maps message type names to Go types, so that a receiving node decodes
 // a body into the Go type it was sent as. A type's name is what it was
 // registered under, or else its Go name as reflect prints it ("orders.Add",

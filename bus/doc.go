@@ -38,7 +38,10 @@
 // An actor runs on goroutines the bus keeps, woken when a message arrives.
 // For an actor whose Receive is short and never blocks, WithInline runs it
 // on the sender instead, when the message finds it idle: an in-process Ask
-// then costs about as much as a channel round trip.
+// then costs about as much as a channel round trip. An actor that takes a
+// stream of []byte tells from other processes and keeps none of them past
+// its Receive can borrow them (WithBorrowedBytes): the bus then reuses
+// their memory instead of allocating each.
 //
 // # The caller's duties
 //

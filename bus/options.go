@@ -84,6 +84,7 @@ type actorConfig struct {
 	mailbox    mailbox.Options
 	mbSet      bool
 	inline     bool
+	borrow     bool
 	factory    func() Actor
 	shutdown   time.Duration
 	replyCodec Codec
@@ -133,6 +134,23 @@ func WithMailbox(o mailbox.Options) ActorOption {
 // the same link would wait for the very delivery it holds up, until its
 // context ends.
 func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } }
+
+// WithBorrowedBytes lends the actor each []byte tell from another process
+// instead of giving it: the bytes are the actor's until its Receive
+// returns, after which the bus reuses their memory for a later tell. A
+// Receive that keeps such a body, or any part of it, beyond its return
+// (stores it, sends it to another actor, hands it to a goroutine) must
+// keep a copy (bytes.Clone). It saves each such tell's allocation and
+// the collector's work on it, most of what a []byte tell costs its
+// receiving process (docs/performance.md).
+//
+// Lent are tells of []byte bodies of at most 1 KiB, from a transport that
+// delivers in batches (BatchHost: netbus and shmbus do), in a codec that
+// reads them without a copy (BytesDecoder: codec/cbor, the default, and
+// Raw); asks, other types and tells in process are given as usual. A lent
+// body that outlives Receive on the bus's side (the dead letter and the
+// Failure of a Receive that failed) is a copy.
+func WithBorrowedBytes() ActorOption { return func(c *actorConfig) { c.borrow = true } }
 
 // WithFactory gives the bus a way to build a fresh instance of the actor,
 // used when a supervisor restarts it without supplying one.

@@ -38,6 +38,8 @@ const (
 
 	kindBits = 3
 	kindMask = 1<<kindBits - 1
+
+	lentBit = 1 << kindBits // of a fromLink delivery (only): its message is a lent body (see lend)
 )
 
 // actorAsk is where an actor's ask came from and where its reply goes. It is
@@ -84,6 +86,11 @@ func (d *delivery) asked() *actorAsk {
 
 func linkOf(msg any, in *inbound) delivery {
 	return delivery{msg: msg, src: unsafe.Pointer(in), tag: fromLink}
+}
+
+// lentOf is linkOf for a lent body: Receive gives its block back.
+func lentOf(msg any, in *inbound) delivery {
+	return delivery{msg: msg, src: unsafe.Pointer(in), tag: fromLink | lentBit}
 }
 
 // from is the local actor that sent d, or nil.
@@ -290,6 +297,7 @@ type spawnOpts struct {
 	shutdown time.Duration
 	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
 	weight   int   // WithWeight; 0 counts as 1
+	borrow   bool  // WithBorrowedBytes
 }
 
 var defaultSpawnOpts = spawnOpts{shutdown: DefaultShutdownTimeout}
@@ -398,6 +406,9 @@ func (p *process) invokeOther(d delivery) {
 		}
 	}
 	p.receive(d)
+	if d.lent() {
+		giveBack(d.msg)
+	}
 	if in != nil && !in.shared && (in.env.Kind == KindTell || !p.ctx.promised) {
 		putInbound(in)
 	}
@@ -429,7 +440,7 @@ func (p *process) receive(d delivery) {
 	}
 	c.cur = delivery{}
 	if err != nil {
-		p.fail(err, d.msg)
+		p.fail(err, d.kept())
 	}
 }
 

@@ -127,7 +127,12 @@ func (c *Codec) Decode(data []byte, v any) error {
 	return c.dm.Unmarshal(data, v)
 }
 
+// BytesOf implements bus.BytesDecoder: the content of a definite-length
+// byte string that fills data exactly, as a slice of data.
+func (c *Codec) BytesOf(data []byte) ([]byte, bool) { return definite(data, majorBytes) }
+
 var (
+	_          bus.BytesDecoder = (*Codec)(nil)
 	_          bus.ValueDecoder = (*Codec)(nil)
 	stringType                  = reflect.TypeFor[string]()
 	bytesType                   = reflect.TypeFor[[]byte]()

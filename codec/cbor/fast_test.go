@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// FuzzFastPaths holds the string and byte-string fast paths of Append and
-// Decode to the general encoder and decoder: the same bytes out, and for
-// any input the same value or an error from both.
+// FuzzFastPaths holds the string and byte-string fast paths of Append,
+// Decode, DecodeValue and BytesOf to the general encoder and decoder: the
+// same bytes out, and for any input the same value or an error from both.
 func FuzzFastPaths(f *testing.F) {
 	for _, s := range []string{"", "x", string(make([]byte, 23)), string(make([]byte, 24)), string(make([]byte, 300)), string(make([]byte, 70000))} {
 		f.Add([]byte(s))
@@ -40,6 +40,11 @@ func FuzzFastPaths(f *testing.F) {
 		}
 		var b1, b2 []byte
 		e1, e2 = c.Decode(data, &b1), c.dm.Unmarshal(data, &b2)
+		if p, ok := c.BytesOf(data); ok && (e2 != nil || !bytes.Equal(p, b2)) {
+			t.Fatalf("BytesOf(%x) = %x; the decoder gives %x, %v", data, p, b2, e2)
+		} else if ok && len(p) > 0 && &p[len(p)-1] != &data[len(data)-1] {
+			t.Fatalf("BytesOf(%x) does not end where data does", data)
+		}
 		if (e1 == nil) != (e2 == nil) || !bytes.Equal(b1, b2) || (b1 == nil) != (b2 == nil) {
 			t.Fatalf("bytes from %x: fast %x (nil %v), %v; general %x (nil %v), %v", data, b1, b1 == nil, e1, b2, b2 == nil, e2)
 		}
