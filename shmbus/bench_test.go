@@ -213,13 +213,17 @@ const benchTickType = "shmbus.benchTick"
 
 // tellBodies are the bodies of BenchmarkTell: 64 bytes as a string, as a
 // []byte and as a small struct, each through the default codec.
-var tellBodies = []struct {
+var tellBodies = []tellBody{
+	{"string", string(make([]byte, 64)), "count"},
+	{"bytes", make([]byte, 64), "count"},
+	{"struct", benchTick{Seq: 1 << 40, Price: 101.25, Qty: 300, Symbol: "EURUSD", Venue: "XLON"}, "count"},
+}
+
+// tellBody is a body of the tell benchmarks and the actor it goes to.
+type tellBody struct {
 	name string
 	msg  any
-}{
-	{"string", string(make([]byte, 64))},
-	{"bytes", make([]byte, 64)},
-	{"struct", benchTick{Seq: 1 << 40, Price: 101.25, Qty: 300, Symbol: "EURUSD", Venue: "XLON"}},
+	to   string
 }
 
 // BenchmarkTell sends one-way Tells of 64-byte bodies from 1 and from 4
@@ -254,10 +258,10 @@ func BenchmarkTell(b *testing.B) {
 				b.ResetTimer()
 				for range (b.N + round - 1) / round {
 					c0 := cpuBoth(b, shm)
-					d, el := tellRound(b, shm, body.msg, round, senders)
+					d, el := tellRound(b, shm, body.to, body.msg, round, senders)
 					c1 := cpuBoth(b, shm)
 					ds, ts, cs = ds+d, ts+el, cs+c1-c0
-					d, el = tellRound(b, uds, body.msg, round, senders)
+					d, el = tellRound(b, uds, body.to, body.msg, round, senders)
 					c0 = cpuBoth(b, shm)
 					du, tu, cu = du+d, tu+el, cu+c0-c1
 					r, err := raw.Rate(round, senders, make([]byte, 64))
@@ -288,22 +292,24 @@ func BenchmarkTell(b *testing.B) {
 // messages per second the actor took, the CPU time both processes spent
 // per message and the tells dropped, as BenchmarkTell does, and the CPU
 // time per message of the sending process and of the receiving one apart.
+// bytes-borrowed sends the []byte body to an actor that borrows it
+// (bus.WithBorrowedBytes).
 func BenchmarkTellShm(b *testing.B) {
-	for _, body := range tellBodies {
+	for _, body := range append(tellBodies, tellBody{"bytes-borrowed", make([]byte, 64), "count-borrowed"}) {
 		for _, senders := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/senders=%d", body.name, senders), func(b *testing.B) {
 				shm, _ := dialChild(b)
 				if err := bus.RegisterType[benchTick](shm.Types(), benchTickType); err != nil {
 					b.Fatal(err)
 				}
-				awaitRoute(b, shm, "count", "")
+				awaitRoute(b, shm, body.to, "")
 				round := min(b.N, 200_000)
 				var el, cpu, send time.Duration
 				dropped := 0
 				b.ResetTimer()
 				for range (b.N + round - 1) / round {
 					c0, s0 := cpuBoth(b, shm), cpuSelf()
-					d, e := tellRound(b, shm, body.msg, round, senders)
+					d, e := tellRound(b, shm, body.to, body.msg, round, senders)
 					c1, s1 := cpuBoth(b, shm), cpuSelf()
 					dropped, el, cpu, send = dropped+d, el+e, cpu+c1-c0, send+s1-s0
 				}
@@ -319,16 +325,17 @@ func BenchmarkTellShm(b *testing.B) {
 	}
 }
 
-// tellRound sends n tells of msg to "count" from senders goroutines and
-// returns how many the actor dropped and the time until it had counted
-// every other one.
-func tellRound(b *testing.B, bb *bus.Bus, msg any, n, senders int) (dropped int, el time.Duration) {
+// tellRound sends n tells of msg to the actor to ("count" or
+// "count-borrowed", which answer alike) from senders goroutines and returns
+// how many the actor dropped and the time until it had counted every other
+// one.
+func tellRound(b *testing.B, bb *bus.Bus, to string, msg any, n, senders int) (dropped int, el time.Duration) {
 	ctx := context.Background()
 	count := func() (taken, dropped int) {
-		r, err := bb.Ask(ctx, "count", "") // ordered behind this link's tells
+		r, err := bb.Ask(ctx, to, "") // ordered behind this link's tells
 		for i := 0; errors.Is(err, bus.ErrMailboxFull) && i < 10_000; i++ {
 			time.Sleep(100 * time.Microsecond) // its mailbox is full of our tells
-			r, err = bb.Ask(ctx, "count", "")
+			r, err = bb.Ask(ctx, to, "")
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -345,7 +352,7 @@ func tellRound(b *testing.B, bb *bus.Bus, msg any, n, senders int) (dropped int,
 	for range senders {
 		wg.Go(func() {
 			for range per {
-				if err := bb.Tell("count", msg); err != nil {
+				if err := bb.Tell(to, msg); err != nil {
 					b.Error(err)
 					return
 				}

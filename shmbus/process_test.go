@@ -238,19 +238,21 @@ func runHelper(path string) {
 	}
 	// count counts the tells it takes (strings, byte slices, ticks) and
 	// answers an ask with "taken dropped": a tell that found its mailbox
-	// full is a dead letter, counted in countDrops.
-	tells := 0
-	var countDrops atomic.Int64
-	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
+	// full is a dead letter, counted in countDrops. count-borrowed does
+	// the same, borrowing its []byte bodies (bus.WithBorrowedBytes).
+	var tells, countDrops atomic.Int64
+	counter := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
-			return c.Reply(fmt.Sprintf("%d %d", tells, countDrops.Load()))
+			return c.Reply(fmt.Sprintf("%d %d", tells.Load(), countDrops.Load()))
 		}
 		switch msg.(type) {
 		case string, []byte, benchTick:
-			tells++
+			tells.Add(1)
 		}
 		return nil
-	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	})
+	b.Register("count", counter, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	b.Register("count-borrowed", counter, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes())
 	// A link's reader never waits on a full mailbox: a tell it cannot
 	// queue is a dead letter. drops counts them per actor, so that the
 	// order actors can report count + dropped = sent.
@@ -260,7 +262,7 @@ func runHelper(path string) {
 		for m := range dead.Messages() {
 			if d, ok := m.Msg.(bus.DeadLetter); ok && d.Msg != "report" && d.Msg != "" { // not the asks for reports
 				switch d.To.Name {
-				case "count":
+				case "count", "count-borrowed":
 					countDrops.Add(1)
 				case "order":
 					orderDrops.Add(1)

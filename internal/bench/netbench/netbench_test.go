@@ -124,16 +124,21 @@ func BenchmarkAskTwoProcesses(b *testing.B) {
 // frames of the same size as a raw buffered stream, in alternating rounds
 // of up to 200,000 (see end.tells). Besides both rates it reports the CPU
 // time per message of the sending and the receiving process, which other
-// load on the machine skews much less than a rate.
+// load on the machine skews much less than a rate. The borrowed rows send
+// to a sink that borrows its bodies (bus.WithBorrowedBytes).
 func BenchmarkTellTwoProcesses(b *testing.B) {
 	p, err := startPeer()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.close)
-	for _, kind := range []string{"TCP", "Unix"} {
+	for _, kind := range []string{"TCP", "Unix", "TCP/borrowed", "Unix/borrowed"} {
 		b.Run(strings.ToLower(kind), func(b *testing.B) {
-			f, err := p.ends[kind].tells(b.N, 200_000)
+			kind, sink := kind, "sink"
+			if k, ok := strings.CutSuffix(kind, "/borrowed"); ok {
+				kind, sink = k, "sink-borrowed"
+			}
+			f, err := p.ends[kind].tells(sink, b.N, 200_000)
 			if err != nil {
 				b.Fatal(err)
 			}

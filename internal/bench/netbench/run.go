@@ -54,7 +54,7 @@ func RunBench(out benchkit.Out, quick bool) error {
 			total = 100_000
 		}
 		out.Progress("%s, two processes: %d one-way tells and as many raw stream frames, in alternating rounds", kind, total)
-		f, err := p.ends[kind].tells(total, 200_000)
+		f, err := p.ends[kind].tells("sink", total, 200_000)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,8 @@ import (
 )
 
 // The one-way tells between two processes: the peer's bus has a "sink"
-// that counts the tells it takes, a "count" that answers how many it took
+// that counts the tells it takes ("sink-borrowed" likewise, borrowing
+// them: bus.WithBorrowedBytes), a "count" that answers how many they took
 // and dropped (a tell its full mailbox refused is a dead letter, counted,
 // never a wait on the link), and a "cpu" that answers the peer's CPU time.
 // The baseline is a raw stream of frames of the same size, written through
@@ -27,12 +28,14 @@ import (
 // sinkActors registers the peer's sink, count and cpu actors on b.
 func sinkActors(b *bus.Bus) {
 	var sunk atomic.Int64
-	b.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+	sink := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if _, ok := msg.([]byte); ok {
 			sunk.Add(1)
 		}
 		return nil
-	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	})
+	b.Register("sink", sink, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	b.Register("sink-borrowed", sink, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes())
 	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if !c.IsAsk() {
 			return nil
@@ -99,7 +102,7 @@ func (e *end) cpu() (self, peer time.Duration, err error) {
 // tellRound sends n one-way tells of the body to the peer's sink from one
 // goroutine and returns the time until the peer had taken or dropped them
 // all, and how many it dropped.
-func (e *end) tellRound(n int) (el time.Duration, dropped int64, err error) {
+func (e *end) tellRound(sink string, n int) (el time.Duration, dropped int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t0, d0, err := e.counts(ctx)
@@ -109,7 +112,7 @@ func (e *end) tellRound(n int) (el time.Duration, dropped int64, err error) {
 	var msg any = e.body // converted once: the caller's allocation, not the bus's
 	start := time.Now()
 	for range n {
-		if err := e.bus.Tell("sink", msg); err != nil {
+		if err := e.bus.Tell(sink, msg); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -182,9 +185,9 @@ type TellFigures struct {
 	Messages               int   // per side
 }
 
-// tells measures total one-way tells and as many raw frames, in
+// tells measures total one-way tells to sink and as many raw frames, in
 // alternating rounds of at most round each.
-func (e *end) tells(total, round int) (TellFigures, error) {
+func (e *end) tells(sink string, total, round int) (TellFigures, error) {
 	var f TellFigures
 	frame, err := tellFrameSize(e.bus, len(e.body))
 	if err != nil {
@@ -198,7 +201,7 @@ func (e *end) tells(total, round int) (TellFigures, error) {
 		if err != nil {
 			return f, err
 		}
-		el, d, err := e.tellRound(n)
+		el, d, err := e.tellRound(sink, n)
 		if err != nil {
 			return f, err
 		}
