@@ -415,7 +415,7 @@ func (b *Bus) Tell(to any, msg any) error {
 			if in.proc != nil {
 				return in.proc.send(context.Background(), delivery{msg: msg}, mailbox.Default)
 			}
-			return b.tellRemote(context.Background(), in.peer, in.ref, Ref{}, msg)
+			return b.tellRemote(context.Background(), in.peer, &in.ref, &Ref{}, msg)
 		}
 	}
 	return b.send(context.Background(), to, msg, nil, mailbox.Default)
@@ -479,7 +479,8 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 			if in.proc != nil {
 				return in.proc.send(ctx, tellOf(msg, from), pol)
 			}
-			return b.tellRemote(ctx, in.peer, in.ref, from.refOrZero(), msg)
+			fr := from.refOrZero()
+			return b.tellRemote(ctx, in.peer, &in.ref, &fr, msg)
 		}
 	}
 	pl, err := b.targetWait(ctx, to, 0, nil)
@@ -497,7 +498,7 @@ func (b *Bus) send(ctx context.Context, to any, msg any, from *process, pol mail
 	if pl.in != nil {
 		pr = pl.in.peer
 	}
-	return b.tellRemote(ctx, pr, pl.remote, fromRef, msg)
+	return b.tellRemote(ctx, pr, &pl.remote, &fromRef, msg)
 }
 
 // Ask sends msg to a Ref or a name and waits for the reply. It always

@@ -342,10 +342,10 @@ func (b *Bus) enterPeer(pr *peer, node NodeID, kind Kind) (_ *peer, l Link, e ui
 
 // tellRemote sends a tell to node through pr (nil: looked up), bounded by
 // ctx or, when ctx has no deadline, by the bus's send timeout.
-func (b *Bus) tellRemote(ctx context.Context, pr *peer, to Ref, from Ref, msg any) error {
+func (b *Bus) tellRemote(ctx context.Context, pr *peer, to *Ref, from *Ref, msg any) error {
 	pr, l, e := b.enterPeer(pr, to.Node, KindTell)
 	if l == nil {
-		return noLinkTo(to)
+		return noLinkTo(*to)
 	}
 	defer pr.gate.exit(e)
 	o := getOutgoing()
@@ -353,8 +353,8 @@ func (b *Bus) tellRemote(ctx context.Context, pr *peer, to Ref, from Ref, msg an
 	// Field by field into the zeroed envelope (see outgoing.reset).
 	env := &o.env
 	env.Kind, env.Headers, env.Msg = KindTell, hs, msg
-	setRef(&env.From, &from)
-	setRef(&env.To, &to)
+	setRef(&env.From, from)
+	setRef(&env.To, to)
 	o.codec = c
 	return b.sendOut(ctx, l, o, b.sendTimeout)
 }
