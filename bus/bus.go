@@ -73,7 +73,7 @@ type Bus struct {
 	spinners atomic.Int32                 // askers polling for their reply (see wait)
 	maxSpin  int32                        // at most this many poll: GOMAXPROCS when the bus was made
 	pending  *corrMap[uint64, pendingAsk] // asks waiting on a peer
-	inbound  *corrMap[inKey, *inbound]    // asks from peers being served
+	inbound  inboundMap                   // asks from peers being served
 	tellSrc  tellSources                  // records of tells from peers, shared per sender (tellsource.go)
 
 	peersMu sync.RWMutex
@@ -159,7 +159,7 @@ func New(opts ...Option) (*Bus, error) {
 		// change of GOMAXPROCS only moves this bound of a heuristic.
 		maxSpin: int32(runtime.GOMAXPROCS(0)),
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
-		inbound: newCorrMap[inKey, *inbound](func(k inKey) uint64 { return k.corr }),
+		inbound: newInboundMap(),
 	}
 	b.starter = newStarter(b.workers)
 	if b.id.IsZero() {

@@ -122,3 +122,101 @@ func (c *corrMap[K, V]) removeIf(f func(K, V) bool) []V {
 	}
 	return out
 }
+
+// inboundMap holds the asks from peers being served, by correlation id
+// alone: an id is its asker's, so two peers' asks may share one, and the
+// records of an id form a chain (inbound.next), told apart by their peer
+// (inbound.peer). Keyed by a uint64 the map takes the runtime's fast path,
+// and finding a record's entry again needs no call to its link.
+type inboundMap struct {
+	c *corrMap[uint64, *inbound]
+}
+
+func newInboundMap() inboundMap {
+	return inboundMap{newCorrMap[uint64, *inbound](func(c uint64) uint64 { return c })}
+}
+
+// store adds in, an ask from peer node, under its correlation id.
+func (m inboundMap) store(node NodeID, in *inbound) {
+	in.peer = node
+	s := m.c.shard(in.env.Corr)
+	s.mu.Lock()
+	in.next = s.m[in.env.Corr]
+	s.m[in.env.Corr] = in
+	s.mu.Unlock()
+}
+
+// delete removes in, if it is there.
+func (m inboundMap) delete(in *inbound) {
+	corr := in.env.Corr
+	s := m.c.shard(corr)
+	s.mu.Lock()
+	head := s.m[corr]
+	switch {
+	case head == in && in.next == nil:
+		delete(s.m, corr)
+	case head == in:
+		s.m[corr] = in.next
+	default:
+		for p := head; p != nil; p = p.next {
+			if p.next == in {
+				p.next = in.next
+				break
+			}
+		}
+	}
+	in.next = nil
+	s.mu.Unlock()
+}
+
+// cancel cancels the asks of peer node with correlation id corr.
+func (m inboundMap) cancel(node NodeID, corr uint64) {
+	s := m.c.shard(corr)
+	s.mu.Lock()
+	for in := s.m[corr]; in != nil; in = in.next {
+		if in.peer == node {
+			in.cancel()
+		}
+	}
+	s.mu.Unlock()
+}
+
+// any reports whether f reports true for some record; f runs with a shard
+// locked, so it must not touch the map.
+func (m inboundMap) any(f func(*inbound) bool) bool {
+	return m.c.any(func(head *inbound) bool {
+		for in := head; in != nil; in = in.next {
+			if f(in) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// removeIf removes every record for which f reports true; f runs with a
+// shard locked, so it must not touch the map.
+func (m inboundMap) removeIf(f func(*inbound) bool) {
+	for i := range m.c.shards {
+		s := &m.c.shards[i]
+		s.mu.Lock()
+		for corr, head := range s.m {
+			var keep *inbound // the chain left, in reverse: order does not matter
+			for in := head; in != nil; {
+				next := in.next
+				if f(in) {
+					in.next = nil
+				} else {
+					in.next, keep = keep, in
+				}
+				in = next
+			}
+			if keep == nil {
+				delete(s.m, corr)
+			} else {
+				s.m[corr] = keep
+			}
+		}
+		s.mu.Unlock()
+	}
+}

@@ -134,6 +134,8 @@ type inbound struct {
 	hooks    cancelHooks   // run when canceled is set (Context.AfterCancel)
 	shared   bool          // a record of Bus.tellSrc: immutable, shared by many tells, never recycled
 	misses   atomic.Uint32 // of a shared record: tells of other senders it turned away (tellSource)
+	peer     NodeID        // of an ask in Bus.inbound: the node that sent it
+	next     *inbound      // of an ask in Bus.inbound: the next one with its correlation id
 }
 
 // cancel marks an ask from a peer as given up on and runs its hooks.

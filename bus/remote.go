@@ -122,11 +122,6 @@ func (b *Bus) nextCorr() uint64 {
 	}
 }
 
-type inKey struct {
-	node NodeID
-	corr uint64
-}
-
 // LinkUp implements Host: it adds l and tells the peer what this node hosts.
 func (b *Bus) LinkUp(l Link) {
 	if b.lk.admit(b, l) {
@@ -234,7 +229,7 @@ func (b *Bus) LinkDown(l Link, err error) {
 		pa.call.complete(pa.seq, nil, reason)
 	}
 	b.forgetTellSources(l)
-	b.inbound.removeIf(func(_ inKey, in *inbound) bool {
+	b.inbound.removeIf(func(in *inbound) bool {
 		if in.link != l {
 			return false
 		}
@@ -677,7 +672,7 @@ func (c *lazyTimeout) stop() bool {
 }
 
 func (b *Bus) finishInbound(in *inbound) {
-	b.inbound.delete(inKey{in.link.Peer(), in.env.Corr})
+	b.inbound.delete(in)
 }
 
 // tellPeers queues a change for every peer (see control); namesMu must be
@@ -736,7 +731,7 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 	case KindStreamItem, KindStreamEnd:
 		b.deliverStream(l, env)
 	case KindCancel:
-		b.inbound.update(inKey{l.Peer(), env.Corr}, func(in *inbound) { in.cancel() })
+		b.inbound.cancel(l.Peer(), env.Corr)
 		b.streamCanceled(l, env)
 	case KindSystem:
 		b.handleSystem(l, env.Msg)
@@ -884,7 +879,7 @@ func (b *Bus) inboundOf(l Link, env *Envelope, p *process) *inbound {
 		in.deadline = time.Now().Add(env.Timeout)
 	}
 	if env.Kind == KindAsk {
-		b.inbound.store(inKey{l.Peer(), env.Corr}, in)
+		b.inbound.store(l.Peer(), in)
 		p.stats.Add(1) // until its reply is sent (process.answer)
 	}
 	return in
