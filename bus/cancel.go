@@ -52,4 +52,10 @@ func (hs *cancelHooks) fire(seq uint64) {
 	}
 }
 
-func (hs *cancelHooks) reset() { hs.head.Store(nil) }
+// reset drops every hook. It loads before it stores: most asks have no
+// hook, and an atomic store is a locked exchange.
+func (hs *cancelHooks) reset() {
+	if hs.head.Load() != nil {
+		hs.head.Store(nil)
+	}
+}

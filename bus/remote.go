@@ -929,7 +929,9 @@ var inbounds = sync.Pool{New: func() any { return new(inbound) }}
 func putInbound(in *inbound) {
 	clearEnvelope(&in.env)
 	in.link, in.deadline = nil, time.Time{}
-	in.canceled.Store(false)
+	if in.canceled.Load() { // rarely: a load is cheaper than a locked exchange
+		in.canceled.Store(false)
+	}
 	in.answered.Store(false)
 	in.hooks.reset()
 	inbounds.Put(in)
