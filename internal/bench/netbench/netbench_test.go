@@ -125,18 +125,21 @@ func BenchmarkAskTwoProcesses(b *testing.B) {
 // of up to 200,000 (see end.tells). Besides both rates it reports the CPU
 // time per message of the sending and the receiving process, which other
 // load on the machine skews much less than a rate. The borrowed rows send
-// to a sink that borrows its bodies (bus.WithBorrowedBytes).
+// to a sink that borrows its bodies (bus.WithBorrowedBytes), the inline
+// rows to one that also runs on the link's reader (bus.WithInline).
 func BenchmarkTellTwoProcesses(b *testing.B) {
 	p, err := startPeer()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.close)
-	for _, kind := range []string{"TCP", "Unix", "TCP/borrowed", "Unix/borrowed"} {
+	for _, kind := range []string{"TCP", "Unix", "TCP/borrowed", "Unix/borrowed", "TCP/inline", "Unix/inline"} {
 		b.Run(strings.ToLower(kind), func(b *testing.B) {
 			kind, sink := kind, "sink"
 			if k, ok := strings.CutSuffix(kind, "/borrowed"); ok {
 				kind, sink = k, "sink-borrowed"
+			} else if k, ok := strings.CutSuffix(kind, "/inline"); ok {
+				kind, sink = k, "sink-inline"
 			}
 			f, err := p.ends[kind].tells(sink, b.N, 200_000)
 			if err != nil {

@@ -19,7 +19,8 @@ import (
 
 // The one-way tells between two processes: the peer's bus has a "sink"
 // that counts the tells it takes ("sink-borrowed" likewise, borrowing
-// them: bus.WithBorrowedBytes), a "count" that answers how many they took
+// them: bus.WithBorrowedBytes; "sink-inline" borrowing them on the link's
+// reader: bus.WithInline too), a "count" that answers how many they took
 // and dropped (a tell its full mailbox refused is a dead letter, counted,
 // never a wait on the link), and a "cpu" that answers the peer's CPU time.
 // The baseline is a raw stream of frames of the same size, written through
@@ -36,6 +37,7 @@ func sinkActors(b *bus.Bus) {
 	})
 	b.Register("sink", sink, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
 	b.Register("sink-borrowed", sink, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes())
+	b.Register("sink-inline", sink, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes(), bus.WithInline())
 	b.Register("count", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if !c.IsAsk() {
 			return nil
