@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,8 @@ import (
 // list, which is then just memory the collector frees once nothing holds
 // it, never reused while something does. What outlives Receive on the
 // bus's side, the dead letter and the Failure of a Receive that failed,
-// gets a copy (delivery.kept).
+// and the value of a panic with the body, gets a copy (delivery.kept,
+// delivery.keptErr).
 
 // lentMax is the longest body lent: a longer one is decoded as usual, its
 // allocation then outweighed by its copy.
@@ -185,4 +187,16 @@ func (d *delivery) kept() any {
 		return bytes.Clone(d.msg.([]byte))
 	}
 	return d.msg
+}
+
+// keptErr is err, the failure of Receive on d, as something may keep it
+// after Receive: a panic with a lent body, or a part of it, holds a copy.
+func (d *delivery) keptErr(err error) error {
+	var pe *PanicError
+	if d.lent() && errors.As(err, &pe) {
+		if v, ok := pe.Value.([]byte); ok {
+			pe.Value = bytes.Clone(v)
+		}
+	}
+	return err
 }

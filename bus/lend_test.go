@@ -401,3 +401,64 @@ func FuzzBorrowedBytes(f *testing.F) {
 		}
 	})
 }
+
+// TestBorrowedBytesPanicValue: a Receive that panics with its lent body
+// leaves the bytes in the failure's reason (a PanicError's Value), which
+// the dead letter carries past Receive with the body: both stay the
+// body's while later tells reuse the lent memory.
+func TestBorrowedBytesPanicValue(t *testing.T) {
+	b := newTestBus(t)
+	dead := deadLetters(t, b)
+	var took atomic.Int64
+	panics := func(i uint64) bool { return i%16 == 1 } // not 0: what a cleared body says
+	if _, err := b.Register("borrower", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		p, ok := msg.([]byte)
+		if !ok {
+			return nil
+		}
+		took.Add(1)
+		if i, _ := numberOf(p); panics(i) {
+			panic(p)
+		}
+		clear(p)
+		return nil
+	}), bus.WithBorrowedBytes()); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	tell := func(i uint64) bus.Envelope {
+		return wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "borrower"}, Msg: numbered(i, 64)})
+	}
+	const sent = 1024
+	for i := uint64(0); i < sent; i += 4 { // the lent memory is reused meanwhile
+		b.DeliverBatch(l, []bus.Envelope{tell(i), tell(i + 1), tell(i + 2), tell(i + 3)})
+		eventually(t, "the batch taken", func() error {
+			if n, want := took.Load(), int64(i+4); n < want {
+				return fmt.Errorf("%d tells taken, want %d", n, want)
+			}
+			return nil
+		})
+	}
+	var ds []bus.DeadLetter
+	eventually(t, "the dead letters", func() error {
+		if ds = dead(); len(ds) != sent/16 {
+			return fmt.Errorf("%d dead letters", len(ds))
+		}
+		return nil
+	})
+	seen := map[uint64]bool{} // each body once: a slab's same place in a later batch holds another that panics
+	for _, d := range ds {
+		var pe *bus.PanicError
+		if !errors.As(d.Reason, &pe) {
+			t.Fatalf("dead letter's reason %v, want a panic", d.Reason)
+		}
+		i, whole := numberOf(pe.Value.([]byte))
+		if !panics(i) || !whole || seen[i] {
+			t.Fatalf("a panic's value holds %x", pe.Value)
+		}
+		seen[i] = true
+		if j, whole := numberOf(d.Msg.([]byte)); j != i || !whole {
+			t.Fatalf("the dead letter of the panic with %d holds %x", i, d.Msg)
+		}
+	}
+}

@@ -149,7 +149,7 @@ func WithInline() ActorOption { return func(c *actorConfig) { c.inline = true } 
 // reads them without a copy (BytesDecoder: codec/cbor, the default, and
 // Raw); asks, other types and tells in process are given as usual. A lent
 // body that outlives Receive on the bus's side (the dead letter and the
-// Failure of a Receive that failed) is a copy.
+// Failure of a Receive that failed, a panic's value) is a copy.
 func WithBorrowedBytes() ActorOption { return func(c *actorConfig) { c.borrow = true } }
 
 // WithFactory gives the bus a way to build a fresh instance of the actor,

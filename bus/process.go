@@ -442,7 +442,7 @@ func (p *process) receive(d delivery) {
 	}
 	c.cur = delivery{}
 	if err != nil {
-		p.fail(err, d.kept())
+		p.fail(d.keptErr(err), d.kept())
 	}
 }
 
