@@ -64,10 +64,6 @@ type link struct {
 	// fragTurn holds a token while a sender writes a message in fragments:
 	// a channel, so that a sender waiting for its turn leaves at its ctx.
 	fragTurn chan struct{}
-	// abortOwed: a sender stopped in the middle of a message and the ring
-	// had no room for its abort record; the next to take the turn writes
-	// it first. Guarded by fragTurn.
-	abortOwed bool
 
 	hdrs bus.HeaderCache // the header of the last tell or publish sent
 
@@ -236,13 +232,11 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	if err := l.takeFragTurn(ctx); err != nil {
 		return err
 	}
-	defer func() { <-l.fragTurn }()
-	if l.abortOwed {
-		if err := l.offer(ctx, recordAbort, nil, nil); err != nil {
-			return err
-		}
-		l.abortOwed = false
-	}
+	l.prod.reserved.Store(recordHeaderLen) // room for the abort record, which needs no padding
+	defer func() {
+		l.prod.reserved.Store(0)
+		<-l.fragTurn
+	}()
 	max := l.prod.maxRecord
 	var hdr [fragHdr]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(out)))
@@ -286,12 +280,10 @@ func (l *link) takeFragTurn(ctx context.Context) error {
 }
 
 // abort ends the message in fragments the caller began and stopped
-// sending: it writes an abort record if the ring has room now, and
-// otherwise leaves it owed to the next sender of fragments, who writes
-// it before its own first fragment (the peer's reader keeps the partial
-// message, at most MaxMessage bytes, until then; whole records pass
-// meanwhile). The caller holds the turn; on a closed link the peer's
-// reader drops the partial message anyway.
+// sending with an abort record. There is room for it: every offer leaves
+// the record's 16 bytes free while the message is sent (producer.reserved).
+// The caller holds the turn; on a closed link the peer's reader drops the
+// partial message anyway.
 func (l *link) abort() {
 	select {
 	case <-l.done:
@@ -299,15 +291,12 @@ func (l *link) abort() {
 	default:
 	}
 	wake, err := l.prod.offer(recordAbort, nil, nil)
-	switch {
-	case err == nil:
-		if wake {
-			shmsys.FutexWake(l.bellOut)
-		}
-	case errors.Is(err, errRingFull):
-		l.abortOwed = true
-	default:
-		l.Close(err)
+	if err != nil {
+		l.Close(err) // the peer holds part of a message: the stream is broken
+		return
+	}
+	if wake {
+		shmsys.FutexWake(l.bellOut)
 	}
 }
 

@@ -150,6 +150,12 @@ func newRingView(data []byte, w ringWords, key uint64) ringView {
 type producer struct {
 	ringView                // data is in our own segment
 	headCache atomic.Uint64 // last head read from the reader's segment
+	// reserved is the room every offer but an abort's leaves free:
+	// recordHeaderLen while a message in fragments is being sent, so that
+	// its abort record always fits (link.sendFragments). Stored before
+	// that message's first fragment is claimed and loaded after the tail,
+	// so an offer that missed it claimed before that fragment did.
+	reserved atomic.Uint64
 }
 
 func newProducer(data []byte, w ringWords, key uint64) *producer {
@@ -175,13 +181,17 @@ func (p *producer) offer(typ uint32, a, b []byte) (wake bool, err error) {
 		// at most the tail of its time, so head <= tail holds here.
 		head := p.headCache.Load()
 		tail = p.w.tail.Load()
+		var keep uint64
+		if typ != recordAbort {
+			keep = p.reserved.Load()
+		}
 		off = tail & p.mask
 		need := recLen
 		toEnd := p.capacity - off
 		if recLen > toEnd {
 			need = toEnd + recLen
 		}
-		if tail-head+need > p.capacity {
+		if tail-head+need+keep > p.capacity {
 			head = p.w.head.Load()
 			if head > tail && p.w.tail.Load() != tail {
 				continue // our tail is stale: others claimed and the reader consumed since
@@ -190,7 +200,7 @@ func (p *producer) offer(typ uint32, a, b []byte) (wake bool, err error) {
 				return false, &ringError{pos: tail, reason: fmt.Sprintf("reader head %d outside [tail-capacity, tail]", head)}
 			}
 			p.headCache.Store(head)
-			if tail-head+need > p.capacity {
+			if tail-head+need+keep > p.capacity {
 				return false, errRingFull
 			}
 		}

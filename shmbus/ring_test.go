@@ -392,3 +392,40 @@ func FuzzRingReader(f *testing.F) {
 		}
 	})
 }
+
+// TestRingKeepsRoomForAbort: while a message in fragments is being sent
+// (reserved set), producers racing to fill a ring nobody reads, with
+// records of every size, stop short of the abort record's 16 bytes,
+// wherever the wrap falls, so the abort always fits.
+func TestRingKeepsRoomForAbort(t *testing.T) {
+	for start := uint64(0); start < 4096; start += 16 * 37 {
+		r := newTestRing(4096, 9)
+		r.w.tail.Store(start)
+		r.w.head.Store(start)
+		p := r.producer()
+		p.headCache.Store(start)
+		p.reserved.Store(recordHeaderLen)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					if _, err := p.offer(recordData, make([]byte, (g*131+i*61)%p.maxRecord), nil); err != nil {
+						if !errors.Is(err, errRingFull) {
+							t.Error(err)
+						}
+						if _, err := p.offer(recordData, make([]byte, 0), nil); err != nil { // the smallest too
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if _, err := p.offer(recordAbort, nil, nil); err != nil {
+			t.Fatalf("ring started at %d, filled with %d bytes: abort: %v", start, r.w.tail.Load()-start, err)
+		}
+		if _, err := p.offer(recordAbort, nil, nil); !errors.Is(err, errRingFull) {
+			t.Fatalf("ring started at %d: a second abort: %v, want the ring full", start, err)
+		}
+	}
+}
