@@ -137,9 +137,9 @@ func (c *askCall) completeWith(seq uint64, reply any, err error, hs []Header) bo
 	c.state.Store(seq<<stateBits | callDone)
 	if fn != nil {
 		if owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, reply: reply, err: err}}) != nil {
-			owner.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
+			owner.opts.bus.deadLetter(reply, owner.ref, Ref{}, ErrActorStopped)
 		}
-		owner.bus.putCall(c)
+		owner.opts.bus.putCall(c)
 		return true
 	}
 	if parked {

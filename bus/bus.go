@@ -38,6 +38,7 @@ type Bus struct {
 	codecs     *codecSet // codecs known by name, beside each link's own
 	transports []Transport
 	mbDefaults mailbox.Options
+	topOpts    spawnOpts // shared by the top-level actors spawned without options
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
@@ -161,6 +162,7 @@ func New(opts ...Option) (*Bus, error) {
 		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newInboundMap(),
 	}
+	b.topOpts = spawnOpts{bus: b, shutdown: DefaultShutdownTimeout}
 	b.starter = newStarter(b.workers)
 	if b.id.IsZero() {
 		b.id = NewNodeID()
@@ -323,11 +325,11 @@ func (b *Bus) spawn(name string, a Actor, parent *process, opts []ActorOption) (
 			return nil, err
 		}
 	}
-	so := &defaultSpawnOpts
-	if cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil || cfg.weight != 0 || cfg.borrow {
-		so = &spawnOpts{factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight, borrow: cfg.borrow}
+	so := &b.topOpts
+	if parent != nil || cfg.factory != nil || cfg.shutdown != so.shutdown || cfg.replyCodec != nil || cfg.weight != 0 || cfg.borrow {
+		so = &spawnOpts{bus: b, parent: parent, factory: cfg.factory, shutdown: cfg.shutdown, replyTo: cfg.replyCodec, weight: cfg.weight, borrow: cfg.borrow}
 	}
-	p := &process{bus: b, parent: parent, opts: so, actor: a}
+	p := &process{opts: so, actor: a}
 	p.ctx.p = p
 	pooled := cfg.mailbox.Go == nil && cfg.mailbox.Pool == nil
 	if pooled {
@@ -668,7 +670,7 @@ func (b *Bus) shutdown(ctx context.Context) error {
 	b.closeDiscovery()
 	var tops []*process // newest first: ids are handed out in start order
 	b.procs.each(true, func(p *process) {
-		if p.parent == nil {
+		if p.opts.parent == nil {
 			tops = append(tops, p)
 		}
 	})

@@ -23,18 +23,16 @@ type Context struct {
 	stopping  bool        // the actor's stop has begun
 	stopAfter bool        // Stop was called during this message
 	halting   atomic.Bool // a stop is asked for: the ask the actor serves counts as canceled
-
-	replyHeaders *[]Header // for the current ask's reply (SetReplyHeaders); made on first use, as few asks set any
 }
 
 // Self is the actor's own Ref.
 func (c *Context) Self() Ref { return c.p.ref }
 
 // Bus is the bus the actor runs on.
-func (c *Context) Bus() *Bus { return c.p.bus }
+func (c *Context) Bus() *Bus { return c.p.opts.bus }
 
 // Logger is the bus's logger with the actor's Ref attached.
-func (c *Context) Logger() *slog.Logger { return c.p.bus.log.With("actor", c.p.ref.String()) }
+func (c *Context) Logger() *slog.Logger { return c.p.opts.bus.log.With("actor", c.p.ref.String()) }
 
 // Sender is the Ref of the actor that sent the current message, or the zero
 // Ref when it came from outside any actor.
@@ -221,18 +219,32 @@ func (c *Context) ReplyError(err error) {
 // reply's envelope. A message that is not an ask has no reply to carry
 // them.
 func (c *Context) SetReplyHeaders(hs ...Header) {
-	if c.replyHeaders == nil {
-		c.replyHeaders = new([]Header)
+	p := c.p
+	k := p.kin.Load()
+	if k == nil {
+		p.mu.Lock()
+		k = p.kinLocked()
+		p.mu.Unlock()
 	}
-	*c.replyHeaders = append(*c.replyHeaders, hs...)
+	k.replyHeaders = append(k.replyHeaders, hs...)
+	p.replyHdrs = true
 }
 
 // replyHdrs is the current ask's reply headers, nil if none were set.
 func (c *Context) replyHdrs() []Header {
-	if c.replyHeaders == nil {
+	if !c.p.replyHdrs {
 		return nil
 	}
-	return *c.replyHeaders
+	return c.p.kin.Load().replyHeaders
+}
+
+// clearReplyHeaders forgets the last message's reply headers, as the next
+// one begins.
+func (p *process) clearReplyHeaders() {
+	if p.replyHdrs {
+		p.replyHdrs = false
+		p.kin.Load().replyHeaders = nil
+	}
 }
 
 // Promise detaches the reply of the current ask so it can be given later,
@@ -273,21 +285,21 @@ func (p *Promise) Fail(err error) {
 
 // Tell sends msg to a Ref or a name, with this actor as the sender.
 func (c *Context) Tell(to any, msg any) error {
-	return c.p.bus.send(context.Background(), to, msg, c.p, mailbox.Default)
+	return c.p.opts.bus.send(context.Background(), to, msg, c.p, mailbox.Default)
 }
 
 // Ask sends msg as an ask without blocking the actor. fn runs later on the
 // actor's own goroutine with the reply or the error (ctx ended, no route,
 // peer gone...). ctx bounds the wait; its deadline travels with the ask.
 func (c *Context) Ask(ctx context.Context, to any, msg any, fn func(reply any, err error)) {
-	c.p.bus.askAsync(ctx, to, msg, c.p, fn)
+	c.p.opts.bus.askAsync(ctx, to, msg, c.p, fn)
 }
 
 // Spawn starts a child actor. The child stops when this actor stops, and its
 // failures come to this actor's ChildFailed if it is a Supervisor. name may
 // be empty for an anonymous child.
 func (c *Context) Spawn(name string, a Actor, opts ...ActorOption) (Ref, error) {
-	p, err := c.p.bus.spawn(name, a, c.p, opts)
+	p, err := c.p.opts.bus.spawn(name, a, c.p, opts)
 	if err != nil {
 		return Ref{}, err
 	}
@@ -311,15 +323,15 @@ func (c *Context) Children() []Ref {
 // (Reason wraps ErrNoRoute). A remote actor's Reason arrives as a
 // *RemoteError; its node going away counts as its end (Reason wraps
 // ErrPeerGone).
-func (c *Context) Watch(ref Ref) { c.p.bus.watch(c.p, ref) }
+func (c *Context) Watch(ref Ref) { c.p.opts.bus.watch(c.p, ref) }
 
 // Unwatch cancels a Watch.
 func (c *Context) Unwatch(ref Ref) {
-	if ref.Node != c.p.bus.id {
-		c.p.bus.unwatchRemote(c.p, ref)
+	if ref.Node != c.p.opts.bus.id {
+		c.p.opts.bus.unwatchRemote(c.p, ref)
 		return
 	}
-	if t := c.p.bus.lookup(ref); t != nil {
+	if t := c.p.opts.bus.lookup(ref); t != nil {
 		t.unwatch(c.p)
 	}
 }

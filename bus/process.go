@@ -168,11 +168,12 @@ type poison struct{}
 // process is one actor instance: its mailbox, the actor value and its place
 // in the tree.
 //
-// Ownership: actor, ctx, stopping and the actor's state belong to the
-// goroutine the mailbox runs (one at a time). mu guards ending, stopped,
-// finished and kin's fields but its stop context, which other actors
-// touch; kin is stored under mu and may be loaded without it. stats is
-// safe for concurrent use.
+// Ownership: actor, ctx, stopping, replyHdrs (with kin's reply headers)
+// and the actor's state belong to the goroutine the mailbox runs (one at
+// a time). mu guards ending, stopped, finished and the rest of kin's
+// fields but its stop context, which other actors touch; kin is stored
+// under mu and may be loaded without it. stats is safe for concurrent
+// use.
 //
 // The mailbox lives inside the process, and what few actors use (kin) is
 // made on first use, so that an idle actor is one allocation.
@@ -183,20 +184,20 @@ type process struct {
 	ending       bool          // end has begun, by the stop or by its abandonment; guarded by mu
 	stopped      bool          // guarded by mu; here, where it costs no padding
 	finished     bool          // stop has run to its end; done, if made, is closed; guarded by mu
+	replyHdrs    bool          // kin holds reply headers (Context.SetReplyHeaders); the actor's goroutine's
 	servingState atomic.Uint32 // see servingNone
 
-	// Read-only once made: a cache line between what runs the actor
-	// writes and stats, which every sender to the name reads.
-	bus    *Bus
-	parent *process
-	opts   *spawnOpts
-	ref    Ref
+	// Read-only once made, on the line of what runs the actor writes
+	// (a process is 256 bytes, four lines): stats, which every asker of
+	// the name writes, starts the next line.
+	opts  *spawnOpts // with the bus and the parent
+	actor Actor      // replaced only by a restart
+	ref   Ref
 
 	stats placement.Stats // asks queued, running or promised here (the placement load), and health
-	actor Actor           // replaced only by a restart
 
 	mu  sync.Mutex
-	kin atomic.Pointer[kin] // made by the first child, watcher, failure, stop with a reason, Done or StopContext; stored under mu
+	kin atomic.Pointer[kin] // made by the first child, watcher, failure, stop with a reason, Done, StopContext or SetReplyHeaders; stored under mu
 }
 
 // stopCtx is an actor's Context.StopContext: canceled by cancelServing, or by end.
@@ -220,10 +221,11 @@ const (
 )
 
 // kin is what few actors use: who is tied to an actor (its children and
-// who watches it), why it failed or stopped, who waits for it to end and
-// its StopContext. A process points to one made on first use instead of
-// carrying three slices, two errors, a channel and a context (120 bytes
-// in every idle actor). Guarded by its process's mu, but stopCtx.
+// who watches it), why it failed or stopped, who waits for it to end, its
+// StopContext and the reply headers its Context was given. A process
+// points to one made on first use instead of carrying four slices, two
+// errors, a channel and a context (144 bytes in every idle actor).
+// Guarded by its process's mu, but stopCtx and replyHeaders.
 type kin struct {
 	children       []*process
 	watchers       []*process
@@ -232,6 +234,7 @@ type kin struct {
 	reason         error                   // why it stopped
 	done           chan struct{}           // closed when the actor has finished; made by the first to wait
 	stopCtx        atomic.Pointer[stopCtx] // Context.StopContext's, made on first use under mu
+	replyHeaders   []Header                // for the current ask's reply (Context.SetReplyHeaders); the actor's goroutine's
 }
 
 // kinLocked returns p's kin, making it; p.mu must be held.
@@ -290,19 +293,20 @@ func (p *process) childrenLocked() []*process {
 	return nil
 }
 
-// spawnOpts is what an actor was spawned with beyond its mailbox's options.
-// Actors spawned without any share defaultSpawnOpts, so that an idle actor
-// carries one pointer for them: with its fields in the process, a process
-// took the next size class up.
+// spawnOpts is where an actor was spawned, its bus and its parent, and
+// what with beyond its mailbox's options. The top-level actors of a bus
+// spawned without options share their bus's (Bus.topOpts), so that an idle
+// actor carries one pointer for all of them: with their fields in the
+// process, a process took the next size class up.
 type spawnOpts struct {
+	bus      *Bus
+	parent   *process // nil for a top-level actor
 	factory  func() Actor
 	shutdown time.Duration
 	replyTo  Codec // WithReplyCodec; nil: the codec of the ask
 	weight   int   // WithWeight; 0 counts as 1
 	borrow   bool  // WithBorrowedBytes
 }
-
-var defaultSpawnOpts = spawnOpts{shutdown: DefaultShutdownTimeout}
 
 // closedDone is what doneChan gives for an actor that finished before anyone
 // asked.
@@ -374,7 +378,8 @@ func (p *process) tell(d delivery) {
 		return
 	}
 	c := &p.ctx
-	c.cur, c.replied, c.promised, c.replyHeaders = d, false, false, nil
+	c.cur, c.replied, c.promised = d, false, false
+	p.clearReplyHeaders()
 	err := p.safeReceive(c, d.msg)
 	c.cur = delivery{}
 	if err != nil {
@@ -390,19 +395,19 @@ func (p *process) tell(d delivery) {
 func (p *process) invokeOther(d delivery) {
 	if call, seq := d.call(); call != nil && call.givenUp(seq) {
 		p.stats.Add(-1)
-		p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
+		p.opts.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
 		return
 	}
 	in := d.in()
 	if in != nil && in.env.Kind == KindAsk {
 		if in.canceled.Load() {
 			p.stats.Add(-1)
-			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
-			p.bus.finishInbound(in)
+			p.opts.bus.deadLetter(d.msg, p.ref, d.sender(), ErrCanceled)
+			p.opts.bus.finishInbound(in)
 			return
 		}
 		if dl := in.deadline; !dl.IsZero() && time.Now().After(dl) {
-			p.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
+			p.opts.bus.deadLetter(d.msg, p.ref, d.sender(), ErrDeadline)
 			p.answer(d, nil, ErrDeadline)
 			return
 		}
@@ -424,7 +429,8 @@ func (p *process) invokeOther(d delivery) {
 // reply, a failure.
 func (p *process) receive(d delivery) {
 	c := &p.ctx
-	c.cur, c.replied, c.promised, c.replyHeaders = d, false, false, nil
+	c.cur, c.replied, c.promised = d, false, false
+	p.clearReplyHeaders()
 	ask := d.isAsk()
 	if ask {
 		p.servingState.Store(servingSet) // publishes c.cur
@@ -460,11 +466,11 @@ func (p *process) safeReceive(c *Context, msg any) (err error) {
 func (p *process) fail(err error, msg any) {
 	f := Failure{Ref: p.ref, Reason: err, Message: msg, Time: time.Now()}
 	p.setFailure(err)
-	p.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
+	p.opts.bus.deadLetter(msg, p.ref, Ref{}, fmt.Errorf("%w: %w", ErrActorFailed, err))
 	if s, ok := msg.(*Stream); ok {
 		s.abort(fmt.Errorf("%w: %w", ErrActorFailed, err), true) // as an ask is answered
 	}
-	if par := p.parent; par != nil {
+	if par := p.opts.parent; par != nil {
 		if _, ok := par.actor.(Supervisor); ok {
 			p.mb.Suspend()
 			if par.mb.SendSystem(delivery{msg: childFailed{child: p, f: f}}) == nil {
@@ -473,7 +479,7 @@ func (p *process) fail(err error, msg any) {
 			p.mb.Resume() // the parent is gone; nobody to decide
 		}
 	}
-	p.bus.log.Warn("actor failed; resuming with its next message", "actor", p.ref.String(), "reason", err)
+	p.opts.bus.log.Warn("actor failed; resuming with its next message", "actor", p.ref.String(), "reason", err)
 }
 
 func (p *process) handleChildFailure(m childFailed) {
@@ -520,7 +526,7 @@ func (p *process) lifecycle(msg any) {
 	c := &p.ctx
 	c.p, c.cur = p, delivery{}
 	if err := p.safeReceive(c, msg); err != nil {
-		p.bus.log.Warn("actor failed handling a lifecycle message", "actor", p.ref.String(), "message", fmt.Sprintf("%T", msg), "reason", err)
+		p.opts.bus.log.Warn("actor failed handling a lifecycle message", "actor", p.ref.String(), "message", fmt.Sprintf("%T", msg), "reason", err)
 	}
 }
 
@@ -574,7 +580,7 @@ func (p *process) end(reason error) {
 		sc.cancel()
 	}
 	p.mb.Close()
-	p.bus.unregister(p)
+	p.opts.bus.unregister(p)
 	p.mu.Lock()
 	p.stopped = true
 	if reason != nil {
@@ -591,9 +597,9 @@ func (p *process) end(reason error) {
 		w.notifyTerminated(Terminated{Ref: p.ref, Reason: reason})
 	}
 	for _, node := range remote {
-		p.bus.tellStopped(node, p.ref, reason)
+		p.opts.bus.tellStopped(node, p.ref, reason)
 	}
-	if par := p.parent; par != nil {
+	if par := p.opts.parent; par != nil {
 		par.mu.Lock()
 		if k := par.kin.Load(); k != nil {
 			k.children = slices.DeleteFunc(k.children, func(c *process) bool { return c == p })
@@ -606,9 +612,9 @@ func (p *process) end(reason error) {
 		close(k.done)
 	}
 	p.mu.Unlock()
-	if p.parent == nil && p.bus.closing.Load() {
+	if p.opts.parent == nil && p.opts.bus.closing.Load() {
 		select {
-		case p.bus.topEnded <- struct{}{}: // Close may wait for p (awaitTop)
+		case p.opts.bus.topEnded <- struct{}{}: // Close may wait for p (awaitTop)
 		default: // a token is there already: Close looks again anyway
 		}
 	}
@@ -634,7 +640,7 @@ func (p *process) stopAndWait(reason error) {
 	select {
 	case <-done:
 	case <-t.C:
-		p.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.opts.shutdown)
+		p.opts.bus.log.Error("actor did not stop within its shutdown timeout; abandoned", "actor", p.ref.String(), "timeout", p.opts.shutdown)
 		p.abandonServing()
 		p.abandon(reason)
 	}
@@ -708,7 +714,7 @@ func (p *process) abandonServing() {
 		return
 	}
 	defer p.releaseServing()
-	p.bus.complete(d, nil, errAbandoned, nil, nil)
+	p.opts.bus.complete(d, nil, errAbandoned, nil, nil)
 }
 
 // errAbandoned answers an ask whose actor was abandoned while running it.
@@ -752,7 +758,7 @@ func (p *process) Dropped(d delivery, reason error) {
 	if errors.Is(reason, mailbox.ErrDropped) {
 		err = ErrMailboxFull
 	}
-	p.bus.deadLetter(d.msg, p.ref, d.sender(), err)
+	p.opts.bus.deadLetter(d.msg, p.ref, d.sender(), err)
 	if d.isAsk() {
 		p.answer(d, nil, neverRan(err))
 	}
@@ -771,7 +777,7 @@ func (p *process) answer(d delivery, reply any, err error) {
 // answerWith is answer with the reply's headers (Context.SetReplyHeaders).
 func (p *process) answerWith(d delivery, reply any, err error, hs []Header) {
 	p.stats.Add(-1)
-	p.bus.complete(d, reply, err, p.opts.replyTo, hs)
+	p.opts.bus.complete(d, reply, err, p.opts.replyTo, hs)
 }
 
 func (d *delivery) isAsk() bool {

@@ -46,11 +46,11 @@ func TestProcTableKeepsChunkOfLiveProcess(t *testing.T) {
 }
 
 // TestProcessSizeClass: an idle actor is its process (with its mailbox
-// inside), so a field that takes it past the 288-byte size class costs a
+// inside), so a field that takes it past the 256-byte size class costs a
 // million actors 32 MB more to allocate, touch and mark. A process that has
 // to grow says so here.
 func TestProcessSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(process{}); n > 288 {
-		t.Fatalf("a process is %d bytes, past the 288-byte size class", n)
+	if n := unsafe.Sizeof(process{}); n > 256 {
+		t.Fatalf("a process is %d bytes, past the 256-byte size class", n)
 	}
 }

@@ -145,7 +145,7 @@ func (p *process) watchFrom(node NodeID) {
 	if p.stopped {
 		reason := p.reasonLocked()
 		p.mu.Unlock()
-		p.bus.tellStopped(node, p.ref, reason)
+		p.opts.bus.tellStopped(node, p.ref, reason)
 		return
 	}
 	if k := p.kinLocked(); !slices.Contains(k.remoteWatchers, node) {

@@ -187,12 +187,8 @@ type Mailbox[T any] struct {
 	policy     Policy // Options.Policy
 	inline     bool   // Options.Inline
 
-	waiters atomic.Int32 // senders blocked for room
-
 	sysMu sync.Mutex
 	sys   *[]T // the system lane; made by the first SendSystem and kept
-
-	space atomic.Pointer[chan struct{}] // closed when room appears, then taken away; made again by the next waiter
 
 	pool Pool // Options.Pool, or a *goRunner for Options.Go and the go statement
 }
@@ -361,16 +357,16 @@ const (
 // waitForSpace blocks until the ring may have room, the mailbox closes, or
 // ctx ends.
 func (m *Mailbox[T]) waitForSpace(ctx context.Context, r *ring[T]) error {
-	m.waiters.Add(1)
-	defer m.waiters.Add(-1)
+	r.waiters.Add(1)
+	defer r.waiters.Add(-1)
 	var ch chan struct{}
 	for {
-		if sp := m.space.Load(); sp != nil {
+		if sp := r.space.Load(); sp != nil {
 			ch = *sp
 			break
 		}
 		c := make(chan struct{})
-		if m.space.CompareAndSwap(nil, &c) {
+		if r.space.CompareAndSwap(nil, &c) {
 			ch = c
 			break
 		}
@@ -397,9 +393,9 @@ func (m *Mailbox[T]) belowLowWater(r *ring[T]) bool {
 	return r.len() <= int(m.capacity/2)
 }
 
-// wakeSenders releases every sender blocked in waitForSpace.
-func (m *Mailbox[T]) wakeSenders() {
-	if sp := m.space.Swap(nil); sp != nil {
+// wakeSenders releases every sender blocked in waitForSpace on r.
+func (r *ring[T]) wakeSenders() {
+	if sp := r.space.Swap(nil); sp != nil {
 		close(*sp)
 	}
 }
@@ -470,7 +466,9 @@ func (m *Mailbox[T]) Close() {
 	if old&closed != 0 {
 		return
 	}
-	m.wakeSenders()
+	if r := m.user.Load(); r != nil { // no ring, no sender waiting for room in it
+		r.wakeSenders()
+	}
 	m.drain()
 }
 
@@ -638,8 +636,8 @@ func (m *Mailbox[T]) turnOf(budget int) int {
 		if !ok {
 			return budget
 		}
-		if m.waiters.Load() != 0 && m.belowLowWater(r) {
-			m.wakeSenders()
+		if r.waiters.Load() != 0 && m.belowLowWater(r) {
+			r.wakeSenders()
 		}
 		m.inv.Invoke(v)
 		budget--

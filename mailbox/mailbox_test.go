@@ -604,7 +604,7 @@ func TestPolicies(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error)
 		go func() { errc <- mb.Send(cctx, 3, Block) }()
-		waitFor(t, "the sender to block", func() bool { return mb.waiters.Load() == 1 })
+		waitFor(t, "the sender to block", func() bool { return mb.user.Load().waiters.Load() == 1 })
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled Send: %v, want Canceled", err)
@@ -622,7 +622,7 @@ func TestPolicies(t *testing.T) {
 		}
 		errc := make(chan error)
 		go func() { errc <- mb.Send(ctx, 2, Block) }()
-		waitFor(t, "the sender to block", func() bool { return mb.waiters.Load() == 1 })
+		waitFor(t, "the sender to block", func() bool { return mb.user.Load().waiters.Load() == 1 })
 		mb.Resume()
 		if err := <-errc; err != nil {
 			t.Fatal(err)
@@ -643,7 +643,7 @@ func TestPolicies(t *testing.T) {
 		for v := 2; v < 5; v++ {
 			go func() { errc <- mb.Send(ctx, v, Block) }()
 		}
-		waitFor(t, "the senders to block", func() bool { return mb.waiters.Load() == 3 })
+		waitFor(t, "the senders to block", func() bool { return mb.user.Load().waiters.Load() == 3 })
 		mb.Close()
 		for range 3 {
 			if err := <-errc; !errors.Is(err, ErrClosed) {

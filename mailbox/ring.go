@@ -19,6 +19,12 @@ type ring[T any] struct {
 	_    [56]byte
 	mask uint64
 	cell []cell[T]
+
+	// The senders blocked for room (Mailbox.Send under Block), here rather
+	// than in the Mailbox: only a ring that exists can be full, and a
+	// mailbox inside every idle actor so carries none of it.
+	waiters atomic.Int32                  // senders blocked for room
+	space   atomic.Pointer[chan struct{}] // closed when room appears, then taken away; made again by the next waiter
 }
 
 type cell[T any] struct {
