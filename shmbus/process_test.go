@@ -4,6 +4,7 @@ package shmbus_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -256,7 +257,7 @@ func runHelper(path string) {
 	// A link's reader never waits on a full mailbox: a tell it cannot
 	// queue is a dead letter. drops counts them per actor, so that the
 	// order actors can report count + dropped = sent.
-	var orderDrops, slowDrops atomic.Int64
+	var orderDrops, slowDrops, borrowedDrops atomic.Int64
 	dead, _ := b.Subscribe(context.Background(), bus.DeadLetterSubject, bus.WithWindow(1<<16))
 	go func() {
 		for m := range dead.Messages() {
@@ -268,6 +269,8 @@ func runHelper(path string) {
 					orderDrops.Add(1)
 				case "slow-order":
 					slowDrops.Add(1)
+				case "order-borrowed":
+					borrowedDrops.Add(1)
 				}
 			}
 		}
@@ -291,6 +294,31 @@ func runHelper(path string) {
 		count++
 		return nil
 	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 17}))
+	// order-borrowed borrows its []byte bodies (bus.WithBorrowedBytes),
+	// each "sender:seq|" and then bytes equal to seq%251, and checks that
+	// each sender's come whole and in order; it clears each body it took,
+	// as a borrower may.
+	borrowedNext := map[string]int{}
+	borrowedCount, borrowedBad := 0, 0
+	b.Register("order-borrowed", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if s, ok := msg.(string); ok && s == "report" {
+			return c.Reply(fmt.Sprintf("count=%d bad=%d", borrowedCount+int(borrowedDrops.Load()), borrowedBad))
+		}
+		p, ok := msg.([]byte)
+		if !ok {
+			return nil
+		}
+		head, fill, _ := bytes.Cut(p, []byte("|"))
+		id, seq, _ := strings.Cut(string(head), ":")
+		n, _ := strconv.Atoi(seq)
+		if n != borrowedNext[id] || len(fill) == 0 || bytes.Count(fill, []byte{byte(n % 251)}) != len(fill) {
+			borrowedBad++
+		}
+		borrowedNext[id] = n + 1
+		borrowedCount++
+		clear(p)
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 17}), bus.WithBorrowedBytes())
 	slowNext := map[string]int{}
 	slowCount, slowBad := 0, 0
 	b.Register("slow-order", bus.ActorFunc(func(c *bus.Context, msg any) error {
