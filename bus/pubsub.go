@@ -217,7 +217,10 @@ func (b *Bus) subscriptions() []*Subscription {
 // linked nodes. A message with no subscriber goes nowhere, as in NATS; that
 // is not an error. Publish waits while a SlowBlock subscriber's window is
 // full (a remote one's no longer than the bus's send timeout, then
-// ErrDeadline); use PublishContext to bound that wait.
+// ErrDeadline); use PublishContext to bound that wait. The wait is the
+// whole publish's: once it is over, every other subscriber with room (or
+// credit) still gets the message, and one without it under SlowBlock does
+// not; the error returned is the first.
 func (b *Bus) Publish(subject string, msg any) error {
 	return b.PublishContext(context.Background(), subject, msg)
 }
@@ -230,10 +233,14 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 	if b.closing.Load() {
 		return ErrClosed
 	}
-	if err := b.publish(ctx, subject, msg, false); err != nil {
-		return err
+	// A local subscriber that used up ctx keeps the message from no peer:
+	// one with credit still takes it (publishRemote sends on an ended ctx
+	// what needs no wait). The first error is returned.
+	err := b.publish(ctx, subject, msg, false)
+	if rerr := b.publishRemote(ctx, subject, msg); err == nil {
+		err = rerr
 	}
-	return b.publishRemote(ctx, subject, msg)
+	return err
 }
 
 // publish delivers msg to the local subscriptions matching subject. A

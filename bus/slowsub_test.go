@@ -96,3 +96,54 @@ func TestSubscriberThatNeverReadsStallsNoOtherLink(t *testing.T) {
 	}
 	t.Logf("%d of %d publishes waited out their ctx for the idle subscriber", waited, sent)
 }
+
+// TestLocalSubscriberThatNeverReadsStarvesNoRemoteOne: a subscriber in the
+// publisher's own process never reads (SlowBlock); one on another node
+// reads everything. A Publish whose ctx the local one used up still sends
+// the message to the remote one, which has credit: it gets every message,
+// in order, and each Publish ends with its ctx.
+func TestLocalSubscriberThatNeverReadsStarvesNoRemoteOne(t *testing.T) {
+	pt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(pt))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: pt.Addrs()})))
+	if _, err := pub.Subscribe(context.Background(), "ticks.>", bus.WithWindow(8)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the remote subscription announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	const sent = 40
+	waited := 0
+	for i := range sent {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		err := pub.PublishContext(ctx, "ticks.a", i)
+		cancel()
+		switch {
+		case errors.Is(err, bus.ErrDeadline):
+			waited++
+		case err != nil:
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if waited == 0 {
+		t.Fatal("no publish waited for the local subscriber: the test tested nothing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+	defer cancel()
+	for want := range sent {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("the remote subscriber got %d of %d: %v", want, sent, err)
+		}
+		if m.Msg != want {
+			t.Fatalf("the remote subscriber got %v, want %d: lost or out of order", m.Msg, want)
+		}
+	}
+}
