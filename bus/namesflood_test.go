@@ -62,3 +62,36 @@ func forgedIn(refs []bus.Ref) int {
 	}
 	return n
 }
+
+// TestPeerAnnouncingTooManyInstances: a peer that announces more instances
+// than a node keeps for one peer loses its link, and the node forgets what
+// it had taken from it, instead of growing without bound.
+func TestPeerAnnouncingTooManyInstances(t *testing.T) {
+	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	a := linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
+	ct := newSpy(netbus.Config{Peers: at.Addrs()})
+	c := linkedBus(t, bus.WithName("c"), bus.WithTransport(ct))
+	forger := <-ct.links
+	if _, err := c.Register("svc", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "svc")
+
+	const per = 1 << 16 // five messages: one past the limit of 1<<18
+	for i := range 5 {
+		env := &bus.Envelope{Kind: bus.KindSystem, Msg: bus.ForgedNames("svc", 1<<40+uint64(i*per), per)}
+		if err := forge(t, c, forger, env); err != nil {
+			break // the link closed under the last message
+		}
+	}
+	linkClosed(t, c, forger)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for n := forgedIn(a.Instances("svc")); n > 0; n = forgedIn(a.Instances("svc")) {
+		if ctx.Err() != nil {
+			t.Fatalf("a still knows %d forged instances after the liar's link closed", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, a, "svc") // c links again, with its one genuine instance
+}

@@ -976,9 +976,14 @@ func (b *Bus) handleSystem(l Link, m any) {
 		b.dropInstances(gone)
 		var order []string
 		added := map[string][]*instance{}
+		over := false
 		for _, e := range m.Add {
 			if validName(e.Name) != nil || e.Weight > MaxWeight || pr.names[e.ID] != nil {
 				continue
+			}
+			if len(pr.names) >= maxRemoteNames {
+				over = true
+				break
 			}
 			in := &instance{ref: Ref{Node: pr.id, Name: e.Name, ID: e.ID}, peer: pr, stats: &placement.Stats{}, weight: int(e.Weight)}
 			pr.names[e.ID] = in
@@ -992,6 +997,10 @@ func (b *Bus) handleSystem(l Link, m any) {
 		}
 		b.peersMu.Unlock()
 		b.routesMu.Unlock()
+		if over {
+			l.Close(fmt.Errorf("%w: the peer announced more than %d instances", ErrBadEnvelope, maxRemoteNames))
+			return
+		}
 		if m.Want {
 			// The peer has just made its record of this node: whatever it
 			// had of our names went with its last link.

@@ -67,6 +67,11 @@ func registerSubTypes(t *Types) error {
 // maxRemoteSubs bounds the subscriptions one peer may announce.
 const maxRemoteSubs = 1 << 16
 
+// maxRemoteNames bounds the registered instances one peer may announce:
+// each costs this node memory and a place in its routing views, so a peer
+// that announces more is taken for a liar and its link closes.
+const maxRemoteNames = 1 << 18
+
 // peerSubs is what one peer's subscriptions cost this node, both ways.
 type peerSubs struct {
 	mu      sync.Mutex
