@@ -19,10 +19,13 @@ type ring[T any] struct {
 	_    [56]byte
 	mask uint64
 	cell []cell[T]
+	_    [32]byte
 
 	// The senders blocked for room (Mailbox.Send under Block), here rather
 	// than in the Mailbox: only a ring that exists can be full, and a
-	// mailbox inside every idle actor so carries none of it.
+	// mailbox inside every idle actor so carries none of it. They sit on a
+	// line of their own: senders that block and wake write them, and every
+	// send and take reads mask and cell.
 	waiters atomic.Int32                  // senders blocked for room
 	space   atomic.Pointer[chan struct{}] // closed when room appears, then taken away; made again by the next waiter
 }
