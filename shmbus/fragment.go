@@ -82,3 +82,14 @@ func (r *reassembler) take(typ uint32, p []byte) (msg []byte, err error) {
 	}
 	return msg, nil
 }
+
+// begun reports whether a message in fragments is being rebuilt.
+func (r *reassembler) begun() bool { return r.want != 0 }
+
+// answer reports whether the message begun is a reply or an error, by
+// the bytes of its first fragment copied.
+func (r *reassembler) answer() bool { return r.want != 0 && isAnswer(r.buf) }
+
+// unbegin takes back the first fragment just taken, so that the record
+// is taken again (see link.handle).
+func (r *reassembler) unbegin() { r.buf, r.want = r.buf[:0], 0 }

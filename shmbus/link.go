@@ -85,6 +85,9 @@ type link struct {
 	frag   reassembler         // the message in fragments being rebuilt; guarded by pollMu
 	lent   int                 // records askers took (Poll) since the reader's last poll; guarded by pollMu
 	asker  bool                // an asker polls (Poll): it takes only replies; guarded by pollMu
+	// fragAnswer: the message in fragments begun is a reply or an error,
+	// whose fragments an asker polling takes too; guarded by pollMu.
+	fragAnswer bool
 
 	done     chan struct{}
 	once     sync.Once
@@ -124,11 +127,11 @@ func (l *link) Codec() bus.Codec       { return l.codec }
 // is polling now, it takes the replies that have come from the ring and
 // delivers them as the reader would, on the caller's goroutine, so that an
 // asker that finds its reply has no hand-off to wait for. It stops at the
-// first record that is not a whole reply or error, which the reader takes:
-// a tell or an ask may run an actor (WithInline) on whoever delivers it,
-// and one run on the asker would hold that asker, which it may be waiting
-// for. The reader counts what it took as its own (lent), so that its
-// spinning still pays by the same measure.
+// first record that is not of a reply or an error (whole or in fragments),
+// which the reader takes: a tell or an ask may run an actor (WithInline)
+// on whoever delivers it, and one run on the asker would hold that asker,
+// which it may be waiting for. The reader counts what it took as its own
+// (lent), so that its spinning still pays by the same measure.
 func (l *link) Poll() bool {
 	if !l.pollMu.TryLock() {
 		return false
@@ -516,9 +519,6 @@ func (l *link) read() {
 
 // handle takes one record from the ring; pollMu is held.
 func (l *link) handle(typ uint32, p []byte) error {
-	if l.asker && typ != recordData {
-		return errLeave // see Poll
-	}
 	if typ == recordData {
 		if !l.in.room(len(p)) {
 			l.flush()
@@ -530,9 +530,24 @@ func (l *link) handle(typ uint32, p []byte) error {
 		}
 		return l.add(b)
 	}
+	// An asker takes the fragments of a reply or an error too, or a reply
+	// bigger than a record would wait for the reader, parked perhaps.
+	if l.asker && typ != recordFirst && (!l.fragAnswer || !l.frag.begun()) {
+		return errLeave // see Poll
+	}
 	msg, err := l.frag.take(typ, p)
-	if msg == nil || err != nil {
+	if err != nil {
 		return err
+	}
+	if typ == recordFirst {
+		// Judged on the bytes copied, not on the ring the peer may change.
+		if l.fragAnswer = l.frag.answer(); l.asker && !l.fragAnswer {
+			l.frag.unbegin()
+			return errLeave // see Poll
+		}
+	}
+	if msg == nil {
+		return nil
 	}
 	return l.add(msg) // the batch keeps it until it is delivered
 }
