@@ -679,7 +679,7 @@ func RunBench(out benchkit.Out, quick bool) error {
 			return err
 		}
 		out.Row(benchkit.Row{Name: "CPU per ask at 1,000/s, both processes (Unix socket)", Unit: benchkit.Nanos, Xbus: ns(cs), Baseline: ns(cu)})
-		settle, window := time.Duration(scale(int(2*time.Second), int(10*time.Millisecond))), time.Duration(scale(int(5*time.Second), int(100*time.Millisecond)))
+		settle, window := time.Duration(scale(2000, 10))*time.Millisecond, time.Duration(scale(5000, 100))*time.Millisecond // in ms: 5 s overflows a 32-bit int
 		out.Progress("CPU while idle: %v after %v without traffic", window, settle)
 		idle, err := p.idleCPU(settle, window)
 		if err != nil {
