@@ -18,15 +18,7 @@ import (
 // number, with the routing lock held, so that one peer stalled every other
 // link's announcements and every Register). Bounded only to report a hang.
 func TestPeerAnnouncingManyInstances(t *testing.T) {
-	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
-	a := linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
-	ct := newSpy(netbus.Config{Peers: at.Addrs()})
-	c := linkedBus(t, bus.WithName("c"), bus.WithTransport(ct))
-	forger := <-ct.links
-	if _, err := c.Register("svc", bus.ActorFunc(echo)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, a, "svc")
+	a, c, forger := nameForger(t)
 
 	const per, msgs = 25_000, 4
 	for i := range msgs {
@@ -67,15 +59,7 @@ func forgedIn(refs []bus.Ref) int {
 // than a node keeps for one peer loses its link, and the node forgets what
 // it had taken from it, instead of growing without bound.
 func TestPeerAnnouncingTooManyInstances(t *testing.T) {
-	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
-	a := linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
-	ct := newSpy(netbus.Config{Peers: at.Addrs()})
-	c := linkedBus(t, bus.WithName("c"), bus.WithTransport(ct))
-	forger := <-ct.links
-	if _, err := c.Register("svc", bus.ActorFunc(echo)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, a, "svc")
+	a, c, forger := nameForger(t)
 
 	const per = 1 << 16 // five messages: one past the limit of 1<<18
 	for i := range 5 {
@@ -94,4 +78,21 @@ func TestPeerAnnouncingTooManyInstances(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitFor(t, a, "svc") // c links again, with its one genuine instance
+}
+
+// nameForger links a to c over TCP, registers c's one genuine instance of
+// "svc" and waits until a knows it; forger is c's link to a, on which the
+// test speaks for c.
+func nameForger(t *testing.T) (a, c *bus.Bus, forger bus.Link) {
+	t.Helper()
+	at := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	a = linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
+	ct := newSpy(netbus.Config{Peers: at.Addrs()})
+	c = linkedBus(t, bus.WithName("c"), bus.WithTransport(ct))
+	forger = <-ct.links
+	if _, err := c.Register("svc", bus.ActorFunc(echo)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "svc")
+	return a, c, forger
 }
