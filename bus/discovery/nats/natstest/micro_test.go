@@ -313,20 +313,23 @@ func TestMaxInFlight(t *testing.T) {
 	cfg.MaxInFlight = 2
 	a, _ := newNode(t, "a", cfg)
 	release, started := make(chan struct{}), make(chan struct{}, 8)
-	// Two instances, so that each admitted request is seen running
-	// (started) before the others are sent: with one, the second would
-	// wait in its mailbox unseen, and might not yet hold its slot.
-	for range 2 {
-		if _, err := a.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
-			if !c.IsAsk() {
-				return nil
-			}
-			started <- struct{}{}
-			<-release
-			return c.Reply("done")
-		})); err != nil {
-			t.Fatal(err)
+	// The actor promises its reply and takes the next ask at once, so
+	// that each admitted request is seen running (started) before the
+	// others are sent: one that waited in the mailbox behind another
+	// would be unseen, and might not yet hold its slot.
+	if _, err := a.Register("slow", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		if !c.IsAsk() {
+			return nil
 		}
+		p := c.Promise()
+		started <- struct{}{}
+		go func() {
+			<-release
+			p.Reply("done")
+		}()
+		return nil
+	})); err != nil {
+		t.Fatal(err)
 	}
 	nc := connect(t, srv.ClientURL())
 	eventually(t, 10*time.Second, "slow is served", func() bool {
