@@ -79,28 +79,14 @@ func TestHeadersOfInterleavedSenders(t *testing.T) {
 	l, _ := linkPair(t, ctx, MinRingSize, rh, rh.testHost, sh)
 
 	const senders, per = 6, 3000
-	var wg sync.WaitGroup
-	errs := make(chan error, senders)
-	for s := range uint32(senders) {
-		wg.Go(func() {
-			for seq := range uint32(per) {
-				env := headerFor(sh.id, s, seq)
-				env.Body = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, s), seq)
-				if asks(s, seq) { // the same addresses: never kept, never served as kept
-					env.Kind, env.Corr, env.Timeout = bus.KindAsk, uint64(seq)+1, time.Second
-				}
-				if err := l.Send(ctx, &env); err != nil {
-					errs <- fmt.Errorf("sender %d, tell %d: %w", s, seq, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	sendFrom(t, ctx, l, senders, per, func(s, seq uint32) bus.Envelope {
+		env := headerFor(sh.id, s, seq)
+		env.Body = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, s), seq)
+		if asks(s, seq) { // the same addresses: never kept, never served as kept
+			env.Kind, env.Corr, env.Timeout = bus.KindAsk, uint64(seq)+1, time.Second
+		}
+		return env
+	})
 	for range 3000 {
 		rh.mu.Lock()
 		got := rh.got

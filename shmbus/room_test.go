@@ -105,24 +105,7 @@ func sendersWokenForRoom(t *testing.T, size int) {
 	l, _ := linkPair(t, ctx, size, rh, rh.testHost, newTestHost())
 
 	const senders, per = 4, 5000
-	errs := make(chan error, senders)
-	var wg sync.WaitGroup
-	for s := range uint32(senders) {
-		wg.Go(func() {
-			for i := range uint32(per) {
-				env := numbered(s, i, 100)
-				if err := l.Send(ctx, &env); err != nil {
-					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	sendFrom(t, ctx, l, senders, per, func(s, i uint32) bus.Envelope { return numbered(s, i, 100) })
 	rh.waitFor(senders * per)
 	got, bad := rh.counts()
 	waits, slept := l.roomWaits.Load(), l.roomSlept.Load()
@@ -348,24 +331,9 @@ func TestPollersShareTheReader(t *testing.T) {
 		})
 	}
 	const senders, per = 4, 2000
-	errs := make(chan error, senders)
-	var wg sync.WaitGroup
-	for s := range uint32(senders) {
-		wg.Go(func() {
-			for i := range uint32(per) {
-				env := numberedMixed(s, i, 100+int(i%3)*2000) // whole records and fragmented messages, replies and tells
-				if err := sl.Send(ctx, &env); err != nil {
-					errs <- fmt.Errorf("sender %d, tell %d: %w", s, i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	sendFrom(t, ctx, sl, senders, per, func(s, i uint32) bus.Envelope {
+		return numberedMixed(s, i, 100+int(i%3)*2000) // whole records and fragmented messages, replies and tells
+	})
 	rh.waitFor(senders * per)
 	close(stop)
 	pollers.Wait()
@@ -539,4 +507,28 @@ func linkPair(t *testing.T, ctx context.Context, size int, rh bus.Host, up *test
 		t.Fatal("the listener never saw the link")
 	}
 	return nil, nil
+}
+
+// sendFrom sends per envelopes made by env from each of senders goroutines
+// on l, and fails the test if a Send fails.
+func sendFrom(t *testing.T, ctx context.Context, l bus.Link, senders, per int, env func(s, i uint32) bus.Envelope) {
+	t.Helper()
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for s := range uint32(senders) {
+		wg.Go(func() {
+			for i := range uint32(per) {
+				e := env(s, i)
+				if err := l.Send(ctx, &e); err != nil {
+					errs <- fmt.Errorf("sender %d, message %d: %w", s, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
