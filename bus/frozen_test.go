@@ -66,11 +66,7 @@ func runFrozenPeer() int {
 // heartbeat stops: ErrPeerGone is a bounded answer too). Unix only: other
 // systems cannot stop a process with a signal.
 func TestFrozenPeerStallsNobody(t *testing.T) {
-	schemes := []string{"tcp"}
-	if runtime.GOOS == "linux" {
-		schemes = append(schemes, "shm")
-	}
-	for _, scheme := range schemes {
+	for _, scheme := range frozenSchemes() {
 		t.Run(scheme, func(t *testing.T) { testFrozenPeer(t, scheme) })
 	}
 }
@@ -192,11 +188,7 @@ func startFrozenPeer(t *testing.T, scheme string) (*exec.Cmd, bus.Transport) {
 // memory, with ErrPeerGone once the peer's heartbeat stops), none left
 // waiting; over TCP and, on Linux, shared memory.
 func TestFrozenPeerManyAskers(t *testing.T) {
-	schemes := []string{"tcp"}
-	if runtime.GOOS == "linux" {
-		schemes = append(schemes, "shm")
-	}
-	for _, scheme := range schemes {
+	for _, scheme := range frozenSchemes() {
 		t.Run(scheme, func(t *testing.T) { frozenPeerManyAskers(t, scheme) })
 	}
 }
@@ -265,4 +257,13 @@ func frozenPeerManyAskers(t *testing.T, scheme string) {
 			t.Fatal("an ask to the stopped peer outlived its ctx")
 		}
 	}
+}
+
+// frozenSchemes are the links a frozen peer is tested over: TCP and, on
+// Linux, shared memory.
+func frozenSchemes() []string {
+	if runtime.GOOS == "linux" {
+		return []string{"tcp", "shm"}
+	}
+	return []string{"tcp"}
 }
