@@ -30,7 +30,7 @@ func (b *Bus) deadLetter(msg any, to, from Ref, reason error) {
 	b.dead.byCode[deadBucket(reason)].Add(1)
 	b.dead.total.Add(1)
 	if b.deadSubs.Load() > 0 {
-		_ = b.publish(context.Background(), DeadLetterSubject, DeadLetter{Msg: msg, To: to, From: from, Reason: reason}, true)
+		b.publish(context.Background(), DeadLetterSubject, DeadLetter{Msg: msg, To: to, From: from, Reason: reason}, deliverDrop, nil)
 	}
 }
 

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // Errors returned by the bus. Match them with errors.Is: errors that crossed a
@@ -191,4 +192,52 @@ func (e *RemoteError) Unwrap() error {
 		return codeErrors[e.Code]
 	}
 	return nil
+}
+
+// PublishError is what a Publish returns when some subscriptions matching its
+// subject did not get the message; every other one did. A SlowBlock
+// subscription whose window (or credit, on another node) stayed full for
+// the whole of the publish's wait is missed with ErrDeadline or ErrCanceled.
+// errors.Is matches the reason of each subscription missed.
+type PublishError struct {
+	Subject string
+	Missed  []MissedSubscription
+}
+
+// MissedSubscription is one subscription a publish missed, and why.
+type MissedSubscription struct {
+	Node    NodeID // the subscriber's node: the publisher's own for one in its process
+	Pattern string
+	Err     error
+}
+
+func (e *PublishError) Error() string {
+	var sb strings.Builder
+	sb.WriteString("bus: publish to ")
+	sb.WriteString(strconv.Quote(e.Subject))
+	sb.WriteString(" missed ")
+	sb.WriteString(strconv.Itoa(len(e.Missed)))
+	sb.WriteString(" subscription(s)")
+	for i, m := range e.Missed {
+		if i == 0 {
+			sb.WriteString(": ")
+		} else {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(strconv.Quote(m.Pattern))
+		sb.WriteString(" on node ")
+		sb.WriteString(m.Node.Short())
+		sb.WriteString(": ")
+		sb.WriteString(m.Err.Error())
+	}
+	return sb.String()
+}
+
+// Unwrap returns the reason of each subscription missed.
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, len(e.Missed))
+	for i, m := range e.Missed {
+		errs[i] = m.Err
+	}
+	return errs
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -217,10 +218,11 @@ func (b *Bus) subscriptions() []*Subscription {
 // linked nodes. A message with no subscriber goes nowhere, as in NATS; that
 // is not an error. Publish waits while a SlowBlock subscriber's window is
 // full (a remote one's no longer than the bus's send timeout, then
-// ErrDeadline); use PublishContext to bound that wait. The wait is the
-// whole publish's: once it is over, every other subscriber with room (or
-// credit) still gets the message, and one without it under SlowBlock does
-// not; the error returned is the first.
+// ErrDeadline); use PublishContext to bound that wait. Each such subscriber
+// waits for its own room at the same time, within the one bound, and gets
+// the message as soon as it has room: one that never reads costs the others
+// nothing but the publish's wait. A *PublishError names the subscriptions
+// that missed the message, and why.
 func (b *Bus) Publish(subject string, msg any) error {
 	return b.PublishContext(context.Background(), subject, msg)
 }
@@ -233,21 +235,30 @@ func (b *Bus) PublishContext(ctx context.Context, subject string, msg any) error
 	if b.closing.Load() {
 		return ErrClosed
 	}
-	// A local subscriber that used up ctx keeps the message from no peer:
-	// one with credit still takes it (publishRemote sends on an ended ctx
-	// what needs no wait). The first error is returned.
-	err := b.publish(ctx, subject, msg, false)
-	if rerr := b.publishRemote(ctx, subject, msg); err == nil {
-		err = rerr
-	}
-	return err
+	// Every subscription with room (or credit) takes the message first;
+	// then those that must wait wait together (publishWait).
+	w := publishWait{m: Message{Subject: subject, Msg: msg}}
+	b.publish(ctx, subject, msg, deliverTry, &w)
+	b.publishRemote(ctx, subject, msg, &w)
+	return w.err()
 }
 
-// publish delivers msg to the local subscriptions matching subject. A
-// caller that must not wait (dead letters, a link's reader) sets
-// mustNotWait: a full subscription that would block drops the message
-// instead, counted.
-func (b *Bus) publish(ctx context.Context, subject string, msg any, mustNotWait bool) error {
+// deliverMode is how a delivery to a full SlowBlock subscription goes on.
+type deliverMode uint8
+
+const (
+	deliverWait deliverMode = iota // waits for room, up to ctx
+	deliverTry                     // returns errMustWait
+	deliverDrop                    // drops the message, counted: for a caller that must not wait
+)
+
+// errMustWait is a delivery's under deliverTry that would have waited.
+var errMustWait = errors.New("bus: must wait for room")
+
+// publish delivers msg to the local subscriptions matching subject, how
+// says; under deliverTry those that must wait go in w, any other failure
+// too. Dead letters publish with deliverDrop and a nil w.
+func (b *Bus) publish(ctx context.Context, subject string, msg any, how deliverMode, w *publishWait) {
 	// The matches are copied out under the read lock and delivered after
 	// it, since a delivery may wait for room and Subscribe and Close take
 	// the lock for writing.
@@ -256,16 +267,18 @@ func (b *Bus) publish(ctx context.Context, subject string, msg any, mustNotWait 
 	b.subMu.RLock()
 	b.subs.Match(subject, func(s *Subscription) bool { matched = append(matched, s); return true })
 	b.subMu.RUnlock()
-	var first error
 	for _, s := range matched {
-		if err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, mustNotWait); err != nil && first == nil {
-			first = err
+		switch err := s.deliver(ctx, Message{Subject: subject, Msg: msg}, how); {
+		case err == nil || w == nil:
+		case err == errMustWait:
+			w.local = append(w.local, s)
+		default:
+			w.miss(b.id, s.pattern, err)
 		}
 	}
-	return first
 }
 
-func (s *Subscription) deliver(ctx context.Context, m Message, mustNotWait bool) error {
+func (s *Subscription) deliver(ctx context.Context, m Message, how deliverMode) error {
 	cut := false
 	s.mu.RLock()
 	err := func() error {
@@ -277,7 +290,7 @@ func (s *Subscription) deliver(ctx context.Context, m Message, mustNotWait bool)
 			return nil
 		default:
 		}
-		if mustNotWait && (s.policy == SlowBlock || s.pattern == DeadLetterSubject) {
+		if how == deliverDrop && (s.policy == SlowBlock || s.pattern == DeadLetterSubject) {
 			s.dropped.Add(1)
 			if s.pattern != DeadLetterSubject {
 				s.b.deadLetter(m.Msg, Ref{Name: m.Subject}, Ref{}, ErrSlowConsumer)
@@ -304,6 +317,9 @@ func (s *Subscription) deliver(ctx context.Context, m Message, mustNotWait bool)
 			s.dropped.Add(1)
 			s.b.deadLetter(m.Msg, Ref{Name: m.Subject}, Ref{}, ErrSlowConsumer)
 			return nil
+		}
+		if how == deliverTry {
+			return errMustWait
 		}
 		select {
 		case s.ch <- m:

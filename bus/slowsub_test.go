@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,9 +36,8 @@ func TestSubscriberThatNeverReadsStallsNoOtherLink(t *testing.T) {
 	if _, err := idle.Subscribe(context.Background(), "ticks.>", bus.WithWindow(window)); err != nil {
 		t.Fatal(err)
 	}
-	// The reading subscriber's window holds every message: one whose credit
-	// ran out would, once the idle one used up a publish's ctx, not get that
-	// publish (the publisher gets one ErrDeadline for both).
+	// The reading subscriber's window holds every message; one whose
+	// credit runs out is TestSlowSubscriberWaitsBesideOneThatNeverReads's.
 	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(256))
 	if err != nil {
 		t.Fatal(err)
@@ -145,5 +146,105 @@ func TestLocalSubscriberThatNeverReadsStarvesNoRemoteOne(t *testing.T) {
 		if m.Msg != want {
 			t.Fatalf("the remote subscriber got %v, want %d: lost or out of order", m.Msg, want)
 		}
+	}
+}
+
+// TestSlowSubscriberWaitsBesideOneThatNeverReads: a subscriber that never
+// reads (SlowBlock, window 1), on another node or in the publisher's own
+// process, and one on another node that reads all the time through a
+// window of 1, so it is often out of credit when a publish comes. Eight
+// goroutines publish together, round after round, each Publish bounded by
+// a ctx the idle subscriber uses up. Each subscriber waits for its own
+// credit within that ctx, not after the idle one's wait: the reader gets
+// every message, each goroutine's in order, and every Publish that missed
+// a subscription returns a *PublishError naming the idle one alone.
+func TestSlowSubscriberWaitsBesideOneThatNeverReads(t *testing.T) {
+	for _, where := range []string{"remote", "local"} {
+		t.Run("idle "+where, func(t *testing.T) { slowBesideIdle(t, where == "local") })
+	}
+}
+
+func slowBesideIdle(t *testing.T, idleLocal bool) {
+	pt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(pt))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: pt.Addrs()})))
+	idle := pub
+	if !idleLocal {
+		idle = linkedBus(t, bus.WithName("idle"), bus.WithTransport(netbus.New(netbus.Config{Peers: pt.Addrs()})))
+	}
+	if _, err := idle.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := 2
+	if idleLocal {
+		remote = 1
+	}
+	eventually(t, "the remote subscriptions announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < remote {
+			return fmt.Errorf("%d of %d announced", n, remote)
+		}
+		return nil
+	})
+
+	const publishers, rounds = 8, 2
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+		defer cancel()
+		var next [publishers]int
+		for n := range publishers * rounds {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				got <- fmt.Errorf("got %d of %d: %w", n, publishers*rounds, err)
+				return
+			}
+			v, _ := m.Msg.(int)
+			g, i := v/100, v%100
+			if g < 0 || g >= publishers || i != next[g] {
+				got <- fmt.Errorf("got %v after %v: lost or out of order", m.Msg, next)
+				return
+			}
+			next[g]++
+		}
+		got <- nil
+	}()
+	var missedIdle atomic.Int64
+	for i := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, publishers)
+		for g := range publishers {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				err := pub.PublishContext(ctx, "ticks.a", g*100+i)
+				if err == nil {
+					return
+				}
+				var pe *bus.PublishError
+				if !errors.As(err, &pe) || len(pe.Missed) != 1 || pe.Missed[0].Node != idle.NodeID() || !errors.Is(err, bus.ErrDeadline) {
+					errs <- fmt.Errorf("publish %d of goroutine %d: %w; want it to miss the idle subscriber alone", i, g, err)
+					return
+				}
+				missedIdle.Add(1)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	if missedIdle.Load() == 0 {
+		t.Fatal("no publish waited out its ctx for the idle subscriber: the test tested nothing")
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the reading subscriber, beside one that never reads: %v", err)
 	}
 }

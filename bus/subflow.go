@@ -315,10 +315,13 @@ type publishing struct {
 var publishings = sync.Pool{New: func() any { return new(publishing) }}
 
 // publishRemote sends msg to every peer's subscription matching subject,
-// each within the credit that subscription granted.
-func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error {
+// each within the credit that subscription granted. A SlowBlock one without
+// credit goes in w, and w's waits (local ones too) are waited for here, all
+// at once, sending as credit comes.
+func (b *Bus) publishRemote(ctx context.Context, subject string, msg any, w *publishWait) {
 	if strings.HasPrefix(subject, "$") {
-		return nil
+		b.awaitPublish(ctx, ctx, w, nil, nil)
+		return
 	}
 	var buf [8]remoteTarget
 	targets := buf[:0]
@@ -333,7 +336,8 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 	}
 	b.peersMu.RUnlock()
 	if len(targets) == 0 {
-		return nil
+		b.awaitPublish(ctx, ctx, w, nil, nil)
+		return
 	}
 	p := publishings.Get().(*publishing)
 	sctx := ctx
@@ -344,14 +348,16 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any) error 
 		sctx = &p.ctx
 	}
 	p.env = Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
-	var first error
 	for _, t := range targets {
-		if err := b.publishTo(sctx, t, &p.env, &p.encs); err != nil && first == nil {
-			first = err
+		switch err := b.publishTo(sctx, t, &p.env, &p.encs, false); {
+		case err == errMustWait:
+			w.remote = append(w.remote, t)
+		case err != nil:
+			w.miss(t.pr.id, t.rs.pattern, err)
 		}
 	}
+	b.awaitPublish(ctx, sctx, w, &p.env, &p.encs)
 	p.release()
-	return first
 }
 
 // release recycles p, unless a link may still wait on its bound.
@@ -369,23 +375,41 @@ func (p *publishing) release() {
 }
 
 // publishTo sends one publish to one peer's subscription when it has credit,
-// and otherwise applies the subscription's policy.
-func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs *[]encoded) error {
+// and otherwise applies the subscription's policy; under SlowBlock it waits
+// for credit, or returns errMustWait at once when wait is false.
+func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs *[]encoded, wait bool) error {
+	epoch, send, err := b.creditFor(ctx, t, Message{Subject: env.To.Name, Msg: env.Msg}, wait)
+	if !send {
+		return err
+	}
+	return b.sendPublish(ctx, t, epoch, env, encs)
+}
+
+// creditFor takes one credit of t's subscription for m: send says it did,
+// in epoch. Without credit it applies the subscription's policy: SlowBlock
+// waits for a grant, bounded by ctx (errMustWait at once when wait is
+// false); the others hold m for the peer's control goroutine to send, the
+// oldest dropped beyond a window.
+func (b *Bus) creditFor(ctx context.Context, t remoteTarget, m Message, wait bool) (epoch uint64, send bool, err error) {
 	ps, rs := &t.pr.subs, t.rs
 	var dropped *Message
 	ps.mu.Lock()
 	for {
 		if rs.closed {
 			ps.mu.Unlock()
-			return nil // ended: the message goes nowhere, as with a closed local subscription
+			return 0, false, nil // ended: the message goes nowhere, as with a closed local subscription
 		}
 		if len(rs.held) == 0 && !rs.draining && rs.snd.Send() == nil {
 			epoch := ps.their
 			ps.mu.Unlock()
-			return b.sendPublish(ctx, t, epoch, env, encs)
+			return epoch, true, nil
 		}
 		if rs.policy != SlowBlock {
 			break
+		}
+		if !wait {
+			ps.mu.Unlock()
+			return 0, false, errMustWait
 		}
 		if rs.wait == nil {
 			rs.wait = make(chan struct{})
@@ -395,11 +419,11 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return ctxError(ctx.Err())
+			return 0, false, ctxError(ctx.Err())
 		}
 		ps.mu.Lock()
 	}
-	rs.held = append(rs.held, Message{Subject: env.To.Name, Msg: env.Msg})
+	rs.held = append(rs.held, m)
 	if len(rs.held) > rs.window {
 		old := rs.held[0]
 		dropped = &old
@@ -411,7 +435,7 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 		b.deadLetter(dropped.Msg, Ref{Node: t.pr.id, Name: dropped.Subject}, Ref{Node: b.id}, ErrSlowConsumer)
 	}
 	t.pr.ctl.wake()
-	return nil
+	return 0, false, nil
 }
 
 // sendPublish sends env to t's subscription, in epoch, on its peer's
@@ -479,7 +503,7 @@ func (b *Bus) publishMoved(ctx context.Context, t remoteTarget, npr *peer, env *
 		b.deadLetter(env.Msg, Ref{Node: t.pr.id, Name: env.To.Name}, Ref{Node: b.id}, peerGone(nil))
 		return nil
 	}
-	return b.publishTo(ctx, remoteTarget{pr: npr, rs: rs, moved: true}, env, encs)
+	return b.publishTo(ctx, remoteTarget{pr: npr, rs: rs, moved: true}, env, encs, true)
 }
 
 // drainHeld sends the publishes held for pr's subscriptions as credit
