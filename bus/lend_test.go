@@ -142,7 +142,8 @@ func deadLetters(t *testing.T, b *bus.Bus) func() []bus.DeadLetter {
 
 // TestBorrowedBytesOutliveReceive: what outlives a lent body's Receive on
 // the bus's side keeps its bytes while later tells reuse the lent memory:
-// the dead letter of a Receive that failed on it, the dead letters of
+// the dead letter of a Receive that failed on it (a copy, not the bytes
+// lent, wherever the slab goes next), the dead letters of
 // tells a full mailbox refused, and a body that does not decode is a dead
 // letter with its reason, the link up and the tells after it delivered.
 func TestBorrowedBytesOutliveReceive(t *testing.T) {
@@ -150,6 +151,7 @@ func TestBorrowedBytesOutliveReceive(t *testing.T) {
 	dead := deadLetters(t, b)
 	gate := make(chan struct{})
 	var took atomic.Int64
+	var lent0 atomic.Pointer[byte] // where the failed tell's lent bytes lie
 	fail := errors.New("refused on purpose")
 	if _, err := b.Register("borrower", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		p, ok := msg.([]byte)
@@ -158,6 +160,7 @@ func TestBorrowedBytesOutliveReceive(t *testing.T) {
 		}
 		took.Add(1)
 		if i, _ := numberOf(p); i == 0 {
+			lent0.Store(&p[0])
 			<-gate // the mailbox fills behind it
 			return fail
 		}
@@ -215,7 +218,13 @@ func TestBorrowedBytesOutliveReceive(t *testing.T) {
 	for _, d := range dead() {
 		switch {
 		case errors.Is(d.Reason, bus.ErrActorFailed):
-			if i, whole := numberOf(d.Msg.([]byte)); i != 0 || !whole {
+			// Its bytes are a copy, not the lent ones, which later tells
+			// may reuse once the slab is free.
+			m := d.Msg.([]byte)
+			if len(m) == 0 || &m[0] == lent0.Load() {
+				t.Fatal("the failed tell's dead letter holds the lent bytes, not a copy")
+			}
+			if i, whole := numberOf(m); i != 0 || !whole {
 				t.Fatalf("the failed tell's dead letter holds %x", d.Msg)
 			}
 			failed++
