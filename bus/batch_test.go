@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -537,4 +538,167 @@ func TestDeliverBatchStructBodies(t *testing.T) {
 	if err := l.closed(); err != nil {
 		t.Fatalf("a bad body closed the link: %v", err)
 	}
+}
+
+// TestDeliverBatchChecksEachHeader: a peer's tells that share a header
+// skip the work done for the first of them, but a tell that differs from
+// the one before it in any field is judged on its own: a sender that is
+// not the peer's closes the link and reaches nobody, a codec the node
+// does not know is a dead letter with the link up, another type decodes
+// as that type, and an actor that stops between two tells of one batch
+// takes no more.
+func TestDeliverBatchChecksEachHeader(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			b := newTestBus(t)
+			opts := []bus.ActorOption{bus.WithBorrowedBytes()}
+			if inline {
+				opts = append(opts, bus.WithInline())
+			}
+			var mu sync.Mutex
+			var got []string
+			ref, err := b.Register("x", bus.ActorFunc(func(c *bus.Context, msg any) error {
+				mu.Lock()
+				defer mu.Unlock()
+				switch m := msg.(type) {
+				case []byte:
+					got = append(got, "bytes:"+string(m))
+				case string:
+					got = append(got, "string:"+m)
+					if m == "stop" {
+						c.Stop()
+					}
+				}
+				return nil
+			}), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			received := func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.Clone(got)
+			}
+			l := &batchLink{peer: bus.NewNodeID()}
+			from := bus.Ref{Node: l.peer, Name: "src", ID: 7}
+			tell := func(msg any) bus.Envelope {
+				return wire(t, b, bus.Envelope{Kind: bus.KindTell, From: from, To: ref, Msg: msg})
+			}
+			unknown := tell([]byte("b"))
+			unknown.Codec = "no-such-codec"
+			asString := tell("s")
+			b.DeliverBatch(l, []bus.Envelope{tell([]byte("1")), tell([]byte("2")), unknown, tell([]byte("3")), asString, tell([]byte("4"))})
+			want := []string{"bytes:1", "bytes:2", "bytes:3", "string:s", "bytes:4"}
+			eventually(t, "the tells", func() error {
+				if g := received(); !slices.Equal(g, want) {
+					return fmt.Errorf("received %v, want %v", g, want)
+				}
+				return nil
+			})
+			if n := b.DeadLetterCount(bus.ErrUnknownCodec); n != 1 {
+				t.Fatalf("%d dead letters for the unknown codec, want 1", n)
+			}
+			if err := l.closed(); err != nil {
+				t.Fatalf("the link closed: %v", err)
+			}
+
+			// The same tell, but in another node's name.
+			forged := tell([]byte("forged"))
+			forged.From.Node = bus.NewNodeID()
+			b.DeliverBatch(l, []bus.Envelope{tell([]byte("5")), forged, tell([]byte("6"))})
+			if err := l.closed(); !errors.Is(err, bus.ErrBadEnvelope) {
+				t.Fatalf("a tell in another node's name left the link with %v, want it closed with ErrBadEnvelope", err)
+			}
+			eventually(t, "the tells", func() error {
+				if g := received(); !slices.Equal(g, append(want, "bytes:5", "bytes:6")) {
+					return fmt.Errorf("received %v, want %v", g, append(want, "bytes:5", "bytes:6"))
+				}
+				return nil
+			})
+			want = received()
+			if slices.Contains(want, "bytes:forged") {
+				t.Fatal("the forged tell was received")
+			}
+
+			// The actor stops on its first tell: the next ones of the batch
+			// are dead letters.
+			l2 := &batchLink{peer: bus.NewNodeID()}
+			from = bus.Ref{Node: l2.peer, Name: "src", ID: 7}
+			dead := b.DeadLetters()
+			b.DeliverBatch(l2, []bus.Envelope{tell("stop"), tell([]byte("7")), tell([]byte("8"))})
+			eventually(t, "the dead letters", func() error {
+				if n := b.DeadLetters() - dead; n != 2 {
+					return fmt.Errorf("%d dead letters, want 2", n)
+				}
+				return nil
+			})
+			if g := received(); !slices.Equal(g, append(want, "string:stop")) {
+				t.Fatalf("received %v, want %v", g, append(want, "string:stop"))
+			}
+		})
+	}
+}
+
+// TestDeliverBatchInlineRunsOnTheReader: the tells of a batch to an idle
+// actor WithInline run before DeliverBatch returns, in order among the
+// asks to it, which are answered; tells to it that find it busy queue and
+// run after it, in order.
+func TestDeliverBatchInlineRunsOnTheReader(t *testing.T) {
+	b := newTestBus(t)
+	a := &logActor{}
+	if _, err := b.Register("inline", a, bus.WithInline()); err != nil {
+		t.Fatal(err)
+	}
+	l := &batchLink{peer: bus.NewNodeID()}
+	var envs []bus.Envelope
+	var want []string
+	for i := range 20 {
+		s := strconv.Itoa(i)
+		want = append(want, s)
+		env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s}
+		if i%7 == 3 {
+			env.Kind, env.Corr = bus.KindAsk, uint64(i)
+		}
+		envs = append(envs, wire(t, b, env))
+	}
+	b.DeliverBatch(l, envs)
+	// The asks among them may have queued, and the tells behind them too.
+	eventually(t, "every message", func() error {
+		if got := a.log(); !slices.Equal(got, want) {
+			return fmt.Errorf("received %v, want %v", got, want)
+		}
+		return nil
+	})
+	if n := len(l.answers()); n != 3 {
+		t.Fatalf("%d asks answered, want 3", n)
+	}
+	envs, want = envs[:0], nil
+	for i := range 10 {
+		s := strconv.Itoa(100 + i)
+		want = append(want, s)
+		envs = append(envs, wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s}))
+	}
+	b.DeliverBatch(l, envs)
+	if got := a.log()[20:]; !slices.Equal(got, want) { // no waiting: they ran here
+		t.Fatalf("after DeliverBatch returned the actor had received %v, want %v", got, want)
+	}
+
+	// Busy: the tells queue behind the message it is handling.
+	a.in, a.gate = make(chan struct{}, 100), make(chan struct{})
+	go b.Tell("inline", "busy")
+	<-a.in
+	want = append(want, "busy")
+	for i := range 10 {
+		s := strconv.Itoa(200 + i)
+		want = append(want, s)
+		envs[i] = wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s})
+	}
+	b.DeliverBatch(l, envs)
+	close(a.gate)
+	eventually(t, "every message", func() error {
+		if got := a.log()[20:]; !slices.Equal(got, want) {
+			return fmt.Errorf("received %v, want %v", got, want)
+		}
+		return nil
+	})
 }

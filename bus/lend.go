@@ -17,7 +17,11 @@ import (
 // been given back, when its Receive returned. A body decoded as usual is
 // one allocation per message, and the collector's work on it costs more
 // than the allocation (docs/performance.md, "Sockets (netbus) / What
-// limits it"); a lent one costs a copy and an atomic add.
+// limits it"); a lent one costs a copy and an atomic add. An actor also
+// WithInline that DeliverBatch runs on the link's reader (deliveryRun's
+// direct) is lent the body in place, in the transport's buffer, with no
+// copy and nothing to give back: its Receive returns before DeliverBatch
+// does, and the transport reuses its buffer only after that.
 //
 // A lent body is given back only after Receive has returned on it
 // (process.invokeOther): a tell that never reaches Receive (refused,
@@ -53,7 +57,7 @@ type lentSlab struct {
 }
 
 // lentRec is a lent body's header, which its interface points at, and its
-// slab.
+// slab (nil for a body lent in place, see deliveryRun.lendInPlace).
 type lentRec struct {
 	b    []byte
 	slab *lentSlab
@@ -65,6 +69,7 @@ type lentRec struct {
 type lentSlabs struct {
 	open atomic.Pointer[lentSlab]
 	free sync.Pool
+	recs sync.Pool // of *lentRec, for bodies lent in place
 }
 
 // take returns the slab a batch left open, or nil: the batch that takes
@@ -118,7 +123,27 @@ func (ls *lentSlabs) lend(slab **lentSlab, p []byte) any {
 	s.ndata += len(p)
 	copy(r.b, p)
 	r.slab = s
+	return r.value()
+}
+
+// value is the interface a Receive is lent r's body as: it points at r.
+func (r *lentRec) value() any {
 	return *(*any)(unsafe.Pointer(&eface{typ: bytesWord, data: unsafe.Pointer(&r.b)}))
+}
+
+// getRec and putRec pool the records of bodies lent in place, which have
+// no slab (see deliveryRun.lendInPlace).
+func (ls *lentSlabs) getRec() *lentRec {
+	r, _ := ls.recs.Get().(*lentRec)
+	if r == nil {
+		r = new(lentRec)
+	}
+	return r
+}
+
+func (ls *lentSlabs) putRec(r *lentRec) {
+	r.b = nil
+	ls.recs.Put(r)
 }
 
 // seal ends the reader's filling of s: from now on the last body given
@@ -129,10 +154,11 @@ func (s *lentSlab) seal() {
 	}
 }
 
-// giveBack gives back msg, a lent body whose Receive has returned.
+// giveBack gives back msg, a lent body whose Receive has returned (one
+// lent in place, with no slab, has nothing to give back).
 func giveBack(msg any) {
 	r := (*lentRec)((*eface)(unsafe.Pointer(&msg)).data)
-	if s := r.slab; s.refs.Add(-1) == 0 {
+	if s := r.slab; s != nil && s.refs.Add(-1) == 0 {
 		s.from.put(s)
 	}
 }
@@ -152,29 +178,6 @@ var bytesType = reflect.TypeFor[[]byte]()
 // decode. The bus copies the result before data is reused.
 type BytesDecoder interface {
 	BytesOf(data []byte) (p []byte, ok bool)
-}
-
-// decodeTell decodes the body of env, a tell or an ask from l, for p (nil
-// when no local actor takes it). With slab not nil, a []byte tell to an
-// actor that borrows bytes is lent in *slab (see lend), and lent reports
-// it.
-func (b *Bus) decodeTell(l Link, env *Envelope, p *process, slab **lentSlab) (lent bool, err error) {
-	if slab == nil || p == nil || !p.opts.borrow || env.Kind != KindTell {
-		return false, b.decodeBody(l, env)
-	}
-	c, err := b.codecFor(l, env.Codec)
-	if err != nil {
-		return false, err
-	}
-	if bd, ok := c.(BytesDecoder); ok {
-		if rt, err := b.types.cachedTypeOf(env.Type); err == nil && rt == bytesType {
-			if body, ok := bd.BytesOf(env.Body); ok && len(body) <= lentMax {
-				env.Msg = b.lent.lend(slab, body)
-				return true, nil
-			}
-		}
-	}
-	return false, b.types.DecodeBody(c, env)
 }
 
 // lent reports whether d's message is a lent body.

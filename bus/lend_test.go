@@ -74,9 +74,21 @@ func (a *orderChecker) err() error {
 // its buffer: the actor receives each body whole and in order, although it
 // clears each one it receives and the bus reuses its memory.
 func TestBorrowedBytesInBatches(t *testing.T) {
+	forBorrowers(t, testBorrowedBytesInBatches)
+}
+
+// forBorrowers runs test with the options of an actor that borrows bytes:
+// on the bus's goroutines, and on the link's reader (WithInline), where a
+// batch's bodies are lent in place.
+func forBorrowers(t *testing.T, test func(*testing.T, ...bus.ActorOption)) {
+	t.Run("pooled", func(t *testing.T) { test(t, bus.WithBorrowedBytes()) })
+	t.Run("inline", func(t *testing.T) { test(t, bus.WithBorrowedBytes(), bus.WithInline()) })
+}
+
+func testBorrowedBytesInBatches(t *testing.T, opts ...bus.ActorOption) {
 	b := newTestBus(t)
 	a := &orderChecker{}
-	if _, err := b.Register("borrower", a, bus.WithBorrowedBytes()); err != nil {
+	if _, err := b.Register("borrower", a, opts...); err != nil {
 		t.Fatal(err)
 	}
 	l := &batchLink{peer: bus.NewNodeID()}
@@ -361,9 +373,9 @@ func TestBorrowedBytesOverTCP(t *testing.T) {
 }
 
 // FuzzBorrowedBytes hands an actor that borrows bytes a []byte tell of
-// any body, in each codec that lends: it receives what DecodeBody decodes,
-// or the tell is a dead letter whose reason wraps ErrBadEnvelope, and
-// nothing panics.
+// any body, in each codec that lends, on the bus's goroutines and on the
+// caller (WithInline): it receives what DecodeBody decodes, or the tell is
+// a dead letter whose reason wraps ErrBadEnvelope, and nothing panics.
 func FuzzBorrowedBytes(f *testing.F) {
 	for _, p := range [][]byte{{}, {0x40}, {0x58, 0x02, 1, 2}, {0x5f, 0x41, 1, 0xff}, {0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, numbered(1, 1100)} {
 		f.Add(false, p)
@@ -371,12 +383,17 @@ func FuzzBorrowedBytes(f *testing.F) {
 	}
 	b := newTestBus(f)
 	got := make(chan []byte, 1)
-	if _, err := b.Register("borrower", bus.ActorFunc(func(c *bus.Context, msg any) error {
+	borrower := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if p, ok := msg.([]byte); ok {
 			got <- bytes.Clone(p)
 		}
 		return nil
-	}), bus.WithBorrowedBytes()); err != nil {
+	})
+	if _, err := b.Register("borrower", borrower, bus.WithBorrowedBytes()); err != nil {
+		f.Fatal(err)
+	}
+	// It takes its bodies in place, on the caller of DeliverBatch.
+	if _, err := b.Register("borrower-inline", borrower, bus.WithBorrowedBytes(), bus.WithInline()); err != nil {
 		f.Fatal(err)
 	}
 	typed := bus.Envelope{Kind: bus.KindTell, Msg: []byte{}}
@@ -385,28 +402,30 @@ func FuzzBorrowedBytes(f *testing.F) {
 	}
 	l := &batchLink{peer: bus.NewNodeID()}
 	f.Fuzz(func(t *testing.T, raw bool, body []byte) {
-		env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "borrower"}, Type: typed.Type, Body: bytes.Clone(body)}
-		var c bus.Codec = codec.Binary()
-		if raw {
-			env.Codec, c = bus.Raw.Name(), bus.Raw
-		}
-		want := env
-		wantErr := b.Types().DecodeBody(c, &want)
-		dead := b.DeadLetterCount(bus.ErrBadEnvelope)
-		b.DeliverBatch(l, []bus.Envelope{env}) // a body that does not decode is refused before it returns
-		if wantErr != nil {
-			if n := b.DeadLetterCount(bus.ErrBadEnvelope); n != dead+1 {
-				t.Fatalf("body %x: DecodeBody fails (%v), but %d dead letters", body, wantErr, n-dead)
+		for _, to := range []string{"borrower", "borrower-inline"} {
+			env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: to}, Type: typed.Type, Body: bytes.Clone(body)}
+			var c bus.Codec = codec.Binary()
+			if raw {
+				env.Codec, c = bus.Raw.Name(), bus.Raw
 			}
-			return
-		}
-		select {
-		case p := <-got:
-			if !bytes.Equal(p, want.Msg.([]byte)) {
-				t.Fatalf("body %x: the actor took %x; DecodeBody gives %x", body, p, want.Msg)
+			want := env
+			wantErr := b.Types().DecodeBody(c, &want)
+			dead := b.DeadLetterCount(bus.ErrBadEnvelope)
+			b.DeliverBatch(l, []bus.Envelope{env}) // a body that does not decode is refused before it returns
+			if wantErr != nil {
+				if n := b.DeadLetterCount(bus.ErrBadEnvelope); n != dead+1 {
+					t.Fatalf("%s, body %x: DecodeBody fails (%v), but %d dead letters", to, body, wantErr, n-dead)
+				}
+				continue
 			}
-		case <-time.After(time.Minute):
-			t.Fatalf("body %x: the actor took nothing (%d dead letters)", body, b.DeadLetters())
+			select {
+			case p := <-got:
+				if !bytes.Equal(p, want.Msg.([]byte)) {
+					t.Fatalf("%s, body %x: the actor took %x; DecodeBody gives %x", to, body, p, want.Msg)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("%s, body %x: the actor took nothing (%d dead letters)", to, body, b.DeadLetters())
+			}
 		}
 	})
 }
@@ -416,6 +435,10 @@ func FuzzBorrowedBytes(f *testing.F) {
 // the dead letter carries past Receive with the body: both stay the
 // body's while later tells reuse the lent memory.
 func TestBorrowedBytesPanicValue(t *testing.T) {
+	forBorrowers(t, testBorrowedBytesPanicValue)
+}
+
+func testBorrowedBytesPanicValue(t *testing.T, opts ...bus.ActorOption) {
 	b := newTestBus(t)
 	dead := deadLetters(t, b)
 	var took atomic.Int64
@@ -431,7 +454,7 @@ func TestBorrowedBytesPanicValue(t *testing.T) {
 		}
 		clear(p)
 		return nil
-	}), bus.WithBorrowedBytes()); err != nil {
+	}), opts...); err != nil {
 		t.Fatal(err)
 	}
 	l := &batchLink{peer: bus.NewNodeID()}
@@ -440,7 +463,11 @@ func TestBorrowedBytesPanicValue(t *testing.T) {
 	}
 	const sent = 1024
 	for i := uint64(0); i < sent; i += 4 { // the lent memory is reused meanwhile
-		b.DeliverBatch(l, []bus.Envelope{tell(i), tell(i + 1), tell(i + 2), tell(i + 3)})
+		envs := []bus.Envelope{tell(i), tell(i + 1), tell(i + 2), tell(i + 3)}
+		b.DeliverBatch(l, envs)
+		for _, env := range envs {
+			clear(env.Body) // the transport's buffer, reused
+		}
 		eventually(t, "the batch taken", func() error {
 			if n, want := took.Load(), int64(i+4); n < want {
 				return fmt.Errorf("%d tells taken, want %d", n, want)

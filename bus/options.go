@@ -129,7 +129,10 @@ func WithMailbox(o mailbox.Options) ActorOption {
 //
 // A message from another process runs on the transport's reader (never on
 // an asker taking its reply from the link: PollingLink takes replies
-// only), which saves the serving side's goroutine hand-off. Nothing else is
+// only), which saves the serving side's goroutine hand-off; the tells of
+// one batch that find the actor idle run one after the other without
+// entering its mailbox, and WithBorrowedBytes then lends their bodies in
+// the transport's buffer, without a copy. Nothing else is
 // delivered from that link meanwhile: an Ask from such a Receive through
 // the same link would wait for the very delivery it holds up, until its
 // context ends.

@@ -556,6 +556,55 @@ func (m *Mailbox[T]) Hold() (t Turns, ok bool) {
 	}
 }
 
+// Claim takes an idle mailbox with both lanes empty, not suspended, for
+// the caller to invoke user messages on directly (through its own
+// Invoker), as an Inline Send that finds the mailbox idle would, but
+// without queueing each one first: a transport's reader running a batch
+// for an inline actor pays one claim for the batch instead of a push, a
+// schedule and a pop per message. It reports whether it took the mailbox.
+// While the caller holds it no turn runs and Sends queue; the caller
+// invokes a message only while Open reports true, and lets go with
+// Release.
+func (m *Mailbox[T]) Claim() bool {
+	s := m.state.Load()
+	if s&(scheduled|closed|suspended) != 0 || m.sysLen.Load() != 0 || !m.empty() {
+		return false
+	}
+	if !m.state.CompareAndSwap(s, s|scheduled) {
+		return false
+	}
+	if m.sysLen.Load() != 0 || !m.empty() { // sent between the looks and the claim
+		m.Release()
+		return false
+	}
+	return true
+}
+
+// Open reports whether the caller holding the mailbox (Claim) may invoke a
+// user message now: it is not closed or suspended (a failed Invoke may
+// have suspended it), and no system message waits, since those run first.
+func (m *Mailbox[T]) Open() bool {
+	return m.state.Load()&(closed|suspended) == 0 && m.sysLen.Load() == 0
+}
+
+// Release lets go of a mailbox the caller claimed; what was sent to it
+// meanwhile goes to its Pool, as at the end of a turn.
+func (m *Mailbox[T]) Release() {
+	m.state.And(^uint32(scheduled))
+	if m.hasWork() && m.reclaim() {
+		m.goRun()
+	}
+}
+
+// empty reports whether no user message is queued, written or not.
+func (m *Mailbox[T]) empty() bool {
+	r := m.user.Load()
+	return r == nil || r.len() == 0
+}
+
+// Inline reports Options.Inline.
+func (m *Mailbox[T]) Inline() bool { return m.inline }
+
 // goRun hands the scheduled mailbox's work to its Pool (Options.Pool, or
 // the goRunner of Options.Go); the caller won the scheduled bit by a CAS.
 func (m *Mailbox[T]) goRun() { m.pool.Go(Turns{m}) }

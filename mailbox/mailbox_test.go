@@ -1210,3 +1210,86 @@ func TestHold(t *testing.T) {
 		t.Fatal("Hold() of a closed mailbox = true")
 	}
 }
+
+// TestClaim: a claimed mailbox runs nothing and hands nothing to its Pool
+// while its holder invokes messages itself; Open says when the holder must
+// stop (a system message waits, the mailbox is suspended or closed); on
+// Release what queued meanwhile goes to the Pool, system lane first. Claim
+// fails on a mailbox that is scheduled (or held), suspended or closed.
+func TestClaim(t *testing.T) {
+	var pool countingPool
+	rec := newRecorder()
+	mb := mustNew[int](t, rec, Options{Pool: &pool})
+	if !mb.Claim() {
+		t.Fatal("Claim() of a fresh mailbox = false")
+	}
+	if mb.Claim() {
+		t.Fatal("Claim() of a claimed mailbox = true")
+	}
+	if _, ok := mb.Hold(); ok {
+		t.Fatal("Hold() of a claimed mailbox = true")
+	}
+	if !mb.Open() {
+		t.Fatal("Open() of a claimed idle mailbox = false")
+	}
+	rec.Invoke(1) // the holder's own
+	if err := mb.Send(context.Background(), 2, Default); err != nil {
+		t.Fatal(err)
+	}
+	if !mb.Open() {
+		t.Fatal("a user message queued behind the holder closed it: Open() = false")
+	}
+	if err := mb.SendSystem(100); err != nil {
+		t.Fatal(err)
+	}
+	if mb.Open() {
+		t.Fatal("Open() with a system message waiting = true")
+	}
+	if n := pool.n.Load(); n != 0 {
+		t.Fatalf("a claimed mailbox handed %d turns to its Pool", n)
+	}
+	if got := rec.snapshot(); len(got) != 1 {
+		t.Fatalf("a claimed mailbox ran %v", got[1:])
+	}
+	mb.Release()
+	rec.await(t, 3)
+	sameEvents(t, rec.snapshot(), []event{ev("user", 1), ev("sys", 100), ev("user", 2)})
+	if n := pool.n.Load(); n != 1 {
+		t.Fatalf("Release handed %d turns to the Pool, want 1", n)
+	}
+
+	// Not while it is held, nor suspended.
+	var held countingPool
+	mb2 := mustNew[int](t, newRecorder(), Options{Pool: &held})
+	turns, _ := mb2.Hold()
+	mb2.Send(context.Background(), 1, Default)
+	if mb2.Claim() {
+		t.Fatal("Claim() of a held mailbox = true")
+	}
+	turns.Run()
+	mb3 := mustNew[int](t, newRecorder(), Options{Pool: &held})
+	mb3.Suspend()
+	if mb3.Claim() {
+		t.Fatal("Claim() of a suspended mailbox = true")
+	}
+	mb3.Resume() // schedules a turn, which finds nothing to run
+	for deadline := time.Now().Add(time.Minute); !mb3.Claim(); {
+		if time.Now().After(deadline) {
+			t.Fatal("Claim() of a resumed idle mailbox = false")
+		}
+		runtime.Gosched()
+	}
+	mb3.Suspend()
+	if mb3.Open() {
+		t.Fatal("Open() of a suspended mailbox = true")
+	}
+	mb3.Resume() // while claimed: nothing to run, nothing handed on
+	mb3.Close()
+	if mb3.Open() {
+		t.Fatal("Open() of a closed mailbox = true")
+	}
+	mb3.Release()
+	if mb3.Claim() {
+		t.Fatal("Claim() of a closed mailbox = true")
+	}
+}

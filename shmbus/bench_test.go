@@ -293,9 +293,10 @@ func BenchmarkTell(b *testing.B) {
 // per message and the tells dropped, as BenchmarkTell does, and the CPU
 // time per message of the sending process and of the receiving one apart.
 // bytes-borrowed sends the []byte body to an actor that borrows it
-// (bus.WithBorrowedBytes).
+// (bus.WithBorrowedBytes), bytes-inline to one that also runs on the
+// link's reader (bus.WithInline).
 func BenchmarkTellShm(b *testing.B) {
-	for _, body := range append(tellBodies, tellBody{"bytes-borrowed", make([]byte, 64), "count-borrowed"}) {
+	for _, body := range append(tellBodies, tellBody{"bytes-borrowed", make([]byte, 64), "count-borrowed"}, tellBody{"bytes-inline", make([]byte, 64), "count-inline"}) {
 		for _, senders := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/senders=%d", body.name, senders), func(b *testing.B) {
 				shm, _ := dialChild(b)

@@ -240,7 +240,8 @@ func runHelper(path string) {
 	// count counts the tells it takes (strings, byte slices, ticks) and
 	// answers an ask with "taken dropped": a tell that found its mailbox
 	// full is a dead letter, counted in countDrops. count-borrowed does
-	// the same, borrowing its []byte bodies (bus.WithBorrowedBytes).
+	// the same, borrowing its []byte bodies (bus.WithBorrowedBytes), and
+	// count-inline borrowing them on the link's reader (bus.WithInline).
 	var tells, countDrops atomic.Int64
 	counter := bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {
@@ -254,6 +255,7 @@ func runHelper(path string) {
 	})
 	b.Register("count", counter, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
 	b.Register("count-borrowed", counter, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes())
+	b.Register("count-inline", counter, bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}), bus.WithBorrowedBytes(), bus.WithInline())
 	// A link's reader never waits on a full mailbox: a tell it cannot
 	// queue is a dead letter. drops counts them per actor, so that the
 	// order actors can report count + dropped = sent.
@@ -263,7 +265,7 @@ func runHelper(path string) {
 		for m := range dead.Messages() {
 			if d, ok := m.Msg.(bus.DeadLetter); ok && d.Msg != "report" && d.Msg != "" { // not the asks for reports
 				switch d.To.Name {
-				case "count", "count-borrowed":
+				case "count", "count-borrowed", "count-inline":
 					countDrops.Add(1)
 				case "order":
 					orderDrops.Add(1)
