@@ -702,3 +702,146 @@ func TestDeliverBatchInlineRunsOnTheReader(t *testing.T) {
 		return nil
 	})
 }
+
+// FuzzDeliverBatchHeaders hands the bus a batch of tells and asks whose
+// headers a peer chose, each byte of the input choosing one envelope's
+// sender (one of the peer's two actors, or another node's), target (two
+// actors by Ref, one by name, one that does not exist), body ([]byte,
+// string, one that does not decode), codec (the link's, or one the node
+// does not know) and kind, so that tells repeat the header before them
+// or differ from it in one field: DeliverBatch, which reuses what it
+// worked out for a tell with the header of the one before, judges each
+// envelope as Deliver does one at a time: the actors receive the same
+// messages in the same order, the asks get the same answers, the dead
+// letters count the same by reason, and the link is closed alike.
+func FuzzDeliverBatchHeaders(f *testing.F) {
+	f.Add(false, []byte{0, 0, 0, 1, 1, 0, 0})
+	f.Add(true, []byte{0, 0, 0x40, 0, 0, 0x80, 0})
+	f.Add(true, []byte{0x04, 0x04, 0x08, 0x08, 0x10, 0x10, 0x20, 0x20, 0, 0})
+	f.Add(false, []byte{0x01, 0x02, 0x03, 0x02, 0x01, 0x11, 0x12, 0x13})
+	f.Fuzz(func(t *testing.T, inline bool, choices []byte) {
+		if len(choices) > 200 {
+			choices = choices[:200]
+		}
+		type outcome struct {
+			got     map[string][]string
+			answers map[uint64]string
+			dead    map[string]uint64
+			closed  bool
+		}
+		run := func(batch bool) outcome {
+			b := newTestBus(t)
+			var mu sync.Mutex
+			got := map[string][]string{}
+			actor := func(name string) bus.Actor {
+				return bus.ActorFunc(func(c *bus.Context, msg any) error {
+					mu.Lock()
+					switch m := msg.(type) {
+					case []byte:
+						got[name] = append(got[name], fmt.Sprintf("%v b:%s", c.Sender(), m))
+					case string:
+						got[name] = append(got[name], fmt.Sprintf("%v %v", c.Sender(), m))
+					}
+					mu.Unlock()
+					if c.IsAsk() {
+						return c.Reply("ok")
+					}
+					return nil
+				})
+			}
+			opts := []bus.ActorOption{bus.WithBorrowedBytes()}
+			if inline {
+				opts = append(opts, bus.WithInline())
+			}
+			x, err := b.Register("x", actor("x"), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := b.Register("y", actor("y"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &batchLink{peer: bus.NewNodeID()}
+			froms := []bus.Ref{{Node: l.peer, Name: "s1", ID: 1}, {Node: l.peer, Name: "s2", ID: 2}, {Node: bus.NewNodeID(), Name: "s1", ID: 1}, {}}
+			tos := []bus.Ref{x, y, {Name: "x"}, {Node: b.NodeID(), Name: "x", ID: x.ID + 1000}}
+			var envs []bus.Envelope
+			asks := 0
+			for i, c := range choices {
+				env := bus.Envelope{Kind: bus.KindTell, From: froms[c&3], To: tos[c>>2&3]}
+				switch c >> 4 & 3 {
+				case 0, 1:
+					env.Msg = []byte(strconv.Itoa(i))
+				case 2:
+					env.Msg = strconv.Itoa(i)
+				}
+				if c>>7 != 0 {
+					env.Kind, env.Corr = bus.KindAsk, uint64(i+1)
+					asks++
+				}
+				if env.Msg == nil {
+					env.Msg = "bad"
+					env = wire(t, b, env)
+					env.Body = []byte{0xff, 0xfe}
+				} else {
+					env = wire(t, b, env)
+				}
+				if c>>4&3 == 1 && c&0x40 != 0 {
+					env.Codec = "no-such-codec"
+				}
+				envs = append(envs, env)
+			}
+			if batch {
+				b.DeliverBatch(l, envs)
+			} else {
+				for i := range envs {
+					b.Deliver(l, &envs[i])
+				}
+			}
+			received := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, g := range got {
+					n += len(g)
+				}
+				return n
+			}
+			eventually(t, "every envelope handled", func() error {
+				if n := received() + int(b.DeadLetters()); n != len(envs) {
+					return fmt.Errorf("%d of %d received or dead letters", n, len(envs))
+				}
+				if n := len(l.answers()); n != asks {
+					return fmt.Errorf("%d of %d asks answered", n, asks)
+				}
+				return nil
+			})
+			mu.Lock()
+			o := outcome{got: got, answers: map[uint64]string{}, dead: map[string]uint64{}, closed: l.closed() != nil}
+			mu.Unlock()
+			for corr, e := range l.answers() {
+				o.answers[corr] = fmt.Sprint(e.Kind, e.Headers)
+			}
+			for _, reason := range []error{bus.ErrBadEnvelope, bus.ErrNoRoute, bus.ErrMailboxFull, bus.ErrUnknownCodec} {
+				o.dead[reason.Error()] = b.DeadLetterCount(reason)
+			}
+			o.dead["all"] = b.DeadLetters()
+			return o
+		}
+		one, batched := run(false), run(true)
+		// The node ids differ between the two buses: compare what the
+		// actors received by what follows the sender.
+		strip := func(o outcome) string {
+			var s strings.Builder
+			for _, name := range []string{"x", "y"} {
+				for _, g := range o.got[name] {
+					_, after, _ := strings.Cut(g, " ")
+					fmt.Fprintf(&s, "%s:%s,", name, after)
+				}
+			}
+			return fmt.Sprint(s.String(), o.answers, o.dead, o.closed)
+		}
+		if a, b := strip(batched), strip(one); a != b {
+			t.Fatalf("DeliverBatch judged the envelopes otherwise than Deliver:\nbatch:   %s\ndeliver: %s", a, b)
+		}
+	})
+}
