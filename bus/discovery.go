@@ -339,17 +339,26 @@ func (b *Bus) addrTiers(n NodeInfo, host string) [][]string {
 }
 
 // linkedNear reports whether a link to node is up whose scheme is as near
-// as the nearest of tiers.
+// as the nearest of tiers. It asks the link table, not the peers' links: a
+// link the transport reported up is shown ready (Links) a moment before it
+// joins its peer's links, and a report in that moment must not dial.
 func (b *Bus) linkedNear(node NodeID, tiers [][]string) bool {
 	if node.IsZero() || len(tiers) == 0 {
 		return false
 	}
-	_, l := b.linkTo(node)
-	if l == nil {
+	s, err := b.lk.schemeOf(tiers[0][0])
+	if err != nil {
 		return false
 	}
-	s, err := b.lk.schemeOf(tiers[0][0])
-	return err == nil && schemeRank(l.Scheme()) <= schemeRank(s)
+	t := &b.lk
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for l, ll := range t.live {
+		if l.Peer() == node && ll.nonce == nil && !ll.retiring && schemeRank(l.Scheme()) <= schemeRank(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialFailed hears from a keeper that addr failed to dial attempts times in
