@@ -36,6 +36,18 @@ func (e *eventLog) find(f func(bus.LinkInfo) bool) (bus.LinkInfo, bool) {
 	return bus.LinkInfo{}, false
 }
 
+func (e *eventLog) count(f func(bus.LinkInfo) bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, i := range e.got {
+		if f(i) {
+			n++
+		}
+	}
+	return n
+}
+
 func linkedBus(t *testing.T, opts ...bus.Option) *bus.Bus {
 	t.Helper()
 	b, err := bus.New(append([]bus.Option{bus.WithLogger(quiet)}, opts...)...)

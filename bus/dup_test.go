@@ -59,6 +59,20 @@ func crossDial(t *testing.T, scheme string, i int) {
 	if got, err := b.Ask(ctx, "a", "?"); err != nil || got != "a" {
 		t.Fatalf("round %d: b asks a: %v %v", i, got, err)
 	}
+	// Each end closes the duplicate. A slow end may admit the other's dial
+	// only after both ends showed one link, so wait for that close before
+	// judging what stays.
+	closed := func(e bus.LinkInfo) bool { return e.State == bus.LinkClosed }
+	for name, ev := range map[string]*eventLog{"a": &aEv, "b": &bEv} {
+		for n := 0; ev.count(closed) == 0; n++ {
+			if n == 2000 {
+				t.Fatalf("round %d: %s never closed the duplicate: links %+v", i, name, map[string]*bus.Bus{"a": a, "b": b}[name].Links())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	bustest.WaitLinks(t, a, "a keeps one link", one)
+	bustest.WaitLinks(t, b, "b keeps one link", one)
 	time.Sleep(50 * time.Millisecond) // many backoff periods: a keeper that redials would have
 	for name, x := range map[string]*bus.Bus{"a": a, "b": b} {
 		if ls := x.Links(); !one(ls) {
