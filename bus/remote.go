@@ -592,7 +592,7 @@ func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration)
 func (o *outgoing) reset() {
 	clearEnvelope(&o.env)
 	o.codec = nil
-	o.ctx.parent, o.ctx.d = nil, 0 // a started one is never reset (stop)
+	o.ctx.parent, o.ctx.d, o.ctx.at = nil, 0, time.Time{} // a started one is never reset (stop)
 }
 
 // sendError maps a context error a link returned to the bus's own.
@@ -607,19 +607,42 @@ func sendError(err error) error {
 }
 
 // lazyTimeout is a context that ends with parent, or d after it is first
-// waited on. A link whose queue has room never asks for Done, so the common
-// send starts no timer; one that applies backpressure gets the same bound
-// as context.WithTimeout(parent, d).
+// asked for its deadline or waited on. A link whose queue has room asks
+// for neither, so the common send starts no timer; one that applies
+// backpressure gets the same bound as context.WithTimeout(parent, d), and
+// a timer only if it waits on Done: a link that sleeps until its
+// deadline by other means (shmbus waiting for room) needs none.
 type lazyTimeout struct {
 	parent  context.Context // nil: none
 	d       time.Duration
 	mu      sync.Mutex
+	at      time.Time       // the deadline, fixed when first asked; zero until then
 	ctx     context.Context // nil until first waited on
 	cancel  context.CancelFunc
 	started atomic.Bool // ctx is set; read without mu by stop
 }
 
-func (c *lazyTimeout) start() context.Context {
+// deadline fixes the deadline the first time it is asked for: d from now,
+// or parent's if that comes first. mu is held.
+func (c *lazyTimeout) deadline() time.Time {
+	if c.at.IsZero() {
+		c.at = time.Now().Add(c.d)
+		if c.parent != nil {
+			if pd, ok := c.parent.Deadline(); ok && pd.Before(c.at) {
+				c.at = pd
+			}
+		}
+	}
+	return c.at
+}
+
+func (c *lazyTimeout) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline(), true
+}
+
+func (c *lazyTimeout) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
@@ -627,14 +650,11 @@ func (c *lazyTimeout) start() context.Context {
 		if parent == nil {
 			parent = context.Background()
 		}
-		c.ctx, c.cancel = context.WithTimeout(parent, c.d)
+		c.ctx, c.cancel = context.WithDeadline(parent, c.deadline())
 		c.started.Store(true)
 	}
-	return c.ctx
+	return c.ctx.Done()
 }
-
-func (c *lazyTimeout) Deadline() (time.Time, bool) { return c.start().Deadline() }
-func (c *lazyTimeout) Done() <-chan struct{}       { return c.start().Done() }
 
 func (c *lazyTimeout) Value(key any) any {
 	if c.parent == nil {
@@ -645,13 +665,18 @@ func (c *lazyTimeout) Value(key any) any {
 
 func (c *lazyTimeout) Err() error {
 	c.mu.Lock()
-	ctx := c.ctx
+	ctx, at := c.ctx, c.at
 	c.mu.Unlock()
 	if ctx != nil {
 		return ctx.Err()
 	}
-	if c.parent != nil { // nobody waited, so the time has not started
-		return c.parent.Err()
+	if c.parent != nil {
+		if err := c.parent.Err(); err != nil {
+			return err
+		}
+	}
+	if !at.IsZero() && !time.Now().Before(at) { // nobody waited, yet the time has started
+		return context.DeadlineExceeded
 	}
 	return nil
 }
