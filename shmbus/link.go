@@ -329,11 +329,18 @@ func (l *link) closedErr() error {
 	return fmt.Errorf("shmbus: link to %s closed: %w: %w", l.peer.Short(), bus.ErrPeerGone, l.err)
 }
 
-// offerYields is how many times a sender that found the ring full yields
-// before it sleeps until the peer's reader frees room. Few: a sender that
-// spins takes the CPU the peer's reader needs to free room, and the reader
-// wakes it (docs/performance.md, "A full ring").
+// offerYields is how many times a sender that found the ring full waits
+// a moment for room (awaitHead) before it sleeps until the peer's reader
+// frees room. Few: a sender that spins takes the CPU the peer's reader
+// needs to free room, and the reader wakes it (docs/performance.md, "A
+// full ring").
 const offerYields = 10
+
+// headPolls bounds each of those waits: the polls of the peer's head,
+// each a read of a line the peer's reader writes. The sender polls rather
+// than yielding to the Go scheduler, which woke an idle thread of the
+// process at each yield.
+const headPolls = 64
 
 // roomSlice is the longest sleep of a sender waiting for room. The peer's
 // reader wakes it once it frees room; the slice only bounds how late a
@@ -343,7 +350,7 @@ var roomSlice = time.Millisecond
 
 // offer writes one record, waiting while the ring is full: until ctx ends,
 // the link closes or the peer is declared gone (checkPeer), never longer.
-// It yields offerYields times, then sleeps until the peer's reader frees
+// It waits offerYields times, then sleeps until the peer's reader frees
 // room (waitRoom). memMu is held for reading.
 func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 	var rw roomWait
@@ -377,7 +384,7 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 			if ctx.Err() != nil {
 				return l.fullErr(ctx)
 			}
-			runtime.Gosched()
+			l.prod.awaitHead(headPolls)
 		}
 	}
 }

@@ -235,6 +235,19 @@ func (p *producer) ring() bool {
 	return w != 0 && p.w.doorbell.CompareAndSwap(w-1, nextBell(w-1))
 }
 
+// awaitHead polls the consumer's head, up to n times, until it has moved
+// an eighth of the ring past the head last seen: a sender that found the
+// ring full then offers again once there is room for a run of records,
+// not for each record as it is freed.
+func (p *producer) awaitHead(n int) {
+	want := p.headCache.Load() + p.capacity/8
+	for range n {
+		if p.w.head.Load() >= want {
+			return
+		}
+	}
+}
+
 // awaitRoom announces that the caller, having found the ring full, is about
 // to sleep on w.room until the consumer frees room, and returns the value
 // to sleep on. The caller must then offer once more, and sleep only if that

@@ -217,9 +217,9 @@ func offerSpin(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 }
 
 // offerWait offers one record as a link's sender does: while the ring is
-// full it yields offerYields times, then sleeps until the reader frees
-// room and wakes it (offerOrSleep; the child's reader does, see ringPeer),
-// for at most roomSlice. A producer that only yields takes, on a machine whose CPUs
+// full it waits offerYields times (awaitHead), then sleeps until the
+// reader frees room and wakes it (offerOrSleep; the child's reader does,
+// see ringPeer), for at most roomSlice. A producer that only yields takes, on a machine whose CPUs
 // are busy, the CPU the reader needs to free room, and the bare ring
 // would then move fewer records than a link over it.
 func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error {
@@ -238,7 +238,7 @@ func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 			return err
 		}
 		if i < offerYields {
-			runtime.Gosched()
+			prod.awaitHead(headPolls)
 		}
 	}
 }
