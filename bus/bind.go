@@ -115,9 +115,21 @@ func (t *linkTable) admit(b *Bus, l Link) bool {
 }
 
 func (b *Bus) sendLinkMsg(l Link, m *sysLink) {
+	b.sendLinkMsgVia(l, m, nil)
+}
+
+// sendFence sends m, a fence, on l once every send that chose l has
+// returned (the caller drained the peer's gate): through Fence when l is a
+// FencingLink, whose tells skip the gate.
+func (b *Bus) sendFence(l Link, m *sysLink) {
+	fl, _ := l.(FencingLink)
+	b.sendLinkMsgVia(l, m, fl)
+}
+
+func (b *Bus) sendLinkMsgVia(l Link, m *sysLink, fl FencingLink) {
 	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()
-	if err := b.sendOn(ctx, l, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}); err != nil {
+	if err := b.encodeSend(ctx, l, nil, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}, fl); err != nil {
 		b.log.Debug("link handshake not sent", "peer", l.Peer().Short(), "err", err)
 	}
 }

@@ -15,7 +15,8 @@ import (
 // sent, the one with the least XOR of the two tokens stays. The others are
 // retired without losing what is in flight on them: this node stops sending
 // on a retired link (it leaves the peer's links), waits for the sends that
-// chose it before (the peer's sendGate), sends a fence, answers the
+// chose it before (the peer's sendGate; a FencingLink refuses the tells
+// that skip it once the fence has begun), sends a fence, answers the
 // peer's fence with an ack, and closes the link once the peer acked its
 // fence (so the peer has read everything sent before it) and no ask
 // through the link waits for its reply, or after replyTimeout.
@@ -112,7 +113,7 @@ func (b *Bus) retire(l Link) {
 		if pr != nil {
 			pr.gate.drain()
 		}
-		b.sendLinkMsg(l, &sysLink{Fence: true})
+		b.sendFence(l, &sysLink{Fence: true})
 		time.AfterFunc(replyTimeout, func() { b.lk.closeOurs(l, errRetired) })
 	})
 }

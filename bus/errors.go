@@ -34,6 +34,10 @@ var (
 	// ErrUnknownCodec means an envelope named a body codec the receiving
 	// bus does not know (see Bus.RegisterCodec).
 	ErrUnknownCodec = errors.New("bus: unknown codec")
+	// ErrLinkFenced is what a FencingLink's SendUnfenced returns once the
+	// link is fenced; the bus sends the envelope on another link, and
+	// never returns it.
+	ErrLinkFenced = errors.New("bus: link fenced")
 )
 
 // Code is the wire identity of an error. Sentinels map to fixed codes so that

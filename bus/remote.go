@@ -336,13 +336,35 @@ func (b *Bus) enterPeer(pr *peer, node NodeID, kind Kind) (_ *peer, l Link, e ui
 }
 
 // tellRemote sends a tell to node through pr (nil: looked up), bounded by
-// ctx or, when ctx has no deadline, by the bus's send timeout.
+// ctx or, when ctx has no deadline, by the bus's send timeout. On a link
+// that fences itself (FencingLink) it skips the peer's send gate; one
+// fenced (or closed) since the tell chose it refuses it, and the tell takes
+// the gate to the peer's nearest link, which is another by then.
 func (b *Bus) tellRemote(ctx context.Context, pr *peer, to *Ref, from *Ref, msg any) error {
+	if _, l := b.peerFor(pr, to.Node); l != nil {
+		if fl, ok := l.(FencingLink); ok {
+			if b.beforeGate != nil {
+				b.beforeGate(KindTell)
+			}
+			err := b.sendOutOn(ctx, l, fl, outgoingTell(ctx, to, from, msg), b.sendTimeout)
+			if err == nil || !errors.Is(err, ErrLinkFenced) && !errors.Is(err, ErrPeerGone) {
+				return err
+			}
+			// Fenced, or closed, since the tell chose it: the link took
+			// nothing, and the peer's nearest link may be another now.
+			pr = nil
+		}
+	}
 	pr, l, e := b.enterPeer(pr, to.Node, KindTell)
 	if l == nil {
 		return noLinkTo(*to)
 	}
 	defer pr.gate.exit(e)
+	return b.sendOut(ctx, l, outgoingTell(ctx, to, from, msg), b.sendTimeout)
+}
+
+// outgoingTell returns a pooled outgoing holding a tell of msg.
+func outgoingTell(ctx context.Context, to *Ref, from *Ref, msg any) *outgoing {
 	o := getOutgoing()
 	hs, c := wireOptionsOf(ctx)
 	// Field by field into the zeroed envelope (see outgoing.reset).
@@ -351,7 +373,7 @@ func (b *Bus) tellRemote(ctx context.Context, pr *peer, to *Ref, from *Ref, msg 
 	setRef(&env.From, from)
 	setRef(&env.To, to)
 	o.codec = c
-	return b.sendOut(ctx, l, o, b.sendTimeout)
+	return o
 }
 
 // bodyBufs pools the buffers the bus encodes bodies into for Link.Send,
@@ -370,11 +392,20 @@ func (b *Bus) sendOn(ctx context.Context, l Link, env *Envelope) error {
 
 // sendOnWith is sendOn encoding with c (nil: l's codec).
 func (b *Bus) sendOnWith(ctx context.Context, l Link, c Codec, env *Envelope) error {
+	return b.encodeSend(ctx, l, c, env, nil)
+}
+
+// encodeSend is sendOnWith, sending through fl's Fence when fl is not nil.
+func (b *Bus) encodeSend(ctx context.Context, l Link, c Codec, env *Envelope, fl FencingLink) error {
 	bp := bodyBufs.Get().(*[]byte)
 	body, err := b.encodeFor(l, c, env, (*bp)[:0])
 	if err == nil {
 		env.Body = body
-		err = l.Send(ctx, env)
+		if fl != nil {
+			err = fl.Fence(ctx, env)
+		} else {
+			err = l.Send(ctx, env)
+		}
 		env.Body = nil
 		*bp = body
 	}
@@ -567,6 +598,12 @@ func getOutgoing() *outgoing { return outgoings.Get().(*outgoing) }
 // the bus never hands a link an unbounded send. An error that ends it is
 // one of the bus's (a timeout matches ErrDeadline).
 func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration) error {
+	return b.sendOutOn(ctx, l, nil, o, d)
+}
+
+// sendOutOn is sendOut through fl's SendUnfenced when fl, which is l, is
+// not nil.
+func (b *Bus) sendOutOn(ctx context.Context, l Link, fl FencingLink, o *outgoing, d time.Duration) error {
 	sctx := ctx
 	if _, ok := ctx.Deadline(); !ok && ctx != noWait {
 		o.ctx.parent, o.ctx.d = ctx, d // the rest is zero (reset)
@@ -575,7 +612,11 @@ func (b *Bus) sendOut(ctx context.Context, l Link, o *outgoing, d time.Duration)
 	body, err := b.encodeFor(l, o.codec, &o.env, o.body[:0])
 	if err == nil {
 		o.body, o.env.Body = body, body
-		err = l.Send(sctx, &o.env)
+		if fl != nil {
+			err = fl.SendUnfenced(sctx, &o.env)
+		} else {
+			err = l.Send(sctx, &o.env)
+		}
 	}
 	// A timer that was started may still be read by the link: o is then
 	// left to the collector.

@@ -11,7 +11,9 @@ import (
 // The sender side marks the new link first (sysLink.After names the old
 // link by this node's token on it), then lets new sends take the new link,
 // waits until every send that chose the old link has returned (sendGate),
-// and sends a fence on the old link (sysLink.Moved). The receiver holds what
+// and sends a fence on the old link (sysLink.Moved). A tell on a link that
+// fences itself (FencingLink) skips the gate: the link refuses it once the
+// fence has begun, and the tell goes on the new link. The receiver holds what
 // arrives on the new link after the mark until the fence arrives on the old
 // link, or the old link goes down, then delivers it in order. Replies and
 // errors are never held: they travel on the link their ask took.
@@ -26,7 +28,8 @@ const (
 	heldOverhead = 256
 )
 
-// sendGate lets a switch wait for the sends that chose a peer's old link.
+// sendGate lets a switch wait for the sends that chose a peer's old link
+// (all but tells on a FencingLink).
 // A send enters the gate before it looks up the nearest link and leaves it
 // when Send returned; drain flips the epoch and waits for the sends of the
 // previous one.
@@ -80,7 +83,7 @@ func (b *Bus) switchNearest(pr *peer, old, nl Link) {
 	}
 	b.tasks.Go(func() {
 		pr.gate.drain()
-		b.sendLinkMsg(old, &sysLink{Moved: true})
+		b.sendFence(old, &sysLink{Moved: true})
 	})
 }
 

@@ -2,10 +2,12 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +56,73 @@ func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 				t.Fatalf("the unix link never came up: %+v", c.Links())
 			}
 		})
+	}
+}
+
+// A tell chooses the TCP link, and in the window before it sends (the test
+// hook WithBeforeGate) a Unix socket link to the same node comes up and
+// takes over: the TCP link is fenced while the tell holds it. The tell,
+// which skips the peer's send gate on a link that fences itself, is
+// refused there and goes on the new link; the actor still sees every
+// number once, strictly in order.
+func TestSwitchInATellsWindowKeepsOrder(t *testing.T) {
+	unixAddr := "unix://" + filepath.Join(t.TempDir(), "s.sock")
+	sT := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", unixAddr}})
+	s := linkedBus(t, bus.WithTransport(sT))
+	const n = 3000
+	sink := newOrderSink(n)
+	s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		v, err := strconv.Atoi(fmt.Sprint(msg))
+		if err != nil {
+			return err
+		}
+		sink.take(v)
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	spy := newSpy(netbus.Config{Peers: []string{sT.Addrs()[0]}})
+	var c *bus.Bus
+	var tcp bus.FencingLink
+	var armed atomic.Bool
+	var hookErr error
+	var windowCalls atomic.Int32 // hook calls once armed: 2 when the tell was refused and sent again
+	switchNow := func(k bus.Kind) {
+		if k != bus.KindTell || !armed.Load() || windowCalls.Add(1) != 1 {
+			return
+		}
+		if hookErr = c.Connect(unixAddr); hookErr != nil {
+			return
+		}
+		// Wait for the switch to fence the TCP link: a probe to no actor
+		// (a dead letter there) is refused once it has.
+		probe := bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: c.NodeID()}, To: bus.Ref{Node: s.NodeID(), Name: "probe"}}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := tcp.SendUnfenced(context.Background(), &probe)
+			if errors.Is(err, bus.ErrLinkFenced) {
+				return
+			}
+			if err != nil || time.Now().After(deadline) {
+				hookErr = fmt.Errorf("the TCP link was not fenced (%v): %+v", err, c.Links())
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c = linkedBus(t, bus.WithTransport(spy), bus.WithBeforeGate(switchNow))
+	tcp = (<-spy.links).(bus.FencingLink)
+	waitFor(t, c, "sink")
+	for i := range n {
+		armed.Store(i == n/2)
+		if err := c.Tell("sink", strconv.Itoa(i)); err != nil {
+			t.Fatalf("tell %d: %v", i, err)
+		}
+		if hookErr != nil {
+			t.Fatal(hookErr)
+		}
+	}
+	sink.check(t, s)
+	if w := windowCalls.Load(); w != 2 {
+		t.Fatalf("the tell in the window chose a link %d times, want 2: the fenced TCP link took it", w)
 	}
 }
 

@@ -67,6 +67,25 @@ type Link interface {
 	Close(err error)
 }
 
+// FencingLink is a Link that fences itself, so that a tell sent on it
+// need not enter its peer's send gate, two atomic adds a message: the bus
+// stops sending on a link it moves a peer away from (to a nearer link, or
+// off a duplicate) with a fence message that must follow everything sent on
+// the link before, and the gate lets it wait for the sends that chose the
+// link before it did. A link that refuses such a send once fenced gives the
+// same order: the send goes to the peer's new link instead.
+type FencingLink interface {
+	Link
+	// SendUnfenced is Send for a send that chose the link without entering
+	// its peer's send gate. Once Fence has begun it sends nothing and
+	// returns an error matching ErrLinkFenced; the bus then sends env
+	// elsewhere.
+	SendUnfenced(ctx context.Context, env *Envelope) error
+	// Fence sends env as Send does, after refusing every SendUnfenced from
+	// now on: env follows every envelope a SendUnfenced took.
+	Fence(ctx context.Context, env *Envelope) error
+}
+
 // SpinningLink is implemented by a link whose reader polls for incoming
 // envelopes on a thread of its own for a while (shared memory) instead of
 // waiting in the Go network poller. An Ask waiting on a reply through such a

@@ -62,6 +62,7 @@ type conn struct {
 	writing bool       // a write is under way (the writer's or a sender's)
 	kicked  bool       // queue kicked the writer, which has not taken out since
 	closed  bool       // no more frames are accepted; the writer ends the connection
+	fenced  bool       // frames sent unfenced are refused (link.Fence)
 	ending  ending     // how, once closed
 	why     error      // why, once closed
 	space   chan struct{}
@@ -185,10 +186,11 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// send frames env (its body already encoded) and queues it.
-func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
+// send frames env (its body already encoded) and queues it. Unfenced, it
+// refuses env with bus.ErrLinkFenced once the connection is fenced.
+func (c *conn) send(ctx context.Context, env *bus.Envelope, unfenced bool) error {
 	if !isCall(env.Kind) { // never written at once: see link.alone
-		if done, err := c.queue(env); done {
+		if done, err := c.queue(env, unfenced); done {
 			return err
 		}
 	}
@@ -217,11 +219,11 @@ func (c *conn) send(ctx context.Context, env *bus.Envelope) error {
 	}
 	putFrameHeader(frame, frameData, flags, n)
 	if c.l.alone(env.Kind) {
-		if done, err := c.writeNow(frame, env.Kind, env.Corr); done {
+		if done, err := c.writeNow(frame, env.Kind, env.Corr, unfenced); done {
 			return err
 		}
 	}
-	return c.enqueue(ctx, frame, env.Kind, env.Corr)
+	return c.enqueue(ctx, frame, env.Kind, env.Corr, unfenced)
 }
 
 // isCall reports whether a frame of kind k is an ask or its answer, the
@@ -237,14 +239,19 @@ const maxInPlace = 8 << 10
 // is open, the queue and the ack ring have room and the frame goes
 // uncompressed; otherwise queue reports false, having queued nothing, and
 // send takes the general path, which waits for room and compresses. An
-// envelope that does not encode is reported as done, with the error.
-func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
+// envelope that does not encode is reported as done, with the error, and
+// so is one sent unfenced to a fenced connection (bus.ErrLinkFenced).
+func (c *conn) queue(env *bus.Envelope, unfenced bool) (done bool, err error) {
 	cfg := &c.l.t.cfg
 	comp := c.res.SendComp != compNone
 	if len(env.Body) > maxInPlace || comp && len(env.Body) >= cfg.CompressMin {
 		return false, nil
 	}
 	c.mu.Lock()
+	if unfenced && c.fenced {
+		c.mu.Unlock()
+		return true, bus.ErrLinkFenced
+	}
 	if c.closed || c.ringFull() {
 		c.mu.Unlock()
 		return false, nil
@@ -298,12 +305,12 @@ func (c *conn) queue(env *bus.Envelope) (done bool, err error) {
 // Only a lone ask or reply takes this path (see link.alone): with many calls
 // in flight, or a stream of one-way tells, frames go through the writer,
 // which batches them into one write.
-func (c *conn) writeNow(frame []byte, k bus.Kind, corr uint64) (bool, error) {
+func (c *conn) writeNow(frame []byte, k bus.Kind, corr uint64, unfenced bool) (bool, error) {
 	if c.raw == nil {
 		return false, nil
 	}
 	c.mu.Lock()
-	if c.closed || c.writing || len(c.out) > 0 || c.ringFull() {
+	if c.closed || c.writing || len(c.out) > 0 || c.ringFull() || unfenced && c.fenced {
 		c.mu.Unlock()
 		return false, nil
 	}
@@ -352,10 +359,11 @@ func (c *conn) writeNow(frame []byte, k bus.Kind, corr uint64) (bool, error) {
 
 // enqueue appends a complete frame to the writer's queue, waiting for space
 // while more than MaxQueued bytes are waiting, or ackRing data frames are
-// unacknowledged.
-func (c *conn) enqueue(ctx context.Context, frame []byte, k bus.Kind, corr uint64) error {
+// unacknowledged. Unfenced, it refuses the frame once the connection is
+// fenced, even after waiting.
+func (c *conn) enqueue(ctx context.Context, frame []byte, k bus.Kind, corr uint64, unfenced bool) error {
 	c.mu.Lock()
-	for !c.closed && (len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued || c.ringFull()) {
+	for !c.closed && !(unfenced && c.fenced) && (len(c.out) > 0 && len(c.out)+len(frame) > c.l.t.cfg.MaxQueued || c.ringFull()) {
 		if c.space == nil {
 			c.space = make(chan struct{})
 		}
@@ -372,6 +380,10 @@ func (c *conn) enqueue(ctx context.Context, frame []byte, k bus.Kind, corr uint6
 	if c.closed {
 		c.mu.Unlock()
 		return c.l.sendErr()
+	}
+	if unfenced && c.fenced {
+		c.mu.Unlock()
+		return bus.ErrLinkFenced
 	}
 	c.record(k, corr)
 	c.out = append(c.out, frame...)
@@ -427,6 +439,18 @@ func (c *conn) shut(err error, byPeer bool) {
 	if first && cut {
 		c.nc.SetReadDeadline(time.Now()) // unblock the reader now
 	}
+}
+
+// fence refuses every frame sent unfenced from now on, and wakes the
+// senders that wait for room, so that such a sender is refused at once.
+func (c *conn) fence() {
+	c.mu.Lock()
+	c.fenced = true
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+	c.mu.Unlock()
 }
 
 // stop ends the hand-over of data frames to the host and returns how many

@@ -58,13 +58,39 @@ func (l *link) String() string {
 	return fmt.Sprintf("netbus link to %s via %s (%d conns)", l.peer.Short(), l.conns[0].nc.RemoteAddr(), len(l.conns))
 }
 
+var _ bus.FencingLink = (*link)(nil)
+
 // Send frames env (its body already encoded by the bus) and queues it on the
 // connection of env's sender.
 func (l *link) Send(ctx context.Context, env *bus.Envelope) error {
 	if l.closed.Load() {
 		return l.sendErr()
 	}
-	return l.pick(env).send(ctx, env)
+	return l.pick(env).send(ctx, env, false)
+}
+
+// SendUnfenced is Send, refusing env with bus.ErrLinkFenced, having queued
+// nothing, once Fence has begun: the check is under the connection's lock,
+// which the send takes anyway, where the bus's send gate would cost two
+// atomic adds.
+func (l *link) SendUnfenced(ctx context.Context, env *bus.Envelope) error {
+	if l.closed.Load() {
+		return l.sendErr()
+	}
+	return l.pick(env).send(ctx, env, true)
+}
+
+// Fence fences every connection, so that each SendUnfenced from now on is
+// refused, then sends env: env follows, on its connection, every envelope
+// a SendUnfenced queued there.
+func (l *link) Fence(ctx context.Context, env *bus.Envelope) error {
+	if l.closed.Load() {
+		return l.sendErr()
+	}
+	for _, c := range l.conns {
+		c.fence()
+	}
+	return l.pick(env).send(ctx, env, false)
 }
 
 // pick returns the connection for env: a hash of the sender (or, for a

@@ -1,0 +1,214 @@
+package netbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// arrivals is a testHost that also keeps the sender name of every tell in
+// the order the link delivered them, across senders.
+type arrivals struct {
+	*testHost
+	mu    sync.Mutex
+	names []string
+}
+
+func (a *arrivals) Deliver(l bus.Link, env *bus.Envelope) {
+	if env.Kind == bus.KindTell {
+		a.mu.Lock()
+		a.names = append(a.names, env.From.Name)
+		a.mu.Unlock()
+	}
+	a.testHost.Deliver(l, env)
+}
+
+// waitArrived waits until n tells have arrived and returns their senders'
+// names in arrival order.
+func (a *arrivals) waitArrived(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a.mu.Lock()
+		got := append([]string(nil), a.names...)
+		a.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tells arrived", len(got), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Senders stream tells with SendUnfenced while the link is fenced: the
+// fence arrives after every tell a SendUnfenced took and before none of
+// them; each one refused (bus.ErrLinkFenced) never arrives; a plain Send
+// still goes out after the fence (a reply on a retired link).
+func TestFenceFollowsUnfencedSends(t *testing.T) {
+	network(t, func(t *testing.T, listen string) {
+		srv := &arrivals{testHost: newTestHost(t)}
+		cli := newTestHost(t)
+		srvT := startTransport(t, srv, Config{Listen: []string{listen}})
+		cliT := startTransport(t, cli, Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+		l := cli.link(t).(bus.FencingLink)
+		srv.link(t)
+		tell := func(name string, seq int) *bus.Envelope {
+			from := bus.Ref{Node: cli.id, Name: name, ID: 1}
+			return encoded(l, &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: seq}})
+		}
+		const senders = 8
+		var accepted, refused atomic.Int64
+		started := make(chan struct{}, senders)
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Go(func() {
+				name := fmt.Sprintf("sender-%d", s)
+				for i := 0; ; i++ {
+					err := l.SendUnfenced(context.Background(), tell(name, i))
+					switch {
+					case err == nil:
+						accepted.Add(1)
+					case errors.Is(err, bus.ErrLinkFenced):
+						refused.Add(1)
+						return
+					default:
+						t.Errorf("%s, tell %d: %v", name, i, err)
+						return
+					}
+					if i == 100 {
+						started <- struct{}{}
+					}
+				}
+			})
+		}
+		for range senders {
+			<-started
+		}
+		if err := l.Fence(ctx, tell("fence", 0)); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if err := l.SendUnfenced(ctx, tell("late", 0)); !errors.Is(err, bus.ErrLinkFenced) {
+			t.Fatalf("SendUnfenced after the fence: %v, want bus.ErrLinkFenced", err)
+		}
+		if err := l.Send(ctx, tell("after", 0)); err != nil {
+			t.Fatalf("Send after the fence: %v", err)
+		}
+		n := int(accepted.Load())
+		names := srv.waitArrived(t, n+2)
+		if len(names) != n+2 || refused.Load() != senders {
+			t.Fatalf("%d tells arrived; %d were taken, %d refused", len(names), n, refused.Load())
+		}
+		if names[n] != "fence" || names[n+1] != "after" {
+			t.Fatalf("the fence arrived as tell %d of %d taken before it (then %q)", indexOf(names, "fence"), n, names[n+1])
+		}
+	})
+}
+
+// doneAsked is a context that closes asked when Done is first called: a
+// sender asks for it only as it begins to wait.
+type doneAsked struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (d *doneAsked) Done() <-chan struct{} {
+	d.once.Do(func() { close(d.asked) })
+	return d.Context.Done()
+}
+
+func indexOf(names []string, name string) int {
+	for i, n := range names {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// A peer that handshakes and then reads nothing, with the connection's
+// writer held as if in a write that never ends, lets the queue fill: a
+// sender waiting for room with SendUnfenced is refused as soon as the link
+// is fenced, not at the end of its context, and a fence that cannot be
+// queued fails at its own context without stalling. No refused tell is
+// counted as sent: when the peer dies, the link hands back exactly the
+// tells it took.
+func TestFenceReleasesSendersOfAFrozenPeer(t *testing.T) {
+	srv := newTestHost(t)
+	srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxQueued: 64 << 10})
+	nc, _, err := rawDial(t, srvT.Addrs()[0], hsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := srv.link(t).(bus.FencingLink)
+	c := l.(*link).conns[0]
+	c.mu.Lock()
+	for c.writing { // the writer's first ping
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		c.mu.Lock()
+	}
+	c.writing = true // the writer takes nothing more from the queue
+	c.mu.Unlock()
+	from := bus.Ref{Node: srv.id, Name: "sender", ID: 1}
+	tell := func(i int) *bus.Envelope {
+		return encoded(l, &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: i, Data: make([]byte, 1000)}})
+	}
+	var accepted int64
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := l.SendUnfenced(ctx, tell(i))
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("tell %d: %v", i, err)
+			}
+			break // the queue is full
+		}
+		accepted++
+	}
+	waiting := make(chan error, 1)
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Hour)
+	defer wcancel()
+	waits := &doneAsked{Context: wctx, asked: make(chan struct{})}
+	go func() { waiting <- l.SendUnfenced(waits, tell(-1)) }()
+	<-waits.asked // the sender waits for room
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = l.Fence(ctx, tell(-2))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a fence with no room: %v, want its context's end", err)
+	}
+	if err := <-waiting; !errors.Is(err, bus.ErrLinkFenced) {
+		t.Fatalf("the waiting sender: %v, want bus.ErrLinkFenced", err)
+	}
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	nc.Close() // the peer dies with everything unread
+	select {
+	case <-srv.downCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the link did not go down")
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srvT.Close(ctx) // waits for the writer, which hands back
+	if handed := srv.undeliv.Load(); handed != accepted {
+		t.Fatalf("took %d tells, handed back %d: want exactly those taken", accepted, handed)
+	}
+}
