@@ -41,6 +41,15 @@ type askCall struct {
 	wantsReply bool // the asker reads the reply's headers
 
 	replyHeaders []Header // the reply's (Context.SetReplyHeaders)
+
+	// A remote ask's call lives in Bus.asks: slot is its index + 1 (0 for
+	// a pooled local call), nextFree the table's free stack.
+	slot     uint32
+	nextFree atomic.Uint32
+	// via is the peer and link a remote arming went to, stored once its
+	// fields are set and before it is sent, cleared when the call is
+	// recycled: the only link whose reply may complete it (sent).
+	via atomic.Pointer[nearLink]
 }
 
 // A call's status, in state's low stateBits. The completer sends a token on
@@ -65,17 +74,33 @@ func (c *askCall) open(seq uint64) (s uint64, parked, ok bool) {
 	return s, st == callParked, s>>stateBits == seq && (st == callWaiting || st == callParked)
 }
 
-// getCall takes a call from the bus's pool. The pool is the bus's, not the
-// process's, so that a bus made in a testing/synctest bubble never hands a
-// call's channel across the bubble's edge.
+// getCall takes a call for a local ask from the bus's pool. The pool is
+// the bus's, not the process's, so that a bus made in a testing/synctest
+// bubble never hands a call's channel across the bubble's edge.
 func (b *Bus) getCall() (*askCall, uint64) {
 	c, _ := b.calls.Get().(*askCall)
 	if c == nil {
 		c = &askCall{done: make(chan struct{}, 1), bus: b}
 	}
+	return c, c.rearm()
+}
+
+// remoteCall takes a call for an ask to a peer from the bus's table
+// (askTable), whose slot its correlation id names; nil when the table is
+// full.
+func (b *Bus) remoteCall() (*askCall, uint64) {
+	c := b.asks.get(b)
+	if c == nil {
+		return nil, 0
+	}
+	return c, c.rearm()
+}
+
+// rearm starts c's next arming and returns its sequence number.
+func (c *askCall) rearm() uint64 {
 	seq := c.state.Load()>>stateBits + 1
 	c.state.Store(seq << stateBits)
-	return c, seq
+	return seq
 }
 
 func (b *Bus) putCall(c *askCall) {
@@ -83,7 +108,28 @@ func (b *Bus) putCall(c *askCall) {
 	c.meta, c.headers, c.deadline, c.replyHeaders = false, nil, time.Time{}, nil
 	c.cancelable, c.wantsReply = false, false
 	c.hooks.reset()
-	b.calls.Put(c)
+	if c.slot == 0 {
+		b.calls.Put(c)
+		return
+	}
+	c.via.Store(nil) // before the next arming: no reply names it until it is set again
+	b.asks.put(c)
+}
+
+// sent returns the arming of a remote call that waits for its reply and
+// the peer and link it went to; ok is false when none waits. Only a
+// completion of that very arming (complete, abandon) succeeds after it:
+// the sequence number only grows, so a swap that finds it unchanged finds
+// the arming via was read in, and via is stored once per arming, after
+// the arming began and before its ask was sent, and cleared before the
+// next (putCall).
+func (c *askCall) sent() (seq uint64, n *nearLink, ok bool) {
+	s := c.state.Load()
+	if st := s & stateMask; st != callWaiting && st != callParked {
+		return 0, nil, false
+	}
+	n = c.via.Load()
+	return s >> stateBits, n, n != nil
 }
 
 // arm records what ctx says of a local ask for its actor: the deadline,

@@ -239,11 +239,9 @@ func instanceFailure(err error) bool {
 // LinkDown then fails it as never delivered, so it may be placed again
 // (Host.Undelivered hands back only what the peer will never be handed).
 func (b *Bus) unsent(l Link, corr uint64, _ error) {
-	b.pending.update(corr, func(pa pendingAsk) {
-		if pa.link == l {
-			pa.call.unsent.Store(pa.seq)
-		}
-	})
+	if c, seq, ok := b.answer(l, corr); ok {
+		c.unsent.Store(seq)
+	}
 }
 
 // readsSeq reports whether strategy s may read placement.Call.Seq: every

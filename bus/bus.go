@@ -68,14 +68,14 @@ type Bus struct {
 	lastService atomic.Pointer[service]
 	namesAdded  chan struct{} // closed when an instance is added; guarded by routesMu
 
-	calls    sync.Pool                    // of *askCall; see getCall
-	corr     atomic.Uint64                // counts asks sent to peers; see nextCorr
-	corrKey  [2]uint64                    // random, mixed into correlation ids
-	spinners atomic.Int32                 // askers polling for their reply (see wait)
-	maxSpin  int32                        // at most this many poll: GOMAXPROCS when the bus was made
-	pending  *corrMap[uint64, pendingAsk] // asks waiting on a peer
-	inbound  inboundMap                   // asks from peers being served
-	tellSrc  tellSources                  // records of tells from peers, shared per sender (tellsource.go)
+	calls    sync.Pool     // of *askCall for local asks; see getCall
+	corr     atomic.Uint64 // counts streams opened; see nextCorr
+	corrKey  [2]uint64     // random, mixed into stream ids
+	spinners atomic.Int32  // askers polling for their reply (see wait)
+	maxSpin  int32         // at most this many poll: GOMAXPROCS when the bus was made
+	asks     askTable      // calls of asks to peers, in slots their ids name
+	inbound  inboundMap    // asks from peers being served
+	tellSrc  tellSources   // records of tells from peers, shared per sender (tellsource.go)
 
 	peersMu sync.RWMutex
 	peers   map[NodeID]*peer
@@ -159,7 +159,6 @@ func New(opts ...Option) (*Bus, error) {
 		// visible share of a remote ask's CPU if every ask read it. A later
 		// change of GOMAXPROCS only moves this bound of a heuristic.
 		maxSpin: int32(runtime.GOMAXPROCS(0)),
-		pending: newCorrMap[uint64, pendingAsk](func(c uint64) uint64 { return c }),
 		inbound: newInboundMap(),
 	}
 	b.topOpts = spawnOpts{bus: b, shutdown: DefaultShutdownTimeout}
@@ -167,9 +166,10 @@ func New(opts ...Option) (*Bus, error) {
 	if b.id.IsZero() {
 		b.id = NewNodeID()
 	}
-	var key [16]byte
+	var key [32]byte
 	cryptorand.Read(key[:])
 	b.corrKey = [2]uint64{binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])}
+	b.asks.key = [2]uint64{binary.LittleEndian.Uint64(key[16:]), binary.LittleEndian.Uint64(key[24:])}
 	if b.sendTimeout <= 0 {
 		b.sendTimeout = DefaultSendTimeout
 	}
@@ -539,9 +539,9 @@ func (b *Bus) Ask(ctx context.Context, to any, msg any) (any, error) {
 
 // askOnce sends one ask to where pl says and waits for its outcome.
 func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
-	call, seq := b.getCall()
-	call.inst = pl.in
 	if p := pl.p; p != nil {
+		call, seq := b.getCall()
+		call.inst = pl.in
 		call.arm(ctx)
 		if pl.in != nil && pl.in.timed {
 			call.start = time.Now()
@@ -557,6 +557,11 @@ func (b *Bus) askOnce(ctx context.Context, pl placed, msg any) (any, error) {
 		}
 		return b.wait(ctx, call, seq)
 	}
+	call, seq := b.remoteCall()
+	if call == nil {
+		return nil, neverRan(errTooManyAsks)
+	}
+	call.inst = pl.in
 	if err := b.askRemote(ctx, pl.remote, msg, Ref{Node: b.id}, call, seq); err != nil {
 		return nil, err
 	}
@@ -608,7 +613,14 @@ func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, f
 	fail := func(err error) {
 		_ = owner.mb.SendSystem(delivery{msg: sysCallback{fn: fn, err: err}})
 	}
-	call, seq := b.getCall()
+	var call *askCall
+	var seq uint64
+	if pl.p != nil {
+		call, seq = b.getCall()
+	} else if call, seq = b.remoteCall(); call == nil {
+		fail(neverRan(errTooManyAsks))
+		return
+	}
 	call.cb, call.owner, call.inst = fn, owner, pl.in
 	if p := pl.p; p != nil {
 		call.arm(ctx)
@@ -634,7 +646,12 @@ func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, f
 			if call.abandon(seq, ctxError(ctx.Err())) {
 				b.forgetRemote(call)
 				fail(ctxError(ctx.Err()))
-				// The call is not recycled: a late reply may still read it.
+				if call.slot != 0 {
+					// A remote call's slot is the bus's to reuse: a late
+					// reply finds its arming ended (answer).
+					b.putCall(call)
+				}
+				// A local one is not recycled: its actor may still read it.
 			}
 		})
 	}
@@ -709,9 +726,11 @@ func (b *Bus) shutdown(ctx context.Context) error {
 			err = e
 		}
 	}
-	for _, pa := range b.pending.removeIf(func(uint64, pendingAsk) bool { return true }) {
-		pa.call.complete(pa.seq, nil, ErrClosed)
-	}
+	b.asks.forEach(func(c *askCall) {
+		if seq, _, ok := c.sent(); ok {
+			c.complete(seq, nil, ErrClosed)
+		}
+	})
 	b.closeSubscriptions()
 	// The peers' control queues end with their last link; a transport that
 	// did not report every link down must not keep Close waiting on them.

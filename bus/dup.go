@@ -185,6 +185,6 @@ func (b *Bus) closeRetired(l Link) {
 // received on it is being served, or a stream runs on it.
 func (b *Bus) busyOn(l Link) bool {
 	return b.streams.busy(l) ||
-		b.pending.any(func(pa pendingAsk) bool { return pa.call.link == l }) ||
+		b.asks.any(func(c *askCall) bool { _, n, ok := c.sent(); return ok && n.l == l }) ||
 		b.inbound.any(func(in *inbound) bool { return in.link == l })
 }

@@ -165,3 +165,32 @@ func Loads(b *Bus, name string) map[Ref]int64 {
 // looks for the ask the actor runs (cancelServing), without stopping it: the
 // state an ask the actor takes up just after that look runs in.
 func Halt(b *Bus, r Ref) { b.lookup(r).ctx.halting.Store(true) }
+
+// AskSlots reports b's table of asks to peers: how many slots it has, how
+// many are free (each counted once: a slot freed twice would be counted
+// twice, or loop), and how many free slots were listed more than once.
+func AskSlots(b *Bus) (total, free, twice int) {
+	b.asks.forEach(func(*askCall) { total++ })
+	seen := map[uint32]bool{}
+	for s := uint32(b.asks.free.Load()); s != 0 && free <= total; s = b.asks.at(s - 1).nextFree.Load() {
+		if seen[s] {
+			twice++
+			break
+		}
+		seen[s] = true
+		free++
+	}
+	return total, free, twice
+}
+
+// NextAskID is the correlation id the next ask b sends to a peer will
+// carry, when no other ask takes a slot first: a peer that guessed the
+// table's layout and keys could not do better.
+func NextAskID(b *Bus) uint64 {
+	h := b.asks.free.Load()
+	if uint32(h) == 0 {
+		return 0
+	}
+	c := b.asks.at(uint32(h) - 1)
+	return b.asks.id(c, c.state.Load()>>stateBits+1)
+}

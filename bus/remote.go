@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,29 +87,29 @@ func registerSystemTypes(t *Types) error {
 	return registerWatchTypes(t)
 }
 
-// pendingAsk is what Bus.pending keeps for an ask sent to a peer: the call,
-// its arming, and the link it went out on, the only one its reply is
-// accepted from.
-type pendingAsk struct {
-	call *askCall
-	seq  uint64
-	link Link
+// answer returns the call and arming that a reply or error with corr,
+// arrived on l, answers: an arming still waiting, of an ask sent on l, so
+// that no other peer (nor another link) can complete it, whatever id it
+// guesses, and no answer one that has ended, whatever it repeats. The
+// caller completes the arming; of several answers only one can.
+func (b *Bus) answer(l Link, corr uint64) (*askCall, uint64, bool) {
+	c, named := b.asks.lookup(corr)
+	if c == nil {
+		return nil, 0, false
+	}
+	seq, n, ok := c.sent()
+	if !ok || seq&askSeqMask != named || n.l != l {
+		return nil, 0, false
+	}
+	return c, seq, true
 }
 
-// answer removes and returns the ask that a reply or error with corr,
-// arrived on l, answers: only an ask sent on l, so that no other peer (nor
-// another link) can complete it, whatever id it guesses.
-func (b *Bus) answer(l Link, corr uint64) (pendingAsk, bool) {
-	return b.pending.loadAndDeleteIf(corr, func(pa pendingAsk) bool { return pa.link == l })
-}
-
-// nextCorr returns a new correlation id: the bus's counter mixed with its
+// nextCorr returns a new stream id: the bus's counter mixed with its
 // random keys through a bijection of uint64 (xor, multiplication by an odd
 // constant and xor-shifts are each invertible), so that ids are unique
 // until the counter wraps and cost a few instructions, yet a peer cannot
-// tell from the ids it sees which ones this node sent to other peers. What
-// keeps a peer from completing an ask it was not sent is answer's check of
-// the link; unguessable ids only make a wrong guess the norm.
+// tell from the ids it sees which ones this node opened with other peers.
+// (An ask's id names its call's slot instead: askTable.)
 func (b *Bus) nextCorr() uint64 {
 	for {
 		x := b.corr.Add(1) ^ b.corrKey[0]
@@ -216,18 +217,20 @@ func (b *Bus) LinkDown(l Link, err error) {
 	}
 	b.streamsDown(l, reason)
 	var unsent error // for asks l handed back unsent (Undelivered): they never ran
-	for _, pa := range b.pending.removeIf(func(_ uint64, pa pendingAsk) bool {
-		return pa.link == l || (gone && pa.call.peer == pr)
-	}) {
-		if pa.call.unsent.Load() == pa.seq {
+	b.asks.forEach(func(c *askCall) {
+		seq, n, ok := c.sent()
+		if !ok || (n.l != l && !(gone && n.pr == pr)) {
+			return
+		}
+		if c.unsent.Load() == seq {
 			if unsent == nil {
 				unsent = neverRan(reason)
 			}
-			pa.call.complete(pa.seq, nil, unsent)
-			continue
+			c.complete(seq, nil, unsent)
+			return
 		}
-		pa.call.complete(pa.seq, nil, reason)
-	}
+		c.complete(seq, nil, reason)
+	})
 	b.forgetTellSources(l)
 	b.inbound.removeIf(func(in *inbound) bool {
 		if in.link != l {
@@ -445,7 +448,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 			return ctxError(context.DeadlineExceeded)
 		}
 	}
-	corr := b.nextCorr()
+	corr := b.asks.id(call, seq)
 	call.peer, call.link, call.corr = pr, l, corr
 	pr.inflight.Add(1)
 	if call.inst != nil {
@@ -454,7 +457,11 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 			call.start = time.Now()
 		}
 	}
-	b.pending.store(corr, pendingAsk{call, seq, l})
+	n := pr.near.Load()
+	if n == nil || n.l != l {
+		n = &nearLink{pr, l} // l is no longer pr's nearest: rare
+	}
+	call.via.Store(n) // from here a reply on l may complete it (answer)
 	o := getOutgoing()
 	hs, c := wireOptionsOf(ctx)
 	env := &o.env // field by field into the zeroed envelope (see outgoing.reset)
@@ -468,22 +475,43 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 	if err := b.sendOut(ctx, l, o, b.sendTimeout); err != nil {
 		// The link did not take it: it never reached the peer.
 		err = neverRan(err)
-		b.pending.delete(corr)
-		if call.abandon(seq, err) && call.cb == nil {
+		switch {
+		case call.abandon(seq, err):
 			b.putCall(call)
+		case call.cb == nil:
+			// Completed meanwhile, by the link's end: the failed send
+			// proves more (it never ran), so it is the outcome.
+			b.settled(call)
+		default:
+			return nil // its callback has the link's end for outcome already
 		}
 		return err
 	}
 	return nil
 }
 
+// settled recycles c, whose asker no longer waits on it, once another has
+// completed it and stored the outcome.
+func (b *Bus) settled(c *askCall) {
+	for {
+		switch c.state.Load() & stateMask {
+		case callDone:
+			b.putCall(c)
+			return
+		case callCompleting:
+			runtime.Gosched()
+		default:
+			return // not completed by another: never so here
+		}
+	}
+}
+
 // forgetRemote drops a remote ask its asker gave up on and tells the peer to
 // stop work on it.
 func (b *Bus) forgetRemote(c *askCall) {
-	if c.corr == 0 {
+	if c.link == nil {
 		return
 	}
-	b.pending.delete(c.corr)
 	l, corr := c.link, c.corr
 	b.tasks.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -782,15 +810,15 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 	case KindTell, KindAsk:
 		b.deliverMessage(l, env)
 	case KindReply, KindError:
-		pa, ok := b.answer(l, env.Corr)
+		c, seq, ok := b.answer(l, env.Corr)
 		if !ok {
 			return // the asker gave up, or l is not the link the ask went on
 		}
 		if env.Kind == KindError {
 			err, hs := answered(env)
-			pa.call.completeWith(pa.seq, nil, err, hs)
+			c.completeWith(seq, nil, err, hs)
 		} else {
-			pa.call.completeWith(pa.seq, env.Msg, nil, env.Headers)
+			c.completeWith(seq, env.Msg, nil, env.Headers)
 		}
 	case KindPublish:
 		b.deliverRemotePublish(l, env)
@@ -823,8 +851,8 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 	case KindAsk:
 		b.refuse(l, env.Corr, err)
 	case KindReply, KindError:
-		if pa, ok := b.answer(l, env.Corr); ok {
-			pa.call.complete(pa.seq, nil, err)
+		if c, seq, ok := b.answer(l, env.Corr); ok {
+			c.complete(seq, nil, err)
 		}
 	case KindStreamItem, KindStreamEnd, KindCancel:
 		b.streamUndecodable(l, env, err)
