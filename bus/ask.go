@@ -86,14 +86,15 @@ func (b *Bus) getCall() (*askCall, uint64) {
 }
 
 // remoteCall takes a call for an ask to a peer from the bus's table
-// (askTable), whose slot its correlation id names; nil when the table is
-// full.
+// (askTable), whose slot its correlation id names, and returns the
+// sequence number of its next arming, which askRemote begins once the
+// call's via is set; nil when the table is full.
 func (b *Bus) remoteCall() (*askCall, uint64) {
 	c := b.asks.get(b)
 	if c == nil {
 		return nil, 0
 	}
-	return c, c.rearm()
+	return c, c.state.Load()>>stateBits + 1
 }
 
 // rearm starts c's next arming and returns its sequence number.
@@ -103,26 +104,46 @@ func (c *askCall) rearm() uint64 {
 	return seq
 }
 
+// putCall recycles c. Only what is set is cleared: while the collector
+// marks, every pointer stored takes its write barrier, nil or not.
 func (b *Bus) putCall(c *askCall) {
-	c.reply, c.err, c.cb, c.owner, c.peer, c.link, c.corr, c.inst, c.start = nil, nil, nil, nil, nil, nil, 0, nil, time.Time{}
-	c.meta, c.headers, c.deadline, c.replyHeaders = false, nil, time.Time{}, nil
-	c.cancelable, c.wantsReply = false, false
+	if c.reply != nil {
+		c.reply = nil
+	}
+	if c.err != nil {
+		c.err = nil
+	}
+	if c.cb != nil || c.owner != nil {
+		c.cb, c.owner = nil, nil
+	}
+	if c.inst != nil {
+		c.inst, c.start = nil, time.Time{}
+	}
+	if c.meta {
+		c.meta, c.headers, c.deadline = false, nil, time.Time{}
+		c.cancelable, c.wantsReply = false, false
+	}
+	if c.replyHeaders != nil {
+		c.replyHeaders = nil
+	}
 	c.hooks.reset()
 	if c.slot == 0 {
 		b.calls.Put(c)
 		return
 	}
-	c.via.Store(nil) // before the next arming: no reply names it until it is set again
+	// A remote call keeps its peer, link and via for its next arming,
+	// which stores them only where they differ (askRemote). The objects
+	// they hold stay reachable until then: one link per slot at most, and
+	// a link's resources end with its Close, not with the collector.
 	b.asks.put(c)
 }
 
 // sent returns the arming of a remote call that waits for its reply and
 // the peer and link it went to; ok is false when none waits. Only a
-// completion of that very arming (complete, abandon) succeeds after it:
-// the sequence number only grows, so a swap that finds it unchanged finds
-// the arming via was read in, and via is stored once per arming, after
-// the arming began and before its ask was sent, and cleared before the
-// next (putCall).
+// completion of that very arming (complete, abandon) succeeds after it,
+// and via was that arming's: an arming stays open from its start until
+// it is completed, never again after, and via is stored before the
+// arming starts (askRemote) and only once the one before it has ended.
 func (c *askCall) sent() (seq uint64, n *nearLink, ok bool) {
 	s := c.state.Load()
 	if st := s & stateMask; st != callWaiting && st != callParked {

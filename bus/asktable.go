@@ -96,6 +96,7 @@ func (t *askTable) grow(b *Bus) bool {
 		c := &cs[i]
 		c.done, c.bus = make(chan struct{}, 1), b
 		c.slot = first + uint32(i) + 1
+		c.state.Store(callDone) // arming 0 ended: none starts before askRemote's
 		if i+1 < len(cs) {
 			c.nextFree.Store(c.slot + 1)
 		}

@@ -449,7 +449,15 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 		}
 	}
 	corr := b.asks.id(call, seq)
-	call.peer, call.link, call.corr = pr, l, corr
+	// A recycled call keeps its peer, link and via (putCall): each is
+	// stored only where it differs, a write barrier spared.
+	if call.peer != pr {
+		call.peer = pr
+	}
+	if call.link != l {
+		call.link = l
+	}
+	call.corr = corr
 	pr.inflight.Add(1)
 	if call.inst != nil {
 		call.inst.stats.Add(1) // until the reply or the end (askCall.ended)
@@ -457,11 +465,15 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 			call.start = time.Now()
 		}
 	}
-	n := pr.near.Load()
-	if n == nil || n.l != l {
-		n = &nearLink{pr, l} // l is no longer pr's nearest: rare
+	if n := call.via.Load(); n == nil || n.pr != pr || n.l != l {
+		if n = pr.near.Load(); n == nil || n.l != l {
+			n = &nearLink{pr, l} // l is no longer pr's nearest: rare
+		}
+		call.via.Store(n)
 	}
-	call.via.Store(n) // from here a reply on l may complete it (answer)
+	// The arming starts: from here a reply on l naming it may complete it
+	// (answer), and the asker may give up on it.
+	call.state.Store(seq << stateBits)
 	o := getOutgoing()
 	hs, c := wireOptionsOf(ctx)
 	env := &o.env // field by field into the zeroed envelope (see outgoing.reset)
