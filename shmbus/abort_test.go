@@ -64,6 +64,13 @@ func (h *gateHost) waitBodies(n int) [][]byte {
 // for as long as its ctx allows, no less.
 func quietPair(t *testing.T, rh bus.Host, up *testHost) (send, recv *link) {
 	t.Helper()
+	return quietPairFrom(t, rh, up, newTestHost(), nil)
+}
+
+// quietPairFrom is quietPair with the sending transport serving sh,
+// set up by setup (unless nil) before it starts.
+func quietPairFrom(t *testing.T, rh bus.Host, up *testHost, sh bus.Host, setup func(*Transport)) (send, recv *link) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	rt := New(Config{Listen: path, RingSize: MinRingSize, PeerTimeout: -1})
 	if err := rt.Start(rh); err != nil {
@@ -71,7 +78,10 @@ func quietPair(t *testing.T, rh bus.Host, up *testHost) (send, recv *link) {
 	}
 	t.Cleanup(func() { rt.Close(context.Background()) })
 	st := New(Config{RingSize: MinRingSize, PeerTimeout: -1})
-	if err := st.Start(newTestHost()); err != nil {
+	if setup != nil {
+		setup(st)
+	}
+	if err := st.Start(sh); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close(context.Background()) })
@@ -381,4 +391,64 @@ func hostilePeer(t *testing.T) (*gateHost, *ringWriter) {
 	atomic32(mem, offDrained).Store(1) // the link's end need not wait for this peer's reader
 	<-h.up
 	return h, &ringWriter{mem: mem, ring: mem[ringOffset : ringOffset+MinRingSize]}
+}
+
+// TestClosedLinkTakesNoFirstFragment: a link closes while a message in
+// fragments waits for room in the ring of a stopped reader; its sender
+// writes no abort (the link is closed), so the peer's reader, once it goes
+// on, holds part of that message as its link ends. A message in fragments sent on the link
+// after that, while it is still mapped (its own reader is held up in
+// Deliver), fails and writes nothing: its first fragment would come after
+// a message never ended, which the peer takes for corrupt memory.
+func TestClosedLinkTakesNoFirstFragment(t *testing.T) {
+	rh, sh := newGateHost(), newGateHost()
+	sl, rl := quietPairFrom(t, rh, rh.testHost, sh, nil)
+	defer rh.open()
+	defer sh.open()
+	bg := context.Background()
+	if err := sl.Send(bg, tellOf(t, 64, 'a')); err != nil {
+		t.Fatal(err)
+	}
+	<-rh.in // the peer's reader stopped
+	if err := rl.Send(bg, tellOf(t, 64, 'b')); err != nil {
+		t.Fatal(err)
+	}
+	<-sh.in // and the link's own, so that the link stays mapped once closed
+	big := func(fill byte) *bus.Envelope {
+		return &bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "x"}, Type: "[]uint8", Body: bytes.Repeat([]byte{fill}, 2*MinRingSize)}
+	}
+	cut := make(chan error, 1)
+	go func() { cut <- sl.Send(bg, big('C')) }()
+	p := sl.prod
+	for i := 0; p.w.tail.Load()-p.w.head.Load()+uint64(p.maxRecord)+2*recordHeaderLen <= p.capacity; i++ {
+		if i == 30000 {
+			t.Fatal("the message in fragments never filled the ring")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sl.Close(errors.New("closed by the test"))
+	if err := <-cut; !errors.Is(err, bus.ErrPeerGone) {
+		t.Fatalf("the message cut short by the close: %v, want ErrPeerGone", err)
+	}
+	rh.open()
+	select { // the peer's link ends too, once its reader has taken what the ring holds
+	case <-rh.down:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the peer's link never went down")
+	}
+	tail := p.w.tail.Load()
+	if p.w.head.Load() != tail || rl.frag.want == 0 {
+		t.Fatalf("the peer's reader took the ring to %d of %d and holds %d bytes of a message: want all, and part of the one cut short", p.w.head.Load(), tail, rl.frag.want)
+	}
+	for i := range 8 { // a sender that finds the turn free and the link closed may take either
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		err := sl.Send(ctx, big(byte('0'+i)))
+		cancel()
+		if err == nil {
+			t.Fatalf("send %d on the closed link: no error", i)
+		}
+		if got := p.w.tail.Load(); got != tail {
+			t.Fatalf("send %d on the closed link wrote %d bytes after a message never ended: %v", i, got-tail, err)
+		}
+	}
 }

@@ -235,7 +235,9 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 	if err := l.takeFragTurn(ctx); err != nil {
 		return err
 	}
-	l.prod.reserved.Store(recordHeaderLen) // room for the abort record, which needs no padding
+	if !l.t.noAbortRoom {
+		l.prod.reserved.Store(recordHeaderLen) // room for the abort record, which needs no padding
+	}
 	defer func() {
 		l.prod.reserved.Store(0)
 		<-l.fragTurn
@@ -265,28 +267,38 @@ func (l *link) sendFragments(ctx context.Context, out []byte) error {
 }
 
 // takeFragTurn waits until no other sender of the link writes a message
-// in fragments, for as long as ctx allows and the link lasts.
+// in fragments, for as long as ctx allows and the link lasts. A turn
+// taken on a closed link is given back: the sender before may have left
+// its message unended (abort writes nothing on a closed link), and a
+// first fragment after it would be corrupt memory to the peer's reader,
+// which may still read the ring.
 func (l *link) takeFragTurn(ctx context.Context) error {
 	select {
 	case l.fragTurn <- struct{}{}:
-		return nil
 	default:
+		select {
+		case l.fragTurn <- struct{}{}:
+		case <-l.done:
+			return l.closedErr()
+		case <-ctx.Done():
+			return fmt.Errorf("shmbus: waiting to send a message in fragments to %s: %w", l.peer.Short(), ctx.Err())
+		}
 	}
 	select {
-	case l.fragTurn <- struct{}{}:
-		return nil
 	case <-l.done:
+		<-l.fragTurn
 		return l.closedErr()
-	case <-ctx.Done():
-		return fmt.Errorf("shmbus: waiting to send a message in fragments to %s: %w", l.peer.Short(), ctx.Err())
+	default:
+		return nil
 	}
 }
 
 // abort ends the message in fragments the caller began and stopped
 // sending with an abort record. There is room for it: every offer leaves
 // the record's 16 bytes free while the message is sent (producer.reserved).
-// The caller holds the turn; on a closed link the peer's reader drops the
-// partial message anyway.
+// The caller holds the turn. On a closed link it writes nothing, and no
+// message in fragments follows (takeFragTurn): the peer's reader ends
+// holding part of the message, which it drops.
 func (l *link) abort() {
 	select {
 	case <-l.done:

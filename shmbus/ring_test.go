@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"github.com/xbus-dev/xbus/internal/race"
 )
 
 // testRing is a ring over ordinary memory, laid out as in two segments.
@@ -47,11 +49,14 @@ type ringModel struct {
 	capacity uint64
 	tail     uint64
 	head     uint64
-	queue    [][]byte
+	queue    []ringRecord
 	sizes    []uint64 // claimed bytes per queued record, padding included
 }
 
-func (m *ringModel) offer(b []byte) bool {
+func (m *ringModel) offer(b []byte) bool { return m.offerTyped(recordData, b, 0) }
+
+// offerTyped offers a record of type typ that must leave keep bytes free.
+func (m *ringModel) offerTyped(typ uint32, b []byte, keep uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec := align(recordHeaderLen+uint64(len(b)), recordAlign)
@@ -59,20 +64,20 @@ func (m *ringModel) offer(b []byte) bool {
 	if toEnd := m.capacity - m.tail%m.capacity; rec > toEnd {
 		need += toEnd
 	}
-	if m.tail-m.head+need > m.capacity {
+	if m.tail-m.head+need+keep > m.capacity {
 		return false
 	}
 	m.tail += need
-	m.queue = append(m.queue, append([]byte(nil), b...))
+	m.queue = append(m.queue, ringRecord{typ, append([]byte(nil), b...)})
 	m.sizes = append(m.sizes, need)
 	return true
 }
 
-func (m *ringModel) take() ([]byte, bool) {
+func (m *ringModel) take() (ringRecord, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.queue) == 0 {
-		return nil, false
+		return ringRecord{}, false
 	}
 	b := m.queue[0]
 	m.head += m.sizes[0]
@@ -118,7 +123,7 @@ func TestRingMatchesModel(t *testing.T) {
 			}
 			for _, g := range got {
 				w, ok := m.take()
-				if !ok || string(w) != string(g) {
+				if !ok || string(w.b) != string(g) {
 					t.Fatalf("seed %d op %d: ring gave %d bytes the model does not have next", seed, op, len(g))
 				}
 			}
@@ -358,6 +363,23 @@ func FuzzRingReader(f *testing.F) {
 	p.offer(recordLast, make([]byte, 112), nil)
 	p.offer(recordAbort, nil, nil) // with no message begun
 	f.Add(append([]byte(nil), r.data...), uint64(0), uint64(5))
+	// A ring full to its last byte, from position 32: fragments, then
+	// padding with no payload and the last fragment past the wrap.
+	r = newTestRing(4096, 7)
+	p = r.producer()
+	p.offer(recordData, make([]byte, 16), nil)
+	r.w.head.Store(32)
+	p.headCache.Store(32)
+	p.offer(recordFirst, first(488+6*496+448+16, make([]byte, 488)), nil)
+	for range 6 {
+		p.offer(recordMiddle, make([]byte, 496), nil)
+	}
+	p.offer(recordMiddle, make([]byte, 448), nil)
+	p.offer(recordLast, make([]byte, 16), nil)
+	if tail := r.w.tail.Load(); tail != 32+4096 {
+		f.Fatalf("the seed's ring is filled to %d, not to its last byte", tail)
+	}
+	f.Add(append([]byte(nil), r.data...), uint64(32), uint64(7))
 	f.Fuzz(func(t *testing.T, mem []byte, pos, key uint64) {
 		r := newTestRing(4096, key)
 		copy(r.data, mem)
@@ -428,4 +450,102 @@ func TestRingKeepsRoomForAbort(t *testing.T) {
 			t.Fatalf("ring started at %d: a second abort: %v, want the ring full", start, err)
 		}
 	}
+}
+
+// TestRingFilledToCapacity: from every start in the ring, after a whole
+// lap of earlier records, producers claim records of one size until the
+// ring refuses, then the smallest until it refuses again, so that claims
+// end exactly at the end of the ring (no padding), one slot short of it
+// (padding with no payload), and exactly at the ring's capacity; with no
+// reserve and with the abort's, which then takes the last 16 bytes. The
+// ring accepts and refuses exactly as the model does, fills to its very
+// last byte, hands every record back intact and in order, and carries on
+// over the next lap.
+func TestRingFilledToCapacity(t *testing.T) {
+	const capacity = 4096
+	types := []uint32{recordFirst, recordMiddle, recordLast, recordData}
+	buf := make([]byte, capacity/8)
+	step := uint64(recordAlign)
+	if race.Enabled {
+		step *= 7 // every start takes minutes under the race detector; every 7th, many offsets still
+	}
+	for _, reserve := range []uint64{0, recordHeaderLen} {
+		for rec := uint64(recordAlign); rec <= capacity/8; rec += recordAlign {
+			for start := uint64(0); start < capacity; start += step {
+				r := newTestRing(capacity, 0x9e3779b97f4a7c15^rec^start<<20^reserve<<40)
+				p, c := r.producer(), r.consumer()
+				m := &ringModel{capacity: capacity}
+				var got []ringRecord
+				take := func(typ uint32, b []byte) error {
+					got = append(got, ringRecord{typ, append([]byte(nil), b...)})
+					return nil
+				}
+				check := func(what string) {
+					for {
+						n, err := c.poll(64, take)
+						if err != nil {
+							t.Fatalf("reserve %d, records of %d from %d, %s: poll: %v", reserve, rec, start, what, err)
+						}
+						if n == 0 {
+							break
+						}
+					}
+					for i, g := range got {
+						w, ok := m.take()
+						if !ok || w.typ != g.typ || string(w.b) != string(g.b) {
+							t.Fatalf("reserve %d, records of %d from %d, %s: record %d of type %d and %d bytes is not the model's next", reserve, rec, start, what, i, g.typ, len(g.b))
+						}
+					}
+					got = got[:0]
+					if _, ok := m.take(); ok || c.pos != r.w.tail.Load() {
+						t.Fatalf("reserve %d, records of %d from %d, %s: records left in the model, or head %d short of tail %d", reserve, rec, start, what, c.pos, r.w.tail.Load())
+					}
+				}
+				offer := func(typ uint32, n int, keep uint64) bool {
+					b := buf[:n]
+					for i, v := 0, byte(r.w.tail.Load()>>4); i < n; i++ {
+						b[i] = v + byte(i)
+					}
+					_, err := p.offer(typ, b, nil)
+					if want := m.offerTyped(typ, b, keep); want != (err == nil) || err != nil && !errors.Is(err, errRingFull) {
+						t.Fatalf("reserve %d, records of %d from %d: offer of %d at tail %d (head %d): ring %v, model accepts %v", reserve, rec, start, n, r.w.tail.Load(), c.pos, err, want)
+					}
+					return err == nil
+				}
+				// A lap of records that never need padding leaves a stamp
+				// of an earlier lap in every slot and the tail at start.
+				for tail := r.w.tail.Load(); tail < capacity+start; tail = r.w.tail.Load() {
+					offer(recordData, int(min(capacity/8, capacity+start-tail, capacity-tail%capacity)-recordHeaderLen), 0)
+					check("a lap before")
+				}
+				p.reserved.Store(reserve)
+				for i := 0; offer(types[i%len(types)], int(rec-recordHeaderLen), reserve); i++ {
+				}
+				for offer(recordData, 0, reserve) {
+				}
+				if reserve != 0 {
+					if !offer(recordAbort, 0, 0) {
+						t.Fatalf("records of %d from %d: no room for the abort", rec, start)
+					}
+					p.reserved.Store(0)
+				}
+				if used := r.w.tail.Load() - c.pos; used != capacity {
+					t.Fatalf("reserve %d, records of %d from %d: the ring holds %d bytes, want it full (%d)", reserve, rec, start, used, capacity)
+				}
+				offer(recordData, 0, 0) // refused: full
+				check("full")
+				for range 3 { // the next lap
+					offer(recordData, int(rec-recordHeaderLen), 0)
+					offer(recordData, 0, 0)
+				}
+				check("after")
+			}
+		}
+	}
+}
+
+// ringRecord is one record as the consumer hands it out.
+type ringRecord struct {
+	typ uint32
+	b   []byte
 }

@@ -77,6 +77,10 @@ type Transport struct {
 	// fragHook, when set (by tests, before Start), is called after each
 	// fragment a link's sender puts in the ring, with how many it has put.
 	fragHook func(l *link, sent int)
+	// noAbortRoom, when set (by tests, before Start), leaves no room for
+	// the abort record while a message in fragments is sent, so that its
+	// fragments can fill the ring to its last byte.
+	noAbortRoom bool
 }
 
 var (
