@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +25,10 @@ import (
 
 // frozenPeerEnv makes the test binary a peer process (runFrozenPeer).
 const frozenPeerEnv = "XBUS_TEST_FROZEN_PEER"
+
+// peerSubsEnv makes the peer process subscribe that many times to
+// "ticks.>", through windows of 1, and never read.
+const peerSubsEnv = "XBUS_TEST_PEER_SUBS"
 
 func init() {
 	if os.Getenv(frozenPeerEnv) != "" {
@@ -52,6 +57,13 @@ func runFrozenPeer() int {
 		}
 		return nil
 	}))
+	n, _ := strconv.Atoi(os.Getenv(peerSubsEnv))
+	for range n { // never read
+		if _, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	fmt.Printf("ADDR %s\n", tr.Addrs()[0])
 	io.Copy(io.Discard, os.Stdin)
 	return 0
@@ -143,14 +155,15 @@ func testFrozenPeer(t *testing.T, scheme string) {
 }
 
 // startFrozenPeer starts a peer process (runFrozenPeer) that serves over
-// scheme ("tcp" or "shm") and returns it with a transport that links to it.
-func startFrozenPeer(t *testing.T, scheme string) (*exec.Cmd, bus.Transport) {
+// scheme ("tcp" or "shm"), with env added to its environment, and returns it
+// with a transport that links to it.
+func startFrozenPeer(t *testing.T, scheme string, env ...string) (*exec.Cmd, bus.Transport) {
 	path := "1"
 	if scheme == "shm" {
 		path = filepath.Join(t.TempDir(), "shm.sock")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), frozenPeerEnv+"="+path)
+	cmd.Env = append(append(os.Environ(), frozenPeerEnv+"="+path), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,10 @@ type waited struct {
 // sctx does, and sends env (encoded into encs) to each remote one as soon as
 // it has credit. So a subscriber that never reads costs one that does no
 // more than it would cost alone: both wait within the same bound, neither
-// behind the other. Every wait has ended when it returns.
+// behind the other. A local subscription waits on a goroutine of its own
+// (they are this node's); a peer's subscriptions, on one goroutine per
+// peer, so that a peer announcing many costs no goroutine each. Every
+// wait has ended when it returns.
 func (b *Bus) awaitPublish(ctx, sctx context.Context, w *publishWait, env *Envelope, encs *[]encoded) {
 	n, nl := len(w.local)+len(w.remote), len(w.local)
 	switch {
@@ -62,11 +65,15 @@ func (b *Bus) awaitPublish(ctx, sctx context.Context, w *publishWait, env *Envel
 	for i, s := range w.local {
 		go func() { done <- waited{i: i, err: s.deliver(ctx, m, deliverWait)} }()
 	}
-	for i, t := range w.remote {
-		go func() {
-			epoch, send, err := b.creditFor(sctx, t, m, true)
-			done <- waited{i: nl + i, epoch: epoch, send: send, err: err}
-		}()
+	// w.remote holds each peer's subscriptions together (publishRemote).
+	for i := 0; i < len(w.remote); {
+		j := i + 1
+		for j < len(w.remote) && w.remote[j].pr == w.remote[i].pr {
+			j++
+		}
+		ts, base := w.remote[i:j], nl+i
+		go b.awaitPeerCredit(sctx, ts, m, base, done)
+		i = j
 	}
 	// Sends go from here, one at a time, as their credit comes: env and
 	// encs are the publish's, not the waiting goroutines'.
@@ -84,6 +91,48 @@ func (b *Bus) awaitPublish(ctx, sctx context.Context, w *publishWait, env *Envel
 		}
 		if r.err != nil {
 			w.miss(t.pr.id, t.rs.pattern, r.err)
+		}
+	}
+}
+
+// awaitPeerCredit takes one credit of each of ts, subscriptions of one
+// peer, for m as each gets a grant, until ctx ends, and reports each on
+// done once, numbered from base: with the credit taken (send) or why
+// not. It wakes on the peer's grants only (peerSubs.bell), so that a peer
+// that never grants costs it nothing but the wait.
+func (b *Bus) awaitPeerCredit(ctx context.Context, ts []remoteTarget, m Message, base int, done chan<- waited) {
+	ps := &ts[0].pr.subs
+	left := make([]bool, len(ts))
+	for i := range left {
+		left[i] = true
+	}
+	for waiting := len(ts); ; {
+		bell := ps.nextBell() // before the tries: a grant after them rings it
+		for i, t := range ts {
+			if !left[i] {
+				continue
+			}
+			epoch, send, err := b.creditFor(ctx, t, m, false)
+			if err == errMustWait {
+				continue
+			}
+			left[i] = false
+			waiting--
+			done <- waited{i: base + i, epoch: epoch, send: send, err: err}
+		}
+		if waiting == 0 {
+			return
+		}
+		select {
+		case <-bell:
+		case <-ctx.Done():
+			err := ctxError(ctx.Err())
+			for i := range ts {
+				if left[i] {
+					done <- waited{i: base + i, err: err}
+				}
+			}
+			return
 		}
 	}
 }

@@ -84,6 +84,29 @@ type peerSubs struct {
 	index  subject.Index[*remoteSub]
 	their  uint64 // the epoch of the peer's last reset
 	gone   bool
+	// bell is closed on the next grant, reset or end of any of the peer's
+	// subscriptions: what a publish waiting for several of them waits on
+	// (awaitPeerCredit).
+	bell chan struct{}
+}
+
+// nextBell returns the channel closed on the next grant, reset or end of
+// any of the peer's subscriptions.
+func (ps *peerSubs) nextBell() <-chan struct{} {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.bell == nil {
+		ps.bell = make(chan struct{})
+	}
+	return ps.bell
+}
+
+// ring closes the bell, if anyone took it; ps.mu is held.
+func (ps *peerSubs) ring() {
+	if ps.bell != nil {
+		close(ps.bell)
+		ps.bell = nil
+	}
 }
 
 // remoteSub is a peer's subscription as the publishing node sees it;
@@ -219,6 +242,7 @@ func (b *Bus) onSub(l Link, m *sysSub) {
 		ps.theirs[id] = rs
 		ps.index.Insert(e.Pattern, rs)
 	}
+	ps.ring()
 	ps.mu.Unlock()
 	for _, d := range dead {
 		b.deadLetter(d.Msg, Ref{Node: pr.id, Name: d.Subject}, Ref{Node: b.id}, ErrClosed)
@@ -251,6 +275,7 @@ func (b *Bus) onGrant(l Link, m *sysGrant) {
 			}
 			rs.wakeAll()
 		}
+		ps.ring()
 	}
 	ps.mu.Unlock()
 	if bad != nil {
@@ -282,6 +307,7 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 		rs.held = nil
 	}
 	ps.theirs, ps.index = nil, subject.Index[*remoteSub]{}
+	ps.ring()
 	ps.mu.Unlock()
 	for _, d := range dead {
 		b.deadLetter(d.Msg, Ref{Node: pr.id, Name: d.Subject}, Ref{Node: b.id}, reason)
