@@ -41,8 +41,7 @@ type tellMemo struct {
 // sameTell reports whether env is a tell with the header of h, a tell with
 // no correlation id, deadline or headers.
 func sameTell(env, h *Envelope) bool {
-	return env.Kind == KindTell && env.Corr == 0 && env.Timeout == 0 && len(env.Headers) == 0 &&
-		env.To == h.To && env.From == h.From && env.Type == h.Type && env.Codec == h.Codec
+	return env.Corr == 0 && env.Timeout == 0 && len(env.Headers) == 0 && SameHeader(h, env)
 }
 
 // DeliverBatch implements BatchHost: envs arrived on l, in this order. It

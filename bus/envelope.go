@@ -286,8 +286,7 @@ func (nd *EnvelopeDecoder) Decode(data []byte, e *Envelope) error {
 // whose pointers cost write barriers while the collector runs.
 func (nd *EnvelopeDecoder) holdsLast(e *Envelope) bool {
 	h := &nd.lastEnv
-	return e.Kind == h.Kind && e.From == h.From && e.To == h.To && e.Corr == h.Corr && e.Timeout == h.Timeout &&
-		e.Codec == h.Codec && e.Type == h.Type && e.Headers == nil && e.Msg == nil
+	return e.Corr == h.Corr && e.Timeout == h.Timeout && e.Headers == nil && e.Msg == nil && SameHeader(h, e)
 }
 
 // decode is Decode without the last header.
