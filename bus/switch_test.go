@@ -22,19 +22,8 @@ import (
 func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 	for round := range 3 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			unixAddr := "unix://" + filepath.Join(t.TempDir(), "s.sock")
-			sT := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", unixAddr}})
-			s := linkedBus(t, bus.WithTransport(sT))
 			const n = 30000
-			sink := newOrderSink(n)
-			s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
-				v, err := strconv.Atoi(fmt.Sprint(msg))
-				if err != nil {
-					return err
-				}
-				sink.take(v)
-				return nil
-			}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+			s, sT, unixAddr, sink := switchServer(t, n)
 			c := linkedBus(t, bus.WithTransport(netbus.New(netbus.Config{})), bus.WithPeers(sT.Addrs()[0]))
 			waitFor(t, c, "sink")
 			for i := range n {
@@ -66,19 +55,8 @@ func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 // refused there and goes on the new link; the actor still sees every
 // number once, strictly in order.
 func TestSwitchInATellsWindowKeepsOrder(t *testing.T) {
-	unixAddr := "unix://" + filepath.Join(t.TempDir(), "s.sock")
-	sT := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", unixAddr}})
-	s := linkedBus(t, bus.WithTransport(sT))
 	const n = 3000
-	sink := newOrderSink(n)
-	s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
-		v, err := strconv.Atoi(fmt.Sprint(msg))
-		if err != nil {
-			return err
-		}
-		sink.take(v)
-		return nil
-	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	s, sT, unixAddr, sink := switchServer(t, n)
 	spy := newSpy(netbus.Config{Peers: []string{sT.Addrs()[0]}})
 	var c *bus.Bus
 	var tcp bus.FencingLink
@@ -185,6 +163,24 @@ func TestSwitchToNearerLinkKeepsPublishOrder(t *testing.T) {
 	if !unix {
 		t.Fatalf("the unix link never came up: %+v", c.Links())
 	}
+}
+
+// switchServer starts a bus listening on TCP and on a Unix socket, with a
+// "sink" actor that takes n numbered tells into sink.
+func switchServer(t *testing.T, n int) (s *bus.Bus, sT *netbus.Transport, unixAddr string, sink *orderSink) {
+	unixAddr = "unix://" + filepath.Join(t.TempDir(), "s.sock")
+	sT = netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0", unixAddr}})
+	s = linkedBus(t, bus.WithTransport(sT))
+	sink = newOrderSink(n)
+	s.Register("sink", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		v, err := strconv.Atoi(fmt.Sprint(msg))
+		if err != nil {
+			return err
+		}
+		sink.take(v)
+		return nil
+	}), bus.WithMailbox(mailbox.Options{Capacity: 1 << 16}))
+	return s, sT, unixAddr, sink
 }
 
 // orderSink collects the numbers a sink actor takes, to check that tells
