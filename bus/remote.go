@@ -448,6 +448,9 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 			return ctxError(context.DeadlineExceeded)
 		}
 	}
+	// Read before the arming starts: whoever completes an actor's ask
+	// recycles its call, which another ask may then take.
+	async := call.cb != nil
 	corr := b.asks.id(call, seq)
 	// A recycled call keeps its peer, link and via (putCall): each is
 	// stored only where it differs, a write barrier spared.
@@ -490,7 +493,7 @@ func (b *Bus) askRemote(ctx context.Context, to Ref, msg any, from Ref, call *as
 		switch {
 		case call.abandon(seq, err):
 			b.putCall(call)
-		case call.cb == nil:
+		case !async:
 			// Completed meanwhile, by the link's end: the failed send
 			// proves more (it never ran), so it is the outcome.
 			b.settled(call)
