@@ -845,3 +845,55 @@ func FuzzDeliverBatchHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestDeliverBatchInlineStopsAtItsStop: tells to an inline actor run on
+// the reader, under one claim of its mailbox; one whose Receive stops the
+// actor ends the run: the tells after it in the batch reach no Receive,
+// as none would behind a stop in its mailbox, and each is refused.
+func TestDeliverBatchInlineStopsAtItsStop(t *testing.T) {
+	b := newTestBus(t)
+	var mu sync.Mutex
+	var got []string
+	if _, err := b.Register("inline", bus.ActorFunc(func(c *bus.Context, msg any) error {
+		s, ok := msg.(string)
+		if !ok {
+			return nil
+		}
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+		if s == "stop" {
+			c.Stop()
+		}
+		return nil
+	}), bus.WithInline()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Tell("inline", "started"); err != nil { // ran once it started
+		t.Fatal(err)
+	}
+	eventually(t, "the actor's start", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) == 0 {
+			return errors.New("not yet")
+		}
+		got = nil
+		return nil
+	})
+	l := &batchLink{peer: bus.NewNodeID()}
+	var envs []bus.Envelope
+	for _, s := range []string{"0", "1", "stop", "3", "4"} {
+		envs = append(envs, wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s}))
+	}
+	dead := b.DeadLetters()
+	b.DeliverBatch(l, envs)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"0", "1", "stop"}; !slices.Equal(got, want) {
+		t.Fatalf("received %v, want %v", got, want)
+	}
+	if n := b.DeadLetters() - dead; n != 2 {
+		t.Fatalf("%d dead letters for the two tells behind the stop, want 2", n)
+	}
+}
