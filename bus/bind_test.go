@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,12 @@ func (e *eventLog) find(f func(bus.LinkInfo) bool) (bus.LinkInfo, bool) {
 		}
 	}
 	return bus.LinkInfo{}, false
+}
+
+func (e *eventLog) all() []bus.LinkInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.got)
 }
 
 func (e *eventLog) count(f func(bus.LinkInfo) bool) int {

@@ -120,8 +120,13 @@ type linkTable struct {
 	closed  bool
 	// Forget of a node a dial under way may lead to: epoch counts Forget
 	// calls, forgot holds the epoch of each node's last one.
-	epoch   uint64
-	forgot  map[NodeID]uint64
+	epoch  uint64
+	forgot map[NodeID]uint64
+	// A link retired before the keeper that dialed it attached (its Dial
+	// had not returned): handed leads it to the link kept in its place,
+	// where the keeper attaches instead. seq orders dials and hand-offs.
+	handed  map[Link]handoff
+	seq     uint64
 	held    atomic.Int32 // links waiting for their proof (see bind.go)
 	holding atomic.Int32 // links holding what they receive (see switch.go)
 
@@ -186,11 +191,21 @@ type keeper struct {
 	// after it of the node its next dial reaches stops the keeper as that
 	// dial returns.
 	blind uint64
+	// dialing is t.seq when the keeper's dial under way began; 0 when
+	// none is.
+	dialing uint64
+}
+
+// handoff is where a retired link's keeper goes: the link kept, and t.seq
+// when the retired link went down.
+type handoff struct {
+	to  Link
+	seq uint64
 }
 
 func (t *linkTable) init(c *config, transports []Transport) error {
 	t.keepers, t.live, t.dialers = map[string]*keeper{}, map[Link]*liveLink{}, map[string]Dialer{}
-	t.binds = map[NodeID]*binding{}
+	t.binds, t.handed = map[NodeID]*binding{}, map[Link]handoff{}
 	t.lo, t.hi, t.events = c.backoffLo, c.backoffHi, c.linkEvents
 	t.proofTimeout = c.proofTimeout
 	if t.proofTimeout <= 0 {
@@ -442,6 +457,10 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 	defer close(k.done)
 	failures := 0
 	for {
+		t.mu.Lock()
+		t.seq++
+		k.dialing = t.seq
+		t.mu.Unlock()
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		l, err := k.d.Dial(dctx, k.addr)
 		cancel()
@@ -487,6 +506,7 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 			failures++
 			refused := errors.Is(err, ErrRefused)
 			t.mu.Lock()
+			t.dialed(k)
 			if !k.info.Peer.IsZero() {
 				k.blind = t.epoch
 			}
@@ -521,13 +541,17 @@ func (b *Bus) keep(ctx context.Context, k *keeper) {
 }
 
 // attach makes l the link of k and returns a channel closed when it goes
-// down (already closed if it went down before its Dial returned). When
-// l's node was forgotten since k last knew where it leads, it stops k
-// instead and reports forgotten: the caller closes l.
+// down (already closed if it went down before its Dial returned). A link
+// retired before its Dial returned hands k to the link kept, as linkDown
+// does for a keeper attached. When l's node was forgotten since k last
+// knew where it leads, it stops k instead and reports forgotten: the
+// caller closes l.
 func (t *linkTable) attach(k *keeper, l Link) (down <-chan struct{}, forgotten bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ll := t.live[l]
+	h, handed := t.handed[l]
+	t.dialed(k) // after the look-up: it forgets what no other dial needs
 	if e, ok := t.forgot[l.Peer()]; ok && e > k.blind {
 		if t.keepers[k.addr] == k {
 			delete(t.keepers, k.addr)
@@ -539,6 +563,10 @@ func (t *linkTable) attach(k *keeper, l Link) (down <-chan struct{}, forgotten b
 		k.info.Peer, k.info.State, k.info.Since, k.info.Err = l.Peer(), LinkClosed, time.Now(), errForgotten
 		t.emit(k.info)
 		return nil, true
+	}
+	if ll == nil && handed {
+		delete(t.handed, l)
+		l, ll = h.to, t.live[h.to]
 	}
 	if ll == nil {
 		c := make(chan struct{})
@@ -552,6 +580,52 @@ func (t *linkTable) attach(k *keeper, l Link) (down <-chan struct{}, forgotten b
 		t.ready(k, ll)
 	}
 	return ll.down, false
+}
+
+// dialed notes that k's dial returned, and forgets the hand-offs no dial
+// under way may need: those of links that went down before every such
+// dial began. t.mu must be held.
+func (t *linkTable) dialed(k *keeper) {
+	k.dialing = 0
+	if len(t.handed) == 0 {
+		return
+	}
+	oldest := t.seq + 1
+	for _, x := range t.keepers {
+		if x.dialing != 0 {
+			oldest = min(oldest, x.dialing)
+		}
+	}
+	for l, h := range t.handed {
+		if h.seq < oldest {
+			delete(t.handed, l)
+		}
+	}
+}
+
+// handOn records that l went down and, if retired, the link it was
+// retired in favour of (to; nil if none), for a keeper whose dial of l has
+// not returned yet; the hand-offs to l move on with it. t.mu must be held.
+func (t *linkTable) handOn(l, to Link) {
+	for x, h := range t.handed {
+		if h.to == l {
+			if to == nil {
+				delete(t.handed, x)
+			} else {
+				t.handed[x] = handoff{to, h.seq}
+			}
+		}
+	}
+	if to == nil {
+		return
+	}
+	for _, k := range t.keepers {
+		if k.dialing != 0 {
+			t.seq++
+			t.handed[l] = handoff{to, t.seq}
+			return
+		}
+	}
 }
 
 // next returns the down channel of the link k now rides on, when the link
@@ -650,12 +724,17 @@ func (t *linkTable) linkDown(b *Bus, l Link, err error) {
 			}
 		}
 	}
+	var to Link
+	if kept != nil {
+		to = ll.retiredTo
+	}
+	t.handOn(l, to)
 	for _, k := range ll.ks {
 		if k.link != l {
 			continue
 		}
 		if kept != nil {
-			k.link, kept.ks = ll.retiredTo, append(kept.ks, k) // the address stays linked
+			k.link, kept.ks, kept.info.Addr = ll.retiredTo, append(kept.ks, k), k.addr // the address stays linked
 			continue
 		}
 		k.link = nil
