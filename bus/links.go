@@ -66,7 +66,7 @@ func (s LinkState) String() string {
 type LinkInfo struct {
 	// Addr is the address the bus keeps linked ("shm:///run/x.sock",
 	// "unix:///run/x.sock", "tcp://host:7400"); empty for a link the peer
-	// dialed.
+	// dialed, unless it took over an address from a retired duplicate.
 	Addr string
 	// Scheme is the link's scheme, or the address's: "shm", "unix", "tcp".
 	Scheme string
