@@ -897,3 +897,82 @@ func TestDeliverBatchInlineStopsAtItsStop(t *testing.T) {
 		t.Fatalf("%d dead letters for the two tells behind the stop, want 2", n)
 	}
 }
+
+// holdingParent spawns child WithInline and, when it fails, holds it
+// suspended until told "resume".
+type holdingParent struct {
+	child  bus.Actor
+	spawn  bus.Ref // on the parent's goroutine
+	ref    chan bus.Ref
+	failed chan bus.Failure
+}
+
+func (p *holdingParent) Receive(c *bus.Context, msg any) error {
+	switch msg.(type) {
+	case bus.Started:
+		r, err := c.Spawn("child", p.child, bus.WithInline())
+		if err != nil {
+			return err
+		}
+		p.spawn = r
+		p.ref <- r
+	case string:
+		return c.Resume(p.spawn)
+	}
+	return nil
+}
+
+func (p *holdingParent) ChildFailed(c *bus.Context, f bus.Failure) error {
+	p.failed <- f
+	return nil
+}
+
+// TestDeliverBatchInlineWaitsForItsSupervisor: a tell run on the reader
+// that fails an inline actor whose parent supervises it suspends the
+// actor: the tells behind it in the batch wait, queued, for the parent's
+// decision and then run in their order, none before it.
+func TestDeliverBatchInlineWaitsForItsSupervisor(t *testing.T) {
+	b := newTestBus(t)
+	child := &logActor{}
+	failing := bus.ActorFunc(func(c *bus.Context, msg any) error {
+		_ = child.Receive(c, msg)
+		if msg == "boom" {
+			return errors.New("boom")
+		}
+		return nil
+	})
+	par := &holdingParent{child: failing, ref: make(chan bus.Ref, 1), failed: make(chan bus.Failure, 1)}
+	parent, err := b.Register("parent", par)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := <-par.ref
+	if err := b.Tell(ref, "started"); err != nil { // ran once it started
+		t.Fatal(err)
+	}
+	eventually(t, "the child's start", func() error {
+		if len(child.log()) == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	l := &batchLink{peer: bus.NewNodeID()}
+	var envs []bus.Envelope
+	for _, s := range []string{"0", "boom", "2", "3"} {
+		envs = append(envs, wire(t, b, bus.Envelope{Kind: bus.KindTell, To: ref, Msg: s}))
+	}
+	b.DeliverBatch(l, envs)
+	<-par.failed
+	if got, want := child.log(), []string{"started", "0", "boom"}; !slices.Equal(got, want) {
+		t.Fatalf("before its parent decided the child received %v, want %v", got, want)
+	}
+	if err := b.Tell(parent, "resume"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the tells behind the failure", func() error {
+		if got, want := child.log(), []string{"started", "0", "boom", "2", "3"}; !slices.Equal(got, want) {
+			return fmt.Errorf("received %v, want %v", got, want)
+		}
+		return nil
+	})
+}
