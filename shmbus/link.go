@@ -351,8 +351,22 @@ const offerYields = 10
 // headPolls bounds each of those waits: the polls of the peer's head,
 // each a read of a line the peer's reader writes. The sender polls rather
 // than yielding to the Go scheduler, which woke an idle thread of the
-// process at each yield.
-const headPolls = 64
+// process at each yield; but in a ring under pollMinRing it yields, as
+// polling there cut the rate of a stream of tells (docs/performance.md,
+// "A full ring").
+const (
+	headPolls   = 64
+	pollMinRing = 16 << 10
+)
+
+// pauseForRoom is one of offer's waits for room.
+func (l *link) pauseForRoom() {
+	if l.prod.capacity < pollMinRing {
+		runtime.Gosched()
+		return
+	}
+	l.prod.awaitHead(headPolls)
+}
 
 // roomSlice is the longest sleep of a sender waiting for room. The peer's
 // reader wakes it once it frees room; the slice only bounds how late a
@@ -396,7 +410,7 @@ func (l *link) offer(ctx context.Context, typ uint32, a, b []byte) error {
 			if ctx.Err() != nil {
 				return l.fullErr(ctx)
 			}
-			l.prod.awaitHead(headPolls)
+			l.pauseForRoom()
 		}
 	}
 }

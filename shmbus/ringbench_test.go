@@ -217,7 +217,7 @@ func offerSpin(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 }
 
 // offerWait offers one record as a link's sender does: while the ring is
-// full it waits offerYields times (awaitHead), then sleeps until the
+// full it waits offerYields times (link.pauseForRoom), then sleeps until the
 // reader frees room and wakes it (offerOrSleep; the child's reader does,
 // see ringPeer), for at most roomSlice. A producer that only yields takes, on a machine whose CPUs
 // are busy, the CPU the reader needs to free room, and the bare ring
@@ -238,7 +238,11 @@ func offerWait(prod *producer, bell *atomic.Uint32, typ uint32, b []byte) error 
 			return err
 		}
 		if i < offerYields {
-			prod.awaitHead(headPolls)
+			if prod.capacity < pollMinRing {
+				runtime.Gosched()
+			} else {
+				prod.awaitHead(headPolls)
+			}
 		}
 	}
 }
