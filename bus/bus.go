@@ -42,6 +42,9 @@ type Bus struct {
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
+	// peerHeld bounds the publishes held for one peer's subscriptions
+	// (maxPeerHeld; smaller only in tests).
+	peerHeld int
 	// beforeGate runs in a send to a peer between its choice of the peer
 	// and its read of the peer's link inside the peer's send gate
 	// (enterPeer, control.send), with the kind of what it sends; tests
@@ -150,6 +153,7 @@ func New(opts ...Option) (*Bus, error) {
 		topEnded:    make(chan struct{}, 1),
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,
+		peerHeld:    cfg.peerHeld,
 		beforeGate:  cfg.beforeGate,
 		placement:   cfg.placing.strategy,
 		placeFor:    cfg.placing.perName,
@@ -170,6 +174,9 @@ func New(opts ...Option) (*Bus, error) {
 	cryptorand.Read(key[:])
 	b.corrKey = [2]uint64{binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])}
 	b.asks.key = [2]uint64{binary.LittleEndian.Uint64(key[16:]), binary.LittleEndian.Uint64(key[24:])}
+	if b.peerHeld <= 0 {
+		b.peerHeld = maxPeerHeld
+	}
 	if b.sendTimeout <= 0 {
 		b.sendTimeout = DefaultSendTimeout
 	}

@@ -27,7 +27,8 @@
 //     publishing node credit, and a publishing node out of credit applies
 //     the subscription's slow policy itself (SlowBlock waits, up to the
 //     publisher's ctx), so a reader that stops costs bounded memory on
-//     both sides.
+//     both sides; a publishing node holds at most 65,536 publishes for
+//     all of one peer's subscriptions.
 //
 // In one process a message is a Go value handed over by pointer: nothing is
 // encoded and a steady-state Tell allocates nothing. A transport

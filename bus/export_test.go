@@ -46,6 +46,31 @@ func RemoteSubs(b *Bus) (subs, held int) {
 	return subs, held
 }
 
+// WithPeerHeld bounds the publishes b holds for one peer's subscriptions,
+// waiting for credit, at n instead of maxPeerHeld.
+func WithPeerHeld(n int) Option { return func(c *config) { c.peerHeld = n } }
+
+// MaxPeerHeld is the bound of WithPeerHeld by default.
+const MaxPeerHeld = maxPeerHeld
+
+// PeerHeld reads, over b's peers, the publishes b counts as held for their
+// subscriptions (the count the bound applies to), those their
+// subscriptions hold, one per subscription, and the credit they have.
+func PeerHeld(b *Bus) (counted int, held []int, credit uint64) {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	for _, pr := range b.peers {
+		pr.subs.mu.Lock()
+		counted += pr.subs.held
+		for _, rs := range pr.subs.theirs {
+			held = append(held, len(rs.held))
+			credit += uint64(rs.snd.Credit())
+		}
+		pr.subs.mu.Unlock()
+	}
+	return counted, held, credit
+}
+
 // Queued is how many publishes from peers s holds beyond its buffer,
 // waiting for its reader; Buffered, how many its buffer holds.
 func Queued(s *Subscription) (queued, buffered int) {

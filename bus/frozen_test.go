@@ -27,8 +27,13 @@ import (
 const frozenPeerEnv = "XBUS_TEST_FROZEN_PEER"
 
 // peerSubsEnv makes the peer process subscribe that many times to
-// "ticks.>", through windows of 1, and never read.
-const peerSubsEnv = "XBUS_TEST_PEER_SUBS"
+// "ticks.>", through windows of 1 (or peerWindowEnv's), SlowBlock (or
+// peerPolicyEnv's, a bus.SlowPolicy as a number), and never read.
+const (
+	peerSubsEnv   = "XBUS_TEST_PEER_SUBS"
+	peerWindowEnv = "XBUS_TEST_PEER_WINDOW"
+	peerPolicyEnv = "XBUS_TEST_PEER_POLICY"
+)
 
 func init() {
 	if os.Getenv(frozenPeerEnv) != "" {
@@ -58,8 +63,15 @@ func runFrozenPeer() int {
 		return nil
 	}))
 	n, _ := strconv.Atoi(os.Getenv(peerSubsEnv))
+	window, policy := 1, 0
+	if w := os.Getenv(peerWindowEnv); w != "" {
+		window, _ = strconv.Atoi(w)
+	}
+	if p := os.Getenv(peerPolicyEnv); p != "" {
+		policy, _ = strconv.Atoi(p)
+	}
 	for range n { // never read
-		if _, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1)); err != nil {
+		if _, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowPolicy(policy))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

@@ -19,9 +19,10 @@ type Message struct {
 // SlowPolicy is what a publisher does when a subscriber's window is full.
 // For a subscriber on another node the publisher's node applies it when the
 // subscription's credit is used up: SlowBlock waits for credit;
-// SlowDropOldest holds at most a window there, dropping its oldest;
-// SlowCut holds likewise, and the subscriber's node cuts the subscription
-// when its buffer is full as a message arrives.
+// SlowDropOldest holds at most a window there, dropping its oldest (and
+// at most 65,536 for all of one node's subscriptions together, beyond
+// which it drops likewise); SlowCut holds likewise, and the subscriber's
+// node cuts the subscription when its buffer is full as a message arrives.
 type SlowPolicy uint8
 
 const (

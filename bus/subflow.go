@@ -20,7 +20,8 @@ import (
 // each matching publish to the subscription by id while it has credit;
 // without credit it applies the subscription's policy itself: SlowBlock
 // waits for a grant, bounded by the publisher's ctx; SlowDropOldest and
-// SlowCut hold at most a window, dropping the oldest. The subscribing node
+// SlowCut hold at most a window, dropping the oldest, and all of one peer's
+// subscriptions together at most maxPeerHeld. The subscribing node
 // grants credit back (sysGrant) as its reader takes messages, so a reader
 // that stops costs at most a window held on each side.
 //
@@ -67,6 +68,15 @@ func registerSubTypes(t *Types) error {
 // maxRemoteSubs bounds the subscriptions one peer may announce.
 const maxRemoteSubs = 1 << 16
 
+// maxPeerHeld bounds the publishes this node holds, waiting for credit,
+// for all the SlowDropOldest and SlowCut subscriptions of one peer
+// together. A window bounds each, but a peer may announce maxRemoteSubs
+// subscriptions of flow.MaxWindow each and never grant: beyond this budget
+// the oldest publish held for the subscription being published to (or the
+// new one, if it holds none) is a dead letter with ErrSlowConsumer, as
+// beyond its window. An honest peer whose readers keep up holds far less.
+const maxPeerHeld = 1 << 16
+
 // maxRemoteNames bounds the registered instances one peer may announce:
 // each costs this node memory and a place in its routing views, so a peer
 // that announces more is taken for a liar and its link closes.
@@ -84,6 +94,7 @@ type peerSubs struct {
 	index  subject.Index[*remoteSub]
 	their  uint64 // the epoch of the peer's last reset
 	gone   bool
+	held   int // publishes held in all of theirs: at most Bus.peerHeld
 	// bell is closed on the next grant, reset or end of any of the peer's
 	// subscriptions: what a publish waiting for several of them waits on
 	// (awaitPeerCredit).
@@ -207,6 +218,8 @@ func (b *Bus) onSub(l Link, m *sysSub) {
 			rs.closed = true
 			rs.wakeAll()
 			dead = append(dead, rs.held...)
+			ps.held -= len(rs.held)
+			rs.held = nil
 			delete(ps.theirs, id)
 			ps.index.Remove(rs.pattern, rs)
 		}
@@ -306,7 +319,7 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 		dead = append(dead, rs.held...)
 		rs.held = nil
 	}
-	ps.theirs, ps.index = nil, subject.Index[*remoteSub]{}
+	ps.theirs, ps.index, ps.held = nil, subject.Index[*remoteSub]{}, 0
 	ps.ring()
 	ps.mu.Unlock()
 	for _, d := range dead {
@@ -415,7 +428,8 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 // in epoch. Without credit it applies the subscription's policy: SlowBlock
 // waits for a grant, bounded by ctx (errMustWait at once when wait is
 // false); the others hold m for the peer's control goroutine to send, the
-// oldest dropped beyond a window.
+// oldest dropped beyond a window or beyond what the peer may make this node
+// hold in all (Bus.peerHeld).
 func (b *Bus) creditFor(ctx context.Context, t remoteTarget, m Message, wait bool) (epoch uint64, send bool, err error) {
 	ps, rs := &t.pr.subs, t.rs
 	var dropped *Message
@@ -450,7 +464,9 @@ func (b *Bus) creditFor(ctx context.Context, t remoteTarget, m Message, wait boo
 		ps.mu.Lock()
 	}
 	rs.held = append(rs.held, m)
-	if len(rs.held) > rs.window {
+	ps.held++
+	if len(rs.held) > rs.window || ps.held > b.peerHeld {
+		ps.held--
 		old := rs.held[0]
 		dropped = &old
 		rs.held[0] = Message{}
@@ -553,6 +569,7 @@ func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
 		m := rs.held[0]
 		rs.held[0] = Message{}
 		rs.held = rs.held[1:]
+		ps.held--
 		rs.draining = true
 		epoch := ps.their
 		ps.mu.Unlock()

@@ -305,3 +305,82 @@ func TestRemoteSubscriptionCut(t *testing.T) {
 		return nil
 	})
 }
+
+// The count of what a peer's subscriptions hold, which the budget
+// (bus.WithPeerHeld) applies to, stays exact as held publishes are sent on
+// new credit and as a subscription ends with publishes held: every
+// publish is delivered, or a dead letter on the publisher's node.
+func TestRemoteSubscriptionHeldCountExact(t *testing.T) {
+	eachLink(t, func(t *testing.T, rl realLink) {
+		const window, budget, over = 4, 6, 10
+		server, client := rl.pair(t, nil, []bus.Option{bus.WithPeerHeld(budget)})
+		a := subscribeRemote(t, server, client, "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowDropOldest))
+		b, err := server.Subscribe(context.Background(), "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowDropOldest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		agrees := func(want int) error {
+			counted, held, _ := bus.PeerHeld(client)
+			sum := 0
+			for _, h := range held {
+				sum += h
+			}
+			if counted != sum || sum != want {
+				return fmt.Errorf("%d held, counted %d, want %d", sum, counted, want)
+			}
+			return nil
+		}
+		eventually(t, "both announced", func() error {
+			if _, _, credit := bus.PeerHeld(client); credit != 2*window {
+				return fmt.Errorf("credit %d", credit)
+			}
+			return nil
+		})
+		sent := 0
+		publish := func(n int) {
+			t.Helper()
+			for range n {
+				if err := client.Publish("ticks.a", sent); err != nil {
+					t.Fatalf("publish %d: %v", sent, err)
+				}
+				sent++
+			}
+		}
+		publish(window)
+		eventually(t, "the buffers granted", func() error {
+			if _, _, credit := bus.PeerHeld(client); credit != 2*window {
+				return fmt.Errorf("credit %d", credit)
+			}
+			return nil
+		})
+		publish(window + over)
+		if err := agrees(budget); err != nil {
+			t.Fatal(err)
+		}
+		if n := client.DeadLetterCount(bus.ErrSlowConsumer); n != 2*over-budget {
+			t.Fatalf("%d dropped, want %d", n, 2*over-budget)
+		}
+		// a reads: its held publishes go on its new credit, the newest last.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for i := range 2*window + budget/2 {
+			m, err := a.Next(ctx)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			if i == 2*window+budget/2-1 && m.Msg != sent-1 {
+				t.Fatalf("the last message is %v, want the newest, %d", m.Msg, sent-1)
+			}
+		}
+		eventually(t, "a's held sent", func() error { return agrees(budget / 2) })
+		// b ends: what it held is dead letters, and the count drops with it.
+		b.Close()
+		eventually(t, "b's held dropped", func() error { return agrees(0) })
+		eventually(t, "b's held dead letters", func() error {
+			if n := client.DeadLetters(); n != 2*over-budget+budget/2 {
+				return fmt.Errorf("%d dead letters", n)
+			}
+			return nil
+		})
+	})
+}
