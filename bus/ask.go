@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// askCall is one pending Ask. Calls are pooled: state packs the arming
+// askCall is one pending Ask. Calls are reused (a local ask's from a pool,
+// a remote ask's from its slot of the askTable): state packs the arming
 // sequence number with the call's status, so a reply meant for an earlier
 // arming of a reused call can never complete a later one.
 type askCall struct {
