@@ -33,6 +33,10 @@ const (
 	peerSubsEnv   = "XBUS_TEST_PEER_SUBS"
 	peerWindowEnv = "XBUS_TEST_PEER_WINDOW"
 	peerPolicyEnv = "XBUS_TEST_PEER_POLICY"
+	// peerReadEnv makes the peer process subscribe to "ticks.>" once more,
+	// through a window of 1, SlowBlock, and read: it tells each message it
+	// reads to the actor "got" of the node publishing.
+	peerReadEnv = "XBUS_TEST_PEER_READ"
 )
 
 func init() {
@@ -75,6 +79,22 @@ func runFrozenPeer() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+	}
+	if os.Getenv(peerReadEnv) != "" {
+		sub, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			for m := range sub.Messages() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if err := b.WaitFor(ctx, "got"); err == nil {
+					b.Tell("got", m.Msg)
+				}
+				cancel()
+			}
+		}()
 	}
 	fmt.Printf("ADDR %s\n", tr.Addrs()[0])
 	io.Copy(io.Discard, os.Stdin)

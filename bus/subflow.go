@@ -515,6 +515,7 @@ func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env
 		body, err := b.types.EncodeBody(c, env, x.body[:0])
 		if err != nil {
 			*encs = (*encs)[:i]
+			b.giveBack(t, epoch)
 			return err
 		}
 		x.codec, x.typ, x.body = name, env.Type, body
@@ -523,7 +524,31 @@ func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env
 	env.To.ID, env.Corr = id, epoch
 	err := l.Send(ctx, env)
 	env.To.ID, env.Corr, env.Body = 0, 0, nil
+	if err != nil {
+		// The link did not accept env (one it accepts and loses is handed
+		// back through Undelivered): the subscriber never sees it, so never
+		// grants its credit again.
+		b.giveBack(t, epoch)
+	}
 	return sendError(err)
+}
+
+// giveBack returns the credit a publish to t took in epoch and did not
+// send, so that a send that failed (its bound ended while the link applied
+// backpressure, the link closed) leaves the subscription's window whole. A
+// credit of an epoch that ended is not returned: the new epoch's reset
+// gave the window anew.
+func (b *Bus) giveBack(t remoteTarget, epoch uint64) {
+	ps, rs := &t.pr.subs, t.rs
+	ps.mu.Lock()
+	if rs.closed || ps.gone || epoch != ps.their || rs.snd.Grant(1) != nil {
+		ps.mu.Unlock()
+		return
+	}
+	rs.wakeAll()
+	ps.ring()
+	ps.mu.Unlock()
+	t.pr.ctl.wake() // held publishes may go on it
 }
 
 // publishMoved sends env, a publish to t whose peer lost its links before

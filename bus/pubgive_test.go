@@ -1,0 +1,122 @@
+//go:build unix
+
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xbus-dev/xbus/bus"
+)
+
+// TestFailedPublishGivesItsCreditBack: a peer process subscribes through a
+// window of 1 and reads. Stopped with SIGSTOP, its link filled, a publish
+// takes the subscription's credit and its send ends at the bound while the
+// link applies backpressure: the publisher gets a *PublishError naming the
+// subscription with ErrDeadline, and the credit is the subscription's
+// again. Once the peer reads again, the next publish reaches it, and the
+// failed one never does: a subscriber that stopped reading for a while is
+// not stalled for good by a send that did not go out.
+func TestFailedPublishGivesItsCreditBack(t *testing.T) {
+	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithSendTimeout(200*time.Millisecond))
+	var (
+		mu  sync.Mutex
+		got []any
+	)
+	if _, err := pub.Register("got", bus.ActorFunc(func(_ *bus.Context, msg any) error {
+		if _, ok := msg.(string); !ok {
+			return nil // lifecycle
+		}
+		mu.Lock()
+		got = append(got, msg)
+		mu.Unlock()
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	received := func() []any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	eventually(t, "the subscription announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.WaitFor(ctx, "sink"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.PublishContext(ctx, "ticks.a", "first"); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	// Read, and its credit granted back: the window whole.
+	var full uint64
+	eventually(t, "the first publish read and its credit back", func() error {
+		_, _, credit := bus.PeerHeld(pub)
+		if r := received(); len(r) != 1 || credit == 0 {
+			return fmt.Errorf("received %v, credit %d", r, credit)
+		}
+		full = credit
+		return nil
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the link: the peer reads nothing more.
+	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
+		var err error
+		for i := 0; err == nil; i++ {
+			if i == 100_000 {
+				t.Fatal("a stopped peer took 100,000 tells")
+			}
+			err = pub.Tell("sink", msg)
+		}
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
+		}
+	}
+	// Each publish takes a credit and fails to send it: with the credit
+	// lost, the window (1) would be spent after the first.
+	for i := range int(full) + 2 {
+		err := pub.Publish("ticks.a", "failed")
+		var pe *bus.PublishError
+		if !errors.As(err, &pe) || len(pe.Missed) != 1 || !errors.Is(pe.Missed[0].Err, bus.ErrDeadline) {
+			t.Fatalf("publish %d to a stopped peer: %v, want a PublishError missing its subscription with ErrDeadline", i, err)
+		}
+		if _, _, credit := bus.PeerHeld(pub); credit != full {
+			t.Fatalf("after publish %d failed to send, credit %d, want %d: the failed send kept its credit", i, credit, full)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// The link drains; then the subscriber has its window again.
+	if _, err := pub.Ask(ctx, "sink", "drained"); err != nil {
+		t.Fatalf("ask after the peer went on: %v", err)
+	}
+	if err := pub.PublishContext(ctx, "ticks.a", "second"); err != nil {
+		t.Fatalf("publish once the peer reads again: %v", err)
+	}
+	eventually(t, "the second publish read", func() error {
+		if r := received(); len(r) != 2 {
+			return fmt.Errorf("received %v", r)
+		}
+		return nil
+	})
+	if r := received(); r[0] != "first" || r[1] != "second" {
+		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
+	}
+}
