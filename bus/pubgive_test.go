@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xbus-dev/xbus/bus"
+	"github.com/xbus-dev/xbus/netbus"
 )
 
 // TestFailedPublishGivesItsCreditBack: a peer process subscribes through a
@@ -119,4 +120,84 @@ func TestFailedPublishGivesItsCreditBack(t *testing.T) {
 	if r := received(); r[0] != "first" || r[1] != "second" {
 		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
 	}
+}
+
+// TestFrozenPeerStarvesNoOtherPeersSubscriber: a peer process subscribes
+// through a window of 1 and is stopped with SIGSTOP, its link filled; a
+// node on another link subscribes through a window of 1 and reads. Every
+// publish takes the stopped peer's credit and waits out its bound on its
+// link, the sends to each peer going one after another; the reading
+// subscriber still gets every message, in order, and every Publish
+// returns a *PublishError naming the stopped peer's subscription alone,
+// with ErrDeadline, its credit given back each time.
+func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
+	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
+	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithTransport(lt), bus.WithSendTimeout(100*time.Millisecond))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: lt.Addrs()})))
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both subscriptions announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 2 {
+			return fmt.Errorf("%d announced", n)
+		}
+		return nil
+	})
+	waitFor(t, pub, "sink")
+	_, _, full := bus.PeerHeld(pub)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
+		var err error
+		for i := 0; err == nil; i++ {
+			if i == 100_000 {
+				t.Fatal("a stopped peer took 100,000 tells")
+			}
+			err = pub.Tell("sink", msg)
+		}
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
+		}
+	}
+
+	const sent = 20
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+		defer cancel()
+		for want := range sent {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				got <- fmt.Errorf("after %d: %w", want, err)
+				return
+			}
+			if m.Msg != want {
+				got <- fmt.Errorf("got %v, want %d: lost or out of order", m.Msg, want)
+				return
+			}
+		}
+		got <- nil
+	}()
+	for i := range sent {
+		err := pub.Publish("ticks.a", i)
+		var pe *bus.PublishError
+		if !errors.As(err, &pe) || len(pe.Missed) != 1 || pe.Missed[0].Pattern != "ticks.>" || !errors.Is(pe.Missed[0].Err, bus.ErrDeadline) {
+			t.Fatalf("publish %d: %v, want a PublishError missing the stopped peer's subscription alone with ErrDeadline", i, err)
+		}
+		if pe.Missed[0].Node == reader.NodeID() {
+			t.Fatalf("publish %d missed the reading subscriber: %v", i, err)
+		}
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the reading subscriber, beside a stopped peer's: %v", err)
+	}
+	eventually(t, "every window whole again", func() error {
+		if _, _, credit := bus.PeerHeld(pub); credit != full {
+			return fmt.Errorf("credit %d, %d before the publishes", credit, full)
+		}
+		return nil
+	})
 }
