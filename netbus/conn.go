@@ -443,14 +443,25 @@ func (c *conn) shut(err error, byPeer bool) {
 
 // fence refuses every frame sent unfenced from now on, and wakes the
 // senders that wait for room, so that such a sender is refused at once.
-func (c *conn) fence() {
+// With frame it queues a fence frame, under the lock that refuses them: it
+// follows every frame sent unfenced on the connection.
+func (c *conn) fence(frame bool) {
 	c.mu.Lock()
 	c.fenced = true
+	if frame && !c.closed {
+		c.out = appendFrameHeader(c.out, frameFence, 0, 0)
+	}
 	if c.space != nil {
 		close(c.space)
 		c.space = nil
 	}
 	c.mu.Unlock()
+	if frame {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // stop ends the hand-over of data frames to the host and returns how many
@@ -896,6 +907,12 @@ func (c *conn) readLoop() {
 			}
 		case frameSettle:
 			t.settled(c.l.peer, parseSettle(p))
+		case frameFence:
+			if c.res.Version < versionFence {
+				c.l.close(fmt.Errorf("%w: fence frame on a connection of version %d", ErrBadFrame, c.res.Version))
+				return
+			}
+			c.l.fenceIn()
 		case frameClose:
 			read, counted, reason := parseClose(flags, p)
 			if counted {

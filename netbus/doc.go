@@ -46,7 +46,10 @@
 // when both ends agree), repeat frames on a connection of version 4 (the
 // body of a tell whose envelope header is the one of the frame before it,
 // so a stream of tells from one sender to one actor sends its header once
-// per write), pings, and a close
+// per write), fence frames on a pooled link of version 5 (one per
+// connection as the bus fences the link: the receiver hands over what
+// follows on any connection only once every connection's has arrived, so
+// the bus's fence follows every sender's messages), pings, and a close
 // frame with a reason. Frames over
 // Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
 // and an envelope header that does not decode close that link with a clear

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,13 +53,28 @@ func (a *arrivals) waitArrived(t *testing.T, n int) []string {
 // Senders stream tells with SendUnfenced while the link is fenced: the
 // fence arrives after every tell a SendUnfenced took and before none of
 // them; each one refused (bus.ErrLinkFenced) never arrives; a plain Send
-// still goes out after the fence (a reply on a retired link).
+// still goes out after the fence (a reply on a retired link). On a link of
+// four connections the senders' tells take several of them and the fence
+// one: it still arrives after all of them (each connection's fence frame
+// holds its reader until every one has arrived), round after round.
 func TestFenceFollowsUnfencedSends(t *testing.T) {
+	for _, pool := range []int{1, 4} {
+		rounds := 1
+		if pool > 1 {
+			rounds = 5
+		}
+		for round := range rounds {
+			t.Run(fmt.Sprintf("pool%d/%d", pool, round), func(t *testing.T) { fenceFollowsUnfencedSends(t, pool) })
+		}
+	}
+}
+
+func fenceFollowsUnfencedSends(t *testing.T, pool int) {
 	network(t, func(t *testing.T, listen string) {
 		srv := &arrivals{testHost: newTestHost(t)}
 		cli := newTestHost(t)
 		srvT := startTransport(t, srv, Config{Listen: []string{listen}})
-		cliT := startTransport(t, cli, Config{})
+		cliT := startTransport(t, cli, Config{PoolSize: pool})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
@@ -70,6 +87,16 @@ func TestFenceFollowsUnfencedSends(t *testing.T) {
 			return encoded(l, &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: seq}})
 		}
 		const senders = 8
+		if pool > 1 { // the test means something only if the tells take connections the fence does not
+			fc := l.(*link).pick(tell("fence", 0))
+			other := false
+			for s := range senders {
+				other = other || l.(*link).pick(tell(fmt.Sprintf("sender-%d", s), 0)) != fc
+			}
+			if !other {
+				t.Fatal("every sender takes the fence's connection")
+			}
+		}
 		var accepted, refused atomic.Int64
 		started := make(chan struct{}, senders)
 		var wg sync.WaitGroup
@@ -112,8 +139,13 @@ func TestFenceFollowsUnfencedSends(t *testing.T) {
 		if len(names) != n+2 || refused.Load() != senders {
 			t.Fatalf("%d tells arrived; %d were taken, %d refused", len(names), n, refused.Load())
 		}
-		if names[n] != "fence" || names[n+1] != "after" {
-			t.Fatalf("the fence arrived as tell %d of %d taken before it (then %q)", indexOf(names, "fence"), n, names[n+1])
+		// With one connection "after" follows the fence; on a pool it may
+		// take another connection, whose reader the fence released too.
+		if f := indexOf(names, "fence"); f != n && (pool == 1 || f != n+1 || names[n] != "after") {
+			t.Fatalf("the fence arrived as tell %d of %d taken before it (%q before it)", f, n, names[max(f-1, 0)])
+		}
+		if pool == 1 && names[n+1] != "after" {
+			t.Fatalf("%q arrived after the fence, want \"after\"", names[n+1])
 		}
 	})
 }
@@ -211,4 +243,83 @@ func TestFenceReleasesSendersOfAFrozenPeer(t *testing.T) {
 	if handed := srv.undeliv.Load(); handed != accepted {
 		t.Fatalf("took %d tells, handed back %d: want exactly those taken", accepted, handed)
 	}
+}
+
+// A peer's fence frames on a pooled link of version 5: what follows one on
+// a connection waits until every connection's has arrived, while what
+// comes on the others before theirs is handed over. A peer that lies and
+// sends a fence frame on a connection of version 4 is told ErrBadFrame and
+// its link closes.
+func TestFenceFrameWaitsForEveryConnection(t *testing.T) {
+	srv := newTestHost(t)
+	srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	node := bus.NewNodeID()
+	data := func(name string, seq int) []byte {
+		p, err := encoded(fakeLink{}, &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: node, Name: name, ID: 1}, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: seq}}).AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(appendFrameHeader(nil, frameData, 0, len(p)), p...)
+	}
+	fenceFrame := appendFrameHeader(nil, frameFence, 0, 0)
+	tells := func(name string) []int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return append([]int(nil), srv.tells[name]...)
+	}
+	waitTells := func(name string, want []int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !reflect.DeepEqual(tells(name), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's tells %v, want %v", name, tells(name), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var ncs [2]net.Conn
+	for i := range ncs {
+		nc, _, err := rawDial(t, srvT.Addrs()[0], hsConfig{Node: node, LinkID: 5, Conn: uint8(i), Pool: 2, Version: versionFence})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs[i] = nc
+	}
+	l := srv.link(t).(*link)
+	for i, c := range l.conns {
+		if c.res.Version != versionFence {
+			t.Fatalf("connection %d speaks version %d", i, c.res.Version)
+		}
+	}
+	ncs[0].Write(append(append(data("a", 0), fenceFrame...), data("a", 1)...))
+	ncs[1].Write(data("b", 0))
+	waitTells("b", []int{0})
+	waitTells("a", []int{0})
+	ncs[1].Write(data("b", 1)) // before b's fence frame: handed over while a's waits
+	waitTells("b", []int{0, 1})
+	if got := tells("a"); len(got) != 1 {
+		t.Fatalf("a's tells %v: the one after the fence frame came before the fence frame of the other connection", got)
+	}
+	ncs[1].Write(append(fenceFrame, data("b", 2)...))
+	waitTells("a", []int{0, 1})
+	waitTells("b", []int{0, 1, 2})
+	for _, nc := range ncs {
+		nc.Close()
+	}
+
+	t.Run("version 4", func(t *testing.T) {
+		srv := newTestHost(t)
+		srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}})
+		nc, rest, err := rawDial(t, srvT.Addrs()[0], hsConfig{Node: bus.NewNodeID(), LinkID: 6, Pool: 1, Version: versionRepeat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.link(t)
+		nc.Write(fenceFrame)
+		if err := readClose(t, nc, rest); !errors.Is(err, ErrBadFrame) {
+			t.Fatalf("the peer was told %v, want ErrBadFrame", err)
+		}
+		nc.Close()
+		srv.wantLinkDown(t, ErrBadFrame)
+	})
 }

@@ -26,7 +26,8 @@ const (
 	frameReady   byte = 5 // handshake: the sender accepted the peer's proof; empty
 	frameSettle  byte = 6 // read counts of connections to the peer that broke (settle.go)
 	frameRepeat  byte = 7 // payload: the body of a tell with the header of the data frame before it (repeat.go)
-	frameTypeMax byte = 8
+	frameFence   byte = 8 // empty: the link's fence; what follows on this connection waits for the fence on all of them (link.Fence)
+	frameTypeMax byte = 9
 )
 
 // Flags of a data frame: the compression of its payload. A compressed payload
@@ -146,7 +147,7 @@ func parseFrameHeader(h []byte, max int) (typ, flags byte, n int, err error) {
 		if flags != 0 || n != 0 && n != pingAckLen {
 			return 0, 0, 0, fmt.Errorf("%w: ping frame with flags %#x and %d bytes", ErrBadFrame, flags, n)
 		}
-	case frameReady:
+	case frameReady, frameFence:
 		if flags != 0 || n != 0 {
 			return 0, 0, 0, fmt.Errorf("%w: type %d frame with flags %#x and %d bytes", ErrBadFrame, typ, flags, n)
 		}

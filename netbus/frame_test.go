@@ -47,6 +47,9 @@ func TestFrameHeader(t *testing.T) {
 		{"settle with too many entries", appendFrameHeader(nil, frameSettle, 0, (maxSettleEntries+1)*settleEntryLen), ErrBadFrame},
 		{"settle with a flag", appendFrameHeader(nil, frameSettle, 1, settleEntryLen), ErrBadFrame},
 		{"huge auth", appendFrameHeader(nil, frameAuth, 0, 65), ErrBadFrame},
+		{"fence", appendFrameHeader(nil, frameFence, 0, 0), nil},
+		{"fence with a byte", appendFrameHeader(nil, frameFence, 0, 1), ErrBadFrame},
+		{"fence with a flag", appendFrameHeader(nil, frameFence, 1, 0), ErrBadFrame},
 	}
 	for _, c := range cases {
 		_, _, _, err := parseFrameHeader(c.hdr, 1<<20)
@@ -240,6 +243,7 @@ func FuzzFrameDecoder(f *testing.F) {
 	f.Add(appendCountedClose(nil, ErrIdleTimeout, 0)[:frameHeaderLen+5])
 	f.Add(appendFrameHeader(nil, framePing, 0, 0))
 	f.Add(appendPing(nil, 1<<40))
+	f.Add(appendFrameHeader(nil, frameFence, 0, 0))
 	tell, _ := (&bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Name: "a", ID: 1}, To: bus.Ref{Name: "sink"}, Type: "[]uint8", Body: []byte{0x41, 1}}).AppendBinary(nil)
 	stream := append(appendFrameHeader(nil, frameData, 0, len(tell)), tell...)
 	stream = append(appendFrameHeader(stream, frameRepeat, 0, 2), 0x41, 2)

@@ -23,13 +23,15 @@ import (
 // into feed until done, so every rule is table-tested and fuzzed without a
 // socket or a timer.
 
-// Protocol versions this build speaks: 3, and 4, which adds the repeat
-// frame (repeat.go). A connection speaks one; the writer sends repeat frames
-// only on a connection of version 4 or above.
+// Protocol versions this build speaks: 3; 4, which adds the repeat frame
+// (repeat.go); and 5, which adds the fence frame (link.Fence). A connection
+// speaks one; the writer sends repeat frames only on a connection of
+// version 4 or above, fence frames only on one of version 5 or above.
 const (
 	minVersion    = 3
-	maxVersion    = 4
+	maxVersion    = 5
 	versionRepeat = 4 // the first with repeat frames
+	versionFence  = 5 // the first with fence frames
 )
 
 const (

@@ -247,7 +247,7 @@ func TestHandshakeVersionNegotiation(t *testing.T) {
 // A node of version 3 (the build before repeat frames) sends its hello at
 // once and checks the version byte of the peer's for equality: these are
 // its bytes, as docs/wire.md specified them for version 3. A dialer
-// offering 4 reads its hello, then its refusal, and has what it needs to
+// offering a newer version reads its hello, then its refusal, and has what it needs to
 // dial again offering 3; an acceptor answers a dialer of version 3 with 3.
 func TestHandshakeVersion3Peer(t *testing.T) {
 	v3hello := func(dialer bool, node bus.NodeID) []byte {
@@ -269,14 +269,14 @@ func TestHandshakeVersion3Peer(t *testing.T) {
 	refusal := append(appendFrameHeader(nil, frameClose, 0, 1+len("v")), byte(closeVersion), 'v')
 	dc, ac := hsPair(nil)
 	d := newHandshake(dc)
-	if hello := d.start(); hello[4] != 4 {
-		t.Fatalf("the dialer offers %d, want 4", hello[4])
+	if hello := d.start(); hello[4] != maxVersion {
+		t.Fatalf("the dialer offers %d, want %d", hello[4], maxVersion)
 	}
 	_, err := d.feed(append(v3hello(false, v3node), refusal...))
 	if !errors.Is(err, ErrVersion) || !errors.Is(err, ErrRejected) || d.peerVersion != 3 {
 		t.Fatalf("refused by a version-3 acceptor: %v, its hello of version %d", err, d.peerVersion)
 	}
-	if !fallBack(err, 4, d.peerVersion) {
+	if !fallBack(err, maxVersion, d.peerVersion) {
 		t.Fatal("the dialer would not dial again offering 3")
 	}
 	// Its socket closed before the refusal arrived: the same.

@@ -32,6 +32,12 @@ type link struct {
 	err       error         // why the link closed; written before done is closed
 	readers   atomic.Int32  // live reader goroutines; the last one reports LinkDown
 
+	// The peer's fence frames (see Fence): fences counts those read in the
+	// current round, whose readers wait on fenced until the last one.
+	fenceMu sync.Mutex
+	fences  int
+	fenced  chan struct{}
+
 	// Calls in flight, for choosing between writing a frame at once and
 	// queueing it for the writer (see alone). They are a hint, not a
 	// ledger: an ask whose reply never comes keeps asksOut (or, on the
@@ -81,16 +87,46 @@ func (l *link) SendUnfenced(ctx context.Context, env *bus.Envelope) error {
 }
 
 // Fence fences every connection, so that each SendUnfenced from now on is
-// refused, then sends env: env follows, on its connection, every envelope
-// a SendUnfenced queued there.
+// refused, then sends env: env follows every envelope a SendUnfenced
+// queued on any connection. On a pool of connections of version 5 or
+// above, each connection carries a fence frame after what it took, and the
+// peer's reader of each waits at its fence frame until every connection's
+// has arrived, so env, queued behind the fence frame of its own, reaches
+// the peer's host after all of them. On a pool of older connections env
+// follows only what was queued on its own connection.
 func (l *link) Fence(ctx context.Context, env *bus.Envelope) error {
 	if l.closed.Load() {
 		return l.sendErr()
 	}
+	frames := len(l.conns) > 1
 	for _, c := range l.conns {
-		c.fence()
+		frames = frames && c.res.Version >= versionFence
+	}
+	for _, c := range l.conns {
+		c.fence(frames)
 	}
 	return l.pick(env).send(ctx, env, false)
+}
+
+// fenceIn takes a fence frame that a reader read, having handed over what
+// came before it, and waits until every connection's reader has read its
+// own, or the link closes. A reader waits at one fence frame at a time, so
+// a round counts one from each connection.
+func (l *link) fenceIn() {
+	l.fenceMu.Lock()
+	if l.fenced == nil {
+		l.fenced = make(chan struct{})
+	}
+	ch := l.fenced
+	if l.fences++; l.fences == len(l.conns) {
+		close(ch)
+		l.fences, l.fenced = 0, nil
+	}
+	l.fenceMu.Unlock()
+	select {
+	case <-ch:
+	case <-l.done:
+	}
 }
 
 // pick returns the connection for env: a hash of the sender (or, for a

@@ -28,11 +28,12 @@ func startVersion(t *testing.T, h bus.Host, cfg Config, v uint8) *Transport {
 	return tr
 }
 
-// A node speaking version 3 and one speaking 4 link, whichever dials, at
-// version 3 on every connection of the pool; a stream of tells (which
+// Nodes of different versions link, whichever dials, at the older one's
+// version on every connection of the pool; a stream of tells (which
 // version 4 would send as repeat frames) arrives whole and in order both
-// ways, and asks are answered. A repeat frame on a version-3 connection
-// would close the link (ErrBadFrame): it stays up.
+// ways, then a fence (which version 5 follows with fence frames), and asks
+// are answered. A repeat frame on a version-3 connection, or a fence frame
+// on one below 5, would close the link (ErrBadFrame): it stays up.
 func TestLinkAcrossVersions(t *testing.T) {
 	for _, c := range []struct {
 		name             string
@@ -41,7 +42,9 @@ func TestLinkAcrossVersions(t *testing.T) {
 	}{
 		{"old dialer", 3, 4, 3},
 		{"old acceptor", 4, 3, 3},
-		{"both new", 4, 4, 4},
+		{"dialer of 4", 4, 5, 4},
+		{"acceptor of 4", 5, 4, 4},
+		{"both new", 5, 5, 5},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv, cli := newTestHost(t), newTestHost(t)
@@ -69,6 +72,10 @@ func TestLinkAcrossVersions(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				fence := &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: from.Node, Name: "fence", ID: 2}, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: n}}
+				if err := l.(bus.FencingLink).Fence(ctx, encoded(l, fence)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			for i, h := range []*testHost{cli, srv} {
 				got, err := h.ask(ctx, links[i], "echo", Payload{Seq: 7})
@@ -81,8 +88,9 @@ func TestLinkAcrossVersions(t *testing.T) {
 				for {
 					h.mu.Lock()
 					got := append([]int(nil), h.tells["stream"]...)
+					fenced := len(h.tells["fence"]) == 1
 					h.mu.Unlock()
-					if len(got) == n {
+					if len(got) == n && fenced {
 						for i, s := range got {
 							if s != i {
 								t.Fatalf("tell %d arrived as number %d", s, i)
@@ -91,7 +99,7 @@ func TestLinkAcrossVersions(t *testing.T) {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("%d of %d tells arrived", len(got), n)
+						t.Fatalf("%d of %d tells arrived, and the fence: %v", len(got), n, fenced)
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -190,7 +198,7 @@ func (a *v3Acceptor) serve(nc net.Conn) {
 	a.linked <- v3Conn{nc, theirs[8]}
 }
 
-// A node dialing an acceptor of version 3 is refused offering 4, dials
+// A node dialing an acceptor of version 3 is refused offering its own, dials
 // again offering 3 and links; the connections of the pool after the first
 // offer 3 at once. On that link it sends no repeat frame, and a repeat
 // frame from the acceptor is a bad frame.
@@ -208,8 +216,8 @@ func TestDialVersion3Acceptor(t *testing.T) {
 	for len(offers) < 3 {
 		offers = append(offers, <-old.offered)
 	}
-	if !bytes.Equal(offers, []byte{4, 3, 3}) {
-		t.Fatalf("offers %v, want [4 3 3]", offers)
+	if !bytes.Equal(offers, []byte{maxVersion, 3, 3}) {
+		t.Fatalf("offers %v, want [%d 3 3]", offers, maxVersion)
 	}
 	ncs := make([]net.Conn, 2)
 	for range ncs {
