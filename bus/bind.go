@@ -122,14 +122,27 @@ func (b *Bus) sendLinkMsg(l Link, m *sysLink) {
 // returned (the caller drained the peer's gate): through Fence when l is a
 // FencingLink, whose tells skip the gate.
 func (b *Bus) sendFence(l Link, m *sysLink) {
-	fl, _ := l.(FencingLink)
-	b.sendLinkMsgVia(l, m, fl)
+	var via func(context.Context, *Envelope) error
+	if fl, ok := l.(FencingLink); ok {
+		via = fl.Fence
+	}
+	b.sendLinkMsgVia(l, m, via)
 }
 
-func (b *Bus) sendLinkMsgVia(l Link, m *sysLink, fl FencingLink) {
+// sendLead sends m, a switch's mark, on l ahead of everything sent on l
+// after it: through Lead when l is a LeadingLink.
+func (b *Bus) sendLead(l Link, m *sysLink) {
+	var via func(context.Context, *Envelope) error
+	if ll, ok := l.(LeadingLink); ok {
+		via = ll.Lead
+	}
+	b.sendLinkMsgVia(l, m, via)
+}
+
+func (b *Bus) sendLinkMsgVia(l Link, m *sysLink, via func(context.Context, *Envelope) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()
-	if err := b.encodeSend(ctx, l, nil, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}, fl); err != nil {
+	if err := b.encodeSend(ctx, l, nil, &Envelope{Kind: KindSystem, From: Ref{Node: b.id}, Msg: m}, via); err != nil {
 		b.log.Debug("link handshake not sent", "peer", l.Peer().Short(), "err", err)
 	}
 }

@@ -398,14 +398,15 @@ func (b *Bus) sendOnWith(ctx context.Context, l Link, c Codec, env *Envelope) er
 	return b.encodeSend(ctx, l, c, env, nil)
 }
 
-// encodeSend is sendOnWith, sending through fl's Fence when fl is not nil.
-func (b *Bus) encodeSend(ctx context.Context, l Link, c Codec, env *Envelope, fl FencingLink) error {
+// encodeSend is sendOnWith, sending through via (a link's Fence or Lead)
+// when via is not nil.
+func (b *Bus) encodeSend(ctx context.Context, l Link, c Codec, env *Envelope, via func(context.Context, *Envelope) error) error {
 	bp := bodyBufs.Get().(*[]byte)
 	body, err := b.encodeFor(l, c, env, (*bp)[:0])
 	if err == nil {
 		env.Body = body
-		if fl != nil {
-			err = fl.Fence(ctx, env)
+		if via != nil {
+			err = via(ctx, env)
 		} else {
 			err = l.Send(ctx, env)
 		}

@@ -13,7 +13,10 @@ import (
 // waits until every send that chose the old link has returned (sendGate),
 // and sends a fence on the old link (sysLink.Moved). A tell on a link that
 // fences itself (FencingLink) skips the gate: the link refuses it once the
-// fence has begun, and the tell goes on the new link. The receiver holds what
+// fence has begun, and the tell goes on the new link. A link that may
+// reorder senders among themselves (a pool of connections) sends the mark
+// through Lead (LeadingLink) and the fence through Fence, so that the mark
+// precedes, and the fence follows, every sender's messages. The receiver holds what
 // arrives on the new link after the mark until the fence arrives on the old
 // link, or the old link goes down, then delivers it in order. Replies and
 // errors are never held: they travel on the link their ask took.
@@ -73,7 +76,7 @@ func (b *Bus) switchNearest(pr *peer, old, nl Link) {
 	}
 	b.lk.mu.Unlock()
 	if tok != 0 {
-		b.sendLinkMsg(nl, &sysLink{After: tok})
+		b.sendLead(nl, &sysLink{After: tok})
 	}
 	b.peersMu.Lock()
 	b.snapshotPeers()

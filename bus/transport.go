@@ -86,6 +86,17 @@ type FencingLink interface {
 	Fence(ctx context.Context, env *Envelope) error
 }
 
+// LeadingLink is a Link whose envelopes may arrive in another order than
+// sent (a pool of connections keeps only each sender's order) that can send
+// one ahead of all sent after it: a switch's mark on the new link must
+// reach the peer before any message sent on that link after it.
+type LeadingLink interface {
+	Link
+	// Lead sends env as Send does; the peer is handed env before every
+	// envelope sent on the link after Lead returned.
+	Lead(ctx context.Context, env *Envelope) error
+}
+
 // SpinningLink is implemented by a link whose reader polls for incoming
 // envelopes on a thread of its own for a while (shared memory) instead of
 // waiting in the Go network poller. An Ask waiting on a reply through such a

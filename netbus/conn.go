@@ -441,13 +441,13 @@ func (c *conn) shut(err error, byPeer bool) {
 	}
 }
 
-// fence refuses every frame sent unfenced from now on, and wakes the
-// senders that wait for room, so that such a sender is refused at once.
-// With frame it queues a fence frame, under the lock that refuses them: it
-// follows every frame sent unfenced on the connection.
-func (c *conn) fence(frame bool) {
+// fence, with refuse, refuses every frame sent unfenced from now on, and
+// wakes the senders that wait for room, so that such a sender is refused at
+// once. With frame it queues a fence frame, under the lock that refuses
+// them: it follows every frame sent unfenced on the connection.
+func (c *conn) fence(refuse, frame bool) {
 	c.mu.Lock()
-	c.fenced = true
+	c.fenced = c.fenced || refuse
 	if frame && !c.closed {
 		c.out = appendFrameHeader(c.out, frameFence, 0, 0)
 	}

@@ -47,9 +47,10 @@
 // body of a tell whose envelope header is the one of the frame before it,
 // so a stream of tells from one sender to one actor sends its header once
 // per write), fence frames on a pooled link of version 5 (one per
-// connection as the bus fences the link: the receiver hands over what
-// follows on any connection only once every connection's has arrived, so
-// the bus's fence follows every sender's messages), pings, and a close
+// connection as the bus moves a peer off a link and marks the new one: the
+// receiver hands over what follows on any connection only once every
+// connection's has arrived, so the old link's fence follows, and the new
+// link's mark precedes, every sender's messages), pings, and a close
 // frame with a reason. Frames over
 // Config.MaxFrameSize, payloads that decompress past Config.MaxDecompressed,
 // and an envelope header that does not decode close that link with a clear

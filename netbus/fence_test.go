@@ -1,6 +1,7 @@
 package netbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -322,4 +323,57 @@ func TestFenceFrameWaitsForEveryConnection(t *testing.T) {
 		nc.Close()
 		srv.wantLinkDown(t, ErrBadFrame)
 	})
+}
+
+// On a link of four connections, the connection of a Lead is backed up
+// with tells when it leads; tells sent after Lead returned, by senders on
+// the other connections, still arrive after the led envelope.
+func TestLeadPrecedesLaterSends(t *testing.T) {
+	srv := &arrivals{testHost: newTestHost(t)}
+	cli := newTestHost(t)
+	srvT := startTransport(t, srv, Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	cliT := startTransport(t, cli, Config{PoolSize: 4})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cliT.Dial(ctx, srvT.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	l := cli.link(t).(*link)
+	srv.link(t)
+	tell := func(name string, seq int, size int) *bus.Envelope {
+		from := bus.Ref{Node: cli.id, Name: name, ID: 1}
+		return encoded(l, &bus.Envelope{Kind: bus.KindTell, From: from, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: seq, Data: make([]byte, size)}})
+	}
+	lc := l.pick(tell("lead", 0, 0))
+	var bulk string
+	var others []string
+	for i := 0; bulk == "" || len(others) < 8; i++ {
+		name := fmt.Sprintf("s%d", i)
+		if l.pick(tell(name, 0, 0)) == lc {
+			bulk = cmp.Or(bulk, name)
+		} else if len(others) < 8 {
+			others = append(others, name)
+		}
+	}
+	const backlog = 2000
+	for i := range backlog {
+		if err := l.Send(ctx, tell(bulk, i, 4096)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Lead(ctx, tell("lead", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range others {
+		if err := l.Send(ctx, tell(name, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := srv.waitArrived(t, backlog+1+len(others))
+	lead := indexOf(names, "lead")
+	for _, name := range others {
+		if i := indexOf(names, name); i < lead {
+			t.Fatalf("%s's tell arrived as number %d, before the led one (%d)", name, i, lead)
+		}
+	}
 }

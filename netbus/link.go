@@ -34,9 +34,12 @@ type link struct {
 
 	// The peer's fence frames (see Fence): fences counts those read in the
 	// current round, whose readers wait on fenced until the last one.
+	// roundMu keeps the rounds of fence frames this end sends (Fence,
+	// Lead) in one order on every connection.
 	fenceMu sync.Mutex
 	fences  int
 	fenced  chan struct{}
+	roundMu sync.Mutex
 
 	// Calls in flight, for choosing between writing a frame at once and
 	// queueing it for the writer (see alone). They are a hint, not a
@@ -98,14 +101,49 @@ func (l *link) Fence(ctx context.Context, env *bus.Envelope) error {
 	if l.closed.Load() {
 		return l.sendErr()
 	}
-	frames := len(l.conns) > 1
-	for _, c := range l.conns {
-		frames = frames && c.res.Version >= versionFence
+	frames := l.fenceFrames()
+	if frames {
+		l.roundMu.Lock()
+		defer l.roundMu.Unlock()
 	}
 	for _, c := range l.conns {
-		c.fence(frames)
+		c.fence(true, frames)
 	}
 	return l.pick(env).send(ctx, env, false)
+}
+
+var _ bus.LeadingLink = (*link)(nil)
+
+// Lead sends env, then, on a pool of connections of version 5 or above, a
+// fence frame on each connection: the peer's readers of the others wait at
+// theirs until the one behind env has arrived, so env reaches the peer's
+// host before every envelope sent on any connection after Lead returned.
+func (l *link) Lead(ctx context.Context, env *bus.Envelope) error {
+	if l.closed.Load() {
+		return l.sendErr()
+	}
+	if !l.fenceFrames() {
+		return l.pick(env).send(ctx, env, false)
+	}
+	l.roundMu.Lock()
+	defer l.roundMu.Unlock()
+	if err := l.pick(env).send(ctx, env, false); err != nil {
+		return err
+	}
+	for _, c := range l.conns {
+		c.fence(false, true)
+	}
+	return nil
+}
+
+// fenceFrames reports whether the link's connections carry fence frames:
+// two or more, all of version 5 or above.
+func (l *link) fenceFrames() bool {
+	ok := len(l.conns) > 1
+	for _, c := range l.conns {
+		ok = ok && c.res.Version >= versionFence
+	}
+	return ok
 }
 
 // fenceIn takes a fence frame that a reader read, having handed over what
