@@ -164,23 +164,7 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 	}
 
 	const sent = 20
-	got := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
-		defer cancel()
-		for want := range sent {
-			m, err := sub.Next(ctx)
-			if err != nil {
-				got <- fmt.Errorf("after %d: %w", want, err)
-				return
-			}
-			if m.Msg != want {
-				got <- fmt.Errorf("got %v, want %d: lost or out of order", m.Msg, want)
-				return
-			}
-		}
-		got <- nil
-	}()
+	got := readInOrder(sub, sent)
 	for i := range sent {
 		err := pub.Publish("ticks.a", i)
 		var pe *bus.PublishError

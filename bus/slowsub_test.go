@@ -50,23 +50,7 @@ func TestSubscriberThatNeverReadsStallsNoOtherLink(t *testing.T) {
 	})
 
 	const sent = 60
-	got := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
-		defer cancel()
-		for want := range sent {
-			m, err := sub.Next(ctx)
-			if err != nil {
-				got <- fmt.Errorf("after %d: %w", want, err)
-				return
-			}
-			if m.Msg != want {
-				got <- fmt.Errorf("got %v, want %d: lost or out of order", m.Msg, want)
-				return
-			}
-		}
-		got <- nil
-	}()
+	got := readInOrder(sub, sent)
 	waited := 0
 	for i := range sent {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -247,4 +231,28 @@ func slowBesideIdle(t *testing.T, idleLocal bool) {
 	if err := <-got; err != nil {
 		t.Fatalf("the reading subscriber, beside one that never reads: %v", err)
 	}
+}
+
+// readInOrder reads the ints 0 to n-1 from sub, in order, and reports on
+// the channel it returns nil, or what was lost or out of order; it gives
+// up after a minute.
+func readInOrder(sub *bus.Subscription, n int) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+		defer cancel()
+		for want := range n {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				got <- fmt.Errorf("after %d: %w", want, err)
+				return
+			}
+			if m.Msg != want {
+				got <- fmt.Errorf("got %v, want %d: lost or out of order", m.Msg, want)
+				return
+			}
+		}
+		got <- nil
+	}()
+	return got
 }
