@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"sync"
 	"syscall"
@@ -72,22 +73,7 @@ func TestFailedPublishGivesItsCreditBack(t *testing.T) {
 		return nil
 	})
 
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// Fill the link: the peer reads nothing more.
-	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
-		var err error
-		for i := 0; err == nil; i++ {
-			if i == 100_000 {
-				t.Fatal("a stopped peer took 100,000 tells")
-			}
-			err = pub.Tell("sink", msg)
-		}
-		if !errors.Is(err, bus.ErrDeadline) {
-			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
-		}
-	}
+	stopAndFill(t, cmd, pub)
 	// Each publish takes a credit and fails to send it: with the credit
 	// lost, the window (1) would be spent after the first.
 	for i := range int(full) + 2 {
@@ -147,21 +133,7 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 	})
 	waitFor(t, pub, "sink")
 	_, _, full := bus.PeerHeld(pub)
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
-		var err error
-		for i := 0; err == nil; i++ {
-			if i == 100_000 {
-				t.Fatal("a stopped peer took 100,000 tells")
-			}
-			err = pub.Tell("sink", msg)
-		}
-		if !errors.Is(err, bus.ErrDeadline) {
-			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
-		}
-	}
+	stopAndFill(t, cmd, pub)
 
 	const sent = 20
 	got := readInOrder(sub, sent)
@@ -184,4 +156,26 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// stopAndFill stops the peer process cmd and fills pub's link to it with
+// tells to its "sink" until a tell waits out its bound: the peer reads
+// nothing more.
+func stopAndFill(t *testing.T, cmd *exec.Cmd, pub *bus.Bus) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []any{make([]byte, 1<<20), make([]byte, 1<<10), ""} {
+		var err error
+		for i := 0; err == nil; i++ {
+			if i == 100_000 {
+				t.Fatal("a stopped peer took 100,000 tells")
+			}
+			err = pub.Tell("sink", msg)
+		}
+		if !errors.Is(err, bus.ErrDeadline) {
+			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
+		}
+	}
 }
