@@ -665,16 +665,28 @@ func (b *Bus) askAsyncOn(ctx context.Context, to any, msg any, owner *process, f
 }
 
 func (b *Bus) watch(w *process, ref Ref) {
+	if !w.watchingRef(ref) {
+		return
+	}
 	if ref.Node != b.id {
 		b.watchRemote(w, ref)
-		return
-	}
-	t := b.procs.get(ref.ID)
-	if t == nil {
+	} else if t := b.procs.get(ref.ID); t == nil {
 		w.notifyTerminated(Terminated{Ref: ref, Reason: fmt.Errorf("%w: %s", ErrNoRoute, ref)})
-		return
+	} else {
+		t.watch(w)
 	}
-	t.watch(w)
+	if w.isEnding() { // its end ran meanwhile (abandoned while in Receive) and missed this watch
+		b.unwatch(w, ref)
+	}
+}
+
+// unwatch forgets w as a watcher of ref, an actor here or on a peer.
+func (b *Bus) unwatch(w *process, ref Ref) {
+	if ref.Node != b.id {
+		b.unwatchRemote(w, ref)
+	} else if t := b.lookup(ref); t != nil {
+		t.unwatch(w)
+	}
 }
 
 // Close shuts the bus down gracefully. It stops intake (Tell, Ask, Register

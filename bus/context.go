@@ -327,13 +327,8 @@ func (c *Context) Watch(ref Ref) { c.p.opts.bus.watch(c.p, ref) }
 
 // Unwatch cancels a Watch.
 func (c *Context) Unwatch(ref Ref) {
-	if ref.Node != c.p.opts.bus.id {
-		c.p.opts.bus.unwatchRemote(c.p, ref)
-		return
-	}
-	if t := c.p.opts.bus.lookup(ref); t != nil {
-		t.unwatch(c.p)
-	}
+	c.p.forget(ref, true)
+	c.p.opts.bus.unwatch(c.p, ref)
 }
 
 // Stop stops this actor once the current message is handled.

@@ -219,3 +219,41 @@ func NextAskID(b *Bus) uint64 {
 	c := b.asks.at(uint32(h) - 1)
 	return b.asks.id(c, c.state.Load()>>stateBits+1)
 }
+
+// Watchers is how many watchers b holds for ref: those of its own actor,
+// or those it keeps for an actor of a peer.
+func Watchers(b *Bus, ref Ref) int {
+	if ref.Node != b.id {
+		b.peersMu.RLock()
+		defer b.peersMu.RUnlock()
+		if pr := b.peers[ref.Node]; pr != nil {
+			return len(pr.watchers[ref])
+		}
+		return 0
+	}
+	p := b.procs.get(ref.ID)
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := p.kin.Load(); k != nil {
+		return len(k.watchers)
+	}
+	return 0
+}
+
+// Watching is how many watches b's actor ref holds whose Terminated has
+// not come.
+func Watching(b *Bus, ref Ref) int {
+	p := b.procs.get(ref.ID)
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := p.kin.Load(); k != nil {
+		return len(k.watching)
+	}
+	return 0
+}

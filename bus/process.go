@@ -230,6 +230,7 @@ type kin struct {
 	children       []*process
 	watchers       []*process
 	remoteWatchers []NodeID                // nodes told when p stops (see watch.go)
+	watching       []Ref                   // what p watches, once per Watch whose Terminated has not come: its end unwatches them
 	failure        error                   // why the actor last failed; the stop reason if it is stopped while failed
 	reason         error                   // why it stopped
 	done           chan struct{}           // closed when the actor has finished; made by the first to wait
@@ -344,6 +345,7 @@ func (p *process) InvokeSystem(d delivery) {
 		p.ctx.p = p
 		m.fn(m.reply, m.err)
 	case sysTerminated:
+		p.watched(m.t.Ref)
 		p.receive(delivery{msg: m.t})
 	}
 	if p.ctx.stopAfter && !p.ctx.stopping { // Context.Stop while handling Started, a callback...
@@ -588,9 +590,10 @@ func (p *process) end(reason error) {
 	}
 	var watchers []*process
 	var remote []NodeID
+	var watching []Ref
 	if k := p.kin.Load(); k != nil {
-		watchers, remote = k.watchers, k.remoteWatchers
-		k.watchers, k.remoteWatchers = nil, nil
+		watchers, remote, watching = k.watchers, k.remoteWatchers, k.watching
+		k.watchers, k.remoteWatchers, k.watching = nil, nil, nil
 	}
 	p.mu.Unlock()
 	for _, w := range watchers {
@@ -598,6 +601,9 @@ func (p *process) end(reason error) {
 	}
 	for _, node := range remote {
 		p.opts.bus.tellStopped(node, p.ref, reason)
+	}
+	for _, ref := range watching {
+		p.opts.bus.unwatch(p, ref) // an ended watcher held there would never go
 	}
 	if par := p.opts.parent; par != nil {
 		par.mu.Lock()
@@ -618,6 +624,13 @@ func (p *process) end(reason error) {
 		default: // a token is there already: Close looks again anyway
 		}
 	}
+}
+
+// isEnding reports whether p's end has begun.
+func (p *process) isEnding() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ending
 }
 
 // isFinished reports whether p's stop has run to its end.
@@ -736,6 +749,37 @@ func (p *process) watch(w *process) {
 	k := p.kinLocked()
 	k.watchers = append(k.watchers, w)
 	p.mu.Unlock()
+}
+
+// watchingRef records that p watches ref, unless p is ending (then it
+// reports false: an ended actor hears of nothing).
+func (p *process) watchingRef(ref Ref) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ending {
+		return false
+	}
+	k := p.kinLocked()
+	k.watching = append(k.watching, ref)
+	return true
+}
+
+// watched forgets one watch of ref by p, whose Terminated came, or every
+// one (Unwatch) when all is set.
+func (p *process) watched(ref Ref) { p.forget(ref, false) }
+
+func (p *process) forget(ref Ref, all bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.kin.Load()
+	if k == nil {
+		return
+	}
+	if all {
+		k.watching = slices.DeleteFunc(k.watching, func(r Ref) bool { return r == ref })
+	} else if i := slices.Index(k.watching, ref); i >= 0 {
+		k.watching = slices.Delete(k.watching, i, i+1)
+	}
 }
 
 func (p *process) unwatch(w *process) {

@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,4 +107,103 @@ func spawnWatcher(t *testing.T, b *bus.Bus, watch func(c *bus.Context)) (termina
 		t.Fatal(err)
 	}
 	return term, w
+}
+
+// TestEndedWatcherIsForgotten: an actor that watches another, on another
+// node or on its own, and then stops is no longer held as its watcher; a
+// watcher that lives on is. Before, each short-lived watcher of a
+// long-lived actor stayed in its list for good, a leak without bound.
+func TestEndedWatcherIsForgotten(t *testing.T) {
+	server, client := linkedPair(t)
+	idle := bus.ActorFunc(func(*bus.Context, any) error { return nil })
+	remote, err := server.Register("remote", idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := client.Register("local", idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, "remote")
+	terminated, watching := spawnWatcher(t, client, func(c *bus.Context) {
+		c.Watch(remote)
+		c.Watch(local)
+	})
+	<-watching
+	const n = 200
+	var watched sync.WaitGroup
+	watched.Add(n)
+	for range n {
+		if _, err := client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+			if _, ok := msg.(bus.Started); ok {
+				c.Watch(remote)
+				c.Watch(local)
+				c.Watch(remote) // twice: both go
+				c.Stop()
+				watched.Done()
+			}
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watched.Wait()
+	for _, ref := range []bus.Ref{remote, local} {
+		eventually(t, "the ended watchers of "+ref.Name+" forgotten", func() error {
+			if w := bus.Watchers(client, ref); w != 1 {
+				return fmt.Errorf("%d watchers of %s held, want the one alive", w, ref)
+			}
+			return nil
+		})
+	}
+	if err := server.Stop(remote); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-terminated:
+		if m.Ref != remote {
+			t.Fatalf("Terminated for %v, want %v", m.Ref, remote)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher alive had no Terminated for the remote actor")
+	}
+
+	// A watcher that lives on keeps no record of the actors it watched
+	// once their Terminated came.
+	ends := make(chan struct{}, n)
+	var watcher bus.Ref
+	watcher, err = client.Spawn(bus.ActorFunc(func(c *bus.Context, msg any) error {
+		switch m := msg.(type) {
+		case bus.Ref:
+			c.Watch(m)
+		case bus.Terminated:
+			ends <- struct{}{}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		ref, err := server.Spawn(idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client.Tell(watcher, ref); err != nil {
+			t.Fatal(err)
+		}
+		if err := server.Stop(ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case <-ends:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d Terminated came", i, n)
+		}
+	}
+	if w := bus.Watching(client, watcher); w != 0 {
+		t.Fatalf("the watcher holds %d watches of actors whose Terminated came", w)
+	}
 }
