@@ -34,8 +34,9 @@ const (
 	peerWindowEnv = "XBUS_TEST_PEER_WINDOW"
 	peerPolicyEnv = "XBUS_TEST_PEER_POLICY"
 	// peerReadEnv makes the peer process subscribe to "ticks.>" once more,
-	// through a window of 1, SlowBlock, and read: it tells each message it
-	// reads to the actor "got" of the node publishing.
+	// through a window of 1, SlowBlock (or peerPolicyEnv's), and read: it
+	// tells each message it reads to the actor "got" of the node
+	// publishing.
 	peerReadEnv = "XBUS_TEST_PEER_READ"
 )
 
@@ -81,7 +82,7 @@ func runFrozenPeer() int {
 		}
 	}
 	if os.Getenv(peerReadEnv) != "" {
-		sub, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+		sub, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1), bus.WithSlowPolicy(bus.SlowPolicy(policy)))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -28,50 +28,9 @@ import (
 func TestFailedPublishGivesItsCreditBack(t *testing.T) {
 	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
 	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithSendTimeout(200*time.Millisecond))
-	var (
-		mu  sync.Mutex
-		got []any
-	)
-	if _, err := pub.Register("got", bus.ActorFunc(func(_ *bus.Context, msg any) error {
-		if _, ok := msg.(string); !ok {
-			return nil // lifecycle
-		}
-		mu.Lock()
-		got = append(got, msg)
-		mu.Unlock()
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	received := func() []any {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
-	eventually(t, "the subscription announced", func() error {
-		if n, _ := bus.RemoteSubs(pub); n < 1 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
+	received, full := readerReads(t, pub)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := pub.WaitFor(ctx, "sink"); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.PublishContext(ctx, "ticks.a", "first"); err != nil {
-		t.Fatalf("first publish: %v", err)
-	}
-	// Read, and its credit granted back: the window whole.
-	var full uint64
-	eventually(t, "the first publish read and its credit back", func() error {
-		_, _, credit := bus.PeerHeld(pub)
-		if r := received(); len(r) != 1 || credit == 0 {
-			return fmt.Errorf("received %v, credit %d", r, credit)
-		}
-		full = credit
-		return nil
-	})
 
 	stopAndFill(t, cmd, pub)
 	// Each publish takes a credit and fails to send it: with the credit
@@ -86,6 +45,100 @@ func TestFailedPublishGivesItsCreditBack(t *testing.T) {
 			t.Fatalf("after publish %d failed to send, credit %d, want %d: the failed send kept its credit", i, credit, full)
 		}
 	}
+
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// The link drains; then the subscriber has its window again.
+	if _, err := pub.Ask(ctx, "sink", "drained"); err != nil {
+		t.Fatalf("ask after the peer went on: %v", err)
+	}
+	if err := pub.PublishContext(ctx, "ticks.a", "second"); err != nil {
+		t.Fatalf("publish once the peer reads again: %v", err)
+	}
+	eventually(t, "the second publish read", func() error {
+		if r := received(); len(r) != 2 {
+			return fmt.Errorf("received %v", r)
+		}
+		return nil
+	})
+	if r := received(); r[0] != "first" || r[1] != "second" {
+		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
+	}
+}
+
+// TestFailedHeldPublishIsADeadLetter: a peer process subscribes through a
+// window of 1, SlowDropOldest, and reads. Stopped with SIGSTOP, its link
+// filled, publishes take all the subscription's credit and wait on the
+// link; one more publish finds no credit and is held, its Publish
+// returning nil. When the waiting publishes give up, their credit comes
+// back and the held publish is sent from the hold: its send waits out its
+// bound on the full link and fails. It is then a dead letter with
+// ErrDeadline, and its credit is the subscription's again: once the peer
+// reads again, the next publish reaches it, and none of the failed ones
+// ever does.
+func TestFailedHeldPublishIsADeadLetter(t *testing.T) {
+	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1", fmt.Sprintf("%s=%d", peerPolicyEnv, bus.SlowDropOldest))
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithSendTimeout(200*time.Millisecond))
+	dead, err := pub.Subscribe(context.Background(), bus.DeadLetterSubject, bus.WithWindow(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	received, full := readerReads(t, pub)
+	stopAndFill(t, cmd, pub)
+
+	// Publishes that take the credit and wait on the full link until
+	// stopped, each too big for what room a tell left.
+	waiting, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	ended := make(chan error, full)
+	for i := range full {
+		go func() { ended <- pub.PublishContext(waiting, "ticks.a", fmt.Sprintf("waiting %d %0512d", i, 0)) }()
+	}
+	eventually(t, "the credit taken by the waiting publishes", func() error {
+		if _, _, credit := bus.PeerHeld(pub); credit != 0 {
+			return fmt.Errorf("credit %d", credit)
+		}
+		return nil
+	})
+	if err := pub.Publish("ticks.a", "held"); err != nil {
+		t.Fatalf("a publish without credit to a SlowDropOldest subscription: %v, want it held", err)
+	}
+	if counted, held, _ := bus.PeerHeld(pub); counted != 1 || len(held) != 1 || held[0] != 1 {
+		t.Fatalf("%d held (%v), want 1", counted, held)
+	}
+	if n := len(ended); n != 0 {
+		t.Fatalf("%d of the waiting publishes ended before they were stopped: the test tests nothing", n)
+	}
+	stop()
+	for range full {
+		var pe *bus.PublishError
+		if err := <-ended; !errors.As(err, &pe) || len(pe.Missed) != 1 || !errors.Is(pe.Missed[0].Err, bus.ErrCanceled) {
+			t.Fatalf("a publish waiting on a stopped peer: %v, want a PublishError missing its subscription", err)
+		}
+	}
+
+	// The held publish goes out on the credit given back, and fails.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang detector
+	defer cancel()
+	for {
+		m, err := dead.Next(ctx)
+		if err != nil {
+			t.Fatalf("no dead letter of the held publish: %v", err)
+		}
+		if d := m.Msg.(bus.DeadLetter); d.Msg == "held" {
+			if !errors.Is(d.Reason, bus.ErrDeadline) {
+				t.Fatalf("the held publish a dead letter with %v, want ErrDeadline", d.Reason)
+			}
+			break
+		}
+	}
+	eventually(t, "nothing held and every credit back", func() error {
+		if counted, held, credit := bus.PeerHeld(pub); counted != 0 || held[0] != 0 || credit != full {
+			return fmt.Errorf("%d held (%v), credit %d, want 0 held and credit %d", counted, held, credit, full)
+		}
+		return nil
+	})
 
 	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -156,6 +209,54 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// readerReads registers on pub the actor "got" that the reading peer
+// process (peerReadEnv) tells each message it reads, publishes "first" to
+// it and waits until it is read and its credit granted back. It returns
+// what "got" has received, as it goes, and the credit of a whole window.
+func readerReads(t *testing.T, pub *bus.Bus) (received func() []any, full uint64) {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got []any
+	)
+	if _, err := pub.Register("got", bus.ActorFunc(func(_ *bus.Context, msg any) error {
+		if _, ok := msg.(string); !ok {
+			return nil // lifecycle
+		}
+		mu.Lock()
+		got = append(got, msg)
+		mu.Unlock()
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	received = func() []any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	eventually(t, "the subscription announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	waitFor(t, pub, "sink")
+	if err := pub.Publish("ticks.a", "first"); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	// Read, and its credit granted back: the window whole.
+	eventually(t, "the first publish read and its credit back", func() error {
+		_, _, credit := bus.PeerHeld(pub)
+		if r := received(); len(r) != 1 || credit == 0 {
+			return fmt.Errorf("received %v, credit %d", r, credit)
+		}
+		full = credit
+		return nil
+	})
+	return received, full
 }
 
 // stopAndFill stops the peer process cmd and fills pub's link to it with
