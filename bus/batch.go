@@ -14,8 +14,8 @@ type deliveryRun struct {
 	ds   [runMax]delivery
 	slab *lentSlab // of the bodies lent in this batch (see lend)
 	// direct is set while p's mailbox is claimed (mailbox.Claim), p being
-	// an actor WithInline: its tells are invoked here, on the link's
-	// reader, as they come, none queued in ds.
+	// an actor WithInline: its tells and asks are invoked here, on the
+	// link's reader, as they come, none queued in ds.
 	direct bool
 	rec    *lentRec // lends a tell invoked directly its body in place (lendInPlace)
 	memo   tellMemo
@@ -47,9 +47,9 @@ func sameTell(env, h *Envelope) bool {
 // DeliverBatch implements BatchHost: envs arrived on l, in this order. It
 // handles each as Deliver would, except that consecutive tells and asks to
 // one local actor go into its mailbox with one claim of room and one
-// schedule (mailbox.SendBatch) instead of one each, and the tells to an
-// idle actor WithInline run here, one after the other, under one claim of
-// its mailbox. Anything else (a reply, a system message, a refusal, a link
+// schedule (mailbox.SendBatch) instead of one each, and the tells and asks
+// to an idle actor WithInline run here, one after the other, under one
+// claim of its mailbox. Anything else (a reply, a system message, a refusal, a link
 // whose envelopes are held) first queues the run collected so far, so the
 // order is Deliver's.
 func (b *Bus) DeliverBatch(l Link, envs []Envelope) {
@@ -119,10 +119,10 @@ func (b *Bus) take(l Link, env *Envelope, run *deliveryRun) {
 		env.Msg = nil
 		return
 	}
-	if p != run.p || run.n == runMax || run.direct && (env.Kind != KindTell || !p.mb.Open()) {
+	if p != run.p || run.n == runMax || run.direct && !p.mb.Open() {
 		b.flushRun(run)
 		run.p = p
-		run.direct = env.Kind == KindTell && p.mb.Inline() && p.mb.Claim()
+		run.direct = p.mb.Inline() && p.mb.Claim()
 	}
 	in := m.in
 	if !again {

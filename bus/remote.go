@@ -938,8 +938,16 @@ func (b *Bus) deliverMessage(l Link, env *Envelope) {
 		return
 	}
 	in := b.inboundOf(l, env, p)
-	if err := p.send(context.Background(), linkOf(env.Msg, in), linkPolicy(p)); err != nil {
-		b.unqueued(p, linkOf(env.Msg, in), err)
+	d := linkOf(env.Msg, in)
+	if p.mb.Inline() && p.mb.Claim() {
+		// Idle and WithInline: it runs here, as a send that scheduled it
+		// would run it, without the trip through its queue.
+		p.Invoke(d)
+		p.mb.Release()
+		return
+	}
+	if err := p.send(context.Background(), d, linkPolicy(p)); err != nil {
+		b.unqueued(p, d, err)
 	}
 }
 
