@@ -639,10 +639,10 @@ func TestDeliverBatchChecksEachHeader(t *testing.T) {
 	}
 }
 
-// TestDeliverBatchInlineRunsOnTheReader: the tells of a batch to an idle
-// actor WithInline run before DeliverBatch returns, in order among the
-// asks to it, which are answered; tells to it that find it busy queue and
-// run after it, in order.
+// TestDeliverBatchInlineRunsOnTheReader: the tells and asks of a batch to
+// an idle actor WithInline run before DeliverBatch returns, in order, the
+// asks answered by then; tells to it that find it busy queue and run after
+// it, in order.
 func TestDeliverBatchInlineRunsOnTheReader(t *testing.T) {
 	b := newTestBus(t)
 	a := &logActor{}
@@ -662,7 +662,7 @@ func TestDeliverBatchInlineRunsOnTheReader(t *testing.T) {
 		envs = append(envs, wire(t, b, env))
 	}
 	b.DeliverBatch(l, envs)
-	// The asks among them may have queued, and the tells behind them too.
+	// The actor may not have run its Started yet: then they queued.
 	eventually(t, "every message", func() error {
 		if got := a.log(); !slices.Equal(got, want) {
 			return fmt.Errorf("received %v, want %v", got, want)
@@ -676,11 +676,18 @@ func TestDeliverBatchInlineRunsOnTheReader(t *testing.T) {
 	for i := range 10 {
 		s := strconv.Itoa(100 + i)
 		want = append(want, s)
-		envs = append(envs, wire(t, b, bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s}))
+		env := bus.Envelope{Kind: bus.KindTell, To: bus.Ref{Name: "inline"}, Msg: s}
+		if i%4 == 1 {
+			env.Kind, env.Corr = bus.KindAsk, uint64(100+i)
+		}
+		envs = append(envs, wire(t, b, env))
 	}
 	b.DeliverBatch(l, envs)
 	if got := a.log()[20:]; !slices.Equal(got, want) { // no waiting: they ran here
 		t.Fatalf("after DeliverBatch returned the actor had received %v, want %v", got, want)
+	}
+	if n := len(l.answers()); n != 6 {
+		t.Fatalf("%d asks answered when DeliverBatch returned, want 6", n)
 	}
 
 	// Busy: the tells queue behind the message it is handling.
