@@ -837,7 +837,7 @@ func (b *Bus) deliver(l Link, env *Envelope) {
 			c.completeWith(seq, env.Msg, nil, env.Headers)
 		}
 	case KindPublish:
-		b.deliverRemotePublish(l, env)
+		b.deliverRemotePublish(l, env, nil)
 	case KindStreamItem, KindStreamEnd:
 		b.deliverStream(l, env)
 	case KindCancel:
@@ -870,6 +870,8 @@ func (b *Bus) undecodable(l Link, env *Envelope, err error) {
 		if c, seq, ok := b.answer(l, env.Corr); ok {
 			c.complete(seq, nil, err)
 		}
+	case KindPublish:
+		b.deliverRemotePublish(l, env, err) // its credit comes back
 	case KindStreamItem, KindStreamEnd, KindCancel:
 		b.streamUndecodable(l, env, err)
 	case KindSystem:

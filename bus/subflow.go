@@ -617,11 +617,16 @@ func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
 // deliverRemotePublish takes a publish a peer sent to one of this node's
 // subscriptions. It never waits: an item beyond the credit granted closes
 // the link (the peer lies); one for a subscription that ended or that does
-// not match is dropped and counted as a dead letter.
-func (b *Bus) deliverRemotePublish(l Link, env *Envelope) {
+// not match is dropped and counted as a dead letter. A publish whose body
+// did not decode (bad, dead-lettered already) takes its credit and gives it
+// back at once, counted as dropped: its sender spent that credit, and the
+// subscription would otherwise lose it for good.
+func (b *Bus) deliverRemotePublish(l Link, env *Envelope, bad error) {
 	s := b.subByID(env.To.ID)
 	if s == nil || !matchSubject(s.pattern, env.To.Name) {
-		b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: no subscription %d to %q here", ErrNoRoute, env.To.ID, env.To.Name))
+		if bad == nil {
+			b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: no subscription %d to %q here", ErrNoRoute, env.To.ID, env.To.Name))
+		}
 		return
 	}
 	pr := b.peerOf(l)
@@ -657,23 +662,36 @@ func (b *Bus) deliverRemotePublish(l Link, env *Envelope) {
 	if r == nil {
 		s.qmu.Unlock()
 		s.dropped.Add(1)
-		b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: a publish of an ended credit epoch", ErrSlowConsumer))
+		if bad == nil {
+			b.deadLetter(env.Msg, env.To, env.From, fmt.Errorf("%w: a publish of an ended credit epoch", ErrSlowConsumer))
+		}
 		return
 	}
 	if err := r.Receive(); err != nil {
 		s.qmu.Unlock()
 		if errors.Is(err, flow.ErrClosed) {
 			s.dropped.Add(1)
-			b.deadLetter(env.Msg, env.To, env.From, ErrClosed)
+			if bad == nil {
+				b.deadLetter(env.Msg, env.To, env.From, ErrClosed)
+			}
 			return
 		}
 		err = fmt.Errorf("%w: subscription %d: %w", ErrBadEnvelope, s.id, err)
-		b.deadLetter(env.Msg, env.To, env.From, err)
+		if bad == nil {
+			b.deadLetter(env.Msg, env.To, env.From, err)
+		}
 		b.log.Warn("a peer published beyond the credit granted; closing its link", "peer", pr.id.Short(), "err", err)
 		l.Close(err)
 		return
 	}
 	it := remoteItem{m: m, peer: pr.id, epoch: env.Corr}
+	if bad != nil {
+		grant := s.consumed(it)
+		s.qmu.Unlock()
+		b.grantTo(pr, it.epoch, s.id, grant)
+		s.dropped.Add(1)
+		return
+	}
 	if len(s.queue) == 0 && !s.pumping {
 		put, full := s.offer(m)
 		if put || !full {
