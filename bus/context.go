@@ -217,7 +217,9 @@ func (c *Context) ReplyError(err error) {
 // a Reply, a ReplyError or a Promise's (taken when Promise is called). The
 // asker reads them with WithReplyHeaders; across a link they travel in the
 // reply's envelope. A message that is not an ask has no reply to carry
-// them.
+// them. The key "xbus-nd" is the bus's own (it marks a refusal of an ask
+// that never ran): as the last headers of an error answer across a link
+// it does not travel.
 func (c *Context) SetReplyHeaders(hs ...Header) {
 	p := c.p
 	k := p.kin.Load()

@@ -550,6 +550,9 @@ func (b *Bus) replyRemote(in *inbound, reply any, err error, codec Codec, hs []H
 		kind, msg, hs = KindError, u.err, append(hs[:len(hs):len(hs)], neverRanHeaders...)
 	} else if err != nil {
 		kind, msg = KindError, err
+		for len(hs) > 0 && hs[len(hs)-1].Key == neverRanKey {
+			hs = hs[:len(hs)-1] // the actor's, not a refusal's: the ask ran
+		}
 	} else if codec == nil && in.env.Codec != "" {
 		codec, _ = b.codecFor(in.link, in.env.Codec) // known: the ask decoded
 	}
