@@ -39,9 +39,10 @@ const (
 type planField struct {
 	off  uintptr
 	kind fieldKind
-	size uintptr // of an int or uint
-	name string  // the map key
-	key  []byte  // the key's encoding: its text head and name
+	size uintptr        // of an int or uint
+	name string         // the map key
+	key  []byte         // the key's encoding: its text head and name
+	strs *recentStrings // of a string field: its recent values
 }
 
 // plan is how values of one struct type T, or of *T, are encoded and
@@ -136,10 +137,14 @@ func makePlan(rt reflect.Type) *plan {
 		if !ok || !f.IsExported() || f.Anonymous || f.Tag != "" {
 			return none
 		}
-		p.fields = append(p.fields, planField{
+		pf := planField{
 			off: f.Offset, kind: k, size: f.Type.Size(), name: f.Name,
 			key: append(appendHead(nil, majorText, uint64(len(f.Name))), f.Name...),
-		})
+		}
+		if k == kString {
+			pf.strs = new(recentStrings)
+		}
+		p.fields = append(p.fields, pf)
 	}
 	return p
 }
@@ -315,7 +320,7 @@ func (f *planField) decode(data []byte, a unsafe.Pointer) ([]byte, bool) {
 		if !ok {
 			return nil, false
 		}
-		*(*string)(a) = string(s)
+		*(*string)(a) = f.strs.of(s)
 		return rest, true
 	case kBytes:
 		if data[0] == cborNull {
