@@ -165,10 +165,9 @@ func TestFailedHeldPublishIsADeadLetter(t *testing.T) {
 // through a window of 1 and is stopped with SIGSTOP, its link filled; a
 // node on another link subscribes through a window of 1 and reads. Every
 // publish takes the stopped peer's credit and waits out its bound on its
-// link, the sends to each peer going one after another; the reading
-// subscriber still gets every message, in order, and every Publish
-// returns a *PublishError naming the stopped peer's subscription alone,
-// with ErrDeadline, its credit given back each time.
+// link; the reading subscriber still gets every message, in order, and
+// every Publish returns a *PublishError naming the stopped peer's
+// subscription alone, with ErrDeadline, its credit given back each time.
 func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
 	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
@@ -209,6 +208,58 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFrozenPeerDelaysNoOtherPeersPublish: a peer process subscribes and
+// is stopped with SIGSTOP, its link filled; a node on another link
+// subscribes and reads. Each Publish, bounded by a ctx far longer than the
+// test waits, reaches the reading subscriber while it still waits for room
+// on the stopped peer's link: sends to different peers do not wait on each
+// other, whichever peer the publish comes to first. Once its ctx is
+// cancelled the Publish returns a *PublishError naming the stopped peer's
+// subscription alone.
+func TestFrozenPeerDelaysNoOtherPeersPublish(t *testing.T) {
+	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
+	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithTransport(lt), bus.WithSendTimeout(200*time.Millisecond))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: lt.Addrs()})))
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both subscriptions announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 2 {
+			return fmt.Errorf("%d announced", n)
+		}
+		return nil
+	})
+	waitFor(t, pub, "sink")
+	stopAndFill(t, cmd, pub)
+
+	// Each peer comes first in about half the publishes.
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		res := make(chan error, 1)
+		go func() { res <- pub.PublishContext(ctx, "ticks.a", i) }()
+		got, stop := context.WithTimeout(context.Background(), 30*time.Second) // a hang detector
+		m, err := sub.Next(got)
+		stop()
+		if err != nil || m.Msg != i {
+			cancel()
+			t.Fatalf("the reading subscriber, while publish %d waited on the stopped peer: %v, %v", i, m.Msg, err)
+		}
+		select {
+		case err := <-res:
+			t.Fatalf("publish %d returned before its ctx ended: %v; it did not wait on the stopped peer, so the test tests nothing", i, err)
+		default:
+		}
+		cancel()
+		err = <-res
+		var pe *bus.PublishError
+		if !errors.As(err, &pe) || len(pe.Missed) != 1 || pe.Missed[0].Node == reader.NodeID() || !errors.Is(err, bus.ErrCanceled) {
+			t.Fatalf("publish %d: %v, want a PublishError missing the stopped peer's subscription alone", i, err)
+		}
+	}
 }
 
 // readerReads registers on pub the actor "got" that the reading peer

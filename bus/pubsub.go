@@ -222,8 +222,9 @@ func (b *Bus) subscriptions() []*Subscription {
 // ErrDeadline); use PublishContext to bound that wait. Each such subscriber
 // waits for its own room at the same time, within the one bound, and gets
 // the message as soon as it has room: one that never reads costs the others
-// nothing but the publish's wait. A *PublishError names the subscriptions
-// that missed the message, and why.
+// nothing but the publish's wait. Likewise a peer whose link has no room
+// (it stopped reading) delays no other peer's send. A *PublishError names
+// the subscriptions that missed the message, and why.
 func (b *Bus) Publish(subject string, msg any) error {
 	return b.PublishContext(context.Background(), subject, msg)
 }

@@ -97,7 +97,7 @@ type peerSubs struct {
 	held   int // publishes held in all of theirs: at most Bus.peerHeld
 	// bell is closed on the next grant, reset or end of any of the peer's
 	// subscriptions: what a publish waiting for several of them waits on
-	// (awaitPeerCredit).
+	// (awaitPeer).
 	bell chan struct{}
 }
 
@@ -356,7 +356,11 @@ var publishings = sync.Pool{New: func() any { return new(publishing) }}
 // publishRemote sends msg to every peer's subscription matching subject,
 // each within the credit that subscription granted. A SlowBlock one without
 // credit goes in w, and w's waits (local ones too) are waited for here, all
-// at once, sending as credit comes.
+// at once, sending as credit comes. When the publish has more than one
+// peer's link to send on, or local subscriptions to wait for, a send
+// takes only the room its link has at once: one that must wait for room
+// goes in w with its peer's others, so that a full link holds up no other
+// peer's send.
 func (b *Bus) publishRemote(ctx context.Context, subject string, msg any, w *publishWait) {
 	if strings.HasPrefix(subject, "$") {
 		b.awaitPublish(ctx, ctx, w, nil, nil)
@@ -387,9 +391,24 @@ func (b *Bus) publishRemote(ctx context.Context, subject string, msg any, w *pub
 		sctx = &p.ctx
 	}
 	p.env = Envelope{Kind: KindPublish, From: Ref{Node: b.id}, To: Ref{Name: subject}, Msg: msg}
+	// targets holds each peer's subscriptions together.
+	tctx := sctx
+	if len(w.local) > 0 || targets[0].pr != targets[len(targets)-1].pr {
+		tctx = noWait
+	}
+	var full *peer // whose link had no room: its sends wait in w
 	for _, t := range targets {
-		switch err := b.publishTo(sctx, t, &p.env, &p.encs, false); {
+		if t.pr == full {
+			w.remote = append(w.remote, t)
+			continue
+		}
+		switch err := b.publishTo(tctx, t, &p.env, &p.encs, false); {
 		case err == errMustWait:
+			w.remote = append(w.remote, t)
+		case err != nil && tctx == noWait && errors.Is(err, ErrCanceled):
+			// No room at once (its credit was given back): it waits
+			// for room beside the others.
+			full = t.pr
 			w.remote = append(w.remote, t)
 		case err != nil:
 			w.miss(t.pr.id, t.rs.pattern, err)
@@ -494,35 +513,14 @@ func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env
 		return b.publishMoved(ctx, t, pr, env, encs)
 	}
 	defer pr.gate.exit(e)
-	id := t.rs.id
-	c := l.Codec()
-	name := c.Name()
-	i := -1
-	for j, x := range *encs {
-		if x.codec == name {
-			i = j
-		}
-	}
-	if i < 0 {
-		i = len(*encs)
-		if i < cap(*encs) {
-			*encs = (*encs)[:i+1]
-		} else {
-			*encs = append(*encs, encoded{})
-		}
-		x := &(*encs)[i]
-		env.Body = nil
-		body, err := b.types.EncodeBody(c, env, x.body[:0])
-		if err != nil {
-			*encs = (*encs)[:i]
-			b.giveBack(t, epoch)
-			return err
-		}
-		x.codec, x.typ, x.body = name, env.Type, body
+	i, err := b.encodeOnce(l.Codec(), env, encs)
+	if err != nil {
+		b.giveBack(t, epoch)
+		return err
 	}
 	env.Type, env.Body = (*encs)[i].typ, (*encs)[i].body
-	env.To.ID, env.Corr = id, epoch
-	err := l.Send(ctx, env)
+	env.To.ID, env.Corr = t.rs.id, epoch
+	err = l.Send(ctx, env)
 	env.To.ID, env.Corr, env.Body = 0, 0, nil
 	if err != nil {
 		// The link did not accept env (one it accepts and loses is handed
@@ -531,6 +529,47 @@ func (b *Bus) sendPublish(ctx context.Context, t remoteTarget, epoch uint64, env
 		b.giveBack(t, epoch)
 	}
 	return sendError(err)
+}
+
+// encodeOnce returns the index in encs of env's body encoded with c,
+// encoding it there (into the buffer the slot kept from its last use)
+// unless it already is.
+func (b *Bus) encodeOnce(c Codec, env *Envelope, encs *[]encoded) (int, error) {
+	name := c.Name()
+	for i, x := range *encs {
+		if x.codec == name {
+			return i, nil
+		}
+	}
+	i := len(*encs)
+	if i < cap(*encs) {
+		*encs = (*encs)[:i+1]
+	} else {
+		*encs = append(*encs, encoded{})
+	}
+	x := &(*encs)[i]
+	env.Body = nil
+	body, err := b.types.EncodeBody(c, env, x.body[:0])
+	if err != nil {
+		*encs = (*encs)[:i]
+		return 0, err
+	}
+	x.codec, x.typ, x.body = name, env.Type, body
+	return i, nil
+}
+
+// encodeAhead encodes env's body into encs with the codec of each peer's
+// nearest link among ts, before their sends go their own ways (a body
+// that does not encode is left for the send to report).
+func (b *Bus) encodeAhead(ts []remoteTarget, env *Envelope, encs *[]encoded) {
+	for i, t := range ts {
+		if i > 0 && t.pr == ts[i-1].pr {
+			continue
+		}
+		if l := t.pr.nearLink(); l != nil {
+			_, _ = b.encodeOnce(l.Codec(), env, encs)
+		}
+	}
 }
 
 // giveBack returns the credit a publish to t took in epoch and did not
