@@ -55,6 +55,7 @@ type plan struct {
 	ptr    bool           // the type is *T
 	fields []planField
 	head   []byte // the encoding of the map's head
+	vals   values // where decode takes its new values
 }
 
 // plans are a Codec's plans by type: all of them in a map, the recent
@@ -116,7 +117,9 @@ func makePlan(rt reflect.Type) *plan {
 		if p.fields == nil {
 			return none
 		}
-		return &plan{typ: none.typ, rt: p.rt, ptr: true, fields: p.fields, head: p.head}
+		q := &plan{typ: none.typ, rt: p.rt, ptr: true, fields: p.fields, head: p.head}
+		q.vals.init(p.rt)
+		return q
 	}
 	if rt.Kind() != reflect.Struct || rt.NumField() == 0 || rt.NumField() > 64 {
 		return none
@@ -131,6 +134,7 @@ func makePlan(rt reflect.Type) *plan {
 		return none
 	}
 	p := &plan{typ: none.typ, rt: rt, head: appendHead(nil, majorMap, uint64(rt.NumField()))}
+	p.vals.init(rt)
 	for i := range rt.NumField() {
 		f := rt.Field(i)
 		k, ok := basicKinds[f.Type]
@@ -224,7 +228,7 @@ func (p *plan) decode(data []byte) (any, bool) {
 	if !ok || m > uint64(len(p.fields)) {
 		return nil, false
 	}
-	v := reflect.New(p.rt).UnsafePointer()
+	v := p.vals.take()
 	var seen uint64
 	for i := range int(m) {
 		var key []byte
