@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,63 +15,33 @@ import (
 // hold each ask sent on them until the test lets it go, and then refuse
 // it, as a link that failed in the middle of the send would.
 type stallTransport struct {
-	*netbus.Transport
-	links   chan *stallLink
+	*hookTransport
+	links   chan *hookLink
 	entered chan struct{} // an ask is held
 	release chan struct{} // let it go, refused
 }
 
-func (s *stallTransport) Start(h bus.Host) error {
-	return s.Transport.Start(&stallHost{Host: h, s: s, ours: map[bus.Link]*stallLink{}})
-}
-
-type stallHost struct {
-	bus.Host
-	s    *stallTransport
-	mu   sync.Mutex
-	ours map[bus.Link]*stallLink
-}
-
-func (h *stallHost) wrap(l bus.Link) *stallLink {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	w := h.ours[l]
-	if w == nil {
-		w = &stallLink{Link: l, s: h.s}
-		h.ours[l] = w
+func newStall(cfg netbus.Config) *stallTransport {
+	s := &stallTransport{hookTransport: newHookTransport(cfg),
+		links: make(chan *hookLink, 8), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s.up = func(_ bus.Host, l *hookLink) {
+		select {
+		case s.links <- l:
+		default:
+		}
 	}
-	return w
-}
-
-func (h *stallHost) LinkUp(l bus.Link) {
-	w := h.wrap(l)
-	h.Host.LinkUp(w)
-	select {
-	case h.s.links <- w:
-	default:
+	s.send = func(l *hookLink, ctx context.Context, env *bus.Envelope) error {
+		if env.Kind != bus.KindAsk {
+			return l.Link.Send(ctx, env)
+		}
+		s.entered <- struct{}{}
+		<-s.release
+		return errRefusedMidSend
 	}
-}
-func (h *stallHost) Deliver(l bus.Link, env *bus.Envelope) { h.Host.Deliver(h.wrap(l), env) }
-func (h *stallHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
-	h.Host.Undelivered(h.wrap(l), env, err)
-}
-func (h *stallHost) LinkDown(l bus.Link, err error) { h.Host.LinkDown(h.wrap(l), err) }
-
-type stallLink struct {
-	bus.Link
-	s *stallTransport
+	return s
 }
 
 var errRefusedMidSend = errors.New("refused in the middle of the send")
-
-func (l *stallLink) Send(ctx context.Context, env *bus.Envelope) error {
-	if env.Kind != bus.KindAsk {
-		return l.Link.Send(ctx, env)
-	}
-	l.s.entered <- struct{}{}
-	<-l.s.release
-	return errRefusedMidSend
-}
 
 // TestAskRefusedAfterItsLinkWentFreesItsSlotOnce: an actor's ask is in the
 // middle of its send when its link goes down, which completes the ask (its
@@ -82,8 +51,7 @@ func (l *stallLink) Send(ctx context.Context, env *bus.Envelope) error {
 func TestAskRefusedAfterItsLinkWentFreesItsSlotOnce(t *testing.T) {
 	bt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
 	b := linkedBus(t, bus.WithName("b"), bus.WithTransport(bt))
-	at := &stallTransport{Transport: netbus.New(netbus.Config{Peers: bt.Addrs()}),
-		links: make(chan *stallLink, 8), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	at := newStall(netbus.Config{Peers: bt.Addrs()})
 	a := linkedBus(t, bus.WithName("a"), bus.WithTransport(at))
 	if _, err := b.Register("hold", bus.ActorFunc(func(c *bus.Context, msg any) error {
 		if c.IsAsk() {

@@ -108,77 +108,30 @@ func TestSendAcrossRelinkInItsWindow(t *testing.T) {
 // took its link (must says which) and does not: a switch of that record to
 // a nearer link would not wait for it.
 type gatedTransport struct {
-	*netbus.Transport
+	*hookTransport
 	links   chan bus.Link
 	must    func(*bus.Envelope) bool
 	outside chan string
-	mu      sync.Mutex
-	ours    map[bus.Link]*gatedLink
+	gates   sync.Map // *hookLink: the sends in the gate of the record that took it, a func() int64
 }
 
 func newGated(cfg netbus.Config, must func(*bus.Envelope) bool) *gatedTransport {
-	return &gatedTransport{Transport: netbus.New(cfg), links: make(chan bus.Link, 8), must: must,
-		outside: make(chan string, 16), ours: map[bus.Link]*gatedLink{}}
-}
-
-func (g *gatedTransport) Start(h bus.Host) error { return g.Transport.Start(&gatedHost{h, g}) }
-
-// Dial returns the bus's view of the link dialed, as LinkUp reports it.
-func (g *gatedTransport) Dial(ctx context.Context, addr string) (bus.Link, error) {
-	l, err := g.Transport.Dial(ctx, addr)
-	if err != nil {
-		return nil, err
+	g := &gatedTransport{hookTransport: newHookTransport(cfg), links: make(chan bus.Link, 8), must: must,
+		outside: make(chan string, 16)}
+	g.up = func(h bus.Host, l *hookLink) {
+		g.gates.Store(l, bus.GateOf(h.(*bus.Bus), l.Peer()))
+		g.links <- l
 	}
-	return g.wrap(l), nil
-}
-
-// wrap is the bus's view of the transport's link l, the same each time.
-func (g *gatedTransport) wrap(l bus.Link) *gatedLink {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	w := g.ours[l]
-	if w == nil {
-		w = &gatedLink{Link: l, g: g}
-		g.ours[l] = w
-	}
-	return w
-}
-
-type gatedHost struct {
-	bus.Host
-	g *gatedTransport
-}
-
-func (h *gatedHost) LinkUp(l bus.Link) {
-	w := h.g.wrap(l)
-	h.Host.LinkUp(w)
-	gate := bus.GateOf(h.Host.(*bus.Bus), l.Peer())
-	w.gate.Store(&gate)
-	h.g.links <- w
-}
-
-func (h *gatedHost) Deliver(l bus.Link, env *bus.Envelope) { h.Host.Deliver(h.g.wrap(l), env) }
-
-func (h *gatedHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
-	h.Host.Undelivered(h.g.wrap(l), env, err)
-}
-
-func (h *gatedHost) LinkDown(l bus.Link, err error) { h.Host.LinkDown(h.g.wrap(l), err) }
-
-type gatedLink struct {
-	bus.Link
-	g    *gatedTransport
-	gate atomic.Pointer[func() int64] // the sends in the gate of the record that took the link
-}
-
-func (l *gatedLink) Send(ctx context.Context, env *bus.Envelope) error {
-	if gate := l.gate.Load(); gate != nil && l.g.must(env) && (*gate)() == 0 {
-		select {
-		case l.g.outside <- fmt.Sprintf("a %v envelope of type %q", env.Kind, env.Type):
-		default:
+	g.send = func(l *hookLink, ctx context.Context, env *bus.Envelope) error {
+		if gate, ok := g.gates.Load(l); ok && g.must(env) && gate.(func() int64)() == 0 {
+			select {
+			case g.outside <- fmt.Sprintf("a %v envelope of type %q", env.Kind, env.Type):
+			default:
+			}
 		}
+		return l.Link.Send(ctx, env)
 	}
-	return l.Link.Send(ctx, env)
+	return g
 }
 
 // relinkRig is a client linked to a server over a Unix socket. Armed with

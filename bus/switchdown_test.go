@@ -16,43 +16,43 @@ import (
 // fenceless wraps a netbus transport whose links, once armed, never send
 // the bus's link messages on TCP: a node switching to a nearer link marks
 // the new link, but its fence on the old one never comes, so the peer holds
-// what arrives on the new link until that link goes down. Each link it
-// reports is a *fencelessLink, and it counts, per scheme, the envelopes of
-// each kind its links sent.
+// what arrives on the new link until that link goes down. It counts, per
+// scheme, the envelopes of each kind its links sent.
 type fenceless struct {
-	*netbus.Transport
+	*hookTransport
 	armed atomic.Bool
 	mu    sync.Mutex
-	links map[bus.Link]*fencelessLink
 	sent  map[string]map[bus.Kind]int
 }
 
 func newFenceless(cfg netbus.Config) *fenceless {
-	return &fenceless{Transport: netbus.New(cfg), links: map[bus.Link]*fencelessLink{}, sent: map[string]map[bus.Kind]int{}}
-}
-
-func (f *fenceless) wrap(l bus.Link) bus.Link {
-	if l == nil {
-		return nil
+	f := &fenceless{hookTransport: newHookTransport(cfg), sent: map[string]map[bus.Kind]int{}}
+	f.send = func(l *hookLink, ctx context.Context, env *bus.Envelope) error {
+		if l.Scheme() == "tcp" && env.Kind == bus.KindSystem && env.Type == "xbus.link" && f.armed.Load() {
+			return nil // the fence that never comes
+		}
+		err := l.Link.Send(ctx, env)
+		if err == nil {
+			f.mu.Lock()
+			m := f.sent[l.Scheme()]
+			if m == nil {
+				m = map[bus.Kind]int{}
+				f.sent[l.Scheme()] = m
+			}
+			m[env.Kind]++
+			f.mu.Unlock()
+		}
+		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w := f.links[l]
-	if w == nil {
-		w = &fencelessLink{Link: l, f: f}
-		f.links[l] = w
-	}
-	return w
+	return f
 }
 
 // link returns the last link up with scheme s.
 func (f *fenceless) link(s string) bus.Link {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var out bus.Link
-	for _, w := range f.links {
-		if w.Scheme() == s {
-			out = w
+	for _, l := range f.seen() {
+		if l.Scheme() == s {
+			out = l
 		}
 	}
 	return out
@@ -62,48 +62,6 @@ func (f *fenceless) count(s string, k bus.Kind) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.sent[s][k]
-}
-
-func (f *fenceless) Dial(ctx context.Context, addr string) (bus.Link, error) {
-	l, err := f.Transport.Dial(ctx, addr)
-	return f.wrap(l), err
-}
-
-func (f *fenceless) Start(h bus.Host) error { return f.Transport.Start(&fencelessHost{h, f}) }
-
-type fencelessLink struct {
-	bus.Link
-	f *fenceless
-}
-
-func (l *fencelessLink) Send(ctx context.Context, env *bus.Envelope) error {
-	if l.Scheme() == "tcp" && env.Kind == bus.KindSystem && env.Type == "xbus.link" && l.f.armed.Load() {
-		return nil // the fence that never comes
-	}
-	err := l.Link.Send(ctx, env)
-	if err == nil {
-		l.f.mu.Lock()
-		m := l.f.sent[l.Scheme()]
-		if m == nil {
-			m = map[bus.Kind]int{}
-			l.f.sent[l.Scheme()] = m
-		}
-		m[env.Kind]++
-		l.f.mu.Unlock()
-	}
-	return err
-}
-
-type fencelessHost struct {
-	bus.Host
-	f *fenceless
-}
-
-func (h *fencelessHost) LinkUp(l bus.Link)                     { h.Host.LinkUp(h.f.wrap(l)) }
-func (h *fencelessHost) LinkDown(l bus.Link, err error)        { h.Host.LinkDown(h.f.wrap(l), err) }
-func (h *fencelessHost) Deliver(l bus.Link, env *bus.Envelope) { h.Host.Deliver(h.f.wrap(l), env) }
-func (h *fencelessHost) Undelivered(l bus.Link, env *bus.Envelope, err error) {
-	h.Host.Undelivered(h.f.wrap(l), env, err)
 }
 
 // A stream opened on a link the peer holds (a nearer link whose old link's
