@@ -19,7 +19,8 @@ import (
 // that skip it once the fence has begun), sends a fence, answers the
 // peer's fence with an ack, and closes the link once the peer acked its
 // fence (so the peer has read everything sent before it) and no ask
-// through the link waits for its reply, or after replyTimeout.
+// through the link waits for its reply, or after replyTimeout, and no
+// stream runs on it (a stream never moves off its link).
 
 // errRetired closes a link retired in favour of a duplicate.
 var errRetired = errors.New("bus: link retired: another link of its scheme leads to the same node")
@@ -114,7 +115,8 @@ func (b *Bus) retire(l Link) {
 			pr.gate.drain()
 		}
 		b.sendFence(l, &sysLink{Fence: true})
-		time.AfterFunc(replyTimeout, func() { b.lk.closeOurs(l, errRetired) })
+		deadline := time.Now().Add(replyTimeout)
+		time.AfterFunc(replyTimeout, func() { b.closeRetired(l, deadline) })
 	})
 }
 
@@ -146,7 +148,7 @@ func (b *Bus) onFence(l Link) {
 	b.sendLinkMsg(l, &sysLink{FenceAck: true})
 	b.dedupe(l.Peer())
 	if done {
-		b.closeRetired(l)
+		b.closeRetired(l, time.Now().Add(replyTimeout))
 	}
 }
 
@@ -163,17 +165,22 @@ func (b *Bus) onFenceAck(l Link) {
 	}
 	t.mu.Unlock()
 	if done {
-		b.closeRetired(l)
+		b.closeRetired(l, time.Now().Add(replyTimeout))
 	}
 }
 
-// closeRetired closes l once no ask through it waits for a reply.
-func (b *Bus) closeRetired(l Link) {
-	deadline := time.Now().Add(replyTimeout)
+// closeRetired closes l once no ask through it waits for a reply (until
+// deadline) and no stream runs on it: a stream never moves off its link,
+// and its peer lives, so it keeps the link as long as it runs.
+func (b *Bus) closeRetired(l Link, deadline time.Time) {
+	wait := retireCheck
 	var check func()
 	check = func() {
-		if b.busyOn(l) && time.Now().Before(deadline) {
-			time.AfterFunc(retireCheck, check)
+		if b.streams.busy(l) || b.busyOn(l) && time.Now().Before(deadline) {
+			time.AfterFunc(wait, check)
+			if time.Now().After(deadline) { // only streams keep it now: look less often
+				wait = min(2*wait, time.Second)
+			}
 			return
 		}
 		b.lk.closeOurs(l, errRetired)
