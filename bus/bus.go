@@ -42,9 +42,11 @@ type Bus struct {
 	workers    *workers
 	// sendTimeout bounds a send to a peer whose sender gave no deadline.
 	sendTimeout time.Duration
-	// peerHeld bounds the publishes held for one peer's subscriptions
-	// (maxPeerHeld; smaller only in tests).
-	peerHeld int
+	// peerHeld and nodeHeld bound the publishes held for one peer's
+	// subscriptions and for all peers' (maxPeerHeld, maxNodeHeld;
+	// smaller only in tests); heldAll counts those held (subheld.go).
+	peerHeld, nodeHeld int
+	heldAll            atomic.Int64
 	// beforeGate runs in a send to a peer between its choice of the peer
 	// and its read of the peer's link inside the peer's send gate
 	// (enterPeer, control.send), with the kind of what it sends; tests
@@ -154,6 +156,7 @@ func New(opts ...Option) (*Bus, error) {
 		workers:     newWorkers(),
 		sendTimeout: cfg.sendWait,
 		peerHeld:    cfg.peerHeld,
+		nodeHeld:    cfg.nodeHeld,
 		beforeGate:  cfg.beforeGate,
 		placement:   cfg.placing.strategy,
 		placeFor:    cfg.placing.perName,
@@ -176,6 +179,9 @@ func New(opts ...Option) (*Bus, error) {
 	b.asks.key = [2]uint64{binary.LittleEndian.Uint64(key[16:]), binary.LittleEndian.Uint64(key[24:])}
 	if b.peerHeld <= 0 {
 		b.peerHeld = maxPeerHeld
+	}
+	if b.nodeHeld <= 0 {
+		b.nodeHeld = maxNodeHeld
 	}
 	if b.sendTimeout <= 0 {
 		b.sendTimeout = DefaultSendTimeout

@@ -28,7 +28,8 @@
 //     the subscription's slow policy itself (SlowBlock waits, up to the
 //     publisher's ctx), so a reader that stops costs bounded memory on
 //     both sides; a publishing node holds at most 65,536 publishes for
-//     all of one peer's subscriptions.
+//     all of one peer's subscriptions and 262,144 for all peers', taken
+//     from the subscription that holds the most beyond that.
 //
 // In one process a message is a Go value handed over by pointer: nothing is
 // encoded and a steady-state Tell allocates nothing. A transport

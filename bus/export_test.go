@@ -53,6 +53,34 @@ func WithPeerHeld(n int) Option { return func(c *config) { c.peerHeld = n } }
 // MaxPeerHeld is the bound of WithPeerHeld by default.
 const MaxPeerHeld = maxPeerHeld
 
+// WithNodeHeld bounds the publishes b holds for all its peers'
+// subscriptions, waiting for credit, at n instead of maxNodeHeld.
+func WithNodeHeld(n int) Option { return func(c *config) { c.nodeHeld = n } }
+
+// MaxNodeHeld is the bound of WithNodeHeld by default.
+const MaxNodeHeld = maxNodeHeld
+
+// NodeHeld is how many publishes b counts as held for all its peers'
+// subscriptions (the count WithNodeHeld's bound applies to).
+func NodeHeld(b *Bus) int { return int(b.heldAll.Load()) }
+
+// PeerHeldBy reads, for each peer of b, what PeerHeld reads over them all.
+func PeerHeldBy(b *Bus) map[NodeID][]int {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	by := map[NodeID][]int{}
+	for id, pr := range b.peers {
+		pr.subs.mu.Lock()
+		held := []int{}
+		for _, rs := range pr.subs.theirs {
+			held = append(held, len(rs.held))
+		}
+		pr.subs.mu.Unlock()
+		by[id] = held
+	}
+	return by
+}
+
 // PeerHeld reads, over b's peers, the publishes b counts as held for their
 // subscriptions (the count the bound applies to), those their
 // subscriptions hold, one per subscription, and the credit they have.

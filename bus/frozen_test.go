@@ -38,6 +38,10 @@ const (
 	// tells each message it reads to the actor "got" of the node
 	// publishing.
 	peerReadEnv = "XBUS_TEST_PEER_READ"
+	// peerBigEnv makes the peer process subscribe to "big.>" once more,
+	// through a window of the number it gives, SlowBlock (or
+	// peerPolicyEnv's), and never read.
+	peerBigEnv = "XBUS_TEST_PEER_BIG"
 )
 
 func init() {
@@ -77,6 +81,12 @@ func runFrozenPeer() int {
 	}
 	for range n { // never read
 		if _, err := b.Subscribe(context.Background(), "ticks.>", bus.WithWindow(window), bus.WithSlowPolicy(bus.SlowPolicy(policy))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if big, _ := strconv.Atoi(os.Getenv(peerBigEnv)); big > 0 {
+		if _, err := b.Subscribe(context.Background(), "big.>", bus.WithWindow(big), bus.WithSlowPolicy(bus.SlowPolicy(policy))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

@@ -25,7 +25,7 @@ type config struct {
 	proofTimeout         time.Duration
 	nodeID               NodeID     // tests only: see export_test.go
 	beforeGate           func(Kind) // tests only: see export_test.go
-	peerHeld             int        // tests only: see export_test.go
+	peerHeld, nodeHeld   int        // tests only: see export_test.go
 	sendWait             time.Duration
 	placing              placingConfig
 	streamWindow         int

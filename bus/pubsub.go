@@ -20,9 +20,11 @@ type Message struct {
 // For a subscriber on another node the publisher's node applies it when the
 // subscription's credit is used up: SlowBlock waits for credit;
 // SlowDropOldest holds at most a window there, dropping its oldest (and
-// at most 65,536 for all of one node's subscriptions together, beyond
-// which it drops likewise); SlowCut holds likewise, and the subscriber's
-// node cuts the subscription when its buffer is full as a message arrives.
+// at most 65,536 for all of one node's subscriptions together and 262,144
+// for all nodes', beyond which the subscription holding the most, of the
+// node holding the most, drops its oldest); SlowCut holds likewise, and
+// the subscriber's node cuts the subscription when its buffer is full as
+// a message arrives.
 type SlowPolicy uint8
 
 const (

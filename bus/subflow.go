@@ -20,8 +20,9 @@ import (
 // each matching publish to the subscription by id while it has credit;
 // without credit it applies the subscription's policy itself: SlowBlock
 // waits for a grant, bounded by the publisher's ctx; SlowDropOldest and
-// SlowCut hold at most a window, dropping the oldest, and all of one peer's
-// subscriptions together at most maxPeerHeld. The subscribing node
+// SlowCut hold at most a window, dropping the oldest, all of one peer's
+// subscriptions together at most maxPeerHeld and all peers' at most
+// maxNodeHeld (subheld.go). The subscribing node
 // grants credit back (sysGrant) as its reader takes messages, so a reader
 // that stops costs at most a window held on each side.
 //
@@ -68,15 +69,6 @@ func registerSubTypes(t *Types) error {
 // maxRemoteSubs bounds the subscriptions one peer may announce.
 const maxRemoteSubs = 1 << 16
 
-// maxPeerHeld bounds the publishes this node holds, waiting for credit,
-// for all the SlowDropOldest and SlowCut subscriptions of one peer
-// together. A window bounds each, but a peer may announce maxRemoteSubs
-// subscriptions of flow.MaxWindow each and never grant: beyond this budget
-// the oldest publish held for the subscription being published to (or the
-// new one, if it holds none) is a dead letter with ErrSlowConsumer, as
-// beyond its window. An honest peer whose readers keep up holds far less.
-const maxPeerHeld = 1 << 16
-
 // maxRemoteNames bounds the registered instances one peer may announce:
 // each costs this node memory and a place in its routing views, so a peer
 // that announces more is taken for a liar and its link closes.
@@ -90,11 +82,12 @@ type peerSubs struct {
 
 	// As the publishing node: the peer's subscriptions, in theirs by id
 	// and in index by pattern, which a publish matches its subject in.
-	theirs map[uint64]*remoteSub
-	index  subject.Index[*remoteSub]
-	their  uint64 // the epoch of the peer's last reset
-	gone   bool
-	held   int // publishes held in all of theirs: at most Bus.peerHeld
+	theirs  map[uint64]*remoteSub
+	index   subject.Index[*remoteSub]
+	their   uint64 // the epoch of the peer's last reset
+	gone    bool
+	held    int     // publishes held in all of theirs: at most Bus.peerHeld
+	holding holding // those of theirs that hold any, the most first (subheld.go)
 	// bell is closed on the next grant, reset or end of any of the peer's
 	// subscriptions: what a publish waiting for several of them waits on
 	// (awaitPeer).
@@ -129,6 +122,7 @@ type remoteSub struct {
 	policy   SlowPolicy
 	snd      flow.Sender
 	held     []Message     // publishes waiting for credit, oldest first
+	at       int           // index in peerSubs.holding while it holds any
 	draining bool          // the control goroutine is sending held[0]
 	wait     chan struct{} // closed on the next grant or end
 	closed   bool
@@ -217,9 +211,7 @@ func (b *Bus) onSub(l Link, m *sysSub) {
 		if rs := ps.theirs[id]; rs != nil {
 			rs.closed = true
 			rs.wakeAll()
-			dead = append(dead, rs.held...)
-			ps.held -= len(rs.held)
-			rs.held = nil
+			dead = append(dead, b.releaseHeld(ps, rs)...)
 			delete(ps.theirs, id)
 			ps.index.Remove(rs.pattern, rs)
 		}
@@ -316,10 +308,9 @@ func (b *Bus) subsGone(pr *peer, reason error) {
 	for _, rs := range ps.theirs {
 		rs.closed = true
 		rs.wakeAll()
-		dead = append(dead, rs.held...)
-		rs.held = nil
+		dead = append(dead, b.releaseHeld(ps, rs)...)
 	}
-	ps.theirs, ps.index, ps.held = nil, subject.Index[*remoteSub]{}, 0
+	ps.theirs, ps.index = nil, subject.Index[*remoteSub]{}
 	ps.ring()
 	ps.mu.Unlock()
 	for _, d := range dead {
@@ -446,12 +437,11 @@ func (b *Bus) publishTo(ctx context.Context, t remoteTarget, env *Envelope, encs
 // creditFor takes one credit of t's subscription for m: send says it did,
 // in epoch. Without credit it applies the subscription's policy: SlowBlock
 // waits for a grant, bounded by ctx (errMustWait at once when wait is
-// false); the others hold m for the peer's control goroutine to send, the
-// oldest dropped beyond a window or beyond what the peer may make this node
-// hold in all (Bus.peerHeld).
+// false); the others hold m for the peer's control goroutine to send, a
+// publish dropped beyond a window, beyond what the peer may make this node
+// hold in all, or beyond what all peers may (subheld.go).
 func (b *Bus) creditFor(ctx context.Context, t remoteTarget, m Message, wait bool) (epoch uint64, send bool, err error) {
 	ps, rs := &t.pr.subs, t.rs
-	var dropped *Message
 	ps.mu.Lock()
 	for {
 		if rs.closed {
@@ -482,18 +472,13 @@ func (b *Bus) creditFor(ctx context.Context, t remoteTarget, m Message, wait boo
 		}
 		ps.mu.Lock()
 	}
-	rs.held = append(rs.held, m)
-	ps.held++
-	if len(rs.held) > rs.window || ps.held > b.peerHeld {
-		ps.held--
-		old := rs.held[0]
-		dropped = &old
-		rs.held[0] = Message{}
-		rs.held = rs.held[1:]
-	}
+	dropped, drop, over := b.hold(ps, rs, m)
 	ps.mu.Unlock()
-	if dropped != nil {
+	if drop {
 		b.deadLetter(dropped.Msg, Ref{Node: t.pr.id, Name: dropped.Subject}, Ref{Node: b.id}, ErrSlowConsumer)
+	}
+	if over {
+		b.shedNode()
 	}
 	t.pr.ctl.wake()
 	return 0, false, nil
@@ -619,8 +604,8 @@ func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
 	for {
 		ps.mu.Lock()
 		var rs *remoteSub
-		for _, x := range ps.theirs {
-			if len(x.held) > 0 && !x.draining && x.snd.Credit() > 0 {
+		for _, x := range ps.holding {
+			if !x.draining && x.snd.Credit() > 0 {
 				rs = x
 				break
 			}
@@ -630,10 +615,8 @@ func (b *Bus) drainHeld(ctx context.Context, pr *peer) {
 			return
 		}
 		_ = rs.snd.Send()
-		m := rs.held[0]
-		rs.held[0] = Message{}
-		rs.held = rs.held[1:]
-		ps.held--
+		m := ps.takeHeld(rs)
+		b.heldAll.Add(-1)
 		rs.draining = true
 		epoch := ps.their
 		ps.mu.Unlock()

@@ -325,8 +325,8 @@ func TestRemoteSubscriptionHeldCountExact(t *testing.T) {
 			for _, h := range held {
 				sum += h
 			}
-			if counted != sum || sum != want {
-				return fmt.Errorf("%d held, counted %d, want %d", sum, counted, want)
+			if counted != sum || sum != want || bus.NodeHeld(client) != sum {
+				return fmt.Errorf("%d held, counted %d for the peer and %d for the node, want %d", sum, counted, bus.NodeHeld(client), want)
 			}
 			return nil
 		}
