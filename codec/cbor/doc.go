@@ -15,7 +15,10 @@
 // reflection on every value: the same bytes out, and the same value in. A
 // body the plan does not expect (keys in another case, a null, a float of
 // another width, an unknown or repeated field...) goes to the general
-// decoder, which decides.
+// decoder, which decides. A plan takes the values it decodes several to an
+// allocation, so a value the receiver keeps keeps a few hundred bytes
+// alive, and a short string field may share its bytes with the same value
+// decoded before (strings are immutable); no value is handed out twice.
 //
 // Decoding treats its input as hostile. The general decoder checks the
 // whole body to be well-formed before it allocates anything, and a plan
