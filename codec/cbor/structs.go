@@ -229,31 +229,49 @@ func (p *plan) decode(data []byte) (any, bool) {
 		return nil, false
 	}
 	v := p.vals.take()
+	big, ok := p.fill(v, int(m), rest)
+	if !ok || big {
+		// Nothing a chunk holds may keep much alive (values.release).
+		if v = p.vals.release(v, ok); v == nil {
+			return nil, false
+		}
+	}
+	return *(*any)(unsafe.Pointer(&eface{typ: p.typ, data: v})), true
+}
+
+// fill decodes the m pairs at the start of data into the value at v, and
+// reports whether a string or []byte field took more than internMax bytes
+// (big).
+func (p *plan) fill(v unsafe.Pointer, m int, rest []byte) (big, ok bool) {
 	var seen uint64
-	for i := range int(m) {
+	for i := range m {
 		var key []byte
 		if key, rest, ok = text(rest, majorText); !ok {
-			return nil, false
+			return big, false
 		}
 		fi := i
 		if fi >= len(p.fields) || string(key) != p.fields[fi].name {
 			if fi = p.find(key); fi < 0 {
-				return nil, false
+				return big, false
 			}
 		}
 		if seen&(1<<fi) != 0 {
-			return nil, false
+			return big, false
 		}
 		seen |= 1 << fi
 		f := &p.fields[fi]
-		if rest, ok = f.decode(rest, unsafe.Add(v, f.off)); !ok {
-			return nil, false
+		a := unsafe.Add(v, f.off)
+		if rest, ok = f.decode(rest, a); !ok {
+			return big, false
+		}
+		switch f.kind {
+		case kString:
+			big = big || len(*(*string)(a)) > internMax
+		case kBytes:
+			big = big || len(*(*[]byte)(a)) > internMax
 		}
 	}
-	if len(rest) != 0 {
-		return nil, false
-	}
-	return *(*any)(unsafe.Pointer(&eface{typ: p.typ, data: v})), true
+	return big, len(rest) == 0
 }
 
 // find returns the index of the field named key, or -1.

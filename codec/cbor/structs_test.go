@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // flat has a field of every kind a plan moves.
@@ -406,5 +409,77 @@ func TestStructPlanValuesNeverShared(t *testing.T) {
 				t.Fatalf("value %d of goroutine %d changed to %+v", i, g, *v)
 			}
 		}
+	}
+}
+
+// TestStructPlanChunkKeepsNoLargeBody: a value whose string or []byte
+// field is large, or a body the plan gives up on after it filled one, does
+// not stay in a chunk of values: once its receiver drops it, the large
+// field is collected, however few values are decoded after it.
+func TestStructPlanChunkKeepsNoLargeBody(t *testing.T) {
+	type payload struct {
+		Seq  int
+		Data []byte
+		Text string
+	}
+	c := Default()
+	rt := reflect.TypeFor[payload]()
+	if c.plans.of(rt).vals.arr == nil {
+		t.Fatal("payload takes no chunks: the test would test nothing")
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	good, err := c.Append(nil, payload{Seq: 1, Data: big, Text: string(big)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same fields, then an unknown key: the plan gives up after it
+	// decoded both.
+	bad := append([]byte{0xa4}, good[1:]...)
+	bad = append(bad, 0x61, 'Z', 0x01)
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{{"kept", good}, {"given up", bad}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var freed atomic.Int32
+			func() {
+				v, ok, err := c.DecodeValue(tc.body, rt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.body[0] == 0xa4 {
+					if ok {
+						t.Fatal("the plan took a body with an unknown key")
+					}
+					// What the plan filled is in its chunk's slot, now
+					// zeroed; the general decoder's value is its own.
+					return
+				}
+				pl := v.(payload)
+				if !bytes.Equal(pl.Data, big) || pl.Text != string(big) {
+					t.Fatal("decoded a different payload")
+				}
+				runtime.AddCleanup(&pl.Data[0], func(*atomic.Int32) { freed.Add(1) }, &freed)
+				runtime.AddCleanup(unsafe.StringData(pl.Text), func(*atomic.Int32) { freed.Add(1) }, &freed)
+			}()
+			if tc.body[0] == 0xa4 {
+				p := c.plans.of(rt)
+				ch := p.vals.cur.Load()
+				for i := range p.vals.n {
+					s := (*payload)(unsafe.Add(ch.base, uintptr(i)*p.vals.size))
+					if s.Data != nil || s.Text != "" {
+						t.Fatalf("slot %d of the chunk still holds %d and %d bytes", i, len(s.Data), len(s.Text))
+					}
+				}
+				return
+			}
+			for i := 0; freed.Load() < 2 && i < 100; i++ {
+				runtime.GC()
+				time.Sleep(time.Millisecond) // cleanups run on a goroutine of their own
+			}
+			if n := freed.Load(); n != 2 {
+				t.Fatalf("%d of the 2 large fields collected after the value was dropped", n)
+			}
+		})
 	}
 }

@@ -10,9 +10,13 @@ import (
 // one allocation: a plan decodes into a value that is the message itself,
 // and one allocation per message was most of what is left of a small
 // struct's decoding. A value the receiver keeps keeps its chunk alive,
-// never more than chunkBytes; no value is ever handed out twice, so a kept
-// one never changes. Types over chunkBytes/minChunk bytes take one
-// allocation each. Safe for concurrent use.
+// never more than chunkBytes and what the chunk's values hold, each at
+// most internMax bytes of a string or []byte field: a value decoded with
+// more, or not decoded at all, leaves its chunk (release), so that a large
+// body dropped by its receiver is not kept by a chunk's other values. No
+// value is ever handed out twice, so a kept one never changes. Types over
+// chunkBytes/minChunk bytes take one allocation each. Safe for concurrent
+// use.
 type values struct {
 	rt   reflect.Type
 	arr  reflect.Type // [n]rt; nil: one allocation per value
@@ -59,4 +63,26 @@ func (v *values) take() unsafe.Pointer {
 			return nc.base
 		}
 	}
+}
+
+// release takes the value at v, taken from v's chunk and filled, out of
+// the chunk: it returns a copy of it in an allocation of its own (keep),
+// or nil, and zeroes it in the chunk, which then holds nothing of it. A
+// value allocated on its own is returned as it is (keep), or nil.
+func (v *values) release(at unsafe.Pointer, keep bool) unsafe.Pointer {
+	if v.arr == nil {
+		if keep {
+			return at
+		}
+		return nil
+	}
+	in := reflect.NewAt(v.rt, at).Elem()
+	var out unsafe.Pointer
+	if keep {
+		c := reflect.New(v.rt)
+		c.Elem().Set(in)
+		out = c.UnsafePointer()
+	}
+	in.SetZero()
+	return out
 }
