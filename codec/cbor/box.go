@@ -104,9 +104,5 @@ func boxString(p []byte) any {
 }
 
 func boxStringIn[A any](p []byte) any {
-	b := new(boxed[string, A])
-	d := unsafe.Slice((*byte)(unsafe.Pointer(&b.d)), unsafe.Sizeof(b.d))
-	copy(d, p)
-	b.h = unsafe.String(&d[0], len(p))
-	return *(*any)(unsafe.Pointer(&eface{typ: stringWord, data: unsafe.Pointer(&b.h)}))
+	return *(*any)(unsafe.Pointer(&eface{typ: stringWord, data: unsafe.Pointer(stringBlockIn[A](p))}))
 }
