@@ -483,3 +483,83 @@ func TestStructPlanChunkKeepsNoLargeBody(t *testing.T) {
 		})
 	}
 }
+
+// TestStructPlanValuesSurviveHostileNeighbours: while several goroutines
+// decode into the same chunks, bodies the plan gives up on half filled
+// (an unknown key after the fields, a body cut short) and values large
+// enough to leave their chunk are mixed with small ones: every value kept,
+// small or large, by value or by pointer, still holds what its own body
+// said once all are decoded, and no pointer is handed out twice.
+func TestStructPlanValuesSurviveHostileNeighbours(t *testing.T) {
+	c := Default()
+	const goroutines, each = 4, 600
+	type keptTick struct {
+		want tick
+		got  any
+	}
+	kept := make([][]keptTick, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				want := tick{Seq: uint64(g*each + i), Qty: int64(g), Symbol: strconv.Itoa(i % 5), Venue: strconv.Itoa(g)}
+				if i%4 == 1 {
+					want.Symbol = strings.Repeat(strconv.Itoa(g), internMax+1+i%7)
+				}
+				body, err := c.Append(nil, want)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rt := reflect.TypeFor[tick]()
+				if i%2 == 0 {
+					rt = reflect.TypeFor[*tick]()
+				}
+				switch i % 4 {
+				case 2: // every field, then a key the type lacks
+					bad := append([]byte{0xa6}, body[1:]...)
+					body = append(bad, 0x61, 'Z', 0x01)
+				case 3: // cut inside its last string
+					body = body[:len(body)-1]
+				}
+				v, ok, err := c.DecodeValue(body, rt)
+				if err != nil {
+					t.Errorf("DecodeValue: %v", err)
+					return
+				}
+				if i%4 >= 2 {
+					if ok {
+						t.Errorf("DecodeValue took a body it should give up on: %#v", v)
+						return
+					}
+					continue
+				}
+				if !ok {
+					t.Errorf("DecodeValue(%#v) gave up", want)
+					return
+				}
+				kept[g] = append(kept[g], keptTick{want, v})
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[*tick]bool{}
+	for g, ks := range kept {
+		for _, k := range ks {
+			got, ok := k.got.(tick)
+			if p, isPtr := k.got.(*tick); isPtr {
+				if seen[p] {
+					t.Fatalf("goroutine %d: %p handed out twice", g, p)
+				}
+				seen[p] = true
+				got, ok = *p, true
+			}
+			if !ok || got != k.want {
+				t.Fatalf("goroutine %d: value kept changed to %#v, want %#v", g, k.got, k.want)
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no value kept by pointer: the test would test nothing")
+	}
+}
