@@ -928,11 +928,12 @@ var noWait = func() context.Context {
 	return ctx
 }()
 
-// deliverMessage queues a tell or an ask from a peer. It never waits: a
-// full mailbox whose policy is to block refuses the message at once
-// (ErrMailboxFull) instead, because the link's reader must not wait on one
-// actor. A refused ask is answered with the error; every refused message is
-// a dead letter with the reason.
+// deliverMessage queues a tell or an ask from a peer, or runs it here, on
+// the link's reader, when its actor is WithInline and idle. It never
+// waits: a full mailbox whose policy is to block refuses the message at
+// once (ErrMailboxFull) instead, because the link's reader must not wait
+// on one actor. A refused ask is answered with the error; every refused
+// message is a dead letter with the reason.
 func (b *Bus) deliverMessage(l Link, env *Envelope) {
 	if b.forged(l, env) {
 		return
