@@ -82,6 +82,7 @@ type conn struct {
 
 	kick       chan struct{} // cap 1: the writer has work
 	recv       atomic.Uint64 // frames received, as of the reader's last batch; the writer's idle check reads it
+	atFence    atomic.Bool   // the reader waits at a fence frame for the other connections' (link.fenceIn)
 	dataIn     atomic.Uint64 // data frames read and handed to the host
 	ackOut     atomic.Uint64 // the last count the writer sent in a ping
 	readerDone chan struct{} // closed when readLoop has returned
@@ -503,7 +504,10 @@ func (c *conn) writeLoop() {
 		case <-c.kick:
 		case <-tick.C:
 			ticked = true
-			if r := c.recv.Load(); r != lastRecv {
+			// A reader waiting at a fence frame reads nothing, the peer's
+			// heartbeats included, until the other connections' fence
+			// frames arrive: their own idle checks bound that wait.
+			if r := c.recv.Load(); r != lastRecv || c.atFence.Load() {
 				lastRecv, idleTicks = r, 0
 			} else if idleTicks++; idleTicks >= maxIdleTicks {
 				c.l.close(fmt.Errorf("%w: nothing received for %v", ErrIdleTimeout, cfg.IdleTimeout))
@@ -912,7 +916,9 @@ func (c *conn) readLoop() {
 				c.l.close(fmt.Errorf("%w: fence frame on a connection of version %d", ErrBadFrame, c.res.Version))
 				return
 			}
+			c.atFence.Store(true)
 			c.l.fenceIn()
+			c.atFence.Store(false)
 		case frameClose:
 			read, counted, reason := parseClose(flags, p)
 			if counted {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"reflect"
 	"sync"
@@ -375,5 +376,104 @@ func TestLeadPrecedesLaterSends(t *testing.T) {
 		if i := indexOf(names, name); i < lead {
 			t.Fatalf("%s's tell arrived as number %d, before the led one (%d)", name, i, lead)
 		}
+	}
+}
+
+// A reader that waits at a fence frame for the other connections' reads
+// nothing, the peer's heartbeats included, however long the others take
+// to reach theirs (a backlog of tells behind them on a loaded machine):
+// its connection is not idle. The link stays up through several idle
+// timeouts, its other connection kept alive by the peer's pings, and the
+// tell behind the fence frame arrives once the other fence frame does.
+func TestReaderAtAFenceIsNotIdle(t *testing.T) {
+	srv := newTestHost(t)
+	// Many heartbeats to the idle timeout: the peer's pings keep the other
+	// connection alive with room to spare on a loaded machine.
+	cfg := Config{Listen: []string{"tcp://127.0.0.1:0"}, HeartbeatInterval: 50 * time.Millisecond, IdleTimeout: time.Second}
+	srvT := startTransport(t, srv, cfg)
+	node := bus.NewNodeID()
+	data := func(seq int) []byte {
+		p, err := encoded(fakeLink{}, &bus.Envelope{Kind: bus.KindTell, From: bus.Ref{Node: node, Name: "a", ID: 1}, To: bus.Ref{Name: "sink"}, Msg: Payload{Seq: seq}}).AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(appendFrameHeader(nil, frameData, 0, len(p)), p...)
+	}
+	fenceFrame := appendFrameHeader(nil, frameFence, 0, 0)
+	var ncs [2]net.Conn
+	var rest0 []byte
+	for i := range ncs {
+		nc, rest, err := rawDial(t, srvT.Addrs()[0], hsConfig{Node: node, LinkID: 7, Conn: uint8(i), Pool: 2, Version: versionFence})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs[i] = nc
+		if i == 0 {
+			rest0 = rest
+		}
+	}
+	srv.link(t)
+	// The peer's heartbeats on the other connection.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := ncs[1].Write(appendPing(nil, 0)); err != nil {
+				return
+			}
+		}
+	})
+	go io.Copy(io.Discard, ncs[1])
+
+	ncs[0].Write(append(append(data(0), fenceFrame...), data(1)...))
+	// Each heartbeat the writer of the waiting connection sends follows an
+	// idle check of it: more of them than the idle timeout's ticks.
+	ticks := int((cfg.IdleTimeout+cfg.HeartbeatInterval-1)/cfg.HeartbeatInterval) + 3
+	ncs[0].SetReadDeadline(time.Now().Add(30 * time.Second))
+	fr := frameReader{r: ioMulti(rest0, ncs[0]), max: 1 << 20}
+	for pings := 0; pings < ticks; {
+		typ, flags, p, err := fr.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case framePing:
+			pings++
+		case frameClose:
+			_, _, reason := parseClose(flags, p)
+			t.Fatalf("the link closed while a reader waited at a fence frame: %v", reason)
+		}
+	}
+	select {
+	case err := <-srv.downCh:
+		t.Fatalf("the link went down while a reader waited at a fence frame: %v", err)
+	default:
+	}
+	srv.mu.Lock()
+	got := append([]int(nil), srv.tells["a"]...)
+	srv.mu.Unlock()
+	if !reflect.DeepEqual(got, []int{0}) {
+		t.Fatalf("a's tells %v before the other fence frame, want [0]", got)
+	}
+	ncs[1].Write(fenceFrame)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		srv.mu.Lock()
+		got = append([]int(nil), srv.tells["a"]...)
+		srv.mu.Unlock()
+		if reflect.DeepEqual(got, []int{0, 1}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's tells %v after the other fence frame, want [0 1]", got)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
