@@ -177,10 +177,11 @@ func (b *Bus) closeRetired(l Link, deadline time.Time) {
 	var check func()
 	check = func() {
 		if b.streams.busy(l) || b.busyOn(l) && time.Now().Before(deadline) {
-			time.AfterFunc(wait, check)
+			next := wait
 			if time.Now().After(deadline) { // only streams keep it now: look less often
 				wait = min(2*wait, time.Second)
 			}
+			time.AfterFunc(next, check) // last: the next check reads wait
 			return
 		}
 		b.lk.closeOurs(l, errRetired)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -63,13 +64,18 @@ func crossDialStreaming(t *testing.T, perSide int) []*bus.Stream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { a.Connect(bT.Addrs()[0]) })
-	wg.Go(func() { b.Connect(aT.Addrs()[0]) })
-	wg.Wait()
 	var mu sync.Mutex
 	var out []*bus.Stream
+	settled := make(chan struct{}) // both hold one link: no window left
 	open := func(from *bus.Bus) {
+		for len(from.Links()) < 2 { // wait for the window, from before the dials
+			select {
+			case <-settled:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
 		if err := from.WaitFor(ctx, "echo"); err != nil {
 			return
 		}
@@ -89,7 +95,10 @@ func crossDialStreaming(t *testing.T, perSide int) []*bus.Stream {
 	var openers sync.WaitGroup
 	openers.Go(func() { open(a) })
 	openers.Go(func() { open(b) })
-	openers.Wait()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Connect(bT.Addrs()[0]) })
+	wg.Go(func() { b.Connect(aT.Addrs()[0]) })
+	wg.Wait()
 	one := func(x *bus.Bus) bool {
 		n := 0
 		for _, l := range x.Links() {
@@ -102,5 +111,7 @@ func crossDialStreaming(t *testing.T, perSide int) []*bus.Stream {
 	for !(one(a) && one(b)) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
+	close(settled)
+	openers.Wait()
 	return out
 }
