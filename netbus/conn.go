@@ -92,10 +92,14 @@ type conn struct {
 // ackRing bounds the data frames a connection keeps written but not
 // acknowledged: a sender waits for acknowledgements past it. ackEvery is
 // how far the read count may move before the writer acknowledges at once,
-// without waiting for its heartbeat tick.
+// without waiting for its heartbeat tick. Each such ping wakes this end's
+// writer and the peer's reader, so a stream of tells pays one pair of
+// wake-ups per ackEvery frames: 4096 costs both processes less CPU per tell
+// than 1024 (docs/performance.md, "Why netbus acknowledges every 4096
+// frames") and leaves the ring 16 times that.
 const (
 	ackRing  = 1 << 16
-	ackEvery = 1024 // a 14-byte ping per 1024 data frames read
+	ackEvery = 4096 // a 14-byte ping per 4096 data frames read
 )
 
 // countable reports whether a frame of kind k is one Host.Undelivered counts.
@@ -131,7 +135,7 @@ type askRing struct {
 
 type askRec struct{ seq, corr uint64 }
 
-const maxAskRecs = 4096 // 64 KiB
+const maxAskRecs = 4 * ackEvery // 256 KiB
 
 func (r *askRing) push(seq, corr uint64) {
 	if r.size == len(r.recs) {
