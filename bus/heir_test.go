@@ -100,7 +100,7 @@ func heirLinkKeepsOrder(t *testing.T) {
 		aEvents.mu.Unlock()
 		t.Fatalf("%v\nlinks of s: %s\nof the node linked again: %s", err, se, ae)
 	}
-	order.check(t, s)
+	order.check(t, s, again)
 }
 
 // tellCounter counts the tells and the bus's link messages its

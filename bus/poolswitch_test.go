@@ -69,7 +69,7 @@ func TestSwitchFromAPooledLinkKeepsOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, o := range sinks {
-				o.check(t, s)
+				o.check(t, s, c)
 			}
 			var unix bool
 			for _, l := range c.Links() {

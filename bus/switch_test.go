@@ -36,7 +36,7 @@ func TestSwitchToNearerLinkKeepsOrder(t *testing.T) {
 					t.Fatalf("tell %d: %v", i, err)
 				}
 			}
-			sink.check(t, s)
+			sink.check(t, s, c)
 			var unix bool
 			for _, l := range c.Links() {
 				unix = unix || (l.Scheme == "unix" && l.State == bus.LinkReady)
@@ -98,7 +98,7 @@ func TestSwitchInATellsWindowKeepsOrder(t *testing.T) {
 			t.Fatal(hookErr)
 		}
 	}
-	sink.check(t, s)
+	sink.check(t, s, c)
 	if w := windowCalls.Load(); w != 2 {
 		t.Fatalf("the tell in the window chose a link %d times, want 2: the fenced TCP link took it", w)
 	}
@@ -205,8 +205,9 @@ func (o *orderSink) take(v int) {
 }
 
 // check waits up to 30 s for all n, then fails unless each arrived once,
-// in order; s is the sink's bus, whose dead letters a failure shows.
-func (o *orderSink) check(t *testing.T, s *bus.Bus) {
+// in order; s is the sink's bus and c the sender's, whose dead letters a
+// failure shows: a tell handed back by a link that closed is the sender's.
+func (o *orderSink) check(t *testing.T, s, c *bus.Bus) {
 	t.Helper()
 	select {
 	case <-o.done:
@@ -215,7 +216,7 @@ func (o *orderSink) check(t *testing.T, s *bus.Bus) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.got) != o.n {
-		t.Fatalf("the sink got %d of %d tells (dead letters: %v)", len(o.got), o.n, s.DeadLetters())
+		t.Fatalf("the sink got %d of %d tells (dead letters: the sink's %v, the sender's %v)", len(o.got), o.n, s.DeadLetters(), c.DeadLetters())
 	}
 	for i, v := range o.got {
 		if v != i {
