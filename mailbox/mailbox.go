@@ -64,10 +64,7 @@ type Invoker[T any] interface {
 type Options struct {
 	// Capacity bounds the user lane; it must be a power of two. Zero means
 	// DefaultCapacity. The ring of cells is allocated on the first send, so
-	// a mailbox that never receives costs little. A turn frees the cells of
-	// the messages it has taken a few dozen at a time (at most a quarter of
-	// the ring), so while a message runs for long, the lane may be full
-	// with that many fewer queued.
+	// a mailbox that never receives costs little.
 	Capacity int
 	// Policy is what Send does when the user lane is full and the sender
 	// passes Default. Zero means Block.
@@ -290,17 +287,6 @@ func (m *Mailbox[T]) Send(ctx context.Context, v T, p Policy) error {
 		case FailFast:
 			return ErrFull
 		case DropOldest:
-			if r.skipHeld() {
-				// A hole is written as a message is: a consumer, or
-				// Close's drain, that found its position not yet written
-				// may have stopped there.
-				if m.state.Load()&closed != 0 {
-					m.drain()
-					return ErrClosed
-				}
-				m.schedule(false)
-				continue
-			}
 			if old, ok := r.pop(); ok {
 				m.inv.Dropped(old, ErrDropped)
 			} else {
@@ -512,9 +498,7 @@ func (m *Mailbox[T]) drain() {
 	}
 }
 
-// Len is the number of user messages queued. While a turn holds cells it
-// has taken messages from (see Options.Capacity), it counts those too, and
-// the positions senders skipped because of them.
+// Len is the number of user messages queued.
 func (m *Mailbox[T]) Len() int {
 	if r := m.user.Load(); r != nil {
 		return r.len()
@@ -675,19 +659,8 @@ func (m *Mailbox[T]) reclaim() bool {
 // re-checking the system lane before each. It returns the unused budget.
 func (m *Mailbox[T]) turn() int { return m.turnOf(int(m.throughput)) }
 
-// turnOf is a turn of at most budget user messages. At its end the cells
-// the turn emptied go back to producers, and senders blocked for room wake
-// if the ring has drained to half.
+// turnOf is a turn of at most budget user messages.
 func (m *Mailbox[T]) turnOf(budget int) int {
-	budget = m.takeTurn(budget)
-	if r := m.user.Load(); r != nil && r.publish() && r.waiters.Load() != 0 && m.belowLowWater(r) {
-		r.wakeSenders()
-	}
-	return budget
-}
-
-// takeTurn runs the messages of turnOf.
-func (m *Mailbox[T]) takeTurn(budget int) int {
 	r := m.user.Load()
 	for budget > 0 {
 		s := m.state.Load()
@@ -708,12 +681,11 @@ func (m *Mailbox[T]) takeTurn(budget int) int {
 				return budget
 			}
 		}
-		v, ok := r.take()
+		v, ok := r.pop()
 		if !ok {
 			return budget
 		}
-		if r.waiters.Load() != 0 && r.backlog() <= int(m.capacity/2) {
-			r.publish() // the senders find room only once it is published
+		if r.waiters.Load() != 0 && m.belowLowWater(r) {
 			r.wakeSenders()
 		}
 		m.inv.Invoke(v)

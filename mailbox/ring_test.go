@@ -14,8 +14,7 @@ import (
 // queue is what the concurrent checker drives: the ring, or the model.
 type queue interface {
 	push(v uint64) bool
-	pop() (uint64, bool)  // any goroutine's
-	take() (uint64, bool) // the one consumer's
+	pop() (uint64, bool)
 	len() int
 }
 
@@ -46,8 +45,6 @@ func (m *model) pop() (uint64, bool) {
 	m.q = m.q[1:]
 	return v, true
 }
-
-func (m *model) take() (uint64, bool) { return m.pop() }
 
 func (m *model) len() int {
 	m.mu.Lock()
@@ -138,7 +135,7 @@ func TestRingMatchesModelSequential(t *testing.T) {
 		m := &model{cap: capacity}
 		next := uint64(1)
 		for i := 0; i < 100_000; i++ {
-			switch rng.IntN(4) {
+			switch rng.IntN(3) {
 			case 0:
 				if got, want := r.push(next), m.push(next); got != want {
 					t.Fatalf("cap %d op %d: push = %v, model %v", capacity, i, got, want)
@@ -154,20 +151,11 @@ func TestRingMatchesModelSequential(t *testing.T) {
 					t.Fatalf("cap %d op %d: pushN of %d = %d, model %d", capacity, i, len(vs), got, want)
 				}
 				next += uint64(len(vs))
-			case 2:
+			default:
 				v, ok := r.pop()
 				mv, mok := m.pop()
 				if v != mv || ok != mok {
 					t.Fatalf("cap %d op %d: pop = %d, %v, model %d, %v", capacity, i, v, ok, mv, mok)
-				}
-			default:
-				// The consumer's take, then the end of its turn: a cell it
-				// holds back would make a full ring of the model's room.
-				v, ok := r.take()
-				r.publish()
-				mv, mok := m.pop()
-				if v != mv || ok != mok {
-					t.Fatalf("cap %d op %d: take = %d, %v, model %d, %v", capacity, i, v, ok, mv, mok)
 				}
 			}
 			if r.len() != m.len() {
@@ -177,17 +165,8 @@ func TestRingMatchesModelSequential(t *testing.T) {
 	}
 }
 
-// ringQueue adapts ring[uint64] to queue. Its consumer publishes what it
-// has taken when it finds nothing ready, as a turn ends then.
+// ringQueue adapts ring[uint64] to queue.
 type ringQueue struct{ *ring[uint64] }
-
-func (q ringQueue) take() (uint64, bool) {
-	v, ok := q.ring.take()
-	if !ok {
-		q.publish()
-	}
-	return v, ok
-}
 
 // checkConcurrent runs producers, one consumer and droppers on q with random
 // pacing, then checks that every value pushed was popped exactly once and
@@ -234,11 +213,7 @@ func checkConcurrent(q queue, producers, droppers, perProducer int, seed uint64)
 	popper := func(i int, rng *rand.Rand) {
 		for {
 			done := live.Load() == 0 // read before popping: a final empty pop means drained
-			pop := q.pop
-			if i == 0 {
-				pop = q.take
-			}
-			v, ok := pop()
+			v, ok := q.pop()
 			if ok {
 				seen[i] = append(seen[i], v)
 				if i > 0 && rng.IntN(4) == 0 {
@@ -315,193 +290,4 @@ func TestCheckerCatchesLoss(t *testing.T) {
 	if err := checkConcurrent(&lossy{model{cap: 64}}, 2, 1, 1000, 1); err == nil {
 		t.Fatal("checker accepted a queue that loses values")
 	}
-}
-
-// TestRingHeldBackCells: the cells the consumer has taken stay held back
-// from producers until it publishes; skipHeld makes a held cell at the
-// tail a hole, and pop and take skip holes and each other's cells, in
-// order.
-func TestRingHeldBackCells(t *testing.T) {
-	r := newRing[uint64](16) // publishes every 4 takes
-	for v := uint64(1); v <= 16; v++ {
-		if !r.push(v) {
-			t.Fatalf("push(%d) = false into a ring with room", v)
-		}
-	}
-	take := func(want uint64) {
-		t.Helper()
-		if v, ok := r.take(); !ok || v != want {
-			t.Fatalf("take() = %d, %v, want %d", v, ok, want)
-		}
-	}
-	take(1) // held back: not free for position 16 yet
-	if r.push(17) {
-		t.Fatal("push(17) = true: the ring is full but for a cell still held back")
-	}
-	if n := r.len(); n != 16 {
-		t.Fatalf("len() = %d, want 16 (15 queued, 1 held back)", n)
-	}
-	if !r.skipHeld() {
-		t.Fatal("skipHeld() = false with the tail's cell held back")
-	}
-	if r.skipHeld() {
-		t.Fatal("skipHeld() = true with the tail's cell full")
-	}
-	// Position 16 is a hole now; dropping the oldest frees the cell of 17.
-	if v, ok := r.pop(); !ok || v != 2 {
-		t.Fatalf("pop() = %d, %v, want 2", v, ok)
-	}
-	if !r.push(17) {
-		t.Fatal("push(17) = false after pop made room")
-	}
-	take(3) // 2 was popped: skipped
-	take(4) // the fourth take publishes: cells 0, 2 and 3 go back
-	for v := uint64(18); v <= 19; v++ {
-		if !r.push(v) {
-			t.Fatalf("push(%d) = false after the consumer published", v)
-		}
-	}
-	for want := uint64(5); want <= 19; want++ {
-		take(want) // the hole at 16 is skipped
-	}
-	if v, ok := r.take(); ok {
-		t.Fatalf("take() = %d from an empty ring", v)
-	}
-	r.publish()
-	if n := r.len(); n != 0 {
-		t.Fatalf("len() = %d of an empty ring after publishing", n)
-	}
-}
-
-// TestRingKeepsNothingAlive: a message taken or popped is gone from its
-// cell before it is handed out, so a large body is not kept by the ring.
-func TestRingKeepsNothingAlive(t *testing.T) {
-	r := newRing[*[1 << 10]byte](8)
-	for range 3 {
-		for range 8 {
-			r.push(new([1 << 10]byte))
-		}
-		for range 5 {
-			r.take()
-		}
-		for range 3 {
-			r.pop()
-		}
-		r.publish()
-	}
-	for i := range r.cell {
-		if r.cell[i].v != nil {
-			t.Fatalf("cell %d still holds a message after it left the ring", i)
-		}
-	}
-}
-
-// FuzzRing drives one ring with a sequence of operations, one byte each
-// (push, a run of pushes, pop, take, publish, skipHeld), against a FIFO: every value
-// out is the oldest still in; a push is refused only when the FIFO is at
-// capacity or the consumer holds cells back; len never undercounts; and
-// taking everything and publishing empties the ring.
-func FuzzRing(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 3, 1, 3, 2, 4, 0, 0})
-	f.Add([]byte{0x10, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 2, 0, 3, 3, 4, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, ops []byte) {
-		capacity := 2 << (len(ops) % 4) // 2, 4, 8 or 16
-		r := newRing[uint64](capacity)
-		var fifo []uint64
-		next := uint64(1)
-		push := func() bool {
-			ok := r.push(next)
-			if ok {
-				if len(fifo) == capacity {
-					t.Fatalf("push accepted %d into a full ring", next)
-				}
-				fifo = append(fifo, next)
-			} else if len(fifo) < capacity && !holdsBack(r) {
-				t.Fatalf("push refused %d with %d of %d queued and nothing held back", next, len(fifo), capacity)
-			}
-			next++
-			return ok
-		}
-		out := func(v uint64, ok bool, what string) {
-			if len(fifo) == 0 {
-				if ok {
-					t.Fatalf("%s = %d from an empty ring", what, v)
-				}
-				return
-			}
-			if !ok || v != fifo[0] {
-				t.Fatalf("%s = %d, %v, want %d", what, v, ok, fifo[0])
-			}
-			fifo = fifo[1:]
-		}
-		for _, op := range ops {
-			switch op % 6 {
-			case 0:
-				push()
-			case 1:
-				vs := make([]uint64, 1+int(op>>3)%capacity)
-				for i := range vs {
-					vs[i] = next + uint64(i)
-				}
-				n := r.pushN(vs)
-				for i := range n {
-					if len(fifo) == capacity {
-						t.Fatalf("pushN put %d of %d into a full ring", i+1, len(vs))
-					}
-					fifo = append(fifo, vs[i])
-				}
-				if n < len(vs) && len(fifo) < capacity && !holdsBack(r) {
-					t.Fatalf("pushN took %d of %d with %d of %d queued and nothing held back", n, len(vs), len(fifo), capacity)
-				}
-				next += uint64(len(vs))
-			case 2:
-				v, ok := r.pop()
-				out(v, ok, "pop")
-			case 3:
-				v, ok := r.take()
-				out(v, ok, "take")
-			case 4:
-				r.publish()
-			default:
-				if r.skipHeld() && !holdsBack(r) {
-					t.Fatal("skipHeld made a hole with nothing held back")
-				}
-			}
-			if n := r.len(); n < len(fifo) || n > capacity {
-				t.Fatalf("len() = %d with %d queued, capacity %d", n, len(fifo), capacity)
-			}
-		}
-		for {
-			v, ok := r.take()
-			out(v, ok, "take")
-			if !ok {
-				break
-			}
-		}
-		r.publish()
-		if len(fifo) != 0 || r.len() != 0 {
-			t.Fatalf("after taking everything: %d left, len() = %d", len(fifo), r.len())
-		}
-		// Every cell is free again: a whole ring of pushes goes in.
-		for range capacity {
-			if !push() {
-				t.Fatal("push refused into an emptied ring")
-			}
-		}
-	})
-}
-
-// holdsBack reports whether the ring has cells the consumer took and has
-// not yet published, or holes producers left, either of which makes a
-// ring full with fewer messages than cells.
-func holdsBack[T any](r *ring[T]) bool {
-	if r.done.Load() != r.next {
-		return true
-	}
-	for i := range r.cell {
-		if seq := r.cell[i].seq.Load(); seq&(1<<stBits-1) == stHole && seq>>stBits >= r.next {
-			return true
-		}
-	}
-	return false
 }

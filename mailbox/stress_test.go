@@ -18,11 +18,11 @@ import (
 var stressFor = flag.Duration("mailbox.stress", 0, "run TestStressCloseRacing for this long instead of a fixed number of rounds")
 
 // TestStressCloseRacing: many senders under every policy, singly and in
-// batches, the mailbox's consumer (stalling now and then, so it holds
-// cells it has taken), and Close racing both, in small rings over many
-// rounds. Every message a Send accepted is invoked or reported to Dropped
-// exactly once, never both, never neither; each sender's invoked messages
-// run in the order sent; after Close nothing is queued.
+// batches, the mailbox's consumer (stalling now and then), and Close
+// racing both, in small rings over many rounds. Every message a Send
+// accepted is invoked or reported to Dropped exactly once, never both,
+// never neither; each sender's invoked messages run in the order sent;
+// after Close nothing is queued.
 //
 //	go test -race -run TestStressCloseRacing -mailbox.stress 10m ./mailbox
 func TestStressCloseRacing(t *testing.T) {
@@ -153,9 +153,8 @@ func stressRound(t *testing.T, round int, rng *rand.Rand) {
 }
 
 // TestCloseReportsWhatATurnHolds: Close while the consumer is stuck in
-// Invoke, with the cells of the messages it took before still held back
-// and more queued behind: before Close returns, every message not invoked
-// is reported, and none runs after.
+// Invoke, with messages queued behind the one it runs: before Close
+// returns, every message not invoked is reported, and none runs after.
 func TestCloseReportsWhatATurnHolds(t *testing.T) {
 	for _, capacity := range []int{16, 64, 1024} {
 		gate, entered := make(chan struct{}), make(chan int, 1)
@@ -189,8 +188,7 @@ func TestCloseReportsWhatATurnHolds(t *testing.T) {
 		}
 		mb.Resume()
 		<-entered
-		// The cells of the messages taken so far are held back: the
-		// senders find the ring full before its capacity.
+		// Fill the room the turn made.
 		for v := capacity + 1; v <= 2*capacity; v++ {
 			if mb.Send(context.Background(), v, FailFast) == nil {
 				sent++
