@@ -169,21 +169,7 @@ func TestFailedHeldPublishIsADeadLetter(t *testing.T) {
 // every Publish returns a *PublishError naming the stopped peer's
 // subscription alone, with ErrDeadline, its credit given back each time.
 func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
-	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
-	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
-	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithTransport(lt), bus.WithSendTimeout(100*time.Millisecond))
-	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: lt.Addrs()})))
-	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "both subscriptions announced", func() error {
-		if n, _ := bus.RemoteSubs(pub); n < 2 {
-			return fmt.Errorf("%d announced", n)
-		}
-		return nil
-	})
-	waitFor(t, pub, "sink")
+	cmd, pub, reader, sub := frozenBesideReader(t, 100*time.Millisecond)
 	_, _, full := bus.PeerHeld(pub)
 	stopAndFill(t, cmd, pub)
 
@@ -219,21 +205,7 @@ func TestFrozenPeerStarvesNoOtherPeersSubscriber(t *testing.T) {
 // cancelled the Publish returns a *PublishError naming the stopped peer's
 // subscription alone.
 func TestFrozenPeerDelaysNoOtherPeersPublish(t *testing.T) {
-	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
-	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
-	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithTransport(lt), bus.WithSendTimeout(200*time.Millisecond))
-	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: lt.Addrs()})))
-	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "both subscriptions announced", func() error {
-		if n, _ := bus.RemoteSubs(pub); n < 2 {
-			return fmt.Errorf("%d announced", n)
-		}
-		return nil
-	})
-	waitFor(t, pub, "sink")
+	cmd, pub, reader, sub := frozenBesideReader(t, 200*time.Millisecond)
 	stopAndFill(t, cmd, pub)
 
 	// Each peer comes first in about half the publishes.
@@ -330,4 +302,29 @@ func stopAndFill(t *testing.T, cmd *exec.Cmd, pub *bus.Bus) {
 			t.Fatalf("tell to a stopped peer: %v, want ErrDeadline", err)
 		}
 	}
+}
+
+// frozenBesideReader starts a peer process subscribed to "ticks.>" through
+// a window of 1 (to be stopped), a publisher linked to it over TCP whose
+// sends are bounded by sendTimeout, and a reader node on another link of
+// the publisher subscribed to "ticks.>" through a window of 1; it returns
+// once the publisher knows both subscriptions and the peer's sink.
+func frozenBesideReader(t *testing.T, sendTimeout time.Duration) (*exec.Cmd, *bus.Bus, *bus.Bus, *bus.Subscription) {
+	t.Helper()
+	cmd, tr := startFrozenPeer(t, "tcp", peerReadEnv+"=1")
+	lt := netbus.New(netbus.Config{Listen: []string{"tcp://127.0.0.1:0"}})
+	pub := linkedBus(t, bus.WithName("publisher"), bus.WithTransport(tr), bus.WithTransport(lt), bus.WithSendTimeout(sendTimeout))
+	reader := linkedBus(t, bus.WithName("reader"), bus.WithTransport(netbus.New(netbus.Config{Peers: lt.Addrs()})))
+	sub, err := reader.Subscribe(context.Background(), "ticks.>", bus.WithWindow(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both subscriptions announced", func() error {
+		if n, _ := bus.RemoteSubs(pub); n < 2 {
+			return fmt.Errorf("%d announced", n)
+		}
+		return nil
+	})
+	waitFor(t, pub, "sink")
+	return cmd, pub, reader, sub
 }
