@@ -259,21 +259,18 @@ func Watchers(b *Bus, ref Ref) int {
 		}
 		return 0
 	}
-	p := b.procs.get(ref.ID)
-	if p == nil {
-		return 0
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if k := p.kin.Load(); k != nil {
-		return len(k.watchers)
-	}
-	return 0
+	return ofKin(b, ref, func(k *kin) int { return len(k.watchers) })
 }
 
 // Watching is how many watches b's actor ref holds whose Terminated has
 // not come.
 func Watching(b *Bus, ref Ref) int {
+	return ofKin(b, ref, func(k *kin) int { return len(k.watching) })
+}
+
+// ofKin is f of the kin record of b's actor ref under its lock, or 0 when
+// the actor or its record is gone.
+func ofKin(b *Bus, ref Ref, f func(*kin) int) int {
 	p := b.procs.get(ref.ID)
 	if p == nil {
 		return 0
@@ -281,7 +278,7 @@ func Watching(b *Bus, ref Ref) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if k := p.kin.Load(); k != nil {
-		return len(k.watching)
+		return f(k)
 	}
 	return 0
 }

@@ -35,24 +35,16 @@ func TestLyingPeerHoldsAtMostTheBudget(t *testing.T) {
 		}
 		return nil
 	})
-	publish := func(n int) {
-		t.Helper()
-		for i := range n {
-			if err := pub.Publish("ticks.a", i); err != nil {
-				t.Fatalf("publish %d: %v", i, err)
-			}
-		}
-	}
 	// The credit each announcement granted, then the grant of the peer's
 	// buffers: sent, 2*window to each subscription; the peer grants no more.
-	publish(window)
+	publishN(t, pub, "ticks.a", window)
 	eventually(t, "the peer's buffers granted", func() error {
 		if _, _, credit := bus.PeerHeld(pub); credit != subs*window {
 			return fmt.Errorf("credit %d, want %d", credit, subs*window)
 		}
 		return nil
 	})
-	publish(window)
+	publishN(t, pub, "ticks.a", window)
 	if counted, held, credit := bus.PeerHeld(pub); counted != 0 || credit != 0 || len(held) != subs {
 		t.Fatalf("after %d sent to each: %d held for %d subscriptions, credit %d", 2*window, counted, len(held), credit)
 	}
@@ -60,7 +52,7 @@ func TestLyingPeerHoldsAtMostTheBudget(t *testing.T) {
 		t.Fatalf("%d dead letters while credit lasted", n)
 	}
 
-	publish(over)
+	publishN(t, pub, "ticks.a", over)
 	counted, held, _ := bus.PeerHeld(pub)
 	sum := 0
 	for _, h := range held {
@@ -125,14 +117,6 @@ func TestLyingPeersHoldAtMostTheNodeBudget(t *testing.T) {
 		}
 		return nil
 	})
-	publish := func(subject string, n int) {
-		t.Helper()
-		for i := range n {
-			if err := pub.Publish(subject, i); err != nil {
-				t.Fatalf("publish %d on %s: %v", i, subject, err)
-			}
-		}
-	}
 	credit := func(want int) {
 		t.Helper()
 		eventually(t, "the buffers granted", func() error {
@@ -169,13 +153,13 @@ func TestLyingPeersHoldAtMostTheNodeBudget(t *testing.T) {
 			t.Fatalf("the node holds %d, counts %d over its peers and %d in all", total, counted, bus.NodeHeld(pub))
 		}
 	}
-	publish("ticks.a", window)
+	publishN(t, pub, "ticks.a", window)
 	credit(liars*subs*window + small)
-	publish("ticks.a", window)
+	publishN(t, pub, "ticks.a", window)
 	credit(small)
 	holds(0, 0, 0)
 
-	publish("ticks.a", over)
+	publishN(t, pub, "ticks.a", over)
 	holds(0, nodeBudget/liars, nodeBudget/liars)
 	dropped := uint64(liars*subs*over - nodeBudget)
 	if n := pub.DeadLetterCount(bus.ErrSlowConsumer); n != dropped || pub.DeadLetters() != dropped {
@@ -184,9 +168,9 @@ func TestLyingPeersHoldAtMostTheNodeBudget(t *testing.T) {
 
 	// The third peer's subscription: its credit, its buffer's, then its
 	// window held, each taken from the liar holding the most.
-	publish("big.a", small)
+	publishN(t, pub, "big.a", small)
 	credit(small)
-	publish("big.a", small+small)
+	publishN(t, pub, "big.a", small+small)
 	holds(small, nodeBudget/liars-small/2, nodeBudget/liars-small/2)
 	dropped += small
 	if n := pub.DeadLetterCount(bus.ErrSlowConsumer); n != dropped {
@@ -202,7 +186,7 @@ func TestLyingPeersHoldAtMostTheNodeBudget(t *testing.T) {
 		}
 		return nil
 	})
-	publish("ticks.a", over)
+	publishN(t, pub, "ticks.a", over)
 	holds(small, peerBudget)
 }
 
@@ -230,38 +214,30 @@ func TestLyingSubscriptionStarvesNotItsPeersOthers(t *testing.T) {
 		}
 		return nil
 	})
-	publish := func(subject string, n int) {
-		t.Helper()
-		for i := range n {
-			if err := pub.Publish(subject, i); err != nil {
-				t.Fatalf("publish %d on %s: %v", i, subject, err)
-			}
-		}
-	}
 	// The big one's credit, then the grant of its buffer, then the budget
 	// and more: it holds the whole budget.
-	publish("big.a", big)
+	publishN(t, pub, "big.a", big)
 	eventually(t, "the big buffer granted", func() error {
 		if _, _, credit := bus.PeerHeld(pub); credit != big+small*window {
 			return fmt.Errorf("credit %d, want %d", credit, big+small*window)
 		}
 		return nil
 	})
-	publish("big.a", big+2*budget)
+	publishN(t, pub, "big.a", big+2*budget)
 	if counted, held, _ := bus.PeerHeld(pub); counted != budget || slices.Max(held) != budget {
 		t.Fatalf("the big subscription holds %v, %d counted, want the budget, %d", held, counted, budget)
 	}
 
 	// The small ones' credit, then their buffers', then more: each holds
 	// its window, taken from the big one.
-	publish("ticks.a", window)
+	publishN(t, pub, "ticks.a", window)
 	eventually(t, "the small buffers granted", func() error {
 		if _, _, credit := bus.PeerHeld(pub); credit != small*window {
 			return fmt.Errorf("credit %d, want %d", credit, small*window)
 		}
 		return nil
 	})
-	publish("ticks.a", window+3*window)
+	publishN(t, pub, "ticks.a", window+3*window)
 	counted, held, _ := bus.PeerHeld(pub)
 	slices.Sort(held)
 	want := []int{window, window, budget - small*window}
@@ -272,5 +248,16 @@ func TestLyingSubscriptionStarvesNotItsPeersOthers(t *testing.T) {
 	// ones took from it, then theirs beyond their windows.
 	if n, want := pub.DeadLetterCount(bus.ErrSlowConsumer), uint64(budget+small*window+small*2*window); n != want {
 		t.Fatalf("%d dead letters with ErrSlowConsumer, want %d", n, want)
+	}
+}
+
+// publishN publishes 0 to n-1 on subject from pub, each Publish returning
+// nil.
+func publishN(t *testing.T, pub *bus.Bus, subject string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := pub.Publish(subject, i); err != nil {
+			t.Fatalf("publish %d on %s: %v", i, subject, err)
+		}
 	}
 }

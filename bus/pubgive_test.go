@@ -46,25 +46,7 @@ func TestFailedPublishGivesItsCreditBack(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	// The link drains; then the subscriber has its window again.
-	if _, err := pub.Ask(ctx, "sink", "drained"); err != nil {
-		t.Fatalf("ask after the peer went on: %v", err)
-	}
-	if err := pub.PublishContext(ctx, "ticks.a", "second"); err != nil {
-		t.Fatalf("publish once the peer reads again: %v", err)
-	}
-	eventually(t, "the second publish read", func() error {
-		if r := received(); len(r) != 2 {
-			return fmt.Errorf("received %v", r)
-		}
-		return nil
-	})
-	if r := received(); r[0] != "first" || r[1] != "second" {
-		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
-	}
+	resumeAndPublishSecond(t, ctx, cmd, pub, received)
 }
 
 // TestFailedHeldPublishIsADeadLetter: a peer process subscribes through a
@@ -140,25 +122,7 @@ func TestFailedHeldPublishIsADeadLetter(t *testing.T) {
 		return nil
 	})
 
-	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	// The link drains; then the subscriber has its window again.
-	if _, err := pub.Ask(ctx, "sink", "drained"); err != nil {
-		t.Fatalf("ask after the peer went on: %v", err)
-	}
-	if err := pub.PublishContext(ctx, "ticks.a", "second"); err != nil {
-		t.Fatalf("publish once the peer reads again: %v", err)
-	}
-	eventually(t, "the second publish read", func() error {
-		if r := received(); len(r) != 2 {
-			return fmt.Errorf("received %v", r)
-		}
-		return nil
-	})
-	if r := received(); r[0] != "first" || r[1] != "second" {
-		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
-	}
+	resumeAndPublishSecond(t, ctx, cmd, pub, received)
 }
 
 // TestFrozenPeerStarvesNoOtherPeersSubscriber: a peer process subscribes
@@ -327,4 +291,31 @@ func frozenBesideReader(t *testing.T, sendTimeout time.Duration) (*exec.Cmd, *bu
 	})
 	waitFor(t, pub, "sink")
 	return cmd, pub, reader, sub
+}
+
+// resumeAndPublishSecond lets the stopped peer go on, waits for its link
+// to drain, publishes "second", and checks that the peer's subscriber read
+// "first" and "second" alone: none of the publishes that failed to send
+// went out.
+func resumeAndPublishSecond(t *testing.T, ctx context.Context, cmd *exec.Cmd, pub *bus.Bus, received func() []any) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// The link drains; then the subscriber has its window again.
+	if _, err := pub.Ask(ctx, "sink", "drained"); err != nil {
+		t.Fatalf("ask after the peer went on: %v", err)
+	}
+	if err := pub.PublishContext(ctx, "ticks.a", "second"); err != nil {
+		t.Fatalf("publish once the peer reads again: %v", err)
+	}
+	eventually(t, "the second publish read", func() error {
+		if r := received(); len(r) != 2 {
+			return fmt.Errorf("received %v", r)
+		}
+		return nil
+	})
+	if r := received(); r[0] != "first" || r[1] != "second" {
+		t.Fatalf("received %v, want [first second]: a publish that failed to send went out", r)
+	}
 }
